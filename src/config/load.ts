@@ -1,0 +1,169 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import yaml from 'js-yaml';
+import { ConfigError, type ConfigIssue } from '../errors.js';
+import { parseDuration } from './duration.js';
+import { formatPath, toConfigIssues } from './format-issues.js';
+import { parseListenAddress } from './listen-address.js';
+import { readSecret } from './read-secret.js';
+import { resolveConfigPath, resolveRemote, safeRelativeFolder } from './resolve-paths.js';
+import { CONFIG_KEYS, configSchema, JOB_KEYS, jobSchema, jobsFileSchema, type RawJob } from './schema.js';
+import type { Config, JobConfig } from './types.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Secrets shorter than this still load, but `deployhook check` warns about them. */
+const SHORT_SECRET_BYTES = 16;
+
+async function readYaml(file: string, issues: ConfigIssue[], where: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    issues.push({ path: where, message: `expected a readable YAML file at ${file}, got ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
+    return undefined;
+  }
+  try {
+    return yaml.load(text, { filename: file }) ?? {};
+  } catch (error) {
+    issues.push({ path: where, message: `expected valid YAML: ${(error as Error).message.split('\n')[0] ?? ''}` });
+    return undefined;
+  }
+}
+
+async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source: string, path: string, env: Env, issues: ConfigIssue[], warnings: string[]): Promise<JobConfig | undefined> {
+  const at = (key: string) => formatPath([key], path);
+  const secretSource = raw.secret_env !== undefined ? { env: raw.secret_env } : { file: resolveConfigPath(baseDir, raw.secret_file ?? '') };
+  const secret = await readSecret(secretSource, env);
+  if ('problem' in secret) issues.push({ path: at(raw.secret_env !== undefined ? 'secret_env' : 'secret_file'), message: secret.problem });
+  else if (Buffer.byteLength(secret.value) < SHORT_SECRET_BYTES) warnings.push(`${at('secret')}: the webhook secret is shorter than ${SHORT_SECRET_BYTES} bytes; use a long random one (openssl rand -hex 32)`);
+
+  let token: JobConfig['token'];
+  if (raw.token_env !== undefined || raw.token_file !== undefined) {
+    const tokenSource = raw.token_env !== undefined ? { env: raw.token_env } : { file: resolveConfigPath(baseDir, raw.token_file ?? '') };
+    const read = await readSecret(tokenSource, env);
+    if ('problem' in read) issues.push({ path: at(raw.token_env !== undefined ? 'token_env' : 'token_file'), message: read.problem });
+    else token = { user: raw.token_user, value: read.value };
+  }
+
+  let workdir: string | undefined;
+  if (raw.workdir !== undefined) {
+    workdir = safeRelativeFolder(raw.workdir);
+    if (workdir === undefined) issues.push({ path: at('workdir'), message: `expected a relative folder inside the checkout, got ${JSON.stringify(raw.workdir)}` });
+  }
+  if ('problem' in secret) return undefined;
+
+  const job: JobConfig = {
+    name: raw.name,
+    provider: raw.provider,
+    repo: raw.repo,
+    repoKey: raw.repo.toLowerCase(),
+    branches: raw.branches,
+    secrets: [secret.value],
+    remote: resolveRemote(baseDir, raw.remote),
+    checkout: raw.checkout !== undefined ? resolveConfigPath(baseDir, raw.checkout) : join(stateDir, 'checkouts', raw.name),
+    command: raw.command,
+    env: raw.env,
+    timeoutMs: parseDuration(raw.timeout) ?? 0,
+    killGraceMs: parseDuration(raw.kill_grace) ?? 0,
+    submodules: raw.submodules,
+    source,
+  };
+  if (workdir !== undefined) job.workdir = workdir;
+  if (raw.ssh_key !== undefined) job.sshKey = resolveConfigPath(baseDir, raw.ssh_key);
+  if (raw.known_hosts !== undefined) job.knownHosts = resolveConfigPath(baseDir, raw.known_hosts);
+  if (token !== undefined) job.token = token;
+  return job;
+}
+
+/** Entries of a file in jobs_dir: `jobs: [...]`, or one job mapping. */
+function jobsOfFile(document: unknown, where: string, issues: ConfigIssue[]): unknown[] {
+  if (document !== null && typeof document === 'object' && !Array.isArray(document) && 'jobs' in document) {
+    const parsed = jobsFileSchema.safeParse(document, { reportInput: true });
+    if (!parsed.success) {
+      issues.push(...toConfigIssues(parsed.error.issues, where, () => ['jobs']));
+      return [];
+    }
+    return parsed.data.jobs;
+  }
+  return [document];
+}
+
+async function filesOfJobsDir(dir: string, issues: ConfigIssue[]): Promise<string[]> {
+  try {
+    const names = await readdir(dir);
+    return names.filter((name) => /\.ya?ml$/.test(name) && !name.startsWith('.')).sort().map((name) => join(dir, name));
+  } catch (error) {
+    issues.push({ path: 'jobs_dir', message: `expected a readable folder at ${dir}, got ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
+    return [];
+  }
+}
+
+/**
+ * Loads and checks a config file and every file in its jobs_dir. Throws a ConfigError
+ * listing every problem with its path; never returns a half-valid config.
+ */
+export async function loadConfig(configFile: string, env: Env): Promise<Config> {
+  const file = resolve(configFile);
+  const baseDir = dirname(file);
+  const issues: ConfigIssue[] = [];
+  const warnings: string[] = [];
+  const document = await readYaml(file, issues, '');
+  if (document === undefined) throw new ConfigError(file, issues);
+
+  const parsed = configSchema.safeParse(document, { reportInput: true });
+  if (!parsed.success) throw new ConfigError(file, toConfigIssues(parsed.error.issues, '', (path) => (path.length === 0 ? CONFIG_KEYS : undefined)));
+  const raw = parsed.data;
+  const stateDir = resolveConfigPath(baseDir, raw.state_dir);
+
+  // Each entry: the raw job, the folder its relative paths resolve against, and where it came from.
+  const entries: Array<{ job: unknown; baseDir: string; source: string; path: string }> = raw.jobs.map((job, index) => ({ job, baseDir, source: file, path: `jobs[${index}]` }));
+  if (raw.jobs_dir !== undefined) {
+    for (const jobsFile of await filesOfJobsDir(resolveConfigPath(baseDir, raw.jobs_dir), issues)) {
+      const where = `${basename(jobsFile)}: `;
+      const fileDocument = await readYaml(jobsFile, issues, basename(jobsFile));
+      if (fileDocument === undefined) continue;
+      const inFile = jobsOfFile(fileDocument, where, issues);
+      const single = inFile.length === 1 && inFile[0] === fileDocument;
+      inFile.forEach((job, index) => entries.push({ job, baseDir: dirname(jobsFile), source: jobsFile, path: single ? where : `${where}jobs[${index}]` }));
+    }
+  }
+
+  const jobs: JobConfig[] = [];
+  for (const entry of entries) {
+    const parsedJob = jobSchema.safeParse(entry.job, { reportInput: true });
+    if (!parsedJob.success) {
+      issues.push(...toConfigIssues(parsedJob.error.issues, entry.path, (path) => (path.length === 0 ? JOB_KEYS : undefined)));
+      continue;
+    }
+    const job = await resolveJob(parsedJob.data, entry.baseDir, stateDir, entry.source, entry.path, env, issues, warnings);
+    if (job) jobs.push(job);
+  }
+
+  const byName = new Map<string, JobConfig>();
+  const byCheckout = new Map<string, JobConfig>();
+  for (const job of jobs) {
+    const sameName = byName.get(job.name);
+    if (sameName) issues.push({ path: `job "${job.name}"`, message: `expected unique job names, but "${job.name}" is defined in ${sameName.source} and ${job.source}` });
+    byName.set(job.name, job);
+    const sameCheckout = byCheckout.get(job.checkout);
+    if (sameCheckout && sameCheckout.name !== job.name) {
+      issues.push({ path: `job "${job.name}".checkout`, message: `expected a checkout of its own, but ${job.checkout} is also the checkout of job "${sameCheckout.name}"` });
+    }
+    byCheckout.set(job.checkout, job);
+  }
+  if (issues.length > 0) throw new ConfigError(file, issues);
+
+  const listen = parseListenAddress(raw.listen);
+  if (!listen) throw new ConfigError(file, [{ path: 'listen', message: 'expected "host:port"' }]);
+  return {
+    file,
+    listen,
+    stateDir,
+    logDir: resolveConfigPath(baseDir, raw.log_dir),
+    maxParallel: raw.max_parallel,
+    maxBodyBytes: raw.max_body_bytes,
+    jobs,
+    warnings,
+  };
+}

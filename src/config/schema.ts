@@ -1,0 +1,112 @@
+import picomatch from 'picomatch';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { parseListenAddress } from './listen-address.js';
+
+/**
+ * The config file as written, checked strictly: unknown keys are errors. Values are
+ * still raw here (relative paths, secret names); load.ts resolves them.
+ */
+
+export const JOB_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
+const REPO_SEGMENT = '[A-Za-z0-9_.-]+';
+const GITHUB_REPO = new RegExp(`^${REPO_SEGMENT}/${REPO_SEGMENT}$`);
+const GITLAB_REPO = new RegExp(`^${REPO_SEGMENT}(/${REPO_SEGMENT})+$`);
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const nonEmpty = (what: string) => z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}, got an empty string` });
+
+const duration = z.string({ error: 'expected a duration such as `90s` or `15m`' }).refine((text) => parseDuration(text) !== undefined, {
+  error: (issue) => `expected a duration such as \`90s\` or \`15m\`, got ${JSON.stringify(issue.input)}`,
+});
+
+const glob = z
+  .string({ error: 'expected a non-empty glob' })
+  .min(1, { error: 'expected a non-empty glob' })
+  .refine(
+    (pattern) => {
+      if (pattern === '') return true;
+      try {
+        picomatch(pattern);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { error: (issue) => `expected a valid glob, got ${JSON.stringify(issue.input)}` },
+  );
+
+const envName = nonEmpty('an environment variable name').regex(ENV_NAME, { error: 'expected an environment variable name such as `DEPLOY_SECRET`' });
+
+export const jobSchema = z
+  .strictObject({
+    name: nonEmpty('a job name').max(100, { error: 'expected at most 100 characters' }).regex(JOB_NAME_PATTERN, {
+      error: (issue) => `expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit, got ${JSON.stringify(issue.input)}`,
+    }),
+    provider: z.enum(['github', 'gitlab'], { error: (issue) => `expected one of "github", "gitlab", got ${JSON.stringify(issue.input)}` }),
+    repo: nonEmpty('a repository such as `owner/name`'),
+    branches: z.array(glob, { error: 'expected a list of branch globs' }).min(1, { error: 'expected at least one branch glob' }),
+    secret_env: envName.optional(),
+    secret_file: nonEmpty('a path').optional(),
+    remote: nonEmpty('a git URL or path').refine((remote) => !remote.startsWith('-'), { error: 'expected a git URL or path, got a value starting with "-"' }),
+    checkout: nonEmpty('a path').optional(),
+    command: z.array(z.string({ error: 'expected a string' }), { error: 'expected an argv list such as ["ansible-playbook", "site.yml"]' }).min(1, {
+      error: 'expected an argv list with at least the program',
+    }).refine((argv) => argv.length === 0 || (argv[0] ?? '').trim() !== '', { error: 'expected the program as the first element, got an empty string' }),
+    workdir: nonEmpty('a folder inside the checkout').optional(),
+    env: z.record(z.string().regex(ENV_NAME, { error: 'expected an environment variable name' }), z.string({ error: 'expected a string value' })).default({}),
+    timeout: duration.default('30m'),
+    kill_grace: duration.default('10s'),
+    ssh_key: nonEmpty('a path').optional(),
+    known_hosts: nonEmpty('a path').optional(),
+    token_env: envName.optional(),
+    token_file: nonEmpty('a path').optional(),
+    token_user: nonEmpty('a user name').default('x-access-token'),
+    submodules: z.boolean({ error: 'expected true or false' }).default(false),
+  })
+  .superRefine((job, ctx) => {
+    const secretSources = [job.secret_env, job.secret_file].filter((value) => value !== undefined);
+    if (secretSources.length !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['secret_env'], message: `expected exactly one of secret_env or secret_file, got ${secretSources.length === 0 ? 'neither' : 'both'}` });
+    }
+    if (job.token_env !== undefined && job.token_file !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['token_env'], message: 'expected at most one of token_env or token_file, got both' });
+    }
+    const repoPattern = job.provider === 'github' ? GITHUB_REPO : GITLAB_REPO;
+    if (!repoPattern.test(job.repo)) {
+      const shape = job.provider === 'github' ? '`owner/name`' : '`group/name` or `group/sub/name`';
+      ctx.addIssue({ code: 'custom', path: ['repo'], message: `expected a ${job.provider} repository such as ${shape}, got ${JSON.stringify(job.repo)}` });
+    }
+    for (const key of Object.keys(job.env)) {
+      if (key.startsWith('DEPLOYHOOK_')) {
+        ctx.addIssue({ code: 'custom', path: ['env', key], message: 'expected a name outside DEPLOYHOOK_*, which deployhook sets itself' });
+      }
+    }
+  });
+
+export const configSchema = z.strictObject({
+  listen: z
+    .string({ error: 'expected "host:port"' })
+    .refine((text) => parseListenAddress(text) !== undefined, { error: (issue) => `expected "host:port" such as "127.0.0.1:9000", got ${JSON.stringify(issue.input)}` })
+    .default('127.0.0.1:9000'),
+  state_dir: nonEmpty('a path'),
+  log_dir: nonEmpty('a path'),
+  jobs_dir: nonEmpty('a path').optional(),
+  max_parallel: z.number({ error: 'expected a whole number from 1 to 256' }).int({ error: 'expected a whole number from 1 to 256' }).min(1).max(256).default(4),
+  max_body_bytes: z
+    .number({ error: 'expected a number of bytes' })
+    .int({ error: 'expected a whole number of bytes' })
+    .min(1_024, { error: 'expected at least 1024 bytes' })
+    .max(1_073_741_824, { error: 'expected at most 1 GiB' })
+    .default(25 * 1024 * 1024),
+  jobs: z.array(z.unknown(), { error: 'expected a list of jobs' }).default([]),
+});
+
+/** A file in jobs_dir: either `jobs: [...]` or a single job. */
+export const jobsFileSchema = z.strictObject({ jobs: z.array(z.unknown(), { error: 'expected a list of jobs' }) });
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type RawJob = z.infer<typeof jobSchema>;
+
+export const CONFIG_KEYS = Object.keys(configSchema.shape);
+export const JOB_KEYS = Object.keys(jobSchema.shape);

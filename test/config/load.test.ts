@@ -1,0 +1,200 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const SECRET = 'a-long-enough-test-secret-0123456789';
+
+const goodJob = {
+  name: 'web',
+  provider: 'github',
+  repo: 'Acme/Web',
+  branches: ['main'],
+  secret_env: 'WEB_SECRET',
+  remote: 'git@github.com:acme/web.git',
+  command: ['ansible-playbook', 'site.yml'],
+};
+
+async function writeConfig(dir: string, document: unknown, name = 'deployhook.yml'): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, typeof document === 'string' ? document : JSON.stringify(document));
+  return file;
+}
+
+async function issuesOf(document: unknown, env: Record<string, string> = { WEB_SECRET: SECRET }): Promise<string[]> {
+  const dir = await tempDir();
+  try {
+    await loadConfig(await writeConfig(dir, document), env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues.map((issue) => `${issue.path}: ${issue.message}`);
+    throw error;
+  }
+  return [];
+}
+
+describe('loading a config', () => {
+  it('resolves relative paths against the config folder and applies defaults', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'web.secret'), `${SECRET}\n`);
+    const file = await writeConfig(dir, {
+      state_dir: 'state',
+      log_dir: '/var/log/deployhook',
+      jobs: [{ ...goodJob, secret_env: undefined, secret_file: 'web.secret', remote: '../repos/web.git', workdir: 'deploy/prod' }],
+    });
+    const config = await loadConfig(file, {});
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(config.stateDir).toBe(join(dir, 'state'));
+    expect(config.logDir).toBe('/var/log/deployhook');
+    expect(config.maxParallel).toBe(4);
+    expect(config.maxBodyBytes).toBe(25 * 1024 * 1024);
+    const [job] = config.jobs;
+    expect(job).toMatchObject({
+      name: 'web',
+      repoKey: 'acme/web',
+      secrets: [SECRET],
+      remote: join(dir, '..', 'repos', 'web.git'),
+      checkout: join(dir, 'state', 'checkouts', 'web'),
+      workdir: join('deploy', 'prod'),
+      timeoutMs: 30 * 60_000,
+      killGraceMs: 10_000,
+      submodules: false,
+    });
+  });
+
+  it('keeps URL and scp-style remotes as written', async () => {
+    const dir = await tempDir();
+    const remotes = ['git@github.com:acme/web.git', 'ssh://git@example.com:2222/acme/web.git', 'https://gitlab.example.com/acme/web.git'];
+    const file = await writeConfig(dir, { state_dir: 's', log_dir: 'l', jobs: remotes.map((remote, index) => ({ ...goodJob, name: `web${index}`, remote })) });
+    const config = await loadConfig(file, { WEB_SECRET: SECRET });
+    expect(config.jobs.map((job) => job.remote)).toEqual(remotes);
+  });
+
+  it('adds every job of every YAML file in jobs_dir, with paths relative to that file', async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, 'jobs.d'));
+    await writeFile(join(dir, 'jobs.d', 'api.yml'), JSON.stringify({ ...goodJob, name: 'api', repo: 'acme/api', checkout: 'checkouts/api' }));
+    await writeFile(join(dir, 'jobs.d', 'infra.yaml'), JSON.stringify({ jobs: [{ ...goodJob, name: 'infra-staging', repo: 'acme/infra' }, { ...goodJob, name: 'infra-prod', repo: 'acme/infra' }] }));
+    await writeFile(join(dir, 'jobs.d', 'README.txt'), 'not a job');
+    const file = await writeConfig(dir, { state_dir: 's', log_dir: 'l', jobs_dir: 'jobs.d', jobs: [goodJob] });
+    const config = await loadConfig(file, { WEB_SECRET: SECRET });
+    expect(config.jobs.map((job) => job.name)).toEqual(['web', 'api', 'infra-staging', 'infra-prod']);
+    expect(config.jobs[1]?.checkout).toBe(join(dir, 'jobs.d', 'checkouts', 'api'));
+  });
+
+  it('warns about a webhook secret shorter than 16 bytes', async () => {
+    const dir = await tempDir();
+    const config = await loadConfig(await writeConfig(dir, { state_dir: 's', log_dir: 'l', jobs: [goodJob] }), { WEB_SECRET: 'short' });
+    expect(config.warnings).toEqual([expect.stringContaining('jobs[0].secret: the webhook secret is shorter than 16 bytes')]);
+  });
+
+  const invalid: Array<{ name: string; document: unknown; env?: Record<string, string>; expected: string[] }> = [
+    {
+      name: 'an empty branch glob',
+      document: { state_dir: 's', log_dir: 'l', jobs: [goodJob, { ...goodJob, name: 'api', branches: [''] }] },
+      expected: ['jobs[1].branches[0]: expected a non-empty glob'],
+    },
+    {
+      name: 'unknown keys at the top and in a job',
+      document: { state_dir: 's', log_dir: 'l', listen_on: 'x', jobs: [{ ...goodJob, brnaches: ['main'] }] },
+      expected: [expect.stringMatching(/^listen_on: unknown key \(expected one of: listen, state_dir/)],
+    },
+    {
+      name: 'an unknown key in a job',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, brnaches: ['main'] }] },
+      expected: [expect.stringMatching(/^jobs\[0\]\.brnaches: unknown key \(expected one of: name, provider, repo, branches/)],
+    },
+    {
+      name: 'missing state_dir and a bad listen address',
+      document: { log_dir: 'l', listen: 'localhost' },
+      expected: ['listen: expected "host:port" such as "127.0.0.1:9000", got "localhost"', 'state_dir: expected a path, but it is missing'],
+    },
+    {
+      name: 'neither secret_env nor secret_file',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, secret_env: undefined }] },
+      expected: ['jobs[0].secret_env: expected exactly one of secret_env or secret_file, got neither'],
+    },
+    {
+      name: 'both secret_env and secret_file',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, secret_file: 'x' }] },
+      expected: ['jobs[0].secret_env: expected exactly one of secret_env or secret_file, got both'],
+    },
+    {
+      name: 'a secret variable that is not set',
+      document: { state_dir: 's', log_dir: 'l', jobs: [goodJob] },
+      env: {},
+      expected: ['jobs[0].secret_env: expected the environment variable WEB_SECRET to be set, but it is not'],
+    },
+    {
+      name: 'a secret variable that is empty',
+      document: { state_dir: 's', log_dir: 'l', jobs: [goodJob] },
+      env: { WEB_SECRET: '' },
+      expected: ['jobs[0].secret_env: expected the environment variable WEB_SECRET to hold a secret, but it is empty'],
+    },
+    {
+      name: 'a bad job name, provider, repo and timeout',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, name: 'Web App', provider: 'gitea', timeout: '10 minutes' }] },
+      expected: [
+        'jobs[0].name: expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit, got "Web App"',
+        'jobs[0].provider: expected one of "github", "gitlab", got "gitea"',
+        'jobs[0].timeout: expected a duration such as `90s` or `15m`, got "10 minutes"',
+      ],
+    },
+    {
+      name: 'a GitHub repo with a subgroup',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, repo: 'acme/sub/web' }] },
+      expected: ['jobs[0].repo: expected a github repository such as `owner/name`, got "acme/sub/web"'],
+    },
+    {
+      name: 'an empty command and a command that is a string',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, command: [] }, { ...goodJob, name: 'b', command: 'make deploy' }] },
+      expected: ['jobs[0].command: expected an argv list with at least the program', 'jobs[1].command: expected an argv list such as ["ansible-playbook", "site.yml"], got a string'],
+    },
+    {
+      name: 'a workdir that leaves the checkout',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, workdir: '../../etc' }] },
+      expected: ['jobs[0].workdir: expected a relative folder inside the checkout, got "../../etc"'],
+    },
+    {
+      name: 'a remote that looks like an option',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, remote: '--upload-pack=touch /tmp/x' }] },
+      expected: ['jobs[0].remote: expected a git URL or path, got a value starting with "-"'],
+    },
+    {
+      name: 'an env name deployhook reserves',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, env: { DEPLOYHOOK_SHA: 'x' } }] },
+      expected: ['jobs[0].env.DEPLOYHOOK_SHA: expected a name outside DEPLOYHOOK_*, which deployhook sets itself'],
+    },
+    {
+      name: 'two jobs with one name',
+      document: { state_dir: 's', log_dir: 'l', jobs: [goodJob, { ...goodJob, repo: 'acme/other' }] },
+      expected: [expect.stringMatching(/^job "web": expected unique job names, but "web" is defined in .*deployhook.yml and .*deployhook.yml$/)],
+    },
+    {
+      name: 'two jobs sharing a checkout',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, checkout: 'co' }, { ...goodJob, name: 'api', checkout: 'co' }] },
+      expected: [expect.stringMatching(/^job "api".checkout: expected a checkout of its own, but .* is also the checkout of job "web"$/)],
+    },
+    {
+      name: 'a document that is not YAML',
+      document: 'jobs: [unclosed',
+      expected: [expect.stringMatching(/^: expected valid YAML: /)],
+    },
+  ];
+
+  it.each(invalid)('rejects $name, naming the path', async ({ document, env, expected }) => {
+    expect(await issuesOf(document, env)).toEqual(expected);
+  });
+
+  it('never echoes a secret in an error', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'token'), 'super-secret-token-value\n');
+    const file = await writeConfig(dir, { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, token_file: 'token', env: { API_KEY: 42 } }] });
+    const error = await loadConfig(file, { WEB_SECRET: SECRET }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toContain('jobs[0].env.API_KEY');
+    expect((error as ConfigError).message).not.toContain('super-secret-token-value');
+    expect((error as ConfigError).message).not.toContain(SECRET);
+  });
+});
