@@ -1,0 +1,56 @@
+import { fileURLToPath } from 'node:url';
+import { sshCommand } from './ssh-command.js';
+
+/** Credentials for the remote, all from config. */
+export interface GitAuth {
+  /** Absolute path of a private deploy key (SSH remotes). */
+  sshKey?: string;
+  /** Absolute path of a known_hosts file; when given, host keys are checked strictly against it. */
+  knownHosts?: string;
+  /** HTTPS basic-auth user for a token. */
+  username?: string;
+  /** HTTPS token value. Secret: it travels only in the askpass helper's environment. */
+  password?: string;
+}
+
+/** The environment for git and exactly the simple-git opt-ins that environment needs. */
+export interface GitEnvironment {
+  env: Record<string, string>;
+  /** Guarded variables (GIT_* and friends) simple-git must let through. */
+  allowEnvironment: string[];
+  unsafe: { allowUnsafeSshCommand: true; allowUnsafeAskPass?: true };
+}
+
+/** From `dist/git/` or `src/git/` alike, the helper is two levels up. */
+export const ASKPASS_SCRIPT = fileURLToPath(new URL('../../libexec/git-askpass.sh', import.meta.url));
+
+/**
+ * `base` (PATH, HOME, LANG chosen by the caller) plus what keeps git from ever
+ * waiting on a person: no terminal prompts, ssh in batch mode with strict host keys,
+ * and the token answered by the askpass helper.
+ *
+ * GIT_SSH_COMMAND is set for every remote, not only when a key is configured, so an
+ * SSH remote can neither prompt on a terminal nor trust a host it has not seen.
+ *
+ * An HTTP transfer that moves nothing for a minute is given up. Without that, a server
+ * that accepts and never answers keeps git waiting until the run's timeout, and keeps
+ * git-remote-http waiting forever: git does not kill that helper when it is killed.
+ */
+export function gitEnvironment(base: Record<string, string>, auth: GitAuth): GitEnvironment {
+  const env: Record<string, string> = {
+    ...base,
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_HTTP_LOW_SPEED_LIMIT: '1',
+    GIT_HTTP_LOW_SPEED_TIME: '60',
+    GIT_SSH_COMMAND: sshCommand({ sshKey: auth.sshKey, knownHosts: auth.knownHosts }),
+  };
+  const allowEnvironment = ['GIT_TERMINAL_PROMPT', 'GIT_HTTP_LOW_SPEED_LIMIT', 'GIT_HTTP_LOW_SPEED_TIME', 'GIT_SSH_COMMAND'];
+  if (auth.password === undefined) {
+    return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true } };
+  }
+  env['GIT_ASKPASS'] = ASKPASS_SCRIPT;
+  env['DEPLOYHOOK_GIT_USERNAME'] = auth.username ?? '';
+  env['DEPLOYHOOK_GIT_PASSWORD'] = auth.password;
+  allowEnvironment.push('GIT_ASKPASS');
+  return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true, allowUnsafeAskPass: true } };
+}

@@ -1,0 +1,115 @@
+import type { Writable } from 'node:stream';
+import { simpleGit } from 'simple-git';
+import type { SimpleGit } from 'simple-git';
+import { GitSyncError, RunAbortedError } from '../errors.js';
+import type { GitEnvironment } from './git-env.js';
+import { shellQuote } from './shell-quote.js';
+
+export interface GitRunnerOptions {
+  /** Folder git runs in; must exist. */
+  baseDir: string;
+  environment: GitEnvironment;
+  output: NodeJS.WritableStream | Writable;
+  signal: AbortSignal;
+  /** Values scrubbed from error messages and step lines, as a second line of defence. */
+  secrets: readonly string[];
+}
+
+/** Runs git commands one at a time in one folder. */
+export interface GitRunner {
+  /**
+   * A step of the sync: announced on `output` as `$ git ...`, its stdout and stderr
+   * streamed there as produced. Rejects with GitSyncError naming `label`.
+   */
+  step(label: string, args: readonly string[]): Promise<string>;
+  /**
+   * A question for git whose answer is not shown (`cat-file -e`, `config --get`):
+   * git's trimmed stdout, or undefined when git exits non-zero.
+   */
+  query(args: readonly string[]): Promise<string | undefined>;
+}
+
+const STDERR_TAIL_CHARS = 2000;
+
+export function createGitRunner(options: GitRunnerOptions): GitRunner {
+  const { output, signal, secrets } = options;
+  let streaming = false;
+  const git: SimpleGit = simpleGit({
+    baseDir: options.baseDir,
+    // On abort simple-git sends SIGINT to git itself; it can neither start git in a
+    // process group of its own nor tell us its pid, so a child git leaves behind (ssh,
+    // git-remote-http) ends on its own limits: see ssh-command.ts and git-env.ts.
+    abort: signal,
+    unsafe: options.environment.unsafe,
+    allowEnvironment: options.environment.allowEnvironment,
+    // simple-git only treats a non-zero exit as a failure when stderr is not empty;
+    // every non-zero exit is a failure here.
+    errors: (error, result) => error ?? (result.exitCode === 0 ? undefined : failureText(result.stdErr, result.exitCode)),
+  })
+    .env(options.environment.env)
+    .outputHandler((_command, stdout, stderr) => {
+      if (!streaming) return;
+      stdout.on('data', (chunk: Buffer) => output.write(chunk));
+      stderr.on('data', (chunk: Buffer) => output.write(chunk));
+    });
+
+  function scrub(text: string): string {
+    return secrets.reduce((result, secret) => (secret === '' ? result : result.replaceAll(secret, '***')), text);
+  }
+
+  async function run(args: readonly string[], stream: boolean): Promise<string> {
+    throwIfAborted(signal);
+    streaming = stream;
+    try {
+      return await git.raw([...args]);
+    } catch (error) {
+      throwIfAborted(signal, error);
+      throw error;
+    } finally {
+      streaming = false;
+    }
+  }
+
+  return {
+    async step(label, args) {
+      output.write(`$ ${scrub(commandLine(args))}\n`);
+      try {
+        return await run(args, true);
+      } catch (error) {
+        if (error instanceof RunAbortedError) throw error;
+        const detail = scrub(tail(error instanceof Error ? error.message : String(error)));
+        throw new GitSyncError(`Git step "${label}" failed (git ${args[0] ?? ''}):\n${detail}`, { cause: error });
+      }
+    },
+    async query(args) {
+      try {
+        return (await run(args, false)).trim();
+      } catch (error) {
+        if (error instanceof RunAbortedError) throw error;
+        return undefined;
+      }
+    },
+  };
+}
+
+/** RunAbortedError with the signal's reason (`timeout` or `cancelled`) once `signal` is aborted. */
+export function throwIfAborted(signal: AbortSignal, cause?: unknown): void {
+  if (!signal.aborted) return;
+  const reason: unknown = signal.reason;
+  throw new RunAbortedError(reason === 'timeout' ? 'timeout' : 'cancelled', { cause: cause ?? reason });
+}
+
+function failureText(stderr: Buffer[], exitCode: number): Buffer {
+  const text = Buffer.concat(stderr);
+  return text.length > 0 ? text : Buffer.from(`git exited with code ${exitCode}`);
+}
+
+function tail(text: string): string {
+  const trimmed = text.trim();
+  return trimmed.length <= STDERR_TAIL_CHARS ? trimmed : `...${trimmed.slice(-STDERR_TAIL_CHARS)}`;
+}
+
+/** `git clone --no-checkout -- https://user:pw@host/x` is shown with the password replaced: `https://user:***@host/x`. */
+function commandLine(args: readonly string[]): string {
+  return ['git', ...args].map((arg) => arg.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@')).map(shellQuote).join(' ');
+}

@@ -1,0 +1,122 @@
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { CommitNotFoundError, GitSyncError } from '../errors.js';
+import { gitEnvironment } from './git-env.js';
+import type { GitAuth } from './git-env.js';
+import { createGitRunner, throwIfAborted } from './git-runner.js';
+import type { GitRunner } from './git-runner.js';
+
+export type { GitAuth } from './git-env.js';
+
+export interface SyncOptions {
+  /** URL or path from config (never from a payload). */
+  remote: string;
+  /** Absolute path of the checkout folder; created on the first run. */
+  checkout: string;
+  /** 40 or 64 lowercase hex. */
+  sha: string;
+  submodules: boolean;
+  auth: GitAuth;
+  /** Base environment for git (PATH, HOME, LANG); nothing else is inherited. */
+  env: Record<string, string>;
+  /** Receives a `$ git ...` line per step and git's stdout and stderr as produced. */
+  output: NodeJS.WritableStream | Writable;
+  /** Aborting kills the running git process; the sync then rejects with RunAbortedError. */
+  signal: AbortSignal;
+}
+
+export interface SyncResult {
+  /** `git rev-parse HEAD` after the sync. */
+  sha: string;
+}
+
+const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+const FETCH_REFSPECS = ['+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*'];
+
+/**
+ * Brings `checkout` to exactly `sha`: cloned on the first run, fetched afterwards,
+ * then a detached HEAD at the commit with every local change, untracked and ignored
+ * file removed (and the same for submodules when asked).
+ */
+export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
+  const { sha, remote, checkout } = options;
+  if (!SHA.test(sha)) {
+    throw new GitSyncError(`Expected the commit to be 40 or 64 lowercase hex characters, got ${JSON.stringify(sha)}`);
+  }
+  throwIfAborted(options.signal);
+  const state = await checkoutState(checkout);
+  if (state === 'foreign') {
+    throw new GitSyncError(`Expected the checkout folder ${checkout} to be empty or a git checkout, but it holds other files. Move them away or choose another checkout folder.`);
+  }
+  await mkdir(checkout, { recursive: true });
+  const git = createGitRunner({
+    baseDir: checkout,
+    environment: gitEnvironment(options.env, options.auth),
+    output: options.output,
+    signal: options.signal,
+    secrets: options.auth.password === undefined ? [] : [options.auth.password],
+  });
+
+  if (state === 'git') {
+    await pointOriginAt(git, remote);
+    await git.step('fetch', ['fetch', '--prune', '--no-tags', '--progress', '--', 'origin', ...FETCH_REFSPECS]);
+  } else {
+    await git.step('clone', ['clone', '--no-checkout', '--progress', '--', remote, checkout]);
+  }
+  await ensureCommit(git, sha, remote);
+
+  await git.step('checkout', ['checkout', '--force', '--detach', sha, '--']);
+  await git.step('reset', ['reset', '--hard', sha, '--']);
+  await git.step('clean', ['clean', '-ffdx']);
+  if (options.submodules) {
+    await git.step('submodule sync', ['submodule', 'sync', '--recursive']);
+    await git.step('submodule update', ['submodule', 'update', '--init', '--recursive', '--force']);
+    await git.step('submodule clean', ['submodule', 'foreach', '--recursive', 'git clean -ffdx']);
+  }
+  const head = await git.query(['rev-parse', 'HEAD']);
+  if (head !== sha) {
+    throw new GitSyncError(`Expected HEAD at ${sha} after the sync, found ${head ?? 'no commit'}`);
+  }
+  return { sha: head };
+}
+
+/** `missing`: nothing there or empty; `git`: has `.git`; `foreign`: other files. */
+async function checkoutState(checkout: string): Promise<'missing' | 'git' | 'foreign'> {
+  const entries = await readdir(checkout).catch((error: unknown) => {
+    if (isErrnoException(error) && error.code === 'ENOENT') return [];
+    throw new GitSyncError(`Could not read the checkout folder ${checkout}: ${String(error)}`, { cause: error });
+  });
+  if (entries.length === 0) return 'missing';
+  const dotGit = await stat(join(checkout, '.git')).catch(() => undefined);
+  return dotGit === undefined ? 'foreign' : 'git';
+}
+
+/** The config may have changed the remote since the checkout was cloned. */
+async function pointOriginAt(git: GitRunner, remote: string): Promise<void> {
+  const current = await git.query(['config', '--get', 'remote.origin.url']);
+  if (current === remote) return;
+  if (current === undefined) {
+    await git.step('remote add', ['remote', 'add', '--', 'origin', remote]);
+  } else {
+    await git.step('remote set-url', ['remote', 'set-url', '--', 'origin', remote]);
+  }
+}
+
+/** Branch and tag fetches bring most commits; a server may also allow fetching one by id. */
+async function ensureCommit(git: GitRunner, sha: string, remote: string): Promise<void> {
+  const present = async (): Promise<boolean> => (await git.query(['cat-file', '-e', '--', `${sha}^{commit}`])) !== undefined;
+  if (await present()) return;
+  try {
+    await git.step('fetch commit', ['fetch', '--no-tags', '--progress', '--', 'origin', sha]);
+  } catch (error) {
+    if (error instanceof GitSyncError) throw new CommitNotFoundError(sha, remote, { cause: error });
+    throw error;
+  }
+  if (!(await present())) throw new CommitNotFoundError(sha, remote);
+}
+
+function isErrnoException(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && 'code' in error;
+}

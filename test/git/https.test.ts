@@ -1,0 +1,92 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { GitSyncError } from '../../src/errors.js';
+import { syncCheckout } from '../../src/git/sync.js';
+import { createRemote, git } from '../helpers/git-repo.js';
+import { startGitHttpServer } from '../helpers/git-http-server.js';
+import { tempDir } from '../helpers/tmp.js';
+import { gitEnv, syncOptions } from './sync-fixture.js';
+
+const USERNAME = 'deploy-bot';
+const TOKEN = 'glpat-Secret-Token-3f9a1c';
+
+async function setup() {
+  const root = await tempDir();
+  const remote = await createRemote(root);
+  const sha = await remote.commit({ 'app.txt': 'over http\n' });
+  const server = await startGitHttpServer({ projectRoot: root, username: USERNAME, token: TOKEN });
+  return { remote, sha, server, url: server.url('remote.git'), checkout: join(root, 'checkout'), env: await gitEnv(root) };
+}
+
+async function failure(promise: Promise<unknown>): Promise<Error> {
+  const caught: unknown = await promise.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  if (!(caught instanceof Error)) throw new Error('Expected the sync to fail, but it succeeded');
+  return caught;
+}
+
+describe('syncCheckout over HTTP with a token', () => {
+  it('checks out the exact commit, sending the token only as Basic auth', async () => {
+    const { sha, server, url, checkout, env } = await setup();
+    const options = syncOptions({ remote: url, checkout, sha, env, auth: { username: USERNAME, password: TOKEN } });
+
+    const result = await syncCheckout(options);
+
+    expect(result.sha).toBe(sha);
+    expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('over http\n');
+    const basic = `Basic ${Buffer.from(`${USERNAME}:${TOKEN}`).toString('base64')}`;
+    expect(server.authorizations).toContain(basic);
+    expect(options.collected.text()).toContain('$ git clone');
+    expect(options.collected.text()).not.toContain(TOKEN);
+  });
+
+  it('keeps the remote URL in the checkout free of credentials', async () => {
+    const { sha, url, checkout, env } = await setup();
+    await syncCheckout(syncOptions({ remote: url, checkout, sha, env, auth: { username: USERNAME, password: TOKEN } }));
+
+    expect(await git(checkout, 'config', '--get', 'remote.origin.url')).toBe(url);
+    expect(await readFile(join(checkout, '.git', 'config'), 'utf8')).not.toContain(TOKEN);
+  });
+
+  it('fails promptly with GitSyncError on a wrong token, without revealing it', async () => {
+    const { sha, url, checkout, env } = await setup();
+    const wrong = 'wrong-Token-77c1e0';
+    const options = syncOptions({ remote: url, checkout, sha, env, auth: { username: USERNAME, password: wrong } });
+    const startedAt = Date.now();
+
+    const error = await failure(syncCheckout(options));
+
+    expect(error).toBeInstanceOf(GitSyncError);
+    expect(error.message).toMatch(/authentication failed/i);
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    for (const text of [error.message, String(error.stack), options.collected.text()]) {
+      expect(text).not.toContain(wrong);
+    }
+  });
+
+  it('fails instead of prompting when the server wants credentials and none are configured', async () => {
+    const { sha, url, checkout, env } = await setup();
+
+    const error = await failure(syncCheckout(syncOptions({ remote: url, checkout, sha, env })));
+
+    expect(error).toBeInstanceOf(GitSyncError);
+    expect(error.message).toMatch(/terminal prompts disabled|authentication failed/i);
+  });
+
+  it('fetches a newer commit with the token on a later run without leaking it', async () => {
+    const { remote, sha, url, checkout, env } = await setup();
+    const auth = { username: USERNAME, password: TOKEN };
+    await syncCheckout(syncOptions({ remote: url, checkout, sha, env, auth }));
+    const next = await remote.commit({ 'app.txt': 'newer\n' });
+    const options = syncOptions({ remote: url, checkout, sha: next, env, auth });
+
+    await syncCheckout(options);
+
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(next);
+    expect(options.collected.text()).toContain('$ git fetch');
+    expect(options.collected.text()).not.toContain(TOKEN);
+  });
+});

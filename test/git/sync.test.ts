@@ -1,0 +1,156 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CommitNotFoundError, GitSyncError } from '../../src/errors.js';
+import { syncCheckout } from '../../src/git/sync.js';
+import { createRemote, git } from '../helpers/git-repo.js';
+import { tempDir } from '../helpers/tmp.js';
+import { gitEnv, syncOptions } from './sync-fixture.js';
+
+async function setup() {
+  const root = await tempDir();
+  const remote = await createRemote(root);
+  return { root, remote, checkout: join(root, 'checkout'), env: await gitEnv(root) };
+}
+
+describe('syncCheckout', () => {
+  it('clones on the first run and checks out exactly the commit', async () => {
+    const { remote, checkout, env } = await setup();
+    const first = await remote.commit({ 'app.txt': 'one\n' });
+    await remote.commit({ 'app.txt': 'two\n' });
+
+    const result = await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, env }));
+
+    expect(result.sha).toBe(first);
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(first);
+    expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('one\n');
+  });
+
+  it('fetches a newer commit on a later run, and can go back to an older one', async () => {
+    const { remote, checkout, env } = await setup();
+    const first = await remote.commit({ 'app.txt': 'one\n', 'old.txt': 'old\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, env }));
+    await remote.remove('old.txt');
+    const second = await remote.commit({ 'app.txt': 'two\n' });
+
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: second, env }));
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(second);
+    expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
+    expect(existsSync(join(checkout, 'old.txt'))).toBe(false);
+
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, env }));
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(first);
+    expect(await readFile(join(checkout, 'old.txt'), 'utf8')).toBe('old\n');
+  });
+
+  it('removes untracked and ignored files and undoes local edits', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ '.gitignore': '*.log\n', 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env }));
+    await writeFile(join(checkout, 'app.txt'), 'edited\n');
+    await writeFile(join(checkout, 'untracked.txt'), 'left over\n');
+    await writeFile(join(checkout, 'debug.log'), 'ignored\n');
+    await mkdir(join(checkout, 'build'));
+    await writeFile(join(checkout, 'build', 'out.bin'), 'artifact\n');
+
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env }));
+
+    expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('one\n');
+    for (const leftover of ['untracked.txt', 'debug.log', 'build']) {
+      expect(existsSync(join(checkout, leftover)), leftover).toBe(false);
+    }
+    expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
+  });
+
+  it('rejects a commit that is not on the remote with CommitNotFoundError naming the sha', async () => {
+    const { remote, checkout, env } = await setup();
+    await remote.commit({ 'app.txt': 'one\n' });
+    const missing = 'ab'.repeat(20);
+
+    const sync = syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: missing, env }));
+
+    await expect(sync).rejects.toBeInstanceOf(CommitNotFoundError);
+    await expect(sync).rejects.toThrow(missing);
+  });
+
+  it('fetches by id a commit that only a ref outside branches and tags points to', async () => {
+    const { remote, checkout, env } = await setup();
+    await remote.commit({ 'app.txt': 'one\n' });
+    const pull = await remote.commit({ 'app.txt': 'proposed\n' }, 'proposal', 'proposal');
+    await git(remote.bare, 'update-ref', 'refs/pull/1/head', pull);
+    await git(remote.bare, 'update-ref', '-d', 'refs/heads/proposal');
+    // A file:// URL makes git talk to upload-pack instead of copying the object store.
+    const options = syncOptions({ remote: `file://${remote.bare}`, checkout, sha: pull, env });
+
+    await syncCheckout(options);
+
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(pull);
+    expect(options.collected.text()).toContain(`$ git fetch --no-tags --progress -- origin ${pull}`);
+  });
+
+  it.each([
+    { sha: 'main' },
+    { sha: '--upload-pack=touch pwned' },
+    { sha: 'AB'.repeat(20) },
+    { sha: `${'ab'.repeat(20)}\n` },
+  ])('rejects the sha $sha before git runs', async ({ sha }) => {
+    const { remote, checkout, env } = await setup();
+    const options = syncOptions({ remote: remote.bare, checkout, sha, env });
+
+    await expect(syncCheckout(options)).rejects.toBeInstanceOf(GitSyncError);
+    expect(existsSync(checkout)).toBe(false);
+    expect(options.collected.text()).toBe('');
+  });
+
+  it('streams step lines and git messages to the output', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    const options = syncOptions({ remote: remote.bare, checkout, sha, env });
+
+    await syncCheckout(options);
+
+    const text = options.collected.text();
+    expect(text).toContain(`$ git clone --no-checkout --progress -- ${remote.bare} ${checkout}\n`);
+    expect(text).toContain('Cloning into');
+    expect(text).toContain(`$ git checkout --force --detach ${sha} --\n`);
+    expect(text).toContain(`HEAD is now at ${sha.slice(0, 7)}`);
+    expect(text).toContain('$ git clean -ffdx\n');
+  });
+
+  it('refuses a checkout folder that holds other files and is not a git checkout', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    await mkdir(checkout);
+    await writeFile(join(checkout, 'precious.txt'), 'keep me\n');
+
+    const sync = syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env }));
+
+    await expect(sync).rejects.toBeInstanceOf(GitSyncError);
+    await expect(sync).rejects.toThrow(/holds other files/);
+    expect(await readFile(join(checkout, 'precious.txt'), 'utf8')).toBe('keep me\n');
+  });
+
+  it('clones into an existing empty folder', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    await mkdir(checkout);
+
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env }));
+
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
+  });
+
+  it('points origin at the configured remote when the config changed', async () => {
+    const { root, remote, checkout, env } = await setup();
+    const first = await remote.commit({ 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, env }));
+    const moved = await createRemote(root, 'moved');
+    const second = await moved.commit({ 'app.txt': 'moved\n' });
+
+    await syncCheckout(syncOptions({ remote: moved.bare, checkout, sha: second, env }));
+
+    expect(await git(checkout, 'config', '--get', 'remote.origin.url')).toBe(moved.bare);
+    expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('moved\n');
+  });
+});
