@@ -1,0 +1,69 @@
+import { PassThrough, Transform } from 'node:stream';
+
+const MASK = Buffer.from('***');
+
+/**
+ * Masks the secrets in one buffer. Every byte covered by an occurrence of any secret is
+ * hidden: overlapping or nested occurrences become a single `***`, so no part of a secret
+ * shows even when secrets overlap. The first `alreadyMasked` bytes of `data` belong to a
+ * mask written by the previous call. Only occurrences starting before `limit` are looked
+ * at; the bytes from `limit` on are returned as `rest` for the next call, with `masked`
+ * telling how many of them belong to a mask already written.
+ */
+function maskBuffer(data: Buffer, secrets: readonly Buffer[], limit: number, alreadyMasked: number) {
+  const pieces: Buffer[] = [];
+  let pos = alreadyMasked; // everything before `pos` is written out or masked
+  const next = secrets.map((secret) => data.indexOf(secret));
+  for (;;) {
+    let which = -1;
+    for (let i = 0; i < secrets.length; i += 1) {
+      const at = next[i] ?? -1;
+      if (at !== -1 && at < limit && (which === -1 || at < (next[which] ?? -1))) which = i;
+    }
+    if (which === -1) break;
+    const secret = secrets[which] as Buffer;
+    const start = next[which] as number;
+    const end = start + secret.length;
+    if (start >= pos) {
+      pieces.push(data.subarray(pos, start), MASK);
+      pos = end;
+    } else {
+      pos = Math.max(pos, end); // overlaps the mask just written: widen it
+    }
+    // The next occurrence that could still reach past `pos`, overlapping ones included.
+    next[which] = data.indexOf(secret, Math.max(start + 1, pos - secret.length + 1));
+  }
+  if (pos < limit) {
+    pieces.push(data.subarray(pos, limit));
+    pos = limit;
+  }
+  return { out: Buffer.concat(pieces), rest: data.subarray(limit), masked: pos - limit };
+}
+
+/** A Transform that replaces every occurrence of each secret with `***`, also when a secret is split across chunk boundaries. */
+export function createSecretMasker(secrets: readonly string[]): Transform {
+  const needles = [...new Set(secrets.filter((secret) => secret !== ''))].map((secret) => Buffer.from(secret, 'utf8'));
+  if (needles.length === 0) return new PassThrough();
+  // Longest first, so that of occurrences starting at the same byte the longest is taken.
+  needles.sort((a, b) => b.length - a.length);
+  // A secret may start in the last bytes of a chunk and end in the next one: hold those back.
+  const holdBack = (needles[0] as Buffer).length - 1;
+  let rest = Buffer.alloc(0);
+  let masked = 0;
+
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      const data = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
+      const limit = Math.max(0, data.length - holdBack);
+      const result = maskBuffer(data, needles, limit, masked);
+      // Copy what is held back, so a large chunk is not kept alive by a small view of it.
+      rest = Buffer.from(result.rest);
+      masked = result.masked;
+      callback(null, result.out.length > 0 ? result.out : undefined);
+    },
+    flush(callback) {
+      const result = maskBuffer(rest, needles, rest.length, masked);
+      callback(null, result.out.length > 0 ? result.out : undefined);
+    },
+  });
+}

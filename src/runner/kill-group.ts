@@ -1,0 +1,81 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** How often a terminating group is checked for survivors. */
+const POLL_MS = 50;
+/** After SIGKILL, how long to wait for the kernel to finish off the group (a process in uninterruptible I/O dies late). */
+const AFTER_SIGKILL_MS = 2_000;
+
+/**
+ * Sends `signal` to every process of the group; false when the group has no process left.
+ * EPERM means the only members left run as another user (a setuid program such as sudo):
+ * they exist, but cannot be signalled from here.
+ */
+export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') return false;
+    if (code === 'EPERM') return true;
+    throw error;
+  }
+}
+
+async function isRunningMember(pid: string, pgid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '');
+  // The fields after the command name, which is in parentheses and may itself contain ") ".
+  const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return group === String(pgid) && state !== undefined && state !== 'Z';
+}
+
+/**
+ * A running process of the group, or undefined when none is left. A member that has exited
+ * but was not reaped yet (a zombie, typically an orphan waiting for PID 1) still answers
+ * `kill(-pgid, 0)`; /proc tells it apart on Linux, and it does not count. `hint`, a member
+ * found earlier, is checked first to spare a scan of /proc while polling.
+ */
+async function runningMember(pgid: number, hint?: string): Promise<string | undefined> {
+  if (!signalGroup(pgid, 0)) return undefined;
+  if (hint !== undefined && (await isRunningMember(hint, pgid))) return hint;
+  let pids: string[];
+  try {
+    pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return String(pgid); // no /proc: trust kill(), zombies included
+  }
+  for (const pid of pids) {
+    if (await isRunningMember(pid, pgid)) return pid;
+  }
+  return undefined;
+}
+
+/** Whether a process of the group is still running (zombies do not count). */
+export async function groupAlive(pgid: number): Promise<boolean> {
+  return (await runningMember(pgid)) !== undefined;
+}
+
+/** Waits until no process of the group is running; false if some still are after `ms`. */
+export async function waitForGroupExit(pgid: number, ms: number): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  let member: string | undefined;
+  for (;;) {
+    member = await runningMember(pgid, member);
+    if (member === undefined) return true;
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    await sleep(Math.min(POLL_MS, left));
+  }
+}
+
+/**
+ * Stops every process of the group, grandchildren included: SIGTERM, then SIGKILL for
+ * whatever is still running after `killAfterMs`. Resolves once the group is gone.
+ */
+export async function terminateGroup(pgid: number, killAfterMs: number): Promise<void> {
+  if (!signalGroup(pgid, 'SIGTERM')) return;
+  if (await waitForGroupExit(pgid, killAfterMs)) return;
+  signalGroup(pgid, 'SIGKILL');
+  await waitForGroupExit(pgid, AFTER_SIGKILL_MS);
+}

@@ -1,0 +1,31 @@
+import { signalGroup } from './kill-group.js';
+
+const liveGroups = new Set<number>();
+let listening = false;
+
+function killLiveGroups(): void {
+  for (const pgid of liveGroups) {
+    try {
+      signalGroup(pgid, 'SIGKILL');
+    } catch {
+      // Nothing more can be done while exiting.
+    }
+  }
+}
+
+/**
+ * Makes sure a run's process group does not outlive the daemon. execa's `cleanup` option
+ * does nothing for detached subprocesses, which every run is, so this does the same for the
+ * whole group. Only a synchronous SIGKILL is possible at exit: a graceful stop is the job of
+ * cancelling runs before shutting down. Returns the function that forgets the group.
+ */
+export function killGroupOnExit(pgid: number): () => void {
+  if (!listening) {
+    process.on('exit', killLiveGroups);
+    listening = true;
+  }
+  liveGroups.add(pgid);
+  return () => {
+    liveGroups.delete(pgid);
+  };
+}

@@ -1,0 +1,152 @@
+import type { Readable, Writable } from 'node:stream';
+import { execa } from 'execa';
+import { DeployhookError } from '../errors.js';
+import { terminateGroup, waitForGroupExit } from './kill-group.js';
+import { killGroupOnExit } from './kill-on-exit.js';
+import { describeStartError } from './start-error.js';
+import { waitForOutputEnd } from './wait-for-output.js';
+
+/**
+ * After the main process exits, how long the rest of its group may take to finish on its
+ * own before it counts as left over and is terminated: enough for a background job that is
+ * finishing anyway, short enough that a daemonised grandchild holding stdout open does not
+ * hold up the run. Once the group is gone, a pipe that stays quiet this long is held by a
+ * process outside the group and is given up on.
+ */
+const LEFTOVER_MOMENT_MS = 500;
+/** setTimeout's largest delay (about 24.8 days); a longer timeout is capped to it. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+export interface CommandOptions {
+  /** From config; argv[0] is the program. Run without a shell. */
+  argv: readonly string[];
+  cwd: string;
+  /** The complete environment: nothing of the daemon's own is added. */
+  env: Record<string, string>;
+  /** stdout and stderr both go here, interleaved as produced. It is not ended. */
+  output: Writable;
+  /** After this the whole process group gets SIGTERM. 0 means no time is left: the command is not started. */
+  timeoutMs: number;
+  /** Grace period between SIGTERM and SIGKILL. */
+  killAfterMs: number;
+  /** Cancels the run with the same kill sequence as a timeout. */
+  signal?: AbortSignal;
+}
+
+export interface CommandResult {
+  /** null when killed by a signal or when it could not start. */
+  exitCode: number | null;
+  /** The signal that ended the main process, if any. */
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  cancelled: boolean;
+  /** Processes of the group still alive after the main process exited; they were terminated. */
+  leftovers: boolean;
+  /** Why the command could not start (e.g. ENOENT: "command not found: foo"), else undefined. */
+  startError?: string;
+  durationMs: number;
+}
+
+function invalid(message: string): DeployhookError {
+  return new DeployhookError('INVALID_COMMAND_OPTIONS', message);
+}
+
+function checkOptions({ argv, timeoutMs, killAfterMs }: CommandOptions): void {
+  if (argv.length === 0) throw invalid('Expected `argv` to have at least one element, got an empty list');
+  if (argv[0] === '') throw invalid('Expected `argv[0]` to be the program to run, got an empty string');
+  for (const [name, value] of [['timeoutMs', timeoutMs], ['killAfterMs', killAfterMs]] as const) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw invalid(`Expected the \`${name}\` option to be a non-negative integer, got \`${String(value)}\``);
+    }
+  }
+}
+
+/**
+ * Runs a job's command in its own process group, streams its output, and makes sure none
+ * of its processes outlive the run. Resolves with what happened; never rejects for the
+ * command's own failure, only for invalid options.
+ */
+export async function runCommand(options: CommandOptions): Promise<CommandResult> {
+  checkOptions(options);
+  const { argv, cwd, env, output, timeoutMs, killAfterMs, signal } = options;
+  const [program = '', ...args] = argv;
+  const started = performance.now();
+  const state = { timedOut: false, cancelled: false, leftovers: false };
+  const finish = (ended: Pick<CommandResult, 'exitCode' | 'signal'>, startError?: string): CommandResult => ({
+    ...ended,
+    ...state,
+    ...(startError !== undefined ? { startError } : {}),
+    durationMs: Math.round(performance.now() - started),
+  });
+  const notStarted = { exitCode: null, signal: null };
+
+  // Nothing is started for a run that is already cancelled or out of time.
+  if (signal?.aborted) {
+    state.cancelled = true;
+    return finish(notStarted);
+  }
+  if (timeoutMs === 0) {
+    state.timedOut = true;
+    return finish(notStarted);
+  }
+
+  // detached: the command leads a new process group (pgid = pid), so the group can be signalled as a whole.
+  const subprocess = execa(program, args, { cwd, env, extendEnv: false, detached: true, stdin: 'ignore', buffer: false, reject: false, encoding: 'buffer' });
+  const pgid = subprocess.pid;
+  if (pgid === undefined) {
+    const startError = await describeStartError((await subprocess).cause, program, cwd);
+    output.write(`${startError}\n`);
+    return finish(notStarted, startError);
+  }
+  const forgetGroup = killGroupOnExit(pgid);
+  const exited = new Promise<Pick<CommandResult, 'exitCode' | 'signal'>>((resolve) => {
+    subprocess.once('exit', (exitCode, exitSignal) => resolve({ exitCode, signal: exitSignal }));
+  });
+
+  // pipe() pauses a source while `output` is full, so a chatty command blocks instead of growing memory.
+  const sources: Readable[] = [subprocess.stdout, subprocess.stderr];
+  const keepDraining = (source: Readable) => {
+    // `output` failed or closed: discard the rest rather than leave the command blocked on a full pipe.
+    if (sources.includes(source)) source.resume();
+  };
+  output.on('unpipe', keepDraining);
+  for (const source of sources) source.pipe(output, { end: false });
+
+  let mainRunning = true;
+  let stopping: Promise<void> | undefined;
+  const stopRequested = new AbortController();
+  const stop = () => {
+    stopRequested.abort();
+    stopping ??= terminateGroup(pgid, killAfterMs);
+  };
+  const timer = setTimeout(() => {
+    state.timedOut ||= mainRunning;
+    stop();
+  }, Math.min(timeoutMs, MAX_TIMER_MS));
+  const onAbort = () => {
+    state.cancelled ||= mainRunning;
+    stop();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  try {
+    const ended = await exited;
+    mainRunning = false;
+    if (stopping === undefined && !(await waitForGroupExit(pgid, LEFTOVER_MOMENT_MS))) {
+      state.leftovers = true;
+      stop();
+    }
+    await stopping;
+    if (!(await waitForOutputEnd(sources, output, LEFTOVER_MOMENT_MS, stopRequested.signal))) {
+      for (const source of sources) source.destroy();
+    }
+    await subprocess;
+    return finish(ended);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+    output.off('unpipe', keepDraining);
+    for (const source of sources) source.unpipe(output);
+    forgetGroup();
+  }
+}

@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+
+/** The path of a script in test/fixtures/scripts. */
+export function fixtureScript(name: string): string {
+  return fileURLToPath(new URL(`../fixtures/scripts/${name}`, import.meta.url));
+}
+
+/** An environment for commands: only PATH, so tests see exactly what they pass. */
+export const baseEnv = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
+
+/** A Writable that keeps everything written to it, as text. */
+export function collect(): Writable & { text(): string } {
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk);
+      callback();
+    },
+  });
+  return Object.assign(sink, { text: () => Buffer.concat(chunks).toString('utf8') });
+}
+
+/**
+ * Whether the process is running. An exited process its parent has not reaped yet (an
+ * orphan waiting for PID 1) is a zombie: it runs no code and holds no files, so it is not.
+ */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw error;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a pid a fixture script wrote into `dir`. */
+export async function readPid(dir: string, name: string): Promise<number> {
+  return Number((await readFile(join(dir, name), 'utf8')).trim());
+}
