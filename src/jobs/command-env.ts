@@ -1,0 +1,36 @@
+import type { JobConfig } from '../config/types.js';
+import type { RunRecord } from './run-record.js';
+
+/** The daemon variables a run inherits; nothing else of the daemon's environment leaks in. */
+export const INHERITED_VARIABLES = ['PATH', 'HOME', 'LANG'] as const;
+
+export function baseEnvironment(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const base: Record<string, string> = {};
+  for (const name of INHERITED_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined) base[name] = value;
+  }
+  return base;
+}
+
+/**
+ * The command's whole environment: the daemon's PATH, HOME, LANG, then the job's `env`,
+ * then what deployhook knows about the run. Payload values arrive here only as data.
+ */
+export function commandEnvironment(job: JobConfig, run: RunRecord, base: Readonly<Record<string, string>>): Record<string, string> {
+  return {
+    ...base,
+    ...job.env,
+    DEPLOYHOOK_JOB: job.name,
+    DEPLOYHOOK_RUN_ID: run.id,
+    DEPLOYHOOK_PROVIDER: run.trigger.provider,
+    DEPLOYHOOK_REPO: run.repo,
+    DEPLOYHOOK_REF: run.ref,
+    DEPLOYHOOK_BRANCH: run.branch ?? '',
+    DEPLOYHOOK_SHA: run.deployedSha ?? run.sha,
+    DEPLOYHOOK_BEFORE: run.before,
+    DEPLOYHOOK_DELIVERY: run.trigger.delivery,
+    DEPLOYHOOK_PUSHER: run.trigger.pusher,
+    DEPLOYHOOK_EVENT_FILE: run.eventFile,
+  };
+}

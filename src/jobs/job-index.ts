@@ -1,0 +1,53 @@
+import picomatch from 'picomatch';
+import type { JobConfig, ProviderName } from '../config/types.js';
+import type { PushEvent } from '../providers/types.js';
+
+interface IndexedJob {
+  job: JobConfig;
+  wantsBranch: (branch: string) => boolean;
+}
+
+/**
+ * Jobs by provider and repository, so a delivery only ever looks at the jobs of its own
+ * repository (matching does not scan every job). Branch globs are compiled once.
+ */
+export class JobIndex {
+  readonly #byRepo = new Map<string, IndexedJob[]>();
+  readonly #byName = new Map<string, JobConfig>();
+
+  constructor(jobs: readonly JobConfig[]) {
+    for (const job of jobs) {
+      const key = JobIndex.#key(job.provider, job.repoKey);
+      const list = this.#byRepo.get(key) ?? [];
+      // `*` stays within one path segment (`release/*`); `**` crosses them. Dots are ordinary characters.
+      list.push({ job, wantsBranch: picomatch(job.branches as string[], { dot: true }) });
+      this.#byRepo.set(key, list);
+      this.#byName.set(job.name, job);
+    }
+  }
+
+  static #key(provider: ProviderName, repo: string): string {
+    return `${provider}\u0000${repo.toLowerCase()}`;
+  }
+
+  /** The jobs configured for this repository; a delivery is verified against their secrets. */
+  candidates(provider: ProviderName, repo: string): readonly JobConfig[] {
+    return (this.#byRepo.get(JobIndex.#key(provider, repo)) ?? []).map((entry) => entry.job);
+  }
+
+  /** Of the given (verified) jobs, those whose branch globs accept the push. */
+  wanting(jobs: readonly JobConfig[], push: PushEvent): JobConfig[] {
+    if (push.branch === undefined) return [];
+    const branch = push.branch;
+    const entries = this.#byRepo.get(JobIndex.#key(push.provider, push.repo)) ?? [];
+    return entries.filter((entry) => jobs.includes(entry.job) && entry.wantsBranch(branch)).map((entry) => entry.job);
+  }
+
+  get(name: string): JobConfig | undefined {
+    return this.#byName.get(name);
+  }
+
+  get jobs(): readonly JobConfig[] {
+    return [...this.#byName.values()];
+  }
+}

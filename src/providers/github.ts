@@ -1,0 +1,48 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { digestsEqual, hmacSha256 } from './constant-time.js';
+import { toPushEvent } from './push-event.js';
+import type { ProviderAdapter } from './types.js';
+import { safeDeliveryId, stringField } from './validate.js';
+
+const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
+
+/** GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`. */
+export const githubProvider: ProviderAdapter<Buffer> = {
+  name: 'github',
+
+  readCredential(headers: IncomingHttpHeaders) {
+    const header = headers['x-hub-signature-256'];
+    if (header === undefined || header === '') return { ok: false, reason: 'missing X-Hub-Signature-256 header' };
+    // Node joins repeated headers with ", ", so a duplicated header fails the pattern.
+    const match = typeof header === 'string' ? SIGNATURE.exec(header) : null;
+    if (!match?.[1]) return { ok: false, reason: 'malformed X-Hub-Signature-256 header' };
+    return { ok: true, credential: Buffer.from(match[1], 'hex') };
+  },
+
+  verify(body, digest, secret) {
+    return digestsEqual(hmacSha256(secret, body), digest);
+  },
+
+  repositoryOf(payload) {
+    return stringField(payload, 'repository', 'full_name');
+  },
+
+  deliveryId(headers) {
+    return safeDeliveryId(headers['x-github-delivery']);
+  },
+
+  interpret(headers, payload, deliveryId) {
+    const event = headers['x-github-event'];
+    if (event === 'ping') return { kind: 'ignored', reason: 'ping event: the hook is set up, nothing to deploy' };
+    if (event !== 'push') return { kind: 'ignored', reason: `event ${JSON.stringify(String(event ?? ''))} is not deployed; only push events are` };
+    return toPushEvent({
+      provider: 'github',
+      deliveryId,
+      repo: this.repositoryOf(payload) ?? '',
+      ref: stringField(payload, 'ref'),
+      after: stringField(payload, 'after'),
+      before: stringField(payload, 'before'),
+      pusher: stringField(payload, 'pusher', 'name') ?? stringField(payload, 'sender', 'login'),
+    });
+  },
+};

@@ -1,0 +1,47 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { secretsEqual } from './constant-time.js';
+import { toPushEvent } from './push-event.js';
+import type { ProviderAdapter } from './types.js';
+import { safeDeliveryId, stringField } from './validate.js';
+
+const PUSH_EVENTS = new Set(['Push Hook', 'Tag Push Hook']);
+
+/** GitLab: the secret token is sent as is in `X-Gitlab-Token`. */
+export const gitlabProvider: ProviderAdapter<string> = {
+  name: 'gitlab',
+
+  readCredential(headers: IncomingHttpHeaders) {
+    const token = headers['x-gitlab-token'];
+    if (token === undefined || token === '') return { ok: false, reason: 'missing X-Gitlab-Token header' };
+    if (typeof token !== 'string' || token.length > 1024) return { ok: false, reason: 'malformed X-Gitlab-Token header' };
+    return { ok: true, credential: token };
+  },
+
+  verify(_body, token, secret) {
+    return secretsEqual(secret, token);
+  },
+
+  repositoryOf(payload) {
+    return stringField(payload, 'project', 'path_with_namespace');
+  },
+
+  deliveryId(headers) {
+    return safeDeliveryId(headers['idempotency-key']) ?? safeDeliveryId(headers['x-gitlab-event-uuid']);
+  },
+
+  interpret(headers, payload, deliveryId) {
+    const event = headers['x-gitlab-event'];
+    if (typeof event !== 'string' || !PUSH_EVENTS.has(event)) {
+      return { kind: 'ignored', reason: `event ${JSON.stringify(String(event ?? ''))} is not deployed; only Push Hook and Tag Push Hook are` };
+    }
+    return toPushEvent({
+      provider: 'gitlab',
+      deliveryId,
+      repo: this.repositoryOf(payload) ?? '',
+      ref: stringField(payload, 'ref'),
+      after: stringField(payload, 'after'),
+      before: stringField(payload, 'before'),
+      pusher: stringField(payload, 'user_username') ?? stringField(payload, 'user_name'),
+    });
+  },
+};

@@ -1,0 +1,37 @@
+import type { ProviderName } from '../config/types.js';
+import type { HookEvent } from './types.js';
+import { isCommitId, isValidRef, isZeroCommit } from './validate.js';
+
+export interface PushFields {
+  provider: ProviderName;
+  deliveryId: string;
+  repo: string;
+  ref: unknown;
+  after: unknown;
+  before: unknown;
+  pusher: string | undefined;
+}
+
+/** Shared by every adapter: validates a push's ref and commits and builds the PushEvent. */
+export function toPushEvent(fields: PushFields): HookEvent {
+  const { ref, after, before } = fields;
+  if (!isValidRef(ref)) return { kind: 'invalid', reason: 'expected `ref` to be a valid refs/heads/ or refs/tags/ ref' };
+  if (!isCommitId(after)) return { kind: 'invalid', reason: 'expected `after` to be a 40 or 64 character hex commit id' };
+  if (!isCommitId(before)) return { kind: 'invalid', reason: 'expected `before` to be a 40 or 64 character hex commit id' };
+  const isBranch = ref.startsWith('refs/heads/');
+  const name = ref.slice(isBranch ? 'refs/heads/'.length : 'refs/tags/'.length);
+  if (isZeroCommit(after)) return { kind: 'ignored', reason: `${isBranch ? 'branch' : 'tag'} ${name} was deleted: nothing to deploy` };
+  return {
+    kind: 'push',
+    push: {
+      provider: fields.provider,
+      deliveryId: fields.deliveryId,
+      repo: fields.repo,
+      ref,
+      ...(isBranch ? { branch: name } : { tag: name }),
+      sha: after,
+      before,
+      pusher: fields.pusher ?? '',
+    },
+  };
+}

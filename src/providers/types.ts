@@ -1,0 +1,45 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ProviderName } from '../config/types.js';
+
+/** A push, the same whatever Git host sent it. Every field is validated data. */
+export interface PushEvent {
+  provider: ProviderName;
+  deliveryId: string;
+  /** The repository as the payload names it (`owner/name`). */
+  repo: string;
+  /** Full ref: `refs/heads/main` or `refs/tags/v1.2.0`. */
+  ref: string;
+  /** Set for `refs/heads/*`. */
+  branch?: string;
+  /** Set for `refs/tags/*`. */
+  tag?: string;
+  /** The commit pushed (40 or 64 lowercase hex). */
+  sha: string;
+  /** The commit the ref pointed to before (all zeros for a new ref). */
+  before: string;
+  pusher: string;
+}
+
+/** What a verified delivery asks for. */
+export type HookEvent =
+  | { kind: 'push'; push: PushEvent }
+  | { kind: 'ignored'; reason: string }
+  | { kind: 'invalid'; reason: string };
+
+/** A credential header, read and shape-checked before the body is looked at. */
+export type CredentialCheck<C> = { ok: true; credential: C } | { ok: false; reason: string };
+
+/**
+ * One Git host. Core code never imports an adapter; the registry hands them in.
+ * Order of use: readCredential (headers only) -> repositoryOf (bounded parse, to find
+ * candidate jobs) -> verify (raw bytes, constant time, once per candidate secret) ->
+ * interpret (only after verification).
+ */
+export interface ProviderAdapter<C = unknown> {
+  readonly name: ProviderName;
+  readCredential(headers: IncomingHttpHeaders): CredentialCheck<C>;
+  verify(body: Buffer, credential: C, secret: string): boolean;
+  repositoryOf(payload: unknown): string | undefined;
+  deliveryId(headers: IncomingHttpHeaders): string | undefined;
+  interpret(headers: IncomingHttpHeaders, payload: unknown, deliveryId: string): HookEvent;
+}

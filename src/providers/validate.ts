@@ -1,0 +1,44 @@
+/** Commit ids: SHA-1 (40) or SHA-256 (64) lowercase hex. */
+export const COMMIT_PATTERN = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+export function isCommitId(value: unknown): value is string {
+  return typeof value === 'string' && COMMIT_PATTERN.test(value);
+}
+
+export function isZeroCommit(sha: string): boolean {
+  return /^0+$/.test(sha);
+}
+
+/**
+ * A full branch or tag ref that `git check-ref-format` accepts. Hostile but legal names
+ * (`$(id)`, `;rm`) pass: they are only ever used as data.
+ */
+export function isValidRef(ref: unknown): ref is string {
+  if (typeof ref !== 'string' || ref.length > 1024) return false;
+  if (!ref.startsWith('refs/heads/') && !ref.startsWith('refs/tags/')) return false;
+  if (ref.endsWith('/') || ref.endsWith('.') || ref.includes('..') || ref.includes('@{') || ref.includes('//')) return false;
+  // Control characters, space and ~^:?*[\ are never allowed.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  if (/[\u0000-\u0020\u007f~^:?*[\\]/.test(ref)) return false;
+  return ref.split('/').every((part) => part !== '' && part !== '@' && !part.startsWith('.') && !part.endsWith('.lock'));
+}
+
+/** Delivery ids end up in logs and environment variables; anything odd is replaced. */
+export function safeDeliveryId(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(value) ? value : undefined;
+}
+
+/** Reads a nested property of parsed JSON without trusting its shape. */
+export function field(value: unknown, ...path: string[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (current === null || typeof current !== 'object' || Array.isArray(current) || !Object.hasOwn(current, key)) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}
+
+export function stringField(value: unknown, ...path: string[]): string | undefined {
+  const found = field(value, ...path);
+  return typeof found === 'string' ? found : undefined;
+}
