@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+import { join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { createDaemon } from './app.js';
+import { sendPush } from './client/send-push.js';
+import { loadConfig } from './config/load.js';
+import { parseListenAddress } from './config/listen-address.js';
+import type { Config } from './config/types.js';
+import { ConfigError, DeployhookError } from './errors.js';
+import { createLogger } from './log/logger.js';
+
+const DEFAULT_CONFIG = process.env.DEPLOYHOOK_CONFIG ?? '/etc/deployhook/deployhook.yml';
+
+/** Prints an error the user can act on, one problem per line, and exits non-zero. */
+function fail(error: unknown): never {
+  if (error instanceof ConfigError) {
+    console.error(`deployhook: invalid config ${error.file}`);
+    for (const issue of error.issues) console.error(`  ${issue.path ? `${issue.path}: ` : ''}${issue.message}`);
+  } else if (error instanceof DeployhookError) {
+    console.error(`deployhook: ${error.message}`);
+  } else {
+    console.error(`deployhook: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  }
+  process.exit(1);
+}
+
+function listenOption(value: string): string {
+  if (!parseListenAddress(value)) throw new InvalidArgumentError('expected "host:port", such as 127.0.0.1:9000');
+  return value;
+}
+
+async function serve(options: { config: string; listen?: string }): Promise<void> {
+  let config: Config = await loadConfig(options.config, process.env).catch(fail);
+  if (options.listen !== undefined) config = { ...config, listen: parseListenAddress(options.listen) ?? config.listen };
+  const logger = createLogger({ level: process.env.DEPLOYHOOK_LOG_LEVEL ?? 'info' });
+  for (const warning of config.warnings) logger.warn({ warning }, 'config warning');
+  const daemon = createDaemon({ config, logger, env: process.env });
+  await daemon.start().catch(fail);
+
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    daemon.stop().then(
+      () => {
+        logger.info('stopped');
+        logger.flush();
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        logger.flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+async function check(options: { config: string }): Promise<void> {
+  const config = await loadConfig(options.config, process.env).catch(fail);
+  for (const warning of config.warnings) console.log(`warning: ${warning}`);
+  console.log(`${config.file}: valid, ${config.jobs.length} job${config.jobs.length === 1 ? '' : 's'}`);
+}
+
+async function send(jobName: string, options: { config: string; ref?: string; sha?: string; url?: string }): Promise<void> {
+  const config = await loadConfig(options.config, process.env).catch(fail);
+  const result = await sendPush({
+    config,
+    jobName,
+    env: process.env,
+    ...(options.ref !== undefined ? { ref: options.ref } : {}),
+    ...(options.sha !== undefined ? { sha: options.sha } : {}),
+    ...(options.url !== undefined ? { url: options.url } : {}),
+  }).catch(fail);
+  console.log(`sent a signed push of ${result.ref} at ${result.sha} to ${result.url}: HTTP ${result.status}`);
+  const body = result.body as { runs?: Array<{ id: string; job: string }>; reason?: string; error?: string };
+  for (const run of body.runs ?? []) console.log(`queued run ${run.id} of job ${run.job}; log: ${join(config.logDir, run.job, `${run.id}.log`)}`);
+  if (body.reason) console.log(`nothing queued: ${body.reason}`);
+  if (body.error) console.log(`error: ${body.error}`);
+  if (result.status >= 300) process.exit(1);
+}
+
+const program = new Command('deployhook')
+  .description('A small, trustworthy GitOps daemon: verified push webhooks in, one deploy at a time per job, every run logged.')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the daemon in the foreground')
+  .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  .option('--listen <host:port>', 'listen here instead of the config\'s `listen`', listenOption)
+  .action(serve);
+
+program
+  .command('check')
+  .description('validate a config file (and its jobs_dir): exit 0 when valid, 1 with every problem otherwise')
+  .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  .action(check);
+
+program
+  .command('send')
+  .description('send a job a correctly signed push, exactly as its Git host would, to check a set-up end to end')
+  .argument('<job>', 'job name')
+  .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+  .option('--ref <ref>', 'branch or full ref to push (default: the branch the remote\'s HEAD names)')
+  .option('--sha <sha>', 'commit to push (default: what the ref points to on the remote)')
+  .option('--url <url>', 'webhook URL (default: http://<listen>/hooks/<provider>)')
+  .action(send);
+
+await program.parseAsync(process.argv);

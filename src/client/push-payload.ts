@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import { sign } from '@octokit/webhooks-methods';
+import type { JobConfig } from '../config/types.js';
+
+export interface SignedDelivery {
+  body: string;
+  headers: Record<string, string>;
+}
+
+const ZERO = '0'.repeat(40);
+const SENDER = 'deployhook-send';
+
+function githubPayload(job: JobConfig, ref: string, sha: string): object {
+  const [owner = '', name = ''] = job.repo.split('/');
+  return {
+    ref,
+    before: ZERO,
+    after: sha,
+    created: false,
+    deleted: false,
+    forced: false,
+    compare: '',
+    commits: [],
+    head_commit: { id: sha, message: 'sent by deployhook send', timestamp: new Date().toISOString() },
+    repository: { name, full_name: job.repo, owner: { name: owner, login: owner } },
+    pusher: { name: SENDER, email: null },
+    sender: { login: SENDER },
+  };
+}
+
+function gitlabPayload(job: JobConfig, ref: string, sha: string): object {
+  const name = job.repo.split('/').at(-1) ?? '';
+  return {
+    object_kind: 'push',
+    event_name: 'push',
+    before: ZERO,
+    after: sha,
+    ref,
+    checkout_sha: sha,
+    user_name: SENDER,
+    user_username: SENDER,
+    project: { name, path_with_namespace: job.repo },
+    commits: [],
+    total_commits_count: 0,
+  };
+}
+
+/**
+ * A push delivery for `job` exactly as its Git host would send it: the host's event and
+ * delivery headers and its signature or token, made with the job's own secret.
+ */
+export async function buildPushDelivery(job: JobConfig, ref: string, sha: string): Promise<SignedDelivery> {
+  const secret = job.secrets[0] ?? '';
+  const id = randomUUID();
+  if (job.provider === 'github') {
+    const body = JSON.stringify(githubPayload(job, ref, sha));
+    return {
+      body,
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'GitHub-Hookshot/deployhook-send',
+        'x-github-event': 'push',
+        'x-github-delivery': id,
+        'x-github-hook-id': '0',
+        'x-hub-signature-256': await sign(secret, body),
+      },
+    };
+  }
+  const body = JSON.stringify(gitlabPayload(job, ref, sha));
+  return {
+    body,
+    headers: {
+      'content-type': 'application/json',
+      'user-agent': 'GitLab/deployhook-send',
+      'x-gitlab-event': 'Push Hook',
+      'x-gitlab-event-uuid': id,
+      'x-gitlab-token': secret,
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { JobConfig } from '../config/types.js';
+import type { JobIndex } from '../jobs/job-index.js';
+import type { RunQueue } from '../jobs/run-queue.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { ProviderAdapter } from '../providers/types.js';
+import { readBody } from './read-body.js';
+import { sendJson } from './respond.js';
+
+export interface HookHandlerOptions {
+  providers: ProviderRegistry;
+  /** The current jobs; a function so that a reload takes effect for the next delivery. */
+  jobs: () => JobIndex;
+  queue: RunQueue;
+  logger: Logger;
+  maxBodyBytes: number;
+}
+
+/** Deliberately the same for every verification failure: it must not help guess a secret. */
+const UNAUTHORIZED = { error: 'signature verification failed' };
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The candidate jobs whose secret the delivery verifies against; each distinct secret is tried once. */
+function verifiedJobs(adapter: ProviderAdapter, body: Buffer, credential: unknown, candidates: readonly JobConfig[]): JobConfig[] {
+  const verdicts = new Map<string, boolean>();
+  return candidates.filter((job) =>
+    job.secrets.some((secret) => {
+      let ok = verdicts.get(secret);
+      if (ok === undefined) {
+        ok = adapter.verify(body, credential, secret);
+        verdicts.set(secret, ok);
+      }
+      return ok;
+    }),
+  );
+}
+
+/**
+ * `POST /hooks/<provider>`: verify, decide, record, reply. Never waits for git or a
+ * command: a push that a job accepts is answered 202 as soon as its run is on disk.
+ */
+export function createHookHandler(options: HookHandlerOptions) {
+  return async function handleHook(req: IncomingMessage, res: ServerResponse, providerName: string): Promise<void> {
+    const adapter = options.providers.get(providerName);
+    if (!adapter) return sendJson(res, 404, { error: `no provider named ${JSON.stringify(providerName)}` });
+    const deliveryId = adapter.deliveryId(req.headers) ?? randomUUID();
+    const logger = options.logger.child({ delivery: deliveryId, provider: adapter.name });
+    const reply = (status: number, body: Record<string, unknown>, fields: Record<string, unknown>, headers?: Record<string, string>) => {
+      logger.info({ status, ...fields }, 'delivery');
+      sendJson(res, status, { delivery: deliveryId, ...body }, headers);
+    };
+
+    if (req.method !== 'POST') return reply(405, { error: 'expected POST' }, { decision: 'rejected', reason: `method ${req.method}` }, { allow: 'POST' });
+    const credential = adapter.readCredential(req.headers);
+    if (!credential.ok) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: credential.reason }, { connection: 'close' });
+
+    const read = await readBody(req, options.maxBodyBytes);
+    if (!read.ok) return reply(read.status, { error: read.reason }, { decision: 'rejected', reason: read.reason }, { connection: 'close' });
+    const payload = parseJson(read.body);
+    if (payload === undefined) return reply(400, { error: 'expected a JSON body' }, { decision: 'rejected', reason: 'malformed JSON' });
+    const repo = adapter.repositoryOf(payload);
+    if (repo === undefined) return reply(400, { error: 'expected the payload to name its repository' }, { decision: 'rejected', reason: 'no repository in payload' });
+
+    const index = options.jobs();
+    const candidates = index.candidates(adapter.name, repo);
+    if (candidates.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo, reason: 'no job is configured for this repository' });
+    const verified = verifiedJobs(adapter, read.body, credential.credential, candidates);
+    if (verified.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo, reason: 'signature matches no job secret of this repository' });
+
+    const event = adapter.interpret(req.headers, payload, deliveryId);
+    if (event.kind === 'invalid') return reply(400, { error: event.reason }, { decision: 'rejected', repo, reason: event.reason });
+    if (event.kind === 'ignored') return reply(200, { runs: [], reason: event.reason }, { decision: 'ignored', repo, reason: event.reason });
+
+    const { push } = event;
+    const wanting = index.wanting(verified, push);
+    if (wanting.length === 0) {
+      const reason = push.branch !== undefined ? `no job deploys branch ${JSON.stringify(push.branch)} of ${repo}` : `no job deploys tag ${JSON.stringify(push.tag ?? '')} of ${repo}`;
+      return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: push.ref, reason });
+    }
+    try {
+      const runs = await Promise.all(wanting.map((job) => options.queue.enqueue(job, push, read.body)));
+      const listed = runs.map((run) => ({ id: run.id, job: run.job }));
+      return reply(202, { runs: listed }, { decision: 'queued', repo, ref: push.ref, sha: push.sha, runs: listed });
+    } catch (error) {
+      logger.error({ err: error }, 'could not record the delivery');
+      return reply(503, { error: 'the delivery could not be recorded; retry later' }, { decision: 'failed', repo, ref: push.ref }, { 'retry-after': '30' });
+    }
+  };
+}

@@ -1,0 +1,57 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import yaml from 'js-yaml';
+import pino from 'pino';
+import { createDaemon, type Daemon } from '../../src/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+
+export interface TestDaemon {
+  url: string;
+  config: Config;
+  daemon: Daemon;
+  /** Every line the daemon logged, raw. */
+  logLines: string[];
+  post(provider: string, body: string | Buffer, headers: Record<string, string>): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes `settings` as a YAML config in `dir`, loads it the way `deployhook serve` does,
+ * and starts the daemon on 127.0.0.1, port 0.
+ */
+export async function startDaemon(dir: string, settings: Record<string, unknown>, env: Record<string, string> = {}): Promise<TestDaemon> {
+  const file = join(dir, 'deployhook.yml');
+  await writeFile(file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', ...settings }));
+  const config = await loadConfig(file, { ...process.env, ...env });
+  const logLines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      callback();
+    },
+  });
+  const logger = pino({ level: 'debug' }, destination);
+  const daemon = createDaemon({ config, logger, env: process.env });
+  const address = await daemon.start();
+  const url = `http://127.0.0.1:${address.port}`;
+  return {
+    url,
+    config,
+    daemon,
+    logLines,
+    async post(provider, body, headers) {
+      const response = await fetch(`${url}/hooks/${provider}`, { method: 'POST', body, headers });
+      const text = await response.text();
+      let json: Record<string, unknown>;
+      try {
+        json = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        json = { text };
+      }
+      return { status: response.status, json, headers: response.headers };
+    },
+    stop: () => daemon.stop(30_000),
+  };
+}

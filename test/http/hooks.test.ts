@@ -1,0 +1,216 @@
+import { request } from 'node:http';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createRemote, type TestRemote } from '../helpers/git-repo.js';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { githubHeaders, githubPing, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
+import { waitForRun } from '../helpers/runs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const WEB_SECRET = 'web-secret-0123456789abcdef';
+const OPS_SECRET = 'ops-secret-fedcba9876543210';
+const LAB_TOKEN = 'gitlab-token-0123456789abcdef';
+
+let dir: string;
+let remote: TestRemote;
+let sha: string;
+let hook: TestDaemon;
+
+beforeEach(async () => {
+  dir = await tempDir();
+  remote = await createRemote(dir);
+  sha = await remote.commit({ 'README.md': 'hello\n' });
+  const job = { remote: remote.bare, command: ['true'] };
+  hook = await startDaemon(
+    dir,
+    {
+      max_body_bytes: 64 * 1024,
+      jobs: [
+        { ...job, name: 'web', provider: 'github', repo: 'acme/web', branches: ['main', 'release/*'], secret_env: 'WEB_SECRET' },
+        { ...job, name: 'web-ops', provider: 'github', repo: 'acme/web', branches: ['main'], secret_env: 'OPS_SECRET' },
+        { ...job, name: 'lab', provider: 'gitlab', repo: 'acme/platform/lab', branches: ['main'], secret_env: 'LAB_TOKEN' },
+      ],
+    },
+    { WEB_SECRET, OPS_SECRET, LAB_TOKEN },
+  );
+});
+
+afterEach(async () => {
+  await hook.stop();
+});
+
+async function runFiles(): Promise<string[]> {
+  const jobs = await readdir(join(dir, 'state', 'runs')).catch(() => [] as string[]);
+  const files = await Promise.all(jobs.map((job) => readdir(join(dir, 'state', 'runs', job))));
+  return files.flat();
+}
+
+function expectNoSecretLeaked(...texts: string[]): void {
+  for (const text of texts) {
+    for (const secret of [WEB_SECRET, OPS_SECRET, LAB_TOKEN]) expect(text).not.toContain(secret);
+  }
+}
+
+describe('POST /hooks/github', () => {
+  it('answers 202 with the delivery and the queued runs of the jobs whose secret verifies', async () => {
+    const body = JSON.stringify(githubPush({ repo: 'Acme/Web', after: sha }));
+    const headers = await githubHeaders(body, WEB_SECRET);
+    const reply = await hook.post('github', body, headers);
+    expect(reply.status).toBe(202);
+    expect(reply.json).toEqual({ delivery: headers['x-github-delivery'], runs: [{ id: expect.stringMatching(/^[0-9a-z]{26}$/), job: 'web' }] });
+    const [run] = reply.json.runs as Array<{ id: string }>;
+    const record = await waitForRun(join(dir, 'state'), 'web', run?.id ?? '');
+    expect(record).toMatchObject({ status: 'succeeded', sha, deployedSha: sha, ref: 'refs/heads/main', trigger: { provider: 'github', delivery: headers['x-github-delivery'] } });
+  });
+
+  it('verifies each candidate job with its own secret', async () => {
+    const body = JSON.stringify(githubPush({ repo: 'acme/web', after: sha }));
+    const reply = await hook.post('github', body, await githubHeaders(body, OPS_SECRET));
+    expect(reply.status).toBe(202);
+    expect((reply.json.runs as Array<{ job: string }>).map((run) => run.job)).toEqual(['web-ops']);
+  });
+
+  const refused: Array<{ name: string; headers: (body: string) => Promise<Record<string, string>> }> = [
+    { name: 'no signature header', headers: async (body) => withoutSignature(await githubHeaders(body, WEB_SECRET)) },
+    { name: 'an empty signature', headers: async (body) => ({ ...(await githubHeaders(body, WEB_SECRET)), 'x-hub-signature-256': 'sha256=' }) },
+    { name: 'a SHA-1 signature', headers: async (body) => ({ ...(await githubHeaders(body, WEB_SECRET)), 'x-hub-signature-256': `sha1=${'a'.repeat(40)}` }) },
+    { name: 'a non-hex signature', headers: async (body) => ({ ...(await githubHeaders(body, WEB_SECRET)), 'x-hub-signature-256': `sha256=${'z'.repeat(64)}` }) },
+    { name: 'a truncated signature', headers: async (body) => ({ ...(await githubHeaders(body, WEB_SECRET)), 'x-hub-signature-256': (await githubHeaders(body, WEB_SECRET))['x-hub-signature-256']?.slice(0, -2) ?? '' }) },
+    { name: 'a signature made with the wrong secret', headers: (body) => githubHeaders(body, 'not-the-secret-0123456789') },
+    { name: 'the secret of a job of another repository', headers: (body) => githubHeaders(body, LAB_TOKEN) },
+  ];
+
+  it.each(refused)('answers 401 to $name, queues nothing and reveals nothing', async ({ headers }) => {
+    const body = JSON.stringify(githubPush({ repo: 'acme/web', after: sha }));
+    const reply = await hook.post('github', body, await headers(body));
+    expect(reply.status).toBe(401);
+    expect(reply.json).toEqual({ delivery: expect.any(String), error: 'signature verification failed' });
+    expect(await runFiles()).toEqual([]);
+    expectNoSecretLeaked(JSON.stringify(reply.json), hook.logLines.join('\n'));
+  });
+
+  it('answers 401 to a correctly signed push for a repository no job is configured for', async () => {
+    const body = JSON.stringify(githubPush({ repo: 'acme/unknown', after: sha }));
+    const reply = await hook.post('github', body, await githubHeaders(body, WEB_SECRET));
+    expect(reply.status).toBe(401);
+    expect(reply.json.error).toBe('signature verification failed');
+  });
+
+  it('answers 401 when the body was changed after signing', async () => {
+    const body = JSON.stringify(githubPush({ repo: 'acme/web', after: sha }));
+    const headers = await githubHeaders(body, WEB_SECRET);
+    const reply = await hook.post('github', body.replace('"refs/heads/main"', '"refs/heads/release/x"'), headers);
+    expect(reply.status).toBe(401);
+  });
+
+  it('answers pings, other events, deletions and unwanted branches with 200 and the reason', async () => {
+    const cases: Array<{ event: string; payload: Record<string, unknown>; reason: RegExp }> = [
+      { event: 'ping', payload: githubPing('acme/web'), reason: /^ping event/ },
+      { event: 'issues', payload: githubPush({ repo: 'acme/web', after: sha }), reason: /^event "issues" is not deployed/ },
+      { event: 'push', payload: { ...githubPush({ repo: 'acme/web', after: '0'.repeat(40), before: sha }), deleted: true }, reason: /^branch main was deleted/ },
+      { event: 'push', payload: githubPush({ repo: 'acme/web', ref: 'refs/heads/feature/x', after: sha }), reason: /^no job deploys branch "feature\/x" of acme\/web$/ },
+      { event: 'push', payload: githubPush({ repo: 'acme/web', ref: 'refs/tags/v1.0.0', after: sha }), reason: /^no job deploys tag "v1.0.0"/ },
+    ];
+    for (const { event, payload, reason } of cases) {
+      const body = JSON.stringify(payload);
+      const reply = await hook.post('github', body, await githubHeaders(body, WEB_SECRET, event));
+      expect(reply.status, event).toBe(200);
+      expect(reply.json).toEqual({ delivery: expect.any(String), runs: [], reason: expect.stringMatching(reason) });
+    }
+    expect(await runFiles()).toEqual([]);
+  });
+
+  it('answers 400 to malformed JSON and to pushes without the fields a deploy needs', async () => {
+    const bodies = [
+      '{"repository": {"full_name": "acme/web"}, "ref": ',
+      JSON.stringify({ ref: 'refs/heads/main', after: sha }),
+      JSON.stringify({ ...githubPush({ repo: 'acme/web', after: sha }), ref: undefined }),
+      JSON.stringify(githubPush({ repo: 'acme/web', ref: 'main', after: sha })),
+      JSON.stringify(githubPush({ repo: 'acme/web', ref: 'refs/heads/a..b', after: sha })),
+      JSON.stringify(githubPush({ repo: 'acme/web', after: 'HEAD~1' })),
+      JSON.stringify(githubPush({ repo: 'acme/web', after: `--upload-pack=touch ${join(dir, 'pwned')}` })),
+    ];
+    for (const body of bodies) {
+      const reply = await hook.post('github', body, await githubHeaders(body, WEB_SECRET));
+      expect(reply.status, body.slice(0, 60)).toBe(400);
+    }
+    expect(await runFiles()).toEqual([]);
+  });
+
+  it('refuses a body over the limit with 413, declared or chunked', async () => {
+    const big = JSON.stringify({ ...githubPush({ repo: 'acme/web', after: sha }), padding: 'x'.repeat(100 * 1024) });
+    const declared = await hook.post('github', big, await githubHeaders(big, WEB_SECRET));
+    expect(declared.status).toBe(413);
+
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const req = request(`${hook.url}/hooks/github`, { method: 'POST', headers: { 'transfer-encoding': 'chunked', 'x-github-event': 'push', 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      for (let i = 0; i < 100; i += 1) req.write('x'.repeat(1024));
+      req.end();
+    });
+    expect(chunked).toBe(413);
+  });
+
+  it('answers 405 with Allow: POST to other methods', async () => {
+    const response = await fetch(`${hook.url}/hooks/github`);
+    expect(response.status).toBe(405);
+    expect(response.headers.get('allow')).toBe('POST');
+  });
+
+  it('logs one line per delivery with its id, provider, repo, ref and decision, and never a secret', async () => {
+    const body = JSON.stringify(githubPush({ repo: 'acme/web', ref: 'refs/heads/feature/y', after: sha }));
+    const headers = await githubHeaders(body, WEB_SECRET);
+    await hook.post('github', body, headers);
+    const lines = hook.logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'delivery');
+    expect(lines).toEqual([expect.objectContaining({ delivery: headers['x-github-delivery'], provider: 'github', repo: 'acme/web', ref: 'refs/heads/feature/y', decision: 'ignored', status: 200 })]);
+    expectNoSecretLeaked(hook.logLines.join('\n'));
+  });
+});
+
+describe('POST /hooks/gitlab', () => {
+  it('queues a push whose X-Gitlab-Token matches, matching group/sub/name case-insensitively', async () => {
+    const reply = await hook.post('gitlab', JSON.stringify(gitlabPush({ repo: 'Acme/Platform/Lab', after: sha })), gitlabHeaders(LAB_TOKEN));
+    expect(reply.status).toBe(202);
+    const [run] = reply.json.runs as Array<{ id: string; job: string }>;
+    expect(run?.job).toBe('lab');
+    expect(await waitForRun(join(dir, 'state'), 'lab', run?.id ?? '')).toMatchObject({ status: 'succeeded', deployedSha: sha, trigger: { provider: 'gitlab', pusher: 'jsmith' } });
+  });
+
+  it('answers 401 to a missing, empty or wrong token', async () => {
+    const body = JSON.stringify(gitlabPush({ repo: 'acme/platform/lab', after: sha }));
+    const { 'x-gitlab-token': _omitted, ...noToken } = gitlabHeaders(LAB_TOKEN);
+    for (const headers of [noToken, gitlabHeaders(''), gitlabHeaders(`${LAB_TOKEN}x`), gitlabHeaders(LAB_TOKEN.slice(0, -1))]) {
+      const reply = await hook.post('gitlab', body, headers);
+      expect(reply.status).toBe(401);
+    }
+    expect(await runFiles()).toEqual([]);
+  });
+
+  it('answers 200 to events that are not pushes', async () => {
+    const reply = await hook.post('gitlab', JSON.stringify(gitlabPush({ repo: 'acme/platform/lab', after: sha })), gitlabHeaders(LAB_TOKEN, 'Merge Request Hook'));
+    expect(reply.status).toBe(200);
+    expect(reply.json.reason).toMatch(/^event "Merge Request Hook" is not deployed/);
+  });
+});
+
+describe('other routes', () => {
+  it('GET /healthz answers 200', async () => {
+    const response = await fetch(`${hook.url}/healthz`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('an unknown provider is 404', async () => {
+    const reply = await hook.post('gitbucket', '{}', {});
+    expect(reply.status).toBe(404);
+  });
+});
+
+function withoutSignature(headers: Record<string, string>): Record<string, string> {
+  const { 'x-hub-signature-256': _omitted, ...rest } = headers;
+  return rest;
+}

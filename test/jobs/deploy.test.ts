@@ -1,0 +1,205 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { createRemote, git } from '../helpers/git-repo.js';
+import { githubHeaders, githubPush } from '../helpers/payloads.js';
+import { isRunning } from '../helpers/processes.js';
+import { runsOf, waitForRun } from '../helpers/runs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const SECRET = 'deploy-test-secret-0123456789';
+let hook: TestDaemon | undefined;
+
+afterEach(async () => {
+  await hook?.stop();
+  hook = undefined;
+});
+
+async function push(daemon: TestDaemon, repo: string, after: string, ref = 'refs/heads/main'): Promise<Array<{ id: string; job: string }>> {
+  const body = JSON.stringify(githubPush({ repo, ref, after }));
+  const reply = await daemon.post('github', body, await githubHeaders(body, SECRET));
+  expect(reply.status).toBe(202);
+  return reply.json.runs as Array<{ id: string; job: string }>;
+}
+
+describe('a push to a matching branch', () => {
+  it('deploys exactly that commit and writes the whole story to the run log', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    await remote.commit({ 'site.txt': 'v1\n' });
+    const sha = await remote.commit({ 'site.txt': 'v2\n', 'deploy/apply.sh': 'echo "applying $(cat ../site.txt)"\n' });
+    await remote.commit({ 'site.txt': 'v3, pushed later\n' });
+    hook = await startDaemon(dir, {
+      jobs: [{ name: 'site', provider: 'github', repo: 'acme/site', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, workdir: 'deploy', command: ['sh', 'apply.sh'] }],
+    }, { SECRET });
+
+    const [run] = await push(hook, 'acme/site', sha);
+    const record = await waitForRun(join(dir, 'state'), 'site', run?.id ?? '');
+    expect(record).toMatchObject({ status: 'succeeded', exitCode: 0, sha, deployedSha: sha, logPath: join(dir, 'logs', 'site', `${run?.id}.log`) });
+
+    const checkout = join(dir, 'state', 'checkouts', 'site');
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
+    expect(await readFile(join(checkout, 'site.txt'), 'utf8')).toBe('v2\n');
+
+    const log = await readFile(record.logPath, 'utf8');
+    expect(log).toContain(`[deployhook] run ${run?.id} of job site`);
+    expect(log).toContain('[deployhook] repo:     acme/site');
+    expect(log).toContain('[deployhook] ref:      refs/heads/main');
+    expect(log).toContain(`[deployhook] commit:   ${sha}`);
+    expect(log).toMatch(/\[deployhook\] delivery: 00000000-0000-4000-8000-\d+ \(github, pushed by Codertocat\)/);
+    expect(log).toMatch(/\[deployhook\] started: {2}\d{4}-\d\d-\d\dT/);
+    expect(log).toContain('applying v2');
+    expect(log.trimEnd().split('\n').at(-1)).toMatch(/^\[deployhook\] finished: succeeded, exit code 0, after \d/);
+  });
+
+  it('gives the command the run as environment variables and nothing else of the daemon', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    process.env.DEPLOYHOOK_TEST_LEAK = 'should-not-be-seen';
+    hook = await startDaemon(dir, {
+      jobs: [{ name: 'envy', provider: 'github', repo: 'acme/envy', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, env: { STAGE: 'production' }, command: ['sh', '-c', 'env | sort; cat "$DEPLOYHOOK_EVENT_FILE" > event-copy.json'] }],
+    }, { SECRET });
+    delete process.env.DEPLOYHOOK_TEST_LEAK;
+    const body = JSON.stringify(githubPush({ repo: 'acme/envy', after: sha }));
+    const headers = await githubHeaders(body, SECRET);
+    const reply = await hook.post('github', body, headers);
+    const [run] = reply.json.runs as Array<{ id: string }>;
+    const record = await waitForRun(join(dir, 'state'), 'envy', run?.id ?? '');
+    const log = await readFile(record.logPath, 'utf8');
+    const env = new Map(log.split('\n').filter((line) => /^[A-Z_]+=/.test(line)).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+    expect(Object.fromEntries([...env].filter(([name]) => name.startsWith('DEPLOYHOOK_')))).toEqual({
+      DEPLOYHOOK_JOB: 'envy',
+      DEPLOYHOOK_RUN_ID: run?.id,
+      DEPLOYHOOK_PROVIDER: 'github',
+      DEPLOYHOOK_REPO: 'acme/envy',
+      DEPLOYHOOK_REF: 'refs/heads/main',
+      DEPLOYHOOK_BRANCH: 'main',
+      DEPLOYHOOK_SHA: sha,
+      DEPLOYHOOK_BEFORE: '0'.repeat(40),
+      DEPLOYHOOK_DELIVERY: headers['x-github-delivery'],
+      DEPLOYHOOK_PUSHER: 'Codertocat',
+      DEPLOYHOOK_EVENT_FILE: record.eventFile,
+    });
+    expect(env.get('STAGE')).toBe('production');
+    expect(env.get('PATH')).toBe(process.env.PATH);
+    expect(env.has('SECRET')).toBe(false);
+    expect(env.has('VITEST')).toBe(false);
+    expect(env.has('DEPLOYHOOK_TEST_LEAK')).toBe(false);
+    expect(await readFile(join(dir, 'state', 'checkouts', 'envy', 'event-copy.json'), 'utf8')).toBe(body);
+  });
+
+  it('masks a secret the daemon knows when the command prints it', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    await writeFile(join(dir, 'hook.secret'), `${SECRET}\n`);
+    hook = await startDaemon(dir, {
+      jobs: [{ name: 'leaky', provider: 'github', repo: 'acme/leaky', branches: ['main'], secret_file: 'hook.secret', remote: remote.bare, command: ['cat', join(dir, 'hook.secret')] }],
+    });
+    const [run] = await push(hook, 'acme/leaky', sha);
+    const record = await waitForRun(join(dir, 'state'), 'leaky', run?.id ?? '');
+    const log = await readFile(record.logPath, 'utf8');
+    expect(log).toContain('***');
+    expect(log).not.toContain(SECRET);
+  });
+});
+
+describe('runs that cannot succeed', () => {
+  it('fails with a message naming the commit when it is not on the remote', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    await remote.commit({ 'a.txt': 'a\n' });
+    hook = await startDaemon(dir, { jobs: [{ name: 'ghost', provider: 'github', repo: 'acme/ghost', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] }] }, { SECRET });
+    const missing = 'f'.repeat(40);
+    const [run] = await push(hook, 'acme/ghost', missing);
+    const record = await waitForRun(join(dir, 'state'), 'ghost', run?.id ?? '');
+    expect(record.status).toBe('failed');
+    expect(record.reason).toContain(missing);
+    expect(record.reason).toMatch(/not found/);
+    expect(await readFile(record.logPath, 'utf8')).toContain(missing);
+  });
+
+  it('records a failing command with its exit code', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    hook = await startDaemon(dir, { jobs: [{ name: 'broken', provider: 'github', repo: 'acme/broken', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['sh', '-c', 'echo about to fail >&2; exit 3'] }] }, { SECRET });
+    const [run] = await push(hook, 'acme/broken', sha);
+    const record = await waitForRun(join(dir, 'state'), 'broken', run?.id ?? '');
+    expect(record).toMatchObject({ status: 'failed', exitCode: 3, reason: 'the command exited with code 3' });
+    const log = await readFile(record.logPath, 'utf8');
+    expect(log).toContain('about to fail');
+    expect(log).toContain('[deployhook] finished: failed, exit code 3');
+  });
+
+  it('times out a command and its grandchild even when both ignore SIGTERM', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    const pidFile = join(dir, 'grandchild.pid');
+    const script = `trap '' TERM; sh -c 'trap "" TERM; echo $$ > ${pidFile}; while :; do sleep 1; done' & while :; do sleep 1; done`;
+    hook = await startDaemon(dir, { jobs: [{ name: 'stuck', provider: 'github', repo: 'acme/stuck', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, timeout: '2s', kill_grace: '1s', command: ['sh', '-c', script] }] }, { SECRET });
+    const [run] = await push(hook, 'acme/stuck', sha);
+    const record = await waitForRun(join(dir, 'state'), 'stuck', run?.id ?? '');
+    expect(record.status).toBe('timed_out');
+    expect(record.reason).toBe('the run exceeded its timeout of 2.0s');
+    const grandchild = Number(await readFile(pidFile, 'utf8'));
+    expect(grandchild).toBeGreaterThan(0);
+    expect(isRunning(grandchild)).toBe(false);
+    expect(await readFile(record.logPath, 'utf8')).toContain('[deployhook] finished: timed_out');
+  });
+});
+
+describe('a burst of pushes to one job', () => {
+  it('never overlaps runs, supersedes what waited, and ends on the newest commit', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const commits: string[] = [];
+    for (let i = 0; i < 8; i += 1) commits.push(await remote.commit({ 'n.txt': `${i}\n` }));
+    const trace = join(dir, 'trace.txt');
+    const command = ['sh', '-c', `echo "start $DEPLOYHOOK_SHA" >> ${trace}; sleep 0.4; echo "end $DEPLOYHOOK_SHA" >> ${trace}`];
+    hook = await startDaemon(dir, { jobs: [{ name: 'busy', provider: 'github', repo: 'acme/busy', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }, { SECRET });
+
+    const acknowledged: string[] = [];
+    for (const sha of commits) acknowledged.push(...(await push(hook, 'acme/busy', sha)).map((run) => run.id));
+    expect(acknowledged).toHaveLength(commits.length);
+    await hook.daemon.queue.whenIdle();
+
+    const runs = await runsOf(join(dir, 'state'), 'busy');
+    expect(runs.map((run) => run.id).sort()).toEqual([...acknowledged].sort());
+    const executed = runs.filter((run) => run.status === 'succeeded');
+    const superseded = runs.filter((run) => run.status === 'superseded');
+    expect(executed.length + superseded.length).toBe(commits.length);
+    expect(executed.length).toBeLessThanOrEqual(3);
+    expect(executed.at(-1)?.deployedSha).toBe(commits.at(-1));
+    for (const run of superseded) expect(run.supersededBy).toMatch(/^[0-9a-z]{26}$/);
+
+    const lines = (await readFile(trace, 'utf8')).trim().split('\n');
+    lines.forEach((line, index) => expect(line.startsWith(index % 2 === 0 ? 'start ' : 'end ')).toBe(true));
+    expect(await git(join(dir, 'state', 'checkouts', 'busy'), 'rev-parse', 'HEAD')).toBe(commits.at(-1));
+  });
+
+  it('runs different jobs in parallel up to max_parallel', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    const trace = join(dir, 'trace.txt');
+    const command = ['sh', '-c', `echo "start $DEPLOYHOOK_JOB" >> ${trace}; sleep 0.5; echo "end $DEPLOYHOOK_JOB" >> ${trace}`];
+    const job = (name: string) => ({ name, provider: 'github', repo: 'acme/many', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command });
+    hook = await startDaemon(dir, { max_parallel: 2, jobs: [job('one'), job('two'), job('three')] }, { SECRET });
+    const runs = await push(hook, 'acme/many', sha);
+    expect(runs.map((run) => run.job)).toEqual(['one', 'two', 'three']);
+    await hook.daemon.queue.whenIdle();
+    const lines = (await readFile(trace, 'utf8')).trim().split('\n');
+    let running = 0;
+    let most = 0;
+    for (const line of lines) {
+      running += line.startsWith('start ') ? 1 : -1;
+      most = Math.max(most, running);
+    }
+    expect(most).toBe(2);
+    expect(lines.filter((line) => line.startsWith('end '))).toHaveLength(3);
+  });
+});
