@@ -1,0 +1,45 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT, runCli, startServe } from './helpers/cli.js';
+import { git } from './helpers/git-repo.js';
+import { waitForRun } from './helpers/runs.js';
+
+/**
+ * The README's quick start, run as written: `npm start` (its prestart makes the demo secret,
+ * then it serves config/deployhook.yml), then `send demo`, then the log. The only change is
+ * the port: the test listens on a free one instead of 9000.
+ */
+describe('the README quick start', () => {
+  it('deploys the current HEAD of this repository with the shipped demo job and shows where the log is', async () => {
+    const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8');
+    const send = 'node dist/cli.js send demo --config config/deployhook.yml';
+    const lines = readme.split('\n').map((line) => line.replace(/\s+#.*$/, ''));
+    for (const command of ['npm ci', 'npm start', send, 'cat var/log/demo/*.log', 'npm test']) expect(lines).toContain(command);
+
+    const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.prestart).toBe('node scripts/demo-secret.mjs');
+    expect(pkg.scripts.start).toBe('node dist/cli.js serve --config config/deployhook.yml');
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' };
+    await execa('node', ['scripts/demo-secret.mjs'], { cwd: REPO_ROOT, env, extendEnv: false });
+
+    const head = await git(REPO_ROOT, 'rev-parse', 'HEAD');
+    const branch = await git(REPO_ROOT, 'symbolic-ref', '--short', 'HEAD');
+    const daemon = await startServe(['--config', 'config/deployhook.yml', '--listen', '127.0.0.1:0'], { env });
+    try {
+      const sent = await runCli([...send.split(' ').slice(2), '--url', `http://127.0.0.1:${daemon.port}/hooks/github`], { env });
+      expect(sent.stderr).toBe('');
+      expect(sent.stdout).toContain(`sent a signed push of refs/heads/${branch} at ${head}`);
+      const match = /queued run ([0-9a-z]{26}) of job demo; log: (.*)$/m.exec(sent.stdout);
+      expect(match?.[2]).toBe(join(REPO_ROOT, 'var', 'log', 'demo', `${match?.[1]}.log`));
+      const record = await waitForRun(join(REPO_ROOT, 'var', 'state'), 'demo', match?.[1] ?? '');
+      expect(record).toMatchObject({ status: 'succeeded', deployedSha: head });
+      const log = await readFile(match?.[2] ?? '', 'utf8');
+      expect(log).toContain(`deploying deployhook/demo refs/heads/${branch} at ${head}`);
+      expect(log).toContain('done: nothing was changed, this is only a demo');
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+});
