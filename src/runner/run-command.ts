@@ -31,6 +31,8 @@ export interface CommandOptions {
   killAfterMs: number;
   /** Cancels the run with the same kill sequence as a timeout. */
   signal?: AbortSignal;
+  /** Called once the command has started, with its process group id (= its pid). */
+  onStart?: (pgid: number) => void;
 }
 
 export interface CommandResult {
@@ -99,6 +101,7 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
     return finish(notStarted, startError);
   }
   const forgetGroup = killGroupOnExit(pgid);
+  options.onStart?.(pgid);
   const exited = new Promise<Pick<CommandResult, 'exitCode' | 'signal'>>((resolve) => {
     subprocess.once('exit', (exitCode, exitSignal) => resolve({ exitCode, signal: exitSignal }));
   });
