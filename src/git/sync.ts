@@ -1,4 +1,4 @@
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
@@ -14,8 +14,14 @@ export interface SyncOptions {
   remote: string;
   /** Absolute path of the checkout folder; created on the first run. */
   checkout: string;
-  /** 40 or 64 lowercase hex. */
+  /** 40 or 64 lowercase hex: the commit a push named. */
   sha: string;
+  /**
+   * The branch the push was for. When given, the checkout converges on the branch's tip
+   * on the remote after fetching, which is `sha` or a newer commit: a stale or redelivered
+   * push never rolls the branch back. Without it, exactly `sha` is checked out.
+   */
+  branch?: string;
   submodules: boolean;
   auth: GitAuth;
   /** Base environment for git (PATH, HOME, LANG); nothing else is inherited. */
@@ -60,15 +66,17 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   });
 
   if (state === 'git') {
+    await removeStaleLocks(checkout, options.output);
     await pointOriginAt(git, remote);
     await git.step('fetch', ['fetch', '--prune', '--no-tags', '--progress', '--', 'origin', ...FETCH_REFSPECS]);
   } else {
     await git.step('clone', ['clone', '--no-checkout', '--progress', '--', remote, checkout]);
   }
-  await ensureCommit(git, sha, remote);
+  const target = (options.branch !== undefined ? await branchTip(git, options.branch) : undefined) ?? sha;
+  if (target === sha) await ensureCommit(git, sha, remote);
 
-  await git.step('checkout', ['checkout', '--force', '--detach', sha, '--']);
-  await git.step('reset', ['reset', '--hard', sha, '--']);
+  await git.step('checkout', ['checkout', '--force', '--detach', target, '--']);
+  await git.step('reset', ['reset', '--hard', target, '--']);
   await git.step('clean', ['clean', '-ffdx']);
   if (options.submodules) {
     await git.step('submodule sync', ['submodule', 'sync', '--recursive']);
@@ -76,10 +84,30 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
     await git.step('submodule clean', ['submodule', 'foreach', '--recursive', 'git clean -ffdx']);
   }
   const head = await git.query(['rev-parse', 'HEAD']);
-  if (head !== sha) {
-    throw new GitSyncError(`Expected HEAD at ${sha} after the sync, found ${head ?? 'no commit'}`);
+  if (head !== target) {
+    throw new GitSyncError(`Expected HEAD at ${target} after the sync, found ${head ?? 'no commit'}`);
   }
   return { sha: head };
+}
+
+/** The commit the remote's branch points to after the fetch, if the branch still exists. */
+async function branchTip(git: GitRunner, branch: string): Promise<string | undefined> {
+  const tip = await git.query(['rev-parse', '--verify', '--quiet', `refs/remotes/origin/${branch}^{commit}`]);
+  return tip !== undefined && SHA.test(tip) ? tip : undefined;
+}
+
+/**
+ * One job never runs twice at once, so a git lock file found before a sync was left by a
+ * git the daemon could not stop (it was killed mid-run): it is stale, and removed.
+ */
+async function removeStaleLocks(checkout: string, output: SyncOptions['output']): Promise<void> {
+  for (const name of ['index.lock', 'HEAD.lock', 'config.lock', 'packed-refs.lock', 'shallow.lock']) {
+    const lock = join(checkout, '.git', name);
+    if (await stat(lock).then(() => true, () => false)) {
+      await rm(lock, { force: true });
+      output.write(`[deployhook] removed the stale lock .git/${name} left by an interrupted run\n`);
+    }
+  }
 }
 
 /** `missing`: nothing there or empty; `git`: has `.git`; `foreign`: other files. */
