@@ -3,9 +3,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { JobConfig } from '../config/types.js';
 import type { JobIndex } from '../jobs/job-index.js';
-import type { RunQueue } from '../jobs/run-queue.js';
+import type { RunQueue, RunRequest } from '../jobs/run-queue.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { ProviderAdapter } from '../providers/types.js';
+import type { ProviderAdapter, PushEvent } from '../providers/types.js';
+import type { DeliveryLog } from '../store/delivery-log.js';
 import { readBody } from './read-body.js';
 import { sendJson } from './respond.js';
 
@@ -14,8 +15,11 @@ export interface HookHandlerOptions {
   /** The current jobs; a function so that a reload takes effect for the next delivery. */
   jobs: () => JobIndex;
   queue: RunQueue;
+  deliveries: DeliveryLog;
   logger: Logger;
-  maxBodyBytes: number;
+  maxBodyBytes: () => number;
+  /** True once shutdown has begun: deliveries get 503 and should be retried. */
+  draining: () => boolean;
 }
 
 /** Deliberately the same for every verification failure: it must not help guess a secret. */
@@ -44,6 +48,18 @@ function verifiedJobs(adapter: ProviderAdapter, body: Buffer, credential: unknow
   );
 }
 
+function runRequest(push: PushEvent, event: Buffer): RunRequest {
+  return {
+    trigger: { type: 'webhook', provider: push.provider, delivery: push.deliveryId, pusher: push.pusher },
+    repo: push.repo,
+    ref: push.ref,
+    ...(push.branch !== undefined ? { branch: push.branch } : {}),
+    sha: push.sha,
+    before: push.before,
+    event,
+  };
+}
+
 /**
  * `POST /hooks/<provider>`: verify, decide, record, reply. Never waits for git or a
  * command: a push that a job accepts is answered 202 as soon as its run is on disk.
@@ -60,10 +76,11 @@ export function createHookHandler(options: HookHandlerOptions) {
     };
 
     if (req.method !== 'POST') return reply(405, { error: 'expected POST' }, { decision: 'rejected', reason: `method ${req.method}` }, { allow: 'POST' });
+    if (options.draining()) return reply(503, { error: 'deployhook is shutting down; retry shortly' }, { decision: 'rejected', reason: 'shutting down' }, { 'retry-after': '10', connection: 'close' });
     const credential = adapter.readCredential(req.headers);
     if (!credential.ok) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: credential.reason }, { connection: 'close' });
 
-    const read = await readBody(req, options.maxBodyBytes);
+    const read = await readBody(req, options.maxBodyBytes());
     if (!read.ok) return reply(read.status, { error: read.reason }, { decision: 'rejected', reason: read.reason }, { connection: 'close' });
     const payload = parseJson(read.body);
     if (payload === undefined) return reply(400, { error: 'expected a JSON body' }, { decision: 'rejected', reason: 'malformed JSON' });
@@ -86,11 +103,17 @@ export function createHookHandler(options: HookHandlerOptions) {
       const reason = push.branch !== undefined ? `no job deploys branch ${JSON.stringify(push.branch)} of ${repo}` : `no job deploys tag ${JSON.stringify(push.tag ?? '')} of ${repo}`;
       return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: push.ref, reason });
     }
+    const dedupKey = adapter.dedupKey(req.headers);
+    const claim = dedupKey === undefined ? undefined : options.deliveries.claim(dedupKey);
+    if (claim?.duplicate) return reply(200, { runs: [], duplicate: true, reason: 'this delivery was already received; nothing new was queued' }, { decision: 'duplicate', repo, ref: push.ref });
     try {
-      const runs = await Promise.all(wanting.map((job) => options.queue.enqueue(job, push, read.body)));
+      const request = runRequest(push, read.body);
+      const runs = await Promise.all(wanting.map((job) => options.queue.enqueue(job, request)));
+      await claim?.commit(runs.map((run) => run.id));
       const listed = runs.map((run) => ({ id: run.id, job: run.job }));
       return reply(202, { runs: listed }, { decision: 'queued', repo, ref: push.ref, sha: push.sha, runs: listed });
     } catch (error) {
+      claim?.release();
       logger.error({ err: error }, 'could not record the delivery');
       return reply(503, { error: 'the delivery could not be recorded; retry later' }, { decision: 'failed', repo, ref: push.ref }, { 'retry-after': '30' });
     }

@@ -31,6 +31,12 @@ export const githubProvider: ProviderAdapter<Buffer> = {
     return safeDeliveryId(headers['x-github-delivery']);
   },
 
+  dedupKey(headers) {
+    const delivery = safeDeliveryId(headers['x-github-delivery']);
+    // The same delivery id reaches every hook of a repository; the hook id tells them apart.
+    return delivery === undefined ? undefined : `github:${safeDeliveryId(headers['x-github-hook-id']) ?? ''}:${delivery}`;
+  },
+
   interpret(headers, payload, deliveryId) {
     const event = headers['x-github-event'];
     if (event === 'ping') return { kind: 'ignored', reason: 'ping event: the hook is set up, nothing to deploy' };

@@ -29,6 +29,11 @@ export const gitlabProvider: ProviderAdapter<string> = {
     return safeDeliveryId(headers['idempotency-key']) ?? safeDeliveryId(headers['x-gitlab-event-uuid']);
   },
 
+  dedupKey(headers) {
+    const id = this.deliveryId(headers);
+    return id === undefined ? undefined : `gitlab:${id}`;
+  },
+
   interpret(headers, payload, deliveryId) {
     const event = headers['x-gitlab-event'];
     if (typeof event !== 'string' || !PUSH_EVENTS.has(event)) {

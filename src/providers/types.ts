@@ -41,5 +41,7 @@ export interface ProviderAdapter<C = unknown> {
   verify(body: Buffer, credential: C, secret: string): boolean;
   repositoryOf(payload: unknown): string | undefined;
   deliveryId(headers: IncomingHttpHeaders): string | undefined;
+  /** What identifies a redelivery of the same delivery; undefined when the host sent no id. */
+  dedupKey(headers: IncomingHttpHeaders): string | undefined;
   interpret(headers: IncomingHttpHeaders, payload: unknown, deliveryId: string): HookEvent;
 }
