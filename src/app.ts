@@ -1,17 +1,20 @@
 import { access, constants, mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
-import { DeployhookError } from './errors.js';
+import { ConfigError, DeployhookError } from './errors.js';
 import { createApiApp } from './http/api-app.js';
 import { createHookHandler } from './http/hook-handler.js';
 import { createHttpServer } from './http/server.js';
 import { baseEnvironment } from './jobs/command-env.js';
 import { createExecutor } from './jobs/execute-run.js';
 import { JobIndex } from './jobs/job-index.js';
+import { recoverRuns } from './jobs/recover.js';
 import { RunQueue } from './jobs/run-queue.js';
 import { builtinProviders } from './providers/registry.js';
+import { DeliveryLog } from './store/delivery-log.js';
 import { RunStore } from './store/run-store.js';
 
 export interface DaemonOptions {
@@ -23,10 +26,15 @@ export interface DaemonOptions {
 
 export interface Daemon {
   readonly queue: RunQueue;
-  /** Creates the state and log folders, then listens. Resolves with the bound address. */
+  /** Creates the state and log folders, recovers runs, then listens. Resolves with the bound address. */
   start(): Promise<AddressInfo>;
-  /** Stops accepting deliveries, waits up to `graceMs` for running deploys, then closes. */
-  stop(graceMs?: number): Promise<void>;
+  /**
+   * Stops accepting deliveries (503), lets running commands finish for up to
+   * `shutdown_timeout`, then stops them (recorded as interrupted, repeated after restart).
+   */
+  stop(): Promise<void>;
+  /** Re-reads the config file. An invalid config is refused (and thrown) and the old one kept. */
+  reload(): Promise<Config>;
 }
 
 /** The listen address is taken or not allowed: say which, and what to do. */
@@ -51,21 +59,52 @@ async function ensureWritableFolder(path: string, what: string): Promise<void> {
   }
 }
 
-/** The composition root: config, logger, store, queue and server, wired together. */
+/** How often remembered deliveries older than `dedup_window` are forgotten. */
+const PRUNE_DELIVERIES_MS = 60 * 60 * 1000;
+
+/** The composition root: config, logger, stores, queue and server, wired together. */
 export function createDaemon(options: DaemonOptions): Daemon {
-  const { config, logger } = options;
+  const { logger } = options;
+  let config = options.config;
+  let index = new JobIndex(config.jobs);
+  let draining = false;
+  let pruneTimer: NodeJS.Timeout | undefined;
+
   const store = new RunStore(config.stateDir);
-  const index = new JobIndex(config.jobs);
-  const execute = createExecutor({ store, logger: logger.child({ area: 'runs' }), baseEnv: baseEnvironment(options.env) });
-  const queue = new RunQueue({ store, execute, maxParallel: config.maxParallel, logDir: config.logDir, logger: logger.child({ area: 'queue' }) });
-  const hooks = createHookHandler({ providers: builtinProviders(), jobs: () => index, queue, logger: logger.child({ area: 'hooks' }), maxBodyBytes: config.maxBodyBytes });
-  const server: Server = createHttpServer({ hooks, api: createApiApp({ logger: logger.child({ area: 'api' }) }), logger });
+  const deliveries = new DeliveryLog({ dir: join(config.stateDir, 'deliveries'), windowMs: config.dedupWindowMs });
+  const execute = createExecutor({
+    store,
+    logger: logger.child({ area: 'runs' }),
+    baseEnv: baseEnvironment(options.env),
+    maxLogBytes: () => config.maxLogBytes,
+    retention: () => ({ keepRuns: config.keepRuns, logDir: config.logDir }),
+  });
+  const queue = new RunQueue({ store, execute, job: (name) => index.get(name), maxParallel: config.maxParallel, logDir: config.logDir, logger: logger.child({ area: 'queue' }), paused: true });
+  const hooks = createHookHandler({
+    providers: builtinProviders(),
+    jobs: () => index,
+    queue,
+    deliveries,
+    logger: logger.child({ area: 'hooks' }),
+    maxBodyBytes: () => config.maxBodyBytes,
+    draining: () => draining,
+  });
+  const server = createHttpServer({ hooks, api: createApiApp({ logger: logger.child({ area: 'api' }) }), logger });
 
   return {
     queue,
     async start() {
       await ensureWritableFolder(config.stateDir, 'state_dir');
       await ensureWritableFolder(config.logDir, 'log_dir');
+      const remembered = await deliveries.open();
+      logger.info({ deliveries: remembered }, 'loaded remembered deliveries');
+      pruneTimer = setInterval(() => {
+        deliveries.prune().catch((error: unknown) => logger.error({ err: error }, 'could not forget old deliveries'));
+      }, PRUNE_DELIVERIES_MS);
+      pruneTimer.unref();
+      await recoverRuns({ store, queue, job: (name) => index.get(name), logger: logger.child({ area: 'recovery' }), killGraceMs: 10_000 });
+      queue.start();
+
       const { host, port } = config.listen;
       const address = await new Promise<AddressInfo>((resolve, reject) => {
         const onError = (error: NodeJS.ErrnoException) => reject(new ListenError(`${host}:${port}`, error));
@@ -78,18 +117,46 @@ export function createDaemon(options: DaemonOptions): Daemon {
       logger.info({ host: address.address, port: address.port, jobs: config.jobs.length, config: config.file }, 'listening');
       return address;
     },
-    async stop(graceMs = 60_000) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+
+    async stop() {
+      draining = true;
+      clearInterval(pruneTimer);
+      queue.stopStarting();
+      const graceMs = config.shutdownTimeoutMs;
       let timer: NodeJS.Timeout | undefined;
       const gaveUp = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), graceMs);
       });
-      const result = await Promise.race([queue.whenIdle(), gaveUp]);
+      if ((await Promise.race([queue.whenIdle(), gaveUp])) === 'timeout') {
+        logger.warn({ graceMs }, 'runs still in progress after shutdown_timeout: stopping them; they run again after restart');
+        queue.interruptRunning();
+        await queue.whenIdle();
+      }
       clearTimeout(timer);
-      if (result === 'timeout') logger.warn({ graceMs }, 'runs still in progress at shutdown');
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+    },
+
+    async reload() {
+      let next: Config;
+      try {
+        next = await loadConfig(config.file, options.env);
+      } catch (error) {
+        if (error instanceof ConfigError) logger.error({ issues: error.issues.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
+        throw error;
+      }
+      for (const key of ['listen', 'stateDir', 'logDir'] as const) {
+        if (JSON.stringify(next[key]) !== JSON.stringify(config[key])) logger.warn({ key }, 'this setting changes only on restart; keeping the running value');
+      }
+      const removed = config.jobs.filter((job) => !next.jobs.some((candidate) => candidate.name === job.name));
+      config = { ...next, listen: config.listen, stateDir: config.stateDir, logDir: config.logDir };
+      index = new JobIndex(config.jobs);
+      queue.maxParallel = config.maxParallel;
+      for (const job of removed) queue.cancelPending(job.name, `job ${job.name} was removed from the config by a reload`);
+      for (const warning of config.warnings) logger.warn({ warning }, 'config warning');
+      logger.info({ jobs: config.jobs.length, removed: removed.map((job) => job.name) }, 'config reloaded');
+      return config;
     },
   };
 }

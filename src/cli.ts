@@ -57,6 +57,13 @@ async function serve(options: { config: string; listen?: string }): Promise<void
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  // systemctl reload: re-read the config; an invalid one is logged and the old one kept.
+  process.on('SIGHUP', () => {
+    logger.info('reloading the config');
+    daemon.reload().catch((error: unknown) => {
+      if (!(error instanceof ConfigError)) logger.error({ err: error }, 'reload failed');
+    });
+  });
 }
 
 async function check(options: { config: string }): Promise<void> {

@@ -1,14 +1,14 @@
-const UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+const UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
- * Parses a duration such as `90s`, `15m`, `1h30m` or `500ms` into milliseconds.
+ * Parses a duration such as `90s`, `15m`, `1h30m`, `7d` or `500ms` into milliseconds.
  * Returns undefined for anything else (a bare number is ambiguous and refused).
  */
 export function parseDuration(text: string): number | undefined {
   const trimmed = text.trim();
-  if (!/^(\d+(ms|s|m|h))+$/.test(trimmed)) return undefined;
+  if (!/^(\d+(ms|s|m|h|d))+$/.test(trimmed)) return undefined;
   let total = 0;
-  for (const match of trimmed.matchAll(/(\d+)(ms|s|m|h)/g)) {
+  for (const match of trimmed.matchAll(/(\d+)(ms|s|m|h|d)/g)) {
     const [, amount, unit] = match;
     total += Number(amount) * (UNITS_MS[unit ?? ''] ?? Number.NaN);
   }

@@ -163,6 +163,10 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
     logDir: resolveConfigPath(baseDir, raw.log_dir),
     maxParallel: raw.max_parallel,
     maxBodyBytes: raw.max_body_bytes,
+    maxLogBytes: raw.max_log_bytes,
+    keepRuns: raw.keep_runs,
+    shutdownTimeoutMs: parseDuration(raw.shutdown_timeout) ?? 60_000,
+    dedupWindowMs: parseDuration(raw.dedup_window) ?? 7 * 86_400_000,
     jobs,
     warnings,
   };

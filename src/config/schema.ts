@@ -99,6 +99,14 @@ export const configSchema = z.strictObject({
     .min(1_024, { error: 'expected at least 1024 bytes' })
     .max(1_073_741_824, { error: 'expected at most 1 GiB' })
     .default(25 * 1024 * 1024),
+  max_log_bytes: z
+    .number({ error: 'expected a number of bytes' })
+    .int({ error: 'expected a whole number of bytes' })
+    .min(4_096, { error: 'expected at least 4096 bytes' })
+    .default(100 * 1024 * 1024),
+  keep_runs: z.number({ error: 'expected a whole number of runs' }).int({ error: 'expected a whole number of runs' }).min(1, { error: 'expected at least 1' }).default(100),
+  shutdown_timeout: duration.default('60s'),
+  dedup_window: duration.default('7d'),
   jobs: z.array(z.unknown(), { error: 'expected a list of jobs' }).default([]),
 });
 

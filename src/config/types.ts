@@ -37,6 +37,14 @@ export interface Config {
   logDir: string;
   maxParallel: number;
   maxBodyBytes: number;
+  /** Command output kept per run log: the beginning and the end. */
+  maxLogBytes: number;
+  /** Finished runs kept per job. */
+  keepRuns: number;
+  /** How long a shutdown waits for running commands before stopping them. */
+  shutdownTimeoutMs: number;
+  /** How long delivery ids are remembered to recognise redeliveries. */
+  dedupWindowMs: number;
   jobs: readonly JobConfig[];
   /** Things that load but deserve attention (`deployhook check` prints them). */
   warnings: readonly string[];

@@ -6,6 +6,7 @@ import type { JobConfig } from '../config/types.js';
 import { DeployhookError, RunAbortedError } from '../errors.js';
 import { syncCheckout } from '../git/sync.js';
 import { openRunLog, type RunLog } from '../log/run-log.js';
+import { processStartTime } from '../runner/orphan-group.js';
 import { runCommand } from '../runner/run-command.js';
 import type { RunStore } from '../store/run-store.js';
 import { commandEnvironment } from './command-env.js';
@@ -17,7 +18,24 @@ export interface ExecutorOptions {
   logger: Logger;
   /** PATH, HOME and LANG of the daemon: the only part of its environment a run sees. */
   baseEnv: Readonly<Record<string, string>>;
+  /** Output kept per run log (the beginning and the end; the middle is dropped). */
+  maxLogBytes: () => number;
+  /** Finished runs kept per job, with their logs, and where the logs are. */
+  retention: () => { keepRuns: number; logDir: string };
   now?: () => Date;
+}
+
+interface Outcome {
+  status: RunStatus;
+  exitCode?: number | null;
+  signal?: string | null;
+  reason?: string;
+}
+
+/** How a stopped run is recorded, by the reason its signal was aborted with. */
+function stoppedOutcome(signal: AbortSignal, during: string): Outcome {
+  if (signal.reason === 'shutdown') return { status: 'interrupted', reason: `the daemon shut down ${during}; the run is repeated after restart` };
+  return { status: 'cancelled', reason: `the run was cancelled ${during}` };
 }
 
 /** Payload data shown in the log header cannot forge lines: control characters are replaced. */
@@ -28,7 +46,7 @@ function printable(text: string): string {
 
 function writeHeader(log: RunLog, run: RunRecord): void {
   const { trigger } = run;
-  log.note(`run ${run.id} of job ${run.job}`);
+  log.note(`run ${run.id} of job ${run.job}${trigger.retryOf ? ` (repeats interrupted run ${trigger.retryOf})` : ''}`);
   log.note(`repo:     ${printable(run.repo)}`);
   log.note(`ref:      ${printable(run.ref)}`);
   log.note(`commit:   ${run.sha}`);
@@ -36,52 +54,81 @@ function writeHeader(log: RunLog, run: RunRecord): void {
   log.note(`started:  ${run.startedAt ?? ''}`);
 }
 
-interface Outcome {
-  status: RunStatus;
-  exitCode?: number | null;
-  signal?: string | null;
-  reason?: string;
+interface DeployContext {
+  run: RunRecord;
+  job: JobConfig;
+  log: RunLog;
+  signal: AbortSignal;
+  baseEnv: Readonly<Record<string, string>>;
+  persist: () => void;
 }
 
-async function deploy(run: RunRecord, job: JobConfig, log: RunLog, baseEnv: Readonly<Record<string, string>>): Promise<Outcome> {
+async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
+  const { run, job, log, signal, baseEnv } = context;
+  const auth = {
+    ...(job.sshKey !== undefined ? { sshKey: job.sshKey } : {}),
+    ...(job.knownHosts !== undefined ? { knownHosts: job.knownHosts } : {}),
+    ...(job.token !== undefined ? { username: job.token.user, password: job.token.value } : {}),
+  };
+  log.note(`syncing ${job.checkout} to ${run.branch !== undefined ? `the tip of ${printable(run.branch)} (pushed: ${run.sha})` : run.sha}`);
+  try {
+    const synced = await syncCheckout({
+      remote: job.remote,
+      checkout: job.checkout,
+      sha: run.sha,
+      ...(run.branch !== undefined ? { branch: run.branch } : {}),
+      submodules: job.submodules,
+      auth,
+      env: { ...baseEnv },
+      output: log.output,
+      signal: AbortSignal.any([signal, timeout]),
+    });
+    run.deployedSha = synced.sha;
+    if (synced.sha !== run.sha) log.note(`the branch has moved on since this push: deploying its tip ${synced.sha}`);
+    context.persist();
+    return undefined;
+  } catch (error) {
+    if (error instanceof RunAbortedError) {
+      return signal.aborted ? stoppedOutcome(signal, 'while git was running') : { status: 'timed_out', reason: `the run exceeded its timeout of ${formatDuration(job.timeoutMs)} while git was running` };
+    }
+    return { status: 'failed', reason: error instanceof DeployhookError ? error.message : `git failed: ${String(error)}` };
+  }
+}
+
+async function deploy(context: DeployContext): Promise<Outcome> {
+  const { run, job, log, signal } = context;
   const deadline = Date.now() + job.timeoutMs;
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort('timeout'), job.timeoutMs);
-  try {
-    log.note(`syncing ${job.checkout} to ${run.sha}`);
-    const auth = {
-      ...(job.sshKey !== undefined ? { sshKey: job.sshKey } : {}),
-      ...(job.knownHosts !== undefined ? { knownHosts: job.knownHosts } : {}),
-      ...(job.token !== undefined ? { username: job.token.user, password: job.token.value } : {}),
-    };
-    const synced = await syncCheckout({ remote: job.remote, checkout: job.checkout, sha: run.sha, submodules: job.submodules, auth, env: { ...baseEnv }, output: log.output, signal: timeout.signal });
-    run.deployedSha = synced.sha;
-  } catch (error) {
-    if (error instanceof RunAbortedError) return { status: error.code === 'RUN_TIMED_OUT' ? 'timed_out' : 'cancelled', reason: `${error.message} while git was running` };
-    const reason = error instanceof DeployhookError ? error.message : `git failed: ${String(error)}`;
-    return { status: 'failed', reason };
-  } finally {
-    clearTimeout(timer);
-  }
+  const failed = await sync(context, timeout.signal).finally(() => clearTimeout(timer));
+  if (failed) return failed;
 
   const cwd = job.workdir !== undefined ? join(job.checkout, job.workdir) : job.checkout;
   if (!(await stat(cwd).then((info) => info.isDirectory(), () => false))) {
-    return { status: 'failed', reason: `expected the workdir ${job.workdir ?? '.'} to be a folder in commit ${run.sha}, but it is not` };
+    return { status: 'failed', reason: `expected the workdir ${job.workdir ?? '.'} to be a folder in commit ${run.deployedSha ?? run.sha}, but it is not` };
   }
   log.note(`$ ${job.command.map((arg) => JSON.stringify(arg)).join(' ')}`);
   const result = await runCommand({
     argv: job.command,
     cwd,
-    env: commandEnvironment(job, run, baseEnv),
+    env: commandEnvironment(job, run, context.baseEnv),
     output: log.output,
     timeoutMs: Math.max(0, deadline - Date.now()),
     killAfterMs: job.killGraceMs,
+    signal,
+    onStart: (pgid) => {
+      run.pgid = pgid;
+      void processStartTime(pgid).then((startTime) => {
+        if (startTime !== undefined) run.pgidStartTime = startTime;
+        context.persist();
+      });
+    },
   });
   if (result.leftovers) log.note('the command left processes running in its process group; they were terminated');
   const ended = { exitCode: result.exitCode, signal: result.signal };
   if (result.startError !== undefined) return { ...ended, status: 'failed', reason: result.startError };
   if (result.timedOut) return { ...ended, status: 'timed_out', reason: `the run exceeded its timeout of ${formatDuration(job.timeoutMs)}` };
-  if (result.cancelled) return { ...ended, status: 'cancelled', reason: 'the run was cancelled' };
+  if (result.cancelled) return { ...ended, ...stoppedOutcome(signal, 'while the command was running') };
   if (result.exitCode === 0) return { ...ended, status: 'succeeded' };
   return { ...ended, status: 'failed', reason: result.signal ? `the command was killed by ${result.signal}` : `the command exited with code ${String(result.exitCode)}` };
 }
@@ -91,17 +138,17 @@ function closingLine(outcome: Outcome, durationMs: number): string {
   return `finished: ${outcome.status}, ${how}, after ${formatDuration(durationMs)}${outcome.reason ? ` (${outcome.reason})` : ''}`;
 }
 
-async function logAndDeploy(run: RunRecord, job: JobConfig, baseEnv: Readonly<Record<string, string>>, elapsedMs: () => number): Promise<Outcome> {
+async function logAndDeploy(context: Omit<DeployContext, 'log'>, maxLogBytes: number, elapsedMs: () => number): Promise<Outcome> {
+  const { run, job } = context;
   let log: RunLog;
   try {
-    log = await openRunLog(run.logPath, [...job.secrets, ...(job.token ? [job.token.value] : [])]);
+    log = await openRunLog(run.logPath, [...job.secrets, ...(job.token ? [job.token.value] : [])], maxLogBytes);
   } catch (error) {
     return { status: 'failed', reason: `could not open the run log at ${run.logPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
   }
   writeHeader(log, run);
-  const outcome = await deploy(run, job, log, baseEnv);
-  log.note(closingLine(outcome, elapsedMs()));
-  await log.close();
+  const outcome = await deploy({ ...context, log });
+  await log.close(closingLine(outcome, elapsedMs()));
   if (log.error && outcome.status === 'succeeded') {
     return { ...outcome, status: 'failed', reason: `the run log could not be written completely: ${(log.error as NodeJS.ErrnoException).code ?? log.error.message}` };
   }
@@ -111,15 +158,21 @@ async function logAndDeploy(run: RunRecord, job: JobConfig, baseEnv: Readonly<Re
 /** Brings the checkout to the run's commit, runs the job's command, and records everything. */
 export function createExecutor(options: ExecutorOptions): ExecuteRun {
   const now = options.now ?? (() => new Date());
-  return async (run, job) => {
+  return async (run, job, signal) => {
     const logger = options.logger.child({ job: job.name, run: run.id, delivery: run.trigger.delivery });
+    // Saves of one record happen in order, so a late save never overwrites a newer state.
+    let saving: Promise<void> = Promise.resolve();
+    const persist = () => {
+      saving = saving.then(() => options.store.save(run)).catch((error: unknown) => logger.error({ err: error }, 'could not save run record'));
+    };
     const started = now();
     run.status = 'running';
     run.startedAt = started.toISOString();
-    await options.store.save(run);
+    persist();
+    await saving;
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
-    const final = await logAndDeploy(run, job, options.baseEnv, () => now().getTime() - started.getTime());
+    const final = await logAndDeploy({ run, job, signal, baseEnv: options.baseEnv, persist }, options.maxLogBytes(), () => now().getTime() - started.getTime());
     const finished = now();
     run.status = final.status;
     run.finishedAt = finished.toISOString();
@@ -127,8 +180,11 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     if (final.exitCode !== undefined) run.exitCode = final.exitCode;
     if (final.signal !== undefined) run.signal = final.signal;
     if (final.reason !== undefined) run.reason = final.reason;
-    await options.store.save(run);
+    persist();
+    await saving;
     logger.info({ status: run.status, exitCode: run.exitCode, durationMs: run.durationMs, deployedSha: run.deployedSha }, 'run finished');
+    const { keepRuns, logDir } = options.retention();
+    await options.store.prune(job.name, keepRuns, logDir).catch((error: unknown) => logger.error({ err: error }, 'could not remove old runs'));
     return run;
   };
 }

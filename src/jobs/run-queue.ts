@@ -1,31 +1,48 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { JobConfig } from '../config/types.js';
-import type { PushEvent } from '../providers/types.js';
 import type { RunStore } from '../store/run-store.js';
-import type { RunRecord } from './run-record.js';
+import type { RunRecord, RunTrigger } from './run-record.js';
 
-/** Runs one run to its end; resolves with the final record (already saved). */
-export type ExecuteRun = (run: RunRecord, job: JobConfig) => Promise<RunRecord>;
+/**
+ * Runs one run to its end; resolves with the final record (already saved). Aborting
+ * `signal` stops it; the reason (`shutdown`, `cancelled`) decides how it is recorded.
+ */
+export type ExecuteRun = (run: RunRecord, job: JobConfig, signal: AbortSignal) => Promise<RunRecord>;
+
+/** What a run is asked to deploy; everything in it is validated data. */
+export interface RunRequest {
+  trigger: RunTrigger;
+  repo: string;
+  ref: string;
+  branch?: string;
+  sha: string;
+  before: string;
+  /** The verified payload, handed to the command as DEPLOYHOOK_EVENT_FILE. */
+  event: Buffer;
+}
 
 interface Entry {
   /** Arrival order: of two pushes for one job, the later arrival wins, whatever order their writes finish in. */
   seq: number;
   record: RunRecord;
-  job: JobConfig;
 }
 
 interface JobState {
-  running?: Entry | undefined;
+  running?: { entry: Entry; stop: AbortController } | undefined;
   pending?: Entry | undefined;
 }
 
 export interface RunQueueOptions {
   store: RunStore;
   execute: ExecuteRun;
+  /** The current jobs by name: a run starts with the job's config as it is when it starts. */
+  job: (name: string) => JobConfig | undefined;
   maxParallel: number;
   logDir: string;
   logger: Logger;
+  /** Start with runs held until `start()`, so recovery can line everything up first. */
+  paused?: boolean;
   now?: () => Date;
 }
 
@@ -40,20 +57,30 @@ export class RunQueue {
   readonly #jobs = new Map<string, JobState>();
   /** Jobs with a pending run and nothing running, in the order they became ready. */
   readonly #ready: string[] = [];
+  #maxParallel: number;
   #active = 0;
   #seq = 0;
-  #idleWaiters: Array<() => void> = [];
+  #starting = true;
+  #waiters: Array<() => void> = [];
 
   constructor(options: RunQueueOptions) {
     this.#options = options;
+    this.#maxParallel = options.maxParallel;
+    this.#starting = options.paused !== true;
     this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Lets runs start (after a paused construction). */
+  start(): void {
+    this.#starting = true;
+    this.#pump();
   }
 
   /**
    * Records a run for `job` durably and schedules it. Rejects when the run cannot be
    * recorded (the caller must not acknowledge the delivery then).
    */
-  async enqueue(job: JobConfig, push: PushEvent, event: Buffer): Promise<RunRecord> {
+  async enqueue(job: JobConfig, request: RunRequest): Promise<RunRecord> {
     const seq = ++this.#seq;
     const { store, logDir } = this.#options;
     const id = store.newRunId();
@@ -61,45 +88,85 @@ export class RunQueue {
       id,
       job: job.name,
       status: 'queued',
-      trigger: { type: 'webhook', provider: push.provider, delivery: push.deliveryId, pusher: push.pusher },
-      repo: push.repo,
-      ref: push.ref,
-      ...(push.branch !== undefined ? { branch: push.branch } : {}),
-      sha: push.sha,
-      before: push.before,
+      trigger: request.trigger,
+      repo: request.repo,
+      ref: request.ref,
+      ...(request.branch !== undefined ? { branch: request.branch } : {}),
+      sha: request.sha,
+      before: request.before,
       queuedAt: this.#now().toISOString(),
       logPath: join(logDir, job.name, `${id}.log`),
       eventFile: store.eventFile(job.name, id),
     };
-    await store.create(record, event);
-
-    const state = this.#state(job.name);
-    const pending = state.pending;
-    if (pending && pending.seq > seq) {
-      this.#supersede(record, pending.record);
-      return record;
-    }
-    if (pending) this.#supersede(pending.record, record);
-    state.pending = { seq, record, job };
-    if (!state.running && !this.#ready.includes(job.name)) this.#ready.push(job.name);
-    this.#pump();
+    await store.create(record, request.event);
+    this.#add({ seq, record });
     return record;
+  }
+
+  /** Puts a run that is already recorded as queued (found on disk at start) back in line. */
+  restore(record: RunRecord): void {
+    this.#add({ seq: ++this.#seq, record });
+  }
+
+  #add(entry: Entry): void {
+    const state = this.#state(entry.record.job);
+    const pending = state.pending;
+    if (pending && pending.seq > entry.seq) {
+      this.#supersede(entry.record, pending.record);
+      return;
+    }
+    if (pending) this.#supersede(pending.record, entry.record);
+    state.pending = entry;
+    if (!state.running && !this.#ready.includes(entry.record.job)) this.#ready.push(entry.record.job);
+    this.#pump();
   }
 
   /** The run in progress and the run waiting, per job. */
   snapshot(jobName: string): { running?: RunRecord; pending?: RunRecord } {
     const state = this.#jobs.get(jobName);
-    return { ...(state?.running ? { running: state.running.record } : {}), ...(state?.pending ? { pending: state.pending.record } : {}) };
+    return { ...(state?.running ? { running: state.running.entry.record } : {}), ...(state?.pending ? { pending: state.pending.record } : {}) };
   }
 
-  /** Resolves once nothing is running or waiting. */
+  set maxParallel(value: number) {
+    this.#maxParallel = value;
+    this.#pump();
+  }
+
+  /** Cancels the waiting run of a job (a reload removed the job); a running one finishes. */
+  cancelPending(jobName: string, reason: string): void {
+    const state = this.#jobs.get(jobName);
+    const pending = state?.pending;
+    if (!state || !pending) return;
+    state.pending = undefined;
+    const ready = this.#ready.indexOf(jobName);
+    if (ready !== -1) this.#ready.splice(ready, 1);
+    this.#finishUnstarted(pending.record, 'cancelled', reason);
+    this.#notify();
+  }
+
+  /** No new run starts from now on; waiting runs stay queued on disk for the next start. */
+  stopStarting(): void {
+    this.#starting = false;
+    this.#notify();
+  }
+
+  /** Stops every running run (process groups killed); they are recorded as interrupted. */
+  interruptRunning(): void {
+    for (const state of this.#jobs.values()) state.running?.stop.abort('shutdown');
+  }
+
+  /** Resolves once nothing runs and, unless starting has stopped, nothing waits. */
   whenIdle(): Promise<void> {
     if (this.#isIdle()) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
   #isIdle(): boolean {
-    return this.#active === 0 && this.#ready.length === 0;
+    return this.#active === 0 && (!this.#starting || this.#ready.length === 0);
+  }
+
+  #notify(): void {
+    if (this.#isIdle()) this.#waiters.splice(0).forEach((resolve) => resolve());
   }
 
   #state(jobName: string): JobState {
@@ -112,27 +179,38 @@ export class RunQueue {
   }
 
   #supersede(older: RunRecord, newer: RunRecord): void {
-    older.status = 'superseded';
     older.supersededBy = newer.id;
-    older.reason = `superseded by run ${newer.id} for the newer commit ${newer.sha.slice(0, 12)} before it started`;
-    older.finishedAt = this.#now().toISOString();
-    this.#options.logger.info({ job: older.job, run: older.id, supersededBy: newer.id, delivery: older.trigger.delivery }, 'run superseded');
-    this.#options.store.save(older).catch((error: unknown) => {
-      this.#options.logger.error({ job: older.job, run: older.id, err: error }, 'could not save superseded run record');
+    this.#finishUnstarted(older, 'superseded', `superseded by run ${newer.id} for the newer commit ${newer.sha.slice(0, 12)} before it started`);
+  }
+
+  #finishUnstarted(record: RunRecord, status: 'superseded' | 'cancelled', reason: string): void {
+    record.status = status;
+    record.reason = reason;
+    record.finishedAt = this.#now().toISOString();
+    const { logger, store } = this.#options;
+    logger.info({ job: record.job, run: record.id, status, reason, delivery: record.trigger.delivery }, `run ${status}`);
+    store.save(record).catch((error: unknown) => {
+      logger.error({ job: record.job, run: record.id, err: error }, 'could not save run record');
     });
   }
 
   #pump(): void {
-    while (this.#active < this.#options.maxParallel && this.#ready.length > 0) {
+    while (this.#starting && this.#active < this.#maxParallel && this.#ready.length > 0) {
       const name = this.#ready.shift() as string;
       const state = this.#state(name);
       const entry = state.pending;
       if (!entry || state.running) continue;
       state.pending = undefined;
-      state.running = entry;
+      const job = this.#options.job(name);
+      if (!job) {
+        this.#finishUnstarted(entry.record, 'cancelled', `job ${name} is no longer in the config`);
+        continue;
+      }
+      const stop = new AbortController();
+      state.running = { entry, stop };
       this.#active += 1;
       this.#options
-        .execute(entry.record, entry.job)
+        .execute(entry.record, job, stop.signal)
         .catch((error: unknown) => {
           this.#options.logger.error({ job: name, run: entry.record.id, err: error }, 'run ended with an unexpected error');
         })
@@ -141,7 +219,7 @@ export class RunQueue {
           state.running = undefined;
           if (state.pending) this.#ready.push(name);
           this.#pump();
-          if (this.#isIdle()) this.#idleWaiters.splice(0).forEach((resolve) => resolve());
+          this.#notify();
         });
     }
   }

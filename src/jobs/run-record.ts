@@ -3,12 +3,14 @@ import type { ProviderName } from '../config/types.js';
 export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-/** What asked for a run. */
-export interface WebhookTrigger {
-  type: 'webhook';
+/** What asked for a run: a webhook, or recovery re-running a run the daemon could not finish. */
+export interface RunTrigger {
+  type: 'webhook' | 'recovery';
   provider: ProviderName;
   delivery: string;
   pusher: string;
+  /** For recovery: the interrupted run this one repeats. */
+  retryOf?: string;
 }
 
 /** One run of one job: the record the API, metrics and the run log header are built from. */
@@ -16,7 +18,7 @@ export interface RunRecord {
   id: string;
   job: string;
   status: RunStatus;
-  trigger: WebhookTrigger;
+  trigger: RunTrigger;
   repo: string;
   ref: string;
   branch?: string;
@@ -34,6 +36,11 @@ export interface RunRecord {
   /** Why the run failed, was cancelled or superseded, in one sentence. */
   reason?: string;
   supersededBy?: string;
+  /** Set on an interrupted run once recovery has queued a new run for it. */
+  retriedBy?: string;
+  /** The command's process group while it runs, so that a restart can stop leftovers. */
+  pgid?: number;
+  pgidStartTime?: string;
   logPath: string;
   eventFile: string;
 }

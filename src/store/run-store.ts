@@ -1,12 +1,26 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { monotonicFactory } from 'ulid';
 import { JOB_NAME_PATTERN } from '../config/schema.js';
 import { DeployhookError } from '../errors.js';
-import type { RunRecord } from '../jobs/run-record.js';
+import { FINAL_STATUSES, RUN_STATUSES, type RunRecord } from '../jobs/run-record.js';
 import { writeFileAtomic } from './atomic-write.js';
 
 const RUN_ID_PATTERN = /^[0-9a-z]{26}$/;
+const RECORD_FILE = /^([0-9a-z]{26})\.json$/;
+const TEMP_FILE = /^\..*\.tmp$/;
+
+export interface LoadedRuns {
+  records: RunRecord[];
+  /** Files that could not be read as a run record: reported, moved aside as `.corrupt`, and skipped. */
+  problems: string[];
+}
+
+function isRunRecord(value: unknown, id: string, job: string): value is RunRecord {
+  if (value === null || typeof value !== 'object') return false;
+  const record = value as Partial<RunRecord>;
+  return record.id === id && record.job === job && RUN_STATUSES.includes(record.status as never) && typeof record.sha === 'string' && typeof record.logPath === 'string' && typeof record.eventFile === 'string' && typeof record.trigger === 'object';
+}
 
 /**
  * Run records and the verified payloads that triggered them, one JSON file each under
@@ -48,5 +62,57 @@ export class RunStore {
 
   async save(record: RunRecord): Promise<void> {
     await writeFileAtomic(this.#recordFile(record.job, record.id), `${JSON.stringify(record, null, 2)}\n`);
+  }
+
+  async readEvent(record: RunRecord): Promise<Buffer> {
+    return readFile(this.eventFile(record.job, record.id));
+  }
+
+  /** Every record on disk, oldest first. Temporary files of interrupted writes are removed. */
+  async loadAll(): Promise<LoadedRuns> {
+    const loaded: LoadedRuns = { records: [], problems: [] };
+    const jobs = await readdir(this.#root).catch(() => [] as string[]);
+    for (const job of jobs.filter((name) => JOB_NAME_PATTERN.test(name))) {
+      const folder = join(this.#root, job);
+      for (const name of (await readdir(folder)).sort()) {
+        if (TEMP_FILE.test(name)) {
+          await rm(join(folder, name), { force: true });
+          continue;
+        }
+        const id = RECORD_FILE.exec(name)?.[1];
+        if (id === undefined) continue;
+        const file = join(folder, name);
+        const parsed = await readFile(file, 'utf8').then((text) => JSON.parse(text) as unknown).catch(() => undefined);
+        if (isRunRecord(parsed, id, job)) {
+          loaded.records.push(parsed);
+        } else {
+          loaded.problems.push(`${file}: not a valid run record; moved aside to ${name}.corrupt`);
+          await rename(file, `${file}.corrupt`);
+        }
+      }
+    }
+    return loaded;
+  }
+
+  /**
+   * Keeps the newest `keep` finished runs of a job; older records, payloads and logs are
+   * deleted. The log is looked for in `logDir` only, whatever a record says.
+   */
+  async prune(job: string, keep: number, logDir: string): Promise<number> {
+    const folder = this.#folder(job);
+    const ids = (await readdir(folder)).map((name) => RECORD_FILE.exec(name)?.[1]).filter((id): id is string => id !== undefined).sort().reverse();
+    let finished = 0;
+    let removed = 0;
+    for (const id of ids) {
+      const record = await readFile(join(folder, `${id}.json`), 'utf8').then((text) => JSON.parse(text) as RunRecord).catch(() => undefined);
+      if (!record || !FINAL_STATUSES.has(record.status)) continue;
+      finished += 1;
+      if (finished <= keep) continue;
+      await rm(join(logDir, job, `${id}.log`), { force: true });
+      await rm(this.eventFile(job, id), { force: true });
+      await rm(join(folder, `${id}.json`), { force: true });
+      removed += 1;
+    }
+    return removed;
   }
 }

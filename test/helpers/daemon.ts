@@ -52,6 +52,6 @@ export async function startDaemon(dir: string, settings: Record<string, unknown>
       }
       return { status: response.status, json, headers: response.headers };
     },
-    stop: () => daemon.stop(30_000),
+    stop: () => daemon.stop(),
   };
 }

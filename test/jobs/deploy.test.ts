@@ -29,7 +29,6 @@ describe('a push to a matching branch', () => {
     const remote = await createRemote(dir);
     await remote.commit({ 'site.txt': 'v1\n' });
     const sha = await remote.commit({ 'site.txt': 'v2\n', 'deploy/apply.sh': 'echo "applying $(cat ../site.txt)"\n' });
-    await remote.commit({ 'site.txt': 'v3, pushed later\n' });
     hook = await startDaemon(dir, {
       jobs: [{ name: 'site', provider: 'github', repo: 'acme/site', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, workdir: 'deploy', command: ['sh', 'apply.sh'] }],
     }, { SECRET });
@@ -107,13 +106,13 @@ describe('a push to a matching branch', () => {
 });
 
 describe('runs that cannot succeed', () => {
-  it('fails with a message naming the commit when it is not on the remote', async () => {
+  it('fails with a message naming the commit when neither it nor its branch is on the remote', async () => {
     const dir = await tempDir();
     const remote = await createRemote(dir);
     await remote.commit({ 'a.txt': 'a\n' });
-    hook = await startDaemon(dir, { jobs: [{ name: 'ghost', provider: 'github', repo: 'acme/ghost', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] }] }, { SECRET });
+    hook = await startDaemon(dir, { jobs: [{ name: 'ghost', provider: 'github', repo: 'acme/ghost', branches: ['**'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] }] }, { SECRET });
     const missing = 'f'.repeat(40);
-    const [run] = await push(hook, 'acme/ghost', missing);
+    const [run] = await push(hook, 'acme/ghost', missing, 'refs/heads/never-pushed');
     const record = await waitForRun(join(dir, 'state'), 'ghost', run?.id ?? '');
     expect(record.status).toBe('failed');
     expect(record.reason).toContain(missing);

@@ -1,0 +1,82 @@
+import type { Logger } from 'pino';
+import type { JobConfig } from '../config/types.js';
+import { stopOrphanGroup } from '../runner/orphan-group.js';
+import type { RunStore } from '../store/run-store.js';
+import type { RunQueue } from './run-queue.js';
+import type { RunRecord } from './run-record.js';
+
+export interface RecoverOptions {
+  store: RunStore;
+  queue: RunQueue;
+  job: (name: string) => JobConfig | undefined;
+  logger: Logger;
+  /** Grace between SIGTERM and SIGKILL for leftovers of a run the daemon died in. */
+  killGraceMs: number;
+  now?: () => Date;
+}
+
+export interface Recovered {
+  resumed: number;
+  retried: number;
+  interrupted: number;
+  skipped: number;
+}
+
+/**
+ * Picks up where the last daemon left off. Queued runs go back in line. A run that was
+ * running when the daemon died is marked interrupted (its leftover processes stopped), and
+ * its job runs again for the commit it was asked for; so does a run interrupted by a
+ * shutdown. Corrupt record files are reported and skipped, never fatal.
+ */
+export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
+  const { store, queue, logger } = options;
+  const now = options.now ?? (() => new Date());
+  const { records, problems } = await store.loadAll();
+  for (const problem of problems) logger.warn({ problem }, 'skipped a run record that could not be read');
+  const result: Recovered = { resumed: 0, retried: 0, interrupted: 0, skipped: problems.length };
+
+  for (const record of records.filter((candidate) => candidate.status === 'running')) {
+    if (record.pgid !== undefined && (await stopOrphanGroup(record.pgid, record.pgidStartTime, options.killGraceMs))) {
+      logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, 'stopped processes left by a run the daemon died in');
+    }
+    record.status = 'interrupted';
+    record.reason = 'the daemon stopped while this run was in progress; the run is repeated';
+    record.finishedAt = now().toISOString();
+    await store.save(record);
+    result.interrupted += 1;
+  }
+
+  // Oldest first, so that when a job has several, the newest is the one left pending.
+  const waiting = records.filter((record) => record.status === 'queued' || (record.status === 'interrupted' && record.retriedBy === undefined)).sort((a, b) => a.queuedAt.localeCompare(b.queuedAt) || a.id.localeCompare(b.id));
+  for (const record of waiting) {
+    const job = options.job(record.job);
+    if (!job) {
+      logger.warn({ job: record.job, run: record.id }, 'a recovered run belongs to a job that is no longer configured; it is not run');
+      if (record.status === 'queued') {
+        Object.assign(record, { status: 'cancelled', reason: `job ${record.job} is no longer in the config`, finishedAt: now().toISOString() } satisfies Partial<RunRecord>);
+        await store.save(record);
+      }
+      result.skipped += 1;
+      continue;
+    }
+    if (record.status === 'queued') {
+      queue.restore(record);
+      result.resumed += 1;
+      continue;
+    }
+    const retry = await queue.enqueue(job, {
+      trigger: { ...record.trigger, type: 'recovery', retryOf: record.id },
+      repo: record.repo,
+      ref: record.ref,
+      ...(record.branch !== undefined ? { branch: record.branch } : {}),
+      sha: record.sha,
+      before: record.before,
+      event: await store.readEvent(record).catch(() => Buffer.from('{}')),
+    });
+    record.retriedBy = retry.id;
+    await store.save(record);
+    result.retried += 1;
+  }
+  logger.info(result, 'recovered runs');
+  return result;
+}

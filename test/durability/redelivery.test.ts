@@ -1,0 +1,121 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { createRemote, git } from '../helpers/git-repo.js';
+import { githubHeaders, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
+import { runsOf, waitForRun } from '../helpers/runs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const SECRET = 'redelivery-secret-0123456789ab';
+let hook: TestDaemon | undefined;
+
+afterEach(async () => {
+  await hook?.stop();
+  hook = undefined;
+});
+
+const job = (remote: string, extra: Record<string, unknown> = {}) => ({ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote, command: ['cat', 'v.txt'], ...extra });
+
+describe('a delivery that arrives twice', () => {
+  it('is answered 200 duplicate the second time, also after a restart, and queues nothing more', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'v.txt': '1\n' });
+    const settings = { jobs: [job(remote.bare)] };
+    hook = await startDaemon(dir, settings, { SECRET });
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+    const headers = await githubHeaders(body, SECRET);
+
+    const first = await hook.post('github', body, headers);
+    expect(first.status).toBe(202);
+    const again = await hook.post('github', body, headers);
+    expect(again.status).toBe(200);
+    expect(again.json).toMatchObject({ delivery: headers['x-github-delivery'], duplicate: true, runs: [] });
+
+    await hook.stop();
+    hook = await startDaemon(dir, settings, { SECRET });
+    const afterRestart = await hook.post('github', body, headers);
+    expect(afterRestart.json).toMatchObject({ duplicate: true });
+    await hook.daemon.queue.whenIdle();
+    expect(await runsOf(join(dir, 'state'), 'app')).toHaveLength(1);
+  });
+
+  it('tells GitHub hooks apart by hook id and GitLab deliveries by Idempotency-Key', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'v.txt': '1\n' });
+    hook = await startDaemon(dir, { jobs: [job(remote.bare), { ...job(remote.bare), name: 'lab', provider: 'gitlab', repo: 'acme/lab' }] }, { SECRET });
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+    const headers = await githubHeaders(body, SECRET);
+    expect((await hook.post('github', body, headers)).status).toBe(202);
+    expect((await hook.post('github', body, { ...headers, 'x-github-hook-id': '43' })).status).toBe(202);
+
+    const labBody = JSON.stringify(gitlabPush({ repo: 'acme/lab', after: sha }));
+    const labHeaders = { ...gitlabHeaders(SECRET), 'idempotency-key': 'retry-key-1' };
+    expect((await hook.post('gitlab', labBody, labHeaders)).status).toBe(202);
+    expect((await hook.post('gitlab', labBody, { ...labHeaders, 'x-gitlab-event-uuid': 'another-uuid' })).json).toMatchObject({ duplicate: true });
+  });
+
+  it('is not a duplicate when the first attempt could not be recorded', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'v.txt': '1\n' });
+    hook = await startDaemon(dir, { jobs: [job(remote.bare)] }, { SECRET });
+    await hook.stop();
+    // The runs folder becomes a file: recording a run fails with ENOTDIR.
+    const { rm, writeFile } = await import('node:fs/promises');
+    await rm(join(dir, 'state', 'runs'), { recursive: true, force: true });
+    await writeFile(join(dir, 'state', 'runs'), 'not a folder');
+    hook = await startDaemon(dir, { jobs: [job(remote.bare)] }, { SECRET });
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+    const headers = await githubHeaders(body, SECRET);
+    const refused = await hook.post('github', body, headers);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('30');
+    await rm(join(dir, 'state', 'runs'));
+    const retried = await hook.post('github', body, headers);
+    expect(retried.status).toBe(202);
+  });
+});
+
+describe('a stale or redelivered old push', () => {
+  it('deploys the tip of the branch, records both commits, and never rolls the branch back', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const old = await remote.commit({ 'v.txt': 'old\n' });
+    const tip = await remote.commit({ 'v.txt': 'tip\n' });
+    hook = await startDaemon(dir, { jobs: [job(remote.bare)] }, { SECRET });
+
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: old }));
+    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+    const [run] = reply.json.runs as Array<{ id: string }>;
+    const record = await waitForRun(join(dir, 'state'), 'app', run?.id ?? '');
+    expect(record).toMatchObject({ status: 'succeeded', sha: old, deployedSha: tip });
+    expect(await git(join(dir, 'state', 'checkouts', 'app'), 'rev-parse', 'HEAD')).toBe(tip);
+    const log = await readFile(record.logPath, 'utf8');
+    expect(log).toContain(`the branch has moved on since this push: deploying its tip ${tip}`);
+    expect(log).toContain('tip\n');
+  });
+});
+
+describe('retention', () => {
+  it('keeps the last keep_runs runs of a job with their logs and payloads, and deletes older ones', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    hook = await startDaemon(dir, { keep_runs: 2, jobs: [job(remote.bare)] }, { SECRET });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const sha = await remote.commit({ 'v.txt': `${i}\n` });
+      const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+      const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+      const id = (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '';
+      ids.push(id);
+      await waitForRun(join(dir, 'state'), 'app', id);
+    }
+    await hook.daemon.queue.whenIdle();
+    expect((await runsOf(join(dir, 'state'), 'app')).map((run) => run.id)).toEqual(ids.slice(2));
+    expect((await readdir(join(dir, 'logs', 'app'))).sort()).toEqual(ids.slice(2).map((id) => `${id}.log`));
+    expect((await readdir(join(dir, 'state', 'runs', 'app'))).filter((name) => name.endsWith('.event.json'))).toHaveLength(2);
+  });
+});
