@@ -1,0 +1,132 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import yaml from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+import { startServe, type ServeProcess } from '../helpers/cli.js';
+import { startDaemon } from '../helpers/daemon.js';
+import { createRemote } from '../helpers/git-repo.js';
+import { githubHeaders, githubPush } from '../helpers/payloads.js';
+import { readRun, runsOf, waitForRun } from '../helpers/runs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const SECRET = 'lifecycle-secret-0123456789abcd';
+const ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET };
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function push(port: number, repo: string, sha: string): Promise<{ status: number; headers: Headers; body: { runs?: Array<{ id: string }> } }> {
+  const body = JSON.stringify(githubPush({ repo, after: sha }));
+  const response = await fetch(`http://127.0.0.1:${port}/hooks/github`, { method: 'POST', body, headers: await githubHeaders(body, SECRET) });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as { runs?: Array<{ id: string }> } };
+}
+
+const slowJob = (remote: string, marker: string) => ({
+  name: 'slow',
+  provider: 'github',
+  repo: 'acme/slow',
+  branches: ['main'],
+  secret_env: 'SECRET',
+  remote,
+  kill_grace: '1s',
+  // The first run hangs until it is stopped; the repeat after restart finishes at once.
+  command: ['sh', '-c', `if [ -e ${marker} ]; then echo repeated; else touch ${marker}; echo waiting; sleep 60; fi`],
+});
+
+describe('SIGTERM in the middle of a run', () => {
+  it('answers 503 with Retry-After while draining, stops the command after shutdown_timeout as interrupted, exits 0, and repeats the run after restart', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    const config = join(dir, 'deployhook.yml');
+    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: '2s', jobs: [slowJob(remote.bare, join(dir, 'marker'))] }));
+    const state = join(dir, 'state');
+
+    const first = await startServe(['--config', config], { env: ENV });
+    const accepted = await push(first.port, 'acme/slow', sha);
+    expect(accepted.status).toBe(202);
+    const id = accepted.body.runs?.[0]?.id ?? '';
+    await until('the command to start', async () => (await readRun(state, 'slow', id).catch(() => undefined))?.pgid !== undefined);
+
+    first.process.kill('SIGTERM');
+    await until('the daemon to log that it is shutting down', async () => first.lines.some((line) => line.msg === 'shutting down'));
+    const draining = await push(first.port, 'acme/slow', sha);
+    expect(draining.status).toBe(503);
+    expect(draining.headers.get('retry-after')).toBe('10');
+    expect(await first.stop()).toBe(0);
+
+    const interrupted = await readRun(state, 'slow', id);
+    expect(interrupted).toMatchObject({ status: 'interrupted', reason: expect.stringContaining('the daemon shut down while the command was running') });
+    expect(await readFile(interrupted.logPath, 'utf8')).toMatch(/\[deployhook\] finished: interrupted/);
+
+    const second = await startServe(['--config', config], { env: ENV });
+    try {
+      await until('the interrupted run to be repeated', async () => (await readRun(state, 'slow', id)).retriedBy !== undefined);
+      const retry = await waitForRun(state, 'slow', (await readRun(state, 'slow', id)).retriedBy ?? '');
+      expect(retry).toMatchObject({ status: 'succeeded', sha, trigger: { type: 'recovery', retryOf: id } });
+      expect(await readFile(retry.logPath, 'utf8')).toContain('repeated');
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+  });
+});
+
+describe('SIGHUP', () => {
+  async function reloaded(daemon: ServeProcess, count: number): Promise<void> {
+    await until('the reload to finish', async () => daemon.lines.filter((line) => line.msg === 'config reloaded' || String(line.msg).startsWith('reload refused')).length >= count);
+  }
+
+  it('keeps the old config when the new one is invalid, and applies a valid one', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    const config = join(dir, 'deployhook.yml');
+    const job = { name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] };
+    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [job] }));
+    const daemon = await startServe(['--config', config], { env: ENV });
+    try {
+      await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ ...job, branches: [''] }] }));
+      daemon.process.kill('SIGHUP');
+      await reloaded(daemon, 1);
+      const refused = daemon.lines.find((line) => String(line.msg).startsWith('reload refused'));
+      expect(refused?.issues).toEqual(['jobs[0].branches[0]: expected a non-empty glob']);
+      expect((await push(daemon.port, 'acme/app', sha)).status).toBe(202);
+
+      await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ ...job, name: 'renamed', repo: 'acme/other' }] }));
+      daemon.process.kill('SIGHUP');
+      await reloaded(daemon, 2);
+      expect((await push(daemon.port, 'acme/app', sha)).status).toBe(401);
+      expect((await push(daemon.port, 'acme/other', sha)).status).toBe(202);
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+
+  it('cancels the queued runs of a job that a reload removed, with that reason', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    const job = slowJob(remote.bare, join(dir, 'marker'));
+    const hook = await startDaemon(dir, { shutdown_timeout: '1s', jobs: [job] }, { SECRET });
+    try {
+      const body = JSON.stringify(githubPush({ repo: 'acme/slow', after: sha }));
+      const first = await hook.post('github', body, await githubHeaders(body, SECRET));
+      const second = await hook.post('github', body, await githubHeaders(body, SECRET));
+      const waiting = (second.json.runs as Array<{ id: string }>)[0]?.id ?? '';
+      expect(hook.daemon.queue.snapshot('slow').pending?.id).toBe(waiting);
+      await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: '1s', jobs: [] }));
+      await hook.daemon.reload();
+      const cancelled = await waitForRun(join(dir, 'state'), 'slow', waiting);
+      expect(cancelled).toMatchObject({ status: 'cancelled', reason: 'job slow was removed from the config by a reload' });
+      expect((first.json.runs as Array<{ id: string }>)[0]?.id).toBeDefined();
+    } finally {
+      await hook.stop();
+    }
+    expect((await runsOf(join(dir, 'state'), 'slow')).map((run) => run.status).sort()).toEqual(['cancelled', 'interrupted']);
+  });
+});
