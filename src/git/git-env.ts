@@ -25,9 +25,18 @@ export interface GitEnvironment {
 export const ASKPASS_SCRIPT = fileURLToPath(new URL('../../libexec/git-askpass.sh', import.meta.url));
 
 /**
+ * `scheme://host[:port]` of a URL remote, as git shows it in a credential prompt; the
+ * askpass helper answers only prompts for this origin. Empty for a non-URL remote.
+ */
+export function originOf(remote: string): string {
+  const match = /^([a-z][a-z0-9+.-]*):\/\/(?:[^@/]*@)?([^/?#]+)/i.exec(remote);
+  return match ? `${(match[1] ?? '').toLowerCase()}://${match[2] ?? ''}` : '';
+}
+
+/**
  * `base` (PATH, HOME, LANG chosen by the caller) plus what keeps git from ever
  * waiting on a person: no terminal prompts, ssh in batch mode with strict host keys,
- * and the token answered by the askpass helper.
+ * and the token answered by the askpass helper, for the remote's own host only.
  *
  * GIT_SSH_COMMAND is set for every remote, not only when a key is configured, so an
  * SSH remote can neither prompt on a terminal nor trust a host it has not seen.
@@ -36,7 +45,7 @@ export const ASKPASS_SCRIPT = fileURLToPath(new URL('../../libexec/git-askpass.s
  * that accepts and never answers keeps git waiting until the run's timeout, and keeps
  * git-remote-http waiting forever: git does not kill that helper when it is killed.
  */
-export function gitEnvironment(base: Record<string, string>, auth: GitAuth): GitEnvironment {
+export function gitEnvironment(base: Record<string, string>, auth: GitAuth, remote: string): GitEnvironment {
   const env: Record<string, string> = {
     ...base,
     GIT_TERMINAL_PROMPT: '0',
@@ -49,6 +58,7 @@ export function gitEnvironment(base: Record<string, string>, auth: GitAuth): Git
     return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true } };
   }
   env['GIT_ASKPASS'] = ASKPASS_SCRIPT;
+  env['DEPLOYHOOK_GIT_ORIGIN'] = originOf(remote);
   env['DEPLOYHOOK_GIT_USERNAME'] = auth.username ?? '';
   env['DEPLOYHOOK_GIT_PASSWORD'] = auth.password;
   allowEnvironment.push('GIT_ASKPASS');

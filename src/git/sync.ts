@@ -59,7 +59,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   await mkdir(checkout, { recursive: true });
   const git = createGitRunner({
     baseDir: checkout,
-    environment: gitEnvironment(options.env, options.auth),
+    environment: gitEnvironment(options.env, options.auth, remote),
     output: options.output,
     signal: options.signal,
     secrets: options.auth.password === undefined ? [] : [options.auth.password],

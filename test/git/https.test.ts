@@ -89,4 +89,26 @@ describe('syncCheckout over HTTP with a token', () => {
     expect(options.collected.text()).toContain('$ git fetch');
     expect(options.collected.text()).not.toContain(TOKEN);
   });
+
+  it('never sends the token to another host, such as a submodule URL the repository names', async () => {
+    const root = await tempDir();
+    const library = await createRemote(root, 'library');
+    await library.commit({ 'lib.txt': 'library\n' });
+    const elsewhere = await startGitHttpServer({ projectRoot: root, username: 'someone', token: 'another-token-0000' });
+    const app = await createRemote(root, 'app');
+    const server = await startGitHttpServer({ projectRoot: root, username: USERNAME, token: TOKEN });
+    await git(app.work, '-c', 'protocol.file.allow=always', 'submodule', 'add', '--quiet', '--', library.bare, 'lib');
+    await git(app.work, 'config', '--file', '.gitmodules', 'submodule.lib.url', elsewhere.url('library.git'));
+    const sha = await app.commit({ '.gitmodules': await readFile(join(app.work, '.gitmodules'), 'utf8') }, 'point the submodule at another host');
+    const options = syncOptions({ remote: server.url('app.git'), checkout: join(root, 'checkout'), sha, env: await gitEnv(root), submodules: true, auth: { username: USERNAME, password: TOKEN } });
+
+    const error = await failure(syncCheckout(options));
+
+    expect(error).toBeInstanceOf(GitSyncError);
+    expect(server.authorizations).toContain(`Basic ${Buffer.from(`${USERNAME}:${TOKEN}`).toString('base64')}`);
+    expect(elsewhere.authorizations.length).toBeGreaterThan(0);
+    for (const header of elsewhere.authorizations) expect(header ?? '').not.toContain(Buffer.from(TOKEN).toString('base64').slice(0, 8));
+    expect(elsewhere.authorizations.filter((header) => header !== undefined)).toEqual([]);
+    expect(options.collected.text()).toContain('not answering a credential prompt');
+  });
 });
