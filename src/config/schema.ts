@@ -55,7 +55,7 @@ export const jobSchema = z
     }).refine((argv) => argv.length === 0 || (argv[0] ?? '').trim() !== '', { error: 'expected the program as the first element, got an empty string' }),
     workdir: nonEmpty('a folder inside the checkout').optional(),
     env: z.record(z.string().regex(ENV_NAME, { error: 'expected an environment variable name' }), z.string({ error: 'expected a string value' })).default({}),
-    timeout: duration.default('30m'),
+    timeout: duration.refine((text) => (parseDuration(text) ?? 0) > 0, { error: 'expected a timeout longer than zero' }).default('30m'),
     kill_grace: duration.default('10s'),
     ssh_key: nonEmpty('a path').optional(),
     known_hosts: nonEmpty('a path').optional(),

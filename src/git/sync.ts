@@ -2,6 +2,7 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
+import { COMMIT_PATTERN } from '../providers/validate.js';
 import { gitEnvironment } from './git-env.js';
 import type { GitAuth } from './git-env.js';
 import { createGitRunner, throwIfAborted } from './git-runner.js';
@@ -37,7 +38,6 @@ export interface SyncResult {
   sha: string;
 }
 
-const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 
 const FETCH_REFSPECS = ['+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*'];
 
@@ -48,7 +48,7 @@ const FETCH_REFSPECS = ['+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:ref
  */
 export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   const { sha, remote, checkout } = options;
-  if (!SHA.test(sha)) {
+  if (!COMMIT_PATTERN.test(sha)) {
     throw new GitSyncError(`Expected the commit to be 40 or 64 lowercase hex characters, got ${JSON.stringify(sha)}`);
   }
   throwIfAborted(options.signal);
@@ -72,8 +72,16 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   } else {
     await git.step('clone', ['clone', '--no-checkout', '--progress', '--', remote, checkout]);
   }
-  const target = (options.branch !== undefined ? await branchTip(git, options.branch) : undefined) ?? sha;
-  if (target === sha) await ensureCommit(git, sha, remote);
+  let target = sha;
+  if (options.branch !== undefined) {
+    const tip = await branchTip(git, options.branch);
+    if (tip === undefined) {
+      throw new GitSyncError(`Expected the branch ${JSON.stringify(options.branch)} on the remote ${remote}, but it is not there (deleted after the push?); the pushed commit ${sha} is only ever deployed through its branch`);
+    }
+    target = tip;
+  } else {
+    await ensureCommit(git, sha, remote);
+  }
 
   await git.step('checkout', ['checkout', '--force', '--detach', target, '--']);
   await git.step('reset', ['reset', '--hard', target, '--']);
@@ -93,7 +101,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
 /** The commit the remote's branch points to after the fetch, if the branch still exists. */
 async function branchTip(git: GitRunner, branch: string): Promise<string | undefined> {
   const tip = await git.query(['rev-parse', '--verify', '--quiet', `refs/remotes/origin/${branch}^{commit}`]);
-  return tip !== undefined && SHA.test(tip) ? tip : undefined;
+  return tip !== undefined && COMMIT_PATTERN.test(tip) ? tip : undefined;
 }
 
 /**

@@ -99,7 +99,8 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   const { run, job, log, signal } = context;
   const deadline = Date.now() + job.timeoutMs;
   const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort('timeout'), job.timeoutMs);
+  // setTimeout fires at once for more than 2^31-1 ms; such a timeout is effectively none.
+  const timer = setTimeout(() => timeout.abort('timeout'), Math.min(job.timeoutMs, 2_147_483_647));
   const failed = await sync(context, timeout.signal).finally(() => clearTimeout(timer));
   if (failed) return failed;
 

@@ -31,6 +31,8 @@ interface Entry {
 interface JobState {
   running?: { entry: Entry; stop: AbortController } | undefined;
   pending?: Entry | undefined;
+  /** The latest arrival accepted for the job, running or waiting. */
+  newest?: Entry | undefined;
 }
 
 export interface RunQueueOptions {
@@ -110,11 +112,13 @@ export class RunQueue {
 
   #add(entry: Entry): void {
     const state = this.#state(entry.record.job);
-    const pending = state.pending;
-    if (pending && pending.seq > entry.seq) {
-      this.#supersede(entry.record, pending.record);
+    // A later arrival whose write finished first is already waiting or running: this one is older.
+    if (state.newest && state.newest.seq > entry.seq) {
+      this.#supersede(entry.record, state.newest.record);
       return;
     }
+    state.newest = entry;
+    const pending = state.pending;
     if (pending) this.#supersede(pending.record, entry.record);
     state.pending = entry;
     if (!state.running && !this.#ready.includes(entry.record.job)) this.#ready.push(entry.record.job);

@@ -106,7 +106,7 @@ describe('a push to a matching branch', () => {
 });
 
 describe('runs that cannot succeed', () => {
-  it('fails with a message naming the commit when neither it nor its branch is on the remote', async () => {
+  it('fails with a message naming the branch and the commit when the branch is not on the remote', async () => {
     const dir = await tempDir();
     const remote = await createRemote(dir);
     await remote.commit({ 'a.txt': 'a\n' });
@@ -116,7 +116,7 @@ describe('runs that cannot succeed', () => {
     const record = await waitForRun(join(dir, 'state'), 'ghost', run?.id ?? '');
     expect(record.status).toBe('failed');
     expect(record.reason).toContain(missing);
-    expect(record.reason).toMatch(/not found/);
+    expect(record.reason).toMatch(/Expected the branch "never-pushed" on the remote .*, but it is not there/);
     expect(await readFile(record.logPath, 'utf8')).toContain(missing);
   });
 

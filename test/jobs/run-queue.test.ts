@@ -1,0 +1,71 @@
+import { join } from 'node:path';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { JobConfig } from '../../src/config/types.js';
+import { RunQueue, type RunRequest } from '../../src/jobs/run-queue.js';
+import type { RunRecord } from '../../src/jobs/run-record.js';
+import { RunStore } from '../../src/store/run-store.js';
+import { readRun } from '../helpers/runs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const job = { name: 'app' } as JobConfig;
+
+function request(sha: string): RunRequest {
+  return { trigger: { type: 'webhook', provider: 'github', delivery: sha.slice(0, 8), pusher: 'test' }, repo: 'acme/app', ref: 'refs/heads/main', branch: 'main', sha, before: '0'.repeat(40), event: Buffer.from('{}') };
+}
+
+/** A real store whose writes for one commit are held until released: the slow disk of a race. */
+class SlowStore extends RunStore {
+  release: () => void = () => undefined;
+  readonly #held: Promise<void>;
+
+  constructor(stateDir: string, readonly slowSha: string) {
+    super(stateDir);
+    this.#held = new Promise((resolve) => {
+      this.release = resolve;
+    });
+  }
+
+  override async create(record: RunRecord, event: Buffer): Promise<void> {
+    if (record.sha === this.slowSha) await this.#held;
+    await super.create(record, event);
+  }
+}
+
+describe('the run queue', () => {
+  it('lets the later arrival win when the earlier one finishes writing last, even once the later one runs', async () => {
+    const dir = await tempDir();
+    const older = 'a'.repeat(40);
+    const newer = 'b'.repeat(40);
+    const store = new SlowStore(join(dir, 'state'), older);
+    const executed: string[] = [];
+    let finishRun: () => void = () => undefined;
+    const queue = new RunQueue({
+      store,
+      job: () => job,
+      maxParallel: 4,
+      logDir: join(dir, 'logs'),
+      logger: pino({ level: 'silent' }),
+      execute: async (run) => {
+        executed.push(run.sha);
+        await new Promise<void>((resolve) => {
+          finishRun = resolve;
+        });
+        run.status = 'succeeded';
+        await store.save(run);
+        return run;
+      },
+    });
+
+    const first = queue.enqueue(job, request(older));
+    const second = await queue.enqueue(job, request(newer));
+    expect(queue.snapshot('app').running?.id).toBe(second.id);
+    store.release();
+    const late = await first;
+    expect(late).toMatchObject({ status: 'superseded', supersededBy: second.id });
+    finishRun();
+    await queue.whenIdle();
+    expect(executed).toEqual([newer]);
+    expect(await readRun(join(dir, 'state'), 'app', late.id)).toMatchObject({ status: 'superseded', supersededBy: second.id });
+  });
+});
