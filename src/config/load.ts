@@ -1,5 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { access, constants, readdir, readFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import yaml from 'js-yaml';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
@@ -44,6 +44,13 @@ async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source
     const read = await readSecret(tokenSource, env);
     if ('problem' in read) issues.push({ path: at(raw.token_env !== undefined ? 'token_env' : 'token_file'), message: read.problem });
     else token = { user: raw.token_user, value: read.value };
+  }
+
+  for (const key of ['ssh_key', 'known_hosts'] as const) {
+    const path = raw[key];
+    if (path === undefined) continue;
+    const problem = await access(resolveConfigPath(baseDir, path), constants.R_OK).then(() => undefined, (error: NodeJS.ErrnoException) => error.code ?? String(error));
+    if (problem !== undefined) issues.push({ path: at(key), message: `expected a readable file at ${resolveConfigPath(baseDir, path)}, got ${problem}` });
   }
 
   let workdir: string | undefined;
@@ -99,6 +106,28 @@ async function filesOfJobsDir(dir: string, issues: ConfigIssue[]): Promise<strin
   }
 }
 
+const inside = (path: string, folder: string) => path === folder || path.startsWith(folder.endsWith(sep) ? folder : `${folder}${sep}`);
+
+/**
+ * Each job needs a checkout of its own: another job's `git clean -ffdx` would wipe a checkout
+ * nested in its own, and a checkout holding the state or log folder would wipe those.
+ */
+function checkoutClashes(jobs: readonly JobConfig[], daemonFolders: readonly string[]): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const [index, job] of jobs.entries()) {
+    const path = `job "${job.name}".checkout`;
+    for (const other of jobs.slice(0, index)) {
+      if (other.name === job.name) continue;
+      if (job.checkout === other.checkout) issues.push({ path, message: `expected a checkout of its own, but ${job.checkout} is also the checkout of job "${other.name}"` });
+      else if (inside(job.checkout, other.checkout) || inside(other.checkout, job.checkout)) issues.push({ path, message: `expected a checkout of its own, but ${job.checkout} and the checkout of job "${other.name}" (${other.checkout}) are nested` });
+    }
+    for (const folder of daemonFolders) {
+      if (inside(folder, job.checkout)) issues.push({ path, message: `expected a checkout that does not hold deployhook's own folder ${folder}` });
+    }
+  }
+  return issues;
+}
+
 /**
  * Loads and checks a config file and every file in its jobs_dir. Throws a ConfigError
  * listing every problem with its path; never returns a half-valid config.
@@ -141,17 +170,12 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
   }
 
   const byName = new Map<string, JobConfig>();
-  const byCheckout = new Map<string, JobConfig>();
   for (const job of jobs) {
     const sameName = byName.get(job.name);
     if (sameName) issues.push({ path: `job "${job.name}"`, message: `expected unique job names, but "${job.name}" is defined in ${sameName.source} and ${job.source}` });
     byName.set(job.name, job);
-    const sameCheckout = byCheckout.get(job.checkout);
-    if (sameCheckout && sameCheckout.name !== job.name) {
-      issues.push({ path: `job "${job.name}".checkout`, message: `expected a checkout of its own, but ${job.checkout} is also the checkout of job "${sameCheckout.name}"` });
-    }
-    byCheckout.set(job.checkout, job);
   }
+  issues.push(...checkoutClashes(jobs, [stateDir, resolveConfigPath(baseDir, raw.log_dir)]));
   if (issues.length > 0) throw new ConfigError(file, issues);
 
   const listen = parseListenAddress(raw.listen);

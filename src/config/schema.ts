@@ -45,7 +45,10 @@ export const jobSchema = z
     }),
     provider: z.enum(['github', 'gitlab'], { error: (issue) => `expected one of "github", "gitlab", got ${JSON.stringify(issue.input)}` }),
     repo: nonEmpty('a repository such as `owner/name`'),
-    branches: z.array(glob, { error: 'expected a list of branch globs' }).min(1, { error: 'expected at least one branch glob' }),
+    branches: z
+      .array(glob, { error: 'expected a list of branch globs' })
+      .min(1, { error: 'expected at least one branch glob' })
+      .refine((globs) => globs.length === 0 || globs.some((pattern) => !pattern.startsWith('!')), { error: 'expected at least one glob that is not an exclusion ("!...")' }),
     secret_env: envName.optional(),
     secret_file: nonEmpty('a path').optional(),
     remote: nonEmpty('a git URL or path').refine((remote) => !remote.startsWith('-'), { error: 'expected a git URL or path, got a value starting with "-"' }),
@@ -55,7 +58,7 @@ export const jobSchema = z
     }).refine((argv) => argv.length === 0 || (argv[0] ?? '').trim() !== '', { error: 'expected the program as the first element, got an empty string' }),
     workdir: nonEmpty('a folder inside the checkout').optional(),
     env: z.record(z.string().regex(ENV_NAME, { error: 'expected an environment variable name' }), z.string({ error: 'expected a string value' })).default({}),
-    timeout: duration.refine((text) => (parseDuration(text) ?? 0) > 0, { error: 'expected a timeout longer than zero' }).default('30m'),
+    timeout: duration.refine((text) => (parseDuration(text) ?? 1) > 0, { error: 'expected a timeout longer than zero' }).default('30m'),
     kill_grace: duration.default('10s'),
     ssh_key: nonEmpty('a path').optional(),
     known_hosts: nonEmpty('a path').optional(),

@@ -2,6 +2,17 @@ import picomatch from 'picomatch';
 import type { JobConfig, ProviderName } from '../config/types.js';
 import type { PushEvent } from '../providers/types.js';
 
+/**
+ * A branch is wanted when a glob matches it and no `!glob` does. `*` stays within one path
+ * segment (`release/*`); `**` crosses them. Dots are ordinary characters.
+ */
+function branchMatcher(globs: readonly string[]): (branch: string) => boolean {
+  const include = picomatch(globs.filter((glob) => !glob.startsWith('!')), { dot: true });
+  const excluded = globs.filter((glob) => glob.startsWith('!')).map((glob) => glob.slice(1));
+  const exclude = excluded.length > 0 ? picomatch(excluded, { dot: true }) : () => false;
+  return (branch) => include(branch) && !exclude(branch);
+}
+
 interface IndexedJob {
   job: JobConfig;
   wantsBranch: (branch: string) => boolean;
@@ -19,8 +30,7 @@ export class JobIndex {
     for (const job of jobs) {
       const key = JobIndex.#key(job.provider, job.repoKey);
       const list = this.#byRepo.get(key) ?? [];
-      // `*` stays within one path segment (`release/*`); `**` crosses them. Dots are ordinary characters.
-      list.push({ job, wantsBranch: picomatch(job.branches as string[], { dot: true }) });
+      list.push({ job, wantsBranch: branchMatcher(job.branches) });
       this.#byRepo.set(key, list);
       this.#byName.set(job.name, job);
     }

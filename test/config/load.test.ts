@@ -177,6 +177,31 @@ describe('loading a config', () => {
       expected: [expect.stringMatching(/^job "api".checkout: expected a checkout of its own, but .* is also the checkout of job "web"$/)],
     },
     {
+      name: 'a zero timeout',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, timeout: '0s' }] },
+      expected: ['jobs[0].timeout: expected a timeout longer than zero'],
+    },
+    {
+      name: 'a deploy key and known_hosts that do not exist',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, ssh_key: 'keys/missing', known_hosts: '/nonexistent/known_hosts' }] },
+      expected: [expect.stringMatching(/^jobs\[0\]\.ssh_key: expected a readable file at .*keys\/missing, got ENOENT$/), 'jobs[0].known_hosts: expected a readable file at /nonexistent/known_hosts, got ENOENT'],
+    },
+    {
+      name: 'branch globs that only exclude',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, branches: ['!wip/*'] }] },
+      expected: ['jobs[0].branches: expected at least one glob that is not an exclusion ("!...")'],
+    },
+    {
+      name: 'a checkout nested in another job\'s',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, checkout: 'co' }, { ...goodJob, name: 'api', checkout: 'co/api' }] },
+      expected: [expect.stringMatching(/^job "api".checkout: expected a checkout of its own, but .*co\/api and the checkout of job "web" \(.*co\) are nested$/)],
+    },
+    {
+      name: 'a checkout that holds the state folder',
+      document: { state_dir: 'deploy/state', log_dir: 'l', jobs: [{ ...goodJob, checkout: 'deploy' }] },
+      expected: [expect.stringMatching(/^job "web".checkout: expected a checkout that does not hold deployhook's own folder .*deploy\/state$/)],
+    },
+    {
       name: 'a document that is not YAML',
       document: 'jobs: [unclosed',
       expected: [expect.stringMatching(/^: expected valid YAML: /)],
