@@ -76,6 +76,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     store,
     logger: logger.child({ area: 'runs' }),
     baseEnv: baseEnvironment(options.env),
+    knownSecrets: () => config.jobs.flatMap((job) => [...job.secrets, ...(job.token ? [job.token.value] : [])]),
     maxLogBytes: () => config.maxLogBytes,
     retention: () => ({ keepRuns: config.keepRuns, logDir: config.logDir }),
   });

@@ -18,6 +18,8 @@ export interface ExecutorOptions {
   logger: Logger;
   /** PATH, HOME and LANG of the daemon: the only part of its environment a run sees. */
   baseEnv: Readonly<Record<string, string>>;
+  /** Every secret the daemon knows (webhook secrets, tokens): masked in every run log. */
+  knownSecrets: () => readonly string[];
   /** Output kept per run log (the beginning and the end; the middle is dropped). */
   maxLogBytes: () => number;
   /** Finished runs kept per job, with their logs, and where the logs are. */
@@ -139,11 +141,11 @@ function closingLine(outcome: Outcome, durationMs: number): string {
   return `finished: ${outcome.status}, ${how}, after ${formatDuration(durationMs)}${outcome.reason ? ` (${outcome.reason})` : ''}`;
 }
 
-async function logAndDeploy(context: Omit<DeployContext, 'log'>, maxLogBytes: number, elapsedMs: () => number): Promise<Outcome> {
+async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readonly string[], maxLogBytes: number, elapsedMs: () => number): Promise<Outcome> {
   const { run, job } = context;
   let log: RunLog;
   try {
-    log = await openRunLog(run.logPath, [...job.secrets, ...(job.token ? [job.token.value] : [])], maxLogBytes);
+    log = await openRunLog(run.logPath, [...new Set([...job.secrets, ...(job.token ? [job.token.value] : []), ...secrets])], maxLogBytes);
   } catch (error) {
     return { status: 'failed', reason: `could not open the run log at ${run.logPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
   }
@@ -173,7 +175,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     await saving;
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
-    const final = await logAndDeploy({ run, job, signal, baseEnv: options.baseEnv, persist }, options.maxLogBytes(), () => now().getTime() - started.getTime());
+    const final = await logAndDeploy({ run, job, signal, baseEnv: options.baseEnv, persist }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
     const finished = now();
     run.status = final.status;
     run.finishedAt = finished.toISOString();
