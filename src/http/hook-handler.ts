@@ -80,6 +80,11 @@ export function createHookHandler(options: HookHandlerOptions) {
     const credential = adapter.readCredential(req.headers);
     if (!credential.ok) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: credential.reason }, { connection: 'close' });
 
+    const type = req.headers['content-type'] ?? '';
+    if (!/^application\/json\s*(;|$)/i.test(type)) {
+      const reason = 'expected Content-Type application/json: set the content type to application/json in the webhook settings';
+      return reply(415, { error: reason }, { decision: 'rejected', reason: `content type ${JSON.stringify(type.slice(0, 100))}` }, { connection: 'close' });
+    }
     const read = await readBody(req, options.maxBodyBytes());
     if (!read.ok) return reply(read.status, { error: read.reason }, { decision: 'rejected', reason: read.reason }, { connection: 'close' });
     const payload = parseJson(read.body);

@@ -144,7 +144,7 @@ describe('POST /hooks/github', () => {
     expect(declared.status).toBe(413);
 
     const chunked = await new Promise<number>((resolve, reject) => {
-      const req = request(`${hook.url}/hooks/github`, { method: 'POST', headers: { 'transfer-encoding': 'chunked', 'x-github-event': 'push', 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` } }, (res) => {
+      const req = request(`${hook.url}/hooks/github`, { method: 'POST', headers: { 'transfer-encoding': 'chunked', 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` } }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
@@ -153,6 +153,14 @@ describe('POST /hooks/github', () => {
       req.end();
     });
     expect(chunked).toBe(413);
+  });
+
+  it('answers 415 to a body that is not JSON, with a hint, before reading it', async () => {
+    const body = `payload=${encodeURIComponent(JSON.stringify(githubPush({ repo: 'acme/web', after: sha })))}`;
+    const reply = await hook.post('github', body, { ...(await githubHeaders(body, WEB_SECRET)), 'content-type': 'application/x-www-form-urlencoded' });
+    expect(reply.status).toBe(415);
+    expect(reply.json.error).toMatch(/set the content type to application\/json/);
+    expect(await runFiles()).toEqual([]);
   });
 
   it('answers 405 with Allow: POST to other methods', async () => {
