@@ -1,15 +1,17 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, startServe } from './helpers/cli.js';
 import { git } from './helpers/git-repo.js';
 import { waitForRun } from './helpers/runs.js';
+import { tempDir } from './helpers/tmp.js';
 
 /**
  * The README's quick start, run as written: `npm start` (its prestart makes the demo secret,
  * then it serves config/deployhook.yml), then `send demo`, then the log. The only change is
- * the port: the test listens on a free one instead of 9000.
+ * the port: the test listens on a free one instead of 9000. It runs in a fresh clone of
+ * this repository (sharing node_modules and dist), so it leaves nothing in the working tree.
  */
 describe('the README quick start', () => {
   it('deploys the current HEAD of this repository with the shipped demo job and shows where the log is', async () => {
@@ -22,18 +24,22 @@ describe('the README quick start', () => {
     expect(pkg.scripts.prestart).toBe('node scripts/demo-secret.mjs');
     expect(pkg.scripts.start).toBe('node dist/cli.js serve --config config/deployhook.yml');
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' };
-    await execa('node', ['scripts/demo-secret.mjs'], { cwd: REPO_ROOT, env, extendEnv: false });
+    const clone = await tempDir();
+    await execa('git', ['clone', '--quiet', REPO_ROOT, clone]);
+    await symlink(join(REPO_ROOT, 'node_modules'), join(clone, 'node_modules'));
+    await symlink(join(REPO_ROOT, 'dist'), join(clone, 'dist'));
+    await execa('node', ['scripts/demo-secret.mjs'], { cwd: clone, env, extendEnv: false });
 
-    const head = await git(REPO_ROOT, 'rev-parse', 'HEAD');
-    const branch = await git(REPO_ROOT, 'symbolic-ref', '--short', 'HEAD');
-    const daemon = await startServe(['--config', 'config/deployhook.yml', '--listen', '127.0.0.1:0'], { env });
+    const head = await git(clone, 'rev-parse', 'HEAD');
+    const branch = await git(clone, 'symbolic-ref', '--short', 'HEAD');
+    const daemon = await startServe(['--config', 'config/deployhook.yml', '--listen', '127.0.0.1:0'], { cwd: clone, env });
     try {
-      const sent = await runCli([...send.split(' ').slice(2), '--url', `http://127.0.0.1:${daemon.port}/hooks/github`], { env });
+      const sent = await runCli([...send.split(' ').slice(2), '--url', `http://127.0.0.1:${daemon.port}/hooks/github`], { cwd: clone, env });
       expect(sent.stderr).toBe('');
       expect(sent.stdout).toContain(`sent a signed push of refs/heads/${branch} at ${head}`);
       const match = /queued run ([0-9a-z]{26}) of job demo; log: (.*)$/m.exec(sent.stdout);
-      expect(match?.[2]).toBe(join(REPO_ROOT, 'var', 'log', 'demo', `${match?.[1]}.log`));
-      const record = await waitForRun(join(REPO_ROOT, 'var', 'state'), 'demo', match?.[1] ?? '');
+      expect(match?.[2]).toBe(join(clone, 'var', 'log', 'demo', `${match?.[1]}.log`));
+      const record = await waitForRun(join(clone, 'var', 'state'), 'demo', match?.[1] ?? '');
       expect(record).toMatchObject({ status: 'succeeded', deployedSha: head });
       const log = await readFile(match?.[2] ?? '', 'utf8');
       expect(log).toContain(`deploying deployhook/demo refs/heads/${branch} at ${head}`);

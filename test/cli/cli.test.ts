@@ -63,6 +63,8 @@ describe('deployhook check', () => {
     await writeFile(join(etc, 'deployhook.yml'), main);
     await writeFile(join(etc, 'tokens', 'infra'), 'github_pat_example\n');
     await writeFile(join(etc, 'secrets', 'k8s-apps'), `${SECRET}\n`);
+    await mkdir(join(etc, 'keys'));
+    for (const file of ['keys/infra', 'keys/k8s-apps', 'known_hosts']) await writeFile(join(etc, file), 'placeholder\n');
     const result = await runCli(['check', '--config', join(etc, 'deployhook.yml')], { env: { ...PATH_ONLY, INFRA_WEBHOOK_SECRET: SECRET } });
     expect(result.stderr).toBe('');
     expect(result).toMatchObject({ exitCode: 0, stdout: `${join(etc, 'deployhook.yml')}: valid, 3 jobs` });
