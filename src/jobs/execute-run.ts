@@ -10,6 +10,7 @@ import { processStartTime } from '../runner/orphan-group.js';
 import { runCommand } from '../runner/run-command.js';
 import type { RunStore } from '../store/run-store.js';
 import { commandEnvironment } from './command-env.js';
+import { jobGitAuth } from './git-auth.js';
 import type { ExecuteRun } from './run-queue.js';
 import type { RunRecord, RunStatus } from './run-record.js';
 
@@ -67,11 +68,6 @@ interface DeployContext {
 
 async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
   const { run, job, log, signal, baseEnv } = context;
-  const auth = {
-    ...(job.sshKey !== undefined ? { sshKey: job.sshKey } : {}),
-    ...(job.knownHosts !== undefined ? { knownHosts: job.knownHosts } : {}),
-    ...(job.token !== undefined ? { username: job.token.user, password: job.token.value } : {}),
-  };
   log.note(`syncing ${job.checkout} to ${run.branch !== undefined ? `the tip of ${printable(run.branch)} (pushed: ${run.sha})` : run.sha}`);
   try {
     const synced = await syncCheckout({
@@ -80,7 +76,7 @@ async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outco
       sha: run.sha,
       ...(run.branch !== undefined ? { branch: run.branch } : {}),
       submodules: job.submodules,
-      auth,
+      auth: jobGitAuth(job),
       env: { ...baseEnv },
       output: log.output,
       signal: AbortSignal.any([signal, timeout]),

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote, git } from '../helpers/git-repo.js';
 import { startGitHttpServer } from '../helpers/git-http-server.js';
@@ -40,6 +41,12 @@ describe.skipIf(!existsSync(SSHD) && !process.env.CI)('a job with a private remo
     expect(record).toMatchObject({ status: 'succeeded', deployedSha: sha });
     expect(await git(join(dir, 'state', 'checkouts', 'ssh-app'), 'rev-parse', 'HEAD')).toBe(sha);
     expect(await readFile(record.logPath, 'utf8')).toContain('private over ssh');
+
+    // `deployhook send` reads the branch and commit from the same private remote, with the job's key.
+    const next = await remote.commit({ 'app.txt': 'sent over ssh\n' });
+    const sent = await runCli(['send', 'ssh-app', '--config', hook.config.file, '--url', `${hook.url}/hooks/github`], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SECRET } });
+    expect(sent.stderr).toBe('');
+    expect(sent.stdout).toContain(`sent a signed push of refs/heads/main at ${next}`);
   });
 });
 
