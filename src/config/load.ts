@@ -5,7 +5,9 @@ import { ConfigError, type ConfigIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
 import { formatPath, toConfigIssues } from './format-issues.js';
 import { parseListenAddress } from './listen-address.js';
+import { parseCidr, type Cidr } from './cidr.js';
 import { readSecret } from './read-secret.js';
+import { resolveRunAs } from './system-users.js';
 import { resolveConfigPath, resolveRemote, safeRelativeFolder } from './resolve-paths.js';
 import { CONFIG_KEYS, configSchema, JOB_KEYS, jobSchema, jobsFileSchema, type RawJob } from './schema.js';
 import type { Config, JobConfig } from './types.js';
@@ -33,10 +35,16 @@ async function readYaml(file: string, issues: ConfigIssue[], where: string): Pro
 
 async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source: string, path: string, env: Env, issues: ConfigIssue[], warnings: string[]): Promise<JobConfig | undefined> {
   const at = (key: string) => formatPath([key], path);
-  const secretSource = raw.secret_env !== undefined ? { env: raw.secret_env } : { file: resolveConfigPath(baseDir, raw.secret_file ?? '') };
-  const secret = await readSecret(secretSource, env);
-  if ('problem' in secret) issues.push({ path: at(raw.secret_env !== undefined ? 'secret_env' : 'secret_file'), message: secret.problem });
-  else if (Buffer.byteLength(secret.value) < SHORT_SECRET_BYTES) warnings.push(`${at('secret')}: the webhook secret is shorter than ${SHORT_SECRET_BYTES} bytes; use a long random one (openssl rand -hex 32)`);
+  const secretKey = raw.secret_env !== undefined ? 'secret_env' : 'secret_file';
+  const secretNames = [raw[secretKey] ?? []].flat();
+  const secrets: string[] = [];
+  for (const [index, name] of secretNames.entries()) {
+    const where = Array.isArray(raw[secretKey]) ? formatPath([index], at(secretKey)) : at(secretKey);
+    const secret = await readSecret(secretKey === 'secret_env' ? { env: name } : { file: resolveConfigPath(baseDir, name) }, env);
+    if ('problem' in secret) issues.push({ path: where, message: secret.problem });
+    else if (Buffer.byteLength(secret.value) < SHORT_SECRET_BYTES) warnings.push(`${where}: the webhook secret is shorter than ${SHORT_SECRET_BYTES} bytes; use a long random one (openssl rand -hex 32)`);
+    if (!('problem' in secret)) secrets.push(secret.value);
+  }
 
   let token: JobConfig['token'];
   if (raw.token_env !== undefined || raw.token_file !== undefined) {
@@ -58,7 +66,14 @@ async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source
     workdir = safeRelativeFolder(raw.workdir);
     if (workdir === undefined) issues.push({ path: at('workdir'), message: `expected a relative folder inside the checkout, got ${JSON.stringify(raw.workdir)}` });
   }
-  if ('problem' in secret) return undefined;
+  let runAs: JobConfig['runAs'];
+  if (raw.run_as !== undefined) {
+    const resolved = await resolveRunAs(raw.run_as.user, raw.run_as.group);
+    if ('problem' in resolved) issues.push({ path: at('run_as'), message: resolved.problem });
+    else if (process.getuid?.() !== 0 && process.getuid?.() !== resolved.uid) issues.push({ path: at('run_as'), message: `expected deployhook to run as root to switch to user ${resolved.user}, but it runs as uid ${String(process.getuid?.())}` });
+    else runAs = resolved;
+  }
+  if (secrets.length !== secretNames.length) return undefined;
 
   const job: JobConfig = {
     name: raw.name,
@@ -66,7 +81,7 @@ async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source
     repo: raw.repo,
     repoKey: raw.repo.toLowerCase(),
     branches: raw.branches,
-    secrets: [secret.value],
+    secrets,
     remote: resolveRemote(baseDir, raw.remote),
     checkout: raw.checkout !== undefined ? resolveConfigPath(baseDir, raw.checkout) : join(stateDir, 'checkouts', raw.name),
     command: raw.command,
@@ -80,6 +95,7 @@ async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source
   if (raw.ssh_key !== undefined) job.sshKey = resolveConfigPath(baseDir, raw.ssh_key);
   if (raw.known_hosts !== undefined) job.knownHosts = resolveConfigPath(baseDir, raw.known_hosts);
   if (token !== undefined) job.token = token;
+  if (runAs !== undefined) job.runAs = runAs;
   return job;
 }
 
@@ -178,6 +194,19 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
   issues.push(...checkoutClashes(jobs, [stateDir, resolveConfigPath(baseDir, raw.log_dir)]));
   if (issues.length > 0) throw new ConfigError(file, issues);
 
+  let tls: Config['tls'];
+  if (raw.tls !== undefined) {
+    tls = { cert: resolveConfigPath(baseDir, raw.tls.cert), key: resolveConfigPath(baseDir, raw.tls.key) };
+    if (raw.tls.client_ca !== undefined) tls.clientCa = resolveConfigPath(baseDir, raw.tls.client_ca);
+    for (const [key, path] of Object.entries({ cert: tls.cert, key: tls.key, client_ca: tls.clientCa })) {
+      if (path === undefined) continue;
+      const problem = await access(path, constants.R_OK).then(() => undefined, (error: NodeJS.ErrnoException) => error.code ?? String(error));
+      if (problem !== undefined) issues.push({ path: `tls.${key}`, message: `expected a readable PEM file at ${path}, got ${problem}` });
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(file, issues);
+
+  const cidrs = (list: readonly string[]): Cidr[] => list.map((text) => parseCidr(text)).filter((value): value is Cidr => value !== undefined);
   const listen = parseListenAddress(raw.listen);
   if (!listen) throw new ConfigError(file, [{ path: 'listen', message: 'expected "host:port"' }]);
   return {
@@ -185,6 +214,12 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
     listen,
     stateDir,
     logDir: resolveConfigPath(baseDir, raw.log_dir),
+    ...(tls !== undefined ? { tls } : {}),
+    allowFrom: Object.fromEntries(Object.entries(raw.allow_from).map(([provider, list]) => [provider, cidrs(list)])),
+    trustProxy: cidrs(raw.trust_proxy),
+    maxConnections: raw.max_connections,
+    headersTimeoutMs: parseDuration(raw.headers_timeout) ?? 10_000,
+    requestTimeoutMs: parseDuration(raw.request_timeout) ?? 30_000,
     maxParallel: raw.max_parallel,
     maxBodyBytes: raw.max_body_bytes,
     maxLogBytes: raw.max_log_bytes,

@@ -1,6 +1,7 @@
 import picomatch from 'picomatch';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { parseCidr } from './cidr.js';
 import { parseListenAddress } from './listen-address.js';
 
 /**
@@ -49,8 +50,9 @@ export const jobSchema = z
       .array(glob, { error: 'expected a list of branch globs' })
       .min(1, { error: 'expected at least one branch glob' })
       .refine((globs) => globs.length === 0 || globs.some((pattern) => !pattern.startsWith('!')), { error: 'expected at least one glob that is not an exclusion ("!...")' }),
-    secret_env: envName.optional(),
-    secret_file: nonEmpty('a path').optional(),
+    // A list during rotation: the old and the new secret are both accepted.
+    secret_env: z.union([envName, z.array(envName).min(1, { error: 'expected at least one variable name' })]).optional(),
+    secret_file: z.union([nonEmpty('a path'), z.array(nonEmpty('a path')).min(1, { error: 'expected at least one path' })]).optional(),
     remote: nonEmpty('a git URL or path').refine((remote) => !remote.startsWith('-'), { error: 'expected a git URL or path, got a value starting with "-"' }),
     checkout: nonEmpty('a path').optional(),
     command: z.array(z.string({ error: 'expected a string' }), { error: 'expected an argv list such as ["ansible-playbook", "site.yml"]' }).min(1, {
@@ -66,6 +68,12 @@ export const jobSchema = z
     token_file: nonEmpty('a path').optional(),
     token_user: nonEmpty('a user name').default('x-access-token'),
     submodules: z.boolean({ error: 'expected true or false' }).default(false),
+    run_as: z
+      .strictObject({
+        user: nonEmpty('a user name or uid'),
+        group: nonEmpty('a group name or gid').optional(),
+      })
+      .optional(),
   })
   .superRefine((job, ctx) => {
     const secretSources = [job.secret_env, job.secret_file].filter((value) => value !== undefined);
@@ -86,6 +94,12 @@ export const jobSchema = z
       }
     }
   });
+
+const cidr = z.string({ error: 'expected a network such as "192.0.2.0/24" or "2001:db8::/32"' }).refine((text) => parseCidr(text) !== undefined, {
+  error: (issue) => `expected a network such as "192.0.2.0/24" or "2001:db8::/32", got ${JSON.stringify(issue.input)}`,
+});
+
+const networks = z.array(cidr, { error: 'expected a list of networks' });
 
 export const configSchema = z.strictObject({
   listen: z
@@ -110,6 +124,21 @@ export const configSchema = z.strictObject({
   keep_runs: z.number({ error: 'expected a whole number of runs' }).int({ error: 'expected a whole number of runs' }).min(1, { error: 'expected at least 1' }).default(100),
   shutdown_timeout: duration.default('60s'),
   dedup_window: duration.default('7d'),
+  tls: z
+    .strictObject({
+      cert: nonEmpty('a path to a PEM certificate (chain)'),
+      key: nonEmpty('a path to a PEM private key'),
+      /** When set, clients must present a certificate signed by this CA (mutual TLS). */
+      client_ca: nonEmpty('a path to a PEM CA certificate').optional(),
+    })
+    .optional(),
+  /** Per provider, the networks deliveries may come from; others get 403 before the body is read. */
+  allow_from: z.partialRecord(z.enum(['github', 'gitlab'], { error: 'expected a provider name: github or gitlab' }), networks).default({}),
+  /** Reverse proxies whose X-Forwarded-For is believed, as networks; none by default. */
+  trust_proxy: networks.default([]),
+  max_connections: z.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' }).min(1, { error: 'expected at least 1' }).default(1024),
+  headers_timeout: duration.default('10s'),
+  request_timeout: duration.default('30s'),
   jobs: z.array(z.unknown(), { error: 'expected a list of jobs' }).default([]),
 });
 

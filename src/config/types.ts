@@ -1,4 +1,6 @@
+import type { Cidr } from './cidr.js';
 import type { ListenAddress } from './listen-address.js';
+import type { RunAs } from './system-users.js';
 
 export type ProviderName = 'github' | 'gitlab';
 
@@ -26,13 +28,30 @@ export interface JobConfig {
   /** HTTPS credentials for the remote. `value` is a secret. */
   token?: { user: string; value: string };
   submodules: boolean;
+  /** The user (and group) git and the command run as; the daemon must be root for this. */
+  runAs?: RunAs;
   /** The file the job was defined in, for messages. */
   source: string;
+}
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  /** Mutual TLS: clients must present a certificate signed by this CA. */
+  clientCa?: string;
 }
 
 export interface Config {
   file: string;
   listen: ListenAddress;
+  tls?: TlsFiles;
+  /** Per provider, the networks deliveries may come from (none listed: anywhere). */
+  allowFrom: Partial<Record<ProviderName, readonly Cidr[]>>;
+  /** Reverse proxies whose X-Forwarded-For is believed. */
+  trustProxy: readonly Cidr[];
+  maxConnections: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   stateDir: string;
   logDir: string;
   maxParallel: number;

@@ -45,7 +45,7 @@ describe('deployhook check', () => {
     const file = await writeConfig(dir, { jobs: [{ name: 'web', provider: 'github', repo: 'acme/web', branches: ['main'], secret_env: 'S', remote: '/srv/git/web.git', command: ['true'] }] });
     const result = await runCli(['check', '--config', file], { env: { ...PATH_ONLY, S: 'short' } });
     expect(result.exitCode).toBe(0);
-    expect(result.stdout).toContain('warning: jobs[0].secret: the webhook secret is shorter than 16 bytes');
+    expect(result.stdout).toContain('warning: jobs[0].secret_env: the webhook secret is shorter than 16 bytes');
     expect(result.stdout).not.toContain('short\n');
   });
 

@@ -83,10 +83,16 @@ describe('loading a config', () => {
     expect(config.jobs[1]?.checkout).toBe(join(dir, 'jobs.d', 'checkouts', 'api'));
   });
 
+  it('accepts several secrets during a rotation', async () => {
+    const dir = await tempDir();
+    const config = await loadConfig(await writeConfig(dir, { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, secret_env: ['WEB_SECRET', 'NEW_SECRET'] }] }), { WEB_SECRET: SECRET, NEW_SECRET: `${SECRET}-new` });
+    expect(config.jobs[0]?.secrets).toEqual([SECRET, `${SECRET}-new`]);
+  });
+
   it('warns about a webhook secret shorter than 16 bytes', async () => {
     const dir = await tempDir();
     const config = await loadConfig(await writeConfig(dir, { state_dir: 's', log_dir: 'l', jobs: [goodJob] }), { WEB_SECRET: 'short' });
-    expect(config.warnings).toEqual([expect.stringContaining('jobs[0].secret: the webhook secret is shorter than 16 bytes')]);
+    expect(config.warnings).toEqual([expect.stringContaining('jobs[0].secret_env: the webhook secret is shorter than 16 bytes')]);
   });
 
   const invalid: Array<{ name: string; document: unknown; env?: Record<string, string>; expected: string[] }> = [
@@ -200,6 +206,21 @@ describe('loading a config', () => {
       name: 'a checkout that holds the state folder',
       document: { state_dir: 'deploy/state', log_dir: 'l', jobs: [{ ...goodJob, checkout: 'deploy' }] },
       expected: [expect.stringMatching(/^job "web".checkout: expected a checkout that does not hold deployhook's own folder .*deploy\/state$/)],
+    },
+    {
+      name: 'run_as with a user that does not exist',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, run_as: { user: 'no-such-user-xyz' } }] },
+      expected: ['jobs[0].run_as: expected a user that exists on this machine, got "no-such-user-xyz"'],
+    },
+    {
+      name: 'allow_from with a bad network and an unknown provider',
+      document: { state_dir: 's', log_dir: 'l', allow_from: { github: ['140.82.112.0/20', '10.0.0.0/33'], bitbucket: ['10.0.0.0/8'] } },
+      expected: ['allow_from.github[1]: expected a network such as "192.0.2.0/24" or "2001:db8::/32", got "10.0.0.0/33"', expect.stringMatching(/^allow_from\.bitbucket: /)],
+    },
+    {
+      name: 'tls files that do not exist',
+      document: { state_dir: 's', log_dir: 'l', tls: { cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem' } },
+      expected: ['tls.cert: expected a readable PEM file at /nonexistent/cert.pem, got ENOENT', 'tls.key: expected a readable PEM file at /nonexistent/key.pem, got ENOENT'],
     },
     {
       name: 'a document that is not YAML',
