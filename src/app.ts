@@ -1,4 +1,6 @@
 import { access, constants, mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -8,6 +10,8 @@ import { ConfigError, DeployhookError } from './errors.js';
 import { createApiApp } from './http/api-app.js';
 import { createHookHandler } from './http/hook-handler.js';
 import { createHttpServer } from './http/server.js';
+import { createSourceFilter } from './http/source-filter.js';
+import { readTlsOptions } from './http/tls.js';
 import { baseEnvironment } from './jobs/command-env.js';
 import { createExecutor } from './jobs/execute-run.js';
 import { JobIndex } from './jobs/job-index.js';
@@ -70,6 +74,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   let draining = false;
   let pruneTimer: NodeJS.Timeout | undefined;
 
+  let sources = createSourceFilter(config.allowFrom, config.trustProxy);
   const store = new RunStore(config.stateDir);
   const deliveries = new DeliveryLog({ dir: join(config.stateDir, 'deliveries'), windowMs: config.dedupWindowMs });
   const execute = createExecutor({
@@ -89,8 +94,9 @@ export function createDaemon(options: DaemonOptions): Daemon {
     logger: logger.child({ area: 'hooks' }),
     maxBodyBytes: () => config.maxBodyBytes,
     draining: () => draining,
+    sources: () => sources,
   });
-  const server = createHttpServer({ hooks, api: createApiApp({ logger: logger.child({ area: 'api' }) }), logger });
+  let server: Server | undefined;
 
   return {
     queue,
@@ -106,16 +112,26 @@ export function createDaemon(options: DaemonOptions): Daemon {
       await recoverRuns({ store, queue, job: (name) => index.get(name), logger: logger.child({ area: 'recovery' }), killGraceMs: 10_000 });
       queue.start();
 
+      server = createHttpServer({
+        hooks,
+        api: createApiApp({ logger: logger.child({ area: 'api' }) }),
+        logger,
+        ...(config.tls !== undefined ? { tls: await readTlsOptions(config.tls) } : {}),
+        maxConnections: config.maxConnections,
+        headersTimeoutMs: config.headersTimeoutMs,
+        requestTimeoutMs: config.requestTimeoutMs,
+      });
+      const listener = server;
       const { host, port } = config.listen;
       const address = await new Promise<AddressInfo>((resolve, reject) => {
         const onError = (error: NodeJS.ErrnoException) => reject(new ListenError(`${host}:${port}`, error));
-        server.once('error', onError);
-        server.listen(port, host, () => {
-          server.off('error', onError);
-          resolve(server.address() as AddressInfo);
+        listener.once('error', onError);
+        listener.listen(port, host, () => {
+          listener.off('error', onError);
+          resolve(listener.address() as AddressInfo);
         });
       });
-      logger.info({ host: address.address, port: address.port, jobs: config.jobs.length, config: config.file }, 'listening');
+      logger.info({ host: address.address, port: address.port, tls: config.tls !== undefined, mutualTls: config.tls?.clientCa !== undefined, jobs: config.jobs.length, config: config.file }, 'listening');
       return address;
     },
 
@@ -134,8 +150,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
         await queue.whenIdle();
       }
       clearTimeout(timer);
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
+      const listener = server;
+      if (!listener) return;
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      listener.closeAllConnections();
       await closed;
     },
 
@@ -147,11 +165,20 @@ export function createDaemon(options: DaemonOptions): Daemon {
         if (error instanceof ConfigError) logger.error({ issues: error.issues.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
         throw error;
       }
+      // Certificates are read again (renewed ones take effect); turning TLS on or off needs a restart.
+      const tlsOptions = next.tls !== undefined && config.tls !== undefined ? await readTlsOptions(next.tls) : undefined;
       for (const key of ['listen', 'stateDir', 'logDir'] as const) {
         if (JSON.stringify(next[key]) !== JSON.stringify(config[key])) logger.warn({ key }, 'this setting changes only on restart; keeping the running value');
       }
       const removed = config.jobs.filter((job) => !next.jobs.some((candidate) => candidate.name === job.name));
+      if ((next.tls === undefined) !== (config.tls === undefined)) logger.warn({ key: 'tls' }, 'this setting changes only on restart; keeping the running value');
+      if (tlsOptions && server instanceof HttpsServer) server.setSecureContext(tlsOptions);
+      const keptTls = config.tls;
       config = { ...next, listen: config.listen, stateDir: config.stateDir, logDir: config.logDir };
+      if (keptTls === undefined) delete config.tls;
+      else config.tls = next.tls ?? keptTls;
+      sources = createSourceFilter(config.allowFrom, config.trustProxy);
+      if (server) server.maxConnections = config.maxConnections;
       index = new JobIndex(config.jobs);
       queue.maxParallel = config.maxParallel;
       for (const job of removed) queue.cancelPending(job.name, `job ${job.name} was removed from the config by a reload`);

@@ -9,6 +9,7 @@ import type { ProviderAdapter, PushEvent } from '../providers/types.js';
 import type { DeliveryLog } from '../store/delivery-log.js';
 import { readBody } from './read-body.js';
 import { sendJson } from './respond.js';
+import type { SourceFilter } from './source-filter.js';
 
 export interface HookHandlerOptions {
   providers: ProviderRegistry;
@@ -20,6 +21,8 @@ export interface HookHandlerOptions {
   maxBodyBytes: () => number;
   /** True once shutdown has begun: deliveries get 503 and should be retried. */
   draining: () => boolean;
+  /** `allow_from` and `trust_proxy`. */
+  sources: () => SourceFilter;
 }
 
 /** Deliberately the same for every verification failure: it must not help guess a secret. */
@@ -76,6 +79,9 @@ export function createHookHandler(options: HookHandlerOptions) {
     };
 
     if (req.method !== 'POST') return reply(405, { error: 'expected POST' }, { decision: 'rejected', reason: `method ${req.method}` }, { allow: 'POST' });
+    if (!options.sources().allows(adapter.name, req)) {
+      return reply(403, { error: 'deliveries are not accepted from this address' }, { decision: 'rejected', reason: 'source not in allow_from', client: options.sources().clientAddress(req) }, { connection: 'close' });
+    }
     if (options.draining()) return reply(503, { error: 'deployhook is shutting down; retry shortly' }, { decision: 'rejected', reason: 'shutting down' }, { 'retry-after': '10', connection: 'close' });
     const credential = adapter.readCredential(req.headers);
     if (!credential.ok) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: credential.reason }, { connection: 'close' });

@@ -1,4 +1,6 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import type { TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 
 const HOOK_PATH = /^\/hooks\/([a-z][a-z0-9-]*)\/?$/;
@@ -7,6 +9,12 @@ export interface ServerOptions {
   hooks: (req: IncomingMessage, res: ServerResponse, provider: string) => Promise<void>;
   api: (req: IncomingMessage, res: ServerResponse) => void;
   logger: Logger;
+  /** HTTPS (and mutual TLS with a client CA) when given; plain HTTP otherwise. */
+  tls?: TlsOptions;
+  maxConnections: number;
+  /** A client must send all its headers within this, and the whole request within requestTimeoutMs. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
 }
 
 /**
@@ -14,7 +22,7 @@ export interface ServerOptions {
  * node:http, everything else to the express app.
  */
 export function createHttpServer(options: ServerOptions): Server {
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const match = HOOK_PATH.exec(query === -1 ? url : url.slice(0, query));
@@ -31,10 +39,13 @@ export function createHttpServer(options: ServerOptions): Server {
         res.destroy();
       }
     });
-  });
-  // Slow or stalled clients are dropped; the numbers are generous for real Git hosts.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = 5_000;
+  };
+  // Slow or stalled clients are dropped: timeouts are checked every second, not every 30.
+  const limits = { headersTimeout: options.headersTimeoutMs, requestTimeout: options.requestTimeoutMs, connectionsCheckingInterval: 1_000, keepAliveTimeout: 5_000 };
+  const server: Server = options.tls ? createHttps({ ...options.tls, ...limits }, handle) : createHttp(limits, handle);
+  server.maxConnections = options.maxConnections;
+  server.headersTimeout = options.headersTimeoutMs;
+  server.requestTimeout = options.requestTimeoutMs;
+  server.on('tlsClientError', (error: NodeJS.ErrnoException) => options.logger.info({ reason: error.code ?? error.message }, 'TLS handshake refused'));
   return server;
 }

@@ -24,7 +24,8 @@ export interface TestDaemon {
 export async function startDaemon(dir: string, settings: Record<string, unknown>, env: Record<string, string> = {}): Promise<TestDaemon> {
   const file = join(dir, 'deployhook.yml');
   await writeFile(file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', ...settings }));
-  const config = await loadConfig(file, { ...process.env, ...env });
+  const daemonEnv = { ...process.env, ...env };
+  const config = await loadConfig(file, daemonEnv);
   const logLines: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -33,7 +34,7 @@ export async function startDaemon(dir: string, settings: Record<string, unknown>
     },
   });
   const logger = pino({ level: 'debug' }, destination);
-  const daemon = createDaemon({ config, logger, env: process.env });
+  const daemon = createDaemon({ config, logger, env: daemonEnv });
   const address = await daemon.start();
   const url = `http://127.0.0.1:${address.port}`;
   return {
