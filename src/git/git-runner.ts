@@ -13,6 +13,8 @@ export interface GitRunnerOptions {
   signal: AbortSignal;
   /** Values scrubbed from error messages and step lines, as a second line of defence. */
   secrets: readonly string[];
+  /** Run git as this user and group (the daemon runs as root). */
+  user?: { uid: number; gid: number } | undefined;
 }
 
 /** Runs git commands one at a time in one folder. */
@@ -36,6 +38,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
   let streaming = false;
   const git: SimpleGit = simpleGit({
     baseDir: options.baseDir,
+    ...(options.user ? { spawnOptions: { uid: options.user.uid, gid: options.user.gid } } : {}),
     // On abort simple-git sends SIGINT to git itself; it can neither start git in a
     // process group of its own nor tell us its pid, so a child git leaves behind (ssh,
     // git-remote-http) ends on its own limits: see ssh-command.ts and git-env.ts.

@@ -1,4 +1,5 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
@@ -31,6 +32,8 @@ export interface SyncOptions {
   output: NodeJS.WritableStream | Writable;
   /** Aborting kills the running git process; the sync then rejects with RunAbortedError. */
   signal: AbortSignal;
+  /** Run git as this user, who then owns the checkout (the daemon runs as root). */
+  user?: { uid: number; gid: number } | undefined;
 }
 
 export interface SyncResult {
@@ -57,12 +60,14 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
     throw new GitSyncError(`Expected the checkout folder ${checkout} to be empty or a git checkout, but it holds other files. Move them away or choose another checkout folder.`);
   }
   await mkdir(checkout, { recursive: true });
+  if (options.user) await ownCheckout(checkout, options.user);
   const git = createGitRunner({
     baseDir: checkout,
     environment: gitEnvironment(options.env, options.auth, remote),
     output: options.output,
     signal: options.signal,
     secrets: options.auth.password === undefined ? [] : [options.auth.password],
+    user: options.user,
   });
 
   if (state === 'git') {
@@ -96,6 +101,13 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
     throw new GitSyncError(`Expected HEAD at ${target} after the sync, found ${head ?? 'no commit'}`);
   }
   return { sha: head };
+}
+
+/** Gives the checkout to the user git runs as, if it belongs to someone else (run_as was added later). */
+async function ownCheckout(checkout: string, user: { uid: number; gid: number }): Promise<void> {
+  const info = await stat(checkout);
+  if (info.uid === user.uid && info.gid === user.gid) return;
+  await execa('chown', ['-R', '--', `${user.uid}:${user.gid}`, checkout]);
 }
 
 /** The commit the remote's branch points to after the fetch, if the branch still exists. */

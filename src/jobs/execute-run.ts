@@ -1,4 +1,5 @@
-import { stat } from 'node:fs/promises';
+import { chmod, chown, copyFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration.js';
@@ -80,6 +81,8 @@ async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outco
       env: { ...baseEnv },
       output: log.output,
       signal: AbortSignal.any([signal, timeout]),
+      user: job.runAs,
+      ...(job.runAs ? { env: { ...baseEnv, HOME: job.runAs.home } } : {}),
     });
     run.deployedSha = synced.sha;
     if (synced.sha !== run.sha) log.note(`the branch has moved on since this push: deploying its tip ${synced.sha}`);
@@ -106,11 +109,15 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   if (!(await stat(cwd).then((info) => info.isDirectory(), () => false))) {
     return { status: 'failed', reason: `expected the workdir ${job.workdir ?? '.'} to be a folder in commit ${run.deployedSha ?? run.sha}, but it is not` };
   }
-  log.note(`$ ${job.command.map((arg) => JSON.stringify(arg)).join(' ')}`);
+  log.note(`$ ${job.command.map((arg) => JSON.stringify(arg)).join(' ')}${job.runAs ? ` (as ${job.runAs.user})` : ''}`);
+  const eventFile = await eventFileFor(run, job);
+  const env = commandEnvironment(job, run, job.runAs ? { ...context.baseEnv, HOME: job.runAs.home } : context.baseEnv);
+  env.DEPLOYHOOK_EVENT_FILE = eventFile;
   const result = await runCommand({
     argv: job.command,
     cwd,
-    env: commandEnvironment(job, run, context.baseEnv),
+    env,
+    user: job.runAs,
     output: log.output,
     timeoutMs: Math.max(0, deadline - Date.now()),
     killAfterMs: job.killGraceMs,
@@ -123,6 +130,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
       });
     },
   });
+  if (eventFile !== run.eventFile) await rm(eventFile, { force: true });
   if (result.leftovers) log.note('the command left processes running in its process group; they were terminated');
   const ended = { exitCode: result.exitCode, signal: result.signal };
   if (result.startError !== undefined) return { ...ended, status: 'failed', reason: result.startError };
@@ -130,6 +138,19 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   if (result.cancelled) return { ...ended, ...stoppedOutcome(signal, 'while the command was running') };
   if (result.exitCode === 0) return { ...ended, status: 'succeeded' };
   return { ...ended, status: 'failed', reason: result.signal ? `the command was killed by ${result.signal}` : `the command exited with code ${String(result.exitCode)}` };
+}
+
+/**
+ * The payload file the command reads. The state folder is the daemon's own, so a command
+ * that runs as another user gets a private copy it owns, removed after the run.
+ */
+async function eventFileFor(run: RunRecord, job: JobConfig): Promise<string> {
+  if (!job.runAs) return run.eventFile;
+  const copy = join(tmpdir(), `deployhook-${run.id}.event.json`);
+  await copyFile(run.eventFile, copy);
+  await chown(copy, job.runAs.uid, job.runAs.gid);
+  await chmod(copy, 0o600);
+  return copy;
 }
 
 function closingLine(outcome: Outcome, durationMs: number): string {

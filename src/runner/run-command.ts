@@ -33,6 +33,8 @@ export interface CommandOptions {
   signal?: AbortSignal;
   /** Called once the command has started, with its process group id (= its pid). */
   onStart?: (pgid: number) => void;
+  /** Run as this user and group (the daemon runs as root). */
+  user?: { uid: number; gid: number } | undefined;
 }
 
 export interface CommandResult {
@@ -93,7 +95,8 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
   }
 
   // detached: the command leads a new process group (pgid = pid), so the group can be signalled as a whole.
-  const subprocess = execa(program, args, { cwd, env, extendEnv: false, detached: true, stdin: 'ignore', buffer: false, reject: false, encoding: 'buffer' });
+  const user = options.user ? { uid: options.user.uid, gid: options.user.gid } : {};
+  const subprocess = execa(program, args, { cwd, env, extendEnv: false, detached: true, stdin: 'ignore', buffer: false, reject: false, encoding: 'buffer', ...user });
   const pgid = subprocess.pid;
   if (pgid === undefined) {
     const startError = await describeStartError((await subprocess).cause, program, cwd);
