@@ -28,9 +28,12 @@ export interface HookHandlerOptions {
 /** Deliberately the same for every verification failure: it must not help guess a secret. */
 const UNAUTHORIZED = { error: 'signature verification failed' };
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Strict: invalid UTF-8 is refused rather than patched with replacement characters. */
 function parseJson(body: Buffer): unknown {
   try {
-    return JSON.parse(body.toString('utf8'));
+    return JSON.parse(UTF8.decode(body));
   } catch {
     return undefined;
   }
@@ -94,7 +97,7 @@ export function createHookHandler(options: HookHandlerOptions) {
     const read = await readBody(req, options.maxBodyBytes());
     if (!read.ok) return reply(read.status, { error: read.reason }, { decision: 'rejected', reason: read.reason }, { connection: 'close' });
     const payload = parseJson(read.body);
-    if (payload === undefined) return reply(400, { error: 'expected a JSON body' }, { decision: 'rejected', reason: 'malformed JSON' });
+    if (payload === undefined) return reply(400, { error: 'expected a JSON body in UTF-8' }, { decision: 'rejected', reason: 'malformed JSON or UTF-8' });
     const repo = adapter.repositoryOf(payload);
     if (repo === undefined) return reply(400, { error: 'expected the payload to name its repository' }, { decision: 'rejected', reason: 'no repository in payload' });
 
