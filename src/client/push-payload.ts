@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sign } from '@octokit/webhooks-methods';
+import { hmacSha256 } from '../providers/constant-time.js';
 import type { JobConfig } from '../config/types.js';
 
 export interface SignedDelivery {
@@ -49,7 +49,7 @@ function gitlabPayload(job: JobConfig, ref: string, sha: string): object {
  * A push delivery for `job` exactly as its Git host would send it: the host's event and
  * delivery headers and its signature or token, made with the job's own secret.
  */
-export async function buildPushDelivery(job: JobConfig, ref: string, sha: string): Promise<SignedDelivery> {
+export function buildPushDelivery(job: JobConfig, ref: string, sha: string): SignedDelivery {
   const secret = job.secrets[0] ?? '';
   const id = randomUUID();
   if (job.provider === 'github') {
@@ -62,7 +62,7 @@ export async function buildPushDelivery(job: JobConfig, ref: string, sha: string
         'x-github-event': 'push',
         'x-github-delivery': id,
         'x-github-hook-id': '0',
-        'x-hub-signature-256': await sign(secret, body),
+        'x-hub-signature-256': `sha256=${hmacSha256(secret, Buffer.from(body)).toString('hex')}`,
       },
     };
   }

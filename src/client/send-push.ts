@@ -74,7 +74,7 @@ export async function sendPush(options: SendOptions): Promise<SendResult> {
     throw new DeployhookError('UNKNOWN_JOB', `No job named ${JSON.stringify(options.jobName)} in ${options.config.file}; its jobs: ${names}`);
   }
   const { ref, sha } = await resolveTarget(job, options);
-  const delivery = await buildPushDelivery(job, ref, sha);
+  const delivery = buildPushDelivery(job, ref, sha);
   const url = options.url ?? defaultHookUrl(options.config, job);
   let response: Response;
   try {
