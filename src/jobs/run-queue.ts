@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { JobConfig } from '../config/types.js';
 import type { RunStore } from '../store/run-store.js';
-import type { RunRecord, RunTrigger } from './run-record.js';
+import type { RunRecord } from './run-record.js';
 
 /**
  * Runs one run to its end; resolves with the final record (already saved). Aborting
@@ -10,17 +10,8 @@ import type { RunRecord, RunTrigger } from './run-record.js';
  */
 export type ExecuteRun = (run: RunRecord, job: JobConfig, signal: AbortSignal) => Promise<RunRecord>;
 
-/** What a run is asked to deploy; everything in it is validated data. */
-export interface RunRequest {
-  trigger: RunTrigger;
-  repo: string;
-  ref: string;
-  branch?: string;
-  sha: string;
-  before: string;
-  /** The verified payload, handed to the command as DEPLOYHOOK_EVENT_FILE. */
-  event: Buffer;
-}
+/** What a run is asked to deploy (validated data), with the verified payload for DEPLOYHOOK_EVENT_FILE. */
+export type RunRequest = Pick<RunRecord, 'trigger' | 'repo' | 'ref' | 'branch' | 'sha' | 'before'> & { event: Buffer };
 
 interface Entry {
   /** Arrival order: of two pushes for one job, the later arrival wins, whatever order their writes finish in. */

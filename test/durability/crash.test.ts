@@ -7,16 +7,9 @@ import { createRemote, git } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { runsOf } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 const SECRET = 'crash-test-secret-0123456789abcd';
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('a daemon killed with SIGKILL in the middle of a run', () => {
   it('accounts for every acknowledged push after a restart, ends on the newest commit, and never overlaps runs', async () => {
@@ -54,7 +47,7 @@ describe('a daemon killed with SIGKILL in the middle of a run', () => {
       await until('every run to reach a final status', async () => {
         const runs = await runsOf(state, 'slow');
         return runs.length > 0 && runs.every((run) => ['succeeded', 'superseded', 'interrupted', 'failed'].includes(run.status));
-      });
+      }, 30_000);
       const runs = await runsOf(state, 'slow');
       const byId = new Map(runs.map((run) => [run.id, run]));
       for (const id of acknowledged) {

@@ -8,17 +8,10 @@ import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { readRun, runsOf, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 const SECRET = 'lifecycle-secret-0123456789abcd';
 const ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET };
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 async function push(port: number, repo: string, sha: string): Promise<{ status: number; headers: Headers; body: { runs?: Array<{ id: string }> } }> {
   const body = JSON.stringify(githubPush({ repo, after: sha }));
