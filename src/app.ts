@@ -14,6 +14,7 @@ import { createSourceFilter } from './http/source-filter.js';
 import { readTlsOptions } from './http/tls.js';
 import { baseEnvironment } from './jobs/command-env.js';
 import { createExecutor } from './jobs/execute-run.js';
+import { createMetrics } from './metrics/metrics.js';
 import { JobIndex } from './jobs/job-index.js';
 import { recoverRuns } from './jobs/recover.js';
 import { RunQueue } from './jobs/run-queue.js';
@@ -81,11 +82,12 @@ export function createDaemon(options: DaemonOptions): Daemon {
     store,
     logger: logger.child({ area: 'runs' }),
     baseEnv: baseEnvironment(options.env),
-    knownSecrets: () => config.jobs.flatMap((job) => [...job.secrets, ...(job.token ? [job.token.value] : [])]),
+    knownSecrets: () => [...config.jobs.flatMap((job) => [...job.secrets, ...(job.token ? [job.token.value] : [])]), ...(config.api ? [config.api.token, ...(config.api.uiToken ? [config.api.uiToken] : [])] : [])],
+    onFinished: (run) => metrics.runFinished(run),
     maxLogBytes: () => config.maxLogBytes,
     retention: () => ({ keepRuns: config.keepRuns, logDir: config.logDir }),
   });
-  const queue = new RunQueue({ store, execute, job: (name) => index.get(name), maxParallel: config.maxParallel, logDir: config.logDir, logger: logger.child({ area: 'queue' }), paused: true });
+  const queue = new RunQueue({ store, execute, job: (name) => index.get(name), maxParallel: config.maxParallel, logDir: config.logDir, logger: logger.child({ area: 'queue' }), paused: true, onFinished: (run) => metrics.runFinished(run) });
   const hooks = createHookHandler({
     providers: builtinProviders(),
     jobs: () => index,
@@ -95,8 +97,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
     maxBodyBytes: () => config.maxBodyBytes,
     draining: () => draining,
     sources: () => sources,
+    onDelivery: (provider, outcome) => metrics.delivery(provider, outcome),
   });
   let server: Server | undefined;
+  let metrics = createMetrics({ queueDepth: () => queue.depth });
 
   return {
     queue,
@@ -109,12 +113,14 @@ export function createDaemon(options: DaemonOptions): Daemon {
         deliveries.prune().catch((error: unknown) => logger.error({ err: error }, 'could not forget old deliveries'));
       }, PRUNE_DELIVERIES_MS);
       pruneTimer.unref();
-      await recoverRuns({ store, queue, job: (name) => index.get(name), logger: logger.child({ area: 'recovery' }), killGraceMs: 10_000 });
+      const loaded = await store.loadAll();
+      metrics = createMetrics({ queueDepth: () => queue.depth, initialRuns: loaded.records });
+      await recoverRuns({ loaded, store, queue, job: (name) => index.get(name), logger: logger.child({ area: 'recovery' }), killGraceMs: 10_000 });
       queue.start();
 
       server = createHttpServer({
         hooks,
-        api: createApiApp({ logger: logger.child({ area: 'api' }) }),
+        api: createApiApp({ logger: logger.child({ area: 'api' }), config: () => config, jobs: () => index, queue, store, env: options.env, metrics }),
         logger,
         ...(config.tls !== undefined ? { tls: await readTlsOptions(config.tls) } : {}),
         maxConnections: config.maxConnections,

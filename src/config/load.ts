@@ -204,6 +204,20 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
       if (problem !== undefined) issues.push({ path: `tls.${key}`, message: `expected a readable PEM file at ${path}, got ${problem}` });
     }
   }
+  let api: Config['api'];
+  if (raw.api !== undefined) {
+    const readToken = async (envName: string | undefined, path: string | undefined, key: string): Promise<string | undefined> => {
+      if (envName === undefined && path === undefined) return undefined;
+      const read = await readSecret(envName !== undefined ? { env: envName } : { file: resolveConfigPath(baseDir, path ?? '') }, env);
+      if ('problem' in read) issues.push({ path: `api.${key}`, message: read.problem });
+      else if (Buffer.byteLength(read.value) < SHORT_SECRET_BYTES) issues.push({ path: `api.${key}`, message: `expected a token of at least ${SHORT_SECRET_BYTES} bytes (openssl rand -hex 32)` });
+      else return read.value;
+      return undefined;
+    };
+    const token = await readToken(raw.api.token_env, raw.api.token_file, raw.api.token_env !== undefined ? 'token_env' : 'token_file');
+    const uiToken = await readToken(raw.api.ui_token_env, raw.api.ui_token_file, raw.api.ui_token_env !== undefined ? 'ui_token_env' : 'ui_token_file');
+    if (token !== undefined) api = { token, ...(uiToken !== undefined ? { uiToken } : {}), ...(raw.api.url !== undefined ? { url: raw.api.url } : {}) };
+  }
   if (issues.length > 0) throw new ConfigError(file, issues);
 
   const cidrs = (list: readonly string[]): Cidr[] => list.map((text) => parseCidr(text)).filter((value): value is Cidr => value !== undefined);
@@ -217,6 +231,7 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
     ...(tls !== undefined ? { tls } : {}),
     allowFrom: Object.fromEntries(Object.entries(raw.allow_from).map(([provider, list]) => [provider, cidrs(list)])),
     trustProxy: cidrs(raw.trust_proxy),
+    ...(api !== undefined ? { api } : {}),
     maxConnections: raw.max_connections,
     headersTimeoutMs: parseDuration(raw.headers_timeout) ?? 10_000,
     requestTimeoutMs: parseDuration(raw.request_timeout) ?? 30_000,

@@ -139,6 +139,22 @@ export const configSchema = z.strictObject({
   max_connections: z.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' }).min(1, { error: 'expected at least 1' }).default(1024),
   headers_timeout: duration.default('10s'),
   request_timeout: duration.default('30s'),
+  /** The operator API, CLI and status page: off (404) unless a token is configured. */
+  api: z
+    .strictObject({
+      token_env: envName.optional(),
+      token_file: nonEmpty('a path').optional(),
+      /** A second, read-only token for the status page and GET requests. */
+      ui_token_env: envName.optional(),
+      ui_token_file: nonEmpty('a path').optional(),
+      /** Where the CLI reaches the daemon; default http(s)://<listen>. */
+      url: nonEmpty('a URL such as https://deploy.example.com').optional(),
+    })
+    .superRefine((api, ctx) => {
+      if ((api.token_env === undefined) === (api.token_file === undefined)) ctx.addIssue({ code: 'custom', path: ['token_env'], message: 'expected exactly one of token_env or token_file' });
+      if (api.ui_token_env !== undefined && api.ui_token_file !== undefined) ctx.addIssue({ code: 'custom', path: ['ui_token_env'], message: 'expected at most one of ui_token_env or ui_token_file' });
+    })
+    .optional(),
   jobs: z.array(z.unknown(), { error: 'expected a list of jobs' }).default([]),
 });
 

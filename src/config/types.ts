@@ -49,6 +49,8 @@ export interface Config {
   allowFrom: Partial<Record<ProviderName, readonly Cidr[]>>;
   /** Reverse proxies whose X-Forwarded-For is believed. */
   trustProxy: readonly Cidr[];
+  /** The operator API: absent means off. Tokens are secrets. */
+  api?: { token: string; uiToken?: string; url?: string };
   maxConnections: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;

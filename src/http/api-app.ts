@@ -1,24 +1,52 @@
+import { access, constants } from 'node:fs/promises';
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import type { Logger } from 'pino';
+import { requireToken } from '../api/auth.js';
+import { apiRoutes, type ApiOptions } from '../api/routes.js';
+import type { Metrics } from '../metrics/metrics.js';
+
+export interface ApiAppOptions extends ApiOptions {
+  logger: Logger;
+  metrics: Metrics;
+}
 
 /**
- * Everything that is not a webhook: health now, the operator API and pages later.
- * Webhooks take the lean node:http path in server.ts and never pass through here.
+ * Everything that is not a webhook: health, readiness, metrics, the operator API and the
+ * status page. Webhooks take the lean node:http path in server.ts and never pass through here.
  */
-export function createApiApp(options: { logger: Logger }): Express {
+export function createApiApp(options: ApiAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const tokens = () => options.config().api;
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
+
+  app.get('/readyz', (_req, res) => {
+    access(options.config().stateDir, constants.W_OK).then(
+      () => res.json({ status: 'ready', jobs: options.jobs().jobs.length }),
+      (error: NodeJS.ErrnoException) => res.status(503).json({ status: 'not ready', reason: `state_dir is not writable: ${error.code ?? 'unknown'}` }),
+    );
+  });
+
+  app.get('/metrics', requireToken(tokens, { browser: false }), (_req, res, next) => {
+    options.metrics.render().then(({ contentType, body }) => res.type(contentType).send(body), next);
+  });
+
+  app.use('/api', requireToken(tokens, { browser: false }), apiRoutes(options));
 
   app.use((req, res) => {
     res.status(404).json({ error: `no route for ${req.method} ${req.path}` });
   });
 
   const onError: ErrorRequestHandler = (error: unknown, _req, res, _next) => {
+    const status = (error as { status?: number; type?: string }).status;
+    if (status !== undefined && status >= 400 && status < 500) {
+      res.status(status).json({ error: (error as { type?: string }).type === 'entity.parse.failed' ? 'expected a JSON body' : 'bad request' });
+      return;
+    }
     options.logger.error({ err: error }, 'request failed');
     res.status(500).json({ error: 'internal error' });
   };

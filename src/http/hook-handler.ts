@@ -10,6 +10,7 @@ import type { DeliveryLog } from '../store/delivery-log.js';
 import { readBody } from './read-body.js';
 import { sendJson } from './respond.js';
 import type { SourceFilter } from './source-filter.js';
+import type { DeliveryOutcome } from '../metrics/metrics.js';
 
 export interface HookHandlerOptions {
   providers: ProviderRegistry;
@@ -23,6 +24,8 @@ export interface HookHandlerOptions {
   draining: () => boolean;
   /** `allow_from` and `trust_proxy`. */
   sources: () => SourceFilter;
+  /** Told the outcome of every delivery (metrics). */
+  onDelivery?: (provider: string, outcome: DeliveryOutcome) => void;
 }
 
 /** Deliberately the same for every verification failure: it must not help guess a secret. */
@@ -76,8 +79,9 @@ export function createHookHandler(options: HookHandlerOptions) {
     if (!adapter) return sendJson(res, 404, { error: `no provider named ${JSON.stringify(providerName)}` });
     const deliveryId = adapter.deliveryId(req.headers) ?? randomUUID();
     const logger = options.logger.child({ delivery: deliveryId, provider: adapter.name });
-    const reply = (status: number, body: Record<string, unknown>, fields: Record<string, unknown>, headers?: Record<string, string>) => {
+    const reply = (status: number, body: Record<string, unknown>, fields: { decision: DeliveryOutcome } & Record<string, unknown>, headers?: Record<string, string>) => {
       logger.info({ status, ...fields }, 'delivery');
+      options.onDelivery?.(adapter.name, fields.decision);
       sendJson(res, status, { delivery: deliveryId, ...body }, headers);
     };
 

@@ -31,6 +31,7 @@ export function commandEnvironment(job: JobConfig, run: RunRecord, base: Readonl
     DEPLOYHOOK_BEFORE: run.before,
     DEPLOYHOOK_DELIVERY: run.trigger.delivery,
     DEPLOYHOOK_PUSHER: run.trigger.pusher,
+    DEPLOYHOOK_TRIGGER: run.trigger.type,
     DEPLOYHOOK_EVENT_FILE: run.eventFile,
   };
 }

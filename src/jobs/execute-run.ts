@@ -24,6 +24,8 @@ export interface ExecutorOptions {
   knownSecrets: () => readonly string[];
   /** Output kept per run log (the beginning and the end; the middle is dropped). */
   maxLogBytes: () => number;
+  /** Told about every run that reaches its end (metrics). */
+  onFinished?: (run: RunRecord) => void;
   /** Finished runs kept per job, with their logs, and where the logs are. */
   retention: () => { keepRuns: number; logDir: string };
   now?: () => Date;
@@ -54,7 +56,8 @@ function writeHeader(log: RunLog, run: RunRecord): void {
   log.note(`repo:     ${printable(run.repo)}`);
   log.note(`ref:      ${printable(run.ref)}`);
   log.note(`commit:   ${run.sha}`);
-  log.note(`delivery: ${printable(trigger.delivery)} (${trigger.provider}, pushed by ${printable(trigger.pusher) || 'unknown'})`);
+  const origin = trigger.type === 'manual' ? `manual deploy requested by ${printable(trigger.requestedBy ?? 'unknown')}` : `${trigger.provider}, pushed by ${printable(trigger.pusher) || 'unknown'}`;
+  log.note(`delivery: ${printable(trigger.delivery)} (${origin})`);
   log.note(`started:  ${run.startedAt ?? ''}`);
 }
 
@@ -69,13 +72,13 @@ interface DeployContext {
 
 async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
   const { run, job, log, signal, baseEnv } = context;
-  log.note(`syncing ${job.checkout} to ${run.branch !== undefined ? `the tip of ${printable(run.branch)} (pushed: ${run.sha})` : run.sha}`);
+  log.note(`syncing ${job.checkout} to ${run.branch !== undefined && !run.exact ? `the tip of ${printable(run.branch)} (pushed: ${run.sha})` : `exactly ${run.sha}`}`);
   try {
     const synced = await syncCheckout({
       remote: job.remote,
       checkout: job.checkout,
       sha: run.sha,
-      ...(run.branch !== undefined ? { branch: run.branch } : {}),
+      ...(run.branch !== undefined && !run.exact ? { branch: run.branch } : {}),
       submodules: job.submodules,
       auth: jobGitAuth(job),
       env: { ...baseEnv },
@@ -203,6 +206,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     persist();
     await saving;
     logger.info({ status: run.status, exitCode: run.exitCode, durationMs: run.durationMs, deployedSha: run.deployedSha }, 'run finished');
+    options.onFinished?.(run);
     const { keepRuns, logDir } = options.retention();
     await options.store.prune(job.name, keepRuns, logDir).catch((error: unknown) => logger.error({ err: error }, 'could not remove old runs'));
     return run;

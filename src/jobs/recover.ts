@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
 import type { JobConfig } from '../config/types.js';
 import { stopOrphanGroup } from '../runner/orphan-group.js';
-import type { RunStore } from '../store/run-store.js';
+import type { LoadedRuns, RunStore } from '../store/run-store.js';
 import type { RunQueue } from './run-queue.js';
 import type { RunRecord } from './run-record.js';
 
 export interface RecoverOptions {
+  /** What the store read from disk at start. */
+  loaded: LoadedRuns;
   store: RunStore;
   queue: RunQueue;
   job: (name: string) => JobConfig | undefined;
@@ -31,7 +33,7 @@ export interface Recovered {
 export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
   const { store, queue, logger } = options;
   const now = options.now ?? (() => new Date());
-  const { records, problems } = await store.loadAll();
+  const { records, problems } = options.loaded;
   for (const problem of problems) logger.warn({ problem }, 'skipped a run record that could not be read');
   const result: Recovered = { resumed: 0, retried: 0, interrupted: 0, skipped: problems.length };
 

@@ -11,7 +11,7 @@ import type { RunRecord } from './run-record.js';
 export type ExecuteRun = (run: RunRecord, job: JobConfig, signal: AbortSignal) => Promise<RunRecord>;
 
 /** What a run is asked to deploy (validated data), with the verified payload for DEPLOYHOOK_EVENT_FILE. */
-export type RunRequest = Pick<RunRecord, 'trigger' | 'repo' | 'ref' | 'branch' | 'sha' | 'before'> & { event: Buffer };
+export type RunRequest = Pick<RunRecord, 'trigger' | 'repo' | 'ref' | 'branch' | 'sha' | 'before' | 'exact'> & { event: Buffer };
 
 interface Entry {
   /** Arrival order: of two pushes for one job, the later arrival wins, whatever order their writes finish in. */
@@ -34,6 +34,8 @@ export interface RunQueueOptions {
   maxParallel: number;
   logDir: string;
   logger: Logger;
+  /** Told about runs that end without starting (superseded, cancelled), for metrics. */
+  onFinished?: (run: RunRecord) => void;
   /** Start with runs held until `start()`, so recovery can line everything up first. */
   paused?: boolean;
   now?: () => Date;
@@ -86,6 +88,7 @@ export class RunQueue {
       ref: request.ref,
       ...(request.branch !== undefined ? { branch: request.branch } : {}),
       sha: request.sha,
+      ...(request.exact ? { exact: true } : {}),
       before: request.before,
       queuedAt: this.#now().toISOString(),
       logPath: join(logDir, job.name, `${id}.log`),
@@ -139,6 +142,32 @@ export class RunQueue {
     this.#notify();
   }
 
+  /**
+   * Cancels a run: a waiting one is recorded as cancelled at once, a running one is stopped
+   * (its process group killed) and recorded as cancelled when it ends. False when the run
+   * is neither waiting nor running.
+   */
+  cancel(runId: string, reason: string): boolean {
+    for (const [name, state] of this.#jobs) {
+      if (state.pending?.record.id === runId) {
+        this.cancelPending(name, reason);
+        return true;
+      }
+      if (state.running?.entry.record.id === runId) {
+        state.running.stop.abort('cancelled');
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Waiting runs, all jobs together. */
+  get depth(): number {
+    let depth = 0;
+    for (const state of this.#jobs.values()) if (state.pending) depth += 1;
+    return depth;
+  }
+
   /** No new run starts from now on; waiting runs stay queued on disk for the next start. */
   stopStarting(): void {
     this.#starting = false;
@@ -184,6 +213,7 @@ export class RunQueue {
     record.finishedAt = this.#now().toISOString();
     const { logger, store } = this.#options;
     logger.info({ job: record.job, run: record.id, status, reason, delivery: record.trigger.delivery }, `run ${status}`);
+    this.#options.onFinished?.(record);
     store.save(record).catch((error: unknown) => {
       logger.error({ job: record.job, run: record.id, err: error }, 'could not save run record');
     });

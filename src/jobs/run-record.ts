@@ -3,14 +3,16 @@ import type { ProviderName } from '../config/types.js';
 export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-/** What asked for a run: a webhook, or recovery re-running a run the daemon could not finish. */
+/** What asked for a run: a webhook, an operator, or recovery re-running a run the daemon could not finish. */
 export interface RunTrigger {
-  type: 'webhook' | 'recovery';
+  type: 'webhook' | 'manual' | 'recovery';
   provider: ProviderName;
   delivery: string;
   pusher: string;
   /** For recovery: the interrupted run this one repeats. */
   retryOf?: string;
+  /** For a manual deploy: who asked, as the API client said. */
+  requestedBy?: string;
 }
 
 /** One run of one job: the record the API, metrics and the run log header are built from. */
@@ -24,6 +26,8 @@ export interface RunRecord {
   branch?: string;
   /** The commit the trigger asked for. */
   sha: string;
+  /** Deploy exactly `sha` (an operator's rollback) instead of converging on the branch tip. */
+  exact?: boolean;
   before: string;
   /** The commit actually checked out, once git has run. */
   deployedSha?: string;

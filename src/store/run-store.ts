@@ -22,13 +22,24 @@ function isRunRecord(value: unknown, id: string, job: string): value is RunRecor
   return record.id === id && record.job === job && RUN_STATUSES.includes(record.status as never) && typeof record.sha === 'string' && typeof record.logPath === 'string' && typeof record.eventFile === 'string' && typeof record.trigger === 'object';
 }
 
+export interface RunFilter {
+  job?: string;
+  status?: string;
+  /** Only runs older than this run id (ids sort by time): the cursor for the next page. */
+  before?: string;
+  limit: number;
+}
+
 /**
  * Run records and the verified payloads that triggered them, one JSON file each under
- * `<state_dir>/runs/<job>/`. Every write is atomic and fsynced before it resolves.
+ * `<state_dir>/runs/<job>/`. Every write is atomic and fsynced before it resolves. The
+ * records are also kept in memory (the same objects the queue and the runs update), so
+ * the API reads them without touching the disk.
  */
 export class RunStore {
   readonly #root: string;
   readonly #nextUlid = monotonicFactory();
+  readonly #records = new Map<string, RunRecord>();
 
   constructor(stateDir: string) {
     this.#root = join(stateDir, 'runs');
@@ -61,7 +72,31 @@ export class RunStore {
   }
 
   async save(record: RunRecord): Promise<void> {
+    this.#records.set(record.id, record);
     await writeFileAtomic(this.#recordFile(record.job, record.id), `${JSON.stringify(record, null, 2)}\n`);
+  }
+
+  get(id: string): RunRecord | undefined {
+    return this.#records.get(id);
+  }
+
+  /** Runs newest first, filtered, at most `limit` of them. */
+  list(filter: RunFilter): RunRecord[] {
+    const out: RunRecord[] = [];
+    const ids = [...this.#records.keys()].sort().reverse();
+    for (const id of ids) {
+      if (filter.before !== undefined && id >= filter.before) continue;
+      const record = this.#records.get(id);
+      if (!record || (filter.job !== undefined && record.job !== filter.job) || (filter.status !== undefined && record.status !== filter.status)) continue;
+      out.push(record);
+      if (out.length >= filter.limit) break;
+    }
+    return out;
+  }
+
+  /** The newest run of a job that matches `status` (any status when undefined). */
+  latest(job: string, status?: RunRecord['status']): RunRecord | undefined {
+    return this.list({ job, ...(status !== undefined ? { status } : {}), limit: 1 })[0];
   }
 
   async readEvent(record: RunRecord): Promise<Buffer> {
@@ -85,6 +120,7 @@ export class RunStore {
         const parsed = await readFile(file, 'utf8').then((text) => JSON.parse(text) as unknown).catch(() => undefined);
         if (isRunRecord(parsed, id, job)) {
           loaded.records.push(parsed);
+          this.#records.set(parsed.id, parsed);
         } else {
           loaded.problems.push(`${file}: not a valid run record; moved aside to ${name}.corrupt`);
           await rename(file, `${file}.corrupt`);
@@ -111,6 +147,7 @@ export class RunStore {
       await rm(join(logDir, job, `${id}.log`), { force: true });
       await rm(this.eventFile(job, id), { force: true });
       await rm(join(folder, `${id}.json`), { force: true });
+      this.#records.delete(id);
       removed += 1;
     }
     return removed;

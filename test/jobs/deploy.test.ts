@@ -79,6 +79,7 @@ describe('a push to a matching branch', () => {
       DEPLOYHOOK_BEFORE: '0'.repeat(40),
       DEPLOYHOOK_DELIVERY: headers['x-github-delivery'],
       DEPLOYHOOK_PUSHER: 'Codertocat',
+      DEPLOYHOOK_TRIGGER: 'webhook',
       DEPLOYHOOK_EVENT_FILE: record.eventFile,
     });
     expect(env.get('STAGE')).toBe('production');

@@ -1,0 +1,46 @@
+import type { RequestHandler } from 'express';
+import { secretsEqual } from '../providers/constant-time.js';
+
+export type Access = 'operator' | 'read-only';
+
+/** The token a request carries: `Authorization: Bearer <token>`, or Basic with the token as password (browsers). */
+function presentedToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const bearer = /^Bearer (\S{1,1024})$/.exec(header);
+  if (bearer?.[1]) return bearer[1];
+  const basic = /^Basic ([A-Za-z0-9+/=]{1,2048})$/.exec(header);
+  if (!basic?.[1]) return undefined;
+  const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon === -1 ? undefined : decoded.slice(colon + 1);
+}
+
+/**
+ * Every API call, the metrics and the status page need a token, compared in constant time.
+ * The operator token may do anything; the read-only `ui` token only reads. Without a
+ * configured token the whole surface answers 404: off, never open.
+ */
+export function requireToken(tokens: () => { token: string; uiToken?: string } | undefined, options: { browser: boolean }): RequestHandler {
+  return (req, res, next) => {
+    const configured = tokens();
+    if (!configured) {
+      res.status(404).json({ error: 'the operator API is off: configure api.token_env or api.token_file' });
+      return;
+    }
+    const token = presentedToken(req.headers.authorization);
+    // Both comparisons always run, so timing does not tell which token was close.
+    const operator = token !== undefined && secretsEqual(configured.token, token);
+    const reader = token !== undefined && configured.uiToken !== undefined && secretsEqual(configured.uiToken, token);
+    if (!operator && !reader) {
+      res.setHeader('www-authenticate', options.browser ? 'Basic realm="deployhook", charset="UTF-8"' : 'Bearer realm="deployhook"');
+      res.status(401).json({ error: 'expected a valid token: Authorization: Bearer <token>' });
+      return;
+    }
+    if (!operator && req.method !== 'GET' && req.method !== 'HEAD') {
+      res.status(403).json({ error: 'the read-only token cannot change anything' });
+      return;
+    }
+    res.locals.access = (operator ? 'operator' : 'read-only') satisfies Access;
+    next();
+  };
+}

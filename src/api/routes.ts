@@ -1,0 +1,99 @@
+import express, { type Router } from 'express';
+import type { Config } from '../config/types.js';
+import { DeployhookError } from '../errors.js';
+import type { JobIndex } from '../jobs/job-index.js';
+import { queueManualDeploy } from '../jobs/manual-deploy.js';
+import { FINAL_STATUSES, RUN_STATUSES, type RunRecord } from '../jobs/run-record.js';
+import type { RunQueue } from '../jobs/run-queue.js';
+import type { RunStore } from '../store/run-store.js';
+import { sendLog } from './follow-log.js';
+
+export interface ApiOptions {
+  config: () => Config;
+  jobs: () => JobIndex;
+  queue: RunQueue;
+  store: RunStore;
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+const MAX_LIMIT = 500;
+
+function jobView(options: ApiOptions, name: string) {
+  const job = options.jobs().get(name);
+  if (!job) return undefined;
+  const { running, pending } = options.queue.snapshot(name);
+  const lastRun = options.store.latest(name) ?? null;
+  const deployed = options.store.latest(name, 'succeeded');
+  return {
+    name,
+    provider: job.provider,
+    repo: job.repo,
+    branches: job.branches,
+    state: running ? 'running' : pending ? 'queued' : 'idle',
+    running: running?.id ?? null,
+    queued: pending?.id ?? null,
+    lastRun,
+    deployedSha: deployed?.deployedSha ?? null,
+    deployedAt: deployed?.finishedAt ?? null,
+  };
+}
+
+function fail(res: express.Response, status: number, error: string): void {
+  res.status(status).json({ error });
+}
+
+/** The operator API under /api (authentication is applied by the caller). */
+export function apiRoutes(options: ApiOptions): Router {
+  const router = express.Router();
+  router.use(express.json({ limit: '16kb' }));
+
+  router.get('/jobs', (_req, res) => {
+    res.json({ jobs: options.jobs().jobs.map((job) => jobView(options, job.name)) });
+  });
+
+  router.get('/runs', (req, res) => {
+    const { job, status, before } = req.query;
+    const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) return fail(res, 400, `expected limit to be a whole number from 1 to ${MAX_LIMIT}`);
+    if (status !== undefined && !RUN_STATUSES.includes(status as never)) return fail(res, 400, `expected status to be one of ${RUN_STATUSES.join(', ')}`);
+    for (const [name, value] of Object.entries({ job, before })) if (value !== undefined && typeof value !== 'string') return fail(res, 400, `expected ${name} once`);
+    const runs = options.store.list({ limit, ...(typeof job === 'string' ? { job } : {}), ...(typeof status === 'string' ? { status } : {}), ...(typeof before === 'string' ? { before } : {}) });
+    res.json({ runs, next: runs.length === limit ? (runs.at(-1)?.id ?? null) : null });
+  });
+
+  router.get('/runs/:id', (req, res) => {
+    const run = options.store.get(req.params.id);
+    if (!run) return fail(res, 404, `no run ${JSON.stringify(req.params.id)}`);
+    res.json({ run });
+  });
+
+  router.get('/runs/:id/log', (req, res, next) => {
+    const run = options.store.get(req.params.id);
+    if (!run) return fail(res, 404, `no run ${JSON.stringify(req.params.id)}`);
+    const follow = req.query.follow === '1' || req.query.follow === 'true';
+    sendLog(req, res, run.logPath, follow, () => FINAL_STATUSES.has((options.store.get(run.id) ?? run).status)).catch(next);
+  });
+
+  router.post('/jobs/:name/deploy', (req, res, next) => {
+    const job = options.jobs().get(req.params.name);
+    if (!job) return fail(res, 404, `no job named ${JSON.stringify(req.params.name)}`);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    for (const key of Object.keys(body)) if (!['ref', 'sha', 'requested_by'].includes(key)) return fail(res, 400, `unknown key ${JSON.stringify(key)}; expected ref, sha or requested_by`);
+    for (const key of ['ref', 'sha', 'requested_by']) if (body[key] !== undefined && typeof body[key] !== 'string') return fail(res, 400, `expected ${key} to be a string`);
+    const requestedBy = `api${typeof body.requested_by === 'string' ? `: ${body.requested_by}` : ''}`;
+    queueManualDeploy(options.queue, job, { ref: body.ref as string | undefined, sha: body.sha as string | undefined, requestedBy }, options.env).then(
+      (run: RunRecord) => res.status(202).json({ run: { id: run.id, job: run.job, sha: run.sha, ref: run.ref, exact: run.exact === true } }),
+      (error: unknown) => (error instanceof DeployhookError ? fail(res, 400, error.message) : next(error)),
+    );
+  });
+
+  router.post('/runs/:id/cancel', (req, res) => {
+    const run = options.store.get(req.params.id);
+    if (!run) return fail(res, 404, `no run ${JSON.stringify(req.params.id)}`);
+    if (!options.queue.cancel(run.id, 'cancelled by an operator through the API')) return fail(res, 409, `run ${run.id} is ${run.status}: only queued or running runs can be cancelled`);
+    res.status(202).json({ run: { id: run.id, job: run.job, status: run.status } });
+  });
+
+  router.use((req, res) => fail(res, 404, `no route for ${req.method} /api${req.path}`));
+  return router;
+}

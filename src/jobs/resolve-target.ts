@@ -1,0 +1,54 @@
+import { execa } from 'execa';
+import type { JobConfig } from '../config/types.js';
+import { DeployhookError } from '../errors.js';
+import { gitEnvironment } from '../git/git-env.js';
+import { COMMIT_PATTERN, isValidRef } from '../providers/validate.js';
+import { jobGitAuth } from './git-auth.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * `git ls-remote` against the job's remote, with the job's own deploy key or token: the
+ * branch HEAD names, and the commit a ref points to.
+ */
+async function lsRemote(job: JobConfig, pattern: string, env: Env): Promise<string> {
+  const remote = job.remote;
+  const base = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('GIT_')));
+  try {
+    const { stdout } = await execa('git', ['ls-remote', '--symref', '--', remote, pattern], { env: gitEnvironment(base, jobGitAuth(job), remote).env, extendEnv: false, timeout: 60_000 });
+    return stdout;
+  } catch (cause) {
+    throw new DeployhookError('LS_REMOTE_FAILED', `Could not read ${pattern} from the remote ${remote}; name the ref and the commit explicitly.`, { cause });
+  }
+}
+
+/** `main` -> `refs/heads/main`; full refs stay; anything git would refuse is an error. */
+export function normalizeRef(ref: string): string {
+  const full = ref.startsWith('refs/') ? ref : `refs/heads/${ref}`;
+  if (!isValidRef(full)) throw new DeployhookError('INVALID_REF', `Expected a branch or tag ref such as refs/heads/main, got ${JSON.stringify(ref)}`);
+  return full;
+}
+
+export function checkSha(sha: string): string {
+  if (!COMMIT_PATTERN.test(sha)) throw new DeployhookError('INVALID_SHA', `Expected a full 40 or 64 character lowercase commit id, got ${JSON.stringify(sha)}`);
+  return sha;
+}
+
+/**
+ * The ref and commit to deploy or send: as given, or asked of the remote (the branch its
+ * HEAD names; the commit the ref points to).
+ */
+export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined }, env: Env): Promise<{ ref: string; sha: string }> {
+  let ref = target.ref !== undefined ? normalizeRef(target.ref) : undefined;
+  if (ref === undefined) {
+    const head = await lsRemote(job, 'HEAD', env);
+    ref = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(head)?.[1];
+    if (ref === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${job.remote} to have a HEAD branch; name the ref.`);
+    ref = normalizeRef(ref);
+  }
+  if (target.sha !== undefined) return { ref, sha: checkSha(target.sha) };
+  const listing = await lsRemote(job, ref, env);
+  const sha = listing.split('\n').find((line) => line.endsWith(`\t${ref}`))?.split('\t')[0];
+  if (sha === undefined) throw new DeployhookError('REF_NOT_FOUND', `Expected ${ref} on the remote ${job.remote}, but it is not there; name the commit.`);
+  return { ref, sha: checkSha(sha) };
+}
