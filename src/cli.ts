@@ -2,7 +2,10 @@
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createDaemon } from './app.js';
+import { clientFor, type ApiClient } from './client/api-client.js';
+import { cancel, deploy, listJobs, listRuns, showLog } from './client/commands.js';
 import { sendPush } from './client/send-push.js';
+import { loadClientConfig } from './config/load-client.js';
 import { loadConfig } from './config/load.js';
 import { parseListenAddress } from './config/listen-address.js';
 import type { Config } from './config/types.js';
@@ -90,6 +93,33 @@ async function send(jobName: string, options: { config: string; ref?: string; sh
   if (result.status >= 300) process.exit(1);
 }
 
+interface ClientFlags {
+  config: string;
+  url?: string;
+  token?: string;
+}
+
+/** The API client for a command: URL and token from the flags, else from the daemon's config. */
+async function client(flags: ClientFlags): Promise<ApiClient> {
+  const readToken = flags.token === undefined && process.env.DEPLOYHOOK_TOKEN === undefined;
+  const needConfig = readToken || flags.url === undefined;
+  const config = needConfig ? await loadClientConfig(flags.config, process.env, { readToken }).catch(fail) : undefined;
+  try {
+    return clientFor(config, flags, process.env);
+  } catch (error) {
+    return fail(error);
+  }
+}
+
+function clientCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('-c, --config <file>', 'the daemon\'s config file (for its address and API token)', DEFAULT_CONFIG)
+    .option('--url <url>', 'the daemon\'s URL (default: api.url, or the config\'s listen address)')
+    .option('--token <token>', 'API token (default: $DEPLOYHOOK_TOKEN, or api.token_env / api.token_file from the config)');
+}
+
 const program = new Command('deployhook')
   .description('A small, trustworthy GitOps daemon: verified push webhooks in, one deploy at a time per job, every run logged.')
   .version('0.1.0')
@@ -117,5 +147,39 @@ program
   .option('--sha <sha>', 'commit to push (default: what the ref points to on the remote)')
   .option('--url <url>', 'webhook URL (default: http://<listen>/hooks/<provider>)')
   .action(send);
+
+clientCommand('jobs', 'list the jobs of a running daemon: state, last run, deployed commit').action(async (flags: ClientFlags) => {
+  await listJobs(await client(flags), console.log).catch(fail);
+});
+
+clientCommand('runs', 'list runs, newest first')
+  .option('--job <job>', 'only this job')
+  .option('--status <status>', 'only runs with this status')
+  .option('--limit <n>', 'at most this many', '20')
+  .action(async (flags: ClientFlags & { job?: string; status?: string; limit?: string }) => {
+    await listRuns(await client(flags), { job: flags.job, status: flags.status, limit: flags.limit }, console.log).catch(fail);
+  });
+
+clientCommand('logs', 'print a run\'s log')
+  .argument('<run>', 'run id')
+  .option('-f, --follow', 'keep printing new output until the run ends')
+  .action(async (runId: string, flags: ClientFlags & { follow?: boolean }) => {
+    const status = await showLog(await client(flags), runId, flags.follow === true, (chunk) => process.stdout.write(chunk)).catch(fail);
+    if (flags.follow && status !== 'succeeded') process.exitCode = 1;
+  });
+
+clientCommand('deploy', 'queue a deploy of a job: the tip of a branch, or exactly one commit (a rollback)')
+  .argument('<job>', 'job name')
+  .option('--ref <ref>', 'branch or full ref whose tip to deploy (default: the remote\'s HEAD branch)')
+  .option('--sha <sha>', 'deploy exactly this commit')
+  .action(async (job: string, flags: ClientFlags & { ref?: string; sha?: string }) => {
+    await deploy(await client(flags), job, { ref: flags.ref, sha: flags.sha }, console.log).catch(fail);
+  });
+
+clientCommand('cancel', 'cancel a queued run, or stop a running one')
+  .argument('<run>', 'run id')
+  .action(async (runId: string, flags: ClientFlags) => {
+    await cancel(await client(flags), runId, console.log).catch(fail);
+  });
 
 await program.parseAsync(process.argv);

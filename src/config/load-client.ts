@@ -1,0 +1,38 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import yaml from 'js-yaml';
+import { ConfigError } from '../errors.js';
+import { toConfigIssues } from './format-issues.js';
+import { parseListenAddress } from './listen-address.js';
+import { readSecret } from './read-secret.js';
+import { resolveConfigPath } from './resolve-paths.js';
+import { CONFIG_KEYS, configSchema } from './schema.js';
+import type { Config } from './types.js';
+
+/**
+ * What the CLI needs to reach a running daemon (listen address, TLS, api.url and the API
+ * token), read from the daemon's config without loading its jobs: the operator running
+ * `deployhook jobs` need not have every job's webhook secret in their environment.
+ */
+export async function loadClientConfig(configFile: string, env: Readonly<Record<string, string | undefined>>, options: { readToken: boolean }): Promise<Pick<Config, 'listen' | 'tls' | 'api'>> {
+  const file = resolve(configFile);
+  let document: unknown;
+  try {
+    document = yaml.load(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(file, [{ path: '', message: `expected a readable YAML file: ${(error as Error).message.split('\n')[0] ?? ''}` }]);
+  }
+  const parsed = configSchema.safeParse(document, { reportInput: true });
+  if (!parsed.success) throw new ConfigError(file, toConfigIssues(parsed.error.issues, '', (path) => (path.length === 0 ? CONFIG_KEYS : undefined)));
+  const raw = parsed.data;
+  const listen = parseListenAddress(raw.listen) ?? { host: '127.0.0.1', port: 9000 };
+  const config: Pick<Config, 'listen' | 'tls' | 'api'> = { listen };
+  if (raw.tls !== undefined) config.tls = { cert: raw.tls.cert, key: raw.tls.key };
+  if (options.readToken && raw.api !== undefined && (raw.api.token_env !== undefined || raw.api.token_file !== undefined)) {
+    const source = raw.api.token_env !== undefined ? { env: raw.api.token_env } : { file: resolveConfigPath(dirname(file), raw.api.token_file ?? '') };
+    const token = await readSecret(source, env);
+    if ('problem' in token) throw new ConfigError(file, [{ path: raw.api.token_env !== undefined ? 'api.token_env' : 'api.token_file', message: `${token.problem} (or pass --token)` }]);
+    config.api = { token: token.value, ...(raw.api.url !== undefined ? { url: raw.api.url } : {}) };
+  }
+  return config;
+}

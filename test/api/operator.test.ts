@@ -1,0 +1,143 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import yaml from 'js-yaml';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RunRecord } from '../../src/jobs/run-record.js';
+import { runCli, startServe, type ServeProcess } from '../helpers/cli.js';
+import { createRemote, git, type TestRemote } from '../helpers/git-repo.js';
+import { githubHeaders, githubPush } from '../helpers/payloads.js';
+import { isRunning } from '../helpers/processes.js';
+import { waitForRun } from '../helpers/runs.js';
+import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
+
+const SECRET = 'operator-secret-0123456789abcdef';
+const TOKEN = 'operator-api-token-0123456789abcdef';
+const READER = 'read-only-ui-token-0123456789abcdef';
+const ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', SECRET, API_TOKEN: TOKEN, UI_TOKEN: READER };
+
+let daemon: ServeProcess | undefined;
+
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = undefined;
+});
+
+interface Setup {
+  dir: string;
+  config: string;
+  remote: TestRemote;
+  url: string;
+}
+
+async function setup(command: string[], api: Record<string, string> | null = { token_env: 'API_TOKEN', ui_token_env: 'UI_TOKEN' }, env: Record<string, string> = {}): Promise<Setup> {
+  const dir = await tempDir();
+  const remote = await createRemote(dir);
+  const config = join(dir, 'deployhook.yml');
+  const job = { name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command, kill_grace: '1s', env: { ...env, WORK: dir } };
+  await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', ...(api ? { api } : {}), jobs: [job] }));
+  daemon = await startServe(['--config', config], { env: ENV });
+  return { dir, config, remote, url: `http://127.0.0.1:${daemon.port}` };
+}
+
+async function push(url: string, sha: string): Promise<string> {
+  const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+  const response = await fetch(`${url}/hooks/github`, { method: 'POST', body, headers: await githubHeaders(body, SECRET) });
+  expect(response.status).toBe(202);
+  return ((await response.json()) as { runs: Array<{ id: string }> }).runs[0]?.id ?? '';
+}
+
+const cli = (setupResult: Setup, ...args: string[]) => runCli([...args, '--config', setupResult.config, '--url', setupResult.url], { env: ENV });
+const api = (url: string, path: string, token = TOKEN, init: RequestInit = {}) => fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
+
+describe('the operator API and CLI against a running daemon', () => {
+  it('refuses a missing or wrong token with 401, a read-only token for changes with 403, and is off without a token', async () => {
+    const on = await setup(['true']);
+    expect((await fetch(`${on.url}/api/jobs`)).status).toBe(401);
+    expect((await api(on.url, '/api/jobs', 'wrong-token')).status).toBe(401);
+    expect((await api(on.url, '/metrics', 'wrong-token')).status).toBe(401);
+    expect((await api(on.url, '/api/jobs')).status).toBe(200);
+    expect((await api(on.url, '/api/jobs', READER)).status).toBe(200);
+    expect((await api(on.url, '/api/jobs/app/deploy', READER, { method: 'POST' })).status).toBe(403);
+    const wrong = await runCli(['jobs', '--url', on.url, '--token', 'wrong-token'], { env: ENV });
+    expect(wrong.exitCode).toBe(1);
+    expect(wrong.stderr.trim().split('\n')).toEqual([`deployhook: The daemon at ${on.url} refused the API token: check api.token_env or api.token_file in the config, or --token.`]);
+    const unknown = await cli(on, 'deploy', 'nope');
+    expect(unknown.exitCode).toBe(1);
+    expect(unknown.stderr.trim()).toBe('deployhook: no job named "nope" (HTTP 404)');
+    await daemon?.stop();
+
+    const off = await setup(['true'], null);
+    expect((await api(off.url, '/api/jobs')).status).toBe(404);
+    expect((await api(off.url, '/metrics')).status).toBe(404);
+    await daemon?.stop();
+    daemon = undefined;
+    const down = await runCli(['jobs', '--url', off.url, '--token', TOKEN], { env: ENV });
+    expect(down.exitCode).toBe(1);
+    expect(down.stderr.trim()).toBe(`deployhook: Could not reach deployhook at ${off.url}: is the daemon running?`);
+  });
+
+  it('rolls back to an older commit with deploy --sha, shows it in jobs and runs, and keeps history across a restart', async () => {
+    const context = await setup(['cat', 'v.txt']);
+    const old = await context.remote.commit({ 'v.txt': 'old\n' });
+    const tip = await context.remote.commit({ 'v.txt': 'new\n' });
+    const state = join(context.dir, 'state');
+    expect(await waitForRun(state, 'app', await push(context.url, tip))).toMatchObject({ status: 'succeeded', deployedSha: tip });
+
+    const rolled = await cli(context, 'deploy', 'app', '--sha', old);
+    expect(rolled.stderr).toBe('');
+    const id = /queued run ([0-9a-z]{26}) of job app: exactly ([0-9a-f]{40})/.exec(rolled.stdout);
+    expect(id?.[2]).toBe(old);
+    const rollback = await waitForRun(state, 'app', id?.[1] ?? '');
+    expect(rollback).toMatchObject({ status: 'succeeded', sha: old, deployedSha: old, exact: true, trigger: { type: 'manual' } });
+    expect(rollback.trigger.requestedBy).toMatch(/^api: .+@.+$/);
+    expect(await git(join(state, 'checkouts', 'app'), 'rev-parse', 'HEAD')).toBe(old);
+    expect(await readFile(join(state, 'checkouts', 'app', 'v.txt'), 'utf8')).toBe('old\n');
+
+    const jobs = await cli(context, 'jobs');
+    expect(jobs.stdout.split('\n')[0]).toMatch(/^JOB\s+STATE\s+REPO\s+LAST RUN\s+DEPLOYED\s+SINCE$/);
+    expect(jobs.stdout).toMatch(new RegExp(`^app\\s+idle\\s+acme/app\\s+succeeded \\d+s ago\\s+${old.slice(0, 8)}\\s+`, 'm'));
+    const runs = await cli(context, 'runs', '--job', 'app');
+    expect(runs.stdout).toMatch(new RegExp(`^${rollback.id}\\s+app\\s+succeeded\\s+manual\\s+-?\\s*${old.slice(0, 8)}`, 'm'));
+    expect(runs.stdout.trim().split('\n')).toHaveLength(3);
+
+    const deployTip = await cli(context, 'deploy', 'app', '--ref', 'main');
+    expect(deployTip.stdout).toMatch(/the tip of refs\/heads\/main/);
+
+    const metrics = await (await api(context.url, '/metrics')).text();
+    expect(metrics).toMatch(/deployhook_runs_total\{job="app",status="succeeded"\} [2-9]/);
+    expect(metrics).toContain('deployhook_deliveries_total{provider="github",outcome="queued"} 1');
+
+    await daemon?.stop();
+    daemon = await startServe(['--config', context.config], { env: ENV });
+    const after = (await (await api(`http://127.0.0.1:${daemon.port}`, '/api/runs?job=app&limit=10')).json()) as { runs: RunRecord[] };
+    expect(after.runs.map((run) => run.id)).toContain(rollback.id);
+    expect((await fetch(`http://127.0.0.1:${daemon.port}/readyz`)).status).toBe(200);
+  });
+
+  it('follows a queued run\'s log live until it ends, and cancel stops a running command\'s whole process group', async () => {
+    // The first commit's run leaves a grandchild that would run for 30 s; later ones end at once.
+    const script = `echo "begin $DEPLOYHOOK_SHA"; if [ "$(cat v.txt)" = 1 ]; then sh -c 'echo $$ > "$WORK/grandchild.pid"; sleep 30' & fi; sleep 1; echo "end $DEPLOYHOOK_SHA"; wait`;
+    const context = await setup(['sh', '-c', script]);
+    const first = await context.remote.commit({ 'v.txt': '1\n' });
+    const firstRun = await push(context.url, first);
+    const second = await context.remote.commit({ 'v.txt': '2\n' });
+    const secondRun = await push(context.url, second);
+    expect(((await (await api(context.url, `/api/runs/${secondRun}`)).json()) as { run: RunRecord }).run.status).toBe('queued');
+
+    const followed = cli(context, 'logs', secondRun, '-f');
+    await until('the first run to start its grandchild', async () => (await readFile(join(context.dir, 'grandchild.pid'), 'utf8').catch(() => '')) !== '');
+    const grandchild = Number(await readFile(join(context.dir, 'grandchild.pid'), 'utf8'));
+    const cancelled = await cli(context, 'cancel', firstRun);
+    expect(cancelled.stdout).toBe(`cancelling run ${firstRun} of job app (it was running)`);
+    expect(await waitForRun(join(context.dir, 'state'), 'app', firstRun)).toMatchObject({ status: 'cancelled' });
+    await until('the grandchild to be gone', () => !isRunning(grandchild));
+
+    const log = await followed;
+    expect(log.exitCode).toBe(0);
+    expect(log.stdout).toContain(`[deployhook] run ${secondRun} of job app`);
+    expect(log.stdout).toContain(`end ${second}`);
+    expect(log.stdout.trimEnd().split('\n').at(-1)).toMatch(/^\[deployhook\] finished: succeeded/);
+    expect((await cli(context, 'cancel', secondRun)).stderr).toMatch(/only queued or running runs can be cancelled \(HTTP 409\)/);
+  });
+});
