@@ -18,7 +18,8 @@ describe('the README quick start', () => {
     const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8');
     const send = 'node dist/cli.js send demo --config config/deployhook.yml';
     const lines = readme.split('\n').map((line) => line.replace(/\s+#.*$/, ''));
-    for (const command of ['npm ci', 'npm start', send, 'cat var/log/demo/*.log', 'npm test']) expect(lines).toContain(command);
+    const walkthrough = ['jobs', 'runs', 'logs <run-id> -f', 'deploy demo --sha <older-commit>'].map((command) => `node dist/cli.js ${command} --config config/deployhook.yml`);
+    for (const command of ['npm ci', 'npm start', send, 'cat var/log/demo/*.log', 'npm test', ...walkthrough]) expect(lines).toContain(command);
 
     const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
     expect(pkg.scripts.prestart).toBe('node scripts/demo-secret.mjs');
@@ -44,6 +45,23 @@ describe('the README quick start', () => {
       const log = await readFile(match?.[2] ?? '', 'utf8');
       expect(log).toContain(`deploying deployhook/demo refs/heads/${branch} at ${head}`);
       expect(log).toContain('done: nothing was changed, this is only a demo');
+
+      // The walkthrough: jobs, runs, follow a log, roll back to an older commit.
+      const url = ['--url', `http://127.0.0.1:${daemon.port}`];
+      const run = async (command: string, values: Record<string, string>) => {
+        const args = Object.entries(values).reduce((text, [name, value]) => text.replace(name, value), command).split(' ').slice(2);
+        const result = await runCli([...args, ...url], { cwd: clone, env });
+        expect(result.stderr).toBe('');
+        expect(result.exitCode).toBe(0);
+        return result.stdout;
+      };
+      expect(await run(walkthrough[0] ?? '', {})).toMatch(new RegExp(`^demo\\s+idle\\s+deployhook/demo\\s+succeeded .*${head.slice(0, 8)}`, 'm'));
+      expect(await run(walkthrough[1] ?? '', {})).toContain(match?.[1]);
+      expect(await run(walkthrough[2] ?? '', { '<run-id>': match?.[1] ?? '' })).toContain('[deployhook] finished: succeeded');
+      const older = await git(clone, 'rev-parse', 'HEAD~1');
+      const rolled = /queued run ([0-9a-z]{26}) of job demo: exactly/.exec(await run(walkthrough[3] ?? '', { '<older-commit>': older }));
+      expect(await waitForRun(join(clone, 'var', 'state'), 'demo', rolled?.[1] ?? '')).toMatchObject({ status: 'succeeded', deployedSha: older });
+      expect(await git(join(clone, 'var', 'state', 'checkouts', 'demo'), 'rev-parse', 'HEAD')).toBe(older);
     } finally {
       expect(await daemon.stop()).toBe(0);
     }
