@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { JobConfig } from '../config/types.js';
 import type { JobIndex } from '../jobs/job-index.js';
 import type { RunQueue, RunRequest } from '../jobs/run-queue.js';
+import type { RunRecord } from '../jobs/run-record.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { ProviderAdapter, PushEvent } from '../providers/types.js';
 import type { DeliveryLog } from '../store/delivery-log.js';
@@ -124,16 +125,18 @@ export function createHookHandler(options: HookHandlerOptions) {
     const dedupKey = adapter.dedupKey(req.headers);
     const claim = dedupKey === undefined ? undefined : options.deliveries.claim(dedupKey);
     if (claim?.duplicate) return reply(200, { runs: [], duplicate: true, reason: 'this delivery was already received; nothing new was queued' }, { decision: 'duplicate', repo, ref: push.ref });
+    let runs: RunRecord[];
     try {
       const request = runRequest(push, read.body);
-      const runs = await Promise.all(wanting.map((job) => options.queue.enqueue(job, request)));
-      await claim?.commit(runs.map((run) => run.id));
-      const listed = runs.map((run) => ({ id: run.id, job: run.job }));
-      return reply(202, { runs: listed }, { decision: 'queued', repo, ref: push.ref, sha: push.sha, runs: listed });
+      runs = await Promise.all(wanting.map((job) => options.queue.enqueue(job, request)));
     } catch (error) {
       claim?.release();
       logger.error({ err: error }, 'could not record the delivery');
       return reply(503, { error: 'the delivery could not be recorded; retry later' }, { decision: 'failed', repo, ref: push.ref }, { 'retry-after': '30' });
     }
+    // The runs are on disk: the delivery is acknowledged even if remembering it for dedup fails.
+    await claim?.commit(runs.map((run) => run.id)).catch((error: unknown) => logger.error({ err: error }, 'could not remember the delivery for dedup'));
+    const listed = runs.map((run) => ({ id: run.id, job: run.job }));
+    return reply(202, { runs: listed }, { decision: 'queued', repo, ref: push.ref, sha: push.sha, runs: listed });
   };
 }
