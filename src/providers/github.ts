@@ -34,7 +34,9 @@ export const githubProvider: ProviderAdapter<Buffer> = {
   dedupKey(headers) {
     const delivery = safeDeliveryId(headers['x-github-delivery']);
     // The same delivery id reaches every hook of a repository; the hook id tells them apart.
-    return delivery === undefined ? undefined : `github:${safeDeliveryId(headers['x-github-hook-id']) ?? ''}:${delivery}`;
+    // Hook ids are numeric; anything else is left out, so two keys can never run together.
+    const hook = headers['x-github-hook-id'];
+    return delivery === undefined ? undefined : `github:${typeof hook === 'string' && /^\d{1,20}$/.test(hook) ? hook : ''}:${delivery}`;
   },
 
   interpret(headers, payload, deliveryId) {
