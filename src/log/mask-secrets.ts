@@ -40,13 +40,26 @@ function maskBuffer(data: Buffer, secrets: readonly Buffer[], limit: number, alr
   return { out: Buffer.concat(pieces), rest: data.subarray(limit), masked: pos - limit };
 }
 
+/**
+ * How many bytes at the end of `data` could be the start of a secret that the next chunk
+ * completes: the longest such suffix, at most `longest` bytes. Only those are held back, so
+ * output that cannot be part of a secret is passed on at once (live logs stay live).
+ */
+function pendingPrefix(data: Buffer, needles: readonly Buffer[], longest: number): number {
+  for (let length = Math.min(longest, data.length); length > 0; length -= 1) {
+    const suffix = data.subarray(data.length - length);
+    if (needles.some((needle) => needle.length > length && needle.subarray(0, length).equals(suffix))) return length;
+  }
+  return 0;
+}
+
 /** A Transform that replaces every occurrence of each secret with `***`, also when a secret is split across chunk boundaries. */
 export function createSecretMasker(secrets: readonly string[]): Transform {
   const needles = [...new Set(secrets.filter((secret) => secret !== ''))].map((secret) => Buffer.from(secret, 'utf8'));
   if (needles.length === 0) return new PassThrough();
   // Longest first, so that of occurrences starting at the same byte the longest is taken.
   needles.sort((a, b) => b.length - a.length);
-  // A secret may start in the last bytes of a chunk and end in the next one: hold those back.
+  // A secret may start in the last bytes of a chunk and end in the next one: those may be held back.
   const holdBack = (needles[0] as Buffer).length - 1;
   let rest = Buffer.alloc(0);
   let masked = 0;
@@ -54,7 +67,7 @@ export function createSecretMasker(secrets: readonly string[]): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       const data = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
-      const limit = Math.max(0, data.length - holdBack);
+      const limit = data.length - pendingPrefix(data, needles, holdBack);
       const result = maskBuffer(data, needles, limit, masked);
       // Copy what is held back, so a large chunk is not kept alive by a small view of it.
       rest = Buffer.from(result.rest);
