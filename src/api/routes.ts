@@ -18,24 +18,24 @@ export interface ApiOptions {
 
 const MAX_LIMIT = 500;
 
-function jobView(options: ApiOptions, name: string) {
-  const job = options.jobs().get(name);
-  if (!job) return undefined;
-  const { running, pending } = options.queue.snapshot(name);
-  const lastRun = options.store.latest(name) ?? null;
-  const deployed = options.store.latest(name, 'succeeded');
-  return {
-    name,
-    provider: job.provider,
-    repo: job.repo,
-    branches: job.branches,
-    state: running ? 'running' : pending ? 'queued' : 'idle',
-    running: running?.id ?? null,
-    queued: pending?.id ?? null,
-    lastRun,
-    deployedSha: deployed?.deployedSha ?? null,
-    deployedAt: deployed?.finishedAt ?? null,
-  };
+/** Every job with its state, last run and deployed commit: for the API and the status page. */
+export function jobSummaries(options: ApiOptions) {
+  return options.jobs().jobs.map((job) => {
+    const { running, pending } = options.queue.snapshot(job.name);
+    const deployed = options.store.latest(job.name, 'succeeded');
+    return {
+      name: job.name,
+      provider: job.provider,
+      repo: job.repo,
+      branches: job.branches,
+      state: (running ? 'running' : pending ? 'queued' : 'idle') as 'running' | 'queued' | 'idle',
+      running: running?.id ?? null,
+      queued: pending?.id ?? null,
+      lastRun: options.store.latest(job.name) ?? null,
+      deployedSha: deployed?.deployedSha ?? null,
+      deployedAt: deployed?.finishedAt ?? null,
+    };
+  });
 }
 
 function fail(res: express.Response, status: number, error: string): void {
@@ -48,7 +48,7 @@ export function apiRoutes(options: ApiOptions): Router {
   router.use(express.json({ limit: '16kb' }));
 
   router.get('/jobs', (_req, res) => {
-    res.json({ jobs: options.jobs().jobs.map((job) => jobView(options, job.name)) });
+    res.json({ jobs: jobSummaries(options) });
   });
 
   router.get('/runs', (req, res) => {

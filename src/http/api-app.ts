@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { requireToken } from '../api/auth.js';
 import { apiRoutes, type ApiOptions } from '../api/routes.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { uiRoutes } from '../ui/routes.js';
 
 export interface ApiAppOptions extends ApiOptions {
   logger: Logger;
@@ -36,6 +37,8 @@ export function createApiApp(options: ApiAppOptions): Express {
   });
 
   app.use('/api', requireToken(tokens, { browser: false }), apiRoutes(options));
+  // The status page (/, /runs/:id and its assets); unknown paths fall through to the 404.
+  app.use(requireToken(tokens, { browser: true }), uiRoutes(options));
 
   app.use((req, res) => {
     res.status(404).json({ error: `no route for ${req.method} ${req.path}` });

@@ -1,0 +1,159 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import yaml from 'js-yaml';
+import type { Browser, Page } from 'playwright-core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { chromiumMissing, launchChromium } from '../helpers/browser.js';
+import { startServe, type ServeProcess } from '../helpers/cli.js';
+import { createRemote } from '../helpers/git-repo.js';
+import { githubHeaders, githubPush } from '../helpers/payloads.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const SECRET = 'browser-webhook-secret-0123456789abcdef';
+const TOKEN = 'browser-operator-token-0123456789abcdef';
+const XSS_BRANCH = '<script>alert(1)</script>';
+// The run log holds back its last (longest secret - 1) bytes while a run goes on, in case a
+// secret is split across writes: long lines make each step's start visible at once regardless.
+const PAD = '.'.repeat(60);
+// Three steps, then wait until the test opens the gate, then two more: the run is still running while the page watches.
+const STEP_LINES = [1, 2, 3, 4, 5].map((step) => `step ${step} ${PAD}\n`).join('');
+const STEPS = `for i in 1 2 3; do echo "step $i ${PAD}"; sleep 0.3; done; while [ ! -e "$WORK/gate" ]; do sleep 0.1; done; echo "step 4 ${PAD}"; sleep 0.5; echo "step 5 ${PAD}"`;
+
+let daemon: ServeProcess | undefined;
+let browser: Browser | undefined;
+
+afterEach(async () => {
+  await browser?.close();
+  await daemon?.stop();
+  browser = undefined;
+  daemon = undefined;
+});
+
+async function push(url: string, repo: string, ref: string, sha: string): Promise<string> {
+  const body = JSON.stringify(githubPush({ repo, ref, after: sha }));
+  const response = await fetch(`${url}/hooks/github`, { method: 'POST', body, headers: await githubHeaders(body, SECRET) });
+  expect(response.status).toBe(202);
+  return ((await response.json()) as { runs: Array<{ id: string }> }).runs[0]?.id ?? '';
+}
+
+const text = (page: Page, selector: string) => page.locator(selector).first().textContent();
+
+/**
+ * Whether the run page shows, at one moment, step `step` of the log but not the next one,
+ * while its badge says running. Steps are matched at the start of a line: the log's header
+ * quotes the command, which names every step.
+ */
+async function showing(page: Page, step: number): Promise<boolean> {
+  const seen = await page.locator('body').evaluate((body) => ({
+    log: body.querySelector('#log')?.textContent ?? '',
+    status: body.querySelector('#run-status .badge')?.textContent ?? '',
+  }));
+  return new RegExp(`^step ${step} `, 'm').test(seen.log) && !new RegExp(`^step ${step + 1} `, 'm').test(seen.log) && seen.status === 'running';
+}
+
+describe('the status page in a real browser', () => {
+  it('is skipped without chromium, except in CI, where a missing chromium is an error', () => {
+    const nowhere = '/nonexistent/chromium';
+    expect(chromiumMissing({}, nowhere)).toBe(`Expected a chromium at ${nowhere} for the browser tests; install it with: apt-get install chromium`);
+    expect(() => chromiumMissing({ CI: 'true' }, nowhere)).toThrow('apt-get install chromium');
+  });
+
+  it('shows a pushed run appear, follows its log live while it runs, and ends on its final status, on a desktop and a phone', { timeout: 90_000 }, async (context) => {
+    const missing = chromiumMissing();
+    if (missing) context.skip(missing);
+    const dir = await tempDir();
+    const shots = process.env.DEPLOYHOOK_SCREENSHOT_DIR ?? dir;
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'README.md': 'hello\n' });
+    const job = { provider: 'github', secret_env: 'SECRET', remote: remote.bare, kill_grace: '1s' };
+    const config = join(dir, 'deployhook.yml');
+    await writeFile(
+      config,
+      yaml.dump({
+        listen: '127.0.0.1:0',
+        state_dir: 'state',
+        log_dir: 'logs',
+        shutdown_timeout: '1s',
+        api: { token_env: 'API_TOKEN' },
+        jobs: [
+          { ...job, name: 'app', repo: 'acme/app', branches: ['main'], command: ['sh', '-c', STEPS], env: { WORK: dir } },
+          { ...job, name: 'tools', repo: 'acme/tools', branches: ['**'], command: ['true'] },
+        ],
+      }),
+    );
+    daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SECRET, API_TOKEN: TOKEN } });
+    const url = `http://127.0.0.1:${daemon.port}`;
+
+    browser = await launchChromium();
+    const session = await browser.newContext({ httpCredentials: { username: 'operator', password: TOKEN }, viewport: { width: 1280, height: 800 } });
+    const problems: string[] = [];
+    const newPage = async () => {
+      const opened = await session.newPage();
+      opened.on('console', (message) => {
+        if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+      });
+      opened.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+      opened.on('dialog', (dialog) => {
+        problems.push(`dialog: ${dialog.message()}`);
+        void dialog.dismiss();
+      });
+      return opened;
+    };
+    const page = await newPage();
+
+    expect((await page.goto(`${url}/`))?.status()).toBe(200);
+    expect(await text(page, '#runs')).toBe('No runs yet.');
+
+    // A hostile branch name (the run fails: the branch is not on the remote) and the real push.
+    const hostile = await push(url, 'acme/tools', `refs/heads/${XSS_BRANCH}`, sha);
+    const id = await push(url, 'acme/app', 'refs/heads/main', sha);
+
+    // The page's own refresh brings both runs in; the branch name shows as text.
+    const link = page.locator(`#runs a[href="/runs/${id}"]`);
+    await link.waitFor({ timeout: 15_000 });
+    await page.locator(`#runs a[href="/runs/${hostile}"]`).waitFor({ timeout: 15_000 });
+    await expect.poll(() => page.locator('#runs td', { hasText: XSS_BRANCH }).count(), { timeout: 10_000 }).toBe(1);
+    expect(await text(page, '#jobs tr:first-child td:first-child')).toBe('app');
+    await expect.poll(() => text(page, '#jobs tr:first-child td:nth-child(2)'), { timeout: 10_000 }).toBe('running');
+    await page.screenshot({ path: join(shots, 'index-desktop.png'), fullPage: true });
+
+    await link.click();
+    await page.waitForURL(`${url}/runs/${id}`);
+    const log = page.locator('#log');
+    const badge = page.locator('#run-status .badge');
+    await expect.poll(() => showing(page, 3), { timeout: 15_000 }).toBe(true);
+    expect(await page.locator('[data-field="exit"]').textContent()).toBe('—');
+    await page.screenshot({ path: join(shots, 'run-running-desktop.png'), fullPage: true });
+
+    // A push while the run goes on waits as queued; its page shows the log once it starts.
+    const next = await remote.commit({ 'README.md': 'again\n' });
+    const queuedId = await push(url, 'acme/app', 'refs/heads/main', next);
+    const queuedPage = await newPage();
+    await queuedPage.goto(`${url}/runs/${queuedId}`);
+    expect(await text(queuedPage, '#run-status')).toBe('queued');
+    expect(await text(queuedPage, '#log')).toBe('Waiting for the run to start…');
+
+    await writeFile(join(dir, 'gate'), '');
+    // The next lines arrive one after the other while the run is still running...
+    await expect.poll(() => showing(page, 4), { timeout: 10_000 }).toBe(true);
+    // ...and when the stream ends the badge and the record show how the run ended.
+    await expect.poll(() => badge.textContent(), { timeout: 10_000 }).toBe('succeeded');
+    expect(await log.textContent()).toContain(STEP_LINES);
+    expect(await page.locator('[data-field="exit"]').textContent()).toBe('exit code 0');
+    expect(await page.locator('[data-field="deployedSha"]').textContent()).toBe(sha);
+    await page.screenshot({ path: join(shots, 'run-desktop.png'), fullPage: true });
+    await expect.poll(() => text(queuedPage, '#run-status'), { timeout: 15_000 }).toBe('succeeded');
+    expect(await text(queuedPage, '#log')).toContain(STEP_LINES);
+    expect(await text(queuedPage, '[data-field="deployedSha"]')).toBe(next);
+
+    // On a phone: nothing wider than the screen but the tables, which scroll sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(shots, 'run-phone.png'), fullPage: true });
+    await page.goto(`${url}/`);
+    await page.screenshot({ path: join(shots, 'index-phone.png'), fullPage: true });
+    expect(await page.locator('html').evaluate((root) => root.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await page.locator('.scroll').evaluateAll((boxes) => boxes.some((box) => box.scrollWidth > box.clientWidth))).toBe(true);
+    expect(await page.locator('.badge-failed').count()).toBeGreaterThan(0);
+    expect(problems).toEqual([]);
+  });
+});
