@@ -97,6 +97,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     maxBodyBytes: () => config.maxBodyBytes,
     draining: () => draining,
     sources: () => sources,
+    skipMarker: () => config.skipMarker,
     onDelivery: (provider, outcome) => metrics.delivery(provider, outcome),
   });
   let server: Server | undefined;

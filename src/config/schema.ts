@@ -37,6 +37,12 @@ const glob = z
     { error: (issue) => `expected a valid glob, got ${JSON.stringify(issue.input)}` },
   );
 
+const globList = (what: string) =>
+  z
+    .array(glob, { error: `expected a list of ${what} globs` })
+    .min(1, { error: `expected at least one ${what} glob` })
+    .refine((globs) => globs.length === 0 || globs.some((pattern) => !pattern.startsWith('!')), { error: 'expected at least one glob that is not an exclusion ("!...")' });
+
 const envName = nonEmpty('an environment variable name').regex(ENV_NAME, { error: 'expected an environment variable name such as `DEPLOY_SECRET`' });
 
 export const jobSchema = z
@@ -46,10 +52,9 @@ export const jobSchema = z
     }),
     provider: z.enum(['github', 'gitlab'], { error: (issue) => `expected one of "github", "gitlab", got ${JSON.stringify(issue.input)}` }),
     repo: nonEmpty('a repository such as `owner/name`'),
-    branches: z
-      .array(glob, { error: 'expected a list of branch globs' })
-      .min(1, { error: 'expected at least one branch glob' })
-      .refine((globs) => globs.length === 0 || globs.some((pattern) => !pattern.startsWith('!')), { error: 'expected at least one glob that is not an exclusion ("!...")' }),
+    branches: globList('branch').optional(),
+    /** Tag globs: a tag push deploys the tag's (peeled) commit. Branch rules never fire for tags, nor tag rules for branches. */
+    tags: globList('tag').optional(),
     // A list during rotation: the old and the new secret are both accepted.
     secret_env: z.union([envName, z.array(envName).min(1, { error: 'expected at least one variable name' })]).optional(),
     secret_file: z.union([nonEmpty('a path'), z.array(nonEmpty('a path')).min(1, { error: 'expected at least one path' })]).optional(),
@@ -76,6 +81,9 @@ export const jobSchema = z
       .optional(),
   })
   .superRefine((job, ctx) => {
+    if (job.branches === undefined && job.tags === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['branches'], message: 'expected branch globs, tag globs (`tags`), or both' });
+    }
     const secretSources = [job.secret_env, job.secret_file].filter((value) => value !== undefined);
     if (secretSources.length !== 1) {
       ctx.addIssue({ code: 'custom', path: ['secret_env'], message: `expected exactly one of secret_env or secret_file, got ${secretSources.length === 0 ? 'neither' : 'both'}` });
@@ -155,6 +163,8 @@ export const configSchema = z.strictObject({
       if (api.ui_token_env !== undefined && api.ui_token_file !== undefined) ctx.addIssue({ code: 'custom', path: ['ui_token_env'], message: 'expected at most one of ui_token_env or ui_token_file' });
     })
     .optional(),
+  /** A head commit message containing this queues nothing. */
+  skip_marker: nonEmpty('a marker such as "[skip deploy]"').default('[skip deploy]'),
   jobs: z.array(z.unknown(), { error: 'expected a list of jobs' }).default([]),
 });
 

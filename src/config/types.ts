@@ -12,7 +12,10 @@ export interface JobConfig {
   repo: string;
   /** Lowercased `repo`, the key deliveries are matched on. */
   repoKey: string;
+  /** Branch globs (empty: no branch deploys). */
   branches: readonly string[];
+  /** Tag globs (empty: no tag deploys). */
+  tags: readonly string[];
   /** Webhook secrets; a delivery must verify against one of them. Never logged. */
   secrets: readonly string[];
   remote: string;
@@ -51,6 +54,8 @@ export interface Config {
   trustProxy: readonly Cidr[];
   /** The operator API: absent means off. Tokens are secrets. */
   api?: { token: string; uiToken?: string; url?: string };
+  /** A head commit message containing this queues nothing. */
+  skipMarker: string;
   maxConnections: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;

@@ -24,6 +24,8 @@ export interface SyncOptions {
    * push never rolls the branch back. Without it, exactly `sha` is checked out.
    */
   branch?: string;
+  /** The tag a push was for: the checkout is the tag's commit (annotated tags peeled) after fetching. */
+  tag?: string;
   submodules: boolean;
   auth: GitAuth;
   /** Base environment for git (PATH, HOME, LANG); nothing else is inherited. */
@@ -84,6 +86,12 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
       throw new GitSyncError(`Expected the branch ${JSON.stringify(options.branch)} on the remote ${remote}, but it is not there (deleted after the push?); the pushed commit ${sha} is only ever deployed through its branch`);
     }
     target = tip;
+  } else if (options.tag !== undefined) {
+    const commit = await git.query(['rev-parse', '--verify', '--quiet', `refs/tags/${options.tag}^{commit}`]);
+    if (commit === undefined || !COMMIT_PATTERN.test(commit)) {
+      throw new GitSyncError(`Expected the tag ${JSON.stringify(options.tag)} on the remote ${remote}, but it is not there (deleted after the push?)`);
+    }
+    target = commit;
   } else {
     await ensureCommit(git, sha, remote);
   }

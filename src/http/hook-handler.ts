@@ -25,6 +25,8 @@ export interface HookHandlerOptions {
   draining: () => boolean;
   /** `allow_from` and `trust_proxy`. */
   sources: () => SourceFilter;
+  /** A head commit message containing this queues nothing. */
+  skipMarker: () => string;
   /** Told the outcome of every delivery (metrics). */
   onDelivery?: (provider: string, outcome: DeliveryOutcome) => void;
 }
@@ -64,6 +66,7 @@ function runRequest(push: PushEvent, event: Buffer): RunRequest {
     repo: push.repo,
     ref: push.ref,
     ...(push.branch !== undefined ? { branch: push.branch } : {}),
+    ...(push.tag !== undefined ? { tag: push.tag } : {}),
     sha: push.sha,
     before: push.before,
     event,
@@ -120,6 +123,11 @@ export function createHookHandler(options: HookHandlerOptions) {
     const wanting = index.wanting(verified, push);
     if (wanting.length === 0) {
       const reason = push.branch !== undefined ? `no job deploys branch ${JSON.stringify(push.branch)} of ${repo}` : `no job deploys tag ${JSON.stringify(push.tag ?? '')} of ${repo}`;
+      return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: push.ref, reason });
+    }
+    const marker = options.skipMarker();
+    if (push.message !== undefined && push.message.includes(marker)) {
+      const reason = `the head commit message contains ${JSON.stringify(marker)}: nothing queued`;
       return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: push.ref, reason });
     }
     const dedupKey = adapter.dedupKey(req.headers);

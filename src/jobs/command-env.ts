@@ -27,6 +27,7 @@ export function commandEnvironment(job: JobConfig, run: RunRecord, base: Readonl
     DEPLOYHOOK_REPO: run.repo,
     DEPLOYHOOK_REF: run.ref,
     DEPLOYHOOK_BRANCH: run.branch ?? '',
+    DEPLOYHOOK_TAG: run.tag ?? '',
     DEPLOYHOOK_SHA: run.deployedSha ?? run.sha,
     DEPLOYHOOK_BEFORE: run.before,
     DEPLOYHOOK_DELIVERY: run.trigger.delivery,

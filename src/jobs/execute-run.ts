@@ -72,13 +72,15 @@ interface DeployContext {
 
 async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
   const { run, job, log, signal, baseEnv } = context;
-  log.note(`syncing ${job.checkout} to ${run.branch !== undefined && !run.exact ? `the tip of ${printable(run.branch)} (pushed: ${run.sha})` : `exactly ${run.sha}`}`);
+  const target = run.exact ? `exactly ${run.sha}` : run.branch !== undefined ? `the tip of ${printable(run.branch)} (pushed: ${run.sha})` : run.tag !== undefined ? `the commit of tag ${printable(run.tag)}` : run.sha;
+  log.note(`syncing ${job.checkout} to ${target}`);
   try {
     const synced = await syncCheckout({
       remote: job.remote,
       checkout: job.checkout,
       sha: run.sha,
       ...(run.branch !== undefined && !run.exact ? { branch: run.branch } : {}),
+      ...(run.tag !== undefined && !run.exact ? { tag: run.tag } : {}),
       submodules: job.submodules,
       auth: jobGitAuth(job),
       env: { ...baseEnv },

@@ -3,10 +3,11 @@ import type { JobConfig, ProviderName } from '../config/types.js';
 import type { PushEvent } from '../providers/types.js';
 
 /**
- * A branch is wanted when a glob matches it and no `!glob` does. `*` stays within one path
+ * A branch (or tag) is wanted when a glob matches it and no `!glob` does. `*` stays within one path
  * segment (`release/*`); `**` crosses them. Dots are ordinary characters.
  */
-function branchMatcher(globs: readonly string[]): (branch: string) => boolean {
+function refMatcher(globs: readonly string[]): (name: string) => boolean {
+  if (globs.length === 0) return () => false;
   const include = picomatch(globs.filter((glob) => !glob.startsWith('!')), { dot: true });
   const excluded = globs.filter((glob) => glob.startsWith('!')).map((glob) => glob.slice(1));
   const exclude = excluded.length > 0 ? picomatch(excluded, { dot: true }) : () => false;
@@ -16,6 +17,7 @@ function branchMatcher(globs: readonly string[]): (branch: string) => boolean {
 interface IndexedJob {
   job: JobConfig;
   wantsBranch: (branch: string) => boolean;
+  wantsTag: (tag: string) => boolean;
 }
 
 /**
@@ -30,7 +32,7 @@ export class JobIndex {
     for (const job of jobs) {
       const key = JobIndex.#key(job.provider, job.repoKey);
       const list = this.#byRepo.get(key) ?? [];
-      list.push({ job, wantsBranch: branchMatcher(job.branches) });
+      list.push({ job, wantsBranch: refMatcher(job.branches), wantsTag: refMatcher(job.tags) });
       this.#byRepo.set(key, list);
       this.#byName.set(job.name, job);
     }
@@ -45,12 +47,13 @@ export class JobIndex {
     return (this.#byRepo.get(JobIndex.#key(provider, repo)) ?? []).map((entry) => entry.job);
   }
 
-  /** Of the given (verified) jobs, those whose branch globs accept the push. */
+  /** Of the given (verified) jobs, those whose branch globs (for a branch) or tag globs (for a tag) accept the push. */
   wanting(jobs: readonly JobConfig[], push: PushEvent): JobConfig[] {
-    if (push.branch === undefined) return [];
-    const branch = push.branch;
     const entries = this.#byRepo.get(JobIndex.#key(push.provider, push.repo)) ?? [];
-    return entries.filter((entry) => jobs.includes(entry.job) && entry.wantsBranch(branch)).map((entry) => entry.job);
+    const { branch, tag } = push;
+    return entries
+      .filter((entry) => jobs.includes(entry.job) && (branch !== undefined ? entry.wantsBranch(branch) : tag !== undefined && entry.wantsTag(tag)))
+      .map((entry) => entry.job);
   }
 
   get(name: string): JobConfig | undefined {

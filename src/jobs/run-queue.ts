@@ -11,7 +11,7 @@ import type { RunRecord } from './run-record.js';
 export type ExecuteRun = (run: RunRecord, job: JobConfig, signal: AbortSignal) => Promise<RunRecord>;
 
 /** What a run is asked to deploy (validated data), with the verified payload for DEPLOYHOOK_EVENT_FILE. */
-export type RunRequest = Pick<RunRecord, 'trigger' | 'repo' | 'ref' | 'branch' | 'sha' | 'before' | 'exact'> & { event: Buffer };
+export type RunRequest = Pick<RunRecord, 'trigger' | 'repo' | 'ref' | 'branch' | 'tag' | 'sha' | 'before' | 'exact'> & { event: Buffer };
 
 interface Entry {
   /** Arrival order: of two pushes for one job, the later arrival wins, whatever order their writes finish in. */
@@ -87,6 +87,7 @@ export class RunQueue {
       repo: request.repo,
       ref: request.ref,
       ...(request.branch !== undefined ? { branch: request.branch } : {}),
+      ...(request.tag !== undefined ? { tag: request.tag } : {}),
       sha: request.sha,
       ...(request.exact ? { exact: true } : {}),
       before: request.before,

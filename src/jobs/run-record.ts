@@ -24,6 +24,7 @@ export interface RunRecord {
   repo: string;
   ref: string;
   branch?: string;
+  tag?: string;
   /** The commit the trigger asked for. */
   sha: string;
   /** Deploy exactly `sha` (an operator's rollback) instead of converging on the branch tip. */

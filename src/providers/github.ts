@@ -51,6 +51,7 @@ export const githubProvider: ProviderAdapter<Buffer> = {
       after: stringField(payload, 'after'),
       before: stringField(payload, 'before'),
       pusher: stringField(payload, 'pusher', 'name') ?? stringField(payload, 'sender', 'login'),
+      message: stringField(payload, 'head_commit', 'message'),
     });
   },
 };

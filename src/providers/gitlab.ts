@@ -2,9 +2,18 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { secretsEqual } from './constant-time.js';
 import { toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
-import { safeDeliveryId, stringField } from './validate.js';
+import { field, safeDeliveryId, stringField } from './validate.js';
 
 const PUSH_EVENTS = new Set(['Push Hook', 'Tag Push Hook']);
+
+/** GitLab lists the pushed commits (at most 20); the head is the one whose id is `after`. */
+function headCommitMessage(payload: unknown): string | undefined {
+  const after = stringField(payload, 'after');
+  const commits = field(payload, 'commits');
+  if (!Array.isArray(commits)) return undefined;
+  const head = commits.find((commit) => stringField(commit, 'id') === after);
+  return stringField(head, 'message');
+}
 
 /** GitLab: the secret token is sent as is in `X-Gitlab-Token`. */
 export const gitlabProvider: ProviderAdapter<string> = {
@@ -47,6 +56,7 @@ export const gitlabProvider: ProviderAdapter<string> = {
       after: stringField(payload, 'after'),
       before: stringField(payload, 'before'),
       pusher: stringField(payload, 'user_username') ?? stringField(payload, 'user_name'),
+      message: headCommitMessage(payload),
     });
   },
 };

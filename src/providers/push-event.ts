@@ -10,6 +10,7 @@ export interface PushFields {
   after: unknown;
   before: unknown;
   pusher: string | undefined;
+  message?: string | undefined;
 }
 
 /** Shared by every adapter: validates a push's ref and commits and builds the PushEvent. */
@@ -32,6 +33,7 @@ export function toPushEvent(fields: PushFields): HookEvent {
       sha: after,
       before,
       pusher: fields.pusher ?? '',
+      ...(fields.message !== undefined ? { message: fields.message } : {}),
     },
   };
 }

@@ -18,6 +18,8 @@ export interface PushEvent {
   /** The commit the ref pointed to before (all zeros for a new ref). */
   before: string;
   pusher: string;
+  /** The head commit's message, when the payload has it (for the skip marker). */
+  message?: string;
 }
 
 /** What a verified delivery asks for. */

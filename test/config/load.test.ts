@@ -183,6 +183,11 @@ describe('loading a config', () => {
       expected: [expect.stringMatching(/^job "api".checkout: expected a checkout of its own, but .* is also the checkout of job "web"$/)],
     },
     {
+      name: 'a job with neither branches nor tags',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, branches: undefined }] },
+      expected: ['jobs[0].branches: expected branch globs, tag globs (`tags`), or both'],
+    },
+    {
       name: 'a zero timeout',
       document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, timeout: '0s' }] },
       expected: ['jobs[0].timeout: expected a timeout longer than zero'],

@@ -75,6 +75,7 @@ describe('a push to a matching branch', () => {
       DEPLOYHOOK_REPO: 'acme/envy',
       DEPLOYHOOK_REF: 'refs/heads/main',
       DEPLOYHOOK_BRANCH: 'main',
+      DEPLOYHOOK_TAG: '',
       DEPLOYHOOK_SHA: sha,
       DEPLOYHOOK_BEFORE: '0'.repeat(40),
       DEPLOYHOOK_DELIVERY: headers['x-github-delivery'],

@@ -3,7 +3,7 @@ import type { JobConfig } from '../../src/config/types.js';
 import { JobIndex } from '../../src/jobs/job-index.js';
 import type { PushEvent } from '../../src/providers/types.js';
 
-const job = (name: string, branches: string[]) => ({ name, provider: 'github', repo: 'Acme/App', repoKey: 'acme/app', branches }) as unknown as JobConfig;
+const job = (name: string, branches: string[], tags: string[] = []) => ({ name, provider: 'github', repo: 'Acme/App', repoKey: 'acme/app', branches, tags }) as unknown as JobConfig;
 const push = (branch: string): PushEvent => ({ provider: 'github', deliveryId: 'd', repo: 'ACME/app', ref: `refs/heads/${branch}`, branch, sha: 'a'.repeat(40), before: '0'.repeat(40), pusher: 'p' });
 
 describe('matching a push to jobs', () => {
@@ -25,6 +25,16 @@ describe('matching a push to jobs', () => {
     const index = new JobIndex([candidate]);
     expect(index.candidates('github', 'acme/APP')).toEqual([candidate]);
     expect(index.wanting([candidate], push(branch))).toEqual(wanted ? [candidate] : []);
+  });
+
+  it('lets branch globs match only branches and tag globs only tags', () => {
+    const branchesOnly = job('branches', ['**']);
+    const tagsOnly = job('tags', [], ['v*']);
+    const index = new JobIndex([branchesOnly, tagsOnly]);
+    const tagPush: PushEvent = { ...push('x'), ref: 'refs/tags/v1.2.0', tag: 'v1.2.0' };
+    delete tagPush.branch;
+    expect(index.wanting([branchesOnly, tagsOnly], tagPush)).toEqual([tagsOnly]);
+    expect(index.wanting([branchesOnly, tagsOnly], push('v1.2.0'))).toEqual([branchesOnly]);
   });
 
   it('only looks at the jobs of the delivery\'s own provider and repository', () => {
