@@ -36,10 +36,23 @@ const UNAUTHORIZED = { error: 'signature verification failed' };
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Strict: invalid UTF-8 is refused rather than patched with replacement characters. */
-function parseJson(body: Buffer): unknown {
+/**
+ * The JSON a delivery carries: the body itself, or for a form-encoded delivery its
+ * `payload` field. Strict: invalid UTF-8 is refused rather than patched.
+ */
+function payloadText(body: Buffer, form: boolean): string | undefined {
   try {
-    return JSON.parse(UTF8.decode(body));
+    const text = UTF8.decode(body);
+    return form ? (new URLSearchParams(text).get('payload') ?? undefined) : text;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
   } catch {
     return undefined;
   }
@@ -98,14 +111,19 @@ export function createHookHandler(options: HookHandlerOptions) {
     if (!credential.ok) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: credential.reason }, { connection: 'close' });
 
     const type = req.headers['content-type'] ?? '';
-    if (!/^application\/json\s*(;|$)/i.test(type)) {
-      const reason = 'expected Content-Type application/json: set the content type to application/json in the webhook settings';
+    const form = adapter.formEncoded && /^application\/x-www-form-urlencoded\s*(;|$)/i.test(type);
+    if (!form && !/^application\/json\s*(;|$)/i.test(type)) {
+      const reason = `expected Content-Type application/json${adapter.formEncoded ? ' or application/x-www-form-urlencoded' : ''}: set the content type to application/json in the webhook settings`;
       return reply(415, { error: reason }, { decision: 'rejected', reason: `content type ${JSON.stringify(type.slice(0, 100))}` }, { connection: 'close' });
     }
     const read = await readBody(req, options.maxBodyBytes());
     if (!read.ok) return reply(read.status, { error: read.reason }, { decision: 'rejected', reason: read.reason }, { connection: 'close' });
-    const payload = parseJson(read.body);
-    if (payload === undefined) return reply(400, { error: 'expected a JSON body in UTF-8' }, { decision: 'rejected', reason: 'malformed JSON or UTF-8' });
+    const text = payloadText(read.body, form);
+    const payload = parseJson(text);
+    if (text === undefined || payload === undefined) {
+      const error = form ? 'expected a form with a JSON `payload` field, in UTF-8' : 'expected a JSON body in UTF-8';
+      return reply(400, { error }, { decision: 'rejected', reason: 'malformed JSON or UTF-8' });
+    }
     const repo = adapter.repositoryOf(payload);
     if (repo === undefined) return reply(400, { error: 'expected the payload to name its repository' }, { decision: 'rejected', reason: 'no repository in payload' });
 
@@ -135,7 +153,8 @@ export function createHookHandler(options: HookHandlerOptions) {
     if (claim?.duplicate) return reply(200, { runs: [], duplicate: true, reason: 'this delivery was already received; nothing new was queued' }, { decision: 'duplicate', repo, ref: push.ref });
     let runs: RunRecord[];
     try {
-      const request = runRequest(push, read.body);
+      // The command gets the verified payload as JSON, whichever way it was encoded.
+      const request = runRequest(push, form ? Buffer.from(text, 'utf8') : read.body);
       runs = await Promise.all(wanting.map((job) => options.queue.enqueue(job, request)));
     } catch (error) {
       claim?.release();

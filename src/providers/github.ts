@@ -9,6 +9,7 @@ const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
 /** GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`. */
 export const githubProvider: ProviderAdapter<Buffer> = {
   name: 'github',
+  formEncoded: true,
 
   readCredential(headers: IncomingHttpHeaders) {
     const header = headers['x-hub-signature-256'];

@@ -18,6 +18,7 @@ function headCommitMessage(payload: unknown): string | undefined {
 /** GitLab: the secret token is sent as is in `X-Gitlab-Token`. */
 export const gitlabProvider: ProviderAdapter<string> = {
   name: 'gitlab',
+  formEncoded: false,
 
   readCredential(headers: IncomingHttpHeaders) {
     const token = headers['x-gitlab-token'];

@@ -39,6 +39,11 @@ export type CredentialCheck<C> = { ok: true; credential: C } | { ok: false; reas
  */
 export interface ProviderAdapter<C = unknown> {
   readonly name: ProviderName;
+  /**
+   * Whether the host may send `application/x-www-form-urlencoded` with the JSON in a
+   * `payload` field (GitHub's default content type). The signature still covers the raw body.
+   */
+  readonly formEncoded: boolean;
   readCredential(headers: IncomingHttpHeaders): CredentialCheck<C>;
   verify(body: Buffer, credential: C, secret: string): boolean;
   repositoryOf(payload: unknown): string | undefined;

@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRemote, type TestRemote } from '../helpers/git-repo.js';
@@ -155,9 +155,19 @@ describe('POST /hooks/github', () => {
     expect(chunked).toBe(413);
   });
 
-  it('answers 415 to a body that is not JSON, with a hint, before reading it', async () => {
-    const body = `payload=${encodeURIComponent(JSON.stringify(githubPush({ repo: 'acme/web', after: sha })))}`;
+  it('accepts GitHub\'s form-encoded deliveries, verifying the raw form and handing the command the JSON', async () => {
+    const json = JSON.stringify(githubPush({ repo: 'acme/web', after: sha }));
+    const body = `payload=${encodeURIComponent(json)}`;
     const reply = await hook.post('github', body, { ...(await githubHeaders(body, WEB_SECRET)), 'content-type': 'application/x-www-form-urlencoded' });
+    expect(reply.status).toBe(202);
+    const record = await waitForRun(join(dir, 'state'), 'web', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+    expect(record.status).toBe('succeeded');
+    expect(await readFile(record.eventFile, 'utf8')).toBe(json);
+  });
+
+  it('answers 415 to a body that is neither JSON nor a form, with a hint, before reading it', async () => {
+    const body = JSON.stringify(githubPush({ repo: 'acme/web', after: sha }));
+    const reply = await hook.post('github', body, { ...(await githubHeaders(body, WEB_SECRET)), 'content-type': 'text/plain' });
     expect(reply.status).toBe(415);
     expect(reply.json.error).toMatch(/set the content type to application\/json/);
     expect(await runFiles()).toEqual([]);

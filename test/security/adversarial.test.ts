@@ -262,7 +262,17 @@ const limits: Case[] = [
     then: (_ctx, { runs }) => expect(runs.map((run) => run.status)).toEqual(['succeeded']),
   },
   { name: 'a signed push sent as text/plain', request: (ctx) => github(webPush(ctx), { contentType: 'text/plain' }), status: 415 },
-  { name: 'a signed push sent form-encoded', request: (ctx) => github(`payload=${encodeURIComponent(webPush(ctx))}`, { contentType: 'application/x-www-form-urlencoded' }), status: 415 },
+  { name: 'a signed push sent form-encoded, as GitHub does by default', request: (ctx) => github(`payload=${encodeURIComponent(webPush(ctx))}`, { contentType: 'application/x-www-form-urlencoded' }), status: 202 },
+  { name: 'a form-encoded push signed over its decoded JSON instead of the raw form', request: (ctx) => github(`payload=${encodeURIComponent(webPush(ctx))}`, { contentType: 'application/x-www-form-urlencoded', signature: signature(WEB_SECRET, Buffer.from(webPush(ctx))) }), status: 401 },
+  { name: 'a signed form without a payload field', request: () => github('other=1', { contentType: 'application/x-www-form-urlencoded' }), status: 400 },
+  {
+    name: 'a GitLab push sent form-encoded (only GitHub sends forms)',
+    request: (ctx) => {
+      const request = gitlab(`payload=${encodeURIComponent(labPush(ctx))}`);
+      return { ...request, headers: request.headers.map(([name, value]): RawHeader => (name === 'Content-Type' ? [name, 'application/x-www-form-urlencoded'] : [name, value])) };
+    },
+    status: 415,
+  },
   { name: 'a signed push without Content-Type', request: (ctx) => github(webPush(ctx), { contentType: null }), status: 415 },
   { name: 'a signed push sent as application/jsonp', request: (ctx) => github(webPush(ctx), { contentType: 'application/jsonp' }), status: 415 },
   { name: 'a signed push sent as multipart/form-data', request: (ctx) => github(webPush(ctx), { contentType: 'multipart/form-data; boundary=x' }), status: 415 },
