@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { createCappedOutput, type CappedOutput } from '../../src/log/capped-output.js';
 import { tempDir } from '../helpers/tmp.js';
+import { mulberry32 as random } from '../helpers/random.js';
 
 function marker(droppedBytes: number, maxBytes: number): string {
   return `[deployhook] ... ${droppedBytes} bytes of output dropped here (max_log_bytes is ${maxBytes}); the last ${maxBytes - Math.floor(maxBytes / 2)} bytes follow ...\n`;
@@ -45,18 +46,6 @@ async function openCapped(maxBytes: number) {
       await once(file, 'close');
       return { log: await readFile(logPath), files: await readdir(dir), result };
     },
-  };
-}
-
-/** A seeded generator (mulberry32), so a failing random case can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

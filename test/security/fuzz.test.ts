@@ -8,6 +8,7 @@ import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubPush, gitlabPush } from '../helpers/payloads.js';
 import { sendRaw, type RawHeader, type RawRequest } from '../helpers/raw-http.js';
+import { mulberry32 } from '../helpers/random.js';
 
 const WEB_SECRET = 'fuzz-web-secret-0d1e2f3a4b5c6d7e';
 const ROTATE_OLD = 'fuzz-rotate-old-9a8b7c6d5e4f3a2b';
@@ -20,18 +21,6 @@ const MAX_BODY = 65_536;
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 3_000);
 const CONCURRENCY = 8;
-
-/** mulberry32: a tiny seeded PRNG, so that a failing seed can be replayed with FUZZ_SEED. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 class Random {
   readonly #next: () => number;
