@@ -44,19 +44,21 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
     record.status = 'interrupted';
     record.reason = 'the daemon stopped while this run was in progress; the run is repeated';
     record.finishedAt = now().toISOString();
-    await store.save(record);
+    // A full disk must not stop the daemon from starting: the record stays as it is on disk, and is recovered again next time.
+    await store.save(record).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record'));
     result.interrupted += 1;
   }
 
   // Oldest first, so that when a job has several, the newest is the one left pending.
   const waiting = records.filter((record) => record.status === 'queued' || (record.status === 'interrupted' && record.retriedBy === undefined)).sort((a, b) => a.queuedAt.localeCompare(b.queuedAt) || a.id.localeCompare(b.id));
+  const saveOrLog = (record: RunRecord) => store.save(record).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record'));
   for (const record of waiting) {
     const job = options.job(record.job);
     if (!job) {
       logger.warn({ job: record.job, run: record.id }, 'a recovered run belongs to a job that is no longer configured; it is not run');
       if (record.status === 'queued') {
         Object.assign(record, { status: 'cancelled', reason: `job ${record.job} is no longer in the config`, finishedAt: now().toISOString() } satisfies Partial<RunRecord>);
-        await store.save(record);
+        await saveOrLog(record);
       }
       result.skipped += 1;
       continue;
@@ -66,18 +68,26 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
       result.resumed += 1;
       continue;
     }
-    const retry = await queue.enqueue(job, {
-      trigger: { ...record.trigger, type: 'recovery', retryOf: record.id },
-      repo: record.repo,
-      ref: record.ref,
-      ...(record.branch !== undefined ? { branch: record.branch } : {}),
-      sha: record.sha,
-      before: record.before,
-      event: await store.readEvent(record).catch(() => Buffer.from('{}')),
-    });
-    record.retriedBy = retry.id;
-    await store.save(record);
-    result.retried += 1;
+    try {
+      const retry = await queue.enqueue(job, {
+        trigger: { ...record.trigger, type: 'recovery', retryOf: record.id },
+        repo: record.repo,
+        ref: record.ref,
+        ...(record.branch !== undefined ? { branch: record.branch } : {}),
+        ...(record.tag !== undefined ? { tag: record.tag } : {}),
+        // A rollback cut short is repeated as the same rollback, not as a deploy of the tip.
+        ...(record.exact ? { exact: true } : {}),
+        sha: record.sha,
+        before: record.before,
+        event: await store.readEvent(record).catch(() => Buffer.from('{}')),
+      });
+      record.retriedBy = retry.id;
+      await saveOrLog(record);
+      result.retried += 1;
+    } catch (error) {
+      // Disk full: the interrupted run stays unrepeated on disk and is picked up at the next start.
+      logger.error({ job: record.job, run: record.id, err: error }, 'could not queue the repeat of an interrupted run');
+    }
   }
   logger.info(result, 'recovered runs');
   return result;

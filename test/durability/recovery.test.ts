@@ -55,4 +55,29 @@ describe('starting on a state folder left by a crash', () => {
     hook = await startDaemon(dir, settings, { SECRET });
     expect(await waitForRun(join(dir, 'state'), 'app', id)).toMatchObject({ status: 'succeeded', deployedSha: sha });
   });
+
+  it('repeats a rollback the daemon died in as the same rollback, not as a deploy of the tip', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const old = await remote.commit({ 'v.txt': 'old\n' });
+    const tip = await remote.commit({ 'v.txt': 'tip\n' });
+    const id = '01jd0000000000000000000001';
+    await mkdir(join(dir, 'state', 'runs', 'app'), { recursive: true });
+    const record = {
+      id, job: 'app', status: 'running', exact: true, sha: old, before: '0'.repeat(40), repo: 'acme/app', ref: 'refs/heads/main', branch: 'main',
+      trigger: { type: 'manual', provider: 'github', delivery: 'd-1', pusher: 'api: ops@host', requestedBy: 'api: ops@host' },
+      queuedAt: new Date().toISOString(), startedAt: new Date().toISOString(), logPath: '/etc/passwd', eventFile: '/etc/shadow',
+    };
+    await writeFile(join(dir, 'state', 'runs', 'app', `${id}.json`), JSON.stringify(record));
+    const settings = { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['cat', 'v.txt'] }] };
+
+    hook = await startDaemon(dir, settings, { SECRET });
+    await hook.daemon.queue.whenIdle();
+    const runs = await runsOf(join(dir, 'state'), 'app');
+    const interrupted = runs.find((run) => run.id === id);
+    expect(interrupted).toMatchObject({ status: 'interrupted', logPath: join(dir, 'logs', 'app', `${id}.log`), eventFile: join(dir, 'state', 'runs', 'app', `${id}.event.json`) });
+    const repeat = runs.find((run) => run.id === interrupted?.retriedBy);
+    expect(repeat).toMatchObject({ status: 'succeeded', exact: true, sha: old, deployedSha: old, trigger: { type: 'recovery', retryOf: id } });
+    expect(repeat?.deployedSha).not.toBe(tip);
+  });
 });
