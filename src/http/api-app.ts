@@ -26,6 +26,11 @@ export function createApiApp(options: ApiAppOptions): Express {
   });
 
   app.get('/readyz', (_req, res) => {
+    const failure = options.store.lastFailure;
+    if (failure) {
+      res.status(503).json({ status: 'not ready', reason: `the last run record could not be saved: ${(failure as NodeJS.ErrnoException).code ?? failure.message}` });
+      return;
+    }
     access(options.config().stateDir, constants.W_OK).then(
       () => res.json({ status: 'ready', jobs: options.jobs().jobs.length }),
       (error: NodeJS.ErrnoException) => res.status(503).json({ status: 'not ready', reason: `state_dir is not writable: ${error.code ?? 'unknown'}` }),

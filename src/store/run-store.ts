@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { monotonicFactory } from 'ulid';
 import { JOB_NAME_PATTERN } from '../config/schema.js';
 import { DeployhookError } from '../errors.js';
-import { FINAL_STATUSES, RUN_STATUSES, type RunRecord } from '../jobs/run-record.js';
+import { FINAL_STATUSES, type RunRecord } from '../jobs/run-record.js';
 import { writeFileAtomic } from './atomic-write.js';
+import { parseRunRecord } from './run-record-schema.js';
 
 const RUN_ID_PATTERN = /^[0-9a-z]{26}$/;
 const RECORD_FILE = /^([0-9a-z]{26})\.json$/;
@@ -14,12 +15,6 @@ export interface LoadedRuns {
   records: RunRecord[];
   /** Files that could not be read as a run record: reported, moved aside as `.corrupt`, and skipped. */
   problems: string[];
-}
-
-function isRunRecord(value: unknown, id: string, job: string): value is RunRecord {
-  if (value === null || typeof value !== 'object') return false;
-  const record = value as Partial<RunRecord>;
-  return record.id === id && record.job === job && RUN_STATUSES.includes(record.status as never) && typeof record.sha === 'string' && typeof record.logPath === 'string' && typeof record.eventFile === 'string' && typeof record.trigger === 'object';
 }
 
 export interface RunFilter {
@@ -38,11 +33,19 @@ export interface RunFilter {
  */
 export class RunStore {
   readonly #root: string;
+  readonly #logDir: string;
   readonly #nextUlid = monotonicFactory();
   readonly #records = new Map<string, RunRecord>();
 
-  constructor(stateDir: string) {
+  constructor(stateDir: string, logDir: string) {
     this.#root = join(stateDir, 'runs');
+    this.#logDir = logDir;
+  }
+
+  /** Where a run's log lives: derived, never taken from a record. */
+  logPath(job: string, id: string): string {
+    this.eventFile(job, id);
+    return join(this.#logDir, job, `${id}.log`);
   }
 
   /** Sortable, unique across restarts (time first, then randomness). */
@@ -64,16 +67,33 @@ export class RunStore {
     return this.eventFile(job, id).replace(/\.event\.json$/, '.json');
   }
 
-  /** Records a new run and its payload durably. Resolves only once both are on disk. */
+  /**
+   * Records a new run and its payload durably. Resolves only once both are on disk; when
+   * that fails, nothing of the run is left behind, on disk or in memory.
+   */
   async create(record: RunRecord, event: Buffer): Promise<void> {
     await mkdir(this.#folder(record.job), { recursive: true });
-    await writeFileAtomic(record.eventFile, event);
-    await this.save(record);
+    try {
+      await writeFileAtomic(record.eventFile, event);
+      await this.save(record);
+    } catch (error) {
+      await rm(record.eventFile, { force: true }).catch(() => undefined);
+      throw error;
+    }
   }
 
+  /** The last save that failed (disk full, read-only), until one succeeds again: readiness reports it. */
+  lastFailure: Error | undefined;
+
   async save(record: RunRecord): Promise<void> {
+    try {
+      await writeFileAtomic(this.#recordFile(record.job, record.id), `${JSON.stringify(record, null, 2)}\n`);
+    } catch (error) {
+      this.lastFailure = error as Error;
+      throw error;
+    }
+    this.lastFailure = undefined;
     this.#records.set(record.id, record);
-    await writeFileAtomic(this.#recordFile(record.job, record.id), `${JSON.stringify(record, null, 2)}\n`);
   }
 
   get(id: string): RunRecord | undefined {
@@ -96,7 +116,11 @@ export class RunStore {
 
   /** The newest run of a job that matches `status` (any status when undefined). */
   latest(job: string, status?: RunRecord['status']): RunRecord | undefined {
-    return this.list({ job, ...(status !== undefined ? { status } : {}), limit: 1 })[0];
+    let newest: RunRecord | undefined;
+    for (const record of this.#records.values()) {
+      if (record.job === job && (status === undefined || record.status === status) && (newest === undefined || record.id > newest.id)) newest = record;
+    }
+    return newest;
   }
 
   async readEvent(record: RunRecord): Promise<Buffer> {
@@ -117,8 +141,9 @@ export class RunStore {
         const id = RECORD_FILE.exec(name)?.[1];
         if (id === undefined) continue;
         const file = join(folder, name);
-        const parsed = await readFile(file, 'utf8').then((text) => JSON.parse(text) as unknown).catch(() => undefined);
-        if (isRunRecord(parsed, id, job)) {
+        const value = await readFile(file, 'utf8').then((text) => JSON.parse(text) as unknown).catch(() => undefined);
+        const parsed = parseRunRecord(value, { logPath: this.logPath(job, id), eventFile: this.eventFile(job, id) });
+        if (parsed && parsed.id === id && parsed.job === job) {
           loaded.records.push(parsed);
           this.#records.set(parsed.id, parsed);
         } else {
@@ -131,22 +156,19 @@ export class RunStore {
   }
 
   /**
-   * Keeps the newest `keep` finished runs of a job; older records, payloads and logs are
-   * deleted. The log is looked for in `logDir` only, whatever a record says.
+   * Keeps the newest `keep` finished runs of a job, and its newest succeeded run (what is
+   * deployed) even when it is older; other records, payloads and logs are deleted. Queued
+   * and running runs always stay.
    */
-  async prune(job: string, keep: number, logDir: string): Promise<number> {
-    const folder = this.#folder(job);
-    const ids = (await readdir(folder)).map((name) => RECORD_FILE.exec(name)?.[1]).filter((id): id is string => id !== undefined).sort().reverse();
-    let finished = 0;
+  async prune(job: string, keep: number): Promise<number> {
+    const deployed = this.latest(job, 'succeeded')?.id;
+    const finished = [...this.#records.values()].filter((record) => record.job === job && FINAL_STATUSES.has(record.status));
+    const ids = finished.map((record) => record.id).sort().reverse().slice(keep).filter((id) => id !== deployed);
     let removed = 0;
     for (const id of ids) {
-      const record = await readFile(join(folder, `${id}.json`), 'utf8').then((text) => JSON.parse(text) as RunRecord).catch(() => undefined);
-      if (!record || !FINAL_STATUSES.has(record.status)) continue;
-      finished += 1;
-      if (finished <= keep) continue;
-      await rm(join(logDir, job, `${id}.log`), { force: true });
+      await rm(this.logPath(job, id), { force: true });
       await rm(this.eventFile(job, id), { force: true });
-      await rm(join(folder, `${id}.json`), { force: true });
+      await rm(this.#recordFile(job, id), { force: true });
       this.#records.delete(id);
       removed += 1;
     }

@@ -118,4 +118,20 @@ describe('retention', () => {
     expect((await readdir(join(dir, 'logs', 'app'))).sort()).toEqual(ids.slice(2).map((id) => `${id}.log`));
     expect((await readdir(join(dir, 'state', 'runs', 'app'))).filter((name) => name.endsWith('.event.json'))).toHaveLength(2);
   });
+
+  it('keeps the run of the commit that is deployed, even when keep_runs newer runs failed', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    hook = await startDaemon(dir, { keep_runs: 2, jobs: [job(remote.bare, { command: ['sh', '-c', 'test "$(cat v.txt)" = good'] })] }, { SECRET });
+    const outcomes: string[] = [];
+    for (const content of ['good', 'bad1', 'bad2', 'bad3']) {
+      const sha = await remote.commit({ 'v.txt': `${content}\n` });
+      const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+      const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+      outcomes.push((await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '')).status);
+    }
+    await hook.daemon.queue.whenIdle();
+    expect(outcomes).toEqual(['succeeded', 'failed', 'failed', 'failed']);
+    expect((await runsOf(join(dir, 'state'), 'app')).map((run) => run.status)).toEqual(['succeeded', 'failed', 'failed']);
+  });
 });
