@@ -76,7 +76,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   let pruneTimer: NodeJS.Timeout | undefined;
 
   let sources = createSourceFilter(config.allowFrom, config.trustProxy);
-  const store = new RunStore(config.stateDir);
+  const store = new RunStore(config.stateDir, config.logDir);
   const deliveries = new DeliveryLog({ dir: join(config.stateDir, 'deliveries'), windowMs: config.dedupWindowMs });
   const execute = createExecutor({
     store,
@@ -85,9 +85,9 @@ export function createDaemon(options: DaemonOptions): Daemon {
     knownSecrets: () => [...config.jobs.flatMap((job) => [...job.secrets, ...(job.token ? [job.token.value] : [])]), ...(config.api ? [config.api.token, ...(config.api.uiToken ? [config.api.uiToken] : [])] : [])],
     onFinished: (run) => metrics.runFinished(run),
     maxLogBytes: () => config.maxLogBytes,
-    retention: () => ({ keepRuns: config.keepRuns, logDir: config.logDir }),
+    keepRuns: () => config.keepRuns,
   });
-  const queue = new RunQueue({ store, execute, job: (name) => index.get(name), maxParallel: config.maxParallel, logDir: config.logDir, logger: logger.child({ area: 'queue' }), paused: true, onFinished: (run) => metrics.runFinished(run) });
+  const queue = new RunQueue({ store, execute, job: (name) => index.get(name), maxParallel: config.maxParallel, logger: logger.child({ area: 'queue' }), paused: true, onFinished: (run) => metrics.runFinished(run) });
   const hooks = createHookHandler({
     providers: builtinProviders(),
     jobs: () => index,

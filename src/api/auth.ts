@@ -3,11 +3,16 @@ import { secretsEqual } from '../providers/constant-time.js';
 
 export type Access = 'operator' | 'read-only';
 
-/** The token a request carries: `Authorization: Bearer <token>`, or Basic with the token as password (browsers). */
-function presentedToken(header: string | undefined): string | undefined {
+/**
+ * The token a request carries: `Authorization: Bearer <token>`, or, for reads only, Basic with
+ * the token as password (browsers). A browser resends cached Basic credentials on requests
+ * other sites make it send, so Basic never authorises a change (no cross-site deploys).
+ */
+function presentedToken(header: string | undefined, reading: boolean): string | undefined {
   if (header === undefined) return undefined;
   const bearer = /^Bearer (\S{1,1024})$/.exec(header);
   if (bearer?.[1]) return bearer[1];
+  if (!reading) return undefined;
   const basic = /^Basic ([A-Za-z0-9+/=]{1,2048})$/.exec(header);
   if (!basic?.[1]) return undefined;
   const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
@@ -27,7 +32,7 @@ export function requireToken(tokens: () => { token: string; uiToken?: string } |
       res.status(404).json({ error: 'the operator API is off: configure api.token_env or api.token_file' });
       return;
     }
-    const token = presentedToken(req.headers.authorization);
+    const token = presentedToken(req.headers.authorization, req.method === 'GET' || req.method === 'HEAD');
     // Both comparisons always run, so timing does not tell which token was close.
     const operator = token !== undefined && secretsEqual(configured.token, token);
     const reader = token !== undefined && configured.uiToken !== undefined && secretsEqual(configured.uiToken, token);

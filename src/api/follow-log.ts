@@ -26,7 +26,18 @@ export async function sendLog(req: Request, res: Response, path: string, follow:
           const { bytesRead } = await handle.read(buffer, 0, CHUNK_BYTES, offset);
           if (bytesRead === 0 || closed) break;
           offset += bytesRead;
-          if (!res.write(Buffer.from(buffer.subarray(0, bytesRead)))) await new Promise((resolve) => res.once('drain', resolve));
+          if (!res.write(Buffer.from(buffer.subarray(0, bytesRead))) && !res.destroyed) {
+            // A client that went away never drains: stop waiting when the response closes.
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                res.off('drain', done);
+                res.off('close', done);
+                resolve();
+              };
+              res.once('drain', done);
+              res.once('close', done);
+            });
+          }
         }
       } finally {
         await handle.close();

@@ -12,7 +12,7 @@ import { runCommand } from '../runner/run-command.js';
 import type { RunStore } from '../store/run-store.js';
 import { commandEnvironment } from './command-env.js';
 import { jobGitAuth } from './git-auth.js';
-import type { ExecuteRun } from './run-queue.js';
+import type { ExecuteRun, RunStop } from './run-queue.js';
 import type { RunRecord, RunStatus } from './run-record.js';
 
 export interface ExecutorOptions {
@@ -26,8 +26,8 @@ export interface ExecutorOptions {
   maxLogBytes: () => number;
   /** Told about every run that reaches its end (metrics). */
   onFinished?: (run: RunRecord) => void;
-  /** Finished runs kept per job, with their logs, and where the logs are. */
-  retention: () => { keepRuns: number; logDir: string };
+  /** Finished runs kept per job, with their logs. */
+  keepRuns: () => number;
   now?: () => Date;
 }
 
@@ -38,10 +38,10 @@ interface Outcome {
   reason?: string;
 }
 
-/** How a stopped run is recorded, by the reason its signal was aborted with. */
-function stoppedOutcome(signal: AbortSignal, during: string): Outcome {
-  if (signal.reason === 'shutdown') return { status: 'interrupted', reason: `the daemon shut down ${during}; the run is repeated after restart` };
-  return { status: 'cancelled', reason: `the run was cancelled ${during}` };
+/** How a stopped run is recorded: cancelled by an operator, or interrupted by a shutdown (and repeated). */
+function stoppedOutcome(stop: RunStop, during: string): Outcome {
+  if (stop.cancelled()) return { status: 'cancelled', reason: `the run was cancelled ${during}` };
+  return { status: 'interrupted', reason: `the daemon shut down ${during}; the run is repeated after restart` };
 }
 
 /** Payload data shown in the log header cannot forge lines: control characters are replaced. */
@@ -65,13 +65,14 @@ interface DeployContext {
   run: RunRecord;
   job: JobConfig;
   log: RunLog;
-  signal: AbortSignal;
+  stop: RunStop;
   baseEnv: Readonly<Record<string, string>>;
   persist: () => void;
 }
 
 async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
-  const { run, job, log, signal, baseEnv } = context;
+  const { run, job, log, stop, baseEnv } = context;
+  const signal = stop.signal;
   const target = run.exact ? `exactly ${run.sha}` : run.branch !== undefined ? `the tip of ${printable(run.branch)} (pushed: ${run.sha})` : run.tag !== undefined ? `the commit of tag ${printable(run.tag)}` : run.sha;
   log.note(`syncing ${job.checkout} to ${target}`);
   try {
@@ -95,14 +96,14 @@ async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outco
     return undefined;
   } catch (error) {
     if (error instanceof RunAbortedError) {
-      return signal.aborted ? stoppedOutcome(signal, 'while git was running') : { status: 'timed_out', reason: `the run exceeded its timeout of ${formatDuration(job.timeoutMs)} while git was running` };
+      return signal.aborted ? stoppedOutcome(stop, 'while git was running') : { status: 'timed_out', reason: `the run exceeded its timeout of ${formatDuration(job.timeoutMs)} while git was running` };
     }
     return { status: 'failed', reason: error instanceof DeployhookError ? error.message : `git failed: ${String(error)}` };
   }
 }
 
 async function deploy(context: DeployContext): Promise<Outcome> {
-  const { run, job, log, signal } = context;
+  const { run, job, log, stop } = context;
   const deadline = Date.now() + job.timeoutMs;
   const timeout = new AbortController();
   // setTimeout fires at once for more than 2^31-1 ms; such a timeout is effectively none.
@@ -126,7 +127,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
     output: log.output,
     timeoutMs: Math.max(0, deadline - Date.now()),
     killAfterMs: job.killGraceMs,
-    signal,
+    signal: stop.signal,
     onStart: (pgid) => {
       run.pgid = pgid;
       void processStartTime(pgid).then((startTime) => {
@@ -140,7 +141,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   const ended = { exitCode: result.exitCode, signal: result.signal };
   if (result.startError !== undefined) return { ...ended, status: 'failed', reason: result.startError };
   if (result.timedOut) return { ...ended, status: 'timed_out', reason: `the run exceeded its timeout of ${formatDuration(job.timeoutMs)}` };
-  if (result.cancelled) return { ...ended, ...stoppedOutcome(signal, 'while the command was running') };
+  if (result.cancelled) return { ...ended, ...stoppedOutcome(stop, 'while the command was running') };
   if (result.exitCode === 0) return { ...ended, status: 'succeeded' };
   return { ...ended, status: 'failed', reason: result.signal ? `the command was killed by ${result.signal}` : `the command exited with code ${String(result.exitCode)}` };
 }
@@ -171,8 +172,14 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
   } catch (error) {
     return { status: 'failed', reason: `could not open the run log at ${run.logPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
   }
-  writeHeader(log, run);
-  const outcome = await deploy({ ...context, log });
+  let outcome: Outcome;
+  try {
+    writeHeader(log, run);
+    outcome = await deploy({ ...context, log });
+  } catch (error) {
+    // Whatever went wrong, the run ends with a record and a closed log, never stuck `running`.
+    outcome = { status: 'failed', reason: `deployhook failed: ${error instanceof Error ? error.message : String(error)}` };
+  }
   await log.close(closingLine(outcome, elapsedMs()));
   if (log.error && outcome.status === 'succeeded') {
     return { ...outcome, status: 'failed', reason: `the run log could not be written completely: ${(log.error as NodeJS.ErrnoException).code ?? log.error.message}` };
@@ -183,7 +190,7 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
 /** Brings the checkout to the run's commit, runs the job's command, and records everything. */
 export function createExecutor(options: ExecutorOptions): ExecuteRun {
   const now = options.now ?? (() => new Date());
-  return async (run, job, signal) => {
+  return async (run, job, stop) => {
     const logger = options.logger.child({ job: job.name, run: run.id, delivery: run.trigger.delivery });
     // Saves of one record happen in order, so a late save never overwrites a newer state.
     let saving: Promise<void> = Promise.resolve();
@@ -197,7 +204,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     await saving;
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
-    const final = await logAndDeploy({ run, job, signal, baseEnv: options.baseEnv, persist }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
+    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
     const finished = now();
     run.status = final.status;
     run.finishedAt = finished.toISOString();
@@ -209,8 +216,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     await saving;
     logger.info({ status: run.status, exitCode: run.exitCode, durationMs: run.durationMs, deployedSha: run.deployedSha }, 'run finished');
     options.onFinished?.(run);
-    const { keepRuns, logDir } = options.retention();
-    await options.store.prune(job.name, keepRuns, logDir).catch((error: unknown) => logger.error({ err: error }, 'could not remove old runs'));
+    await options.store.prune(job.name, options.keepRuns()).catch((error: unknown) => logger.error({ err: error }, 'could not remove old runs'));
     return run;
   };
 }

@@ -1,14 +1,16 @@
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { JobConfig } from '../config/types.js';
 import type { RunStore } from '../store/run-store.js';
 import type { RunRecord } from './run-record.js';
 
-/**
- * Runs one run to its end; resolves with the final record (already saved). Aborting
- * `signal` stops it; the reason (`shutdown`, `cancelled`) decides how it is recorded.
- */
-export type ExecuteRun = (run: RunRecord, job: JobConfig, signal: AbortSignal) => Promise<RunRecord>;
+/** How a running run is stopped: `signal` aborts it; `cancelled()` tells an operator's cancel from a shutdown. */
+export interface RunStop {
+  signal: AbortSignal;
+  cancelled(): boolean;
+}
+
+/** Runs one run to its end; resolves with the final record (already saved). */
+export type ExecuteRun = (run: RunRecord, job: JobConfig, stop: RunStop) => Promise<RunRecord>;
 
 /** What a run is asked to deploy (validated data), with the verified payload for DEPLOYHOOK_EVENT_FILE. */
 export type RunRequest = Pick<RunRecord, 'trigger' | 'repo' | 'ref' | 'branch' | 'tag' | 'sha' | 'before' | 'exact'> & { event: Buffer };
@@ -20,7 +22,7 @@ interface Entry {
 }
 
 interface JobState {
-  running?: { entry: Entry; stop: AbortController } | undefined;
+  running?: { entry: Entry; stop: AbortController; cancelled: boolean } | undefined;
   pending?: Entry | undefined;
   /** The latest arrival accepted for the job, running or waiting. */
   newest?: Entry | undefined;
@@ -32,7 +34,6 @@ export interface RunQueueOptions {
   /** The current jobs by name: a run starts with the job's config as it is when it starts. */
   job: (name: string) => JobConfig | undefined;
   maxParallel: number;
-  logDir: string;
   logger: Logger;
   /** Told about runs that end without starting (superseded, cancelled), for metrics. */
   onFinished?: (run: RunRecord) => void;
@@ -77,7 +78,7 @@ export class RunQueue {
    */
   async enqueue(job: JobConfig, request: RunRequest): Promise<RunRecord> {
     const seq = ++this.#seq;
-    const { store, logDir } = this.#options;
+    const { store } = this.#options;
     const id = store.newRunId();
     const record: RunRecord = {
       id,
@@ -92,7 +93,7 @@ export class RunQueue {
       ...(request.exact ? { exact: true } : {}),
       before: request.before,
       queuedAt: this.#now().toISOString(),
-      logPath: join(logDir, job.name, `${id}.log`),
+      logPath: store.logPath(job.name, id),
       eventFile: store.eventFile(job.name, id),
     };
     await store.create(record, request.event);
@@ -155,6 +156,8 @@ export class RunQueue {
         return true;
       }
       if (state.running?.entry.record.id === runId) {
+        // Wins over a shutdown that is already stopping the run: it is recorded as cancelled, not repeated.
+        state.running.cancelled = true;
         state.running.stop.abort('cancelled');
         return true;
       }
@@ -232,13 +235,16 @@ export class RunQueue {
         this.#finishUnstarted(entry.record, 'cancelled', `job ${name} is no longer in the config`);
         continue;
       }
-      const stop = new AbortController();
-      state.running = { entry, stop };
+      const running = { entry, stop: new AbortController(), cancelled: false };
+      state.running = running;
       this.#active += 1;
       this.#options
-        .execute(entry.record, job, stop.signal)
-        .catch((error: unknown) => {
+        .execute(entry.record, job, { signal: running.stop.signal, cancelled: () => running.cancelled })
+        .catch(async (error: unknown) => {
+          // A backstop: the run must not stay `running` while the daemon is up.
           this.#options.logger.error({ job: name, run: entry.record.id, err: error }, 'run ended with an unexpected error');
+          Object.assign(entry.record, { status: 'failed', reason: `deployhook failed: ${error instanceof Error ? error.message : String(error)}`, finishedAt: this.#now().toISOString() });
+          await this.#options.store.save(entry.record).catch(() => undefined);
         })
         .finally(() => {
           this.#active -= 1;

@@ -20,7 +20,7 @@ class SlowStore extends RunStore {
   readonly #held: Promise<void>;
 
   constructor(stateDir: string, readonly slowSha: string) {
-    super(stateDir);
+    super(stateDir, join(stateDir, '..', 'logs'));
     this.#held = new Promise((resolve) => {
       this.release = resolve;
     });
@@ -44,7 +44,6 @@ describe('the run queue', () => {
       store,
       job: () => job,
       maxParallel: 4,
-      logDir: join(dir, 'logs'),
       logger: pino({ level: 'silent' }),
       execute: async (run) => {
         executed.push(run.sha);
