@@ -101,6 +101,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     onDelivery: (provider, outcome) => metrics.delivery(provider, outcome),
   });
   let server: Server | undefined;
+  // Replaced once the runs on disk are loaded; until then there is nothing to report.
   let metrics = createMetrics({ queueDepth: () => queue.depth });
 
   return {
@@ -172,18 +173,20 @@ export function createDaemon(options: DaemonOptions): Daemon {
         if (error instanceof ConfigError) logger.error({ issues: error.issues.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
         throw error;
       }
-      // Certificates are read again (renewed ones take effect); turning TLS on or off needs a restart.
-      const tlsOptions = next.tls !== undefined && config.tls !== undefined ? await readTlsOptions(next.tls) : undefined;
       for (const key of ['listen', 'stateDir', 'logDir'] as const) {
         if (JSON.stringify(next[key]) !== JSON.stringify(config[key])) logger.warn({ key }, 'this setting changes only on restart; keeping the running value');
       }
+      // Certificate and key are read again (renewed ones take effect). Whether TLS is on, and
+      // whether clients must present certificates (client_ca), is fixed when the listener starts.
+      if ((next.tls === undefined) !== (config.tls === undefined) || next.tls?.clientCa !== config.tls?.clientCa) {
+        logger.warn({ key: 'tls' }, 'turning TLS or tls.client_ca on or off changes only on restart; keeping the running value');
+      }
+      const tls = config.tls === undefined ? undefined : { ...config.tls, ...(next.tls ? { cert: next.tls.cert, key: next.tls.key } : {}) };
+      if (tls && server instanceof HttpsServer) server.setSecureContext(await readTlsOptions(tls));
       const removed = config.jobs.filter((job) => !next.jobs.some((candidate) => candidate.name === job.name));
-      if ((next.tls === undefined) !== (config.tls === undefined)) logger.warn({ key: 'tls' }, 'this setting changes only on restart; keeping the running value');
-      if (tlsOptions && server instanceof HttpsServer) server.setSecureContext(tlsOptions);
-      const keptTls = config.tls;
       config = { ...next, listen: config.listen, stateDir: config.stateDir, logDir: config.logDir };
-      if (keptTls === undefined) delete config.tls;
-      else config.tls = next.tls ?? keptTls;
+      delete config.tls;
+      if (tls) config.tls = tls;
       sources = createSourceFilter(config.allowFrom, config.trustProxy);
       if (server) server.maxConnections = config.maxConnections;
       index = new JobIndex(config.jobs);

@@ -38,35 +38,55 @@ async function serve(options: { config: string; listen?: string }): Promise<void
   const logger = createLogger({ level: process.env.DEPLOYHOOK_LOG_LEVEL ?? 'info' });
   for (const warning of config.warnings) logger.warn({ warning }, 'config warning');
   const daemon = createDaemon({ config, logger, env: process.env });
-  await daemon.start().catch(fail);
 
+  // Signals are handled from the first moment: one that arrives while recovery is still
+  // running takes effect once the daemon has started, instead of killing it.
+  let started = false;
   let stopping = false;
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
+  let reloadWaiting = false;
+  const exit = (code: number) => {
+    logger.flush();
+    process.exit(code);
+  };
+  const stop = () => {
     daemon.stop().then(
       () => {
         logger.info('stopped');
-        logger.flush();
-        process.exit(0);
+        exit(0);
       },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
-        logger.flush();
-        process.exit(1);
+        exit(1);
       },
     );
+  };
+  const reload = () => {
+    logger.info('reloading the config');
+    daemon.reload().catch((error: unknown) => {
+      if (!(error instanceof ConfigError)) logger.error({ err: error }, 'reload failed');
+    });
+  };
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'a second signal: exiting now; running commands are stopped and repeated after restart');
+      exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    if (started) stop();
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
   // systemctl reload: re-read the config; an invalid one is logged and the old one kept.
   process.on('SIGHUP', () => {
-    logger.info('reloading the config');
-    daemon.reload().catch((error: unknown) => {
-      if (!(error instanceof ConfigError)) logger.error({ err: error }, 'reload failed');
-    });
+    if (started) reload();
+    else reloadWaiting = true;
   });
+
+  await daemon.start().catch(fail);
+  started = true;
+  if (stopping) stop();
+  else if (reloadWaiting) reload();
 }
 
 async function check(options: { config: string }): Promise<void> {

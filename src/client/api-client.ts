@@ -20,7 +20,8 @@ export class ApiClient {
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
     } catch (cause) {
-      throw new DeployhookError('DAEMON_UNREACHABLE', `Could not reach deployhook at ${this.url}: is the daemon running?`, { cause });
+      const reason = cause instanceof Error && cause.cause instanceof Error ? ` (${cause.cause.message})` : '';
+      throw new DeployhookError('DAEMON_UNREACHABLE', `Could not reach deployhook at ${this.url}: is the daemon running?${reason}`, { cause });
     }
     if (response.ok) return response;
     const text = await response.text();
@@ -46,7 +47,11 @@ export class ApiClient {
   async *stream(path: string): AsyncGenerator<Uint8Array> {
     const response = await this.#request('GET', path);
     if (!response.body) return;
-    for await (const chunk of response.body) yield chunk as Uint8Array;
+    try {
+      for await (const chunk of response.body) yield chunk as Uint8Array;
+    } catch (cause) {
+      throw new DeployhookError('STREAM_CLOSED', `The connection to deployhook at ${this.url} closed before the run ended: is the daemon shutting down?`, { cause });
+    }
   }
 }
 

@@ -17,7 +17,7 @@ type Print = (text: string) => void;
 
 function duration(run: RunRecord): string {
   if (run.durationMs !== undefined) return formatDuration(run.durationMs);
-  if (run.startedAt) return `${formatDuration(Date.now() - Date.parse(run.startedAt))}…`;
+  if (run.startedAt && run.status === 'running') return `${formatDuration(Date.now() - Date.parse(run.startedAt))}…`;
   return '-';
 }
 

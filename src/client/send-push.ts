@@ -26,7 +26,7 @@ export function defaultHookUrl(config: Config, job: JobConfig): string {
   const { host, port } = config.listen;
   const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   const hostPart = reachable.includes(':') ? `[${reachable}]` : reachable;
-  return `http://${hostPart}:${port}/hooks/${job.provider}`;
+  return `${config.tls ? 'https' : 'http'}://${hostPart}:${port}/hooks/${job.provider}`;
 }
 
 /** Sends `job` a correctly signed push, exactly as its Git host would, and returns the reply. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { JobConfig } from '../config/types.js';
-import { checkSha, normalizeRef, resolveTarget } from './resolve-target.js';
+import { checkSha, resolveTarget } from './resolve-target.js';
 import type { RunQueue } from './run-queue.js';
 import type { RunRecord } from './run-record.js';
 
@@ -20,7 +20,8 @@ export interface ManualDeploy {
  */
 export async function queueManualDeploy(queue: RunQueue, job: JobConfig, request: ManualDeploy, env: Readonly<Record<string, string | undefined>>): Promise<RunRecord> {
   const exact = request.sha !== undefined;
-  const target = exact ? { ref: request.ref !== undefined ? normalizeRef(request.ref) : '', sha: checkSha(request.sha ?? '') } : await resolveTarget(job, { ref: request.ref }, env);
+  // A rollback names its commit; the ref (for DEPLOYHOOK_REF) defaults to the remote's HEAD branch.
+  const target = exact ? await resolveTarget(job, { ref: request.ref, sha: checkSha(request.sha ?? '') }, env) : await resolveTarget(job, { ref: request.ref }, env);
   const branch = target.ref.startsWith('refs/heads/') ? target.ref.slice('refs/heads/'.length) : undefined;
   const requestedBy = request.requestedBy.replace(/[^\w.@+:/ -]/g, '?').slice(0, 100) || 'unknown';
   const event = { manual: true, ref: target.ref, sha: target.sha, exact, requested_by: requestedBy };

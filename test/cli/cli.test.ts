@@ -62,6 +62,7 @@ describe('deployhook check', () => {
     const main = (await readFile(join(REPO_ROOT, 'config', 'production.example.yml'), 'utf8')).replaceAll('/var/lib/deployhook', join(dir, 'state')).replaceAll('/var/log/deployhook', join(dir, 'log'));
     await writeFile(join(etc, 'deployhook.yml'), main);
     await writeFile(join(etc, 'tokens', 'infra'), 'github_pat_example\n');
+    await writeFile(join(etc, 'api-token'), `${SECRET}\n`);
     await writeFile(join(etc, 'secrets', 'k8s-apps'), `${SECRET}\n`);
     await mkdir(join(etc, 'keys'));
     for (const file of ['keys/infra', 'keys/k8s-apps', 'known_hosts']) await writeFile(join(etc, file), 'placeholder\n');

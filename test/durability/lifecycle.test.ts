@@ -46,12 +46,12 @@ describe('SIGTERM in the middle of a run', () => {
     const id = accepted.body.runs?.[0]?.id ?? '';
     await until('the command to start', async () => (await readRun(state, 'slow', id).catch(() => undefined))?.pgid !== undefined);
 
-    first.process.kill('SIGTERM');
+    const exited = first.stop('SIGTERM');
     await until('the daemon to log that it is shutting down', async () => first.lines.some((line) => line.msg === 'shutting down'));
     const draining = await push(first.port, 'acme/slow', sha);
     expect(draining.status).toBe(503);
     expect(draining.headers.get('retry-after')).toBe('10');
-    expect(await first.stop()).toBe(0);
+    expect(await exited).toBe(0);
 
     const interrupted = await readRun(state, 'slow', id);
     expect(interrupted).toMatchObject({ status: 'interrupted', reason: expect.stringContaining('the daemon shut down while the command was running') });
