@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Acknowledgement throughput: signed GitHub pushes answered per second, deployhook beside
+# adnanh/webhook, with wrk (16 connections, 2 threads).
+#   (a) no match: the job (hook) wants another branch: verify, decide, reply 200
+#   (b) match: verify, record durably (fsync), coalesce, reply 202; the job runs `true`
+#       (adnanh/webhook runs /bin/true for every request)
+# Every request has a new X-GitHub-Delivery id, so each (b) request is a new delivery.
+# Runs are interleaved (a/b, deployhook/webhook, order alternating) and each server starts
+# fresh; medians of BENCH_RUNS runs of BENCH_SECONDS each.
+#
+#   bash bench/ack-throughput.sh        BENCH_RUNS=3 BENCH_SECONDS=10 by default
+source "$(dirname "$0")/lib/common.sh"
+
+RUNS="${BENCH_RUNS:-3}"
+SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+CONNECTIONS="${BENCH_CONNECTIONS:-16}"
+
+bench_need webhook wrk curl
+bench_need_build
+bench_workdir
+bench_snapshot
+
+make_repo "$WORK/remote.git" 1
+SHA="$(git -C "$WORK/remote.git" rev-parse main)"
+# One body for both cases: a push to main. (a) is configured for another branch.
+SIG="$(push_body "$WORK/push.json" bench/app refs/heads/main "$SHA")"
+mkdir -p "$WORK/wh-cwd" "$WORK/out"
+wh_hooks "$WORK/hooks-a.json" refs/heads/release /bin/true "$WORK/wh-cwd"
+wh_hooks "$WORK/hooks-b.json" refs/heads/main /bin/true "$WORK/wh-cwd"
+
+# run_one SERVER CASE RUN: appends "SERVER CASE RUN <BENCH line> rss_mb=.. hwm_mb=.." to results
+run_one() {
+  local server="$1" case="$2" run="$3" port line pid
+  port="$(free_port)"
+  rm -rf "$WORK/dh"
+  mkdir -p "$WORK/dh"
+  if [[ "$server" == deployhook ]]; then
+    dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$([[ $case == a ]] && echo release || echo main)" "$WORK/remote.git" '["true"]'
+    start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-$case-$run.log"
+    pid="$DH_PID"
+    line="$(wrk_run "http://127.0.0.1:$port/hooks/github" "$WORK/push.json" "$SIG" "$SECONDS_PER_RUN" "$CONNECTIONS")"
+  else
+    start_webhook "$WORK/hooks-$case.json" "$port" "$WORK/out/webhook-$case-$run.log"
+    pid="$WH_PID"
+    line="$(wrk_run "http://127.0.0.1:$port/hooks/deploy" "$WORK/push.json" "$SIG" "$SECONDS_PER_RUN" "$CONNECTIONS")"
+  fi
+  echo "$server $case $run $line rss_mb=$(rss_mb "$pid") hwm_mb=$(hwm_mb "$pid")" >>"$WORK/results"
+  note "  $server ($case) run $run: $line"
+  stop_started "$pid"
+}
+
+note "ack-throughput: $RUNS runs x ${SECONDS_PER_RUN}s, $CONNECTIONS connections, body $(wc -c <"$WORK/push.json") bytes"
+: >"$WORK/results"
+for ((run = 1; run <= RUNS; run++)); do
+  for case in a b; do
+    if ((run % 2)); then order=(deployhook webhook); else order=(webhook deployhook); fi
+    for server in "${order[@]}"; do run_one "$server" "$case" "$run"; done
+  done
+done
+
+# med SERVER CASE FIELD: the median of FIELD over the runs
+med() { median $(awk -v s="$1" -v c="$2" '$1 == s && $2 == c' "$WORK/results" | sed -n "s/.* $3=\([^ ]*\).*/\1/p"); }
+
+echo
+echo "ack-throughput: signed $(wc -c <"$WORK/push.json")-byte GitHub push, wrk -t2 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency, median of $RUNS runs"
+table_header "| case | server | req/s | p50 ms | p99 ms | replies (last run) | RSS after, MB | deployhook/webhook req/s |"
+for case in a b; do
+  for server in deployhook webhook; do
+    last="$(awk -v s="$server" -v c="$case" '$1 == s && $2 == c' "$WORK/results" | tail -1)"
+    replies="200:$(field s200 "$last") 202:$(field s202 "$last") other:$(field sother "$last") errors:$(field errors "$last")"
+    r=""
+    [[ "$server" == deployhook ]] && r="$(ratio "$(med deployhook "$case" rps)" "$(med webhook "$case" rps)")"
+    label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$server" "$(med "$server" "$case" rps)" "$(med "$server" "$case" p50_ms)" "$(med "$server" "$case" p99_ms)" "$replies" "$(med "$server" "$case" rss_mb)" "$r"
+  done
+done
+echo
+echo "per run:"
+sed 's/^/  /' "$WORK/results"
+
+if command -v wrk2 >/dev/null 2>&1; then
+  echo
+  echo "fixed rate, 1,000 req/s for ${SECONDS_PER_RUN}s (wrk2):"
+  for case in a b; do
+    port="$(free_port)"
+    rm -rf "$WORK/dh" && mkdir -p "$WORK/dh"
+    dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$([[ $case == a ]] && echo release || echo main)" "$WORK/remote.git" '["true"]'
+    start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-fixed-$case.log"
+    BENCH_BODY="$WORK/push.json" BENCH_SIGNATURE="$SIG" BENCH_NONCE="$RANDOM$RANDOM" \
+      wrk2 -R 1000 -t 2 -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" --latency -s "$BENCH_DIR/lib/signed-push.lua" "http://127.0.0.1:$port/hooks/github" | grep '^BENCH ' | sed "s/^/  deployhook ($case): /"
+    stop_started "$DH_PID"
+  done
+else
+  echo
+  echo "fixed rate at 1,000 req/s: skipped, wrk2 is not installed (Debian has no wrk2 package)."
+  echo "bench/burst.mjs paces 1,000 matching pushes over about a second and reports their p99."
+fi

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# A burst: 1,000 signed pushes for 1,000 different commits of one branch in about a second,
+# to one job. deployhook (coalescing, one run at a time) beside adnanh/webhook running the
+# typical `git fetch && git reset --hard "$SHA" && ./deploy.sh` script for every push.
+# The deploy (deploy.sh in the repository) prints a line and sleeps BENCH_DEPLOY_SECONDS.
+# Both checkouts are warm (the commit before the burst is deployed first).
+#
+#   bash bench/burst.sh        BENCH_BURST_COUNT=1000 BENCH_DEPLOY_SECONDS=1 BENCH_RUNS=1
+source "$(dirname "$0")/lib/common.sh"
+
+COUNT="${BENCH_BURST_COUNT:-1000}"
+RUNS="${BENCH_BURST_RUNS:-1}"
+export DEPLOY_SECONDS="${BENCH_DEPLOY_SECONDS:-1}"
+
+bench_need webhook curl
+bench_need_build
+bench_workdir
+bench_snapshot
+
+make_repo "$WORK/remote.git" "$((COUNT + 1))"
+git -C "$WORK/remote.git" rev-list --reverse main >"$WORK/commits"
+C0="$(head -1 "$WORK/commits")"
+mkdir -p "$WORK/out"
+
+# wait_idle RUNS_DIR: until no run is queued or running and one has succeeded (60 s at most)
+wait_idle() {
+  local i
+  for ((i = 0; i < 600; i++)); do
+    if ls "$1"/*.json >/dev/null 2>&1 && ! grep -qsE '"status": "(queued|running)"' "$1"/[0-9a-z]*[0-9a-z].json && grep -qs '"status": "succeeded"' "$1"/[0-9a-z]*[0-9a-z].json; then return 0; fi
+    sleep 0.1
+  done
+  die "the warm-up run did not finish"
+}
+
+run_deployhook() {
+  local run="$1" port dir="$WORK/dh-$1" sig
+  port="$(free_port)"
+  mkdir -p "$dir"
+  set_main "$WORK/remote.git" "$C0"
+  DH_JOB_EXTRA="    env: { DEPLOY_SECONDS: \"$DEPLOY_SECONDS\" }" \
+    dh_config "$WORK/dh.yml" "$port" "$dir" main "$WORK/remote.git" '["./deploy.sh"]' "keep_runs: $((COUNT + 100))"
+  start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-$run.log"
+  sig="$(push_body "$WORK/warm.json" bench/app refs/heads/main "$C0")"
+  curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: warm-$run" \
+    -H "X-Hub-Signature-256: $sig" --data-binary "@$WORK/warm.json" "http://127.0.0.1:$port/hooks/github"
+  wait_idle "$dir/state/runs/app"
+  node "$BENCH_DIR/lib/burst.mjs" --server deployhook --url "http://127.0.0.1:$port/hooks/github" --bare "$WORK/remote.git" \
+    --commits "$WORK/commits" --checkout "$dir/state/checkouts/app" --runs-dir "$dir/state/runs/app" --count "$COUNT" >>"$WORK/results"
+  note "  deployhook run $run: $(tail -1 "$WORK/results")"
+  stop_started "$DH_PID"
+}
+
+run_webhook() {
+  local run="$1" port dir="$WORK/wh-$1"
+  port="$(free_port)"
+  mkdir -p "$dir"
+  set_main "$WORK/remote.git" "$C0"
+  git clone -q "$WORK/remote.git" "$dir/checkout"
+  wh_hooks "$WORK/hooks.json" refs/heads/main "$BENCH_DIR/lib/typical-deploy.sh" "$dir"
+  CHECKOUT="$dir/checkout" EVENTS="$dir/events" start_webhook "$WORK/hooks.json" "$port" "$WORK/out/webhook-$run.log"
+  node "$BENCH_DIR/lib/burst.mjs" --server webhook --url "http://127.0.0.1:$port/hooks/deploy" --bare "$WORK/remote.git" \
+    --commits "$WORK/commits" --checkout "$dir/checkout" --events "$dir/events" --count "$COUNT" >>"$WORK/results"
+  note "  webhook run $run: $(tail -1 "$WORK/results")"
+  stop_started "$WH_PID"
+}
+
+note "burst: $COUNT pushes in about 1 s, deploy takes ${DEPLOY_SECONDS}s, $RUNS run(s) each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+: >"$WORK/results"
+for ((run = 1; run <= RUNS; run++)); do
+  if ((run % 2)); then run_deployhook "$run"; run_webhook "$run"; else run_webhook "$run"; run_deployhook "$run"; fi
+done
+
+node "$BENCH_DIR/lib/burst-table.mjs" "$WORK/results" "$COUNT" "$DEPLOY_SECONDS"

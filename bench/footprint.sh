@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Footprint: resident memory (VmRSS from /proc/PID/status) idle, after the acknowledgement
+# load of ack-throughput.sh (wrk (a) then (b)), and after a 1 GB log capture; and the time
+# from starting the server to its first accepted signed push (202 for deployhook, 200 with
+# the hook run for adnanh/webhook), measured by a poller that starts the server and tries
+# every 2 ms. deployhook beside adnanh/webhook, interleaved, medians.
+#
+#   bash bench/footprint.sh        BENCH_STARTS=5 BENCH_SECONDS=5 BENCH_LOG_BYTES=1000000000
+source "$(dirname "$0")/lib/common.sh"
+
+STARTS="${BENCH_STARTS:-5}"
+LOAD_SECONDS="${BENCH_SECONDS:-5}"
+BYTES="${BENCH_LOG_BYTES:-1000000000}"
+
+bench_need webhook wrk curl
+bench_need_build
+bench_workdir
+bench_snapshot
+
+make_repo "$WORK/remote.git" 1
+SHA="$(git -C "$WORK/remote.git" rev-parse main)"
+SIG_MAIN="$(push_body "$WORK/push-main.json" bench/app refs/heads/main "$SHA")"
+SIG_OTHER="$(push_body "$WORK/push-other.json" bench/app refs/heads/feature "$SHA")"
+SIG_LOG="$(push_body "$WORK/push-log.json" bench/log refs/heads/main "$SHA")"
+LINE='2026-11-23T12:00:00.000Z INFO  deploy: TASK [nginx : ensure packages] ok: [web-042] => (item=nginx) changed=false'
+# shellcheck disable=SC2016 # expanded by the command's own bash
+SCRIPT='yes "$LINE" | head -c "$BYTES"'
+mkdir -p "$WORK/out" "$WORK/wh-cwd"
+
+# config PORT DIR: job `app` (bench/app, main, runs `true`) and job `log` (bench/log, 1 GB of output)
+config() {
+  local command
+  command="$(node -e 'console.log(JSON.stringify(["bash", "-c", process.argv[1]]))' "$SCRIPT")"
+  dh_config "$WORK/dh.yml" "$1" "$2" main "$WORK/remote.git" '["true"]'
+  cat >>"$WORK/dh.yml" <<YAML
+  - name: log
+    provider: github
+    repo: bench/log
+    branches: ["main"]
+    secret_env: BENCH_SECRET
+    remote: $WORK/remote.git
+    command: $command
+    env: { LINE: "$LINE", BYTES: "$BYTES" }
+YAML
+}
+wh_hooks "$WORK/hooks.json" refs/heads/main /bin/true "$WORK/wh-cwd"
+
+: >"$WORK/results"
+note "footprint: $STARTS starts each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for ((i = 1; i <= STARTS; i++)); do
+  for server in $( ((i % 2)) && echo deployhook webhook || echo webhook deployhook); do
+    port="$(free_port)"
+    if [[ "$server" == deployhook ]]; then
+      rm -rf "$WORK/dh" && mkdir -p "$WORK/dh"
+      config "$port" "$WORK/dh"
+      line="$(node "$BENCH_DIR/lib/startup.mjs" --url "http://127.0.0.1:$port/hooks/github" --body "$WORK/push-main.json" --signature "$SIG_MAIN" --status 202 \
+        --log "$WORK/out/startup.log" -- node "$CLI" serve --config "$WORK/dh.yml")"
+    else
+      line="$(node "$BENCH_DIR/lib/startup.mjs" --url "http://127.0.0.1:$port/hooks/deploy" --body "$WORK/push-main.json" --signature "$SIG_MAIN" --status 200 \
+        --log "$WORK/out/startup.log" -- webhook -hooks "$WORK/hooks.json" -port "$port" -ip 127.0.0.1)"
+    fi
+    echo "start $server $line" >>"$WORK/results"
+    note "  $server start $i: $line"
+  done
+done
+
+# Idle, after load, after the log capture: one daemon of each, started fresh.
+for server in deployhook webhook; do
+  port="$(free_port)"
+  if [[ "$server" == deployhook ]]; then
+    rm -rf "$WORK/dh" && mkdir -p "$WORK/dh"
+    config "$port" "$WORK/dh"
+    start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook.log"
+    pid="$DH_PID" path=/hooks/github
+  else
+    start_webhook "$WORK/hooks.json" "$port" "$WORK/out/webhook.log"
+    pid="$WH_PID" path=/hooks/deploy
+  fi
+  sleep 2
+  echo "rss $server idle $(rss_mb "$pid")" >>"$WORK/results"
+  a="$(wrk_run "http://127.0.0.1:$port$path" "$WORK/push-other.json" "$SIG_OTHER" "$LOAD_SECONDS")"
+  b="$(wrk_run "http://127.0.0.1:$port$path" "$WORK/push-main.json" "$SIG_MAIN" "$LOAD_SECONDS")"
+  note "  $server load: (a) $a; (b) $b"
+  sleep 2
+  echo "rss $server after-load $(rss_mb "$pid") $(hwm_mb "$pid")" >>"$WORK/results"
+  if [[ "$server" == deployhook ]]; then
+    curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: footprint-log" \
+      -H "X-Hub-Signature-256: $SIG_LOG" --data-binary "@$WORK/push-log.json" "http://127.0.0.1:$port/hooks/github"
+    for ((i = 0; i < 3000; i++)); do
+      grep -qsE '"status": "(succeeded|failed)"' "$WORK"/dh/state/runs/log/[0-9a-z]*.json && break
+      sleep 0.1
+    done
+    sleep 2
+    echo "rss $server after-log $(rss_mb "$pid") $(hwm_mb "$pid")" >>"$WORK/results"
+  fi
+  stop_started "$pid"
+done
+
+startup() { median $(awk -v s="$1" '$1 == "start" && $2 == s { print $3 }' "$WORK/results" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"); }
+rss() { awk -v s="$1" -v w="$2" -v c="$3" '$1 == "rss" && $2 == s && $3 == w { print $c }' "$WORK/results"; }
+fmt() { awk -v x="$1" 'BEGIN { if (x == "n/a" || x == "") print "n/a"; else printf "%.0f", x }'; }
+echo
+echo "footprint: start to first accepted push, median of $STARTS starts; RSS (VmRSS, peak VmHWM) of one fresh server"
+table_header "| | deployhook | adnanh/webhook | deployhook/webhook |"
+dh_start="$(startup deployhook acceptedMs)"
+wh_start="$(startup webhook acceptedMs)"
+printf '| start to first accepted push, ms | %s | %s | %s |\n' "$(fmt "$dh_start")" "$(fmt "$wh_start")" "$(ratio "$dh_start" "$wh_start")"
+printf '| start to first answer of any kind, ms | %s | %s | |\n' "$(fmt "$(startup deployhook firstAnswerMs)")" "$(fmt "$(startup webhook firstAnswerMs)")"
+printf '| RSS idle, MB | %s | %s | %s |\n' "$(rss deployhook idle 4)" "$(rss webhook idle 4)" "$(ratio "$(rss deployhook idle 4)" "$(rss webhook idle 4)")"
+printf '| RSS after wrk (a) and (b), %ss each (peak), MB | %s (%s) | %s (%s) | |\n' "$LOAD_SECONDS" "$(rss deployhook after-load 4)" "$(rss deployhook after-load 5)" "$(rss webhook after-load 4)" "$(rss webhook after-load 5)"
+printf '| RSS after a %s-byte log capture (peak), MB | %s (%s) | | |\n' "$BYTES" "$(rss deployhook after-log 4)" "$(rss deployhook after-log 5)"
+echo
+echo "raw:"
+sed 's/^/  /' "$WORK/results"

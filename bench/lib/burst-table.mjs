@@ -1,0 +1,44 @@
+// Prints burst.sh's table from the JSON lines burst.mjs wrote (one per server and run).
+//
+//   node bench/lib/burst-table.mjs RESULTS COUNT DEPLOY_SECONDS
+import { readFileSync } from 'node:fs';
+
+const [file, count, deploySeconds] = process.argv.slice(2);
+const all = readFileSync(file, 'utf8').split('\n').map((line) => line.trim()).filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
+const of = (server) => all.filter((r) => r.server === server);
+const ms = (x) => (x === null || x === undefined ? 'never' : `${Math.round(x)} ms`);
+
+/** The median over runs (a run where it never happened counts as never), then each run's value. */
+function timing(values) {
+  const sorted = values.map((v) => (v === null || v === undefined ? Infinity : v)).sort((a, b) => a - b);
+  const middle = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+  const median = Number.isFinite(middle) ? ms(middle) : 'never';
+  return values.length > 1 ? `${median} (${values.map((v) => (v === null || v === undefined ? 'never' : Math.round(v))).join(', ')})` : median;
+}
+const each = (f) => (rs) => rs.map(f).join(', ');
+
+const rows = [
+  ['pushes acknowledged (202 / 200)', each((r) => `${r.acknowledged}/${r.pushes}`)],
+  ['pushes sent within', (rs) => timing(rs.map((r) => r.sentInMs))],
+  ['ack latency p50', (rs) => timing(rs.map((r) => r.ackP50Ms))],
+  ['ack latency p99', (rs) => timing(rs.map((r) => r.ackP99Ms))],
+  ['all acknowledged after', (rs) => timing(rs.map((r) => r.allAckedMs))],
+  ['deploys run', each((r) => r.runsExecuted ?? r.deploysStarted)],
+  ['  succeeded / failed', each((r) => (r.server === 'deployhook' ? `${r.runStatuses.succeeded ?? 0} / ${(r.runStatuses.failed ?? 0) + (r.runStatuses.timed_out ?? 0)}` : `${r.deploysSucceeded} / ${r.deploysFailed}`))],
+  ['  superseded (recorded, not run)', each((r) => (r.server === 'deployhook' ? String(r.runStatuses.superseded ?? 0) : '-'))],
+  ['most deploys at once', each((r) => r.maxAtOnce)],
+  ['checkout ends at the newest commit', each((r) => (r.finalHeadCommit === r.newestCommit ? 'yes' : `no (commit ${r.finalHeadCommit})`))],
+  ['HEAD at the newest commit (for good) after', (rs) => timing(rs.map((r) => r.headAtNewestMs))],
+  ['a deploy of the newest commit done after', (rs) => timing(rs.map((r) => r.newestDeployedDoneMs))],
+  ['idle (last deploy ended) after', (rs) => timing(rs.map((r) => r.idleMs))],
+  ['HEAD moved', each((r) => `${r.headChanges}x`)],
+];
+const runs = of('deployhook').length;
+console.log(`\nburst: ${count} signed pushes of ${count} commits to one job, paced over about 1 s (open loop, 64 keep-alive sockets); deploy.sh sleeps ${deploySeconds}s; times from the first push; ${runs} run(s) each: median (each run)`);
+console.log('| | deployhook | adnanh/webhook + typical script |');
+console.log('|---|---|---|');
+for (const [label, f] of rows) console.log(`| ${label} | ${f(of('deployhook'))} | ${f(of('webhook'))} |`);
+const failures = of('deployhook').flatMap((r) => r.failures ?? []);
+if (failures.length > 0) console.log(`\ndeployhook runs that failed: ${failures.join('; ')}`);
+console.log('\nper run:');
+for (const r of all) console.log(`  ${JSON.stringify(r)}`);

@@ -1,0 +1,263 @@
+// One burst against one server: COUNT signed pushes for COUNT different commits of one
+// branch, paced evenly over DURATION ms (open loop: latency counts from the time a push was
+// due, so a slow server is not excused by a client that waits for it). Before each push the
+// bare repository's main is moved to its commit, as the push itself would have done.
+// Meanwhile the checkout's HEAD is watched. Afterwards it waits until the server is idle
+// and prints one JSON object with what happened. bench/burst.sh runs it for both servers.
+//
+//   node bench/lib/burst.mjs --server deployhook|webhook --url URL --bare BARE.git
+//     --commits FILE (oldest first; line 1 is already deployed) --checkout DIR
+//     [--runs-dir DIR] (deployhook) [--events FILE] (webhook) [--count 1000] [--duration-ms 1000]
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { examplePush, pushBody, signature } from './payload.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    server: { type: 'string' },
+    url: { type: 'string' },
+    bare: { type: 'string' },
+    commits: { type: 'string' },
+    checkout: { type: 'string' },
+    'runs-dir': { type: 'string' },
+    events: { type: 'string' },
+    count: { type: 'string', default: '1000' },
+    'duration-ms': { type: 'string', default: '1000' },
+    sockets: { type: 'string', default: '64' },
+    'timeout-s': { type: 'string', default: '240' },
+  },
+});
+const secret = process.env.BENCH_SECRET;
+if (!args.server || !args.url || !args.bare || !args.commits || !args.checkout || !secret) {
+  console.error('usage: burst.mjs --server S --url URL --bare DIR --commits FILE --checkout DIR [--runs-dir DIR | --events FILE]; secret in $BENCH_SECRET');
+  process.exit(2);
+}
+const count = Number(args.count);
+const durationMs = Number(args['duration-ms']);
+const commits = readFileSync(args.commits, 'utf8').trim().split('\n');
+if (commits.length < count + 1) throw new Error(`expected at least ${count + 1} commits in ${args.commits}, got ${commits.length}`);
+const indexOf = new Map(commits.map((sha, index) => [sha, index]));
+const newest = commits[count];
+const nonce = `${Date.now().toString(16).slice(-8)}`;
+const url = new URL(args.url);
+
+// Everything a push needs is made before the clock starts.
+const template = examplePush();
+const pushes = [];
+for (let i = 1; i <= count; i++) {
+  const body = pushBody(template, { repo: 'bench/app', ref: 'refs/heads/main', after: commits[i], before: commits[i - 1] });
+  pushes.push({
+    sha: commits[i],
+    body,
+    headers: {
+      'content-type': 'application/json',
+      'content-length': String(body.length),
+      'user-agent': 'GitHub-Hookshot/bench',
+      'x-github-event': 'push',
+      'x-github-hook-id': '42',
+      'x-github-delivery': `${nonce}-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      'x-hub-signature-256': signature(secret, body),
+    },
+  });
+}
+
+const mainRef = join(args.bare, 'refs', 'heads', 'main');
+function moveMain(sha) {
+  writeFileSync(`${mainRef}.bench-tmp`, `${sha}\n`);
+  renameSync(`${mainRef}.bench-tmp`, mainRef);
+}
+
+/** The checkout's HEAD commit, read from .git without starting git. */
+function headOf(checkout) {
+  try {
+    const head = readFileSync(join(checkout, '.git', 'HEAD'), 'utf8').trim();
+    if (!head.startsWith('ref: ')) return head;
+    const ref = head.slice(5);
+    try {
+      return readFileSync(join(checkout, '.git', ref), 'utf8').trim();
+    } catch {
+      const packed = readFileSync(join(checkout, '.git', 'packed-refs'), 'utf8');
+      return packed.split('\n').find((line) => line.endsWith(` ${ref}`))?.split(' ')[0];
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: Number(args.sockets) });
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const now = () => performance.now();
+
+const results = [];
+function send(push, due) {
+  return new Promise((resolve) => {
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: push.headers, agent }, (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('end', () => {
+        results.push({ status: res.statusCode, latencyMs: now() - due, body: Buffer.concat(chunks).toString('utf8') });
+        resolve();
+      });
+    });
+    req.on('error', (error) => {
+      results.push({ status: 0, latencyMs: now() - due, body: String(error) });
+      resolve();
+    });
+    req.end(push.body);
+  });
+}
+
+// The HEAD watch: every change, with its time since the burst started.
+const headChanges = [];
+let lastHead = headOf(args.checkout);
+let t0 = 0;
+const watch = setInterval(() => {
+  const head = headOf(args.checkout);
+  if (head !== undefined && head !== lastHead) {
+    lastHead = head;
+    headChanges.push({ atMs: now() - t0, commit: indexOf.get(head) ?? -1 });
+  }
+}, 5);
+
+t0 = now() + 20;
+const wallT0 = Date.now() + 20;
+const interval = durationMs / count;
+const inFlight = [];
+for (let i = 0; i < count; ) {
+  const due = t0 + i * interval;
+  if (now() < due) {
+    await sleep(Math.max(0, due - now() - 1));
+    continue;
+  }
+  const push = pushes[i];
+  moveMain(push.sha);
+  inFlight.push(send(push, due));
+  i += 1;
+}
+const sentMs = now() - t0;
+await Promise.all(inFlight);
+const ackedMs = now() - t0;
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+const latencies = results.map((result) => result.latencyMs).sort((a, b) => a - b);
+const statuses = {};
+for (const result of results) statuses[result.status] = (statuses[result.status] ?? 0) + 1;
+const accepted = args.server === 'deployhook' ? 202 : 200;
+
+/** Runs of this burst, read from the run records on disk. */
+function burstRuns() {
+  const records = [];
+  for (const name of readdirSync(args['runs-dir'])) {
+    if (!/^[0-9a-z]{26}\.json$/.test(name)) continue;
+    try {
+      const record = JSON.parse(readFileSync(join(args['runs-dir'], name), 'utf8'));
+      if (String(record.trigger?.delivery ?? '').startsWith(nonce)) records.push(record);
+    } catch {
+      // being replaced right now: read again on the next pass
+    }
+  }
+  return records;
+}
+
+function events() {
+  try {
+    return readFileSync(args.events, 'utf8').trim().split('\n').filter(Boolean).map((line) => {
+      const [kind, sha, pid, time, rc] = line.split(' ');
+      return { kind, sha, pid, time: Number(time) * 1000, rc: rc === undefined ? undefined : Number(rc) };
+    });
+  } catch {
+    return [];
+  }
+}
+
+const deadline = now() + Number(args['timeout-s']) * 1000;
+let settled = false;
+let report;
+while (now() < deadline) {
+  if (args.server === 'deployhook') {
+    const runs = burstRuns();
+    const open = runs.filter((run) => run.status === 'queued' || run.status === 'running');
+    if (runs.length >= (statuses[202] ?? 0) && open.length === 0) {
+      settled = true;
+      const by = {};
+      for (const run of runs) by[run.status] = (by[run.status] ?? 0) + 1;
+      const executed = runs.filter((run) => run.startedAt !== undefined);
+      const newestRun = executed.filter((run) => run.deployedSha === newest && run.status === 'succeeded').sort((a, b) => a.finishedAt.localeCompare(b.finishedAt))[0];
+      const lastEnd = Math.max(...executed.map((run) => Date.parse(run.finishedAt)));
+      report = {
+        runsRecorded: runs.length,
+        runStatuses: by,
+        runsExecuted: executed.length,
+        maxAtOnce: maxAtOnce(executed.map((run) => [Date.parse(run.startedAt), Date.parse(run.finishedAt)])),
+        newestDeployedDoneMs: newestRun ? Date.parse(newestRun.finishedAt) - wallT0 : null,
+        idleMs: lastEnd - wallT0,
+        executedCommits: executed.map((run) => indexOf.get(run.deployedSha ?? run.sha) ?? -1),
+        failures: executed.filter((run) => run.status !== 'succeeded').map((run) => run.reason),
+      };
+      break;
+    }
+  } else {
+    const list = events();
+    const starts = list.filter((event) => event.kind === 'start');
+    const ends = list.filter((event) => event.kind === 'end');
+    if (starts.length >= (statuses[200] ?? 0) && ends.length === starts.length) {
+      settled = true;
+      const byPid = new Map(starts.map((event) => [event.pid, [event.time, Infinity]]));
+      for (const event of ends) byPid.get(event.pid)[1] = event.time;
+      const newestOk = ends.filter((event) => event.sha === newest && event.rc === 0)[0];
+      report = {
+        deploysStarted: starts.length,
+        deploysSucceeded: ends.filter((event) => event.rc === 0).length,
+        deploysFailed: ends.filter((event) => event.rc !== 0).length,
+        maxAtOnce: maxAtOnce([...byPid.values()]),
+        newestDeployedDoneMs: newestOk ? newestOk.time - wallT0 : null,
+        idleMs: Math.max(...ends.map((event) => event.time)) - wallT0,
+      };
+      break;
+    }
+  }
+  await sleep(100);
+}
+clearInterval(watch);
+agent.destroy();
+
+/** The most intervals [start, end] open at one time. */
+function maxAtOnce(intervals) {
+  const points = intervals.flatMap(([start, end]) => [[start, 1], [end, -1]]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let open = 0;
+  let most = 0;
+  for (const [, step] of points) {
+    open += step;
+    most = Math.max(most, open);
+  }
+  return most;
+}
+
+const finalHead = headOf(args.checkout);
+const lastChange = headChanges.at(-1);
+console.log(
+  JSON.stringify({
+    server: args.server,
+    pushes: count,
+    sentInMs: Math.round(sentMs),
+    acknowledged: statuses[accepted] ?? 0,
+    allAcknowledged: (statuses[accepted] ?? 0) === count,
+    statuses,
+    ackP50Ms: percentile(latencies, 50),
+    ackP99Ms: percentile(latencies, 99),
+    ackMaxMs: latencies.at(-1),
+    allAckedMs: Math.round(ackedMs),
+    settled,
+    ...report,
+    finalHeadCommit: indexOf.get(finalHead) ?? -1,
+    newestCommit: count,
+    // When HEAD last became the newest commit (null when it did not end there), and how often it moved.
+    headAtNewestMs: finalHead === newest && lastChange ? Math.round(lastChange.atMs) : null,
+    headChanges: headChanges.length,
+  }),
+);

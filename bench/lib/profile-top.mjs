@@ -1,0 +1,57 @@
+// Reads a V8 .cpuprofile (node --cpu-prof) and prints where the time went: the top
+// functions by self time, and self time summed per source (a file of src/, a package of
+// node_modules, node's internals, the idle loop and the garbage collector).
+//
+//   node bench/lib/profile-top.mjs FILE.cpuprofile [TOP]
+import { readFileSync } from 'node:fs';
+
+const [file, topArg = '25'] = process.argv.slice(2);
+if (!file) {
+  console.error('usage: profile-top.mjs FILE.cpuprofile [TOP]');
+  process.exit(2);
+}
+const top = Number(topArg);
+const profile = JSON.parse(readFileSync(file, 'utf8'));
+
+// Each sample names the node that was on top of the stack; the time until the next sample is its.
+const selfMicros = new Map();
+const { samples, timeDeltas } = profile;
+for (let i = 0; i < samples.length; i++) {
+  const delta = timeDeltas[i + 1] ?? 0;
+  selfMicros.set(samples[i], (selfMicros.get(samples[i]) ?? 0) + delta);
+}
+const total = [...selfMicros.values()].reduce((a, b) => a + b, 0);
+
+function source(url) {
+  if (!url) return '(native)';
+  const modules = url.lastIndexOf('node_modules/');
+  if (modules !== -1) {
+    const rest = url.slice(modules + 'node_modules/'.length).split('/');
+    return `npm:${rest[0]?.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]}`;
+  }
+  if (url.startsWith('node:')) return 'node internals';
+  const dist = url.indexOf('/dist/');
+  if (dist !== -1) return `src/${url.slice(dist + '/dist/'.length).replace(/\.js$/, '.ts')}`;
+  return url.replace(/^file:\/\//, '');
+}
+
+const byFunction = new Map();
+const bySource = new Map();
+for (const node of profile.nodes) {
+  const micros = selfMicros.get(node.id) ?? 0;
+  if (micros === 0) continue;
+  const frame = node.callFrame;
+  const where = source(frame.url);
+  const name = `${frame.functionName || '(anonymous)'}  ${where}${frame.url ? `:${frame.lineNumber + 1}` : ''}`;
+  byFunction.set(name, (byFunction.get(name) ?? 0) + micros);
+  const group = ['(idle)', '(garbage collector)', '(program)'].includes(frame.functionName) ? frame.functionName : where;
+  bySource.set(group, (bySource.get(group) ?? 0) + micros);
+}
+
+const pct = (micros) => `${((100 * micros) / total).toFixed(1).padStart(5)}%`;
+const ms = (micros) => `${(micros / 1000).toFixed(0).padStart(7)} ms`;
+console.log(`${file}: ${(total / 1e6).toFixed(2)} s sampled`);
+console.log('\nself time by source:');
+for (const [name, micros] of [...bySource].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(micros)} ${ms(micros)}  ${name}`);
+console.log(`\ntop ${top} functions by self time:`);
+for (const [name, micros] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(micros)} ${ms(micros)}  ${name}`);

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Log capture: a command that writes 1 GB of log lines to stdout, run by deployhook (output
+# masked for secrets, capped, written to the run log) and, for comparison, redirected straight
+# to a file. The command times itself ($EPOCHREALTIME before and after, printed last), so both
+# figures are the same measurement. deployhook runs it with the default max_log_bytes (100 MiB
+# kept: the first and the last 50 MiB) and with a cap above 1 GB (everything kept).
+# Then /healthz latency (wrk -t1 -c2) on an idle daemon and while such a run is going on.
+#
+#   bash bench/log-capture.sh        BENCH_LOG_BYTES=1000000000 BENCH_RUNS=3
+source "$(dirname "$0")/lib/common.sh"
+
+BYTES="${BENCH_LOG_BYTES:-1000000000}"
+RUNS="${BENCH_RUNS:-3}"
+
+bench_need wrk curl
+bench_need_build
+bench_workdir
+bench_snapshot
+
+LINE='2026-11-23T12:00:00.000Z INFO  deploy: TASK [nginx : ensure packages] ok: [web-042] => (item=nginx) changed=false'
+# shellcheck disable=SC2016 # expanded by the command's own bash
+SCRIPT='s=$EPOCHREALTIME; yes "$LINE" | head -c "$BYTES"; echo "bench-elapsed $s $EPOCHREALTIME" >&2'
+make_repo "$WORK/remote.git" 1
+SHA="$(git -C "$WORK/remote.git" rev-parse main)"
+mkdir -p "$WORK/out"
+
+# elapsed_of FILE: seconds between the two times on the file's bench-elapsed line
+# (stdout and stderr are separate pipes: the line can land up to a few pipe buffers before the end)
+elapsed_of() { tail -c 4000000 "$1" | sed -n 's/.*bench-elapsed \([0-9.]*\) \([0-9.]*\).*/\1 \2/p' | tail -1 | awk '{ printf "%.3f\n", $2 - $1 }'; }
+mbps() { awk -v b="$BYTES" -v s="$1" 'BEGIN { if (s + 0 > 0) printf "%.0f\n", b / s / 1e6; else print "n/a" }'; }
+# command_end FILE: the time the command's pipeline ended ($EPOCHREALTIME), in ms since the epoch
+command_end() { tail -c 4000000 "$1" | sed -n 's/.*bench-elapsed [0-9.]* \([0-9.]*\).*/\1/p' | tail -1 | awk '{ printf "%.0f\n", $1 * 1000 }'; }
+
+run_direct() {
+  LINE="$LINE" BYTES="$BYTES" bash -c "$SCRIPT" >"$WORK/direct.log" 2>&1
+  local s
+  s="$(elapsed_of "$WORK/direct.log")"
+  echo "direct $1 seconds=$s mbps=$(mbps "$s") file_bytes=$(stat -c %s "$WORK/direct.log")" >>"$WORK/results"
+  rm -f "$WORK/direct.log"
+}
+
+# start_dh NAME CAP: a fresh daemon whose job `app` runs the command; sets PORT, DIR
+start_dh() {
+  PORT="$(free_port)"
+  DIR="$WORK/dh-$1"
+  rm -rf "$DIR"
+  mkdir -p "$DIR"
+  local command
+  command="$(node -e 'console.log(JSON.stringify(["bash", "-c", process.argv[1]]))' "$SCRIPT")"
+  DH_JOB_EXTRA="    env: { LINE: \"$LINE\", BYTES: \"$BYTES\" }" \
+    dh_config "$WORK/dh.yml" "$PORT" "$DIR" main "$WORK/remote.git" "$command" "max_log_bytes: $2"
+  start_deployhook "$WORK/dh.yml" "$PORT" "$WORK/out/deployhook-$1.log"
+}
+
+# push_and_wait: one push, then waits for its run to end; prints the run record's file
+push_and_wait() {
+  local reply id i record
+  reply="$(curl -s -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: log-$RANDOM$RANDOM" \
+    -H "X-Hub-Signature-256: $SIG" --data-binary "@$WORK/push.json" "http://127.0.0.1:$PORT/hooks/github")"
+  id="$(sed -n 's/.*"id":"\([0-9a-z]*\)".*/\1/p' <<<"$reply")"
+  [[ -n "$id" ]] || die "expected a 202 with a run id, got: $reply"
+  record="$DIR/state/runs/app/$id.json"
+  for ((i = 0; i < 3000; i++)); do
+    grep -qsE '"status": "(succeeded|failed|timed_out|cancelled|interrupted)"' "$record" && break
+    sleep 0.1
+  done
+  echo "$record"
+}
+
+run_deployhook() {
+  local name="$1" cap="$2" run="$3" record log s dur
+  start_dh "$name-$run" "$cap"
+  record="$(push_and_wait)"
+  log="$(sed -n 's/.*"logPath": "\(.*\)".*/\1/p' "$record")"
+  s="$(elapsed_of "$log")"
+  dur="$(sed -n 's/.*"durationMs": \([0-9]*\).*/\1/p' "$record")"
+  # after_ms: from the command's end to the run's end (draining, closing the log, saving the record)
+  local finished after
+  finished="$(node -e 'console.log(Date.parse(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).finishedAt))' "$record")"
+  after=$((finished - $(command_end "$log")))
+  echo "deployhook-$name $run seconds=$s mbps=$(mbps "$s") run_ms=$dur after_ms=$after run_mbps=$(mbps "$(awk -v d="$dur" 'BEGIN { print d / 1000 }')") status=$(sed -n 's/.*"status": "\([a-z_]*\)".*/\1/p' "$record") log_bytes=$(stat -c %s "$log") rss_mb=$(rss_mb "$DH_PID") hwm_mb=$(hwm_mb "$DH_PID")" >>"$WORK/results"
+  note "  $(tail -1 "$WORK/results")"
+  stop_started "$DH_PID"
+  rm -rf "$DIR"
+}
+
+note "log-capture: $BYTES bytes, $RUNS runs each, interleaved; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+SIG="$(push_body "$WORK/push.json" bench/app refs/heads/main "$SHA")"
+: >"$WORK/results"
+for ((run = 1; run <= RUNS; run++)); do
+  run_direct "$run"
+  note "  $(tail -1 "$WORK/results")"
+  run_deployhook capped 104857600 "$run"
+  run_deployhook whole $((BYTES + 100000000)) "$run"
+done
+
+# /healthz: idle, then while a run captures the output (wrk runs for most of the run's time).
+start_dh healthz 104857600
+healthz() { BENCH_BODY=/dev/null wrk -t 1 -c 2 -d "${1}s" --latency -s "$BENCH_DIR/lib/healthz.lua" "http://127.0.0.1:$PORT/healthz" | grep '^BENCH '; }
+idle="$(healthz 3)"
+busy_seconds="$(awk -v m="$(median $(awk '$1 == "deployhook-capped"' "$WORK/results" | sed -n 's/.*run_ms=\([0-9]*\).*/\1/p'))" 'BEGIN { s = int(m / 1000 * 0.7); print (s < 2 ? 2 : s) }')"
+curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: log-busy-$RANDOM" \
+  -H "X-Hub-Signature-256: $SIG" --data-binary "@$WORK/push.json" "http://127.0.0.1:$PORT/hooks/github"
+sleep 0.3
+busy="$(healthz "$busy_seconds")"
+for ((i = 0; i < 3000; i++)); do grep -qs '"status": "succeeded"' "$DIR"/state/runs/app/*.json && break; sleep 0.1; done
+record="$(grep -ls '"status": "succeeded"' "$DIR"/state/runs/app/[0-9a-z]*.json | grep -v event | head -1)"
+busy_log="$(sed -n 's/.*"logPath": "\(.*\)".*/\1/p' "$record")"
+busy_s="$(elapsed_of "$busy_log")"
+after_rss="$(rss_mb "$DH_PID")"
+after_hwm="$(hwm_mb "$DH_PID")"
+stop_started "$DH_PID"
+
+med() { median $(awk -v n="$1" '$1 == n' "$WORK/results" | sed -n "s/.* $2=\([^ ]*\).*/\1/p"); }
+direct_mbps="$(med direct mbps)"
+echo
+echo "log-capture: $BYTES bytes of ${#LINE}-character lines from \`yes | head -c\`, self-timed; median of $RUNS runs, interleaved"
+table_header "| how | MB/s (command) | seconds | whole run MB/s (record) | log file bytes | vs direct |"
+printf '| redirected to a file | %s | %s | | %s | 1.00 |\n' "$direct_mbps" "$(med direct seconds)" "$(med direct file_bytes)"
+printf '| deployhook, max_log_bytes 100 MiB (default) | %s | %s | %s | %s | %s |\n' "$(med deployhook-capped mbps)" "$(med deployhook-capped seconds)" "$(med deployhook-capped run_mbps)" "$(med deployhook-capped log_bytes)" "$(ratio "$(med deployhook-capped mbps)" "$direct_mbps")"
+printf '| deployhook, max_log_bytes above 1 GB | %s | %s | %s | %s | %s |\n' "$(med deployhook-whole mbps)" "$(med deployhook-whole seconds)" "$(med deployhook-whole run_mbps)" "$(med deployhook-whole log_bytes)" "$(ratio "$(med deployhook-whole mbps)" "$direct_mbps")"
+echo
+echo "/healthz, wrk -t1 -c2 --latency:"
+table_header "| when | req/s | p50 ms | p99 ms | max ms |"
+printf '| idle | %s | %s | %s | %s |\n' "$(field rps "$idle")" "$(field p50_ms "$idle")" "$(field p99_ms "$idle")" "$(field max_ms "$idle")"
+printf '| during a capped 1 GB run (%ss of it) | %s | %s | %s | %s |\n' "$busy_seconds" "$(field rps "$busy")" "$(field p50_ms "$busy")" "$(field p99_ms "$busy")" "$(field max_ms "$busy")"
+echo "(that run, slowed by wrk beside it: $(mbps "$busy_s") MB/s; daemon RSS after it $after_rss MB, peak $after_hwm MB)"
+echo
+echo "per run:"
+sed 's/^/  /' "$WORK/results"

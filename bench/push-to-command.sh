@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Push to command: the time from sending a signed push (the remote has just gained one
+# commit) until the deploy command prints its first line, with a warm checkout. deployhook
+# (record durably, reply 202, fetch, check out exactly the commit, clean, run) beside
+# adnanh/webhook running the typical `git fetch && git reset --hard "$SHA" && ./deploy.sh`.
+# Rounds alternate which server goes first; each server has its own bare repository.
+#
+# deployhook's git runs with a HOME whose .gitconfig turns on trace2 events, so the table
+# also says how much of its time is git itself (the trace costs git well under a millisecond).
+#
+#   bash bench/push-to-command.sh        BENCH_P2C_ROUNDS=20 by default
+source "$(dirname "$0")/lib/common.sh"
+
+ROUNDS="${BENCH_P2C_ROUNDS:-20}"
+export DEPLOY_SECONDS=0
+
+bench_need webhook curl
+bench_need_build
+bench_workdir
+bench_snapshot
+
+make_repo "$WORK/remote.git" "$((ROUNDS + 1))"
+git -C "$WORK/remote.git" rev-list --reverse main >"$WORK/commits"
+C0="$(head -1 "$WORK/commits")"
+set_main "$WORK/remote.git" "$C0"
+cp -r "$WORK/remote.git" "$WORK/dh-remote.git"
+cp -r "$WORK/remote.git" "$WORK/wh-remote.git"
+mkdir -p "$WORK/out" "$WORK/dh" "$WORK/wh"
+
+# deployhook, warmed up with a deploy of the first commit
+DH_PORT="$(free_port)"
+DH_JOB_EXTRA="    env: { MARKS: \"$WORK/dh/marks\" }" \
+  dh_config "$WORK/dh.yml" "$DH_PORT" "$WORK/dh" main "$WORK/dh-remote.git" '["./deploy.sh"]'
+mkdir -p "$WORK/dh-home" "$WORK/git-trace"
+printf '[trace2]\n\teventTarget = %s\n' "$WORK/git-trace" >"$WORK/dh-home/.gitconfig"
+HOME="$WORK/dh-home" start_deployhook "$WORK/dh.yml" "$DH_PORT" "$WORK/out/deployhook.log"
+sig="$(push_body "$WORK/warm.json" bench/app refs/heads/main "$C0")"
+curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H 'X-GitHub-Delivery: warm' \
+  -H "X-Hub-Signature-256: $sig" --data-binary "@$WORK/warm.json" "http://127.0.0.1:$DH_PORT/hooks/github"
+for ((i = 0; i < 300; i++)); do [[ -s "$WORK/dh/marks" ]] && break; sleep 0.1; done
+[[ -s "$WORK/dh/marks" ]] || die "deployhook's warm-up deploy did not run"
+sleep 1
+
+# adnanh/webhook, with a clone made beforehand
+git clone -q "$WORK/wh-remote.git" "$WORK/wh/checkout"
+: >"$WORK/wh/events"
+WH_PORT="$(free_port)"
+wh_hooks "$WORK/hooks.json" refs/heads/main "$BENCH_DIR/lib/typical-deploy.sh" "$WORK/wh"
+CHECKOUT="$WORK/wh/checkout" EVENTS="$WORK/wh/events" MARKS="$WORK/wh/marks" start_webhook "$WORK/hooks.json" "$WH_PORT" "$WORK/out/webhook.log"
+
+note "push-to-command: $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+node "$BENCH_DIR/lib/push-to-command.mjs" --rounds "$ROUNDS" --commits "$WORK/commits" \
+  --deployhook "http://127.0.0.1:$DH_PORT/hooks/github,$WORK/dh-remote.git,$WORK/dh/marks,$WORK/dh/state/runs/app" \
+  --webhook "http://127.0.0.1:$WH_PORT/hooks/deploy,$WORK/wh-remote.git,$WORK/wh/marks,$WORK/wh/events" \
+  --git-trace "$WORK/git-trace" >"$WORK/results"
+
+# col SERVER KEY: KEY of each of SERVER's pushes, one a line
+col() {
+  node -e 'const [file, server, key] = process.argv.slice(1);
+    for (const line of require("fs").readFileSync(file, "utf8").trim().split("\n")) { const r = JSON.parse(line); if (r.server === server) console.log(r[key]); }' "$WORK/results" "$1" "$2"
+}
+p90() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { i = int(NR * 0.9 + 0.999); printf "%.1f\n", v[i] }'; }
+fmt() { awk -v x="$1" 'BEGIN { printf "%.1f", x }'; }
+
+dh_first="$(median $(col deployhook firstLineMs))"
+wh_first="$(median $(col webhook firstLineMs))"
+echo
+echo "push-to-command: signed push -> first output line of the deploy command, warm checkout, remote gained one commit; $ROUNDS rounds each, interleaved"
+table_header "| server | first line, median ms | p90 ms | min ms | reply, median ms | run/script started, median ms | deployhook/webhook |"
+printf '| deployhook | %s | %s | %s | %s | %s | %s |\n' "$(fmt "$dh_first")" "$(p90 $(col deployhook firstLineMs))" "$(fmt "$(printf '%s\n' $(col deployhook firstLineMs) | sort -g | head -1)")" "$(fmt "$(median $(col deployhook ackMs))")" "$(fmt "$(median $(col deployhook startedMs))")" "$(ratio "$dh_first" "$wh_first")"
+printf '| adnanh/webhook + typical script | %s | %s | %s | %s | %s | |\n' "$(fmt "$wh_first")" "$(p90 $(col webhook firstLineMs))" "$(fmt "$(printf '%s\n' $(col webhook firstLineMs) | sort -g | head -1)")" "$(fmt "$(median $(col webhook ackMs))")" "$(fmt "$(median $(col webhook startedMs))")"
+echo
+echo "deployhook's road, median ms after sending: run started $(fmt "$(median $(col deployhook startedMs))"), first of $(median $(col deployhook gits) | cut -d. -f1) git processes started $(fmt "$(median $(col deployhook firstGitMs))"), git itself ran $(fmt "$(median $(col deployhook inGitMs))") in all, last git ended $(fmt "$(median $(col deployhook lastGitEndMs))"), first line $(fmt "$dh_first")"
+echo
+echo "per push:"
+sed 's/^/  /' "$WORK/results"
