@@ -131,13 +131,22 @@ const inside = (path: string, folder: string) => path === folder || path.startsW
  */
 function checkoutClashes(jobs: readonly JobConfig[], daemonFolders: readonly string[]): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  for (const [index, job] of jobs.entries()) {
-    const path = `job "${job.name}".checkout`;
-    for (const other of jobs.slice(0, index)) {
-      if (other.name === job.name) continue;
-      if (job.checkout === other.checkout) issues.push({ path, message: `expected a checkout of its own, but ${job.checkout} is also the checkout of job "${other.name}"` });
-      else if (inside(job.checkout, other.checkout) || inside(other.checkout, job.checkout)) issues.push({ path, message: `expected a checkout of its own, but ${job.checkout} and the checkout of job "${other.name}" (${other.checkout}) are nested` });
+  // Sorted by path, a checkout nested in another comes right after it (or after its other
+  // nested ones), so one pass with a stack finds every clash without comparing all pairs.
+  const sorted = [...jobs].sort((a, b) => (a.checkout < b.checkout ? -1 : a.checkout > b.checkout ? 1 : 0));
+  const open: JobConfig[] = [];
+  for (const job of sorted) {
+    while (open.length > 0 && !inside(job.checkout, (open.at(-1) as JobConfig).checkout)) open.pop();
+    const outer = open.at(-1);
+    if (outer && outer.name !== job.name) {
+      const path = `job "${job.name}".checkout`;
+      if (job.checkout === outer.checkout) issues.push({ path, message: `expected a checkout of its own, but ${job.checkout} is also the checkout of job "${outer.name}"` });
+      else issues.push({ path, message: `expected a checkout of its own, but ${job.checkout} and the checkout of job "${outer.name}" (${outer.checkout}) are nested` });
     }
+    open.push(job);
+  }
+  for (const job of jobs) {
+    const path = `job "${job.name}".checkout`;
     for (const folder of daemonFolders) {
       if (inside(folder, job.checkout)) issues.push({ path, message: `expected a checkout that does not hold deployhook's own folder ${folder}` });
     }

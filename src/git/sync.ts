@@ -96,8 +96,8 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
     await ensureCommit(git, sha, remote);
   }
 
+  // --force discards local changes to tracked files and the index; clean removes the rest.
   await git.step('checkout', ['checkout', '--force', '--detach', target, '--']);
-  await git.step('reset', ['reset', '--hard', target, '--']);
   await git.step('clean', ['clean', '-ffdx']);
   if (options.submodules) {
     await git.step('submodule sync', ['submodule', 'sync', '--recursive']);

@@ -32,7 +32,8 @@ export async function openRunLog(path: string, secrets: readonly string[], maxBy
   await mkdir(dirname(path), { recursive: true });
   // Create (and so check) the file before streaming into it: a failure here is reported, not thrown later.
   await (await open(path, 'a', 0o640)).close();
-  const file = createWriteStream(path, { flags: 'a' });
+  // A large buffer keeps a chatty command's output moving while the disk catches up.
+  const file = createWriteStream(path, { flags: 'a', highWaterMark: 1024 * 1024 });
   const capped = createCappedOutput({ file, logPath: path, maxBytes });
   const output = createSecretMasker(secrets);
   let error: Error | undefined;
