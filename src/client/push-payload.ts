@@ -23,7 +23,7 @@ function githubPayload(job: JobConfig, ref: string, sha: string): object {
     commits: [],
     head_commit: { id: sha, message: 'sent by deployhook send', timestamp: new Date().toISOString() },
     repository: { name, full_name: job.repo, owner: { name: owner, login: owner } },
-    pusher: { name: SENDER, email: null },
+    pusher: { name: SENDER, login: SENDER, email: null },
     sender: { login: SENDER },
   };
 }
@@ -63,6 +63,20 @@ export function buildPushDelivery(job: JobConfig, ref: string, sha: string): Sig
         'x-github-delivery': id,
         'x-github-hook-id': '0',
         'x-hub-signature-256': `sha256=${hmacSha256(secret, Buffer.from(body)).toString('hex')}`,
+      },
+    };
+  }
+  if (job.provider === 'gitea' || job.provider === 'forgejo') {
+    const body = JSON.stringify(githubPayload(job, ref, sha));
+    const prefix = job.provider === 'gitea' ? 'x-gitea' : 'x-forgejo';
+    return {
+      body,
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'deployhook-send',
+        [`${prefix}-event`]: 'push',
+        [`${prefix}-delivery`]: id,
+        [`${prefix}-signature`]: hmacSha256(secret, Buffer.from(body)).toString('hex'),
       },
     };
   }

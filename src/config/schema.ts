@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { parseCidr } from './cidr.js';
 import { parseListenAddress } from './listen-address.js';
+import { PROVIDER_NAMES } from './types.js';
 
 /**
  * The config file as written, checked strictly: unknown keys are errors. Values are
@@ -50,7 +51,7 @@ export const jobSchema = z
     name: nonEmpty('a job name').max(100, { error: 'expected at most 100 characters' }).regex(JOB_NAME_PATTERN, {
       error: (issue) => `expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit, got ${JSON.stringify(issue.input)}`,
     }),
-    provider: z.enum(['github', 'gitlab'], { error: (issue) => `expected one of "github", "gitlab", got ${JSON.stringify(issue.input)}` }),
+    provider: z.enum(PROVIDER_NAMES, { error: (issue) => `expected one of ${PROVIDER_NAMES.map((name) => `"${name}"`).join(', ')}, got ${JSON.stringify(issue.input)}` }),
     repo: nonEmpty('a repository such as `owner/name`'),
     branches: globList('branch').optional(),
     /** Tag globs: a tag push deploys the tag's (peeled) commit. Branch rules never fire for tags, nor tag rules for branches. */
@@ -141,7 +142,7 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   /** Per provider, the networks deliveries may come from; others get 403 before the body is read. */
-  allow_from: z.partialRecord(z.enum(['github', 'gitlab'], { error: 'expected a provider name: github or gitlab' }), networks).default({}),
+  allow_from: z.partialRecord(z.enum(PROVIDER_NAMES, { error: `expected a provider name: ${PROVIDER_NAMES.join(', ')}` }), networks).default({}),
   /** Reverse proxies whose X-Forwarded-For is believed, as networks; none by default. */
   trust_proxy: networks.default([]),
   max_connections: z.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' }).min(1, { error: 'expected at least 1' }).default(1024),

@@ -2,7 +2,8 @@ import type { Cidr } from './cidr.js';
 import type { ListenAddress } from './listen-address.js';
 import type { RunAs } from './system-users.js';
 
-export type ProviderName = 'github' | 'gitlab';
+export const PROVIDER_NAMES = ['github', 'gitlab', 'gitea', 'forgejo'] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
 /** A job after loading: paths absolute, secrets read, durations in milliseconds. */
 export interface JobConfig {

@@ -130,7 +130,8 @@ export function createHookHandler(options: HookHandlerOptions) {
     const index = options.jobs();
     const candidates = index.candidates(adapter.name, repo);
     if (candidates.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo, reason: 'no job is configured for this repository' });
-    const verified = verifiedJobs(adapter, read.body, credential.credential, candidates);
+    const signed = adapter.signedBytes ? adapter.signedBytes(read.body, text, form) : read.body;
+    const verified = verifiedJobs(adapter, signed, credential.credential, candidates);
     if (verified.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo, reason: 'signature matches no job secret of this repository' });
 
     const event = adapter.interpret(req.headers, payload, deliveryId);

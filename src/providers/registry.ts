@@ -1,4 +1,5 @@
 import type { ProviderName } from '../config/types.js';
+import { forgejoProvider, giteaProvider } from './gitea.js';
 import { githubProvider } from './github.js';
 import { gitlabProvider } from './gitlab.js';
 import type { ProviderAdapter } from './types.js';
@@ -7,6 +8,6 @@ export type ProviderRegistry = ReadonlyMap<string, ProviderAdapter>;
 
 /** The adapters deployhook ships, by the name used in `/hooks/<name>` and in job configs. */
 export function builtinProviders(): ProviderRegistry {
-  const adapters: ProviderAdapter[] = [githubProvider as ProviderAdapter, gitlabProvider as ProviderAdapter];
+  const adapters = [githubProvider, gitlabProvider, giteaProvider, forgejoProvider] as ProviderAdapter[];
   return new Map<ProviderName, ProviderAdapter>(adapters.map((adapter) => [adapter.name, adapter]));
 }

@@ -44,6 +44,11 @@ export interface ProviderAdapter<C = unknown> {
    * `payload` field (GitHub's default content type). The signature still covers the raw body.
    */
   readonly formEncoded: boolean;
+  /**
+   * The bytes the signature covers, when not the raw body: Gitea and Forgejo sign the JSON
+   * even when they deliver it form-encoded.
+   */
+  signedBytes?(raw: Buffer, payloadJson: string, form: boolean): Buffer;
   readCredential(headers: IncomingHttpHeaders): CredentialCheck<C>;
   verify(body: Buffer, credential: C, secret: string): boolean;
   repositoryOf(payload: unknown): string | undefined;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PROVIDER_NAMES } from '../config/types.js';
 import { RUN_STATUSES, type RunRecord } from '../jobs/run-record.js';
 
 const text = z.string();
@@ -14,7 +15,7 @@ const runRecordSchema = z.object({
   status: z.enum(RUN_STATUSES),
   trigger: z.object({
     type: z.enum(['webhook', 'manual', 'recovery']),
-    provider: z.enum(['github', 'gitlab']),
+    provider: z.enum(PROVIDER_NAMES),
     delivery: text,
     pusher: text,
     retryOf: optionalText,

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { sign } from '@octokit/webhooks-methods';
@@ -83,3 +84,27 @@ export function gitlabHeaders(token: string, event = 'Push Hook'): Record<string
     'x-gitlab-token': token,
   };
 }
+
+/** A push in Gitea's documented shape (test/fixtures/gitea/push.json); Forgejo sends the same. */
+export function giteaPush({ repo, ref = 'refs/heads/main', after, before = '0'.repeat(40) }: PushFields): Record<string, unknown> {
+  const payload = JSON.parse(readFileSync(new URL('../fixtures/gitea/push.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  (payload.repository as Record<string, unknown>).full_name = repo;
+  payload.ref = ref;
+  payload.after = after;
+  payload.before = before;
+  (payload.head_commit as Record<string, unknown>).id = after;
+  return payload;
+}
+
+/** Headers Gitea (or Forgejo) sends: a hex HMAC-SHA256 of the JSON with no prefix, computed here independently. */
+export function giteaHeaders(json: string, secret: string, host: 'gitea' | 'forgejo' = 'gitea'): Record<string, string> {
+  deliveries += 1;
+  const prefix = host === 'gitea' ? 'X-Gitea' : 'X-Forgejo';
+  return {
+    'content-type': 'application/json',
+    [`${prefix}-Event`]: 'push',
+    [`${prefix}-Delivery`]: `22222222-0000-4000-8000-${String(deliveries).padStart(12, '0')}`,
+    [`${prefix}-Signature`]: createHmac('sha256', secret).update(json).digest('hex'),
+  };
+}
+
