@@ -140,10 +140,10 @@ describe('loading a config', () => {
     },
     {
       name: 'a bad job name, provider, repo and timeout',
-      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, name: 'Web App', provider: 'gitea', timeout: '10 minutes' }] },
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, name: 'Web App', provider: 'svn', timeout: '10 minutes' }] },
       expected: [
         'jobs[0].name: expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit, got "Web App"',
-        'jobs[0].provider: expected one of "github", "gitlab", got "gitea"',
+        'jobs[0].provider: expected one of "github", "gitlab", "gitea", "forgejo", got "svn"',
         'jobs[0].timeout: expected a duration such as `90s` or `15m`, got "10 minutes"',
       ],
     },
