@@ -14,7 +14,7 @@ import { createSourceFilter } from './http/source-filter.js';
 import { readTlsOptions } from './http/tls.js';
 import { baseEnvironment } from './jobs/command-env.js';
 import { createExecutor } from './jobs/execute-run.js';
-import { createMetrics } from './metrics/metrics.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { JobIndex } from './jobs/job-index.js';
 import { recoverRuns } from './jobs/recover.js';
 import { RunQueue } from './jobs/run-queue.js';
@@ -83,11 +83,11 @@ export function createDaemon(options: DaemonOptions): Daemon {
     logger: logger.child({ area: 'runs' }),
     baseEnv: baseEnvironment(options.env),
     knownSecrets: () => [...config.jobs.flatMap((job) => [...job.secrets, ...(job.token ? [job.token.value] : [])]), ...(config.api ? [config.api.token, ...(config.api.uiToken ? [config.api.uiToken] : [])] : [])],
-    onFinished: (run) => metrics.runFinished(run),
+    onFinished: (run) => metrics?.runFinished(run),
     maxLogBytes: () => config.maxLogBytes,
     keepRuns: () => config.keepRuns,
   });
-  const queue = new RunQueue({ store, execute, job: (name) => index.get(name), maxParallel: config.maxParallel, logger: logger.child({ area: 'queue' }), paused: true, onFinished: (run) => metrics.runFinished(run) });
+  const queue = new RunQueue({ store, execute, job: (name) => index.get(name), maxParallel: config.maxParallel, logger: logger.child({ area: 'queue' }), paused: true, onFinished: (run) => metrics?.runFinished(run) });
   const hooks = createHookHandler({
     providers: builtinProviders(),
     jobs: () => index,
@@ -98,11 +98,11 @@ export function createDaemon(options: DaemonOptions): Daemon {
     draining: () => draining,
     sources: () => sources,
     skipMarker: () => config.skipMarker,
-    onDelivery: (provider, outcome) => metrics.delivery(provider, outcome),
+    onDelivery: (provider, outcome) => metrics?.delivery(provider, outcome),
   });
   let server: Server | undefined;
-  // Replaced once the runs on disk are loaded; until then there is nothing to report.
-  let metrics = createMetrics({ queueDepth: () => queue.depth });
+  // Made at start, from the runs on disk; nothing runs or arrives before that.
+  let metrics: Metrics | undefined;
 
   return {
     queue,
@@ -116,13 +116,14 @@ export function createDaemon(options: DaemonOptions): Daemon {
       }, PRUNE_DELIVERIES_MS);
       pruneTimer.unref();
       const loaded = await store.loadAll();
-      metrics = createMetrics({ queueDepth: () => queue.depth, initialRuns: loaded.records });
+      const runMetrics = createMetrics({ queueDepth: () => queue.depth, initialRuns: loaded.records });
+      metrics = runMetrics;
       await recoverRuns({ loaded, store, queue, job: (name) => index.get(name), logger: logger.child({ area: 'recovery' }), killGraceMs: 10_000 });
       queue.start();
 
       server = createHttpServer({
         hooks,
-        api: createApiApp({ logger: logger.child({ area: 'api' }), config: () => config, jobs: () => index, queue, store, env: options.env, metrics }),
+        api: createApiApp({ logger: logger.child({ area: 'api' }), config: () => config, jobs: () => index, queue, store, env: options.env, metrics: runMetrics }),
         logger,
         ...(config.tls !== undefined ? { tls: await readTlsOptions(config.tls) } : {}),
         maxConnections: config.maxConnections,

@@ -55,16 +55,18 @@ export class ApiClient {
   }
 }
 
+/** Where a daemon with this config answers on this machine: a wildcard listen address is reached on loopback. */
+export function daemonUrl(config: Pick<Config, 'listen' | 'tls'>): string {
+  const { host, port } = config.listen;
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `${config.tls ? 'https' : 'http'}://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}
+
 /** The daemon's URL and token: flags first, then the config (api.url, or the listen address, and api.token). */
 export function clientFor(config: Pick<Config, 'listen' | 'tls' | 'api'> | undefined, flags: { url?: string | undefined; token?: string | undefined }, env: Readonly<Record<string, string | undefined>>): ApiClient {
   const token = flags.token ?? env.DEPLOYHOOK_TOKEN ?? config?.api?.token;
   if (!token) throw new DeployhookError('NO_API_TOKEN', 'No API token: configure api.token_env or api.token_file in the config (the CLI reads it from there), or pass --token.');
-  let url = flags.url ?? config?.api?.url;
-  if (url === undefined && config) {
-    const { host, port } = config.listen;
-    const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
-    url = `${config.tls ? 'https' : 'http'}://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
-  }
+  const url = flags.url ?? config?.api?.url ?? (config ? daemonUrl(config) : undefined);
   if (url === undefined) throw new DeployhookError('NO_API_URL', 'No daemon URL: pass --url or --config.');
   return new ApiClient(url, token);
 }

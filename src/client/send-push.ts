@@ -1,6 +1,7 @@
 import type { Config, JobConfig } from '../config/types.js';
 import { DeployhookError } from '../errors.js';
 import { resolveTarget } from '../jobs/resolve-target.js';
+import { daemonUrl } from './api-client.js';
 import { buildPushDelivery } from './push-payload.js';
 
 export interface SendOptions {
@@ -23,10 +24,7 @@ export interface SendResult {
 }
 
 export function defaultHookUrl(config: Config, job: JobConfig): string {
-  const { host, port } = config.listen;
-  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
-  const hostPart = reachable.includes(':') ? `[${reachable}]` : reachable;
-  return `${config.tls ? 'https' : 'http'}://${hostPart}:${port}/hooks/${job.provider}`;
+  return `${daemonUrl(config)}/hooks/${job.provider}`;
 }
 
 /** Sends `job` a correctly signed push, exactly as its Git host would, and returns the reply. */

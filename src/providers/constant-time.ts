@@ -5,6 +5,11 @@ export function hmacSha256(secret: string, body: Buffer): Buffer {
   return createHmac('sha256', secret).update(body).digest();
 }
 
+/** Whether `digest` is the HMAC-SHA256 of `body` under `secret`, compared in constant time. */
+export function hmacMatches(secret: string, body: Buffer, digest: Buffer): boolean {
+  return digestsEqual(hmacSha256(secret, body), digest);
+}
+
 /** Compares two digests in constant time; different lengths are unequal. */
 export function digestsEqual(expected: Buffer, received: Buffer): boolean {
   return expected.length === received.length && timingSafeEqual(expected, received);

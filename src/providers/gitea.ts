@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ProviderName } from '../config/types.js';
-import { digestsEqual, hmacSha256 } from './constant-time.js';
+import { hmacMatches } from './constant-time.js';
 import { toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
 import { safeDeliveryId, stringField } from './validate.js';
@@ -31,7 +31,7 @@ function giteaLike(name: Extract<ProviderName, 'gitea' | 'forgejo'>): ProviderAd
     },
 
     verify(body, digest, secret) {
-      return digestsEqual(hmacSha256(secret, body), digest);
+      return hmacMatches(secret, body, digest);
     },
 
     repositoryOf(payload) {

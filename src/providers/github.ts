@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { digestsEqual, hmacSha256 } from './constant-time.js';
+import { hmacMatches } from './constant-time.js';
 import { toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
 import { safeDeliveryId, stringField } from './validate.js';
@@ -21,7 +21,7 @@ export const githubProvider: ProviderAdapter<Buffer> = {
   },
 
   verify(body, digest, secret) {
-    return digestsEqual(hmacSha256(secret, body), digest);
+    return hmacMatches(secret, body, digest);
   },
 
   repositoryOf(payload) {
