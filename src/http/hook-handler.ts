@@ -58,19 +58,9 @@ function parseJson(text: string | undefined): unknown {
   }
 }
 
-/** The candidate jobs whose secret the delivery verifies against; each distinct secret is tried once. */
+/** The candidate jobs the delivery verifies against (each with its own secrets). */
 function verifiedJobs(adapter: ProviderAdapter, body: Buffer, credential: unknown, candidates: readonly JobConfig[]): JobConfig[] {
-  const verdicts = new Map<string, boolean>();
-  return candidates.filter((job) =>
-    job.secrets.some((secret) => {
-      let ok = verdicts.get(secret);
-      if (ok === undefined) {
-        ok = adapter.verify(body, credential, secret);
-        verdicts.set(secret, ok);
-      }
-      return ok;
-    }),
-  );
+  return candidates.filter((job) => adapter.verify(body, credential, job));
 }
 
 function runRequest(push: PushEvent, event: Buffer): RunRequest {
@@ -124,13 +114,17 @@ export function createHookHandler(options: HookHandlerOptions) {
       const error = form ? 'expected a form with a JSON `payload` field, in UTF-8' : 'expected a JSON body in UTF-8';
       return reply(400, { error }, { decision: 'rejected', reason: 'malformed JSON or UTF-8' });
     }
+    const index = options.jobs();
+    const signed = adapter.signedBytes ? adapter.signedBytes(read.body, text, form) : read.body;
+    if (adapter.isProbe?.(req.headers, payload)) {
+      if (verifiedJobs(adapter, signed, credential.credential, index.ofProvider(adapter.name)).length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: 'the test delivery matches no job secret of this provider' });
+      return reply(200, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
+    }
     const repo = adapter.repositoryOf(payload);
     if (repo === undefined) return reply(400, { error: 'expected the payload to name its repository' }, { decision: 'rejected', reason: 'no repository in payload' });
 
-    const index = options.jobs();
     const candidates = index.candidates(adapter.name, repo);
     if (candidates.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo, reason: 'no job is configured for this repository' });
-    const signed = adapter.signedBytes ? adapter.signedBytes(read.body, text, form) : read.body;
     const verified = verifiedJobs(adapter, signed, credential.credential, candidates);
     if (verified.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo, reason: 'signature matches no job secret of this repository' });
 
@@ -138,33 +132,37 @@ export function createHookHandler(options: HookHandlerOptions) {
     if (event.kind === 'invalid') return reply(400, { error: event.reason }, { decision: 'rejected', repo, reason: event.reason });
     if (event.kind === 'ignored') return reply(200, { runs: [], reason: event.reason }, { decision: 'ignored', repo, reason: event.reason });
 
-    const { push } = event;
-    const wanting = index.wanting(verified, push);
-    if (wanting.length === 0) {
-      const reason = push.branch !== undefined ? `no job deploys branch ${JSON.stringify(push.branch)} of ${repo}` : `no job deploys tag ${JSON.stringify(push.tag ?? '')} of ${repo}`;
-      return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: push.ref, reason });
-    }
     const marker = options.skipMarker();
-    if (push.message !== undefined && push.message.includes(marker)) {
-      const reason = `the head commit message contains ${JSON.stringify(marker)}: nothing queued`;
-      return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: push.ref, reason });
+    const wanted: Array<{ job: JobConfig; push: PushEvent }> = [];
+    const reasons = [...event.ignored];
+    for (const push of event.pushes) {
+      const wanting = index.wanting(verified, push);
+      if (wanting.length === 0) reasons.push(push.branch !== undefined ? `no job deploys branch ${JSON.stringify(push.branch)} of ${repo}` : `no job deploys tag ${JSON.stringify(push.tag ?? '')} of ${repo}`);
+      else if (push.message !== undefined && push.message.includes(marker)) reasons.push(`the head commit message contains ${JSON.stringify(marker)}: nothing queued`);
+      else wanted.push(...wanting.map((job) => ({ job, push })));
+    }
+    const refs = event.pushes.map((push) => push.ref).join(' ');
+    if (wanted.length === 0) {
+      const reason = reasons.join('; ');
+      return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: refs, reason });
     }
     const dedupKey = adapter.dedupKey(req.headers);
     const claim = dedupKey === undefined ? undefined : options.deliveries.claim(dedupKey);
-    if (claim?.duplicate) return reply(200, { runs: [], duplicate: true, reason: 'this delivery was already received; nothing new was queued' }, { decision: 'duplicate', repo, ref: push.ref });
+    if (claim?.duplicate) return reply(200, { runs: [], duplicate: true, reason: 'this delivery was already received; nothing new was queued' }, { decision: 'duplicate', repo, ref: refs });
     let runs: RunRecord[];
     try {
       // The command gets the verified payload as JSON, whichever way it was encoded.
-      const request = runRequest(push, form ? Buffer.from(text, 'utf8') : read.body);
-      runs = await Promise.all(wanting.map((job) => options.queue.enqueue(job, request)));
+      const body = form ? Buffer.from(text, 'utf8') : read.body;
+      runs = await Promise.all(wanted.map(({ job, push }) => options.queue.enqueue(job, runRequest(push, body))));
     } catch (error) {
       claim?.release();
       logger.error({ err: error }, 'could not record the delivery');
-      return reply(503, { error: 'the delivery could not be recorded; retry later' }, { decision: 'failed', repo, ref: push.ref }, { 'retry-after': '30' });
+      return reply(503, { error: 'the delivery could not be recorded; retry later' }, { decision: 'failed', repo, ref: refs }, { 'retry-after': '30' });
     }
     // The runs are on disk: the delivery is acknowledged even if remembering it for dedup fails.
     await claim?.commit(runs.map((run) => run.id)).catch((error: unknown) => logger.error({ err: error }, 'could not remember the delivery for dedup'));
     const listed = runs.map((run) => ({ id: run.id, job: run.job }));
-    return reply(202, { runs: listed }, { decision: 'queued', repo, ref: push.ref, sha: push.sha, runs: listed });
+    const shas = [...new Set(wanted.map(({ push }) => push.sha))].join(' ');
+    return reply(202, { runs: listed, ...(reasons.length > 0 ? { ignored: reasons } : {}) }, { decision: 'queued', repo, ref: refs, sha: shas, runs: listed });
   };
 }

@@ -56,6 +56,11 @@ export class JobIndex {
       .map((entry) => entry.job);
   }
 
+  /** Every job of a provider: a probe that names no repository is verified against them all. */
+  ofProvider(provider: ProviderName): readonly JobConfig[] {
+    return this.jobs.filter((job) => job.provider === provider);
+  }
+
   get(name: string): JobConfig | undefined {
     return this.#byName.get(name);
   }

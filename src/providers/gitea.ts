@@ -30,8 +30,8 @@ function giteaLike(name: Extract<ProviderName, 'gitea' | 'forgejo'>): ProviderAd
       return form ? Buffer.from(payloadJson, 'utf8') : raw;
     },
 
-    verify(body, digest, secret) {
-      return hmacMatches(secret, body, digest);
+    verify(body, digest, job) {
+      return job.secrets.some((secret) => hmacMatches(secret, body, digest));
     },
 
     repositoryOf(payload) {

@@ -20,8 +20,8 @@ export const githubProvider: ProviderAdapter<Buffer> = {
     return { ok: true, credential: Buffer.from(match[1], 'hex') };
   },
 
-  verify(body, digest, secret) {
-    return hmacMatches(secret, body, digest);
+  verify(body, digest, job) {
+    return job.secrets.some((secret) => hmacMatches(secret, body, digest));
   },
 
   repositoryOf(payload) {

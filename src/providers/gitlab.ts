@@ -27,8 +27,8 @@ export const gitlabProvider: ProviderAdapter<string> = {
     return { ok: true, credential: token };
   },
 
-  verify(_body, token, secret) {
-    return secretsEqual(secret, token);
+  verify(_body, token, job) {
+    return job.secrets.some((secret) => secretsEqual(secret, token));
   },
 
   repositoryOf(payload) {

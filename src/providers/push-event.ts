@@ -1,5 +1,5 @@
 import type { ProviderName } from '../config/types.js';
-import type { HookEvent } from './types.js';
+import type { HookEvent, PushEvent } from './types.js';
 import { isCommitId, isValidRef, isZeroCommit } from './validate.js';
 
 export interface PushFields {
@@ -24,7 +24,8 @@ export function toPushEvent(fields: PushFields): HookEvent {
   if (isZeroCommit(after)) return { kind: 'ignored', reason: `${isBranch ? 'branch' : 'tag'} ${name} was deleted: nothing to deploy` };
   return {
     kind: 'push',
-    push: {
+    ignored: [],
+    pushes: [{
       provider: fields.provider,
       deliveryId: fields.deliveryId,
       repo: fields.repo,
@@ -34,6 +35,25 @@ export function toPushEvent(fields: PushFields): HookEvent {
       before,
       pusher: fields.pusher ?? '',
       ...(fields.message !== undefined ? { message: fields.message } : {}),
-    },
+    }],
   };
+}
+
+/**
+ * One delivery that updated several refs: its pushes together. A malformed entry makes the
+ * whole delivery invalid; deleted refs are listed as ignored.
+ */
+export function combineEvents(events: readonly HookEvent[]): HookEvent {
+  const pushes: PushEvent[] = [];
+  const ignored: string[] = [];
+  for (const event of events) {
+    if (event.kind === 'invalid') return event;
+    if (event.kind === 'ignored') ignored.push(event.reason);
+    else {
+      pushes.push(...event.pushes);
+      ignored.push(...event.ignored);
+    }
+  }
+  if (pushes.length === 0) return { kind: 'ignored', reason: ignored.length > 0 ? ignored.join('; ') : 'the delivery updated no ref' };
+  return { kind: 'push', pushes, ignored };
 }

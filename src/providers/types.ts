@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ProviderName } from '../config/types.js';
+import type { JobConfig, ProviderName } from '../config/types.js';
 
 /** A push, the same whatever Git host sent it. Every field is validated data. */
 export interface PushEvent {
@@ -22,9 +22,12 @@ export interface PushEvent {
   message?: string;
 }
 
-/** What a verified delivery asks for. */
+/**
+ * What a verified delivery asks for. One delivery may carry several pushes (Bitbucket sends
+ * one entry per updated ref); `ignored` then says why the other refs of it deploy nothing.
+ */
 export type HookEvent =
-  | { kind: 'push'; push: PushEvent }
+  | { kind: 'push'; pushes: readonly PushEvent[]; ignored: readonly string[] }
   | { kind: 'ignored'; reason: string }
   | { kind: 'invalid'; reason: string };
 
@@ -50,8 +53,14 @@ export interface ProviderAdapter<C = unknown> {
    */
   signedBytes?(raw: Buffer, payloadJson: string, form: boolean): Buffer;
   readCredential(headers: IncomingHttpHeaders): CredentialCheck<C>;
-  verify(body: Buffer, credential: C, secret: string): boolean;
+  /** Whether the delivery verifies against one of the job's secrets (constant time for each). */
+  verify(body: Buffer, credential: C, job: JobConfig): boolean;
   repositoryOf(payload: unknown): string | undefined;
+  /**
+   * A delivery that only tests the hook and names no repository (Bitbucket Data Center's
+   * `diagnostics:ping`): it is verified against every job of the provider and answered 200.
+   */
+  isProbe?(headers: IncomingHttpHeaders, payload: unknown): boolean;
   deliveryId(headers: IncomingHttpHeaders): string | undefined;
   /** What identifies a redelivery of the same delivery; undefined when the host sent no id. */
   dedupKey(headers: IncomingHttpHeaders): string | undefined;
