@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ProviderName } from '../config/types.js';
-import { hmacMatches } from './constant-time.js';
+import { hmacMatches, hmacSha256 } from './constant-time.js';
 import { toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
-import { safeDeliveryId, stringField } from './validate.js';
+import { copyHeaders, safeDeliveryId, stringField } from './validate.js';
 
 const SIGNATURE = /^[0-9a-f]{64}$/;
 
@@ -45,6 +45,14 @@ function giteaLike(name: Extract<ProviderName, 'gitea' | 'forgejo'>): ProviderAd
     dedupKey(headers) {
       const delivery = this.deliveryId(headers);
       return delivery === undefined ? undefined : `${name}:${delivery}`;
+    },
+
+    relayHeaders(body, secret, original) {
+      return {
+        'content-type': 'application/json',
+        ...copyHeaders(original, [`${prefix}-event`, `${prefix}-delivery`]),
+        [`${prefix}-signature`]: hmacSha256(secret, body).toString('hex'),
+      };
     },
 
     interpret(headers, payload, deliveryId) {

@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { hmacMatches } from './constant-time.js';
+import { hmacMatches, hmacSha256 } from './constant-time.js';
 import { toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
-import { safeDeliveryId, stringField } from './validate.js';
+import { copyHeaders, safeDeliveryId, stringField } from './validate.js';
 
 const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
 
@@ -38,6 +38,14 @@ export const githubProvider: ProviderAdapter<Buffer> = {
     // Hook ids are numeric; anything else is left out, so two keys can never run together.
     const hook = headers['x-github-hook-id'];
     return delivery === undefined ? undefined : `github:${typeof hook === 'string' && /^\d{1,20}$/.test(hook) ? hook : ''}:${delivery}`;
+  },
+
+  relayHeaders(body, secret, original) {
+    return {
+      'content-type': 'application/json',
+      ...copyHeaders(original, ['x-github-event', 'x-github-delivery', 'x-github-hook-id']),
+      'x-hub-signature-256': `sha256=${hmacSha256(secret, body).toString('hex')}`,
+    };
   },
 
   interpret(headers, payload, deliveryId) {

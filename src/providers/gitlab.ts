@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { secretsEqual } from './constant-time.js';
 import { toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
-import { field, safeDeliveryId, stringField } from './validate.js';
+import { copyHeaders, field, safeDeliveryId, stringField } from './validate.js';
 
 const PUSH_EVENTS = new Set(['Push Hook', 'Tag Push Hook']);
 
@@ -42,6 +42,14 @@ export const gitlabProvider: ProviderAdapter<string> = {
   dedupKey(headers) {
     const id = this.deliveryId(headers);
     return id === undefined ? undefined : `gitlab:${id}`;
+  },
+
+  relayHeaders(_body, secret, original) {
+    return {
+      'content-type': 'application/json',
+      ...copyHeaders(original, ['x-gitlab-event', 'x-gitlab-event-uuid', 'idempotency-key']),
+      'x-gitlab-token': secret,
+    };
   },
 
   interpret(headers, payload, deliveryId) {

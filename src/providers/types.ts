@@ -65,4 +65,10 @@ export interface ProviderAdapter<C = unknown> {
   /** What identifies a redelivery of the same delivery; undefined when the host sent no id. */
   dedupKey(headers: IncomingHttpHeaders): string | undefined;
   interpret(headers: IncomingHttpHeaders, payload: unknown, deliveryId: string): HookEvent;
+  /**
+   * Fan-out: the headers that relay a verified delivery to another receiver, signed with
+   * that receiver's `secret` exactly as this host signs (`body` is the JSON payload).
+   * Copies the host's event and delivery headers from `original`; nothing else of them.
+   */
+  relayHeaders(body: Buffer, secret: string, original: IncomingHttpHeaders, now: Date): Record<string, string>;
 }

@@ -1,3 +1,5 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
 /** Commit ids: SHA-1 (40) or SHA-256 (64) lowercase hex. */
 export const COMMIT_PATTERN = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 
@@ -24,6 +26,16 @@ export function isValidRef(ref: unknown): ref is string {
 }
 
 /** Delivery ids end up in logs and environment variables; anything odd is replaced. */
+/** The named headers of `original` that hold a plain single value, for relaying. */
+export function copyHeaders(original: IncomingHttpHeaders, names: readonly string[]): Record<string, string> {
+  const copied: Record<string, string> = {};
+  for (const name of names) {
+    const value = original[name];
+    if (typeof value === 'string') copied[name] = value;
+  }
+  return copied;
+}
+
 export function safeDeliveryId(value: string | string[] | undefined): string | undefined {
   return typeof value === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(value) ? value : undefined;
 }
