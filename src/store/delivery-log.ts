@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeployhookError } from '../errors.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { JournaledFolder } from './journaled-folder.js';
 
 const DEFAULT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
 const RECORD_NAME = /^([0-9a-f]{64})\.json$/;
@@ -11,6 +11,8 @@ const TEMP_NAME = /^\..*\.tmp$/;
 export interface DeliveryLogOptions {
   /** Folder for the records, e.g. `<state_dir>/deliveries`; created if missing. */
   dir: string;
+  /** Folder for the journal of recent records (default `<dir>/.journal`). */
+  journalDir?: string;
   /** How long a delivery is remembered, in ms (default 7 days). */
   windowMs?: number;
   now?: () => number;
@@ -36,7 +38,8 @@ async function removeIfPresent(file: string): Promise<void> {
  * Deliveries already acted on, remembered for a window so that a redelivered webhook is
  * answered as a duplicate, also after a restart. One file per delivery, named by the sha256
  * of its key (keys are untrusted text); the file's mtime is the time, its contents are for
- * humans. In memory: one entry per delivery, hash → time.
+ * humans. A commit is durable once it is in the journal (see JournaledFolder), which is shared
+ * with the commits around it. In memory: one entry per delivery, hash → time.
  */
 export class DeliveryLog {
   readonly #dir: string;
@@ -44,6 +47,7 @@ export class DeliveryLog {
   readonly #now: () => number;
   readonly #seen = new Map<string, number>();
   readonly #inFlight = new Set<string>();
+  readonly #files: JournaledFolder;
 
   constructor(options: DeliveryLogOptions) {
     const windowMs = options.windowMs ?? DEFAULT_WINDOW_MS;
@@ -53,6 +57,7 @@ export class DeliveryLog {
     this.#dir = options.dir;
     this.#windowMs = windowMs;
     this.#now = options.now ?? Date.now;
+    this.#files = new JournaledFolder({ root: options.dir, journalDir: options.journalDir ?? join(options.dir, '.journal') });
   }
 
   /** Number of keys remembered (for tests/metrics). */
@@ -64,9 +69,13 @@ export class DeliveryLog {
     return join(this.#dir, `${hash}.json`);
   }
 
-  /** Reads file names and mtimes (not contents), removes expired records and leftover temp files. Returns how many were loaded. */
+  /**
+   * Applies the journal left by the last process, reads file names and mtimes (not contents),
+   * removes expired records and leftover temp files. Returns how many were loaded.
+   */
   async open(): Promise<number> {
     await mkdir(this.#dir, { recursive: true });
+    await this.#files.replay();
     const entries = await readdir(this.#dir, { withFileTypes: true });
     await Promise.all(
       entries.map(async (entry) => {
@@ -103,7 +112,10 @@ export class DeliveryLog {
         settled = true;
         const time = this.#now();
         try {
-          await writeFileAtomic(this.#file(hash), `${JSON.stringify({ key, time: new Date(time).toISOString(), runs }, null, 2)}\n`);
+          // A new key's file is created in place (its name and mtime are what counts); the
+          // file of a key seen before, in an earlier window, is replaced.
+          const data = `${JSON.stringify({ key, time: new Date(time).toISOString(), runs }, null, 2)}\n`;
+          await this.#files.write([{ file: this.#file(hash), data, create: seenAt === undefined }]);
         } finally {
           // The runs are queued either way: remember the key in memory even when the write
           // failed, so that at least this process does not act on the delivery twice.
@@ -124,7 +136,7 @@ export class DeliveryLog {
     const cutoff = this.#now() - this.#windowMs;
     const expired = [...this.#seen].filter(([hash, time]) => time <= cutoff && !this.#inFlight.has(hash)).map(([hash]) => hash);
     for (const hash of expired) this.#seen.delete(hash);
-    await Promise.all(expired.map((hash) => removeIfPresent(this.#file(hash))));
+    await this.#files.write(expired.map((hash) => ({ file: this.#file(hash), remove: true as const })));
     return expired.length;
   }
 }

@@ -4,7 +4,8 @@ import { monotonicFactory } from 'ulid';
 import { JOB_NAME_PATTERN } from '../config/schema.js';
 import { DeployhookError } from '../errors.js';
 import { FINAL_STATUSES, type RunRecord } from '../jobs/run-record.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { removeFile } from './atomic-write.js';
+import { type FileChange, JournaledFolder } from './journaled-folder.js';
 import { parseRunRecord } from './run-record-schema.js';
 
 const RUN_ID_PATTERN = /^[0-9a-z]{26}$/;
@@ -27,19 +28,26 @@ export interface RunFilter {
 
 /**
  * Run records and the verified payloads that triggered them, one JSON file each under
- * `<state_dir>/runs/<job>/`. Every write is atomic and fsynced before it resolves. The
- * records are also kept in memory (the same objects the queue and the runs update), so
- * the API reads them without touching the disk.
+ * `<state_dir>/runs/<job>/`. Every write is atomic and durable before it resolves: it goes
+ * through the journal in `<state_dir>/journal/runs/` (see JournaledFolder). The records are
+ * also kept in memory (the same objects the queue and the runs update), so the API reads
+ * them without touching the disk.
  */
 export class RunStore {
   readonly #root: string;
   readonly #logDir: string;
   readonly #nextUlid = monotonicFactory();
   readonly #records = new Map<string, RunRecord>();
+  /** The last save of each record still in progress. */
+  readonly #saving = new Map<string, Promise<void>>();
+  readonly #files: JournaledFolder;
+  /** Jobs whose folder is known to exist. */
+  readonly #folders = new Set<string>();
 
   constructor(stateDir: string, logDir: string) {
     this.#root = join(stateDir, 'runs');
     this.#logDir = logDir;
+    this.#files = new JournaledFolder({ root: this.#root, journalDir: join(stateDir, 'journal', 'runs') });
   }
 
   /** Where a run's log lives: derived, never taken from a record. */
@@ -72,12 +80,16 @@ export class RunStore {
    * that fails, nothing of the run is left behind, on disk or in memory.
    */
   async create(record: RunRecord, event: Buffer): Promise<void> {
-    await mkdir(this.#folder(record.job), { recursive: true });
+    if (!this.#folders.has(record.job)) {
+      await mkdir(this.#folder(record.job), { recursive: true });
+      this.#folders.add(record.job);
+    }
+    const recordFile = this.#recordFile(record.job, record.id);
     try {
-      await writeFileAtomic(record.eventFile, event);
-      await this.save(record);
+      await this.#chain(record.id, () => this.#write(record, [{ file: record.eventFile, data: event }]));
     } catch (error) {
-      await rm(record.eventFile, { force: true }).catch(() => undefined);
+      const remove: FileChange[] = [{ file: record.eventFile, remove: true }, { file: recordFile, remove: true }];
+      await this.#files.write(remove).catch(() => Promise.all([rm(record.eventFile, { force: true }), rm(recordFile, { force: true })])).catch(() => undefined);
       throw error;
     }
   }
@@ -85,9 +97,35 @@ export class RunStore {
   /** The last save that failed (disk full, read-only), until one succeeds again: readiness reports it. */
   lastFailure: Error | undefined;
 
-  async save(record: RunRecord): Promise<void> {
+  /**
+   * Writes the record as it is when its turn comes. Saves of one record run one after the
+   * other (the queue, the run and fan-out all save the same record), so an older state
+   * never lands after a newer one.
+   */
+  save(record: RunRecord): Promise<void> {
+    return this.#chain(record.id, () => this.#write(record));
+  }
+
+  /** Like save, but only while the record is kept: a pruned run is not written back. */
+  saveIfKept(record: RunRecord): Promise<void> {
+    return this.#chain(record.id, async () => {
+      if (this.#records.get(record.id) === record) await this.#write(record);
+    });
+  }
+
+  #chain(id: string, write: () => Promise<void>): Promise<void> {
+    const next = (this.#saving.get(id) ?? Promise.resolve()).catch(() => undefined).then(write);
+    this.#saving.set(id, next);
+    const forget = () => {
+      if (this.#saving.get(id) === next) this.#saving.delete(id);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  async #write(record: RunRecord, alongside: readonly FileChange[] = []): Promise<void> {
     try {
-      await writeFileAtomic(this.#recordFile(record.job, record.id), `${JSON.stringify(record, null, 2)}\n`);
+      await this.#files.write([...alongside, { file: this.#recordFile(record.job, record.id), data: `${JSON.stringify(record, null, 2)}\n` }]);
     } catch (error) {
       this.lastFailure = error as Error;
       throw error;
@@ -127,8 +165,12 @@ export class RunStore {
     return readFile(this.eventFile(record.job, record.id));
   }
 
-  /** Every record on disk, oldest first. Temporary files of interrupted writes are removed. */
+  /**
+   * Every record on disk, oldest first, after the journal left by the last process has been
+   * applied. Temporary files of interrupted writes are removed.
+   */
   async loadAll(): Promise<LoadedRuns> {
+    await this.#files.replay();
     const loaded: LoadedRuns = { records: [], problems: [] };
     const jobs = await readdir(this.#root).catch(() => [] as string[]);
     for (const job of jobs.filter((name) => JOB_NAME_PATTERN.test(name))) {
@@ -164,14 +206,14 @@ export class RunStore {
     const deployed = this.latest(job, 'succeeded')?.id;
     const finished = [...this.#records.values()].filter((record) => record.job === job && FINAL_STATUSES.has(record.status));
     const ids = finished.map((record) => record.id).sort().reverse().slice(keep).filter((id) => id !== deployed);
-    let removed = 0;
-    for (const id of ids) {
-      await rm(this.logPath(job, id), { force: true });
-      await rm(this.eventFile(job, id), { force: true });
-      await rm(this.#recordFile(job, id), { force: true });
-      this.#records.delete(id);
-      removed += 1;
-    }
-    return removed;
+    if (ids.length === 0) return 0;
+    for (const id of ids) this.#records.delete(id);
+    for (const id of ids) await this.#saving.get(id)?.catch(() => undefined);
+    await this.#files.write(ids.flatMap((id): FileChange[] => [
+      { file: this.eventFile(job, id), remove: true },
+      { file: this.#recordFile(job, id), remove: true },
+    ]));
+    for (const id of ids) await removeFile(this.logPath(job, id));
+    return ids.length;
   }
 }

@@ -1,0 +1,29 @@
+import { open } from 'node:fs/promises';
+import { SyncCoalescer } from './sync-coalescer.js';
+
+/** fsyncs a folder, so that the renames, creations and removals in it survive a crash or power loss. */
+async function fsyncFolder(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+const folders = new Map<string, SyncCoalescer>();
+
+/**
+ * Makes the changes made in `dir` so far durable: resolves after an fsync of the folder that
+ * started after the call. Calls for one folder while its fsync is in flight share the next one.
+ */
+export function syncFolder(dir: string): Promise<void> {
+  const coalescer = folders.get(dir) ?? new SyncCoalescer(() => fsyncFolder(dir));
+  folders.set(dir, coalescer);
+  const done = coalescer.request();
+  const forget = () => {
+    if (!coalescer.busy && folders.get(dir) === coalescer) folders.delete(dir);
+  };
+  done.then(forget, forget);
+  return done;
+}

@@ -1,0 +1,166 @@
+import { type FileHandle, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { DeployhookError } from '../errors.js';
+import { syncFolder } from './folder-sync.js';
+import { encodeEntry, type JournalEntry } from './journal-frame.js';
+import { SyncCoalescer } from './sync-coalescer.js';
+
+const SEGMENT_NAME = /^(\d{16})\.journal$/;
+const DEFAULT_MAX_SEGMENT_BYTES = 16 * 1024 * 1024;
+
+export interface JournalOptions {
+  /** A segment that has reached this size is closed before the next batch. */
+  maxSegmentBytes?: number;
+  /** Told the number of each segment this process closes: nothing more is written to it. */
+  onClosed?: (segment: number) => void;
+  /** How a written batch is made durable; fdatasync unless a test counts the calls. */
+  datasync?: (handle: FileHandle) => Promise<void>;
+}
+
+export interface Appended {
+  /** The segment the entries went to, once they are in its file (a crash of the process no longer loses them). */
+  written: Promise<number>;
+  /** Once they are on disk (fdatasynced): a crash or power loss no longer loses them. */
+  durable: Promise<void>;
+}
+
+interface Batch {
+  frames: Buffer[];
+  written: { resolve(segment: number): void; reject(error: unknown): void };
+}
+
+function segmentName(segment: number): string {
+  return `${String(segment).padStart(16, '0')}.journal`;
+}
+
+/**
+ * An append-only log in numbered segment files, with group commit: entries appended while a
+ * batch is being written and fdatasynced go out together in the next batch, with one write
+ * and one fdatasync. A segment is closed when it is large, when asked, or after a failed
+ * write (so that nothing follows a frame a failure may have cut short).
+ */
+export class Journal {
+  readonly #dir: string;
+  readonly #maxBytes: number;
+  readonly #options: JournalOptions;
+  readonly #commit = new SyncCoalescer(() => this.#flush());
+  #queue: Batch[] = [];
+  #handle: FileHandle | undefined;
+  #segment = 0;
+  #size = 0;
+  /** The first segment of this process; unknown until the folder has been listed. */
+  #first: number | undefined;
+  #next = 0;
+  #closeRequested = false;
+
+  constructor(dir: string, options: JournalOptions = {}) {
+    this.#dir = dir;
+    this.#maxBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
+    this.#options = options;
+  }
+
+  append(entries: readonly JournalEntry[]): Appended {
+    let written!: Batch['written'];
+    const writtenPromise = new Promise<number>((resolve, reject) => (written = { resolve, reject }));
+    writtenPromise.catch(() => undefined);
+    this.#queue.push({ frames: entries.map(encodeEntry), written });
+    return { written: writtenPromise, durable: this.#commit.request() };
+  }
+
+  /** Closes the segment being written (if any) once the batches before this call are out. */
+  closeSegment(): Promise<void> {
+    this.#closeRequested = true;
+    return this.#commit.request();
+  }
+
+  /** Segments left by earlier processes, oldest first. */
+  async earlierSegments(): Promise<number[]> {
+    const names = await readdir(this.#dir).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
+      throw error;
+    });
+    const segments = names.flatMap((name) => (SEGMENT_NAME.test(name) ? [Number(name.slice(0, 16))] : [])).sort((a, b) => a - b);
+    return segments.filter((segment) => this.#first === undefined || segment < this.#first);
+  }
+
+  read(segment: number): Promise<Buffer> {
+    return readFile(join(this.#dir, segmentName(segment)));
+  }
+
+  /** Deletes closed segments whose changes are durable elsewhere. */
+  async remove(segments: readonly number[]): Promise<void> {
+    if (segments.length === 0) return;
+    for (const segment of segments) {
+      await unlink(join(this.#dir, segmentName(segment))).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      });
+    }
+    await syncFolder(this.#dir).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#queue.splice(0);
+    try {
+      if (this.#handle && (this.#closeRequested || this.#size >= this.#maxBytes)) await this.#close();
+      this.#closeRequested = false;
+      if (batch.length === 0) return;
+      const handle = this.#handle ?? (await this.#open());
+      const frames = batch.flatMap((item) => item.frames);
+      const total = frames.reduce((sum, frame) => sum + frame.length, 0);
+      try {
+        const { bytesWritten } = await handle.writev(frames);
+        if (bytesWritten !== total) throw new DeployhookError('JOURNAL_SHORT_WRITE', `Expected to append ${total} bytes to the journal, wrote ${bytesWritten}: is the disk full?`);
+        this.#size += total;
+        for (const item of batch) item.written.resolve(this.#segment);
+        await (this.#options.datasync ?? ((file: FileHandle) => file.datasync()))(handle);
+      } catch (error) {
+        // After a failed write or fdatasync the segment cannot be trusted to continue.
+        await this.#close().catch(() => undefined);
+        throw error;
+      }
+    } catch (error) {
+      for (const item of batch) item.written.reject(error);
+      throw error;
+    }
+  }
+
+  async #open(): Promise<FileHandle> {
+    if (this.#first === undefined) {
+      const created = await mkdir(this.#dir, { recursive: true });
+      // Each folder made here must be on disk in its parent.
+      for (let folder = this.#dir; created !== undefined; folder = dirname(folder)) {
+        await syncFolder(dirname(folder));
+        if (folder === created || dirname(folder) === folder) break;
+      }
+      const earlier = await this.earlierSegments();
+      this.#next = (earlier.at(-1) ?? 0) + 1;
+      this.#first = this.#next;
+    }
+    const segment = this.#next++;
+    const handle = await open(join(this.#dir, segmentName(segment)), 'wx', 0o600);
+    try {
+      // The segment's name must be on disk before anything in it is acknowledged.
+      await syncFolder(this.#dir);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
+    }
+    this.#handle = handle;
+    this.#segment = segment;
+    this.#size = 0;
+    return handle;
+  }
+
+  async #close(): Promise<void> {
+    const handle = this.#handle;
+    if (!handle) return;
+    this.#handle = undefined;
+    try {
+      await handle.close();
+    } finally {
+      this.#options.onClosed?.(this.#segment);
+    }
+  }
+}

@@ -1,0 +1,125 @@
+import { mkdir, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { JournaledFolder } from '../../src/store/journaled-folder.js';
+import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A folder for the files (with a subfolder), and one for the journal. */
+async function folders() {
+  const dir = await tempDir();
+  await mkdir(join(dir, 'files', 'sub'), { recursive: true });
+  return { root: join(dir, 'files'), journalDir: join(dir, 'journal') };
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(() => true, () => false);
+}
+
+describe('JournaledFolder', () => {
+  it('shares one fdatasync among the writes that arrive together, and resolves each only after an fdatasync that started after it', async () => {
+    const { root, journalDir } = await folders();
+    const log: string[] = [];
+    let syncs = 0;
+    const datasync = async (handle: FileHandle) => {
+      const sync = ++syncs;
+      log.push(`sync ${sync} start`);
+      await handle.datasync();
+      await sleep(30);
+      log.push(`sync ${sync} end`);
+    };
+    const folder = new JournaledFolder({ root, journalDir, datasync });
+    const write = (i: number) => {
+      log.push(`write ${i}`);
+      return folder.write([{ file: join(root, `${i}.json`), data: `{"n": ${i}}\n` }]).then(() => log.push(`done ${i}`));
+    };
+    const first = Array.from({ length: 20 }, (_, i) => write(i));
+    await until('the first fdatasync to start', () => syncs === 1);
+    const second = Array.from({ length: 20 }, (_, i) => write(20 + i));
+    await Promise.all([...first, ...second]);
+
+    expect(syncs).toBe(2);
+    for (let i = 0; i < 40; i += 1) {
+      const issued = log.indexOf(`write ${i}`);
+      const done = log.indexOf(`done ${i}`);
+      const covering = [1, 2].filter((sync) => log.indexOf(`sync ${sync} start`) > issued && log.indexOf(`sync ${sync} end`) < done);
+      expect(covering, `write ${i} resolved after an fdatasync that started after it`).not.toEqual([]);
+      expect(await readFile(join(root, `${i}.json`), 'utf8')).toBe(`{"n": ${i}}\n`);
+    }
+  });
+
+  it('rewrites at start what the journal holds, when a power cut lost the files: the last change of each file wins', async () => {
+    const { root, journalDir } = await folders();
+    const folder = new JournaledFolder({ root, journalDir });
+    const [a, b, c] = ['a.json', 'sub/b.json', 'c.json'].map((name) => join(root, name)) as [string, string, string];
+    await folder.write([{ file: a, data: 'a1' }]);
+    await writeFile(c, 'c0');
+    await folder.write([{ file: a, data: 'a2' }, { file: b, data: 'b1' }]);
+    await folder.write([{ file: c, remove: true }]);
+    // What a power cut may leave of files that were renamed into place but never fsynced.
+    await rm(a);
+    await writeFile(b, '');
+    await writeFile(c, 'c0');
+
+    const restarted = new JournaledFolder({ root, journalDir });
+    expect(await restarted.replay()).toBe(3);
+    expect(await readFile(a, 'utf8')).toBe('a2');
+    expect(await readFile(b, 'utf8')).toBe('b1');
+    expect(await exists(c)).toBe(false);
+    expect(await readdir(journalDir)).toEqual([]);
+  });
+
+  it('ignores the end of a segment that a crash cut short, and keeps what came before', async () => {
+    const { root, journalDir } = await folders();
+    const folder = new JournaledFolder({ root, journalDir });
+    const [kept, cut] = [join(root, 'kept.json'), join(root, 'cut.json')];
+    await folder.write([{ file: kept, data: 'kept' }]);
+    await folder.write([{ file: cut, data: 'never acknowledged' }]);
+    const [segment] = await readdir(journalDir);
+    const file = join(journalDir, segment ?? '');
+    await truncate(file, (await stat(file)).size - 3);
+    await rm(kept);
+    await rm(cut);
+
+    expect(await new JournaledFolder({ root, journalDir }).replay()).toBe(1);
+    expect(await readFile(kept, 'utf8')).toBe('kept');
+    expect(await exists(cut)).toBe(false);
+  });
+
+  it('writes a created file again only where it is missing or empty, so a replay does not renew its mtime', async () => {
+    const { root, journalDir } = await folders();
+    const folder = new JournaledFolder({ root, journalDir });
+    const [aged, lost, emptied] = ['aged.json', 'lost.json', 'emptied.json'].map((name) => join(root, name)) as [string, string, string];
+    for (const file of [aged, lost, emptied]) await folder.write([{ file, data: 'x', create: true }]);
+    const old = new Date(Date.now() - 86_400_000);
+    await utimes(aged, old, old);
+    await rm(lost);
+    await writeFile(emptied, '');
+
+    await new JournaledFolder({ root, journalDir }).replay();
+    expect(Math.round((await stat(aged)).mtimeMs)).toBe(old.getTime());
+    expect(await readFile(lost, 'utf8')).toBe('x');
+    expect(await readFile(emptied, 'utf8')).toBe('x');
+  });
+
+  it('folds a closed segment in after its delay and deletes it', async () => {
+    const { root, journalDir } = await folders();
+    const folder = new JournaledFolder({ root, journalDir, checkpointDelayMs: 20 });
+    await folder.write([{ file: join(root, 'a.json'), data: 'a' }]);
+    expect(await readdir(journalDir)).toHaveLength(1);
+    await until('the segment to be folded in', async () => (await readdir(journalDir)).length === 0, 5_000);
+    expect(await readFile(join(root, 'a.json'), 'utf8')).toBe('a');
+    // A later write starts a new segment.
+    await folder.write([{ file: join(root, 'b.json'), data: 'b' }]);
+    expect(await readdir(journalDir)).toHaveLength(1);
+  });
+
+  it('refuses a file outside its folder', async () => {
+    const { root, journalDir } = await folders();
+    const folder = new JournaledFolder({ root, journalDir });
+    await expect(folder.write([{ file: join(root, '..', 'escape.json'), data: 'x' }])).rejects.toMatchObject({ code: 'OUTSIDE_FOLDER' });
+  });
+});

@@ -1,0 +1,94 @@
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { RunRecord } from '../../src/jobs/run-record.js';
+import { RunStore } from '../../src/store/run-store.js';
+import { tempDir } from '../helpers/tmp.js';
+
+function queuedRun(store: RunStore, job = 'app'): RunRecord {
+  const id = store.newRunId();
+  return {
+    id,
+    job,
+    status: 'queued',
+    trigger: { type: 'webhook', provider: 'github', delivery: `d-${id}`, pusher: 'alice' },
+    repo: 'acme/app',
+    ref: 'refs/heads/main',
+    branch: 'main',
+    sha: 'a'.repeat(40),
+    before: '0'.repeat(40),
+    queuedAt: new Date().toISOString(),
+    logPath: store.logPath(job, id),
+    eventFile: store.eventFile(job, id),
+  };
+}
+
+async function recordOnDisk(stateDir: string, run: RunRecord): Promise<unknown> {
+  return JSON.parse(await readFile(join(stateDir, 'runs', run.job, `${run.id}.json`), 'utf8'));
+}
+
+describe('RunStore', () => {
+  it('has the record and payload in place as soon as create resolves', async () => {
+    const dir = await tempDir();
+    const store = new RunStore(join(dir, 'state'), join(dir, 'logs'));
+    await store.loadAll();
+    const run = queuedRun(store);
+    await store.create(run, Buffer.from('{"ref":"refs/heads/main"}'));
+    expect(await recordOnDisk(join(dir, 'state'), run)).toMatchObject({ id: run.id, status: 'queued' });
+    expect(await readFile(run.eventFile, 'utf8')).toBe('{"ref":"refs/heads/main"}');
+  });
+
+  it('recovers at start an acknowledged run whose files a power cut lost, from the journal', async () => {
+    const dir = await tempDir();
+    const state = join(dir, 'state');
+    const store = new RunStore(state, join(dir, 'logs'));
+    await store.loadAll();
+    const run = queuedRun(store);
+    await store.create(run, Buffer.from('{"n":1}'));
+    // Renamed into place but not yet fsynced when the power went: gone, or empty.
+    await rm(run.eventFile);
+    await writeFile(join(state, 'runs', 'app', `${run.id}.json`), '');
+
+    const restarted = new RunStore(state, join(dir, 'logs'));
+    const loaded = await restarted.loadAll();
+    expect(loaded.problems).toEqual([]);
+    expect(loaded.records.map((record) => [record.id, record.status])).toEqual([[run.id, 'queued']]);
+    expect(await readFile(run.eventFile, 'utf8')).toBe('{"n":1}');
+    expect(await readdir(join(state, 'journal', 'runs'))).toEqual([]);
+  });
+
+  it('never rolls a record back at start: after a crash of the process, the newest save is what loads', async () => {
+    const dir = await tempDir();
+    const state = join(dir, 'state');
+    const store = new RunStore(state, join(dir, 'logs'));
+    await store.loadAll();
+    const run = queuedRun(store);
+    await store.create(run, Buffer.from('{}'));
+    run.status = 'running';
+    run.startedAt = new Date().toISOString();
+    run.pgid = 4242;
+    await store.save(run);
+
+    const loaded = await new RunStore(state, join(dir, 'logs')).loadAll();
+    expect(loaded.records).toEqual([expect.objectContaining({ id: run.id, status: 'running', pgid: 4242 })]);
+    expect(await recordOnDisk(state, run)).toMatchObject({ status: 'running', pgid: 4242 });
+  });
+
+  it('does not bring back at start the runs that retention removed', async () => {
+    const dir = await tempDir();
+    const state = join(dir, 'state');
+    const store = new RunStore(state, join(dir, 'logs'));
+    await store.loadAll();
+    const runs = [queuedRun(store), queuedRun(store), queuedRun(store)];
+    for (const run of runs) {
+      await store.create(run, Buffer.from('{}'));
+      run.status = 'succeeded';
+      await store.save(run);
+    }
+    expect(await store.prune('app', 1)).toBe(2);
+
+    const loaded = await new RunStore(state, join(dir, 'logs')).loadAll();
+    expect(loaded.records.map((record) => record.id)).toEqual([runs[2]?.id]);
+    expect((await readdir(join(state, 'runs', 'app'))).sort()).toEqual([`${runs[2]?.id}.event.json`, `${runs[2]?.id}.json`]);
+  });
+});
