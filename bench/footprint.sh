@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Footprint: resident memory (VmRSS from /proc/PID/status) idle, after the acknowledgement
+# Footprint: resident memory (VmRSS from /proc/PID/status) idle, idle again after one deploy
+# (deployhook loads git and process code with its first run), after the acknowledgement
 # load of ack-throughput.sh (wrk (a) then (b)), and after a 1 GB log capture; and the time
 # from starting the server to its first accepted signed push (202 for deployhook, 200 with
 # the hook run for adnanh/webhook), measured by a poller that starts the server and tries
 # every 2 ms. deployhook beside adnanh/webhook, interleaved, medians.
+#
+# BENCH_BASELINE=<commit> also starts that commit's build in the same interleaved loop, so a
+# change's effect on start-up is measured side by side even on a busy machine.
 #
 #   bash bench/footprint.sh        BENCH_STARTS=5 BENCH_SECONDS=5 BENCH_LOG_BYTES=1000000000
 source "$(dirname "$0")/lib/common.sh"
@@ -16,6 +20,11 @@ bench_need webhook wrk curl
 bench_need_build
 bench_workdir
 bench_snapshot
+BASELINE_CLI=""
+if [[ -n "${BENCH_BASELINE:-}" ]]; then
+  bench_build_ref "$BENCH_BASELINE" "$WORK/baseline"
+  BASELINE_CLI="$WORK/baseline/dist/cli.js"
+fi
 
 make_repo "$WORK/remote.git" 1
 SHA="$(git -C "$WORK/remote.git" rev-parse main)"
@@ -47,14 +56,20 @@ wh_hooks "$WORK/hooks.json" refs/heads/main /bin/true "$WORK/wh-cwd"
 
 : >"$WORK/results"
 note "footprint: $STARTS starts each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+servers=(deployhook webhook)
+[[ -n "$BASELINE_CLI" ]] && servers+=(baseline)
 for ((i = 1; i <= STARTS; i++)); do
-  for server in $( ((i % 2)) && echo deployhook webhook || echo webhook deployhook); do
+  # A different server goes first in each round.
+  shift_by=$(((i - 1) % ${#servers[@]}))
+  for server in "${servers[@]:shift_by}" "${servers[@]:0:shift_by}"; do
     port="$(free_port)"
-    if [[ "$server" == deployhook ]]; then
+    if [[ "$server" == deployhook || "$server" == baseline ]]; then
       rm -rf "$WORK/dh" && mkdir -p "$WORK/dh"
       config "$port" "$WORK/dh"
+      cli="$CLI"
+      [[ "$server" == baseline ]] && cli="$BASELINE_CLI"
       line="$(node "$BENCH_DIR/lib/startup.mjs" --url "http://127.0.0.1:$port/hooks/github" --body "$WORK/push-main.json" --signature "$SIG_MAIN" --status 202 \
-        --log "$WORK/out/startup.log" -- node "$CLI" serve --config "$WORK/dh.yml")"
+        --log "$WORK/out/startup.log" -- node "$cli" serve --config "$WORK/dh.yml")"
     else
       line="$(node "$BENCH_DIR/lib/startup.mjs" --url "http://127.0.0.1:$port/hooks/deploy" --body "$WORK/push-main.json" --signature "$SIG_MAIN" --status 200 \
         --log "$WORK/out/startup.log" -- webhook -hooks "$WORK/hooks.json" -port "$port" -ip 127.0.0.1)"
@@ -78,6 +93,16 @@ for server in deployhook webhook; do
   fi
   sleep 2
   echo "rss $server idle $(rss_mb "$pid")" >>"$WORK/results"
+  if [[ "$server" == deployhook ]]; then
+    curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: footprint-first" \
+      -H "X-Hub-Signature-256: $SIG_MAIN" --data-binary "@$WORK/push-main.json" "http://127.0.0.1:$port$path"
+    for ((i = 0; i < 300; i++)); do
+      grep -qsE '"status": "(succeeded|failed)"' "$WORK"/dh/state/runs/app/[0-9a-z]*.json && break
+      sleep 0.1
+    done
+    sleep 2
+    echo "rss $server after-deploy $(rss_mb "$pid")" >>"$WORK/results"
+  fi
   a="$(wrk_run "http://127.0.0.1:$port$path" "$WORK/push-other.json" "$SIG_OTHER" "$LOAD_SECONDS")"
   b="$(wrk_run "http://127.0.0.1:$port$path" "$WORK/push-main.json" "$SIG_MAIN" "$LOAD_SECONDS")"
   note "  $server load: (a) $a; (b) $b"
@@ -106,7 +131,12 @@ dh_start="$(startup deployhook acceptedMs)"
 wh_start="$(startup webhook acceptedMs)"
 printf '| start to first accepted push, ms | %s | %s | %s |\n' "$(fmt "$dh_start")" "$(fmt "$wh_start")" "$(ratio "$dh_start" "$wh_start")"
 printf '| start to first answer of any kind, ms | %s | %s | |\n' "$(fmt "$(startup deployhook firstAnswerMs)")" "$(fmt "$(startup webhook firstAnswerMs)")"
+if [[ -n "$BASELINE_CLI" ]]; then
+  base_start="$(startup baseline acceptedMs)"
+  printf '| start to first accepted push, deployhook at %s, ms | %s | | %s (this build / baseline: %s) |\n' "$BENCH_BASELINE" "$(fmt "$base_start")" "$(ratio "$base_start" "$wh_start")" "$(ratio "$dh_start" "$base_start")"
+fi
 printf '| RSS idle, MB | %s | %s | %s |\n' "$(rss deployhook idle 4)" "$(rss webhook idle 4)" "$(ratio "$(rss deployhook idle 4)" "$(rss webhook idle 4)")"
+printf '| RSS idle after one deploy, MB | %s | | |\n' "$(rss deployhook after-deploy 4)"
 printf '| RSS after wrk (a) and (b), %ss each (peak), MB | %s (%s) | %s (%s) | |\n' "$LOAD_SECONDS" "$(rss deployhook after-load 4)" "$(rss deployhook after-load 5)" "$(rss webhook after-load 4)" "$(rss webhook after-load 5)"
 printf '| RSS after a %s-byte log capture (peak), MB | %s (%s) | | |\n' "$BYTES" "$(rss deployhook after-log 4)" "$(rss deployhook after-log 5)"
 echo

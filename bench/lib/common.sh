@@ -49,15 +49,22 @@ bench_snapshot() {
   local app="$WORK/app"
   mkdir -p "$app"
   if [[ -n "${BENCH_REF:-}" ]]; then
-    git -C "$ROOT" archive "$BENCH_REF" src libexec package.json tsconfig.json tsconfig.build.json | tar -x -C "$app"
-    ln -s "$ROOT/node_modules" "$app/node_modules"
-    (cd "$app" && node node_modules/typescript/bin/tsc -p tsconfig.build.json) || die "could not build $BENCH_REF"
+    bench_build_ref "$BENCH_REF" "$app"
   else
     cp -r "$ROOT/dist" "$ROOT/libexec" "$ROOT/package.json" "$app/"
     ln -s "$ROOT/node_modules" "$app/node_modules"
   fi
   CLI="$app/dist/cli.js"
   node "$CLI" --help >/dev/null || die "the copy of dist/ does not load (a build was running?): try again"
+}
+
+# bench_build_ref COMMIT DIR: that commit's src/ built in DIR (git archive: the work tree is left alone).
+bench_build_ref() {
+  local ref="$1" app="$2"
+  mkdir -p "$app"
+  git -C "$ROOT" archive "$ref" src libexec package.json tsconfig.json tsconfig.build.json | tar -x -C "$app"
+  ln -s "$ROOT/node_modules" "$app/node_modules"
+  (cd "$app" && node node_modules/typescript/bin/tsc -p tsconfig.build.json) || die "could not build $ref"
 }
 
 # A scratch folder on the same disk as a real state_dir would be (fsync is measured).

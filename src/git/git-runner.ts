@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import { simpleGit } from 'simple-git';
+import type * as SimpleGitModule from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { GitSyncError, RunAbortedError } from '../errors.js';
 import type { GitEnvironment } from './git-env.js';
@@ -32,29 +32,50 @@ export interface GitRunner {
 }
 
 const STDERR_TAIL_CHARS = 2000;
+const NO_OUTPUT = Buffer.alloc(0);
+
+let loadingSimpleGit: Promise<typeof SimpleGitModule> | undefined;
+
+/** simple-git is loaded with the first git that runs, not when the daemon starts. */
+function loadSimpleGit(): Promise<typeof SimpleGitModule> {
+  return (loadingSimpleGit ??= import('simple-git'));
+}
 
 export function createGitRunner(options: GitRunnerOptions): GitRunner {
   const { output, signal, secrets } = options;
   let streaming = false;
-  const git: SimpleGit = simpleGit({
-    baseDir: options.baseDir,
-    ...(options.user ? { spawnOptions: { uid: options.user.uid, gid: options.user.gid } } : {}),
-    // On abort simple-git sends SIGINT to git itself; it can neither start git in a
-    // process group of its own nor tell us its pid, so a child git leaves behind (ssh,
-    // git-remote-http) ends on its own limits: see ssh-command.ts and git-env.ts.
-    abort: signal,
-    unsafe: options.environment.unsafe,
-    allowEnvironment: options.environment.allowEnvironment,
-    // simple-git only treats a non-zero exit as a failure when stderr is not empty;
-    // every non-zero exit is a failure here.
-    errors: (error, result) => error ?? (result.exitCode === 0 ? undefined : failureText(result.stdErr, result.exitCode)),
-  })
-    .env(options.environment.env)
-    .outputHandler((_command, stdout, stderr) => {
-      if (!streaming) return;
-      stdout.on('data', (chunk: Buffer) => output.write(chunk));
-      stderr.on('data', (chunk: Buffer) => output.write(chunk));
-    });
+  let client: Promise<SimpleGit> | undefined;
+  const git = (): Promise<SimpleGit> => (client ??= loadSimpleGit().then(configure));
+
+  function configure({ simpleGit }: typeof SimpleGitModule): SimpleGit {
+    return simpleGit({
+      baseDir: options.baseDir,
+      ...(options.user ? { spawnOptions: { uid: options.user.uid, gid: options.user.gid } } : {}),
+      // On abort simple-git sends SIGINT to git itself; it can neither start git in a
+      // process group of its own nor tell us its pid, so a child git leaves behind (ssh,
+      // git-remote-http) ends on its own limits: see ssh-command.ts and git-env.ts.
+      abort: signal,
+      unsafe: options.environment.unsafe,
+      allowEnvironment: options.environment.allowEnvironment,
+      // simple-git only treats a non-zero exit as a failure when stderr is not empty;
+      // every non-zero exit is a failure here.
+      errors: (error, result) => error ?? (result.exitCode === 0 ? undefined : failureText(result.stdErr, result.exitCode)),
+    })
+      .env(options.environment.env)
+      .outputHandler((_command, stdout, stderr) => {
+        // simple-git reports the end of a git that printed nothing only 50 ms later, in case
+        // output is late (its completion plugin); no output can follow the end of stdout, so
+        // an empty chunk then lets it report at once. A quiet step (`clean` with nothing to
+        // remove, `cat-file -e`) costs what git costs.
+        stdout.once('end', () => stdout.emit('data', NO_OUTPUT));
+        if (!streaming) return;
+        const forward = (chunk: Buffer) => {
+          if (chunk.length > 0) output.write(chunk);
+        };
+        stdout.on('data', forward);
+        stderr.on('data', forward);
+      });
+  }
 
   function scrub(text: string): string {
     return secrets.reduce((result, secret) => (secret === '' ? result : result.replaceAll(secret, '***')), text);
@@ -64,7 +85,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
     throwIfAborted(signal);
     streaming = stream;
     try {
-      return await git.raw([...args]);
+      return await (await git()).raw([...args]);
     } catch (error) {
       throwIfAborted(signal, error);
       throw error;

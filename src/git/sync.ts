@@ -1,6 +1,7 @@
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { execa } from 'execa';
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Writable } from 'node:stream';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
@@ -8,6 +9,7 @@ import { gitEnvironment } from './git-env.js';
 import type { GitAuth } from './git-env.js';
 import { createGitRunner, throwIfAborted } from './git-runner.js';
 import type { GitRunner } from './git-runner.js';
+import { pointOriginAt, rememberOrigin } from './point-origin.js';
 
 export type { GitAuth } from './git-env.js';
 
@@ -39,10 +41,9 @@ export interface SyncOptions {
 }
 
 export interface SyncResult {
-  /** `git rev-parse HEAD` after the sync. */
+  /** The commit HEAD is at after the sync. */
   sha: string;
 }
-
 
 const FETCH_REFSPECS = ['+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*'];
 
@@ -61,7 +62,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   if (state === 'foreign') {
     throw new GitSyncError(`Expected the checkout folder ${checkout} to be empty or a git checkout, but it holds other files. Move them away or choose another checkout folder.`);
   }
-  await mkdir(checkout, { recursive: true });
+  if (state === 'missing') await mkdir(checkout, { recursive: true });
   if (options.user) await ownCheckout(checkout, options.user);
   const git = createGitRunner({
     baseDir: checkout,
@@ -74,54 +75,67 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
 
   if (state === 'git') {
     await removeStaleLocks(checkout, options.output);
-    await pointOriginAt(git, remote);
+    await pointOriginAt(git, checkout, remote);
     await git.step('fetch', ['fetch', '--prune', '--no-tags', '--progress', '--', 'origin', ...FETCH_REFSPECS]);
   } else {
     await git.step('clone', ['clone', '--no-checkout', '--progress', '--', remote, checkout]);
+    await rememberOrigin(checkout, remote);
   }
-  let target = sha;
-  if (options.branch !== undefined) {
-    const tip = await branchTip(git, options.branch);
-    if (tip === undefined) {
-      throw new GitSyncError(`Expected the branch ${JSON.stringify(options.branch)} on the remote ${remote}, but it is not there (deleted after the push?); the pushed commit ${sha} is only ever deployed through its branch`);
-    }
-    target = tip;
-  } else if (options.tag !== undefined) {
-    const commit = await git.query(['rev-parse', '--verify', '--quiet', `refs/tags/${options.tag}^{commit}`]);
-    if (commit === undefined || !COMMIT_PATTERN.test(commit)) {
-      throw new GitSyncError(`Expected the tag ${JSON.stringify(options.tag)} on the remote ${remote}, but it is not there (deleted after the push?)`);
-    }
-    target = commit;
-  } else {
-    await ensureCommit(git, sha, remote);
-  }
+  // A branch or tag is checked out by name, as fetched: git resolves it in the same step.
+  const ref = options.branch !== undefined ? `refs/remotes/origin/${options.branch}` : options.tag !== undefined ? `refs/tags/${options.tag}` : undefined;
+  if (ref === undefined) await ensureCommit(git, sha, remote);
 
   // --force discards local changes to tracked files and the index; clean removes the rest.
-  await git.step('checkout', ['checkout', '--force', '--detach', target, '--']);
+  try {
+    await git.step('checkout', ['checkout', '--force', '--detach', ref === undefined ? sha : `${ref}^{commit}`, '--']);
+  } catch (error) {
+    if (ref !== undefined && error instanceof GitSyncError && (await resolve(git, ref)) === undefined) throw missingRef(options, error);
+    throw error;
+  }
   await git.step('clean', ['clean', '-ffdx']);
   if (options.submodules) {
     await git.step('submodule sync', ['submodule', 'sync', '--recursive']);
     await git.step('submodule update', ['submodule', 'update', '--init', '--recursive', '--force']);
     await git.step('submodule clean', ['submodule', 'foreach', '--recursive', 'git clean -ffdx']);
   }
-  const head = await git.query(['rev-parse', 'HEAD']);
-  if (head !== target) {
-    throw new GitSyncError(`Expected HEAD at ${target} after the sync, found ${head ?? 'no commit'}`);
+  const head = await headCommit(git, checkout);
+  if (head === undefined || (ref === undefined && head !== sha)) {
+    throw new GitSyncError(`Expected HEAD at ${ref === undefined ? sha : `the commit of ${ref}`} after the sync, found ${head ?? 'no commit'}`);
   }
   return { sha: head };
+}
+
+/** The error for a branch or tag that is no longer on the remote. */
+function missingRef(options: SyncOptions, cause: unknown): GitSyncError {
+  if (options.branch !== undefined) {
+    return new GitSyncError(`Expected the branch ${JSON.stringify(options.branch)} on the remote ${options.remote}, but it is not there (deleted after the push?); the pushed commit ${options.sha} is only ever deployed through its branch`, { cause });
+  }
+  return new GitSyncError(`Expected the tag ${JSON.stringify(options.tag ?? '')} on the remote ${options.remote}, but it is not there (deleted after the push?)`, { cause });
+}
+
+/** The commit a fetched ref points to, if it exists. */
+async function resolve(git: GitRunner, ref: string): Promise<string | undefined> {
+  const commit = await git.query(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
+  return commit !== undefined && COMMIT_PATTERN.test(commit) ? commit : undefined;
+}
+
+/**
+ * The commit HEAD is at. A detached HEAD is that commit's id alone in `.git/HEAD`; git is
+ * asked only when the file says anything else (a `.git` file that points elsewhere, say).
+ */
+async function headCommit(git: GitRunner, checkout: string): Promise<string | undefined> {
+  const text = await readFile(join(checkout, '.git', 'HEAD'), 'utf8').catch(() => '');
+  const id = text.slice(0, -1);
+  if (text.endsWith('\n') && COMMIT_PATTERN.test(id)) return id;
+  const head = await git.query(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']);
+  return head !== undefined && COMMIT_PATTERN.test(head) ? head : undefined;
 }
 
 /** Gives the checkout to the user git runs as, if it belongs to someone else (run_as was added later). */
 async function ownCheckout(checkout: string, user: { uid: number; gid: number }): Promise<void> {
   const info = await stat(checkout);
   if (info.uid === user.uid && info.gid === user.gid) return;
-  await execa('chown', ['-R', '--', `${user.uid}:${user.gid}`, checkout]);
-}
-
-/** The commit the remote's branch points to after the fetch, if the branch still exists. */
-async function branchTip(git: GitRunner, branch: string): Promise<string | undefined> {
-  const tip = await git.query(['rev-parse', '--verify', '--quiet', `refs/remotes/origin/${branch}^{commit}`]);
-  return tip !== undefined && COMMIT_PATTERN.test(tip) ? tip : undefined;
+  await promisify(execFile)('chown', ['-R', '--', `${user.uid}:${user.gid}`, checkout]);
 }
 
 /**
@@ -129,35 +143,22 @@ async function branchTip(git: GitRunner, branch: string): Promise<string | undef
  * git the daemon could not stop (it was killed mid-run): it is stale, and removed.
  */
 async function removeStaleLocks(checkout: string, output: SyncOptions['output']): Promise<void> {
+  const present = new Set(await readdir(join(checkout, '.git')).catch(() => []));
   for (const name of ['index.lock', 'HEAD.lock', 'config.lock', 'packed-refs.lock', 'shallow.lock']) {
-    const lock = join(checkout, '.git', name);
-    if (await stat(lock).then(() => true, () => false)) {
-      await rm(lock, { force: true });
-      output.write(`[deployhook] removed the stale lock .git/${name} left by an interrupted run\n`);
-    }
+    if (!present.has(name)) continue;
+    await rm(join(checkout, '.git', name), { force: true });
+    output.write(`[deployhook] removed the stale lock .git/${name} left by an interrupted run\n`);
   }
 }
 
 /** `missing`: nothing there or empty; `git`: has `.git`; `foreign`: other files. */
 async function checkoutState(checkout: string): Promise<'missing' | 'git' | 'foreign'> {
   const entries = await readdir(checkout).catch((error: unknown) => {
-    if (isErrnoException(error) && error.code === 'ENOENT') return [];
+    if (isErrnoException(error) && error.code === 'ENOENT') return [] as string[];
     throw new GitSyncError(`Could not read the checkout folder ${checkout}: ${String(error)}`, { cause: error });
   });
   if (entries.length === 0) return 'missing';
-  const dotGit = await stat(join(checkout, '.git')).catch(() => undefined);
-  return dotGit === undefined ? 'foreign' : 'git';
-}
-
-/** The config may have changed the remote since the checkout was cloned. */
-async function pointOriginAt(git: GitRunner, remote: string): Promise<void> {
-  const current = await git.query(['config', '--get', 'remote.origin.url']);
-  if (current === remote) return;
-  if (current === undefined) {
-    await git.step('remote add', ['remote', 'add', '--', 'origin', remote]);
-  } else {
-    await git.step('remote set-url', ['remote', 'set-url', '--', 'origin', remote]);
-  }
+  return entries.includes('.git') ? 'git' : 'foreign';
 }
 
 /** Branch and tag fetches bring most commits; a server may also allow fetching one by id. */

@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { execa } from 'execa';
+import type * as Execa from 'execa';
 import { DeployhookError } from '../errors.js';
 import { terminateGroup, waitForGroupExit } from './kill-group.js';
 import { killGroupOnExit } from './kill-on-exit.js';
@@ -16,6 +16,13 @@ import { waitForOutputEnd } from './wait-for-output.js';
 const LEFTOVER_MOMENT_MS = 500;
 /** setTimeout's largest delay (about 24.8 days); a longer timeout is capped to it. */
 const MAX_TIMER_MS = 2_147_483_647;
+
+let loadingExeca: Promise<typeof Execa> | undefined;
+
+/** execa is loaded with the first command, not when the daemon starts. */
+function loadExeca(): Promise<typeof Execa> {
+  return (loadingExeca ??= import('execa'));
+}
 
 export interface CommandOptions {
   /** From config; argv[0] is the program. Run without a shell. */
@@ -72,6 +79,7 @@ function checkOptions({ argv, timeoutMs, killAfterMs }: CommandOptions): void {
  */
 export async function runCommand(options: CommandOptions): Promise<CommandResult> {
   checkOptions(options);
+  const { execa } = await loadExeca();
   const { argv, cwd, env, output, timeoutMs, killAfterMs, signal } = options;
   const [program = '', ...args] = argv;
   const started = performance.now();

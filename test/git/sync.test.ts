@@ -153,4 +153,18 @@ describe('syncCheckout', () => {
     expect(await git(checkout, 'config', '--get', 'remote.origin.url')).toBe(moved.bare);
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('moved\n');
   });
+
+  it('points origin back at the configured remote when it was changed in the checkout by hand', async () => {
+    const { root, remote, checkout, env } = await setup();
+    const first = await remote.commit({ 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, env }));
+    const elsewhere = await createRemote(root, 'elsewhere');
+    await git(checkout, 'remote', 'set-url', 'origin', elsewhere.bare);
+    const second = await remote.commit({ 'app.txt': 'two\n' });
+
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: second, env }));
+
+    expect(await git(checkout, 'config', '--get', 'remote.origin.url')).toBe(remote.bare);
+    expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
+  });
 });
