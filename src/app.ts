@@ -7,8 +7,8 @@ import type { Logger } from 'pino';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigError, DeployhookError } from './errors.js';
-import { createApiApp } from './http/api-app.js';
 import { createHookHandler } from './http/hook-handler.js';
+import { lazyHandler } from './http/lazy-handler.js';
 import { createHttpServer } from './http/server.js';
 import { createSourceFilter } from './http/source-filter.js';
 import { readTlsOptions } from './http/tls.js';
@@ -19,6 +19,7 @@ import { JobIndex } from './jobs/job-index.js';
 import { recoverRuns } from './jobs/recover.js';
 import { RunQueue } from './jobs/run-queue.js';
 import { builtinProviders } from './providers/registry.js';
+import { abandonedForwards, createForwarder, type RelayTarget } from './forward/forwarder.js';
 import { DeliveryLog } from './store/delivery-log.js';
 import { RunStore } from './store/run-store.js';
 
@@ -27,6 +28,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** The daemon's environment; runs inherit only PATH, HOME and LANG from it. */
   env: Readonly<Record<string, string | undefined>>;
+  /** The clock Standard Webhooks timestamps are checked against. */
+  now?: () => Date;
 }
 
 export interface Daemon {
@@ -64,6 +67,14 @@ async function ensureWritableFolder(path: string, what: string): Promise<void> {
   }
 }
 
+/** Every secret the daemon knows: masked in every run log. */
+function knownSecrets(config: Config): string[] {
+  const jobSecrets = config.jobs.flatMap((job) => [...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : []), ...job.forward.map((target) => target.secret)]);
+  const providerSecrets = Object.values(config.forwards).flatMap((targets) => targets.map((target) => target.secret));
+  const apiTokens = config.api ? [config.api.token, ...(config.api.uiToken ? [config.api.uiToken] : [])] : [];
+  return [...jobSecrets, ...providerSecrets, ...apiTokens];
+}
+
 /** How often remembered deliveries older than `dedup_window` are forgotten. */
 const PRUNE_DELIVERIES_MS = 60 * 60 * 1000;
 
@@ -82,14 +93,15 @@ export function createDaemon(options: DaemonOptions): Daemon {
     store,
     logger: logger.child({ area: 'runs' }),
     baseEnv: baseEnvironment(options.env),
-    knownSecrets: () => [...config.jobs.flatMap((job) => [...job.secrets, ...(job.token ? [job.token.value] : [])]), ...(config.api ? [config.api.token, ...(config.api.uiToken ? [config.api.uiToken] : [])] : [])],
+    knownSecrets: () => knownSecrets(config),
     onFinished: (run) => metrics?.runFinished(run),
     maxLogBytes: () => config.maxLogBytes,
     keepRuns: () => config.keepRuns,
   });
+  const forwarder = createForwarder({ logger: logger.child({ area: 'forward' }), save: (run) => store.saveIfKept(run) });
   const queue = new RunQueue({ store, execute, job: (name) => index.get(name), maxParallel: config.maxParallel, logger: logger.child({ area: 'queue' }), paused: true, onFinished: (run) => metrics?.runFinished(run) });
   const hooks = createHookHandler({
-    providers: builtinProviders(),
+    providers: builtinProviders({ now: options.now ?? (() => new Date()), toleranceMs: () => config.timestampToleranceMs }),
     jobs: () => index,
     queue,
     deliveries,
@@ -98,7 +110,13 @@ export function createDaemon(options: DaemonOptions): Daemon {
     draining: () => draining,
     sources: () => sources,
     skipMarker: () => config.skipMarker,
+    env: options.env,
     onDelivery: (provider, outcome) => metrics?.delivery(provider, outcome),
+    relay: (delivery, runs) => {
+      const targets: RelayTarget[] = (config.forwards[delivery.adapter.name] ?? []).map((target) => ({ target, runs }));
+      for (const run of runs) targets.push(...(index.get(run.job)?.forward ?? []).map((target) => ({ target, runs: [run] })));
+      if (targets.length > 0) forwarder.relay(delivery, targets);
+    },
   });
   let server: Server | undefined;
   // Made at start, from the runs on disk; nothing runs or arrives before that.
@@ -116,6 +134,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       }, PRUNE_DELIVERIES_MS);
       pruneTimer.unref();
       const loaded = await store.loadAll();
+      for (const run of abandonedForwards(loaded.records)) await store.save(run);
       const runMetrics = createMetrics({ queueDepth: () => queue.depth, initialRuns: loaded.records });
       metrics = runMetrics;
       await recoverRuns({ loaded, store, queue, job: (name) => index.get(name), logger: logger.child({ area: 'recovery' }), killGraceMs: 10_000 });
@@ -123,7 +142,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
 
       server = createHttpServer({
         hooks,
-        api: createApiApp({ logger: logger.child({ area: 'api' }), config: () => config, jobs: () => index, queue, store, env: options.env, metrics: runMetrics }),
+        // express, the API and the pages load with the first request for them.
+        api: lazyHandler(async () => (await import('./http/api-app.js')).createApiApp({ logger: logger.child({ area: 'api' }), config: () => config, jobs: () => index, queue, store, env: options.env, metrics: runMetrics }), logger),
         logger,
         ...(config.tls !== undefined ? { tls: await readTlsOptions(config.tls) } : {}),
         maxConnections: config.maxConnections,
@@ -159,6 +179,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         await queue.whenIdle();
       }
       clearTimeout(timer);
+      await forwarder.stop();
       const listener = server;
       if (!listener) return;
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));

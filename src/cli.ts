@@ -2,10 +2,7 @@
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createDaemon } from './app.js';
-import { clientFor, type ApiClient } from './client/api-client.js';
-import { cancel, deploy, listJobs, listRuns, showLog } from './client/commands.js';
-import { sendPush } from './client/send-push.js';
-import { loadClientConfig } from './config/load-client.js';
+import type { ApiClient } from './client/api-client.js';
 import { loadConfig } from './config/load.js';
 import { parseListenAddress } from './config/listen-address.js';
 import type { Config } from './config/types.js';
@@ -13,6 +10,9 @@ import { ConfigError, DeployhookError } from './errors.js';
 import { createLogger } from './log/logger.js';
 
 const DEFAULT_CONFIG = process.env.DEPLOYHOOK_CONFIG ?? '/etc/deployhook/deployhook.yml';
+
+// The client commands' modules are loaded by the command that needs them, so `serve` starts without them.
+const commands = () => import('./client/commands.js');
 
 /** Prints an error the user can act on, one problem per line, and exits non-zero. */
 function fail(error: unknown): never {
@@ -95,17 +95,20 @@ async function check(options: { config: string }): Promise<void> {
   console.log(`${config.file}: valid, ${config.jobs.length} job${config.jobs.length === 1 ? '' : 's'}`);
 }
 
-async function send(jobName: string, options: { config: string; ref?: string; sha?: string; url?: string }): Promise<void> {
+async function send(jobName: string, options: { config: string; ref?: string; sha?: string; data?: string; url?: string }): Promise<void> {
   const config = await loadConfig(options.config, process.env).catch(fail);
+  const { sendPush } = await import('./client/send-push.js');
   const result = await sendPush({
     config,
     jobName,
     env: process.env,
     ...(options.ref !== undefined ? { ref: options.ref } : {}),
     ...(options.sha !== undefined ? { sha: options.sha } : {}),
+    ...(options.data !== undefined ? { data: options.data } : {}),
     ...(options.url !== undefined ? { url: options.url } : {}),
   }).catch(fail);
-  console.log(`sent a signed push of ${result.ref} at ${result.sha} to ${result.url}: HTTP ${result.status}`);
+  const what = result.ref !== undefined ? `a signed push of ${result.ref} at ${result.sha ?? ''}` : 'a signed event';
+  console.log(`sent ${what} to ${result.url}: HTTP ${result.status}`);
   const body = result.body as { runs?: Array<{ id: string; job: string }>; reason?: string; error?: string };
   for (const run of body.runs ?? []) console.log(`queued run ${run.id} of job ${run.job}; log: ${join(config.logDir, run.job, `${run.id}.log`)}`);
   if (body.reason) console.log(`nothing queued: ${body.reason}`);
@@ -123,6 +126,8 @@ interface ClientFlags {
 async function client(flags: ClientFlags): Promise<ApiClient> {
   const readToken = flags.token === undefined && process.env.DEPLOYHOOK_TOKEN === undefined;
   const needConfig = readToken || flags.url === undefined;
+  const { loadClientConfig } = await import('./config/load-client.js');
+  const { clientFor } = await import('./client/api-client.js');
   const config = needConfig ? await loadClientConfig(flags.config, process.env, { readToken }).catch(fail) : undefined;
   try {
     return clientFor(config, flags, process.env);
@@ -160,16 +165,17 @@ program
 
 program
   .command('send')
-  .description('send a job a correctly signed push, exactly as its Git host would, to check a set-up end to end')
+  .description('send a job a correctly signed push, exactly as its Git host would (a generic job: a signed event), to check a set-up end to end')
   .argument('<job>', 'job name')
   .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
   .option('--ref <ref>', 'branch or full ref to push (default: the branch the remote\'s HEAD names)')
   .option('--sha <sha>', 'commit to push (default: what the ref points to on the remote)')
-  .option('--url <url>', 'webhook URL (default: http://<listen>/hooks/<provider>)')
+  .option('--data <json>', 'for a generic job: the event to send, as JSON (default: {})')
+  .option('--url <url>', 'webhook URL (default: http://<listen>/hooks/<provider>, or /hooks/generic/<source>)')
   .action(send);
 
 clientCommand('jobs', 'list the jobs of a running daemon: state, last run, deployed commit').action(async (flags: ClientFlags) => {
-  await listJobs(await client(flags), console.log).catch(fail);
+  await (await commands()).listJobs(await client(flags), console.log).catch(fail);
 });
 
 clientCommand('runs', 'list runs, newest first')
@@ -177,15 +183,16 @@ clientCommand('runs', 'list runs, newest first')
   .option('--status <status>', 'only runs with this status')
   .option('--limit <n>', 'at most this many', '20')
   .action(async (flags: ClientFlags & { job?: string; status?: string; limit?: string }) => {
-    await listRuns(await client(flags), { job: flags.job, status: flags.status, limit: flags.limit }, console.log).catch(fail);
+    await (await commands()).listRuns(await client(flags), { job: flags.job, status: flags.status, limit: flags.limit }, console.log).catch(fail);
   });
 
 clientCommand('logs', 'print a run\'s log')
   .argument('<run>', 'run id')
   .option('-f, --follow', 'keep printing new output until the run ends')
   .action(async (runId: string, flags: ClientFlags & { follow?: boolean }) => {
-    const status = await showLog(await client(flags), runId, flags.follow === true, (chunk) => process.stdout.write(chunk)).catch(fail);
-    if (flags.follow && status !== 'succeeded') process.exitCode = 1;
+    const status = await (await commands()).showLog(await client(flags), runId, flags.follow === true, (chunk) => process.stdout.write(chunk)).catch(fail);
+    // A skipped run (no changed file matched `paths`) did what its config asks: not an error.
+    if (flags.follow && status !== 'succeeded' && status !== 'skipped') process.exitCode = 1;
   });
 
 clientCommand('deploy', 'queue a deploy of a job: the tip of a branch, or exactly one commit (a rollback)')
@@ -193,13 +200,13 @@ clientCommand('deploy', 'queue a deploy of a job: the tip of a branch, or exactl
   .option('--ref <ref>', 'branch or full ref whose tip to deploy (default: the remote\'s HEAD branch)')
   .option('--sha <sha>', 'deploy exactly this commit')
   .action(async (job: string, flags: ClientFlags & { ref?: string; sha?: string }) => {
-    await deploy(await client(flags), job, { ref: flags.ref, sha: flags.sha }, console.log).catch(fail);
+    await (await commands()).deploy(await client(flags), job, { ref: flags.ref, sha: flags.sha }, console.log).catch(fail);
   });
 
 clientCommand('cancel', 'cancel a queued run, or stop a running one')
   .argument('<run>', 'run id')
   .action(async (runId: string, flags: ClientFlags) => {
-    await cancel(await client(flags), runId, console.log).catch(fail);
+    await (await commands()).cancel(await client(flags), runId, console.log).catch(fail);
   });
 
 await program.parseAsync(process.argv);

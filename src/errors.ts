@@ -56,3 +56,10 @@ export class RunAbortedError extends DeployhookError {
     super(reason === 'timeout' ? 'RUN_TIMED_OUT' : 'RUN_CANCELLED', reason === 'timeout' ? 'The run exceeded its timeout' : 'The run was cancelled', options);
   }
 }
+
+/** git could not list the files that changed between two commits of a checkout (the `paths` filter). */
+export class ChangedFilesError extends DeployhookError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CHANGED_FILES_FAILED', message, options);
+  }
+}

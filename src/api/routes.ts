@@ -27,6 +27,8 @@ export function jobSummaries(options: ApiOptions) {
       name: job.name,
       provider: job.provider,
       repo: job.repo,
+      /** A generic job's event source (its repo is empty); null for a Git host's job. */
+      source: job.event?.source ?? null,
       branches: job.branches,
       state: (running ? 'running' : pending ? 'queued' : 'idle') as 'running' | 'queued' | 'idle',
       running: running?.id ?? null,

@@ -7,6 +7,8 @@ import { age, formatTable, short } from './table.js';
 interface JobView {
   name: string;
   repo: string;
+  /** A generic job's event source; null for a Git host's job. */
+  source?: string | null;
   state: string;
   lastRun: RunRecord | null;
   deployedSha: string | null;
@@ -14,6 +16,13 @@ interface JobView {
 }
 
 type Print = (text: string) => void;
+
+/** The branch or tag a run deploys; for an event run, where the event came from. */
+function target(run: RunRecord): string {
+  const ref = run.ref.replace(/^refs\/heads\//, '');
+  if (run.source === undefined) return ref;
+  return ref ? `${ref}, event from ${run.source}` : `event from ${run.source}`;
+}
 
 function duration(run: RunRecord): string {
   if (run.durationMs !== undefined) return formatDuration(run.durationMs);
@@ -23,14 +32,14 @@ function duration(run: RunRecord): string {
 
 export async function listJobs(client: ApiClient, print: Print): Promise<void> {
   const { jobs } = await client.get<{ jobs: JobView[] }>('/api/jobs');
-  const rows = jobs.map((job) => [job.name, job.state, job.repo, job.lastRun ? `${job.lastRun.status} ${age(job.lastRun.queuedAt)}` : '-', short(job.deployedSha), age(job.deployedAt)]);
+  const rows = jobs.map((job) => [job.name, job.state, job.source ? `events from ${job.source}` : job.repo, job.lastRun ? `${job.lastRun.status} ${age(job.lastRun.queuedAt)}` : '-', short(job.deployedSha), age(job.deployedAt)]);
   print(formatTable(['JOB', 'STATE', 'REPO', 'LAST RUN', 'DEPLOYED', 'SINCE'], rows));
 }
 
 export async function listRuns(client: ApiClient, filter: { job?: string | undefined; status?: string | undefined; limit?: string | undefined }, print: Print): Promise<void> {
   const query = new URLSearchParams(Object.entries(filter).filter((entry): entry is [string, string] => entry[1] !== undefined));
   const { runs } = await client.get<{ runs: RunRecord[] }>(`/api/runs?${query.toString()}`);
-  const rows = runs.map((run) => [run.id, run.job, run.status, run.trigger.type, run.ref.replace(/^refs\/heads\//, ''), short(run.sha), short(run.deployedSha), age(run.queuedAt), duration(run)]);
+  const rows = runs.map((run) => [run.id, run.job, run.status, run.trigger.type, target(run), short(run.sha), short(run.deployedSha), age(run.queuedAt), duration(run)]);
   print(formatTable(['RUN', 'JOB', 'STATUS', 'TRIGGER', 'REF', 'COMMIT', 'DEPLOYED', 'QUEUED', 'DURATION'], rows));
 }
 

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { hmacSha256 } from '../providers/constant-time.js';
+import { signatureHeaders } from '../providers/standard-webhooks.js';
 import type { JobConfig } from '../config/types.js';
+import { bitbucketDelivery } from './bitbucket-delivery.js';
 
 export interface SignedDelivery {
   body: string;
@@ -52,6 +54,7 @@ function gitlabPayload(job: JobConfig, ref: string, sha: string): object {
 export function buildPushDelivery(job: JobConfig, ref: string, sha: string): SignedDelivery {
   const secret = job.secrets[0] ?? '';
   const id = randomUUID();
+  if (job.provider === 'bitbucket' || job.provider === 'bitbucket-server') return bitbucketDelivery(job, ref, sha, id);
   if (job.provider === 'github') {
     const body = JSON.stringify(githubPayload(job, ref, sha));
     return {
@@ -81,6 +84,9 @@ export function buildPushDelivery(job: JobConfig, ref: string, sha: string): Sig
     };
   }
   const body = JSON.stringify(gitlabPayload(job, ref, sha));
+  // With signing tokens GitLab signs Standard Webhooks style; webhook-id is its Idempotency-Key.
+  const signingToken = job.signingTokens?.[0];
+  const credential = signingToken !== undefined ? { 'idempotency-key': id, ...signatureHeaders(signingToken, id, body, new Date()) } : { 'x-gitlab-token': secret };
   return {
     body,
     headers: {
@@ -88,7 +94,7 @@ export function buildPushDelivery(job: JobConfig, ref: string, sha: string): Sig
       'user-agent': 'GitLab/deployhook-send',
       'x-gitlab-event': 'Push Hook',
       'x-gitlab-event-uuid': id,
-      'x-gitlab-token': secret,
+      ...credential,
     },
   };
 }

@@ -6,11 +6,15 @@ import { parseDuration } from './duration.js';
 import { formatPath, toConfigIssues } from './format-issues.js';
 import { parseListenAddress } from './listen-address.js';
 import { parseCidr, type Cidr } from './cidr.js';
+import { readJobSecrets } from './read-job-secrets.js';
 import { readSecret } from './read-secret.js';
+import { resolveEventJob } from './resolve-event-job.js';
+import { resolveForwards } from './resolve-forward.js';
 import { resolveRunAs } from './system-users.js';
 import { resolveConfigPath, resolveRemote, safeRelativeFolder } from './resolve-paths.js';
 import { CONFIG_KEYS, configSchema, JOB_KEYS, jobSchema, jobsFileSchema, type RawJob } from './schema.js';
-import type { Config, JobConfig } from './types.js';
+import type { RawForward } from './forward-schema.js';
+import type { Config, JobConfig, ProviderName } from './types.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -35,16 +39,8 @@ async function readYaml(file: string, issues: ConfigIssue[], where: string): Pro
 
 async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source: string, path: string, env: Env, issues: ConfigIssue[], warnings: string[]): Promise<JobConfig | undefined> {
   const at = (key: string) => formatPath([key], path);
-  const secretKey = raw.secret_env !== undefined ? 'secret_env' : 'secret_file';
-  const secretNames = [raw[secretKey] ?? []].flat();
-  const secrets: string[] = [];
-  for (const [index, name] of secretNames.entries()) {
-    const where = Array.isArray(raw[secretKey]) ? formatPath([index], at(secretKey)) : at(secretKey);
-    const secret = await readSecret(secretKey === 'secret_env' ? { env: name } : { file: resolveConfigPath(baseDir, name) }, env);
-    if ('problem' in secret) issues.push({ path: where, message: secret.problem });
-    else if (Buffer.byteLength(secret.value) < SHORT_SECRET_BYTES) warnings.push(`${where}: the webhook secret is shorter than ${SHORT_SECRET_BYTES} bytes; use a long random one (openssl rand -hex 32)`);
-    if (!('problem' in secret)) secrets.push(secret.value);
-  }
+  const credentials = await readJobSecrets(raw, baseDir, env, path, issues, warnings);
+  const eventJob = raw.provider === 'generic' ? await resolveEventJob(raw, baseDir, path, issues) : undefined;
 
   let token: JobConfig['token'];
   if (raw.token_env !== undefined || raw.token_file !== undefined) {
@@ -62,7 +58,7 @@ async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source
   }
 
   let workdir: string | undefined;
-  if (raw.workdir !== undefined) {
+  if (raw.workdir !== undefined && eventJob?.folder === undefined) {
     workdir = safeRelativeFolder(raw.workdir);
     if (workdir === undefined) issues.push({ path: at('workdir'), message: `expected a relative folder inside the checkout, got ${JSON.stringify(raw.workdir)}` });
   }
@@ -73,30 +69,34 @@ async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source
     else if (process.getuid?.() !== 0 && process.getuid?.() !== resolved.uid) issues.push({ path: at('run_as'), message: `expected deployhook to run as root to switch to user ${resolved.user}, but it runs as uid ${String(process.getuid?.())}` });
     else runAs = resolved;
   }
-  if (secrets.length !== secretNames.length) return undefined;
+  if (credentials === undefined) return undefined;
 
   const job: JobConfig = {
     name: raw.name,
     provider: raw.provider,
-    repo: raw.repo,
-    repoKey: raw.repo.toLowerCase(),
+    repo: raw.repo ?? '',
+    repoKey: (raw.repo ?? raw.source ?? '').toLowerCase(),
     branches: raw.branches ?? [],
     tags: raw.tags ?? [],
-    secrets,
-    remote: resolveRemote(baseDir, raw.remote),
-    checkout: raw.checkout !== undefined ? resolveConfigPath(baseDir, raw.checkout) : join(stateDir, 'checkouts', raw.name),
+    secrets: credentials.secrets,
+    ...(raw.remote !== undefined ? { remote: resolveRemote(baseDir, raw.remote) } : {}),
+    checkout: eventJob?.folder ?? (raw.checkout !== undefined ? resolveConfigPath(baseDir, raw.checkout) : join(stateDir, 'checkouts', raw.name)),
     command: raw.command,
     env: raw.env,
     timeoutMs: parseDuration(raw.timeout) ?? 0,
     killGraceMs: parseDuration(raw.kill_grace) ?? 0,
     submodules: raw.submodules,
+    forward: await resolveForwards(raw.forward ?? [], baseDir, env, at('forward'), issues, warnings),
     source,
   };
   if (workdir !== undefined) job.workdir = workdir;
+  if (raw.paths !== undefined) job.paths = raw.paths;
   if (raw.ssh_key !== undefined) job.sshKey = resolveConfigPath(baseDir, raw.ssh_key);
   if (raw.known_hosts !== undefined) job.knownHosts = resolveConfigPath(baseDir, raw.known_hosts);
   if (token !== undefined) job.token = token;
   if (runAs !== undefined) job.runAs = runAs;
+  if (credentials.signingTokens !== undefined) job.signingTokens = credentials.signingTokens;
+  if (eventJob !== undefined) job.event = eventJob.event;
   return job;
 }
 
@@ -201,7 +201,8 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
     if (sameName) issues.push({ path: `job "${job.name}"`, message: `expected unique job names, but "${job.name}" is defined in ${sameName.source} and ${job.source}` });
     byName.set(job.name, job);
   }
-  issues.push(...checkoutClashes(jobs, [stateDir, resolveConfigPath(baseDir, raw.log_dir)]));
+  // A job without a remote runs in its folder and never cleans it: folders may be shared.
+  issues.push(...checkoutClashes(jobs.filter((job) => job.remote !== undefined), [stateDir, resolveConfigPath(baseDir, raw.log_dir)]));
   if (issues.length > 0) throw new ConfigError(file, issues);
 
   let tls: Config['tls'];
@@ -228,6 +229,10 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
     const uiToken = await readToken(raw.api.ui_token_env, raw.api.ui_token_file, raw.api.ui_token_env !== undefined ? 'ui_token_env' : 'ui_token_file');
     if (token !== undefined) api = { token, ...(uiToken !== undefined ? { uiToken } : {}), ...(raw.api.url !== undefined ? { url: raw.api.url } : {}) };
   }
+  const forwards: Config['forwards'] = {};
+  for (const [provider, settings] of Object.entries(raw.providers) as Array<[ProviderName, { forward: RawForward[] }]>) {
+    forwards[provider] = await resolveForwards(settings.forward, baseDir, env, `providers.${provider}.forward`, issues, warnings);
+  }
   if (issues.length > 0) throw new ConfigError(file, issues);
 
   const cidrs = (list: readonly string[]): Cidr[] => list.map((text) => parseCidr(text)).filter((value): value is Cidr => value !== undefined);
@@ -243,6 +248,7 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
     trustProxy: cidrs(raw.trust_proxy),
     ...(api !== undefined ? { api } : {}),
     skipMarker: raw.skip_marker,
+    forwards,
     maxConnections: raw.max_connections,
     headersTimeoutMs: parseDuration(raw.headers_timeout) ?? 10_000,
     requestTimeoutMs: parseDuration(raw.request_timeout) ?? 30_000,
@@ -252,6 +258,7 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
     keepRuns: raw.keep_runs,
     shutdownTimeoutMs: parseDuration(raw.shutdown_timeout) ?? 60_000,
     dedupWindowMs: parseDuration(raw.dedup_window) ?? 7 * 86_400_000,
+    timestampToleranceMs: parseDuration(raw.timestamp_tolerance) ?? 5 * 60_000,
     jobs,
     warnings,
   };

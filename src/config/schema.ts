@@ -1,9 +1,11 @@
 import picomatch from 'picomatch';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { credentialRules, eventJobShape, genericJobRules, hostJobRules } from './event-schema.js';
+import { forwardListSchema, providersSchema } from './forward-schema.js';
 import { parseCidr } from './cidr.js';
 import { parseListenAddress } from './listen-address.js';
-import { PROVIDER_NAMES } from './types.js';
+import { PROVIDER_NAMES, type ProviderName } from './types.js';
 
 /**
  * The config file as written, checked strictly: unknown keys are errors. Values are
@@ -14,6 +16,14 @@ export const JOB_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
 const REPO_SEGMENT = '[A-Za-z0-9_.-]+';
 const GITHUB_REPO = new RegExp(`^${REPO_SEGMENT}/${REPO_SEGMENT}$`);
 const GITLAB_REPO = new RegExp(`^${REPO_SEGMENT}(/${REPO_SEGMENT})+$`);
+/** Data Center project keys start with a letter; a personal repository's project is `~user`. */
+const BITBUCKET_SERVER_REPO = new RegExp(`^(?:[A-Za-z][A-Za-z0-9_]*|~${REPO_SEGMENT})/${REPO_SEGMENT}$`);
+const GROUP_REPO = { pattern: GITLAB_REPO, shape: '`group/name` or `group/sub/name`' };
+const REPO_SHAPES: Partial<Record<ProviderName, { pattern: RegExp; shape: string }>> = {
+  github: { pattern: GITHUB_REPO, shape: '`owner/name`' },
+  bitbucket: { pattern: GITHUB_REPO, shape: '`workspace/repo-slug` (the workspace ID, then the repository slug)' },
+  'bitbucket-server': { pattern: BITBUCKET_SERVER_REPO, shape: '`PROJECT/repo-slug` (the project key, then the repository slug; `~user/repo-slug` for a personal repository)' },
+};
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const nonEmpty = (what: string) => z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}, got an empty string` });
@@ -44,6 +54,18 @@ const globList = (what: string) =>
     .min(1, { error: `expected at least one ${what} glob` })
     .refine((globs) => globs.length === 0 || globs.some((pattern) => !pattern.startsWith('!')), { error: 'expected at least one glob that is not an exclusion ("!...")' });
 
+/** A `paths` glob: files relative to the repository root; `!` in front excludes. */
+const pathGlob = glob.superRefine((pattern, ctx) => {
+  const body = pattern.startsWith('!') ? pattern.slice(1) : pattern;
+  if (pattern === '') return;
+  if (body === '') ctx.addIssue({ code: 'custom', message: 'expected a glob after "!", such as "!docs/**"' });
+  else if (body.startsWith('/')) ctx.addIssue({ code: 'custom', message: `expected a path relative to the repository root such as "deploy/**", got ${JSON.stringify(pattern)}` });
+  else if (body.endsWith('/')) ctx.addIssue({ code: 'custom', message: `expected a glob of files such as "${pattern}**", got ${JSON.stringify(pattern)}, which matches no file` });
+});
+
+/** A list of only exclusions is allowed: it means every file but those. */
+const pathGlobList = z.array(pathGlob, { error: 'expected a list of file globs such as ["deploy/**", "!docs/**"]' }).min(1, { error: 'expected at least one file glob' });
+
 const envName = nonEmpty('an environment variable name').regex(ENV_NAME, { error: 'expected an environment variable name such as `DEPLOY_SECRET`' });
 
 export const jobSchema = z
@@ -52,19 +74,21 @@ export const jobSchema = z
       error: (issue) => `expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit, got ${JSON.stringify(issue.input)}`,
     }),
     provider: z.enum(PROVIDER_NAMES, { error: (issue) => `expected one of ${PROVIDER_NAMES.map((name) => `"${name}"`).join(', ')}, got ${JSON.stringify(issue.input)}` }),
-    repo: nonEmpty('a repository such as `owner/name`'),
+    repo: nonEmpty('a repository such as `owner/name`').optional(),
     branches: globList('branch').optional(),
     /** Tag globs: a tag push deploys the tag's (peeled) commit. Branch rules never fire for tags, nor tag rules for branches. */
     tags: globList('tag').optional(),
+    /** Deploy only when a file changed since the last deploy matches (webhook runs and their repeats). */
+    paths: pathGlobList.optional(),
     // A list during rotation: the old and the new secret are both accepted.
     secret_env: z.union([envName, z.array(envName).min(1, { error: 'expected at least one variable name' })]).optional(),
     secret_file: z.union([nonEmpty('a path'), z.array(nonEmpty('a path')).min(1, { error: 'expected at least one path' })]).optional(),
-    remote: nonEmpty('a git URL or path').refine((remote) => !remote.startsWith('-'), { error: 'expected a git URL or path, got a value starting with "-"' }),
+    remote: nonEmpty('a git URL or path').refine((remote) => !remote.startsWith('-'), { error: 'expected a git URL or path, got a value starting with "-"' }).optional(),
     checkout: nonEmpty('a path').optional(),
     command: z.array(z.string({ error: 'expected a string' }), { error: 'expected an argv list such as ["ansible-playbook", "site.yml"]' }).min(1, {
       error: 'expected an argv list with at least the program',
     }).refine((argv) => argv.length === 0 || (argv[0] ?? '').trim() !== '', { error: 'expected the program as the first element, got an empty string' }),
-    workdir: nonEmpty('a folder inside the checkout').optional(),
+    workdir: nonEmpty('a folder (inside the checkout; for a generic job without a remote, the folder to run in)').optional(),
     env: z.record(z.string().regex(ENV_NAME, { error: 'expected an environment variable name' }), z.string({ error: 'expected a string value' })).default({}),
     timeout: duration.refine((text) => (parseDuration(text) ?? 1) > 0, { error: 'expected a timeout longer than zero' }).default('30m'),
     kill_grace: duration.default('10s'),
@@ -74,6 +98,8 @@ export const jobSchema = z
     token_file: nonEmpty('a path').optional(),
     token_user: nonEmpty('a user name').default('x-access-token'),
     submodules: z.boolean({ error: 'expected true or false' }).default(false),
+    /** Fan-out: deliveries that queue a run of this job are also relayed to these destinations. */
+    forward: forwardListSchema.optional(),
     run_as: z
       .strictObject({
         user: nonEmpty('a user name or uid'),
@@ -81,20 +107,19 @@ export const jobSchema = z
       })
       .optional(),
   })
+  .extend(eventJobShape)
   .superRefine((job, ctx) => {
-    if (job.branches === undefined && job.tags === undefined) {
+    credentialRules(job, ctx);
+    if (job.provider === 'generic') genericJobRules(job, ctx);
+    else hostJobRules(job, ctx);
+    if (job.provider !== 'generic' && job.branches === undefined && job.tags === undefined) {
       ctx.addIssue({ code: 'custom', path: ['branches'], message: 'expected branch globs, tag globs (`tags`), or both' });
-    }
-    const secretSources = [job.secret_env, job.secret_file].filter((value) => value !== undefined);
-    if (secretSources.length !== 1) {
-      ctx.addIssue({ code: 'custom', path: ['secret_env'], message: `expected exactly one of secret_env or secret_file, got ${secretSources.length === 0 ? 'neither' : 'both'}` });
     }
     if (job.token_env !== undefined && job.token_file !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['token_env'], message: 'expected at most one of token_env or token_file, got both' });
     }
-    const repoPattern = job.provider === 'github' ? GITHUB_REPO : GITLAB_REPO;
-    if (!repoPattern.test(job.repo)) {
-      const shape = job.provider === 'github' ? '`owner/name`' : '`group/name` or `group/sub/name`';
+    const { pattern, shape } = REPO_SHAPES[job.provider] ?? GROUP_REPO;
+    if (job.provider !== 'generic' && job.repo !== undefined && !pattern.test(job.repo)) {
       ctx.addIssue({ code: 'custom', path: ['repo'], message: `expected a ${job.provider} repository such as ${shape}, got ${JSON.stringify(job.repo)}` });
     }
     for (const key of Object.keys(job.env)) {
@@ -133,6 +158,8 @@ export const configSchema = z.strictObject({
   keep_runs: z.number({ error: 'expected a whole number of runs' }).int({ error: 'expected a whole number of runs' }).min(1, { error: 'expected at least 1' }).default(100),
   shutdown_timeout: duration.default('60s'),
   dedup_window: duration.default('7d'),
+  /** How far a Standard Webhooks `webhook-timestamp` may be from the clock, either way (the replay window). */
+  timestamp_tolerance: duration.refine((text) => (parseDuration(text) ?? 1) > 0, { error: 'expected a tolerance longer than zero' }).default('5m'),
   tls: z
     .strictObject({
       cert: nonEmpty('a path to a PEM certificate (chain)'),
@@ -165,6 +192,8 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   /** A head commit message containing this queues nothing. */
+  /** Per provider: fan-out of every verified delivery (`providers.github.forward`). */
+  providers: providersSchema.default({}),
   skip_marker: nonEmpty('a marker such as "[skip deploy]"').default('[skip deploy]'),
   jobs: z.array(z.unknown(), { error: 'expected a list of jobs' }).default([]),
 });

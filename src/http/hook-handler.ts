@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { JobConfig } from '../config/types.js';
+import { planEventRuns, type PlannedRun } from '../jobs/event-runs.js';
 import type { JobIndex } from '../jobs/job-index.js';
 import type { RunQueue, RunRequest } from '../jobs/run-queue.js';
 import type { RunRecord } from '../jobs/run-record.js';
@@ -12,6 +13,7 @@ import { readBody } from './read-body.js';
 import { sendJson } from './respond.js';
 import type { SourceFilter } from './source-filter.js';
 import type { DeliveryOutcome } from '../metrics/metrics.js';
+import type { RelayedDelivery } from '../forward/forwarder.js';
 
 export interface HookHandlerOptions {
   providers: ProviderRegistry;
@@ -27,8 +29,12 @@ export interface HookHandlerOptions {
   sources: () => SourceFilter;
   /** A head commit message containing this queues nothing. */
   skipMarker: () => string;
+  /** The daemon's environment: `git ls-remote` reads the branch tip an event deploys with it. */
+  env: Readonly<Record<string, string | undefined>>;
   /** Told the outcome of every delivery (metrics). */
   onDelivery?: (provider: string, outcome: DeliveryOutcome) => void;
+  /** Fan-out: given every verified delivery that is not a redelivery, with the runs it queued. */
+  relay?: (delivery: RelayedDelivery, runs: readonly RunRecord[]) => void;
 }
 
 /** Deliberately the same for every verification failure: it must not help guess a secret. */
@@ -77,13 +83,15 @@ function runRequest(push: PushEvent, event: Buffer): RunRequest {
 }
 
 /**
- * `POST /hooks/<provider>`: verify, decide, record, reply. Never waits for git or a
- * command: a push that a job accepts is answered 202 as soon as its run is on disk.
+ * `POST /hooks/<provider>` (generic events: `/hooks/<provider>/<source>`): verify, decide,
+ * record, reply. Never waits for a command: a push that a job accepts is answered 202 as soon
+ * as its run is on disk (an event for a job with a remote first reads the branch tip).
  */
 export function createHookHandler(options: HookHandlerOptions) {
-  return async function handleHook(req: IncomingMessage, res: ServerResponse, providerName: string): Promise<void> {
+  return async function handleHook(req: IncomingMessage, res: ServerResponse, providerName: string, source?: string): Promise<void> {
     const adapter = options.providers.get(providerName);
     if (!adapter) return sendJson(res, 404, { error: `no provider named ${JSON.stringify(providerName)}` });
+    if ((source !== undefined) !== (adapter.sourceInPath === true)) return sendJson(res, 404, { error: adapter.sourceInPath ? `expected /hooks/${adapter.name}/<source>` : `no such path: expected /hooks/${adapter.name}` });
     const deliveryId = adapter.deliveryId(req.headers) ?? randomUUID();
     const logger = options.logger.child({ delivery: deliveryId, provider: adapter.name });
     const reply = (status: number, body: Record<string, unknown>, fields: { decision: DeliveryOutcome } & Record<string, unknown>, headers?: Record<string, string>) => {
@@ -116,11 +124,15 @@ export function createHookHandler(options: HookHandlerOptions) {
     }
     const index = options.jobs();
     const signed = adapter.signedBytes ? adapter.signedBytes(read.body, text, form) : read.body;
+    // What the command reads and what fan-out relays: the verified JSON, however it was encoded.
+    const json = form ? Buffer.from(text, 'utf8') : read.body;
+    const relay = (runs: readonly RunRecord[]) => options.relay?.({ adapter, body: json, headers: req.headers, deliveryId }, runs);
     if (adapter.isProbe?.(req.headers, payload)) {
       if (verifiedJobs(adapter, signed, credential.credential, index.ofProvider(adapter.name)).length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: 'the test delivery matches no job secret of this provider' });
+      relay([]);
       return reply(200, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
     }
-    const repo = adapter.repositoryOf(payload);
+    const repo = source ?? adapter.repositoryOf(payload);
     if (repo === undefined) return reply(400, { error: 'expected the payload to name its repository' }, { decision: 'rejected', reason: 'no repository in payload' });
 
     const candidates = index.candidates(adapter.name, repo);
@@ -128,32 +140,37 @@ export function createHookHandler(options: HookHandlerOptions) {
     const verified = verifiedJobs(adapter, signed, credential.credential, candidates);
     if (verified.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo, reason: 'signature matches no job secret of this repository' });
 
-    const event = adapter.interpret(req.headers, payload, deliveryId);
+    const event = adapter.interpret(req.headers, payload, deliveryId, source);
     if (event.kind === 'invalid') return reply(400, { error: event.reason }, { decision: 'rejected', repo, reason: event.reason });
-    if (event.kind === 'ignored') return reply(200, { runs: [], reason: event.reason }, { decision: 'ignored', repo, reason: event.reason });
+    if (event.kind === 'ignored') {
+      relay([]);
+      return reply(200, { runs: [], reason: event.reason }, { decision: 'ignored', repo, reason: event.reason });
+    }
 
     const marker = options.skipMarker();
-    const wanted: Array<{ job: JobConfig; push: PushEvent }> = [];
-    const reasons = [...event.ignored];
-    for (const push of event.pushes) {
+    const wanted: PlannedRun[] = [];
+    const reasons = event.kind === 'push' ? [...event.ignored] : [];
+    if (event.kind === 'event') wanted.push(...planEventRuns(verified, event.event, reasons, options.env));
+    for (const push of event.kind === 'push' ? event.pushes : []) {
       const wanting = index.wanting(verified, push);
       if (wanting.length === 0) reasons.push(push.branch !== undefined ? `no job deploys branch ${JSON.stringify(push.branch)} of ${repo}` : `no job deploys tag ${JSON.stringify(push.tag ?? '')} of ${repo}`);
       else if (push.message !== undefined && push.message.includes(marker)) reasons.push(`the head commit message contains ${JSON.stringify(marker)}: nothing queued`);
-      else wanted.push(...wanting.map((job) => ({ job, push })));
+      else wanted.push(...wanting.map((job) => ({ job, request: async (body: Buffer) => runRequest(push, body) })));
     }
-    const refs = event.pushes.map((push) => push.ref).join(' ');
+    const refs = event.kind === 'push' ? event.pushes.map((push) => push.ref).join(' ') : `event from ${event.event.source}`;
     if (wanted.length === 0) {
       const reason = reasons.join('; ');
+      relay([]);
       return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: refs, reason });
     }
-    const dedupKey = adapter.dedupKey(req.headers);
+    const dedupKey = adapter.dedupKey(req.headers, source);
     const claim = dedupKey === undefined ? undefined : options.deliveries.claim(dedupKey);
     if (claim?.duplicate) return reply(200, { runs: [], duplicate: true, reason: 'this delivery was already received; nothing new was queued' }, { decision: 'duplicate', repo, ref: refs });
     let runs: RunRecord[];
     try {
-      // The command gets the verified payload as JSON, whichever way it was encoded.
-      const body = form ? Buffer.from(text, 'utf8') : read.body;
-      runs = await Promise.all(wanted.map(({ job, push }) => options.queue.enqueue(job, runRequest(push, body))));
+      // Every request first (an event reads its branch tip from the remote), then the records.
+      const requests = await Promise.all(wanted.map(async ({ job, request }) => ({ job, request: await request(json) })));
+      runs = await Promise.all(requests.map(({ job, request }) => options.queue.enqueue(job, request)));
     } catch (error) {
       claim?.release();
       logger.error({ err: error }, 'could not record the delivery');
@@ -161,8 +178,9 @@ export function createHookHandler(options: HookHandlerOptions) {
     }
     // The runs are on disk: the delivery is acknowledged even if remembering it for dedup fails.
     await claim?.commit(runs.map((run) => run.id)).catch((error: unknown) => logger.error({ err: error }, 'could not remember the delivery for dedup'));
+    relay(runs);
     const listed = runs.map((run) => ({ id: run.id, job: run.job }));
-    const shas = [...new Set(wanted.map(({ push }) => push.sha))].join(' ');
+    const shas = [...new Set(runs.map((run) => run.sha))].join(' ');
     return reply(202, { runs: listed, ...(reasons.length > 0 ? { ignored: reasons } : {}) }, { decision: 'queued', repo, ref: refs, sha: shas, runs: listed });
   };
 }

@@ -2,11 +2,13 @@ import { createServer as createHttp, type IncomingMessage, type Server, type Ser
 import { createServer as createHttps } from 'node:https';
 import type { TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
+import { sendJson } from './respond.js';
 
-const HOOK_PATH = /^\/hooks\/([a-z][a-z0-9-]*)\/?$/;
+/** `/hooks/<provider>`, or `/hooks/<provider>/<source>` for generic events. */
+const HOOK_PATH = /^\/hooks\/([a-z][a-z0-9-]*)(?:\/([A-Za-z0-9._-]{1,100}))?\/?$/;
 
 export interface ServerOptions {
-  hooks: (req: IncomingMessage, res: ServerResponse, provider: string) => Promise<void>;
+  hooks: (req: IncomingMessage, res: ServerResponse, provider: string, source?: string) => Promise<void>;
   api: (req: IncomingMessage, res: ServerResponse) => void;
   logger: Logger;
   /** HTTPS (and mutual TLS with a client CA) when given; plain HTTP otherwise. */
@@ -19,18 +21,24 @@ export interface ServerOptions {
 
 /**
  * One listener, two roads: `/hooks/*` goes straight to the lean webhook handler on
- * node:http, everything else to the express app.
+ * node:http, everything else to the express app. `/healthz` is answered here too, so a
+ * health check never waits for the express app to load.
  */
 export function createHttpServer(options: ServerOptions): Server {
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
-    const match = HOOK_PATH.exec(query === -1 ? url : url.slice(0, query));
+    const path = query === -1 ? url : url.slice(0, query);
+    if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
+      sendJson(res, 200, { status: 'ok' });
+      return;
+    }
+    const match = HOOK_PATH.exec(path);
     if (!match?.[1]) {
       options.api(req, res);
       return;
     }
-    options.hooks(req, res, match[1]).catch((error: unknown) => {
+    options.hooks(req, res, match[1], match[2]).catch((error: unknown) => {
       options.logger.error({ err: error }, 'webhook handler failed');
       if (!res.headersSent) {
         res.writeHead(500, { 'content-type': 'application/json', connection: 'close' });

@@ -14,13 +14,15 @@ export function baseEnvironment(env: Readonly<Record<string, string | undefined>
 }
 
 /**
- * The command's whole environment: the daemon's PATH, HOME, LANG, then the job's `env`,
- * then what deployhook knows about the run. Payload values arrive here only as data.
+ * The command's whole environment: the daemon's PATH, HOME, LANG, then the job's `env`, a
+ * generic job's `fields` (payload values; their names were checked not to be read as code or
+ * configuration), then what deployhook knows about the run. Payload values arrive here only as data.
  */
-export function commandEnvironment(job: JobConfig, run: RunRecord, base: Readonly<Record<string, string>>): Record<string, string> {
+export function commandEnvironment(job: JobConfig, run: RunRecord, base: Readonly<Record<string, string>>, fields: Readonly<Record<string, string>> = {}): Record<string, string> {
   return {
     ...base,
     ...job.env,
+    ...fields,
     DEPLOYHOOK_JOB: job.name,
     DEPLOYHOOK_RUN_ID: run.id,
     DEPLOYHOOK_PROVIDER: run.trigger.provider,
@@ -33,6 +35,7 @@ export function commandEnvironment(job: JobConfig, run: RunRecord, base: Readonl
     DEPLOYHOOK_DELIVERY: run.trigger.delivery,
     DEPLOYHOOK_PUSHER: run.trigger.pusher,
     DEPLOYHOOK_TRIGGER: run.trigger.type,
+    DEPLOYHOOK_SOURCE: run.source ?? '',
     DEPLOYHOOK_EVENT_FILE: run.eventFile,
   };
 }

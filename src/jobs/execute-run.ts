@@ -5,13 +5,16 @@ import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration.js';
 import type { JobConfig } from '../config/types.js';
 import { DeployhookError, RunAbortedError } from '../errors.js';
+import { openCommitHistory } from '../git/changed-files.js';
 import { syncCheckout } from '../git/sync.js';
 import { openRunLog, type RunLog } from '../log/run-log.js';
 import { processStartTime } from '../runner/orphan-group.js';
 import { runCommand } from '../runner/run-command.js';
 import type { RunStore } from '../store/run-store.js';
 import { commandEnvironment } from './command-env.js';
+import { eventFieldsOf } from './event-fields.js';
 import { jobGitAuth } from './git-auth.js';
+import { checkPaths, pathsFilterApplies } from './paths-filter.js';
 import type { ExecuteRun, RunStop } from './run-queue.js';
 import type { RunRecord, RunStatus } from './run-record.js';
 
@@ -53,10 +56,14 @@ function printable(text: string): string {
 function writeHeader(log: RunLog, run: RunRecord): void {
   const { trigger } = run;
   log.note(`run ${run.id} of job ${run.job}${trigger.retryOf ? ` (repeats interrupted run ${trigger.retryOf})` : ''}`);
-  log.note(`repo:     ${printable(run.repo)}`);
-  log.note(`ref:      ${printable(run.ref)}`);
-  log.note(`commit:   ${run.sha}`);
-  const origin = trigger.type === 'manual' ? `manual deploy requested by ${printable(trigger.requestedBy ?? 'unknown')}` : `${trigger.provider}, pushed by ${printable(trigger.pusher) || 'unknown'}`;
+  // An event run has a source instead of a repository, and a ref and commit only with a remote.
+  log.note(run.source !== undefined ? `event:    from ${printable(run.source)}` : `repo:     ${printable(run.repo)}`);
+  if (run.source === undefined || run.ref !== '') log.note(`ref:      ${printable(run.ref)}`);
+  if (run.source === undefined || run.sha !== '') log.note(`commit:   ${run.sha}`);
+  const origin =
+    trigger.type === 'manual' ? `manual deploy requested by ${printable(trigger.requestedBy ?? 'unknown')}`
+    : run.source !== undefined ? `${trigger.provider} event from ${printable(run.source)}`
+    : `${trigger.provider}, pushed by ${printable(trigger.pusher) || 'unknown'}`;
   log.note(`delivery: ${printable(trigger.delivery)} (${origin})`);
   log.note(`started:  ${run.startedAt ?? ''}`);
 }
@@ -68,10 +75,24 @@ interface DeployContext {
   stop: RunStop;
   baseEnv: Readonly<Record<string, string>>;
   persist: () => void;
+  /** The save of the `running` record: git works meanwhile, the command starts only after it. */
+  recorded: Promise<void>;
+  /** What the job's newest succeeded run deployed: the `paths` filter compares with it. */
+  lastDeployed: string | undefined;
+}
+
+/** How a run stopped while git was running is recorded. */
+function stoppedInGit(stop: RunStop, job: JobConfig): Outcome {
+  return stop.signal.aborted ? stoppedOutcome(stop, 'while git was running') : { status: 'timed_out', reason: `the run exceeded its timeout of ${formatDuration(job.timeoutMs)} while git was running` };
 }
 
 async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
   const { run, job, log, stop, baseEnv } = context;
+  // A generic job without a remote runs in its folder as it is: no git at all.
+  if (job.remote === undefined) {
+    log.note(`no remote: running in ${job.checkout} as it is, without git`);
+    return undefined;
+  }
   const signal = stop.signal;
   const target = run.exact ? `exactly ${run.sha}` : run.branch !== undefined ? `the tip of ${printable(run.branch)} (pushed: ${run.sha})` : run.tag !== undefined ? `the commit of tag ${printable(run.tag)}` : run.sha;
   log.note(`syncing ${job.checkout} to ${target}`);
@@ -95,10 +116,23 @@ async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outco
     context.persist();
     return undefined;
   } catch (error) {
-    if (error instanceof RunAbortedError) {
-      return signal.aborted ? stoppedOutcome(stop, 'while git was running') : { status: 'timed_out', reason: `the run exceeded its timeout of ${formatDuration(job.timeoutMs)} while git was running` };
-    }
+    if (error instanceof RunAbortedError) return stoppedInGit(stop, job);
     return { status: 'failed', reason: error instanceof DeployhookError ? error.message : `git failed: ${String(error)}` };
+  }
+}
+
+/** With `paths`, a push that changed no matching file ends `skipped` after the sync, before the command. */
+async function filterPaths(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
+  const { run, job, log, stop } = context;
+  if (job.paths === undefined || job.remote === undefined || !pathsFilterApplies(run)) return undefined;
+  const env = job.runAs ? { ...context.baseEnv, HOME: job.runAs.home } : { ...context.baseEnv };
+  const history = openCommitHistory({ checkout: job.checkout, remote: job.remote, auth: jobGitAuth(job), env, output: log.output, signal: AbortSignal.any([stop.signal, timeout]), user: job.runAs });
+  try {
+    const verdict = await checkPaths({ paths: job.paths, target: run.deployedSha ?? run.sha, lastDeployed: context.lastDeployed, before: run.before, history, note: (text) => log.note(text) });
+    return verdict.deploy ? undefined : { status: 'skipped', reason: verdict.reason };
+  } catch (error) {
+    if (error instanceof RunAbortedError) return stoppedInGit(stop, job);
+    return { status: 'failed', reason: error instanceof DeployhookError ? error.message : `could not list the changed files: ${String(error)}` };
   }
 }
 
@@ -108,17 +142,21 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   const timeout = new AbortController();
   // setTimeout fires at once for more than 2^31-1 ms; such a timeout is effectively none.
   const timer = setTimeout(() => timeout.abort('timeout'), Math.min(job.timeoutMs, 2_147_483_647));
-  const failed = await sync(context, timeout.signal).finally(() => clearTimeout(timer));
-  if (failed) return failed;
+  const endedEarly = await sync(context, timeout.signal)
+    .then((outcome) => outcome ?? filterPaths(context, timeout.signal))
+    .finally(() => clearTimeout(timer));
+  if (endedEarly) return endedEarly;
 
   const cwd = job.workdir !== undefined ? join(job.checkout, job.workdir) : job.checkout;
   if (!(await stat(cwd).then((info) => info.isDirectory(), () => false))) {
+    if (job.remote === undefined) return { status: 'failed', reason: `expected the workdir ${cwd} to be a folder, but it is not (any more)` };
     return { status: 'failed', reason: `expected the workdir ${job.workdir ?? '.'} to be a folder in commit ${run.deployedSha ?? run.sha}, but it is not` };
   }
   log.note(`$ ${job.command.map((arg) => JSON.stringify(arg)).join(' ')}${job.runAs ? ` (as ${job.runAs.user})` : ''}`);
   const eventFile = await eventFileFor(run, job);
-  const env = commandEnvironment(job, run, job.runAs ? { ...context.baseEnv, HOME: job.runAs.home } : context.baseEnv);
+  const env = commandEnvironment(job, run, job.runAs ? { ...context.baseEnv, HOME: job.runAs.home } : context.baseEnv, await eventFieldsOf(job, run));
   env.DEPLOYHOOK_EVENT_FILE = eventFile;
+  await context.recorded;
   const result = await runCommand({
     argv: job.command,
     cwd,
@@ -168,7 +206,7 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
   const { run, job } = context;
   let log: RunLog;
   try {
-    log = await openRunLog(run.logPath, [...new Set([...job.secrets, ...(job.token ? [job.token.value] : []), ...secrets])], maxLogBytes);
+    log = await openRunLog(run.logPath, [...new Set([...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : []), ...secrets])], maxLogBytes);
   } catch (error) {
     return { status: 'failed', reason: `could not open the run log at ${run.logPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
   }
@@ -181,7 +219,7 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
     outcome = { status: 'failed', reason: `deployhook failed: ${error instanceof Error ? error.message : String(error)}` };
   }
   await log.close(closingLine(outcome, elapsedMs()));
-  if (log.error && outcome.status === 'succeeded') {
+  if (log.error && (outcome.status === 'succeeded' || outcome.status === 'skipped')) {
     return { ...outcome, status: 'failed', reason: `the run log could not be written completely: ${(log.error as NodeJS.ErrnoException).code ?? log.error.message}` };
   }
   return outcome;
@@ -196,15 +234,17 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     let saving: Promise<void> = Promise.resolve();
     const persist = () => {
       saving = saving.then(() => options.store.save(run)).catch((error: unknown) => logger.error({ err: error }, 'could not save run record'));
+      return saving;
     };
     const started = now();
     run.status = 'running';
     run.startedAt = started.toISOString();
-    persist();
-    await saving;
+    // Not awaited here: a crash during git leaves the run `queued` on disk, and it runs again.
+    const recorded = persist();
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
-    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
+    const lastDeployed = options.store.latest(job.name, 'succeeded')?.deployedSha;
+    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, recorded, lastDeployed }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
     const finished = now();
     run.status = final.status;
     run.finishedAt = finished.toISOString();

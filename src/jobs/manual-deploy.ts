@@ -20,8 +20,10 @@ export interface ManualDeploy {
  */
 export async function queueManualDeploy(queue: RunQueue, job: JobConfig, request: ManualDeploy, env: Readonly<Record<string, string | undefined>>): Promise<RunRecord> {
   const exact = request.sha !== undefined;
-  // A rollback names its commit; the ref (for DEPLOYHOOK_REF) defaults to the remote's HEAD branch.
-  const target = exact ? await resolveTarget(job, { ref: request.ref, sha: checkSha(request.sha ?? '') }, env) : await resolveTarget(job, { ref: request.ref }, env);
+  // A rollback names its commit; the ref (for DEPLOYHOOK_REF) defaults to the remote's HEAD
+  // branch, or for a generic job to the one branch its events deploy.
+  const ref = request.ref ?? (job.event !== undefined ? job.branches[0] : undefined);
+  const target = exact ? await resolveTarget(job, { ref, sha: checkSha(request.sha ?? '') }, env) : await resolveTarget(job, { ref }, env);
   const branch = target.ref.startsWith('refs/heads/') ? target.ref.slice('refs/heads/'.length) : undefined;
   const requestedBy = request.requestedBy.replace(/[^\w.@+:/ -]/g, '?').slice(0, 100) || 'unknown';
   const event = { manual: true, ref: target.ref, sha: target.sha, exact, requested_by: requestedBy };

@@ -79,6 +79,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
         ...(record.exact ? { exact: true } : {}),
         sha: record.sha,
         before: record.before,
+        ...(record.source !== undefined ? { source: record.source } : {}),
         event: await store.readEvent(record).catch(() => Buffer.from('{}')),
       });
       record.retriedBy = retry.id;

@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import type { JobConfig } from '../config/types.js';
 import { DeployhookError } from '../errors.js';
 import { gitEnvironment } from '../git/git-env.js';
@@ -12,14 +11,22 @@ type Env = Readonly<Record<string, string | undefined>>;
  * branch HEAD names, and the commit a ref points to.
  */
 async function lsRemote(job: JobConfig, pattern: string, env: Env): Promise<string> {
-  const remote = job.remote;
+  const remote = remoteOf(job);
   const base = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('GIT_')));
   try {
+    // Loaded here, not at start: the remote is asked only when a ref or commit is not named.
+    const { execa } = await import('execa');
     const { stdout } = await execa('git', ['ls-remote', '--symref', '--', remote, pattern], { env: gitEnvironment(base, jobGitAuth(job), remote).env, extendEnv: false, timeout: 60_000 });
     return stdout;
   } catch (cause) {
     throw new DeployhookError('LS_REMOTE_FAILED', `Could not read ${pattern} from the remote ${remote}; name the ref and the commit explicitly.`, { cause });
   }
+}
+
+/** A job without a remote (a generic job that runs in its workdir) has no ref or commit to deploy. */
+function remoteOf(job: JobConfig): string {
+  if (job.remote !== undefined) return job.remote;
+  throw new DeployhookError('NO_REMOTE', `Job ${job.name} has no remote, so there is nothing to deploy: it runs its command for each event${job.event ? ` from ${job.event.source}` : ''}. Send it one with: deployhook send ${job.name} --data '{...}'`);
 }
 
 /** `main` -> `refs/heads/main`; full refs stay; anything git would refuse is an error. */
@@ -39,6 +46,7 @@ export function checkSha(sha: string): string {
  * HEAD names; the commit the ref points to).
  */
 export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined }, env: Env): Promise<{ ref: string; sha: string }> {
+  remoteOf(job);
   let ref = target.ref !== undefined ? normalizeRef(target.ref) : undefined;
   if (ref === undefined) {
     const head = await lsRemote(job, 'HEAD', env);

@@ -13,7 +13,7 @@ export interface RunStop {
 export type ExecuteRun = (run: RunRecord, job: JobConfig, stop: RunStop) => Promise<RunRecord>;
 
 /** What a run is asked to deploy (validated data), with the verified payload for DEPLOYHOOK_EVENT_FILE. */
-export type RunRequest = Pick<RunRecord, 'trigger' | 'repo' | 'ref' | 'branch' | 'tag' | 'sha' | 'before' | 'exact'> & { event: Buffer };
+export type RunRequest = Pick<RunRecord, 'trigger' | 'repo' | 'ref' | 'branch' | 'tag' | 'sha' | 'before' | 'exact' | 'source'> & { event: Buffer };
 
 interface Entry {
   /** Arrival order: of two pushes for one job, the later arrival wins, whatever order their writes finish in. */
@@ -92,6 +92,7 @@ export class RunQueue {
       sha: request.sha,
       ...(request.exact ? { exact: true } : {}),
       before: request.before,
+      ...(request.source !== undefined ? { source: request.source } : {}),
       queuedAt: this.#now().toISOString(),
       logPath: store.logPath(job.name, id),
       eventFile: store.eventFile(job.name, id),
@@ -208,7 +209,8 @@ export class RunQueue {
 
   #supersede(older: RunRecord, newer: RunRecord): void {
     older.supersededBy = newer.id;
-    this.#finishUnstarted(older, 'superseded', `superseded by run ${newer.id} for the newer commit ${newer.sha.slice(0, 12)} before it started`);
+    const what = newer.sha !== '' ? `the newer commit ${newer.sha.slice(0, 12)}` : `a newer event${newer.source !== undefined ? ` from ${newer.source}` : ''}`;
+    this.#finishUnstarted(older, 'superseded', `superseded by run ${newer.id} for ${what} before it started`);
   }
 
   #finishUnstarted(record: RunRecord, status: 'superseded' | 'cancelled', reason: string): void {

@@ -1,6 +1,6 @@
 import type { ProviderName } from '../config/types.js';
 
-export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted'] as const;
+export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted', 'skipped'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /** What asked for a run: a webhook, an operator, or recovery re-running a run the daemon could not finish. */
@@ -25,12 +25,14 @@ export interface RunRecord {
   ref: string;
   branch?: string;
   tag?: string;
-  /** The commit the trigger asked for. */
+  /** The commit the trigger asked for; empty for an event run of a job without a remote. */
   sha: string;
   /** Deploy exactly `sha` (an operator's rollback) instead of converging on the branch tip. */
   exact?: boolean;
   before: string;
-  /** The commit actually checked out, once git has run. */
+  /** Set for a generic event run: the source in `/hooks/generic/<source>`. Repo, ref and before are empty then. */
+  source?: string;
+  /** The commit actually checked out, once git has run (also for a skipped run, which deployed nothing). */
   deployedSha?: string;
   queuedAt: string;
   startedAt?: string;
@@ -38,7 +40,7 @@ export interface RunRecord {
   durationMs?: number;
   exitCode?: number | null;
   signal?: string | null;
-  /** Why the run failed, was cancelled or superseded, in one sentence. */
+  /** Why the run failed, was cancelled, superseded or skipped, in one sentence. */
   reason?: string;
   supersededBy?: string;
   /** Set on an interrupted run once recovery has queued a new run for it. */
@@ -48,6 +50,22 @@ export interface RunRecord {
   pgidStartTime?: string;
   logPath: string;
   eventFile: string;
+  /** Fan-out: what became of relaying the delivery that queued this run. */
+  forwards?: ForwardRecord[];
 }
 
-export const FINAL_STATUSES: ReadonlySet<RunStatus> = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted']);
+/** One fan-out destination of a delivery, as the run record shows it. */
+export interface ForwardRecord {
+  /** The destination URL without user, password or query. */
+  url: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  /** The HTTP status of the last attempt, when there was an answer. */
+  lastStatus?: number;
+  /** Why the last attempt failed, in one sentence. */
+  lastError?: string;
+  /** When it was delivered or given up. */
+  finishedAt?: string;
+}
+
+export const FINAL_STATUSES: ReadonlySet<RunStatus> = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted', 'skipped']);

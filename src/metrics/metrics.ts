@@ -1,6 +1,7 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { FINAL_STATUSES } from '../jobs/run-record.js';
 import type { RunRecord } from '../jobs/run-record.js';
+import { createInstruments, type Instruments, type LastSuccess } from './instruments.js';
 
 export type DeliveryOutcome = 'queued' | 'ignored' | 'duplicate' | 'rejected' | 'failed';
 
@@ -12,68 +13,50 @@ export interface MetricsOptions {
 }
 
 export interface Metrics {
-  readonly registry: Registry;
+  /** The private registry; prom-client is loaded when it is first asked for (or at the first scrape). */
+  readonly registry: Promise<Registry>;
   delivery(provider: string, outcome: DeliveryOutcome): void;
-  /** Call once per run that reached a final status (succeeded, failed, timed_out, cancelled, superseded, interrupted). */
+  /** Call once per run that reached a final status (succeeded, failed, timed_out, cancelled, superseded, interrupted, skipped). */
   runFinished(run: RunRecord): void;
   /** The text exposition and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
 
-/** Deploys take seconds to an hour, so the default sub-second buckets would say nothing. */
-const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600];
-
-interface LastSuccess {
-  finishedAtMs: number;
-  commit: string;
+interface Observation {
+  job: string;
+  status: string;
+  seconds: number;
 }
 
-/** The daemon's metrics on a private registry, so that several daemons in one process (tests) stay apart. */
+/**
+ * The daemon's metrics on a private registry, so that several daemons in one process (tests)
+ * stay apart. prom-client is loaded at the first scrape, not at start: until then deliveries
+ * and runs are counted here (per label set; one number per finished run for the durations)
+ * and handed over when it loads.
+ */
 export function createMetrics(options: MetricsOptions): Metrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'deployhook_' });
-
-  const deliveries = new Counter({
-    name: 'deployhook_deliveries_total',
-    help: 'Webhook deliveries received, by provider and what became of them.',
-    labelNames: ['provider', 'outcome'] as const,
-    registers: [registry],
-  });
-  const runs = new Counter({
-    name: 'deployhook_runs_total',
-    help: 'Runs that reached a final status, by job and status.',
-    labelNames: ['job', 'status'] as const,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'deployhook_run_duration_seconds',
-    help: 'How long runs took from start to finish, by job and final status.',
-    labelNames: ['job', 'status'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  });
-  new Gauge({
-    name: 'deployhook_queue_depth',
-    help: 'Runs waiting to start, over all jobs.',
-    registers: [registry],
-    collect(this: Gauge) {
-      this.set(options.queueDepth());
-    },
-  });
-  const lastSuccessGauge = new Gauge({
-    name: 'deployhook_last_success_timestamp_seconds',
-    help: 'Unix time at which the latest successful run of the job finished.',
-    labelNames: ['job'] as const,
-    registers: [registry],
-  });
-  const deployedCommit = new Gauge({
-    name: 'deployhook_deployed_commit_info',
-    help: 'The commit the latest successful run of the job deployed; always 1.',
-    labelNames: ['job', 'commit'] as const,
-    registers: [registry],
-  });
-
   const lastSuccess = new Map<string, LastSuccess>();
+  const deliveries = new Map<string, { labels: { provider: string; outcome: DeliveryOutcome }; count: number }>();
+  const runs = new Map<string, { labels: { job: string; status: string }; count: number }>();
+  let durations: Observation[] = [];
+  let instruments: Instruments | undefined;
+  let loading: Promise<Instruments> | undefined;
+
+  function load(): Promise<Instruments> {
+    loading ??= import('prom-client').then((client) => {
+      const made = createInstruments(client, options.queueDepth);
+      for (const { labels, count } of deliveries.values()) made.deliveries.inc(labels, count);
+      for (const { labels, count } of runs.values()) made.runs.inc(labels, count);
+      for (const { job, status, seconds } of durations) made.duration.observe({ job, status }, seconds);
+      for (const [job, success] of lastSuccess) made.showSuccess(job, success, undefined);
+      deliveries.clear();
+      runs.clear();
+      durations = [];
+      instruments = made;
+      return made;
+    });
+    return loading;
+  }
 
   /** Moves last-success and deployed-commit forward; an older success arriving late changes nothing. */
   function recordSuccess(run: RunRecord): void {
@@ -81,29 +64,45 @@ export function createMetrics(options: MetricsOptions): Metrics {
     if (run.status !== 'succeeded' || Number.isNaN(finishedAtMs)) return;
     const previous = lastSuccess.get(run.job);
     if (previous && previous.finishedAtMs > finishedAtMs) return;
-    const commit = run.deployedSha ?? run.sha;
-    if (previous && previous.commit !== commit) deployedCommit.remove({ job: run.job, commit: previous.commit });
-    lastSuccess.set(run.job, { finishedAtMs, commit });
-    lastSuccessGauge.set({ job: run.job }, finishedAtMs / 1000);
-    deployedCommit.set({ job: run.job, commit }, 1);
+    const success = { finishedAtMs, commit: run.deployedSha ?? run.sha };
+    lastSuccess.set(run.job, success);
+    instruments?.showSuccess(run.job, success, previous);
   }
 
   for (const run of options.initialRuns ?? []) recordSuccess(run);
 
   return {
-    registry,
+    get registry() {
+      return load().then((made) => made.registry);
+    },
     delivery(provider, outcome) {
-      deliveries.inc({ provider, outcome });
+      if (instruments) {
+        instruments.deliveries.inc({ provider, outcome });
+        return;
+      }
+      const key = `${provider} ${outcome}`;
+      const counted = deliveries.get(key) ?? { labels: { provider, outcome }, count: 0 };
+      counted.count += 1;
+      deliveries.set(key, counted);
     },
     runFinished(run) {
       if (!FINAL_STATUSES.has(run.status)) return;
-      runs.inc({ job: run.job, status: run.status });
-      if (run.startedAt !== undefined && run.durationMs !== undefined) {
-        duration.observe({ job: run.job, status: run.status }, run.durationMs / 1000);
+      const labels = { job: run.job, status: run.status };
+      const seconds = run.startedAt !== undefined && run.durationMs !== undefined ? run.durationMs / 1000 : undefined;
+      if (instruments) {
+        instruments.runs.inc(labels);
+        if (seconds !== undefined) instruments.duration.observe(labels, seconds);
+      } else {
+        const key = `${run.job} ${run.status}`;
+        const counted = runs.get(key) ?? { labels, count: 0 };
+        counted.count += 1;
+        runs.set(key, counted);
+        if (seconds !== undefined) durations.push({ ...labels, seconds });
       }
       recordSuccess(run);
     },
     async render() {
+      const { registry } = await load();
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
   };

@@ -49,7 +49,7 @@ export function combineEvents(events: readonly HookEvent[]): HookEvent {
   for (const event of events) {
     if (event.kind === 'invalid') return event;
     if (event.kind === 'ignored') ignored.push(event.reason);
-    else {
+    else if (event.kind === 'push') {
       pushes.push(...event.pushes);
       ignored.push(...event.ignored);
     }

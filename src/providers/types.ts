@@ -28,8 +28,19 @@ export interface PushEvent {
  */
 export type HookEvent =
   | { kind: 'push'; pushes: readonly PushEvent[]; ignored: readonly string[] }
+  | { kind: 'event'; event: SignedEvent }
   | { kind: 'ignored'; reason: string }
   | { kind: 'invalid'; reason: string };
+
+/** A verified event that is not a push (generic signed events): each job's `when` decides whether it runs. */
+export interface SignedEvent {
+  provider: ProviderName;
+  deliveryId: string;
+  /** The source the URL names: `/hooks/<provider>/<source>`. */
+  source: string;
+  /** The verified payload, parsed; only ever read as data. */
+  payload: unknown;
+}
 
 /** A credential header, read and shape-checked before the body is looked at. */
 export type CredentialCheck<C> = { ok: true; credential: C } | { ok: false; reason: string };
@@ -48,6 +59,11 @@ export interface ProviderAdapter<C = unknown> {
    */
   readonly formEncoded: boolean;
   /**
+   * Deliveries name their source in the URL, `/hooks/<name>/<source>`: jobs are matched on it
+   * instead of on a repository in the payload, and `dedupKey` and `interpret` are given it.
+   */
+  readonly sourceInPath?: boolean;
+  /**
    * The bytes the signature covers, when not the raw body: Gitea and Forgejo sign the JSON
    * even when they deliver it form-encoded.
    */
@@ -63,8 +79,8 @@ export interface ProviderAdapter<C = unknown> {
   isProbe?(headers: IncomingHttpHeaders, payload: unknown): boolean;
   deliveryId(headers: IncomingHttpHeaders): string | undefined;
   /** What identifies a redelivery of the same delivery; undefined when the host sent no id. */
-  dedupKey(headers: IncomingHttpHeaders): string | undefined;
-  interpret(headers: IncomingHttpHeaders, payload: unknown, deliveryId: string): HookEvent;
+  dedupKey(headers: IncomingHttpHeaders, source?: string): string | undefined;
+  interpret(headers: IncomingHttpHeaders, payload: unknown, deliveryId: string, source?: string): HookEvent;
   /**
    * Fan-out: the headers that relay a verified delivery to another receiver, signed with
    * that receiver's `secret` exactly as this host signs (`body` is the JSON payload).

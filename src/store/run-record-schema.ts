@@ -25,8 +25,10 @@ const runRecordSchema = z.object({
   ref: text,
   branch: optionalText,
   tag: optionalText,
-  sha: z.string().regex(/^(?:[0-9a-f]{40}|[0-9a-f]{64})$/),
+  // Empty for an event run of a generic job without a remote.
+  sha: z.string().regex(/^(?:[0-9a-f]{40}|[0-9a-f]{64}|)$/),
   before: text,
+  source: optionalText,
   exact: z.boolean().optional(),
   deployedSha: optionalText,
   queuedAt: z.iso.datetime(),
@@ -40,6 +42,18 @@ const runRecordSchema = z.object({
   retriedBy: optionalText,
   pgid: z.number().int().positive().optional(),
   pgidStartTime: optionalText,
+  forwards: z
+    .array(
+      z.object({
+        url: text,
+        status: z.enum(['pending', 'delivered', 'failed']),
+        attempts: z.number().int().nonnegative(),
+        lastStatus: z.number().int().optional(),
+        lastError: optionalText,
+        finishedAt: optionalText,
+      }),
+    )
+    .optional(),
 });
 
 /** The record, if `value` is one, with its paths replaced by the ones the store derives. */

@@ -6,16 +6,7 @@ export function shortSha(sha: string | null | undefined): string {
   return sha ? sha.slice(0, 7) : '';
 }
 
-/** `12s ago`, `5m ago`, `3h ago`, `2d ago`. */
-export function formatAge(iso: string | null | undefined, now: number): string {
-  const then = iso ? Date.parse(iso) : Number.NaN;
-  if (Number.isNaN(then)) return '';
-  const seconds = Math.max(0, Math.round((now - then) / 1000));
-  if (seconds < 60) return `${seconds}s ago`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
-  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h ago`;
-  return `${Math.floor(seconds / 86_400)}d ago`;
-}
+export { formatAge } from '../config/duration.js';
 
 /** `850 ms`, `4.2 s`, `3m 04s`, `1h 02m`. */
 export function formatDuration(ms: number | null | undefined): string {
@@ -39,8 +30,16 @@ export function runDuration(run: RunRecord, now: number): string {
   return '';
 }
 
+/** The branch or tag; for an event run, where the event came from (and the branch it deploys, if any). */
 export function refName(run: RunRecord): string {
-  return run.branch ?? run.ref.replace(/^refs\/(heads|tags)\//, '');
+  const ref = run.branch ?? run.ref.replace(/^refs\/(heads|tags)\//, '');
+  if (run.source === undefined) return ref;
+  return ref ? `${ref}, event from ${run.source}` : `event from ${run.source}`;
+}
+
+/** What a job deploys from: its repository, or a generic job's event source. */
+export function jobOrigin(job: { repo: string; source?: string | null }): string {
+  return job.source ? `events from ${job.source}` : job.repo;
 }
 
 export function triggerText(trigger: RunTrigger): string {

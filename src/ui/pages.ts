@@ -1,11 +1,13 @@
 import type { RunRecord } from '../jobs/run-record.js';
-import { formatAge, formatTime, liveFields, refName, runDuration, shortSha, triggerText } from './format.js';
+import { formatAge, formatTime, jobOrigin, liveFields, refName, runDuration, shortSha, triggerText } from './format.js';
 import { html, type Html } from './html.js';
 
 /** A job as the status page shows it: the same fields as in `GET /api/jobs`. */
 export interface JobSummary {
   name: string;
   repo: string;
+  /** A generic job's event source; null for a Git host's job. */
+  source?: string | null;
   branches: readonly string[];
   state: 'idle' | 'running' | 'queued';
   /** Ids of the job's running and waiting runs. */
@@ -55,7 +57,7 @@ function jobRow(job: JobSummary, now: number): Html {
   const { lastRun } = job;
   const last = lastRun && lastRun.id !== job.running && lastRun.id !== job.queued ? html` <span class="muted">last</span> <a href="${runHref(lastRun.id)}">${badge(lastRun.status, 'last run')}</a>` : '';
   const deployed = job.deployedSha ? html`<code>${shortSha(job.deployedSha)}</code> ${age(job.deployedAt, now)}` : '—';
-  return html`<tr><td class="strong">${job.name}</td><td>${badge(job.state)}${last}</td><td>${deployed}</td><td>${job.repo}</td><td>${job.branches.join(', ')}</td></tr>`;
+  return html`<tr><td class="strong">${job.name}</td><td>${badge(job.state)}${last}</td><td>${deployed}</td><td>${jobOrigin(job)}</td><td>${job.branches.join(', ')}</td></tr>`;
 }
 
 function runRow(run: RunRecord, now: number): Html {
@@ -84,6 +86,14 @@ export function indexPage(jobs: readonly JobSummary[], runs: readonly RunRecord[
   );
 }
 
+/** One fan-out destination, in words: delivered, still trying, or given up and why. */
+function forwardText(entry: NonNullable<RunRecord['forwards']>[number]): string {
+  const tries = `${entry.attempts} attempt${entry.attempts === 1 ? '' : 's'}`;
+  if (entry.status === 'delivered') return `delivered (HTTP ${entry.lastStatus ?? '?'}, ${tries})`;
+  if (entry.status === 'pending') return entry.attempts === 0 ? 'sending…' : `retrying after ${tries}: ${entry.lastError ?? ''}`;
+  return `failed after ${tries}: ${entry.lastError ?? ''}`;
+}
+
 export function runPage(run: RunRecord, now: number): string {
   const live = liveFields(run, now);
   const field = (name: string, label: string, mono = false) => html`<dt>${label}</dt><dd data-field="${name}"${mono ? html` class="mono"` : ''}>${live[name]}</dd>`;
@@ -95,9 +105,9 @@ export function runPage(run: RunRecord, now: number): string {
 <h1>Run <code>${run.id}</code> <span id="run-status">${badge(run.status)}</span></h1>
 <dl class="record">
 <dt>Job</dt><dd>${run.job}</dd>
-<dt>Repository</dt><dd>${run.repo}</dd>
-<dt>Ref</dt><dd class="mono">${run.ref}</dd>
-<dt>Commit requested</dt><dd class="mono">${run.sha}</dd>
+${run.source !== undefined ? html`<dt>Event</dt><dd>from ${run.source}</dd>` : html`<dt>Repository</dt><dd>${run.repo}</dd>`}
+<dt>Ref</dt><dd class="mono">${run.ref || '—'}</dd>
+<dt>Commit requested</dt><dd class="mono">${run.sha || '—'}</dd>
 ${field('deployedSha', 'Commit deployed', true)}
 <dt>Trigger</dt><dd>${triggerText(run.trigger)}</dd>
 <dt>Queued</dt><dd>${formatTime(run.queuedAt)}</dd>
@@ -106,6 +116,7 @@ ${field('finishedAt', 'Finished')}
 ${field('duration', 'Duration')}
 ${field('exit', 'Exit')}
 ${field('reason', 'Reason')}
+${(run.forwards ?? []).map((entry) => html`<dt>Forwarded to</dt><dd><span class="mono">${entry.url}</span>: ${forwardText(entry)}</dd>`)}
 </dl>
 <h2>Log <a class="small" href="/api/runs/${encodeURIComponent(run.id)}/log">raw</a></h2>
 <pre id="log" class="log" tabindex="0">${run.status === 'queued' ? 'Waiting for the run to start…' : 'Loading the log…'}</pre>`,

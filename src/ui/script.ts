@@ -5,13 +5,18 @@
  */
 export const SCRIPT = String.raw`'use strict';
 (() => {
-  const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted']);
+  const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted', 'skipped']);
   const REFRESH_MS = 3000;
   const LOG_LIMIT = 2000000;
 
   const shortSha = (sha) => (sha ? sha.slice(0, 7) : '');
   const formatTime = (iso) => (iso ? iso.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC') : '');
-  const refName = (run) => run.branch || run.ref.replace(/^refs\/(heads|tags)\//, '');
+  function refName(run) {
+    const ref = run.branch || run.ref.replace(/^refs\/(heads|tags)\//, '');
+    if (run.source === undefined) return ref;
+    return ref ? ref + ', event from ' + run.source : 'event from ' + run.source;
+  }
+  const jobOrigin = (job) => (job.source ? 'events from ' + job.source : job.repo);
   const triggerText = (trigger) => (trigger.pusher ? trigger.type + ' by ' + trigger.pusher : trigger.type);
   const pad = (n) => String(n).padStart(2, '0');
 
@@ -72,7 +77,7 @@ export const SCRIPT = String.raw`'use strict';
     const last = job.lastRun;
     if (last && last.id !== job.running && last.id !== job.queued) status.push(' ', el('span', { class: 'muted' }, ['last']), ' ', runLink(last.id, badge(last.status, 'last run')));
     const deployed = job.deployedSha ? [el('code', {}, [shortSha(job.deployedSha)]), ' ', age(job.deployedAt, now)] : ['—'];
-    return el('tr', {}, [td([job.name], 'strong'), td(status), td(deployed), td([job.repo]), td([job.branches.join(', ')])]);
+    return el('tr', {}, [td([job.name], 'strong'), td(status), td(deployed), td([jobOrigin(job)]), td([job.branches.join(', ')])]);
   }
 
   function runRow(run, now) {

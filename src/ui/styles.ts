@@ -31,6 +31,7 @@ tr.empty td { color: var(--muted); font-style: italic; }
 .badge-failed, .badge-timed_out { background: var(--red); }
 .badge-running { background: var(--blue); }
 .badge-queued { background: var(--amber); }
+.badge-skipped { background: transparent; color: var(--muted); box-shadow: inset 0 0 0 1px var(--line); }
 .notice { background: #fff8c5; color: #3b2300; border: 1px solid #d4a72c; border-radius: 6px; padding: 0.5rem 0.75rem; }
 .notice[hidden] { display: none; }
 .crumbs { margin: 0.25rem 0; }

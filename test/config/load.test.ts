@@ -143,7 +143,7 @@ describe('loading a config', () => {
       document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, name: 'Web App', provider: 'svn', timeout: '10 minutes' }] },
       expected: [
         'jobs[0].name: expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit, got "Web App"',
-        'jobs[0].provider: expected one of "github", "gitlab", "gitea", "forgejo", got "svn"',
+        'jobs[0].provider: expected one of "github", "gitlab", "gitea", "forgejo", "bitbucket", "bitbucket-server", "generic", got "svn"',
         'jobs[0].timeout: expected a duration such as `90s` or `15m`, got "10 minutes"',
       ],
     },
@@ -151,6 +151,14 @@ describe('loading a config', () => {
       name: 'a GitHub repo with a subgroup',
       document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, repo: 'acme/sub/web' }] },
       expected: ['jobs[0].repo: expected a github repository such as `owner/name`, got "acme/sub/web"'],
+    },
+    {
+      name: 'Bitbucket repos that are not workspace/slug or PROJECT/slug',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, provider: 'bitbucket', repo: 'acme' }, { ...goodJob, name: 'dc', provider: 'bitbucket-server', repo: 'PROJ/sub/web' }] },
+      expected: [
+        'jobs[0].repo: expected a bitbucket repository such as `workspace/repo-slug` (the workspace ID, then the repository slug), got "acme"',
+        'jobs[1].repo: expected a bitbucket-server repository such as `PROJECT/repo-slug` (the project key, then the repository slug; `~user/repo-slug` for a personal repository), got "PROJ/sub/web"',
+      ],
     },
     {
       name: 'an empty command and a command that is a string',
@@ -219,8 +227,8 @@ describe('loading a config', () => {
     },
     {
       name: 'allow_from with a bad network and an unknown provider',
-      document: { state_dir: 's', log_dir: 'l', allow_from: { github: ['140.82.112.0/20', '10.0.0.0/33'], bitbucket: ['10.0.0.0/8'] } },
-      expected: ['allow_from.github[1]: expected a network such as "192.0.2.0/24" or "2001:db8::/32", got "10.0.0.0/33"', expect.stringMatching(/^allow_from\.bitbucket: /)],
+      document: { state_dir: 's', log_dir: 'l', allow_from: { github: ['140.82.112.0/20', '10.0.0.0/33'], svn: ['10.0.0.0/8'] } },
+      expected: ['allow_from.github[1]: expected a network such as "192.0.2.0/24" or "2001:db8::/32", got "10.0.0.0/33"', expect.stringMatching(/^allow_from\.svn: /)],
     },
     {
       name: 'tls files that do not exist',

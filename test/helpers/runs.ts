@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunRecord } from '../../src/jobs/run-record.js';
 
-const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted']);
+const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted', 'skipped']);
 
 export async function readRun(stateDir: string, job: string, id: string): Promise<RunRecord> {
   return JSON.parse(await readFile(join(stateDir, 'runs', job, `${id}.json`), 'utf8')) as RunRecord;

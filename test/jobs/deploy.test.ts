@@ -81,6 +81,7 @@ describe('a push to a matching branch', () => {
       DEPLOYHOOK_DELIVERY: headers['x-github-delivery'],
       DEPLOYHOOK_PUSHER: 'Codertocat',
       DEPLOYHOOK_TRIGGER: 'webhook',
+      DEPLOYHOOK_SOURCE: '',
       DEPLOYHOOK_EVENT_FILE: record.eventFile,
     });
     expect(env.get('STAGE')).toBe('production');

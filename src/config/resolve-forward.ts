@@ -1,0 +1,43 @@
+import type { ConfigIssue } from '../errors.js';
+import { parseDuration } from './duration.js';
+import { formatPath } from './format-issues.js';
+import type { RawForward } from './forward-schema.js';
+import { readSecret } from './read-secret.js';
+import { resolveConfigPath } from './resolve-paths.js';
+import type { ForwardTarget } from './types.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** The URL as it may be shown in logs and run records: no user, password or query. */
+export function forwardLabel(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+/** Reads each destination's secret; problems are added to `issues` with their config path. */
+export async function resolveForwards(raw: readonly RawForward[], baseDir: string, env: Env, where: string, issues: ConfigIssue[], warnings: string[]): Promise<ForwardTarget[]> {
+  const targets: ForwardTarget[] = [];
+  for (const [index, entry] of raw.entries()) {
+    const at = formatPath([index], where);
+    const source = entry.secret_env !== undefined ? { env: entry.secret_env } : { file: resolveConfigPath(baseDir, entry.secret_file ?? '') };
+    const secret = await readSecret(source, env);
+    if ('problem' in secret) {
+      issues.push({ path: formatPath([entry.secret_env !== undefined ? 'secret_env' : 'secret_file'], at), message: secret.problem });
+      continue;
+    }
+    const url = new URL(entry.url);
+    if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+      warnings.push(`${formatPath(['url'], at)}: relays deliveries over plain http to ${url.host}; anyone on the way can read them (and a GitLab token); use https`);
+    }
+    targets.push({
+      url: entry.url,
+      label: forwardLabel(url),
+      secret: secret.value,
+      attempts: entry.attempts,
+      backoffMs: parseDuration(entry.backoff) ?? 2_000,
+      timeoutMs: parseDuration(entry.timeout) ?? 10_000,
+    });
+  }
+  return targets;
+}

@@ -1,0 +1,35 @@
+/** The outcome of one relay attempt. */
+export type AttemptResult =
+  | { ok: true; status: number }
+  | { ok: false; retry: boolean; status?: number; error: string; retryAfterMs?: number };
+
+/** Statuses that say "not now" rather than "never": worth another attempt (and every 5xx but 501). */
+const RETRIED_STATUSES = new Set([408, 425, 429]);
+const retried = (status: number) => RETRIED_STATUSES.has(status) || (status >= 500 && status <= 599 && status !== 501);
+
+/** `Retry-After` in seconds (dates are not worth the parsing here), at most an hour. */
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null || !/^\d{1,5}$/.test(header.trim())) return undefined;
+  return Math.min(Number(header.trim()), 3_600) * 1_000;
+}
+
+/**
+ * POSTs the body once. Redirects are not followed: a relay goes where the config says, and a
+ * redirect is reported as a failure. The answer's body is read and dropped.
+ */
+export async function sendOnce(url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number, stop: AbortSignal): Promise<AttemptResult> {
+  let response: Response;
+  try {
+    response = await fetch(url, { method: 'POST', body, headers, redirect: 'manual', signal: AbortSignal.any([stop, AbortSignal.timeout(timeoutMs)]) });
+  } catch (error) {
+    const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
+    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (error as Error).message);
+    return { ok: false, retry: true, error: `could not deliver: ${reason}` };
+  }
+  await response.arrayBuffer().catch(() => undefined);
+  if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status };
+  const after = retryAfterMs(response.headers.get('retry-after'));
+  if (response.status >= 300 && response.status < 400) return { ok: false, retry: false, status: response.status, error: `the destination answered ${response.status} (a redirect); relays do not follow redirects: fix the URL` };
+  const retry = retried(response.status);
+  return { ok: false, retry, status: response.status, error: `the destination answered ${response.status}${retry ? '' : '; not retried'}`, ...(after !== undefined ? { retryAfterMs: after } : {}) };
+}

@@ -1,0 +1,67 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const SECRET = 'a-long-enough-test-secret-0123456789';
+const job = { name: 'web', provider: 'github', repo: 'acme/web', branches: ['main'], secret_env: 'WEB_SECRET', remote: '/srv/git/web.git', command: ['true'] };
+
+async function load(document: Record<string, unknown>, env: Record<string, string> = {}) {
+  const dir = await tempDir();
+  const file = join(dir, 'deployhook.yml');
+  await writeFile(file, JSON.stringify({ state_dir: 'state', log_dir: 'logs', ...document }));
+  return loadConfig(file, { WEB_SECRET: SECRET, ...env });
+}
+
+async function issuesOf(document: Record<string, unknown>, env: Record<string, string> = {}): Promise<string[]> {
+  try {
+    await load(document, env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues.map((issue) => `${issue.path}: ${issue.message}`);
+    throw error;
+  }
+  return [];
+}
+
+describe('fan-out settings', () => {
+  it('load with their defaults, the secret read, and a URL that shows no credentials', async () => {
+    const config = await load(
+      {
+        providers: { github: { forward: [{ url: 'https://bridge.example.com/in?token=abc', secret_env: 'BRIDGE' }] } },
+        jobs: [{ ...job, forward: [{ url: 'https://user:pw@deploy-2.example.com/hooks/github', secret_env: 'DEPLOY_2', attempts: 3, backoff: '500ms', timeout: '5s' }] }],
+      },
+      { BRIDGE: 'bridge-secret-0123456789abcdef', DEPLOY_2: 'deploy-2-secret-0123456789abcdef' },
+    );
+    expect(config.forwards.github).toEqual([{ url: 'https://bridge.example.com/in?token=abc', label: 'https://bridge.example.com/in', secret: 'bridge-secret-0123456789abcdef', attempts: 6, backoffMs: 2_000, timeoutMs: 10_000 }]);
+    expect(config.jobs[0]?.forward).toEqual([{ url: 'https://user:pw@deploy-2.example.com/hooks/github', label: 'https://deploy-2.example.com/hooks/github', secret: 'deploy-2-secret-0123456789abcdef', attempts: 3, backoffMs: 500, timeoutMs: 5_000 }]);
+  });
+
+  it('name each mistake with its path', async () => {
+    const issues = await issuesOf({
+      providers: { github: { forward: [{ url: 'ftp://example.com/', secret_env: 'X' }] }, nosuch: { forward: [] } },
+      jobs: [{ ...job, forward: [{ url: 'https://example.com/', secret_env: 'UNSET' }, { url: 'https://example.com/', attempts: 0 }] }],
+    });
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^providers\.github\.forward\[0\]\.url: expected an http\(s\) URL/),
+        'providers.nosuch: unknown key',
+      ]),
+    );
+    const jobIssues = await issuesOf({ jobs: [{ ...job, forward: [{ url: 'https://example.com/', secret_env: 'UNSET' }, { url: 'https://example.com/', attempts: 0 }] }] });
+    expect(jobIssues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^jobs\[0\]\.forward\[1\]\.secret_env: expected exactly one of secret_env or secret_file/),
+        expect.stringMatching(/^jobs\[0\]\.forward\[1\]\.attempts: /),
+      ]),
+    );
+    const unset = await issuesOf({ jobs: [{ ...job, forward: [{ url: 'https://example.com/', secret_env: 'UNSET' }] }] });
+    expect(unset).toEqual(['jobs[0].forward[0].secret_env: expected the environment variable UNSET to be set, but it is not']);
+  });
+
+  it('warn about a destination over plain http that is not loopback', async () => {
+    const config = await load({ jobs: [{ ...job, forward: [{ url: 'http://deploy-2.example.com/hooks/github', secret_env: 'D' }, { url: 'http://127.0.0.1:9001/hooks/github', secret_env: 'D' }] }] }, { D: 'downstream-secret-0123456789abcdef' });
+    expect(config.warnings).toEqual([expect.stringMatching(/^jobs\[0\]\.forward\[0\]\.url: relays deliveries over plain http to deploy-2\.example\.com/)]);
+  });
+});
