@@ -1,5 +1,5 @@
-import { access, constants, readdir, readFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { access, constants, readFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
@@ -12,7 +12,9 @@ import { resolveEventJob } from './resolve-event-job.js';
 import { resolveForwards } from './resolve-forward.js';
 import { resolveRunAs } from './system-users.js';
 import { resolveConfigPath, resolveRemote, safeRelativeFolder } from './resolve-paths.js';
-import { CONFIG_KEYS, configSchema, JOB_KEYS, jobSchema, jobsFileSchema, type RawJob } from './schema.js';
+import { CONFIG_KEYS, configSchema, JOB_KEYS, jobSchema, type RawJob } from './schema.js';
+import { checkoutClashes } from './checkout-clashes.js';
+import { filesOfJobsDir, jobsOfFile } from './jobs-dir.js';
 import type { RawForward } from './forward-schema.js';
 import type { Config, JobConfig, ProviderName } from './types.js';
 
@@ -98,60 +100,6 @@ async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source
   if (credentials.signingTokens !== undefined) job.signingTokens = credentials.signingTokens;
   if (eventJob !== undefined) job.event = eventJob.event;
   return job;
-}
-
-/** Entries of a file in jobs_dir: `jobs: [...]`, or one job mapping. */
-function jobsOfFile(document: unknown, where: string, issues: ConfigIssue[]): unknown[] {
-  if (document !== null && typeof document === 'object' && !Array.isArray(document) && 'jobs' in document) {
-    const parsed = jobsFileSchema.safeParse(document, { reportInput: true });
-    if (!parsed.success) {
-      issues.push(...toConfigIssues(parsed.error.issues, where, () => ['jobs']));
-      return [];
-    }
-    return parsed.data.jobs;
-  }
-  return [document];
-}
-
-async function filesOfJobsDir(dir: string, issues: ConfigIssue[]): Promise<string[]> {
-  try {
-    const names = await readdir(dir);
-    return names.filter((name) => /\.ya?ml$/.test(name) && !name.startsWith('.')).sort().map((name) => join(dir, name));
-  } catch (error) {
-    issues.push({ path: 'jobs_dir', message: `expected a readable folder at ${dir}, got ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
-    return [];
-  }
-}
-
-const inside = (path: string, folder: string) => path === folder || path.startsWith(folder.endsWith(sep) ? folder : `${folder}${sep}`);
-
-/**
- * Each job needs a checkout of its own: another job's `git clean -ffdx` would wipe a checkout
- * nested in its own, and a checkout holding the state or log folder would wipe those.
- */
-function checkoutClashes(jobs: readonly JobConfig[], daemonFolders: readonly string[]): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
-  // Sorted by path, a checkout nested in another comes right after it (or after its other
-  // nested ones), so one pass with a stack finds every clash without comparing all pairs.
-  const sorted = [...jobs].sort((a, b) => (a.checkout < b.checkout ? -1 : a.checkout > b.checkout ? 1 : 0));
-  const open: JobConfig[] = [];
-  for (const job of sorted) {
-    while (open.length > 0 && !inside(job.checkout, (open.at(-1) as JobConfig).checkout)) open.pop();
-    const outer = open.at(-1);
-    if (outer && outer.name !== job.name) {
-      const path = `job "${job.name}".checkout`;
-      if (job.checkout === outer.checkout) issues.push({ path, message: `expected a checkout of its own, but ${job.checkout} is also the checkout of job "${outer.name}"` });
-      else issues.push({ path, message: `expected a checkout of its own, but ${job.checkout} and the checkout of job "${outer.name}" (${outer.checkout}) are nested` });
-    }
-    open.push(job);
-  }
-  for (const job of jobs) {
-    const path = `job "${job.name}".checkout`;
-    for (const folder of daemonFolders) {
-      if (inside(folder, job.checkout)) issues.push({ path, message: `expected a checkout that does not hold deployhook's own folder ${folder}` });
-    }
-  }
-  return issues;
 }
 
 /**

@@ -4,19 +4,17 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration.js';
 import type { JobConfig } from '../config/types.js';
-import { DeployhookError, RunAbortedError } from '../errors.js';
-import { openCommitHistory } from '../git/changed-files.js';
-import { syncCheckout } from '../git/sync.js';
 import { openRunLog, type RunLog } from '../log/run-log.js';
 import { processStartTime } from '../runner/orphan-group.js';
 import { runCommand } from '../runner/run-command.js';
 import type { RunStore } from '../store/run-store.js';
 import { commandEnvironment } from './command-env.js';
 import { eventFieldsOf } from './event-fields.js';
-import { jobGitAuth } from './git-auth.js';
-import { checkPaths, pathsFilterApplies } from './paths-filter.js';
-import type { ExecuteRun, RunStop } from './run-queue.js';
-import type { RunRecord, RunStatus } from './run-record.js';
+import { filterPaths, sync } from './prepare-checkout.js';
+import { closingLine, writeHeader } from './run-log-lines.js';
+import { type DeployContext, type Outcome, stoppedOutcome } from './run-outcome.js';
+import type { ExecuteRun } from './run-queue.js';
+import type { RunRecord } from './run-record.js';
 
 export interface ExecutorOptions {
   store: RunStore;
@@ -32,108 +30,6 @@ export interface ExecutorOptions {
   /** Finished runs kept per job, with their logs. */
   keepRuns: () => number;
   now?: () => Date;
-}
-
-interface Outcome {
-  status: RunStatus;
-  exitCode?: number | null;
-  signal?: string | null;
-  reason?: string;
-}
-
-/** How a stopped run is recorded: cancelled by an operator, or interrupted by a shutdown (and repeated). */
-function stoppedOutcome(stop: RunStop, during: string): Outcome {
-  if (stop.cancelled()) return { status: 'cancelled', reason: `the run was cancelled ${during}` };
-  return { status: 'interrupted', reason: `the daemon shut down ${during}; the run is repeated after restart` };
-}
-
-/** Payload data shown in the log header cannot forge lines: control characters are replaced. */
-function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed
-  return text.replace(/[\u0000-\u001f\u007f]/g, '?');
-}
-
-function writeHeader(log: RunLog, run: RunRecord): void {
-  const { trigger } = run;
-  log.note(`run ${run.id} of job ${run.job}${trigger.retryOf ? ` (repeats interrupted run ${trigger.retryOf})` : ''}`);
-  // An event run has a source instead of a repository, and a ref and commit only with a remote.
-  log.note(run.source !== undefined ? `event:    from ${printable(run.source)}` : `repo:     ${printable(run.repo)}`);
-  if (run.source === undefined || run.ref !== '') log.note(`ref:      ${printable(run.ref)}`);
-  if (run.source === undefined || run.sha !== '') log.note(`commit:   ${run.sha}`);
-  const origin =
-    trigger.type === 'manual' ? `manual deploy requested by ${printable(trigger.requestedBy ?? 'unknown')}`
-    : run.source !== undefined ? `${trigger.provider} event from ${printable(run.source)}`
-    : `${trigger.provider}, pushed by ${printable(trigger.pusher) || 'unknown'}`;
-  log.note(`delivery: ${printable(trigger.delivery)} (${origin})`);
-  log.note(`started:  ${run.startedAt ?? ''}`);
-}
-
-interface DeployContext {
-  run: RunRecord;
-  job: JobConfig;
-  log: RunLog;
-  stop: RunStop;
-  baseEnv: Readonly<Record<string, string>>;
-  persist: () => void;
-  /** The save of the `running` record: git works meanwhile, the command starts only after it. */
-  recorded: Promise<void>;
-  /** What the job's newest succeeded run deployed: the `paths` filter compares with it. */
-  lastDeployed: string | undefined;
-}
-
-/** How a run stopped while git was running is recorded. */
-function stoppedInGit(stop: RunStop, job: JobConfig): Outcome {
-  return stop.signal.aborted ? stoppedOutcome(stop, 'while git was running') : { status: 'timed_out', reason: `the run exceeded its timeout of ${formatDuration(job.timeoutMs)} while git was running` };
-}
-
-async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
-  const { run, job, log, stop, baseEnv } = context;
-  // A generic job without a remote runs in its folder as it is: no git at all.
-  if (job.remote === undefined) {
-    log.note(`no remote: running in ${job.checkout} as it is, without git`);
-    return undefined;
-  }
-  const signal = stop.signal;
-  const target = run.exact ? `exactly ${run.sha}` : run.branch !== undefined ? `the tip of ${printable(run.branch)} (pushed: ${run.sha})` : run.tag !== undefined ? `the commit of tag ${printable(run.tag)}` : run.sha;
-  log.note(`syncing ${job.checkout} to ${target}`);
-  try {
-    const synced = await syncCheckout({
-      remote: job.remote,
-      checkout: job.checkout,
-      sha: run.sha,
-      ...(run.branch !== undefined && !run.exact ? { branch: run.branch } : {}),
-      ...(run.tag !== undefined && !run.exact ? { tag: run.tag } : {}),
-      submodules: job.submodules,
-      auth: jobGitAuth(job),
-      env: { ...baseEnv },
-      output: log.output,
-      signal: AbortSignal.any([signal, timeout]),
-      user: job.runAs,
-      ...(job.runAs ? { env: { ...baseEnv, HOME: job.runAs.home } } : {}),
-    });
-    run.deployedSha = synced.sha;
-    if (synced.sha !== run.sha) log.note(`the branch has moved on since this push: deploying its tip ${synced.sha}`);
-    context.persist();
-    return undefined;
-  } catch (error) {
-    if (error instanceof RunAbortedError) return stoppedInGit(stop, job);
-    return { status: 'failed', reason: error instanceof DeployhookError ? error.message : `git failed: ${String(error)}` };
-  }
-}
-
-/** With `paths`, a push that changed no matching file ends `skipped` after the sync, before the command. */
-async function filterPaths(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
-  const { run, job, log, stop } = context;
-  if (job.paths === undefined || job.remote === undefined || !pathsFilterApplies(run)) return undefined;
-  const env = job.runAs ? { ...context.baseEnv, HOME: job.runAs.home } : { ...context.baseEnv };
-  const history = openCommitHistory({ checkout: job.checkout, remote: job.remote, auth: jobGitAuth(job), env, output: log.output, signal: AbortSignal.any([stop.signal, timeout]), user: job.runAs });
-  try {
-    const verdict = await checkPaths({ paths: job.paths, target: run.deployedSha ?? run.sha, lastDeployed: context.lastDeployed, before: run.before, history, note: (text) => log.note(text) });
-    return verdict.deploy ? undefined : { status: 'skipped', reason: verdict.reason };
-  } catch (error) {
-    if (error instanceof RunAbortedError) return stoppedInGit(stop, job);
-    return { status: 'failed', reason: error instanceof DeployhookError ? error.message : `could not list the changed files: ${String(error)}` };
-  }
 }
 
 async function deploy(context: DeployContext): Promise<Outcome> {
@@ -195,11 +91,6 @@ async function eventFileFor(run: RunRecord, job: JobConfig): Promise<string> {
   await chown(copy, job.runAs.uid, job.runAs.gid);
   await chmod(copy, 0o600);
   return copy;
-}
-
-function closingLine(outcome: Outcome, durationMs: number): string {
-  const how = outcome.signal ? `signal ${outcome.signal}` : outcome.exitCode !== undefined && outcome.exitCode !== null ? `exit code ${outcome.exitCode}` : 'no exit code';
-  return `finished: ${outcome.status}, ${how}, after ${formatDuration(durationMs)}${outcome.reason ? ` (${outcome.reason})` : ''}`;
 }
 
 async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readonly string[], maxLogBytes: number, elapsedMs: () => number): Promise<Outcome> {

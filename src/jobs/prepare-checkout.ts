@@ -1,0 +1,62 @@
+import { DeployhookError, RunAbortedError } from '../errors.js';
+import { openCommitHistory } from '../git/changed-files.js';
+import { syncCheckout } from '../git/sync.js';
+import { jobGitAuth } from './git-auth.js';
+import { checkPaths, pathsFilterApplies } from './paths-filter.js';
+import { printable } from './run-log-lines.js';
+import { type DeployContext, type Outcome, stoppedInGit } from './run-outcome.js';
+
+/**
+ * Brings the checkout to the run's commit. Resolves undefined when the command may run,
+ * or with how the run ended (git failed, stopped, timed out).
+ */
+export async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
+  const { run, job, log, stop, baseEnv } = context;
+  // A generic job without a remote runs in its folder as it is: no git at all.
+  if (job.remote === undefined) {
+    log.note(`no remote: running in ${job.checkout} as it is, without git`);
+    return undefined;
+  }
+  const signal = stop.signal;
+  const target = run.exact ? `exactly ${run.sha}` : run.branch !== undefined ? `the tip of ${printable(run.branch)} (pushed: ${run.sha})` : run.tag !== undefined ? `the commit of tag ${printable(run.tag)}` : run.sha;
+  log.note(`syncing ${job.checkout} to ${target}`);
+  try {
+    const synced = await syncCheckout({
+      remote: job.remote,
+      checkout: job.checkout,
+      sha: run.sha,
+      ...(run.branch !== undefined && !run.exact ? { branch: run.branch } : {}),
+      ...(run.tag !== undefined && !run.exact ? { tag: run.tag } : {}),
+      submodules: job.submodules,
+      auth: jobGitAuth(job),
+      env: { ...baseEnv },
+      output: log.output,
+      signal: AbortSignal.any([signal, timeout]),
+      user: job.runAs,
+      ...(job.runAs ? { env: { ...baseEnv, HOME: job.runAs.home } } : {}),
+    });
+    run.deployedSha = synced.sha;
+    if (synced.sha !== run.sha) log.note(`the branch has moved on since this push: deploying its tip ${synced.sha}`);
+    context.persist();
+    return undefined;
+  } catch (error) {
+    if (error instanceof RunAbortedError) return stoppedInGit(stop, job);
+    return { status: 'failed', reason: error instanceof DeployhookError ? error.message : `git failed: ${String(error)}` };
+  }
+}
+
+/** With `paths`, a push that changed no matching file ends `skipped` after the sync, before the command. */
+export async function filterPaths(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
+  const { run, job, log, stop } = context;
+  if (job.paths === undefined || job.remote === undefined || !pathsFilterApplies(run)) return undefined;
+  const env = job.runAs ? { ...context.baseEnv, HOME: job.runAs.home } : { ...context.baseEnv };
+  const history = openCommitHistory({ checkout: job.checkout, remote: job.remote, auth: jobGitAuth(job), env, output: log.output, signal: AbortSignal.any([stop.signal, timeout]), user: job.runAs });
+  try {
+    const verdict = await checkPaths({ paths: job.paths, target: run.deployedSha ?? run.sha, lastDeployed: context.lastDeployed, before: run.before, history, note: (text) => log.note(text) });
+    return verdict.deploy ? undefined : { status: 'skipped', reason: verdict.reason };
+  } catch (error) {
+    if (error instanceof RunAbortedError) return stoppedInGit(stop, job);
+    return { status: 'failed', reason: error instanceof DeployhookError ? error.message : `could not list the changed files: ${String(error)}` };
+  }
+}
+
