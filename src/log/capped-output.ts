@@ -22,7 +22,9 @@ export interface CappedOutput {
   finish(): Promise<{ totalBytes: number; droppedBytes: number }>;
 }
 
-const COPY_CHUNK_BYTES = 64 * 1024;
+const COPY_CHUNK_BYTES = 1024 * 1024;
+/** Output buffered while the previous write is on disk (the stream default, 16 KiB, stalled the command on every chunk). */
+const INPUT_BUFFER_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
 
 /**
@@ -65,32 +67,54 @@ export function createCappedOutput({ file, logPath, maxBytes }: CappedOutputOpti
     if (!ok) await drained(file);
   }
 
-  async function spill(chunk: Buffer): Promise<void> {
-    for (let offset = 0; offset < chunk.length && !failure; ) {
-      if (currentLength === tailBytes) {
-        current = current === 0 ? 1 : 0;
-        currentLength = 0;
-        rotated = true;
-        await segments[current]?.truncate(0);
-      }
-      const handle = (segments[current] ??= await open(paths[current], 'w+', 0o640));
-      const length = Math.min(chunk.length - offset, tailBytes - currentLength);
-      const { bytesWritten } = await handle.write(chunk, offset, length, currentLength);
-      offset += bytesWritten;
+  /** Writes `pieces` into the current segment at its end, in one `writev` (again for the rest after a short write). */
+  async function toSegment(pieces: Buffer[]): Promise<void> {
+    const handle = (segments[current] ??= await open(paths[current], 'w+', 0o640));
+    for (let rest = pieces; rest.length > 0 && !failure; ) {
+      const { bytesWritten } = await handle.writev(rest, currentLength);
+      if (bytesWritten === 0) throw new Error(`Expected to write to the spill file of ${logPath}, but no byte was written`);
       currentLength += bytesWritten;
+      rest = skipBytes(rest, bytesWritten);
     }
   }
 
-  async function accept(chunk: Buffer): Promise<void> {
-    const start = totalBytes;
-    totalBytes += chunk.length;
-    if (failure) return; // keep draining so the command is never blocked on a log that cannot be written
-    const inHead = Math.max(0, Math.min(chunk.length, headBytes - start));
-    if (inHead > 0) {
-      lastHeadByte = chunk[inHead - 1] ?? NEWLINE;
-      await toFile(chunk.subarray(0, inHead));
+  /** Keeps `chunks` as the newest output: one write per segment they reach, not one per chunk. */
+  async function spill(chunks: readonly Buffer[]): Promise<void> {
+    let pieces: Buffer[] = [];
+    let piecesLength = 0;
+    for (const chunk of chunks) {
+      for (let offset = 0; offset < chunk.length && !failure; ) {
+        if (currentLength + piecesLength === tailBytes) {
+          await toSegment(pieces);
+          [pieces, piecesLength] = [[], 0];
+          // The other segment is overwritten in place; only its first `currentLength` bytes are ever read.
+          current = current === 0 ? 1 : 0;
+          currentLength = 0;
+          rotated = true;
+        }
+        const length = Math.min(chunk.length - offset, tailBytes - currentLength - piecesLength);
+        pieces.push(chunk.subarray(offset, offset + length));
+        piecesLength += length;
+        offset += length;
+      }
     }
-    if (inHead < chunk.length && tailBytes > 0) await spill(chunk.subarray(inHead));
+    if (piecesLength > 0) await toSegment(pieces);
+  }
+
+  async function accept(chunks: readonly Buffer[]): Promise<void> {
+    const spilled: Buffer[] = [];
+    for (const chunk of chunks) {
+      const start = totalBytes;
+      totalBytes += chunk.length;
+      if (failure) continue; // keep draining so the command is never blocked on a log that cannot be written
+      const inHead = Math.max(0, Math.min(chunk.length, headBytes - start));
+      if (inHead > 0) {
+        lastHeadByte = chunk[inHead - 1] ?? NEWLINE;
+        await toFile(chunk.subarray(0, inHead));
+      }
+      if (inHead < chunk.length && tailBytes > 0) spilled.push(chunk.subarray(inHead));
+    }
+    if (spilled.length > 0 && !failure) await spill(spilled);
   }
 
   async function copy(handle: FileHandle | undefined, from: number, to: number): Promise<void> {
@@ -127,9 +151,11 @@ export function createCappedOutput({ file, logPath, maxBytes }: CappedOutputOpti
 
   // Callbacks never carry an error: an 'error' event here could crash a daemon nobody listens for.
   const settle = (work: Promise<void>, callback: () => void) => void work.catch(fail).then(callback);
+  // While one write is on disk, the next megabyte gathers here and then goes in one `writev`.
   const input = new Writable({
-    write: (chunk: Buffer, _encoding, callback) => settle(accept(chunk), () => callback()),
-    writev: (chunks, callback) => settle(accept(Buffer.concat(chunks.map(({ chunk }) => chunk as Buffer))), () => callback()),
+    highWaterMark: INPUT_BUFFER_BYTES,
+    write: (chunk: Buffer, _encoding, callback) => settle(accept([chunk]), () => callback()),
+    writev: (chunks, callback) => settle(accept(chunks.map(({ chunk }) => chunk as Buffer)), () => callback()),
     final: (callback) => settle(complete(), () => callback()),
   });
   input.on('error', fail);
@@ -146,6 +172,17 @@ export function createCappedOutput({ file, logPath, maxBytes }: CappedOutputOpti
         return { totalBytes, droppedBytes: Math.max(0, totalBytes - maxBytes) };
       })()),
   };
+}
+
+/** `buffers` without their first `bytes` bytes. */
+function skipBytes(buffers: readonly Buffer[], bytes: number): Buffer[] {
+  let index = 0;
+  for (let left = bytes; left > 0; index += 1) {
+    const length = (buffers[index] as Buffer).length;
+    if (left < length) return [(buffers[index] as Buffer).subarray(left), ...buffers.slice(index + 1)];
+    left -= length;
+  }
+  return buffers.slice(index);
 }
 
 /** Resolves when `stream` can take more, or will never take more (closed after an error). */

@@ -1,6 +1,12 @@
 import { PassThrough, Transform } from 'node:stream';
 
 const MASK = Buffer.from('***');
+/**
+ * How much each side of the masker buffers before it asks the writer to wait. With the 16 KiB
+ * default, each 64 KiB read from a command's pipe paused the pipe until the log caught up, and
+ * the command stalled on a full pipe meanwhile. Output is still passed on as soon as it comes.
+ */
+const STREAM_BUFFER_BYTES = 1024 * 1024;
 
 /**
  * Masks the secrets in one buffer. Every byte covered by an occurrence of any secret is
@@ -37,7 +43,9 @@ function maskBuffer(data: Buffer, secrets: readonly Buffer[], limit: number, alr
     pieces.push(data.subarray(pos, limit));
     pos = limit;
   }
-  return { out: Buffer.concat(pieces), rest: data.subarray(limit), masked: pos - limit };
+  // Nothing masked (the usual case): pass the bytes on as they are, without copying them.
+  const out = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
+  return { out, rest: data.subarray(limit), masked: pos - limit };
 }
 
 /**
@@ -56,7 +64,8 @@ function pendingPrefix(data: Buffer, needles: readonly Buffer[], longest: number
 /** A Transform that replaces every occurrence of each secret with `***`, also when a secret is split across chunk boundaries. */
 export function createSecretMasker(secrets: readonly string[]): Transform {
   const needles = [...new Set(secrets.filter((secret) => secret !== ''))].map((secret) => Buffer.from(secret, 'utf8'));
-  if (needles.length === 0) return new PassThrough();
+  const buffers = { writableHighWaterMark: STREAM_BUFFER_BYTES, readableHighWaterMark: STREAM_BUFFER_BYTES };
+  if (needles.length === 0) return new PassThrough(buffers);
   // Longest first, so that of occurrences starting at the same byte the longest is taken.
   needles.sort((a, b) => b.length - a.length);
   // A secret may start in the last bytes of a chunk and end in the next one: those may be held back.
@@ -65,7 +74,9 @@ export function createSecretMasker(secrets: readonly string[]): Transform {
   let masked = 0;
 
   return new Transform({
+    ...buffers,
     transform(chunk: Buffer, _encoding, callback) {
+      // Only when the last chunk ended with the start of a secret (rare) is this one copied.
       const data = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
       const limit = data.length - pendingPrefix(data, needles, holdBack);
       const result = maskBuffer(data, needles, limit, masked);

@@ -163,10 +163,12 @@ describe('createCappedOutput', () => {
         setTimeout(callback, 2);
       },
     });
-    const capped = createCappedOutput({ file, logPath: join(dir, 'run.log'), maxBytes: 1024 * 1024 });
+    const capped = createCappedOutput({ file, logPath: join(dir, 'run.log'), maxBytes: 16 * 1024 * 1024 });
     let refused = 0;
-    for (let i = 0; i < 64; i += 1) {
-      if (!capped.input.write(Buffer.alloc(4096, 0x61))) {
+    const chunkBytes = 64 * 1024;
+    // Three times what the cap's input buffers, so the producer must be held back.
+    for (let i = 0; i < (3 * capped.input.writableHighWaterMark) / chunkBytes; i += 1) {
+      if (!capped.input.write(Buffer.alloc(chunkBytes, 0x61))) {
         refused += 1;
         await once(capped.input, 'drain');
       }
@@ -174,7 +176,7 @@ describe('createCappedOutput', () => {
     }
     await capped.finish();
     expect(refused).toBeGreaterThan(0);
-    expect(largestBacklog).toBeLessThanOrEqual(capped.input.writableHighWaterMark + 2 * 4096);
+    expect(largestBacklog).toBeLessThanOrEqual(capped.input.writableHighWaterMark + 2 * chunkBytes);
   });
 
   it('keeps memory bounded while 200 MB pass through a 100 MB cap', { timeout: 120_000 }, async () => {
