@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { hmacSha256 } from '../providers/constant-time.js';
+import { forgejoProvider, giteaProvider } from '../providers/gitea.js';
+import { githubProvider } from '../providers/github.js';
 import { signatureHeaders } from '../providers/standard-webhooks.js';
 import type { JobConfig } from '../config/types.js';
 import { bitbucketDelivery } from './bitbucket-delivery.js';
@@ -55,33 +56,18 @@ export function buildPushDelivery(job: JobConfig, ref: string, sha: string): Sig
   const secret = job.secrets[0] ?? '';
   const id = randomUUID();
   if (job.provider === 'bitbucket' || job.provider === 'bitbucket-server') return bitbucketDelivery(job, ref, sha, id);
+  // Signed by the adapter's own relay headers, as the host signs, from the host's event and delivery headers.
   if (job.provider === 'github') {
     const body = JSON.stringify(githubPayload(job, ref, sha));
-    return {
-      body,
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'GitHub-Hookshot/deployhook-send',
-        'x-github-event': 'push',
-        'x-github-delivery': id,
-        'x-github-hook-id': '0',
-        'x-hub-signature-256': `sha256=${hmacSha256(secret, Buffer.from(body)).toString('hex')}`,
-      },
-    };
+    const original = { 'x-github-event': 'push', 'x-github-delivery': id, 'x-github-hook-id': '0' };
+    return { body, headers: { 'user-agent': 'GitHub-Hookshot/deployhook-send', ...githubProvider.relayHeaders(Buffer.from(body), secret, original, new Date()) } };
   }
   if (job.provider === 'gitea' || job.provider === 'forgejo') {
     const body = JSON.stringify(githubPayload(job, ref, sha));
     const prefix = job.provider === 'gitea' ? 'x-gitea' : 'x-forgejo';
-    return {
-      body,
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'deployhook-send',
-        [`${prefix}-event`]: 'push',
-        [`${prefix}-delivery`]: id,
-        [`${prefix}-signature`]: hmacSha256(secret, Buffer.from(body)).toString('hex'),
-      },
-    };
+    const original = { [`${prefix}-event`]: 'push', [`${prefix}-delivery`]: id };
+    const adapter = job.provider === 'gitea' ? giteaProvider : forgejoProvider;
+    return { body, headers: { 'user-agent': 'deployhook-send', ...adapter.relayHeaders(Buffer.from(body), secret, original, new Date()) } };
   }
   const body = JSON.stringify(gitlabPayload(job, ref, sha));
   // With signing tokens GitLab signs Standard Webhooks style; webhook-id is its Idempotency-Key.

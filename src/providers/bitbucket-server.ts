@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { hubSignature, hubSignatureMatches, readHubSignature } from './hub-signature.js';
+import { hubSignature, hmacMatchesJob, readHubSignature } from './hub-signature.js';
 import { combineEvents, toPushEvent } from './push-event.js';
 import type { HookEvent, ProviderAdapter } from './types.js';
 import { copyHeaders, field, isCommitId, isValidRef, safeDeliveryId, stringField } from './validate.js';
@@ -37,9 +37,9 @@ export const bitbucketServerProvider: ProviderAdapter<Buffer> = {
   name: 'bitbucket-server',
   formEncoded: false,
 
-  readCredential: readHubSignature,
+  readCredential: (headers) => readHubSignature(headers, 'x-hub-signature'),
 
-  verify: hubSignatureMatches,
+  verify: hmacMatchesJob,
 
   repositoryOf(payload) {
     const project = stringField(payload, 'repository', 'project', 'key');

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { hubSignature, hubSignatureMatches, readHubSignature } from './hub-signature.js';
+import { hubSignature, hmacMatchesJob, readHubSignature } from './hub-signature.js';
 import { combineEvents, toPushEvent } from './push-event.js';
 import type { HookEvent, ProviderAdapter } from './types.js';
 import { copyHeaders, field, isCommitId, isValidRef, safeDeliveryId, stringField } from './validate.js';
@@ -49,9 +49,9 @@ export const bitbucketProvider: ProviderAdapter<Buffer> = {
   name: 'bitbucket',
   formEncoded: false,
 
-  readCredential: readHubSignature,
+  readCredential: (headers) => readHubSignature(headers, 'x-hub-signature'),
 
-  verify: hubSignatureMatches,
+  verify: hmacMatchesJob,
 
   repositoryOf(payload) {
     return stringField(payload, 'repository', 'full_name');

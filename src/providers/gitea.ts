@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ProviderName } from '../config/types.js';
-import { hmacMatches, hmacSha256 } from './constant-time.js';
+import { hmacSha256 } from './constant-time.js';
+import { hmacMatchesJob } from './hub-signature.js';
 import { toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
 import { copyHeaders, safeDeliveryId, stringField } from './validate.js';
@@ -31,7 +32,7 @@ function giteaLike(name: Extract<ProviderName, 'gitea' | 'forgejo'>): ProviderAd
     },
 
     verify(body, digest, job) {
-      return job.secrets.some((secret) => hmacMatches(secret, body, digest));
+      return hmacMatchesJob(body, digest, job);
     },
 
     repositoryOf(payload) {

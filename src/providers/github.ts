@@ -1,10 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { hmacMatches, hmacSha256 } from './constant-time.js';
+import { hmacMatchesJob, hubSignature, readHubSignature } from './hub-signature.js';
 import { toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
 import { copyHeaders, safeDeliveryId, stringField } from './validate.js';
-
-const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
 
 /** GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`. */
 export const githubProvider: ProviderAdapter<Buffer> = {
@@ -12,16 +10,11 @@ export const githubProvider: ProviderAdapter<Buffer> = {
   formEncoded: true,
 
   readCredential(headers: IncomingHttpHeaders) {
-    const header = headers['x-hub-signature-256'];
-    if (header === undefined || header === '') return { ok: false, reason: 'missing X-Hub-Signature-256 header' };
-    // Node joins repeated headers with ", ", so a duplicated header fails the pattern.
-    const match = typeof header === 'string' ? SIGNATURE.exec(header) : null;
-    if (!match?.[1]) return { ok: false, reason: 'malformed X-Hub-Signature-256 header' };
-    return { ok: true, credential: Buffer.from(match[1], 'hex') };
+    return readHubSignature(headers, 'x-hub-signature-256');
   },
 
   verify(body, digest, job) {
-    return job.secrets.some((secret) => hmacMatches(secret, body, digest));
+    return hmacMatchesJob(body, digest, job);
   },
 
   repositoryOf(payload) {
@@ -44,7 +37,7 @@ export const githubProvider: ProviderAdapter<Buffer> = {
     return {
       'content-type': 'application/json',
       ...copyHeaders(original, ['x-github-event', 'x-github-delivery', 'x-github-hook-id']),
-      'x-hub-signature-256': `sha256=${hmacSha256(secret, body).toString('hex')}`,
+      'x-hub-signature-256': hubSignature(secret, body),
     };
   },
 
