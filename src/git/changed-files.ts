@@ -1,23 +1,13 @@
-import type { Writable } from 'node:stream';
 import { ChangedFilesError } from '../errors.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
-import { gitEnvironment, type GitAuth } from './git-env.js';
-import { createGitRunner } from './git-runner.js';
+import { checkoutGitRunner, type CheckoutGitOptions } from './git-runner.js';
 
-export interface CommitHistoryOptions {
-  /** The job's checkout, already synced. */
-  checkout: string;
-  /** The remote and credentials from config, so git runs with the same environment as for the sync. */
-  remote: string;
-  auth: GitAuth;
-  /** Base environment for git (PATH, HOME, LANG); nothing else is inherited. */
-  env: Record<string, string>;
-  output: NodeJS.WritableStream | Writable;
-  /** Aborting kills the running git process; the question then rejects with RunAbortedError. */
-  signal: AbortSignal;
-  /** Run git as the user who owns the checkout. */
-  user?: { uid: number; gid: number } | undefined;
-}
+/**
+ * The job's checkout (already synced), with the remote and credentials from config so git runs
+ * with the same environment as for the sync. Aborting kills the running git process; the
+ * question then rejects with RunAbortedError.
+ */
+export type CommitHistoryOptions = CheckoutGitOptions;
 
 /** Questions about the commits a checkout holds. Nothing here contacts the remote. */
 export interface CommitHistory {
@@ -36,14 +26,7 @@ function checkCommit(sha: string): string {
 }
 
 export function openCommitHistory(options: CommitHistoryOptions): CommitHistory {
-  const git = createGitRunner({
-    baseDir: options.checkout,
-    environment: gitEnvironment(options.env, options.auth, options.remote),
-    output: options.output,
-    signal: options.signal,
-    secrets: options.auth.password === undefined ? [] : [options.auth.password],
-    user: options.user,
-  });
+  const git = checkoutGitRunner(options);
   return {
     async hasCommit(sha) {
       if (!COMMIT_PATTERN.test(sha)) return false;

@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import type * as SimpleGitModule from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { GitSyncError, RunAbortedError } from '../errors.js';
-import type { GitEnvironment } from './git-env.js';
+import { gitEnvironment, type GitAuth, type GitEnvironment } from './git-env.js';
 import { shellQuote } from './shell-quote.js';
 
 export interface GitRunnerOptions {
@@ -39,6 +39,30 @@ let loadingSimpleGit: Promise<typeof SimpleGitModule> | undefined;
 /** simple-git is loaded with the first git that runs, not when the daemon starts. */
 function loadSimpleGit(): Promise<typeof SimpleGitModule> {
   return (loadingSimpleGit ??= import('simple-git'));
+}
+
+/** What git needs to work in a job's checkout: the remote's credentials scoped to that remote. */
+export interface CheckoutGitOptions {
+  checkout: string;
+  remote: string;
+  auth: GitAuth;
+  /** Base environment for git (PATH, HOME, LANG); nothing else is inherited. */
+  env: Record<string, string>;
+  output: NodeJS.WritableStream | Writable;
+  signal: AbortSignal;
+  user?: { uid: number; gid: number } | undefined;
+}
+
+/** A runner in a job's checkout, with the remote's credentials and its password scrubbed from messages. */
+export function checkoutGitRunner(options: CheckoutGitOptions): GitRunner {
+  return createGitRunner({
+    baseDir: options.checkout,
+    environment: gitEnvironment(options.env, options.auth, options.remote),
+    output: options.output,
+    signal: options.signal,
+    secrets: options.auth.password === undefined ? [] : [options.auth.password],
+    user: options.user,
+  });
 }
 
 export function createGitRunner(options: GitRunnerOptions): GitRunner {

@@ -2,22 +2,22 @@ import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Writable } from 'node:stream';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
-import { gitEnvironment } from './git-env.js';
-import type { GitAuth } from './git-env.js';
-import { createGitRunner, throwIfAborted } from './git-runner.js';
+import { checkoutGitRunner, throwIfAborted, type CheckoutGitOptions } from './git-runner.js';
 import type { GitRunner } from './git-runner.js';
 import { pointOriginAt, rememberOrigin } from './point-origin.js';
 
 export type { GitAuth } from './git-env.js';
 
-export interface SyncOptions {
-  /** URL or path from config (never from a payload). */
-  remote: string;
-  /** Absolute path of the checkout folder; created on the first run. */
-  checkout: string;
+/**
+ * `remote` is the URL or path from config (never from a payload); `checkout` the absolute
+ * path of the checkout folder, created on the first run; `output` receives a `$ git ...` line
+ * per step and git's stdout and stderr as produced; aborting `signal` kills the running git
+ * process and the sync rejects with RunAbortedError; with `user`, git runs as that user, who
+ * then owns the checkout (the daemon runs as root).
+ */
+export interface SyncOptions extends CheckoutGitOptions {
   /** 40 or 64 lowercase hex: the commit a push named. */
   sha: string;
   /**
@@ -29,15 +29,6 @@ export interface SyncOptions {
   /** The tag a push was for: the checkout is the tag's commit (annotated tags peeled) after fetching. */
   tag?: string;
   submodules: boolean;
-  auth: GitAuth;
-  /** Base environment for git (PATH, HOME, LANG); nothing else is inherited. */
-  env: Record<string, string>;
-  /** Receives a `$ git ...` line per step and git's stdout and stderr as produced. */
-  output: NodeJS.WritableStream | Writable;
-  /** Aborting kills the running git process; the sync then rejects with RunAbortedError. */
-  signal: AbortSignal;
-  /** Run git as this user, who then owns the checkout (the daemon runs as root). */
-  user?: { uid: number; gid: number } | undefined;
 }
 
 export interface SyncResult {
@@ -64,14 +55,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   }
   if (state === 'missing') await mkdir(checkout, { recursive: true });
   if (options.user) await ownCheckout(checkout, options.user);
-  const git = createGitRunner({
-    baseDir: checkout,
-    environment: gitEnvironment(options.env, options.auth, remote),
-    output: options.output,
-    signal: options.signal,
-    secrets: options.auth.password === undefined ? [] : [options.auth.password],
-    user: options.user,
-  });
+  const git = checkoutGitRunner(options);
 
   if (state === 'git') {
     await removeStaleLocks(checkout, options.output);

@@ -13,6 +13,11 @@ export function baseEnvironment(env: Readonly<Record<string, string | undefined>
   return base;
 }
 
+/** The base environment as the job's user sees it: with `run_as`, that user's HOME. */
+export function userEnvironment(job: JobConfig, base: Readonly<Record<string, string>>): Record<string, string> {
+  return job.runAs ? { ...base, HOME: job.runAs.home } : { ...base };
+}
+
 /**
  * The command's whole environment: the daemon's PATH, HOME, LANG, then the job's `env`, a
  * generic job's `fields` (payload values; their names were checked not to be read as code or

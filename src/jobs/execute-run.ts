@@ -8,7 +8,7 @@ import { openRunLog, type RunLog } from '../log/run-log.js';
 import { processStartTime } from '../runner/orphan-group.js';
 import { runCommand } from '../runner/run-command.js';
 import type { RunStore } from '../store/run-store.js';
-import { commandEnvironment } from './command-env.js';
+import { commandEnvironment, userEnvironment } from './command-env.js';
 import { eventFieldsOf } from './event-fields.js';
 import { filterPaths, sync } from './prepare-checkout.js';
 import { closingLine, writeHeader } from './run-log-lines.js';
@@ -50,7 +50,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   }
   log.note(`$ ${job.command.map((arg) => JSON.stringify(arg)).join(' ')}${job.runAs ? ` (as ${job.runAs.user})` : ''}`);
   const eventFile = await eventFileFor(run, job);
-  const env = commandEnvironment(job, run, job.runAs ? { ...context.baseEnv, HOME: job.runAs.home } : context.baseEnv, await eventFieldsOf(job, run));
+  const env = commandEnvironment(job, run, userEnvironment(job, context.baseEnv), await eventFieldsOf(job, run));
   env.DEPLOYHOOK_EVENT_FILE = eventFile;
   await context.recorded;
   const result = await runCommand({

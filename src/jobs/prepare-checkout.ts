@@ -1,6 +1,7 @@
 import { DeployhookError, RunAbortedError } from '../errors.js';
 import { openCommitHistory } from '../git/changed-files.js';
 import { syncCheckout } from '../git/sync.js';
+import { userEnvironment } from './command-env.js';
 import { jobGitAuth } from './git-auth.js';
 import { checkPaths, pathsFilterApplies } from './paths-filter.js';
 import { printable } from './run-log-lines.js';
@@ -29,11 +30,10 @@ export async function sync(context: DeployContext, timeout: AbortSignal): Promis
       ...(run.tag !== undefined && !run.exact ? { tag: run.tag } : {}),
       submodules: job.submodules,
       auth: jobGitAuth(job),
-      env: { ...baseEnv },
+      env: userEnvironment(job, baseEnv),
       output: log.output,
       signal: AbortSignal.any([signal, timeout]),
       user: job.runAs,
-      ...(job.runAs ? { env: { ...baseEnv, HOME: job.runAs.home } } : {}),
     });
     run.deployedSha = synced.sha;
     if (synced.sha !== run.sha) log.note(`the branch has moved on since this push: deploying its tip ${synced.sha}`);
@@ -49,8 +49,7 @@ export async function sync(context: DeployContext, timeout: AbortSignal): Promis
 export async function filterPaths(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
   const { run, job, log, stop } = context;
   if (job.paths === undefined || job.remote === undefined || !pathsFilterApplies(run)) return undefined;
-  const env = job.runAs ? { ...context.baseEnv, HOME: job.runAs.home } : { ...context.baseEnv };
-  const history = openCommitHistory({ checkout: job.checkout, remote: job.remote, auth: jobGitAuth(job), env, output: log.output, signal: AbortSignal.any([stop.signal, timeout]), user: job.runAs });
+  const history = openCommitHistory({ checkout: job.checkout, remote: job.remote, auth: jobGitAuth(job), env: userEnvironment(job, context.baseEnv), output: log.output, signal: AbortSignal.any([stop.signal, timeout]), user: job.runAs });
   try {
     const verdict = await checkPaths({ paths: job.paths, target: run.deployedSha ?? run.sha, lastDeployed: context.lastDeployed, before: run.before, history, note: (text) => log.note(text) });
     return verdict.deploy ? undefined : { status: 'skipped', reason: verdict.reason };
