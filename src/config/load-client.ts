@@ -4,8 +4,7 @@ import yaml from 'js-yaml';
 import { ConfigError } from '../errors.js';
 import { toConfigIssues } from './format-issues.js';
 import { parseListenAddress } from './listen-address.js';
-import { readSecret } from './read-secret.js';
-import { resolveConfigPath } from './resolve-paths.js';
+import { readSecret, secretSource } from './read-secret.js';
 import { CONFIG_KEYS, configSchema } from './schema.js';
 import type { Config } from './types.js';
 
@@ -28,10 +27,10 @@ export async function loadClientConfig(configFile: string, env: Readonly<Record<
   const listen = parseListenAddress(raw.listen) ?? { host: '127.0.0.1', port: 9000 };
   const config: Pick<Config, 'listen' | 'tls' | 'api'> = { listen };
   if (raw.tls !== undefined) config.tls = { cert: raw.tls.cert, key: raw.tls.key };
-  if (options.readToken && raw.api !== undefined && (raw.api.token_env !== undefined || raw.api.token_file !== undefined)) {
-    const source = raw.api.token_env !== undefined ? { env: raw.api.token_env } : { file: resolveConfigPath(dirname(file), raw.api.token_file ?? '') };
-    const token = await readSecret(source, env);
-    if ('problem' in token) throw new ConfigError(file, [{ path: raw.api.token_env !== undefined ? 'api.token_env' : 'api.token_file', message: `${token.problem} (or pass --token)` }]);
+  const picked = raw.api === undefined ? undefined : secretSource(raw.api.token_env, raw.api.token_file, dirname(file));
+  if (options.readToken && raw.api !== undefined && picked !== undefined) {
+    const token = await readSecret(picked.source, env);
+    if ('problem' in token) throw new ConfigError(file, [{ path: `api.token_${picked.key}`, message: `${token.problem} (or pass --token)` }]);
     config.api = { token: token.value, ...(raw.api.url !== undefined ? { url: raw.api.url } : {}) };
   }
   return config;

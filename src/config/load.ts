@@ -7,7 +7,7 @@ import { formatPath, toConfigIssues } from './format-issues.js';
 import { parseListenAddress } from './listen-address.js';
 import { parseCidr, type Cidr } from './cidr.js';
 import { readJobSecrets } from './read-job-secrets.js';
-import { readSecret } from './read-secret.js';
+import { readSecret, secretSource } from './read-secret.js';
 import { resolveEventJob } from './resolve-event-job.js';
 import { resolveForwards } from './resolve-forward.js';
 import { resolveRunAs } from './system-users.js';
@@ -45,10 +45,10 @@ async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source
   const eventJob = raw.provider === 'generic' ? await resolveEventJob(raw, baseDir, path, issues) : undefined;
 
   let token: JobConfig['token'];
-  if (raw.token_env !== undefined || raw.token_file !== undefined) {
-    const tokenSource = raw.token_env !== undefined ? { env: raw.token_env } : { file: resolveConfigPath(baseDir, raw.token_file ?? '') };
-    const read = await readSecret(tokenSource, env);
-    if ('problem' in read) issues.push({ path: at(raw.token_env !== undefined ? 'token_env' : 'token_file'), message: read.problem });
+  const tokenSource = secretSource(raw.token_env, raw.token_file, baseDir);
+  if (tokenSource !== undefined) {
+    const read = await readSecret(tokenSource.source, env);
+    if ('problem' in read) issues.push({ path: at(`token_${tokenSource.key}`), message: read.problem });
     else token = { user: raw.token_user, value: read.value };
   }
 
@@ -165,16 +165,18 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
   }
   let api: Config['api'];
   if (raw.api !== undefined) {
-    const readToken = async (envName: string | undefined, path: string | undefined, key: string): Promise<string | undefined> => {
-      if (envName === undefined && path === undefined) return undefined;
-      const read = await readSecret(envName !== undefined ? { env: envName } : { file: resolveConfigPath(baseDir, path ?? '') }, env);
-      if ('problem' in read) issues.push({ path: `api.${key}`, message: read.problem });
-      else if (Buffer.byteLength(read.value) < SHORT_SECRET_BYTES) issues.push({ path: `api.${key}`, message: `expected a token of at least ${SHORT_SECRET_BYTES} bytes (openssl rand -hex 32)` });
+    const readToken = async (name: 'token' | 'ui_token', envName: string | undefined, file: string | undefined): Promise<string | undefined> => {
+      const picked = secretSource(envName, file, baseDir);
+      if (picked === undefined) return undefined;
+      const path = `api.${name}_${picked.key}`;
+      const read = await readSecret(picked.source, env);
+      if ('problem' in read) issues.push({ path, message: read.problem });
+      else if (Buffer.byteLength(read.value) < SHORT_SECRET_BYTES) issues.push({ path, message: `expected a token of at least ${SHORT_SECRET_BYTES} bytes (openssl rand -hex 32)` });
       else return read.value;
       return undefined;
     };
-    const token = await readToken(raw.api.token_env, raw.api.token_file, raw.api.token_env !== undefined ? 'token_env' : 'token_file');
-    const uiToken = await readToken(raw.api.ui_token_env, raw.api.ui_token_file, raw.api.ui_token_env !== undefined ? 'ui_token_env' : 'ui_token_file');
+    const token = await readToken('token', raw.api.token_env, raw.api.token_file);
+    const uiToken = await readToken('ui_token', raw.api.ui_token_env, raw.api.ui_token_file);
     if (token !== undefined) api = { token, ...(uiToken !== undefined ? { uiToken } : {}), ...(raw.api.url !== undefined ? { url: raw.api.url } : {}) };
   }
   const forwards: Config['forwards'] = {};

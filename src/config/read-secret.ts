@@ -1,6 +1,17 @@
 import { readFile } from 'node:fs/promises';
+import { resolveConfigPath } from './resolve-paths.js';
 
 export type SecretSource = { env: string } | { file: string };
+
+/**
+ * The source a `<name>_env` / `<name>_file` pair of config keys names (the schema allows one),
+ * with a relative file resolved against `baseDir`, and which of the two keys it came from.
+ */
+export function secretSource(envName: string | undefined, file: string | undefined, baseDir: string): { key: 'env' | 'file'; source: SecretSource } | undefined {
+  if (envName !== undefined) return { key: 'env', source: { env: envName } };
+  if (file !== undefined) return { key: 'file', source: { file: resolveConfigPath(baseDir, file) } };
+  return undefined;
+}
 
 /** Reads a secret from an environment variable or a file (one trailing newline ignored). */
 export async function readSecret(source: SecretSource, env: Readonly<Record<string, string | undefined>>): Promise<{ value: string } | { problem: string }> {

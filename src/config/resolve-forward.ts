@@ -2,8 +2,7 @@ import type { ConfigIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
 import { formatPath } from './format-issues.js';
 import type { RawForward } from './forward-schema.js';
-import { readSecret } from './read-secret.js';
-import { resolveConfigPath } from './resolve-paths.js';
+import { readSecret, secretSource } from './read-secret.js';
 import type { ForwardTarget } from './types.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -20,10 +19,11 @@ export async function resolveForwards(raw: readonly RawForward[], baseDir: strin
   const targets: ForwardTarget[] = [];
   for (const [index, entry] of raw.entries()) {
     const at = formatPath([index], where);
-    const source = entry.secret_env !== undefined ? { env: entry.secret_env } : { file: resolveConfigPath(baseDir, entry.secret_file ?? '') };
-    const secret = await readSecret(source, env);
+    const picked = secretSource(entry.secret_env, entry.secret_file, baseDir);
+    if (picked === undefined) continue; // the schema requires one of the two
+    const secret = await readSecret(picked.source, env);
     if ('problem' in secret) {
-      issues.push({ path: formatPath([entry.secret_env !== undefined ? 'secret_env' : 'secret_file'], at), message: secret.problem });
+      issues.push({ path: formatPath([`secret_${picked.key}`], at), message: secret.problem });
       continue;
     }
     const url = new URL(entry.url);
