@@ -30,9 +30,9 @@ interface Observation {
 
 /**
  * The daemon's metrics on a private registry, so that several daemons in one process (tests)
- * stay apart. prom-client is loaded at the first scrape, not at start: until then deliveries
- * and runs are counted here (per label set; one number per finished run for the durations)
- * and handed over when it loads.
+ * stay apart. prom-client is loaded at the first scrape or when the first run finishes, not at
+ * start: until then deliveries and runs are counted here (per label set; one number per
+ * finished run for the durations) and handed over when it loads.
  */
 export function createMetrics(options: MetricsOptions): Metrics {
   const lastSuccess = new Map<string, LastSuccess>();
@@ -98,6 +98,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
         counted.count += 1;
         runs.set(key, counted);
         if (seconds !== undefined) durations.push({ ...labels, seconds });
+        // A run has finished, so the daemon is at work anyway: load prom-client now, so that
+        // the durations waiting for it stay few instead of growing until a first scrape.
+        load().catch(() => undefined);
       }
       recordSuccess(run);
     },
