@@ -122,12 +122,13 @@ describe('the operator API and CLI against a running daemon', () => {
     const context = await setup(['sh', '-c', script]);
     const first = await context.remote.commit({ 'v.txt': '1\n' });
     const firstRun = await push(context.url, first);
+    // A push that arrives before the first run starts would supersede it: wait until it runs.
+    await until('the first run to start its grandchild', async () => (await readFile(join(context.dir, 'grandchild.pid'), 'utf8').catch(() => '')) !== '');
     const second = await context.remote.commit({ 'v.txt': '2\n' });
     const secondRun = await push(context.url, second);
     expect(((await (await api(context.url, `/api/runs/${secondRun}`)).json()) as { run: RunRecord }).run.status).toBe('queued');
 
     const followed = cli(context, 'logs', secondRun, '-f');
-    await until('the first run to start its grandchild', async () => (await readFile(join(context.dir, 'grandchild.pid'), 'utf8').catch(() => '')) !== '');
     const grandchild = Number(await readFile(join(context.dir, 'grandchild.pid'), 'utf8'));
     const cancelled = await cli(context, 'cancel', firstRun);
     expect(cancelled.stdout).toBe(`cancelling run ${firstRun} of job app (it was running)`);
