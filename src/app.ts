@@ -180,6 +180,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
       }
       clearTimeout(timer);
       await forwarder.stop();
+      // What the journal holds goes in place now, so the next start has nothing to replay.
+      await Promise.all([store.close(), deliveries.close()]).catch((error: unknown) => logger.warn({ err: error }, 'could not empty the journal at shutdown; the next start replays it'));
       const listener = server;
       if (!listener) return;
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));

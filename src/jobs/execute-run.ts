@@ -49,10 +49,10 @@ async function deploy(context: DeployContext): Promise<Outcome> {
     return { status: 'failed', reason: `expected the workdir ${job.workdir ?? '.'} to be a folder in commit ${run.deployedSha ?? run.sha}, but it is not` };
   }
   log.note(`$ ${job.command.map((arg) => JSON.stringify(arg)).join(' ')}${job.runAs ? ` (as ${job.runAs.user})` : ''}`);
+  await context.recorded;
   const eventFile = await eventFileFor(run, job);
   const env = commandEnvironment(job, run, userEnvironment(job, context.baseEnv), await eventFieldsOf(job, run));
   env.DEPLOYHOOK_EVENT_FILE = eventFile;
-  await context.recorded;
   const result = await runCommand({
     argv: job.command,
     cwd,
@@ -131,7 +131,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     run.status = 'running';
     run.startedAt = started.toISOString();
     // Not awaited here: a crash during git leaves the run `queued` on disk, and it runs again.
-    const recorded = persist();
+    const recorded = Promise.all([persist(), options.store.placeEvent(run).catch((error: unknown) => logger.error({ err: error }, 'could not write the payload file'))]).then(() => undefined);
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
     const lastDeployed = options.store.latest(job.name, 'succeeded')?.deployedSha;

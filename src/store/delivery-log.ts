@@ -131,6 +131,16 @@ export class DeliveryLog {
     };
   }
 
+  /** Puts every acknowledged record in place now. */
+  place(): Promise<void> {
+    return this.#files.place();
+  }
+
+  /** Puts everything in place durably and empties the journal, so that the next start replays nothing. */
+  close(): Promise<void> {
+    return this.#files.close();
+  }
+
   /** Removes records older than the window, on disk and in memory. Returns how many were removed. */
   async prune(): Promise<number> {
     const cutoff = this.#now() - this.#windowMs;

@@ -86,7 +86,7 @@ export class RunStore {
     }
     const recordFile = this.#recordFile(record.job, record.id);
     try {
-      await this.#chain(record.id, () => this.#write(record, [{ file: record.eventFile, data: event }]));
+      await this.#chain(record.id, () => this.#write(record, [{ file: record.eventFile, data: event, fresh: true }], true));
     } catch (error) {
       const remove: FileChange[] = [{ file: record.eventFile, remove: true }, { file: recordFile, remove: true }];
       await this.#files.write(remove).catch(() => Promise.all([rm(record.eventFile, { force: true }), rm(recordFile, { force: true })])).catch(() => undefined);
@@ -123,9 +123,9 @@ export class RunStore {
     return next;
   }
 
-  async #write(record: RunRecord, alongside: readonly FileChange[] = []): Promise<void> {
+  async #write(record: RunRecord, alongside: readonly FileChange[] = [], fresh = false): Promise<void> {
     try {
-      await this.#files.write([...alongside, { file: this.#recordFile(record.job, record.id), data: `${JSON.stringify(record, null, 2)}\n` }]);
+      await this.#files.write([...alongside, { file: this.#recordFile(record.job, record.id), data: `${JSON.stringify(record, null, 2)}\n`, fresh }]);
     } catch (error) {
       this.lastFailure = error as Error;
       throw error;
@@ -162,7 +162,25 @@ export class RunStore {
   }
 
   async readEvent(record: RunRecord): Promise<Buffer> {
-    return readFile(this.eventFile(record.job, record.id));
+    const file = this.eventFile(record.job, record.id);
+    const event = await this.#files.read(file);
+    if (event === undefined) throw new DeployhookError('EVENT_MISSING', `Expected the payload of run ${record.id} at ${file}, but it is gone`);
+    return event;
+  }
+
+  /** Puts the run's payload file in place (files are written in batches after they are durable), for the command to read. */
+  placeEvent(record: RunRecord): Promise<void> {
+    return this.#files.place([this.eventFile(record.job, record.id)]);
+  }
+
+  /** Puts every acknowledged change in place now. */
+  place(): Promise<void> {
+    return this.#files.place();
+  }
+
+  /** Puts everything in place durably and empties the journal, so that the next start replays nothing. */
+  close(): Promise<void> {
+    return this.#files.close();
   }
 
   /**
@@ -207,13 +225,15 @@ export class RunStore {
     const finished = [...this.#records.values()].filter((record) => record.job === job && FINAL_STATUSES.has(record.status));
     const ids = finished.map((record) => record.id).sort().reverse().slice(keep).filter((id) => id !== deployed);
     if (ids.length === 0) return 0;
+    // A run that never started (superseded, cancelled while queued) has no log.
+    const logged = ids.filter((id) => this.#records.get(id)?.startedAt !== undefined);
     for (const id of ids) this.#records.delete(id);
     for (const id of ids) await this.#saving.get(id)?.catch(() => undefined);
     await this.#files.write(ids.flatMap((id): FileChange[] => [
       { file: this.eventFile(job, id), remove: true },
       { file: this.#recordFile(job, id), remove: true },
     ]));
-    for (const id of ids) await removeFile(this.logPath(job, id));
+    for (const id of logged) await removeFile(this.logPath(job, id));
     return ids.length;
   }
 }

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote, git } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
-import { runsOf, waitForRun } from '../helpers/runs.js';
+import { runFiles, runsOf, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SECRET = 'redelivery-secret-0123456789ab';
@@ -116,7 +116,7 @@ describe('retention', () => {
     await hook.daemon.queue.whenIdle();
     expect((await runsOf(join(dir, 'state'), 'app')).map((run) => run.id)).toEqual(ids.slice(2));
     expect((await readdir(join(dir, 'logs', 'app'))).sort()).toEqual(ids.slice(2).map((id) => `${id}.log`));
-    expect((await readdir(join(dir, 'state', 'runs', 'app'))).filter((name) => name.endsWith('.event.json'))).toHaveLength(2);
+    expect((await runFiles(join(dir, 'state'), 'app')).filter((name) => name.endsWith('.event.json'))).toHaveLength(2);
   });
 
   it('keeps the run of the commit that is deployed, even when keep_runs newer runs failed', async () => {

@@ -9,6 +9,7 @@ import { createRemote } from '../helpers/git-repo.js';
 import { githubPush, gitlabPush } from '../helpers/payloads.js';
 import { sendRaw, type RawHeader, type RawRequest } from '../helpers/raw-http.js';
 import { mulberry32 } from '../helpers/random.js';
+import { runFiles } from '../helpers/runs.js';
 
 const WEB_SECRET = 'fuzz-web-secret-0d1e2f3a4b5c6d7e';
 const ROTATE_OLD = 'fuzz-rotate-old-9a8b7c6d5e4f3a2b';
@@ -394,11 +395,11 @@ afterAll(async () => {
   if (ctx) await rm(ctx.dir, { recursive: true, force: true });
 });
 
-/** Every run id with a record on disk. */
+/** Every run id with a record that a restart would find. */
 async function runIdsOnDisk(): Promise<string[]> {
-  const root = join(ctx.dir, 'state', 'runs');
-  const jobs = await readdir(root).catch(() => [] as string[]);
-  const names = await Promise.all(jobs.map((job) => readdir(join(root, job))));
+  const state = join(ctx.dir, 'state');
+  const jobs = await readdir(join(state, 'runs')).catch(() => [] as string[]);
+  const names = await Promise.all(jobs.map((job) => runFiles(state, job)));
   return names.flat().flatMap((name) => /^([0-9a-z]{26})\.json$/.exec(name)?.[1] ?? []);
 }
 

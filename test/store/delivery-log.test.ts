@@ -41,6 +41,7 @@ describe('DeliveryLog', () => {
     expect(log.claim('github:1:a')).toEqual({ duplicate: true });
     expect(log.claim('github:1:b').duplicate).toBe(false);
     expect(log.size).toBe(1);
+    await log.place();
     const record = JSON.parse(await readFile(join(dir, `${sha256('github:1:a')}.json`), 'utf8')) as Record<string, unknown>;
     expect(record).toMatchObject({ key: 'github:1:a', runs: ['run-1'] });
     expect(typeof record.time).toBe('string');
@@ -93,11 +94,13 @@ describe('DeliveryLog', () => {
     const before = await openLog(dir);
     await fresh(before.claim('old')).commit([]);
     await fresh(before.claim('recent')).commit([]);
+    await before.place();
     await age(join(dir, `${sha256('old')}.json`), WINDOW + DAY);
     await age(join(dir, `${sha256('recent')}.json`), WINDOW - DAY);
 
     const after = new DeliveryLog({ dir, windowMs: WINDOW });
     expect(await after.open()).toBe(1);
+    await after.place();
     expect(await entries(dir)).toEqual([`${sha256('recent')}.json`]);
     expect(after.claim('old').duplicate).toBe(false);
     expect(after.claim('recent').duplicate).toBe(true);
@@ -115,6 +118,7 @@ describe('DeliveryLog', () => {
     fresh(log.claim('first')).release();
     expect(await log.prune()).toBe(1);
     expect(log.size).toBe(1);
+    await log.place();
     expect(await entries(dir)).toEqual([`${sha256('second')}.json`]);
     expect(log.claim('second').duplicate).toBe(true);
   });
@@ -130,6 +134,7 @@ describe('DeliveryLog', () => {
     await claim.commit(['run-2']);
     expect(await log.prune()).toBe(0);
     expect(log.claim('again').duplicate).toBe(true);
+    await log.place();
     expect(JSON.parse(await readFile(join(dir, `${sha256('again')}.json`), 'utf8'))).toMatchObject({ runs: ['run-2'] });
   });
 
@@ -139,6 +144,7 @@ describe('DeliveryLog', () => {
     const log = await openLog(dir);
     const keys = ['github:1/../../escape', '..', '../..', '/etc/passwd', 'gitlab:\u00e9\u4e2d\u{1f680}:\\x', 'k'.repeat(300), `github:${'é/'.repeat(150)}`];
     for (const key of keys) await fresh(log.claim(key)).commit([]);
+    await log.place();
 
     expect((await entries(dir)).sort()).toEqual(keys.map((key) => `${sha256(key)}.json`).sort());
     expect(await readdir(root)).toEqual(['deliveries']);

@@ -1,3 +1,4 @@
+import { watch } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,6 +41,7 @@ describe('JournaledFolder', () => {
     await until('the first fdatasync to start', () => syncs === 1);
     const second = Array.from({ length: 20 }, (_, i) => write(20 + i));
     await Promise.all([...first, ...second]);
+    await folder.place();
 
     expect(syncs).toBe(2);
     for (let i = 0; i < 40; i += 1) {
@@ -59,6 +61,7 @@ describe('JournaledFolder', () => {
     await writeFile(c, 'c0');
     await folder.write([{ file: a, data: 'a2' }, { file: b, data: 'b1' }]);
     await folder.write([{ file: c, remove: true }]);
+    await folder.place();
     // What a power cut may leave of files that were renamed into place but never fsynced.
     await rm(a);
     await writeFile(b, '');
@@ -78,6 +81,7 @@ describe('JournaledFolder', () => {
     const [kept, cut] = [join(root, 'kept.json'), join(root, 'cut.json')];
     await folder.write([{ file: kept, data: 'kept' }]);
     await folder.write([{ file: cut, data: 'never acknowledged' }]);
+    await folder.place();
     const [segment] = await readdir(journalDir);
     const file = join(journalDir, segment ?? '');
     await truncate(file, (await stat(file)).size - 3);
@@ -94,6 +98,7 @@ describe('JournaledFolder', () => {
     const folder = new JournaledFolder({ root, journalDir });
     const [aged, lost, emptied] = ['aged.json', 'lost.json', 'emptied.json'].map((name) => join(root, name)) as [string, string, string];
     for (const file of [aged, lost, emptied]) await folder.write([{ file, data: 'x', create: true }]);
+    await folder.place();
     const old = new Date(Date.now() - 86_400_000);
     await utimes(aged, old, old);
     await rm(lost);
@@ -115,6 +120,48 @@ describe('JournaledFolder', () => {
     // A later write starts a new segment.
     await folder.write([{ file: join(root, 'b.json'), data: 'b' }]);
     expect(await readdir(journalDir)).toHaveLength(1);
+  });
+
+  it('puts acknowledged changes in place in batches: a file changed several times is written once, a new file removed in between never', async () => {
+    const { root, journalDir } = await folders();
+    const folder = new JournaledFolder({ root, journalDir, placeDelayMs: 60_000 });
+    const [kept, gone, old] = ['kept.json', 'gone.json', 'old.json'].map((name) => join(root, name)) as [string, string, string];
+    await writeFile(old, 'on disk before');
+    const seen: string[] = [];
+    const watcher = watch(root, (_event, name) => seen.push(String(name)));
+    try {
+      await folder.write([{ file: kept, data: 'v1' }, { file: gone, data: 'never placed', fresh: true }]);
+      await folder.write([{ file: kept, data: 'v2' }]);
+      await folder.write([{ file: gone, remove: true }, { file: old, remove: true }]);
+      expect((await folder.read(kept))?.toString()).toBe('v2');
+      expect(await folder.read(gone)).toBeUndefined();
+      await sleep(50);
+      expect(seen, 'nothing is written before the batch').toEqual([]);
+      expect(await exists(kept)).toBe(false);
+
+      await folder.place();
+      await sleep(50);
+      expect(await readFile(kept, 'utf8')).toBe('v2');
+      expect(await exists(old)).toBe(false);
+      expect(seen.filter((name) => name.includes('gone'))).toEqual([]);
+      // One temporary file for kept.json: created, renamed (two events for the temporary name).
+      expect(new Set(seen.filter((name) => name.includes('kept') && name.endsWith('.tmp'))).size).toBe(1);
+    } finally {
+      watcher.close();
+    }
+  });
+
+  it('puts changes in place by itself after its delay, and at once when too much is waiting', async () => {
+    const { root, journalDir } = await folders();
+    const timed = new JournaledFolder({ root, journalDir, placeDelayMs: 20 });
+    await timed.write([{ file: join(root, 'timed.json'), data: 't' }]);
+    await until('the delayed batch', () => exists(join(root, 'timed.json')), 5_000);
+
+    const other = await folders();
+    const full = new JournaledFolder({ ...other, placeDelayMs: 60_000, maxWaitingBytes: 1_000 });
+    await full.write([{ file: join(other.root, 'small.json'), data: 's' }]);
+    await full.write([{ file: join(other.root, 'large.json'), data: 'x'.repeat(1_000) }]);
+    await until('the batch started by size', async () => (await exists(join(other.root, 'small.json'))) && exists(join(other.root, 'large.json')), 5_000);
   });
 
   it('refuses a file outside its folder', async () => {

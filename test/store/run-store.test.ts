@@ -27,15 +27,41 @@ async function recordOnDisk(stateDir: string, run: RunRecord): Promise<unknown> 
   return JSON.parse(await readFile(join(stateDir, 'runs', run.job, `${run.id}.json`), 'utf8'));
 }
 
+/** A store in a new state folder, with one queued run created. */
+async function storeWithRun() {
+  const dir = await tempDir();
+  const state = join(dir, 'state');
+  const store = new RunStore(state, join(dir, 'logs'));
+  await store.loadAll();
+  const run = queuedRun(store);
+  await store.create(run, Buffer.from('{}'));
+  return { dir, state, store, run };
+}
+
 describe('RunStore', () => {
-  it('has the record and payload in place as soon as create resolves', async () => {
+  it('answers for a new run as soon as create resolves, and puts its record and payload in place', async () => {
     const dir = await tempDir();
     const store = new RunStore(join(dir, 'state'), join(dir, 'logs'));
     await store.loadAll();
     const run = queuedRun(store);
     await store.create(run, Buffer.from('{"ref":"refs/heads/main"}'));
-    expect(await recordOnDisk(join(dir, 'state'), run)).toMatchObject({ id: run.id, status: 'queued' });
+    expect(store.get(run.id)).toMatchObject({ id: run.id, status: 'queued' });
+    expect((await store.readEvent(run)).toString()).toBe('{"ref":"refs/heads/main"}');
+    await store.placeEvent(run);
     expect(await readFile(run.eventFile, 'utf8')).toBe('{"ref":"refs/heads/main"}');
+    await store.place();
+    expect(await recordOnDisk(join(dir, 'state'), run)).toMatchObject({ id: run.id, status: 'queued' });
+  });
+
+  it('empties the journal on close, so that a restart has nothing to replay', async () => {
+    const { dir, state, store, run } = await storeWithRun();
+    run.status = 'succeeded';
+    await store.save(run);
+    expect(await readdir(join(state, 'journal', 'runs'))).toHaveLength(1);
+    await store.close();
+    expect(await readdir(join(state, 'journal', 'runs'))).toEqual([]);
+    expect(await recordOnDisk(state, run)).toMatchObject({ status: 'succeeded' });
+    expect((await new RunStore(state, join(dir, 'logs')).loadAll()).records.map((record) => record.status)).toEqual(['succeeded']);
   });
 
   it('recovers at start an acknowledged run whose files a power cut lost, from the journal', async () => {
@@ -45,6 +71,7 @@ describe('RunStore', () => {
     await store.loadAll();
     const run = queuedRun(store);
     await store.create(run, Buffer.from('{"n":1}'));
+    await store.place();
     // Renamed into place but not yet fsynced when the power went: gone, or empty.
     await rm(run.eventFile);
     await writeFile(join(state, 'runs', 'app', `${run.id}.json`), '');
@@ -58,12 +85,7 @@ describe('RunStore', () => {
   });
 
   it('never rolls a record back at start: after a crash of the process, the newest save is what loads', async () => {
-    const dir = await tempDir();
-    const state = join(dir, 'state');
-    const store = new RunStore(state, join(dir, 'logs'));
-    await store.loadAll();
-    const run = queuedRun(store);
-    await store.create(run, Buffer.from('{}'));
+    const { dir, state, store, run } = await storeWithRun();
     run.status = 'running';
     run.startedAt = new Date().toISOString();
     run.pgid = 4242;
