@@ -62,9 +62,10 @@ bench_snapshot() {
 bench_build_ref() {
   local ref="$1" app="$2"
   mkdir -p "$app"
-  git -C "$ROOT" archive "$ref" src libexec package.json tsconfig.json tsconfig.build.json | tar -x -C "$app"
+  git -C "$ROOT" archive "$ref" | tar -x -C "$app"
   ln -s "$ROOT/node_modules" "$app/node_modules"
-  (cd "$app" && node node_modules/typescript/bin/tsc -p tsconfig.build.json) || die "could not build $ref"
+  # That commit's own build (tsc before the bundle, esbuild since).
+  (cd "$app" && npm run --silent build >/dev/null) || die "could not build $ref"
 }
 
 # A scratch folder on the same disk as a real state_dir would be (fsync is measured).

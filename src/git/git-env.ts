@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sshCommand } from './ssh-command.js';
 
@@ -21,8 +22,13 @@ export interface GitEnvironment {
   unsafe: { allowUnsafeSshCommand: true; allowUnsafeAskPass?: true };
 }
 
-/** From `dist/git/` or `src/git/` alike, the helper is two levels up. */
-export const ASKPASS_SCRIPT = fileURLToPath(new URL('../../libexec/git-askpass.sh', import.meta.url));
+/**
+ * The helper in the package's `libexec/`: two levels above `src/git/` (tests) or a chunk in
+ * `dist/chunks/`, one above the bundle's entry in `dist/`, wherever the bundler put this code.
+ */
+export const ASKPASS_SCRIPT = ['../../libexec/git-askpass.sh', '../libexec/git-askpass.sh']
+  .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
+  .find((file) => existsSync(file)) ?? fileURLToPath(new URL('../../libexec/git-askpass.sh', import.meta.url));
 
 /**
  * `scheme://host[:port]` of a URL remote, as git shows it in a credential prompt; the

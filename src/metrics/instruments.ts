@@ -20,7 +20,7 @@ export interface Instruments {
 }
 
 /** Makes every metric, with the process metrics prom-client collects by default. */
-export function createInstruments(client: typeof PromClient, queueDepth: () => number): Instruments {
+export function createInstruments(client: Pick<typeof PromClient, 'Counter' | 'Gauge' | 'Histogram' | 'Registry' | 'collectDefaultMetrics'>, queueDepth: () => number): Instruments {
   const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = client;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'deployhook_' });

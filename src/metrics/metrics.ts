@@ -43,7 +43,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   let loading: Promise<Instruments> | undefined;
 
   function load(): Promise<Instruments> {
-    loading ??= import('prom-client').then((client) => {
+    // prom-client is CommonJS: its exports object is the default export, in Node and in the bundle alike.
+    loading ??= import('prom-client').then(({ default: client }) => {
       const made = createInstruments(client, options.queueDepth);
       for (const { labels, count } of deliveries.values()) made.deliveries.inc(labels, count);
       for (const { labels, count } of runs.values()) made.runs.inc(labels, count);
