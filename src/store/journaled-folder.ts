@@ -42,6 +42,8 @@ const DEFAULT_PLACE_DELAY_MS = 1_000;
 const DEFAULT_MAX_WAITING_BYTES = 8 * 1024 * 1024;
 /** More files than this to make durable at once are made durable with one sync of the file system. */
 const MAX_FILE_SYNCS = 32;
+/** Files put in place at the same time (see #placeBatch). */
+const PLACE_CONCURRENCY = 2;
 
 function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
@@ -207,11 +209,18 @@ export class JournaledFolder {
     this.#placeTimer.unref();
   }
 
-  /** Changes that fail stay waiting (unless a newer one came), for the next batch or checkpoint. */
+  /**
+   * Puts a batch in place, PLACE_CONCURRENCY files at a time: Node's thread pool serves file
+   * operations in order, and a batch of hundreds at once would hold the journal's next write
+   * and fdatasync (and so every acknowledgement) behind all of them. Changes that fail stay
+   * waiting (unless a newer one came), for the next batch or checkpoint.
+   */
   async #placeBatch(batch: ReadonlyArray<[string, PendingChange]>): Promise<void> {
     const failures: unknown[] = [];
-    await Promise.all(
-      batch.map(async ([file, change]) => {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < batch.length) {
+        const [file, change] = batch[next++] as [string, PendingChange];
         try {
           await change.after;
           if (change.op === 'delete') await removeFile(file);
@@ -224,8 +233,9 @@ export class JournaledFolder {
             this.#waitingBytes += change.data.length;
           }
         }
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PLACE_CONCURRENCY, batch.length) }, worker));
     if (failures.length > 0) {
       this.#armPlacing();
       throw failures[0];

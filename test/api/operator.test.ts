@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { runCli, startServe, type ServeProcess } from '../helpers/cli.js';
 import { createRemote, git, type TestRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { isRunning } from '../helpers/processes.js';
-import { waitForRun } from '../helpers/runs.js';
+import { readRun, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -109,6 +109,9 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(metrics).toContain('deployhook_deliveries_total{provider="github",outcome="queued"} 1');
 
     await daemon?.stop();
+    // A clean stop puts every file in place and empties the journals: the next start replays nothing.
+    for (const journal of ['runs', 'deliveries']) expect(await readdir(join(state, 'journal', journal))).toEqual([]);
+    expect(await readRun(state, 'app', rollback.id)).toMatchObject({ status: 'succeeded' });
     daemon = await startServe(['--config', context.config], { env: ENV });
     const after = (await (await api(`http://127.0.0.1:${daemon.port}`, '/api/runs?job=app&limit=10')).json()) as { runs: RunRecord[] };
     expect(after.runs.map((run) => run.id)).toContain(rollback.id);
