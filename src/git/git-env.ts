@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sshCommand } from './ssh-command.js';
 
@@ -23,12 +23,12 @@ export interface GitEnvironment {
 }
 
 /**
- * The helper in the package's `libexec/`: two levels above `src/git/` (tests) or a chunk in
- * `dist/chunks/`, one above the bundle's entry in `dist/`, wherever the bundler put this code.
+ * The helper in the package's `libexec/`. This code runs from `src/git/` (tests), from the
+ * bundle's entry in `dist/` or from one of its chunks in `dist/chunks/`: the package is the
+ * folder above `dist/`, or two above otherwise.
  */
-export const ASKPASS_SCRIPT = ['../../libexec/git-askpass.sh', '../libexec/git-askpass.sh']
-  .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
-  .find((file) => existsSync(file)) ?? fileURLToPath(new URL('../../libexec/git-askpass.sh', import.meta.url));
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const ASKPASS_SCRIPT = join(basename(HERE) === 'dist' ? dirname(HERE) : dirname(dirname(HERE)), 'libexec', 'git-askpass.sh');
 
 /**
  * `scheme://host[:port]` of a URL remote, as git shows it in a credential prompt; the

@@ -36,6 +36,6 @@ export function syncFolder(dir: string): Promise<void> {
 export async function syncFileSystem(path: string): Promise<void> {
   const { execFile } = await import('node:child_process');
   await new Promise<void>((resolve, reject) => {
-    execFile('sync', ['--file-system', path], { timeout: 120_000 }, (error) => (error ? reject(error) : resolve()));
+    execFile('sync', ['--file-system', path], { timeout: 30_000 }, (error) => (error ? reject(error) : resolve()));
   });
 }

@@ -22,6 +22,8 @@ interface PendingChange {
   absent: boolean;
   /** Resolves once the change's journal entry is written: the file must not change before. */
   after: Promise<unknown>;
+  /** Changes are numbered in the order they were acknowledged. */
+  seq: number;
 }
 
 export interface JournaledFolderOptions extends Pick<JournalOptions, 'maxSegmentBytes' | 'datasync'> {
@@ -35,6 +37,8 @@ export interface JournaledFolderOptions extends Pick<JournalOptions, 'maxSegment
   placeDelayMs?: number;
   /** Changes waiting with more data than this are made in place at once (default 8 MiB). */
   maxWaitingBytes?: number;
+  /** Told after each batch put in place: its first failure, or undefined when all went in. */
+  onPlaced?: (failure: Error | undefined) => void;
 }
 
 const DEFAULT_DELAY_MS = 30_000;
@@ -42,11 +46,22 @@ const DEFAULT_PLACE_DELAY_MS = 1_000;
 const DEFAULT_MAX_WAITING_BYTES = 8 * 1024 * 1024;
 /** More files than this to make durable at once are made durable with one sync of the file system. */
 const MAX_FILE_SYNCS = 32;
-/** Files put in place at the same time (see #placeBatch). */
-const PLACE_CONCURRENCY = 2;
+/** Files put in place at the same time, per folder (see #placeBatch). */
+const PLACE_CONCURRENCY = 1;
 
 function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+/** Makes one acknowledged change on disk; a folder removed meanwhile is made again. */
+async function putInPlace(file: string, change: PendingChange): Promise<void> {
+  if (change.op === 'delete') return removeFile(file);
+  const write = () => (change.op === 'create' ? createFile(file, change.data) : replaceFile(file, change.data));
+  await write().catch(async (error: unknown) => {
+    if (!isNotFound(error)) throw error;
+    await mkdir(dirname(file), { recursive: true });
+    await write();
+  });
 }
 
 async function fsyncFile(file: string): Promise<void> {
@@ -79,10 +94,16 @@ export class JournaledFolder {
   readonly #placeDelayMs: number;
   readonly #maxWaitingBytes: number;
   readonly #journal: Journal;
-  /** For each segment of this process: the paths written to it. */
-  readonly #segments = new Map<number, Set<string>>();
-  /** Changes written to the journal but not yet made in place, by file. */
+  /** For each segment of this process: the paths written to it, and the number of its last acknowledged change. */
+  readonly #segments = new Map<number, { paths: Set<string>; lastSeq: number }>();
+  /** Segments closed and not yet folded in. */
+  readonly #closed = new Set<number>();
+  /** Changes written to the journal but not yet taken into a batch, by file. */
   readonly #waiting = new Map<string, PendingChange>();
+  /** For each file with a change not yet in place (waiting or in a batch): the newest change's number. */
+  readonly #newest = new Map<string, number>();
+  #seq = 0;
+  readonly #onPlaced: ((failure: Error | undefined) => void) | undefined;
   #waitingBytes = 0;
   #placeTimer: NodeJS.Timeout | undefined;
   /** The batch being put in place; the next one starts after it. */
@@ -96,10 +117,14 @@ export class JournaledFolder {
     this.#delayMs = options.checkpointDelayMs ?? DEFAULT_DELAY_MS;
     this.#placeDelayMs = options.placeDelayMs ?? DEFAULT_PLACE_DELAY_MS;
     this.#maxWaitingBytes = options.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES;
+    this.#onPlaced = options.onPlaced;
     this.#journal = new Journal(options.journalDir, {
       ...(options.maxSegmentBytes !== undefined ? { maxSegmentBytes: options.maxSegmentBytes } : {}),
       ...(options.datasync !== undefined ? { datasync: options.datasync } : {}),
-      onClosed: (segment) => this.#schedule(segment, this.#delayMs),
+      onClosed: (segment) => {
+        this.#closed.add(segment);
+        this.#schedule(segment, this.#delayMs);
+      },
     });
   }
 
@@ -116,9 +141,9 @@ export class JournaledFolder {
     });
     const { written, durable } = this.#journal.append(entries);
     written.then((segment) => {
-      const paths = this.#segments.get(segment) ?? new Set<string>();
-      this.#segments.set(segment, paths);
-      for (const entry of entries) paths.add(entry.path);
+      const tracked = this.#segments.get(segment) ?? { paths: new Set<string>(), lastSeq: 0 };
+      this.#segments.set(segment, tracked);
+      for (const entry of entries) tracked.paths.add(entry.path);
     }, () => undefined);
     if (!this.#closeArmed) {
       this.#closeArmed = true;
@@ -128,8 +153,13 @@ export class JournaledFolder {
       }, this.#delayMs).unref();
     }
     await durable;
-    for (const change of changes) this.#wait(change, written);
-    this.#armPlacing();
+    const segment = await written;
+    for (const change of changes) {
+      const seq = this.#wait(change, written);
+      const tracked = this.#segments.get(segment);
+      if (tracked) tracked.lastSeq = seq;
+    }
+    this.#armPlacing(false);
   }
 
   /** The content a file has or is about to have; undefined when it is or will be gone. */
@@ -175,29 +205,42 @@ export class JournaledFolder {
    */
   async close(): Promise<void> {
     await this.#journal.closeSegment();
+    // Only closed segments: one opened by a write after this call is left for the next start.
     await this.#serial(async () => {
-      await this.place();
-      for (const segment of [...this.#segments.keys()]) await this.#checkpoint(segment);
+      for (const segment of [...this.#closed].sort((a, b) => a - b)) await this.#checkpoint(segment);
     });
   }
 
-  #wait(change: FileChange, after: Promise<unknown>): void {
-    const earlier = this.#waiting.get(change.file);
+  /** Queues an acknowledged change to be put in place; returns its number. */
+  #wait(change: FileChange, after: Promise<unknown>): number {
+    const seq = ++this.#seq;
+    const { file } = change;
+    const earlier = this.#waiting.get(file);
     if (earlier) this.#waitingBytes -= earlier.data.length;
     if ('remove' in change) {
-      if (earlier?.absent) this.#waiting.delete(change.file);
-      else this.#waiting.set(change.file, { op: 'delete', data: '', absent: false, after });
-      return;
+      if (earlier?.absent) {
+        // Never written, and nothing of it in a batch either: nothing to do on disk.
+        this.#waiting.delete(file);
+        this.#newest.delete(file);
+      } else {
+        this.#waiting.set(file, { op: 'delete', data: '', absent: false, after, seq });
+        this.#newest.set(file, seq);
+      }
+      return seq;
     }
-    const absent = earlier ? earlier.absent : change.create === true || change.fresh === true;
+    // A file still being put in place by a batch is not absent, whatever the caller knows.
+    const absent = earlier ? earlier.absent : (change.create === true || change.fresh === true) && !this.#newest.has(file);
     // A file never written yet may still be created in place; one that exists is replaced.
     const op = change.create && (earlier === undefined || earlier.op === 'create') ? 'create' : 'put';
-    this.#waiting.set(change.file, { op, data: change.data, absent, after });
+    this.#waiting.set(file, { op, data: change.data, absent, after, seq });
+    this.#newest.set(file, seq);
     this.#waitingBytes += change.data.length;
+    return seq;
   }
 
-  #armPlacing(): void {
-    if (this.#waitingBytes >= this.#maxWaitingBytes) {
+  /** After a failure, the next batch waits its delay whatever is waiting: no tight retry loop. */
+  #armPlacing(retry: boolean): void {
+    if (!retry && this.#waitingBytes >= this.#maxWaitingBytes) {
       this.place().catch(() => undefined);
       return;
     }
@@ -210,25 +253,25 @@ export class JournaledFolder {
   }
 
   /**
-   * Puts a batch in place, PLACE_CONCURRENCY files at a time: Node's thread pool serves file
-   * operations in order, and a batch of hundreds at once would hold the journal's next write
-   * and fdatasync (and so every acknowledgement) behind all of them. Changes that fail stay
-   * waiting (unless a newer one came), for the next batch or checkpoint.
+   * Puts a batch in place, PLACE_CONCURRENCY files at a time: Node's thread pool (4 threads,
+   * shared by every store) serves file operations in order, and a batch of hundreds at once
+   * would hold the journal's next write and fdatasync, and so every acknowledgement, behind
+   * all of them. A change that fails goes back to waiting if it is still the newest of its
+   * file (an older one never overwrites a newer), for the next batch or checkpoint.
    */
   async #placeBatch(batch: ReadonlyArray<[string, PendingChange]>): Promise<void> {
-    const failures: unknown[] = [];
+    const failures: Error[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < batch.length) {
         const [file, change] = batch[next++] as [string, PendingChange];
         try {
           await change.after;
-          if (change.op === 'delete') await removeFile(file);
-          else if (change.op === 'create') await createFile(file, change.data);
-          else await replaceFile(file, change.data);
+          await putInPlace(file, change);
+          if (this.#newest.get(file) === change.seq) this.#newest.delete(file);
         } catch (error) {
-          failures.push(error);
-          if (!this.#waiting.has(file)) {
+          failures.push(error as Error);
+          if (this.#newest.get(file) === change.seq) {
             this.#waiting.set(file, change);
             this.#waitingBytes += change.data.length;
           }
@@ -236,8 +279,9 @@ export class JournaledFolder {
       }
     };
     await Promise.all(Array.from({ length: Math.min(PLACE_CONCURRENCY, batch.length) }, worker));
+    this.#onPlaced?.(failures[0]);
     if (failures.length > 0) {
-      this.#armPlacing();
+      this.#armPlacing(true);
       throw failures[0];
     }
   }
@@ -283,15 +327,26 @@ export class JournaledFolder {
     return run;
   }
 
+  /**
+   * Folds a closed segment in: its changes in place and durable, then the segment deleted. Not
+   * while an earlier segment is still there (a replay of it after a crash would roll back what
+   * this one wrote) or while one of its changes could not be put in place (it is only in
+   * memory and in this segment): it throws, and is tried again later.
+   */
   async #checkpoint(segment: number): Promise<void> {
-    const paths = this.#segments.get(segment);
-    if (paths) {
-      // A closed segment's entries are all written, so waiting changes include all of its own.
+    const tracked = this.#segments.get(segment);
+    if (tracked) {
+      const earlier = [...this.#segments.keys()].filter((other) => other < segment);
+      if (earlier.length > 0) throw new DeployhookError('CHECKPOINT_ORDER', `Expected journal segment ${earlier[0]} to be folded in before ${segment}`);
+      // A closed segment's entries are all acknowledged: after this, none of them is waiting.
       await this.place();
-      await this.#makeDurable(paths);
+      const unplaced = [...tracked.paths].filter((path) => (this.#newest.get(join(this.#root, path)) ?? Infinity) <= tracked.lastSeq);
+      if (unplaced.length > 0) throw new DeployhookError('NOT_IN_PLACE', `Expected every change of journal segment ${segment} in place, but ${unplaced.length} are not (first: ${unplaced[0]})`);
+      await this.#makeDurable(tracked.paths);
     }
     await this.#journal.remove([segment]);
     this.#segments.delete(segment);
+    this.#closed.delete(segment);
   }
 
   /**

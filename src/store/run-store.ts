@@ -65,7 +65,13 @@ export class RunStore {
   constructor(stateDir: string, logDir: string) {
     this.#root = join(stateDir, 'runs');
     this.#logDir = logDir;
-    this.#files = new JournaledFolder({ root: this.#root, journalDir: join(stateDir, 'journal', 'runs') });
+    this.#files = new JournaledFolder({
+      root: this.#root,
+      journalDir: join(stateDir, 'journal', 'runs'),
+      onPlaced: (failure) => {
+        this.#placeFailure = failure;
+      },
+    });
   }
 
   /** Where a run's log lives: derived, never taken from a record. */
@@ -112,8 +118,16 @@ export class RunStore {
     }
   }
 
-  /** The last save that failed (disk full, read-only), until one succeeds again: readiness reports it. */
-  lastFailure: Error | undefined;
+  #writeFailure: Error | undefined;
+  #placeFailure: Error | undefined;
+
+  /**
+   * The last save that failed (disk full, read-only), until one succeeds again, or the last
+   * batch of files that could not be put in place, until one goes in whole: readiness reports it.
+   */
+  get lastFailure(): Error | undefined {
+    return this.#writeFailure ?? this.#placeFailure;
+  }
 
   /**
    * Writes the record as it is when its turn comes. Saves of one record run one after the
@@ -145,10 +159,10 @@ export class RunStore {
     try {
       await this.#files.write([...alongside, { file: this.#recordFile(record.job, record.id), data: `${JSON.stringify(record, null, 2)}\n`, fresh }]);
     } catch (error) {
-      this.lastFailure = error as Error;
+      this.#writeFailure = error as Error;
       throw error;
     }
-    this.lastFailure = undefined;
+    this.#writeFailure = undefined;
     this.#records.set(record.id, record);
   }
 

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRemote, type TestRemote } from '../helpers/git-repo.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { githubHeaders, githubPing, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
-import { waitForRun } from '../helpers/runs.js';
+import { runFiles as durableRunFiles, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const WEB_SECRET = 'web-secret-0123456789abcdef';
@@ -40,9 +40,10 @@ afterEach(async () => {
   await hook.stop();
 });
 
+/** Every run record and payload a restart would find, journal included. */
 async function runFiles(): Promise<string[]> {
   const jobs = await readdir(join(dir, 'state', 'runs')).catch(() => [] as string[]);
-  const files = await Promise.all(jobs.map((job) => readdir(join(dir, 'state', 'runs', job))));
+  const files = await Promise.all(jobs.map((job) => durableRunFiles(join(dir, 'state'), job)));
   return files.flat();
 }
 

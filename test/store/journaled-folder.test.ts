@@ -164,6 +164,30 @@ describe('JournaledFolder', () => {
     await until('the batch started by size', async () => (await exists(join(other.root, 'small.json'))) && exists(join(other.root, 'large.json')), 5_000);
   });
 
+  it('keeps a change that could not be put in place, with its segment, until it is in place; a newer change wins', async () => {
+    const { root, journalDir } = await folders();
+    const reports: Array<Error | undefined> = [];
+    const folder = new JournaledFolder({ root, journalDir, placeDelayMs: 60_000, onPlaced: (failure) => reports.push(failure) });
+    const file = join(root, 'sub', 'a.json');
+    // A file where the folder should be: every write under it fails (ENOTDIR), even as root.
+    await rm(join(root, 'sub'), { recursive: true });
+    await writeFile(join(root, 'sub'), 'not a folder');
+    await folder.write([{ file, data: 'v1' }]);
+    await expect(folder.place()).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await folder.write([{ file, data: 'v2' }]);
+    await expect(folder.close()).rejects.toBeDefined();
+    expect(await readdir(journalDir), 'the segment stays: its change is only in memory').toHaveLength(1);
+    expect((await folder.read(file))?.toString()).toBe('v2');
+    expect(reports.at(-1)).toMatchObject({ code: 'ENOTDIR' });
+
+    await rm(join(root, 'sub'));
+    await mkdir(join(root, 'sub'));
+    await folder.close();
+    expect(await readFile(file, 'utf8')).toBe('v2');
+    expect(await readdir(journalDir)).toEqual([]);
+    expect(reports.at(-1)).toBeUndefined();
+  });
+
   it('refuses a file outside its folder', async () => {
     const { root, journalDir } = await folders();
     const folder = new JournaledFolder({ root, journalDir });
