@@ -46,6 +46,8 @@ const DEFAULT_PLACE_DELAY_MS = 1_000;
 const DEFAULT_MAX_WAITING_BYTES = 8 * 1024 * 1024;
 /** More files than this to make durable at once are made durable with one sync of the file system. */
 const MAX_FILE_SYNCS = 32;
+/** Acknowledgements wait for the batches once this many times maxWaitingBytes wait or are in batches. */
+const BACKPRESSURE_FACTOR = 4;
 /** Files put in place at the same time, per folder (see #placeBatch). */
 const PLACE_CONCURRENCY = 1;
 
@@ -105,6 +107,9 @@ export class JournaledFolder {
   #seq = 0;
   readonly #onPlaced: ((failure: Error | undefined) => void) | undefined;
   #waitingBytes = 0;
+  /** Changes taken into a batch and not yet done, by file, and their bytes. */
+  readonly #inBatch = new Map<string, PendingChange>();
+  #inBatchBytes = 0;
   #placeTimer: NodeJS.Timeout | undefined;
   /** The batch being put in place; the next one starts after it. */
   #placing: Promise<void> = Promise.resolve();
@@ -160,6 +165,21 @@ export class JournaledFolder {
       if (tracked) tracked.lastSeq = seq;
     }
     this.#armPlacing(false);
+    // Backpressure: when the disk cannot keep up with putting files in place, acknowledgements
+    // wait for it rather than holding ever more content in memory.
+    if (this.#waitingBytes + this.#inBatchBytes > BACKPRESSURE_FACTOR * this.#maxWaitingBytes) await this.#placing.catch(() => undefined);
+  }
+
+  /**
+   * Puts a file that is written once and never changed (a run's payload) in place now, ahead
+   * of the batches: with its acknowledged content, whether it waits or is in a batch that has
+   * not reached it yet (which writes the same content again later).
+   */
+  async writeThrough(file: string): Promise<void> {
+    const change = this.#waiting.get(file) ?? this.#inBatch.get(file);
+    if (change === undefined || change.op === 'delete') return;
+    await change.after;
+    await putInPlace(file, { ...change, op: 'put' });
   }
 
   /** The content a file has or is about to have; undefined when it is or will be gone. */
@@ -193,6 +213,10 @@ export class JournaledFolder {
         this.#waitingBytes -= change.data.length;
         return [[file, change]];
       });
+    }
+    for (const [file, change] of batch) {
+      this.#inBatch.set(file, change);
+      this.#inBatchBytes += change.data.length;
     }
     const run = this.#placing.catch(() => undefined).then(() => this.#placeBatch(batch));
     this.#placing = run;
@@ -275,6 +299,9 @@ export class JournaledFolder {
             this.#waiting.set(file, change);
             this.#waitingBytes += change.data.length;
           }
+        } finally {
+          if (this.#inBatch.get(file) === change) this.#inBatch.delete(file);
+          this.#inBatchBytes -= change.data.length;
         }
       }
     };

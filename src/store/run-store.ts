@@ -200,9 +200,9 @@ export class RunStore {
     return event;
   }
 
-  /** Puts the run's payload file in place (files are written in batches after they are durable), for the command to read. */
+  /** Puts the run's payload file in place now, ahead of the batches (see JournaledFolder), for the command to read. */
   placeEvent(record: RunRecord): Promise<void> {
-    return this.#files.place([this.eventFile(record.job, record.id)]);
+    return this.#files.writeThrough(this.eventFile(record.job, record.id));
   }
 
   /** Puts every acknowledged change in place now. */

@@ -188,6 +188,19 @@ describe('JournaledFolder', () => {
     expect(reports.at(-1)).toBeUndefined();
   });
 
+  it('puts a file written once in place at once on request, ahead of the batches', async () => {
+    const { root, journalDir } = await folders();
+    const folder = new JournaledFolder({ root, journalDir, placeDelayMs: 60_000 });
+    const [payload, other] = [join(root, 'event.json'), join(root, 'other.json')];
+    await folder.write([{ file: payload, data: 'payload', fresh: true }, { file: other, data: 'other' }]);
+    await folder.writeThrough(payload);
+    expect(await readFile(payload, 'utf8')).toBe('payload');
+    expect(await exists(other), 'the rest waits for its batch').toBe(false);
+    await folder.place();
+    expect(await readFile(other, 'utf8')).toBe('other');
+    expect(await readFile(payload, 'utf8')).toBe('payload');
+  });
+
   it('refuses a file outside its folder', async () => {
     const { root, journalDir } = await folders();
     const folder = new JournaledFolder({ root, journalDir });
