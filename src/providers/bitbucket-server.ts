@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { hubSignature, hmacMatchesJob, readHubSignature } from './hub-signature.js';
-import { combineEvents, toPushEvent } from './push-event.js';
+import { combineEvents, ignoredEvent, toPushEvent } from './push-event.js';
 import type { HookEvent, ProviderAdapter } from './types.js';
 import { copyHeaders, field, isCommitId, isValidRef, safeDeliveryId, stringField } from './validate.js';
 
@@ -70,7 +70,7 @@ export const bitbucketServerProvider: ProviderAdapter<Buffer> = {
 
   interpret(headers, payload, deliveryId) {
     const event = headers['x-event-key'];
-    if (event !== 'repo:refs_changed') return { kind: 'ignored', reason: `event ${JSON.stringify(String(event ?? ''))} is not deployed; only repo:refs_changed is` };
+    if (event !== 'repo:refs_changed') return ignoredEvent(event, 'repo:refs_changed is');
     const changes = field(payload, 'changes');
     if (!Array.isArray(changes)) return { kind: 'invalid', reason: 'expected `changes` to be a list of ref changes' };
     const repo = this.repositoryOf(payload) ?? '';

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { hubSignature, hmacMatchesJob, readHubSignature } from './hub-signature.js';
-import { combineEvents, toPushEvent } from './push-event.js';
+import { combineEvents, ignoredEvent, toPushEvent } from './push-event.js';
 import type { HookEvent, ProviderAdapter } from './types.js';
 import { copyHeaders, field, isCommitId, isValidRef, safeDeliveryId, stringField } from './validate.js';
 
@@ -74,7 +74,7 @@ export const bitbucketProvider: ProviderAdapter<Buffer> = {
 
   interpret(headers, payload, deliveryId) {
     const event = headers['x-event-key'];
-    if (event !== 'repo:push') return { kind: 'ignored', reason: `event ${JSON.stringify(String(event ?? ''))} is not deployed; only repo:push is` };
+    if (event !== 'repo:push') return ignoredEvent(event, 'repo:push is');
     const changes = field(payload, 'push', 'changes');
     if (!Array.isArray(changes)) return { kind: 'invalid', reason: 'expected `push.changes` to be a list of ref changes' };
     const repo = this.repositoryOf(payload) ?? '';

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ProviderName } from '../config/types.js';
 import { hmacSha256 } from './constant-time.js';
 import { hmacMatchesJob } from './hub-signature.js';
-import { toPushEvent } from './push-event.js';
+import { ignoredEvent, toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
 import { copyHeaders, safeDeliveryId, stringField } from './validate.js';
 
@@ -58,7 +58,7 @@ function giteaLike(name: Extract<ProviderName, 'gitea' | 'forgejo'>): ProviderAd
 
     interpret(headers, payload, deliveryId) {
       const event = header(headers, 'event');
-      if (event !== 'push') return { kind: 'ignored', reason: `event ${JSON.stringify(String(event ?? ''))} is not deployed; only push events are` };
+      if (event !== 'push') return ignoredEvent(event, 'push events are');
       return toPushEvent({
         provider: name,
         deliveryId,

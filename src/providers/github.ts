@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { hmacMatchesJob, hubSignature, readHubSignature } from './hub-signature.js';
-import { toPushEvent } from './push-event.js';
+import { ignoredEvent, toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
 import { copyHeaders, safeDeliveryId, stringField } from './validate.js';
 
@@ -44,7 +44,7 @@ export const githubProvider: ProviderAdapter<Buffer> = {
   interpret(headers, payload, deliveryId) {
     const event = headers['x-github-event'];
     if (event === 'ping') return { kind: 'ignored', reason: 'ping event: the hook is set up, nothing to deploy' };
-    if (event !== 'push') return { kind: 'ignored', reason: `event ${JSON.stringify(String(event ?? ''))} is not deployed; only push events are` };
+    if (event !== 'push') return ignoredEvent(event, 'push events are');
     return toPushEvent({
       provider: 'github',
       deliveryId,

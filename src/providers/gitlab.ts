@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { secretsEqual } from './constant-time.js';
-import { toPushEvent } from './push-event.js';
+import { ignoredEvent, toPushEvent } from './push-event.js';
 import { readSignatureHeaders, signatureHeaders, verifySignature, type SignatureClock, type SignedHeaders } from './standard-webhooks.js';
 import type { ProviderAdapter } from './types.js';
 import { copyHeaders, field, safeDeliveryId, stringField } from './validate.js';
@@ -80,7 +80,7 @@ export function createGitlabProvider(clock: SignatureClock): ProviderAdapter<Git
     interpret(headers, payload, deliveryId) {
       const event = headers['x-gitlab-event'];
       if (typeof event !== 'string' || !PUSH_EVENTS.has(event)) {
-        return { kind: 'ignored', reason: `event ${JSON.stringify(String(event ?? ''))} is not deployed; only Push Hook and Tag Push Hook are` };
+        return ignoredEvent(event, 'Push Hook and Tag Push Hook are');
       }
       return toPushEvent({
         provider: 'gitlab',

@@ -13,6 +13,11 @@ export interface PushFields {
   message?: string | undefined;
 }
 
+/** A delivery of an event the adapter does not deploy; `deployed` names the events it does. */
+export function ignoredEvent(event: unknown, deployed: string): HookEvent {
+  return { kind: 'ignored', reason: `event ${JSON.stringify(String(event ?? ''))} is not deployed; only ${deployed}` };
+}
+
 /** Shared by every adapter: validates a push's ref and commits and builds the PushEvent. */
 export function toPushEvent(fields: PushFields): HookEvent {
   const { ref, after, before } = fields;
