@@ -102,8 +102,6 @@ export class JournaledFolder {
   readonly #closed = new Set<number>();
   /** Changes written to the journal but not yet taken into a batch, by file. */
   readonly #waiting = new Map<string, PendingChange>();
-  /** For each file with a change not yet in place (waiting or in a batch): the newest change's number. */
-  readonly #newest = new Map<string, number>();
   #seq = 0;
   readonly #onPlaced: ((failure: Error | undefined) => void) | undefined;
   #waitingBytes = 0;
@@ -245,21 +243,23 @@ export class JournaledFolder {
       if (earlier?.absent) {
         // Never written, and nothing of it in a batch either: nothing to do on disk.
         this.#waiting.delete(file);
-        this.#newest.delete(file);
       } else {
         this.#waiting.set(file, { op: 'delete', data: '', absent: false, after, seq });
-        this.#newest.set(file, seq);
       }
       return seq;
     }
     // A file still being put in place by a batch is not absent, whatever the caller knows.
-    const absent = earlier ? earlier.absent : (change.create === true || change.fresh === true) && !this.#newest.has(file);
+    const absent = earlier ? earlier.absent : (change.create === true || change.fresh === true) && !this.#inBatch.has(file);
     // A file never written yet may still be created in place; one that exists is replaced.
     const op = change.create && (earlier === undefined || earlier.op === 'create') ? 'create' : 'put';
     this.#waiting.set(file, { op, data: change.data, absent, after, seq });
-    this.#newest.set(file, seq);
     this.#waitingBytes += change.data.length;
     return seq;
+  }
+
+  /** The number of the newest change of `file` not yet in place (waiting, else in a batch). */
+  #pendingSeq(file: string): number | undefined {
+    return (this.#waiting.get(file) ?? this.#inBatch.get(file))?.seq;
   }
 
   /** After a failure, the next batch waits its delay whatever is waiting: no tight retry loop. */
@@ -292,10 +292,9 @@ export class JournaledFolder {
         try {
           await change.after;
           await putInPlace(file, change);
-          if (this.#newest.get(file) === change.seq) this.#newest.delete(file);
         } catch (error) {
           failures.push(error as Error);
-          if (this.#newest.get(file) === change.seq) {
+          if (this.#pendingSeq(file) === change.seq) {
             this.#waiting.set(file, change);
             this.#waitingBytes += change.data.length;
           }
@@ -367,7 +366,7 @@ export class JournaledFolder {
       if (earlier.length > 0) throw new DeployhookError('CHECKPOINT_ORDER', `Expected journal segment ${earlier[0]} to be folded in before ${segment}`);
       // A closed segment's entries are all acknowledged: after this, none of them is waiting.
       await this.place();
-      const unplaced = [...tracked.paths].filter((path) => (this.#newest.get(join(this.#root, path)) ?? Infinity) <= tracked.lastSeq);
+      const unplaced = [...tracked.paths].filter((path) => (this.#pendingSeq(join(this.#root, path)) ?? Infinity) <= tracked.lastSeq);
       if (unplaced.length > 0) throw new DeployhookError('NOT_IN_PLACE', `Expected every change of journal segment ${segment} in place, but ${unplaced.length} are not (first: ${unplaced[0]})`);
       await this.#makeDurable(tracked.paths);
     }
