@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { SyncCoalescer } from './sync-coalescer.js';
 
@@ -34,7 +35,6 @@ export function syncFolder(dir: string): Promise<void> {
  * thousands of them. Rejects when `sync` is missing or fails; the caller then fsyncs each file.
  */
 export async function syncFileSystem(path: string): Promise<void> {
-  const { execFile } = await import('node:child_process');
   await new Promise<void>((resolve, reject) => {
     execFile('sync', ['--file-system', path], { timeout: 30_000 }, (error) => (error ? reject(error) : resolve()));
   });
