@@ -79,6 +79,21 @@ for ((i = 1; i <= STARTS; i++)); do
   done
 done
 
+# deploy_then_rss LABEL JOB DELIVERY BODY SIGNATURE TRIES: sends one signed push to the
+# deployhook on $port, waits (TRIES x 0.1 s at most) until a run of JOB has ended, then 2 s,
+# and records the daemon's RSS (and peak) as "rss deployhook LABEL".
+deploy_then_rss() {
+  local label="$1" job="$2" delivery="$3" body="$4" sig="$5" tries="$6" i
+  curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $delivery" \
+    -H "X-Hub-Signature-256: $sig" --data-binary "@$body" "http://127.0.0.1:$port/hooks/github"
+  for ((i = 0; i < tries; i++)); do
+    grep -qsE '"status": "(succeeded|failed)"' "$WORK"/dh/state/runs/"$job"/[0-9a-z]*.json && break
+    sleep 0.1
+  done
+  sleep 2
+  echo "rss deployhook $label $(rss_mb "$pid") $(hwm_mb "$pid")" >>"$WORK/results"
+}
+
 # Idle, after load, after the log capture: one daemon of each, started fresh.
 for server in deployhook webhook; do
   port="$(free_port)"
@@ -94,14 +109,7 @@ for server in deployhook webhook; do
   sleep 2
   echo "rss $server idle $(rss_mb "$pid")" >>"$WORK/results"
   if [[ "$server" == deployhook ]]; then
-    curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: footprint-first" \
-      -H "X-Hub-Signature-256: $SIG_MAIN" --data-binary "@$WORK/push-main.json" "http://127.0.0.1:$port$path"
-    for ((i = 0; i < 300; i++)); do
-      grep -qsE '"status": "(succeeded|failed)"' "$WORK"/dh/state/runs/app/[0-9a-z]*.json && break
-      sleep 0.1
-    done
-    sleep 2
-    echo "rss $server after-deploy $(rss_mb "$pid")" >>"$WORK/results"
+    deploy_then_rss after-deploy app footprint-first "$WORK/push-main.json" "$SIG_MAIN" 300
   fi
   a="$(wrk_run "http://127.0.0.1:$port$path" "$WORK/push-other.json" "$SIG_OTHER" "$LOAD_SECONDS")"
   b="$(wrk_run "http://127.0.0.1:$port$path" "$WORK/push-main.json" "$SIG_MAIN" "$LOAD_SECONDS")"
@@ -109,14 +117,7 @@ for server in deployhook webhook; do
   sleep 2
   echo "rss $server after-load $(rss_mb "$pid") $(hwm_mb "$pid")" >>"$WORK/results"
   if [[ "$server" == deployhook ]]; then
-    curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: footprint-log" \
-      -H "X-Hub-Signature-256: $SIG_LOG" --data-binary "@$WORK/push-log.json" "http://127.0.0.1:$port/hooks/github"
-    for ((i = 0; i < 3000; i++)); do
-      grep -qsE '"status": "(succeeded|failed)"' "$WORK"/dh/state/runs/log/[0-9a-z]*.json && break
-      sleep 0.1
-    done
-    sleep 2
-    echo "rss $server after-log $(rss_mb "$pid") $(hwm_mb "$pid")" >>"$WORK/results"
+    deploy_then_rss after-log log footprint-log "$WORK/push-log.json" "$SIG_LOG" 3000
   fi
   stop_started "$pid"
 done
