@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-export interface ReplaceOptions {
-  /** Wait for this before the rename makes the new content visible; if it rejects, nothing changes. */
-  after?: Promise<unknown>;
+/** A file system error that says the file or folder is not there. */
+export function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
 let tempPrefix: string | undefined;
@@ -26,7 +26,7 @@ function tempName(file: string): string {
  * to disk: after a power cut the file may be old, new, empty or missing, until the caller has
  * fsynced it and its folder (the journal covers that time for run records).
  */
-export async function replaceFile(file: string, data: string | Buffer, options: ReplaceOptions = {}): Promise<void> {
+export async function replaceFile(file: string, data: string | Buffer): Promise<void> {
   const temp = tempName(file);
   const handle = await open(temp, 'wx', 0o600);
   try {
@@ -35,7 +35,6 @@ export async function replaceFile(file: string, data: string | Buffer, options: 
     } finally {
       await handle.close();
     }
-    await options.after;
     await rename(temp, file);
   } catch (error) {
     await unlink(temp).catch(() => undefined);
@@ -57,6 +56,6 @@ export async function createFile(file: string, data: string | Buffer): Promise<v
 /** Deletes a file; one that is already gone is fine. */
 export async function removeFile(file: string): Promise<void> {
   await unlink(file).catch((error: unknown) => {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if (!isNotFound(error)) throw error;
   });
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeployhookError } from '../errors.js';
+import { isNotFound, removeFile } from './atomic-write.js';
 import { JournaledFolder } from './journaled-folder.js';
 
 const DEFAULT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
@@ -22,16 +23,6 @@ export type Claim = { duplicate: true } | { duplicate: false; commit(runs: reado
 
 function hashOf(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
-}
-
-function isNotFound(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-}
-
-async function removeIfPresent(file: string): Promise<void> {
-  await unlink(file).catch((error: unknown) => {
-    if (!isNotFound(error)) throw error;
-  });
 }
 
 /**
@@ -80,7 +71,7 @@ export class DeliveryLog {
     await Promise.all(
       entries.map(async (entry) => {
         if (!entry.isFile()) return;
-        if (TEMP_NAME.test(entry.name)) return removeIfPresent(join(this.#dir, entry.name));
+        if (TEMP_NAME.test(entry.name)) return removeFile(join(this.#dir, entry.name));
         const hash = RECORD_NAME.exec(entry.name)?.[1];
         if (hash === undefined) return;
         const info = await stat(join(this.#dir, entry.name)).catch((error: unknown) => {

@@ -1,6 +1,7 @@
-import { type FileHandle, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DeployhookError } from '../errors.js';
+import { isNotFound, removeFile } from './atomic-write.js';
 import { syncFolder } from './folder-sync.js';
 import { encodeEntry, type JournalEntry } from './journal-frame.js';
 import { SyncCoalescer } from './sync-coalescer.js';
@@ -76,7 +77,7 @@ export class Journal {
   /** Segments left by earlier processes, oldest first. */
   async earlierSegments(): Promise<number[]> {
     const names = await readdir(this.#dir).catch((error: unknown) => {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
+      if (isNotFound(error)) return [] as string[];
       throw error;
     });
     const segments = names.flatMap((name) => (SEGMENT_NAME.test(name) ? [Number(name.slice(0, 16))] : [])).sort((a, b) => a - b);
@@ -90,13 +91,9 @@ export class Journal {
   /** Deletes closed segments whose changes are durable elsewhere. */
   async remove(segments: readonly number[]): Promise<void> {
     if (segments.length === 0) return;
-    for (const segment of segments) {
-      await unlink(join(this.#dir, segmentName(segment))).catch((error: unknown) => {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      });
-    }
+    for (const segment of segments) await removeFile(join(this.#dir, segmentName(segment)));
     await syncFolder(this.#dir).catch((error: unknown) => {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      if (!isNotFound(error)) throw error;
     });
   }
 

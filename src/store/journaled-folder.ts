@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { DeployhookError } from '../errors.js';
-import { createFile, removeFile, replaceFile } from './atomic-write.js';
+import { createFile, isNotFound, removeFile, replaceFile } from './atomic-write.js';
 import { syncFileSystem, syncFolder } from './folder-sync.js';
 import { decodeSegment, type JournalEntry } from './journal-frame.js';
 import { Journal, type JournalOptions } from './journal.js';
@@ -50,10 +50,6 @@ const MAX_FILE_SYNCS = 32;
 const BACKPRESSURE_FACTOR = 4;
 /** Files put in place at the same time, per folder (see #placeBatch). */
 const PLACE_CONCURRENCY = 1;
-
-function isNotFound(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-}
 
 /** Makes one acknowledged change on disk; a folder removed meanwhile is made again. */
 async function putInPlace(file: string, change: PendingChange): Promise<void> {
