@@ -2,9 +2,12 @@ import { execFile } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { SyncCoalescer } from './sync-coalescer.js';
 
-/** fsyncs a folder, so that the renames, creations and removals in it survive a crash or power loss. */
-async function fsyncFolder(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+/**
+ * fsyncs a file, or a folder, so that the renames, creations and removals in it survive a
+ * crash or power loss.
+ */
+export async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
   try {
     await handle.sync();
   } finally {
@@ -19,7 +22,7 @@ const folders = new Map<string, SyncCoalescer>();
  * started after the call. Calls for one folder while its fsync is in flight share the next one.
  */
 export function syncFolder(dir: string): Promise<void> {
-  const coalescer = folders.get(dir) ?? new SyncCoalescer(() => fsyncFolder(dir));
+  const coalescer = folders.get(dir) ?? new SyncCoalescer(() => fsyncPath(dir));
   folders.set(dir, coalescer);
   const done = coalescer.request();
   const forget = () => {

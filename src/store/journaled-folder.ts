@@ -1,8 +1,8 @@
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { DeployhookError } from '../errors.js';
 import { createFile, isNotFound, removeFile, replaceFile } from './atomic-write.js';
-import { syncFileSystem, syncFolder } from './folder-sync.js';
+import { fsyncPath, syncFileSystem, syncFolder } from './folder-sync.js';
 import { decodeSegment, type JournalEntry } from './journal-frame.js';
 import { Journal, type JournalOptions } from './journal.js';
 
@@ -62,17 +62,11 @@ async function putInPlace(file: string, change: PendingChange): Promise<void> {
   });
 }
 
+/** fsyncs a file; one that is gone is skipped. */
 async function fsyncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r').catch((error: unknown) => {
-    if (isNotFound(error)) return undefined;
-    throw error;
+  await fsyncPath(file).catch((error: unknown) => {
+    if (!isNotFound(error)) throw error;
   });
-  if (!handle) return;
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /**
