@@ -52,6 +52,13 @@ export async function runFiles(stateDir: string, job: string): Promise<string[]>
   return [...files.keys()].filter((name) => files.get(name) !== undefined).sort();
 }
 
+/** `<job>/<name>` of every file under `<state>/runs/` that a restart would find, all jobs, sorted. */
+export async function allRunFiles(stateDir: string): Promise<string[]> {
+  const jobs = await readdir(join(stateDir, 'runs')).catch(() => [] as string[]);
+  const files = await Promise.all(jobs.map(async (job) => (await runFiles(stateDir, job)).map((name) => `${job}/${name}`)));
+  return files.flat().sort();
+}
+
 /** Every run record of a job that a restart would load, oldest first. */
 export async function runsOf(stateDir: string, job: string): Promise<RunRecord[]> {
   const files = await durableFiles(stateDir, job);

@@ -1,11 +1,11 @@
 import { request } from 'node:http';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRemote, type TestRemote } from '../helpers/git-repo.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { githubHeaders, githubPing, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
-import { runFiles as durableRunFiles, waitForRun } from '../helpers/runs.js';
+import { allRunFiles, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const WEB_SECRET = 'web-secret-0123456789abcdef';
@@ -41,10 +41,8 @@ afterEach(async () => {
 });
 
 /** Every run record and payload a restart would find, journal included. */
-async function runFiles(): Promise<string[]> {
-  const jobs = await readdir(join(dir, 'state', 'runs')).catch(() => [] as string[]);
-  const files = await Promise.all(jobs.map((job) => durableRunFiles(join(dir, 'state'), job)));
-  return files.flat();
+function runFiles(): Promise<string[]> {
+  return allRunFiles(join(dir, 'state'));
 }
 
 function expectNoSecretLeaked(...texts: string[]): void {

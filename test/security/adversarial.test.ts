@@ -11,7 +11,7 @@ import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubPush, gitlabPush } from '../helpers/payloads.js';
 import { requestHead, sendRaw, type RawHeader, type RawRequest, type RawResponse } from '../helpers/raw-http.js';
-import { runFiles as durableRunFiles, waitForRun } from '../helpers/runs.js';
+import { allRunFiles, waitForRun } from '../helpers/runs.js';
 
 const WEB_SECRET = 'web-secret-3f9a1c0d5e7b2468';
 const ROTATE_OLD = 'rotate-old-8c1e4b7a9d2f3065';
@@ -505,10 +505,7 @@ const RUN_FILE = /^[0-9a-z]{26}(\.event)?\.json$/;
 
 /** `<job>/<file>` for every run record and stored payload a restart would find. */
 async function runFiles(): Promise<string[]> {
-  const state = join(ctx.dir, 'state');
-  const jobs = await readdir(join(state, 'runs')).catch(() => [] as string[]);
-  const files = await Promise.all(jobs.map(async (job) => (await durableRunFiles(state, job)).filter((name) => RUN_FILE.test(name)).map((name) => `${job}/${name}`)));
-  return files.flat().sort();
+  return (await allRunFiles(join(ctx.dir, 'state'))).filter((file) => RUN_FILE.test(file.slice(file.indexOf('/') + 1)));
 }
 
 /** Every path under the test folder outside the daemon's state and log folders. */

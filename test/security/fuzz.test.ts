@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { createRemote } from '../helpers/git-repo.js';
 import { githubPush, gitlabPush } from '../helpers/payloads.js';
 import { sendRaw, type RawHeader, type RawRequest } from '../helpers/raw-http.js';
 import { mulberry32 } from '../helpers/random.js';
-import { runFiles } from '../helpers/runs.js';
+import { allRunFiles } from '../helpers/runs.js';
 
 const WEB_SECRET = 'fuzz-web-secret-0d1e2f3a4b5c6d7e';
 const ROTATE_OLD = 'fuzz-rotate-old-9a8b7c6d5e4f3a2b';
@@ -397,10 +397,7 @@ afterAll(async () => {
 
 /** Every run id with a record that a restart would find. */
 async function runIdsOnDisk(): Promise<string[]> {
-  const state = join(ctx.dir, 'state');
-  const jobs = await readdir(join(state, 'runs')).catch(() => [] as string[]);
-  const names = await Promise.all(jobs.map((job) => runFiles(state, job)));
-  return names.flat().flatMap((name) => /^([0-9a-z]{26})\.json$/.exec(name)?.[1] ?? []);
+  return (await allRunFiles(join(ctx.dir, 'state'))).flatMap((file) => /\/([0-9a-z]{26})\.json$/.exec(file)?.[1] ?? []);
 }
 
 describe('mutation fuzzing of /hooks', () => {
