@@ -172,9 +172,8 @@ export class JournaledFolder {
 
   /** The content a file has or is about to have; undefined when it is or will be gone. */
   async read(file: string): Promise<Buffer | undefined> {
-    const waiting = this.#waiting.get(file);
-    if (waiting) return waiting.op === 'delete' ? undefined : Buffer.from(waiting.data);
-    await this.#placing.catch(() => undefined);
+    const pending = this.#waiting.get(file) ?? this.#inBatch.get(file);
+    if (pending) return pending.op === 'delete' ? undefined : Buffer.from(pending.data);
     return readFile(file).catch((error: unknown) => {
       if (isNotFound(error)) return undefined;
       throw error;
