@@ -1,6 +1,7 @@
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import type { Masker } from './mask-secrets.js';
 
 export interface CappedOutputOptions {
   /** The log file's own stream (already open, append mode); capped output is written into it. Do not end it. */
@@ -9,6 +10,8 @@ export interface CappedOutputOptions {
   logPath: string;
   /** Most bytes of output kept; the first half is written through, the last half kept for the end. */
   maxBytes: number;
+  /** Applied to the output before it is capped, in the same write: no stream in between. */
+  masker?: Masker | undefined;
 }
 
 export interface CappedOutput {
@@ -34,7 +37,7 @@ const NEWLINE = 0x0a;
  * Memory use is a few stream buffers, whatever `maxBytes` and the size of the output. An 'error'
  * listener stays on `file`, so a failing disk is reported by `finish` rather than crashing the daemon.
  */
-export function createCappedOutput({ file, logPath, maxBytes }: CappedOutputOptions): CappedOutput {
+export function createCappedOutput({ file, logPath, maxBytes, masker }: CappedOutputOptions): CappedOutput {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
     throw new TypeError(`Expected \`maxBytes\` to be a non-negative integer, got \`${String(maxBytes)}\``);
   }
@@ -103,7 +106,8 @@ export function createCappedOutput({ file, logPath, maxBytes }: CappedOutputOpti
 
   async function accept(chunks: readonly Buffer[]): Promise<void> {
     const spilled: Buffer[] = [];
-    for (const chunk of chunks) {
+    for (const input of chunks) {
+      const chunk = masker ? masker.mask(input) : input;
       const start = totalBytes;
       totalBytes += chunk.length;
       if (failure) continue; // keep draining so the command is never blocked on a log that cannot be written
@@ -156,7 +160,7 @@ export function createCappedOutput({ file, logPath, maxBytes }: CappedOutputOpti
     highWaterMark: INPUT_BUFFER_BYTES,
     write: (chunk: Buffer, _encoding, callback) => settle(accept([chunk]), () => callback()),
     writev: (chunks, callback) => settle(accept(chunks.map(({ chunk }) => chunk as Buffer)), () => callback()),
-    final: (callback) => settle(complete(), () => callback()),
+    final: (callback) => settle(masker ? accept([masker.flush()]).then(complete) : complete(), () => callback()),
   });
   input.on('error', fail);
 

@@ -1,13 +1,4 @@
-import { PassThrough, Transform } from 'node:stream';
-
 const MASK = Buffer.from('***');
-/**
- * How much each side of the masker buffers before it asks the writer to wait. With the 16 KiB
- * default, each 64 KiB read from a command's pipe paused the pipe until the log caught up, and
- * the command stalled on a full pipe meanwhile. Output is still passed on as soon as it comes.
- */
-const STREAM_BUFFER_BYTES = 1024 * 1024;
-
 /**
  * Masks the secrets in one buffer. Every byte covered by an occurrence of any secret is
  * hidden: overlapping or nested occurrences become a single `***`, so no part of a secret
@@ -61,33 +52,41 @@ function pendingPrefix(data: Buffer, needles: readonly Buffer[], longest: number
   return 0;
 }
 
-/** A Transform that replaces every occurrence of each secret with `***`, also when a secret is split across chunk boundaries. */
-export function createSecretMasker(secrets: readonly string[]): Transform {
+/** Masks a stream of chunks synchronously: what `mask` returns may go straight to the log. */
+export interface Masker {
+  /** The chunk with every secret in it masked, less any bytes at its end that could be the start of a secret (held back). */
+  mask(chunk: Buffer): Buffer;
+  /** What was held back, masked: call once, at the end of the output. */
+  flush(): Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Replaces every occurrence of each secret with `***`, also when a secret is split across chunk boundaries. */
+export function createMasker(secrets: readonly string[]): Masker {
   const needles = [...new Set(secrets.filter((secret) => secret !== ''))].map((secret) => Buffer.from(secret, 'utf8'));
-  const buffers = { writableHighWaterMark: STREAM_BUFFER_BYTES, readableHighWaterMark: STREAM_BUFFER_BYTES };
-  if (needles.length === 0) return new PassThrough(buffers);
+  if (needles.length === 0) return { mask: (chunk) => chunk, flush: () => EMPTY };
   // Longest first, so that of occurrences starting at the same byte the longest is taken.
   needles.sort((a, b) => b.length - a.length);
   // A secret may start in the last bytes of a chunk and end in the next one: those may be held back.
   const holdBack = (needles[0] as Buffer).length - 1;
-  let rest = Buffer.alloc(0);
+  let rest = EMPTY;
   let masked = 0;
-
-  return new Transform({
-    ...buffers,
-    transform(chunk: Buffer, _encoding, callback) {
+  return {
+    mask(chunk) {
       // Only when the last chunk ended with the start of a secret (rare) is this one copied.
       const data = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
       const limit = data.length - pendingPrefix(data, needles, holdBack);
       const result = maskBuffer(data, needles, limit, masked);
       // Copy what is held back, so a large chunk is not kept alive by a small view of it.
-      rest = Buffer.from(result.rest);
+      rest = result.rest.length === 0 ? EMPTY : Buffer.from(result.rest);
       masked = result.masked;
-      callback(null, result.out.length > 0 ? result.out : undefined);
+      return result.out;
     },
-    flush(callback) {
+    flush() {
       const result = maskBuffer(rest, needles, rest.length, masked);
-      callback(null, result.out.length > 0 ? result.out : undefined);
+      rest = EMPTY;
+      return result.out;
     },
-  });
+  };
 }

@@ -1,11 +1,10 @@
-import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Transform } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createCappedOutput } from './capped-output.js';
-import { createSecretMasker } from './mask-secrets.js';
+import { createMasker } from './mask-secrets.js';
 
 /**
  * One run's log file. Everything written to `output` (git, the command, deployhook's own
@@ -13,7 +12,7 @@ import { createSecretMasker } from './mask-secrets.js';
  * then through a cap that keeps the beginning and the end of a flood of output.
  */
 export interface RunLog {
-  readonly output: Transform;
+  readonly output: Writable;
   /** A line of deployhook's own, marked so it stands out from the command's output. */
   note(text: string): void;
   /** The first write error, if the disk filled up or the file went away mid-run. */
@@ -24,26 +23,21 @@ export interface RunLog {
 
 const PREFIX = '[deployhook] ';
 
-function maskText(text: string, secrets: readonly string[]): string {
-  return secrets.filter((secret) => secret !== '').reduce((masked, secret) => masked.split(secret).join('***'), text);
-}
-
 export async function openRunLog(path: string, secrets: readonly string[], maxBytes: number): Promise<RunLog> {
   await mkdir(dirname(path), { recursive: true });
   // Create (and so check) the file before streaming into it: a failure here is reported, not thrown later.
   await (await open(path, 'a', 0o640)).close();
   // A large buffer keeps a chatty command's output moving while the disk catches up.
   const file = createWriteStream(path, { flags: 'a', highWaterMark: 1024 * 1024 });
-  const capped = createCappedOutput({ file, logPath: path, maxBytes });
-  const output = createSecretMasker(secrets);
+  // Masking and capping happen in one Writable: every stream between the command and the file costs throughput.
+  const capped = createCappedOutput({ file, logPath: path, maxBytes, masker: createMasker(secrets) });
+  const output = capped.input;
   let error: Error | undefined;
   const remember = (err: Error) => {
     error ??= err;
   };
   file.on('error', remember);
   output.on('error', remember);
-  // The cap's input is ended by finish(), once the masker has flushed what it held back.
-  output.pipe(capped.input, { end: false });
   return {
     output,
     note(text) {
@@ -53,12 +47,12 @@ export async function openRunLog(path: string, secrets: readonly string[], maxBy
       return error;
     },
     async close(closingNote) {
-      // Everything the masker held back has gone into the cap once its readable side ends.
-      const flushed = output.readableEnded ? Promise.resolve() : once(output, 'end');
-      output.end();
-      await flushed.catch(remember);
+      // finish() ends the output: what the masker held back goes in first.
       await capped.finish().catch(remember);
-      if (!file.destroyed) file.end(`${PREFIX}${maskText(closingNote, secrets)}\n`);
+      if (!file.destroyed) {
+        const masker = createMasker(secrets);
+        file.end(Buffer.concat([masker.mask(Buffer.from(`${PREFIX}${closingNote}\n`)), masker.flush()]));
+      }
       await finished(file).catch(remember);
     },
   };

@@ -6,6 +6,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { createCappedOutput, type CappedOutput } from '../../src/log/capped-output.js';
+import { createMasker } from '../../src/log/mask-secrets.js';
 import { tempDir } from '../helpers/tmp.js';
 import { mulberry32 as random } from '../helpers/random.js';
 
@@ -30,11 +31,11 @@ async function feed(input: Writable, chunks: Iterable<Buffer>, onChunk?: () => v
   }
 }
 
-async function openCapped(maxBytes: number) {
+async function openCapped(maxBytes: number, secrets: readonly string[] = []) {
   const dir = await tempDir();
   const logPath = join(dir, 'run.log');
   const file = createWriteStream(logPath, { flags: 'a' });
-  const capped = createCappedOutput({ file, logPath, maxBytes });
+  const capped = createCappedOutput({ file, logPath, maxBytes, masker: createMasker(secrets) });
   return {
     dir,
     logPath,
@@ -91,6 +92,16 @@ describe('createCappedOutput', () => {
     expect(log.toString()).toBe(expectedLog(bytes, maxBytes).toString());
     expect(result).toEqual({ totalBytes: bytes.length, droppedBytes: Math.max(0, bytes.length - maxBytes) });
     expect(files).toEqual(['run.log']);
+  });
+
+  it('caps the masked output: a secret split across writes, and one held back until the end', async () => {
+    const { capped, close } = await openCapped(40, ['hunter2']);
+    await feed(capped.input, ['pass hun', 'ter2 ok\n', 'x'.repeat(100), '\nlast: hunter2', ' and hun', 'ter2'].map((text) => Buffer.from(text)));
+    const { log, result } = await close();
+    const masked = Buffer.from(`pass *** ok\n${'x'.repeat(100)}\nlast: *** and ***`);
+    expect(log.toString()).toBe(expectedLog(masked, 40).toString());
+    expect(log.toString()).not.toContain('hunter2');
+    expect(result).toEqual({ totalBytes: masked.length, droppedBytes: masked.length - 40 });
   });
 
   it('spells out the marker with the exact dropped count', async () => {
