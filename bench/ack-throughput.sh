@@ -8,7 +8,7 @@
 # Runs are interleaved (a/b, deployhook/webhook, order alternating) and each server starts
 # fresh; medians of BENCH_RUNS runs of BENCH_SECONDS each.
 #
-#   bash bench/ack-throughput.sh        BENCH_RUNS=3 BENCH_SECONDS=10 by default
+#   bash bench/ack-throughput.sh        BENCH_RUNS=3 BENCH_SECONDS=10 BENCH_CASES="a b" BENCH_RATE=1000 by default
 source "$(dirname "$0")/lib/common.sh"
 
 RUNS="${BENCH_RUNS:-3}"
@@ -52,7 +52,7 @@ run_one() {
 note "ack-throughput: $RUNS runs x ${SECONDS_PER_RUN}s, $CONNECTIONS connections, body $(wc -c <"$WORK/push.json") bytes"
 : >"$WORK/results"
 for ((run = 1; run <= RUNS; run++)); do
-  for case in a b; do
+  for case in ${BENCH_CASES:-a b}; do
     if ((run % 2)); then order=(deployhook webhook); else order=(webhook deployhook); fi
     for server in "${order[@]}"; do run_one "$server" "$case" "$run"; done
   done
@@ -64,7 +64,7 @@ med() { median $(awk -v s="$1" -v c="$2" '$1 == s && $2 == c' "$WORK/results" | 
 echo
 echo "ack-throughput: signed $(wc -c <"$WORK/push.json")-byte GitHub push, wrk -t2 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency, median of $RUNS runs"
 table_header "| case | server | req/s | p50 ms | p99 ms | replies (last run) | RSS after, MB | deployhook/webhook req/s |"
-for case in a b; do
+for case in ${BENCH_CASES:-a b}; do
   for server in deployhook webhook; do
     last="$(awk -v s="$server" -v c="$case" '$1 == s && $2 == c' "$WORK/results" | tail -1)"
     replies="200:$(field s200 "$last") 202:$(field s202 "$last") other:$(field sother "$last") errors:$(field errors "$last")"
@@ -78,20 +78,33 @@ echo
 echo "per run:"
 sed 's/^/  /' "$WORK/results"
 
-if command -v wrk2 >/dev/null 2>&1; then
-  echo
-  echo "fixed rate, 1,000 req/s for ${SECONDS_PER_RUN}s (wrk2):"
-  for case in a b; do
+# Latency at a fixed 1,000 req/s (the target's rate), with autocannon's --overallRate
+# (Debian has no wrk2): one run per server and case, interleaved, BENCH_SECONDS each.
+RATE="${BENCH_RATE:-1000}"
+: >"$WORK/fixed"
+for case in ${BENCH_CASES:-a b}; do
+  for server in deployhook webhook; do
     port="$(free_port)"
     rm -rf "$WORK/dh" && mkdir -p "$WORK/dh"
-    dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$([[ $case == a ]] && echo release || echo main)" "$WORK/remote.git" '["true"]'
-    start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-fixed-$case.log"
-    BENCH_BODY="$WORK/push.json" BENCH_SIGNATURE="$SIG" BENCH_NONCE="$RANDOM$RANDOM" \
-      wrk2 -R 1000 -t 2 -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" --latency -s "$BENCH_DIR/lib/signed-push.lua" "http://127.0.0.1:$port/hooks/github" | grep '^BENCH ' | sed "s/^/  deployhook ($case): /"
-    stop_started "$DH_PID"
+    if [[ "$server" == deployhook ]]; then
+      dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$([[ $case == a ]] && echo release || echo main)" "$WORK/remote.git" '["true"]'
+      start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-fixed-$case.log"
+      pid="$DH_PID" url="http://127.0.0.1:$port/hooks/github"
+    else
+      start_webhook "$WORK/hooks-$case.json" "$port" "$WORK/out/webhook-fixed-$case.log"
+      pid="$WH_PID" url="http://127.0.0.1:$port/hooks/deploy"
+    fi
+    line="$(node "$BENCH_DIR/lib/fixed-rate.mjs" --url "$url" --body "$WORK/push.json" --signature "$SIG" --rate "$RATE" --seconds "$SECONDS_PER_RUN" --connections "$CONNECTIONS")"
+    echo "$server $case $line" >>"$WORK/fixed"
+    note "  fixed rate: $server ($case): $line"
+    stop_started "$pid"
   done
-else
-  echo
-  echo "fixed rate at 1,000 req/s: skipped, wrk2 is not installed (Debian has no wrk2 package)."
-  echo "bench/burst.mjs paces 1,000 matching pushes over about a second and reports their p99."
-fi
+done
+echo
+echo "fixed rate, $RATE req/s for ${SECONDS_PER_RUN}s (autocannon --overallRate, latency corrected for coordinated omission, $CONNECTIONS connections):"
+table_header "| case | server | req/s | p50 ms | p99 ms | max ms | replies |"
+while read -r server case line; do
+  label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
+  printf '| %s | %s | %s | %s | %s | %s | 200:%s 202:%s other:%s errors:%s |\n' "$label" "$server" "$(field rps " $line")" "$(field p50_ms " $line")" "$(field p99_ms " $line")" "$(field max_ms " $line")" \
+    "$(field s200 " $line")" "$(field s202 " $line")" "$(field sother " $line")" "$(field errors " $line")"
+done <"$WORK/fixed"

@@ -1,0 +1,66 @@
+// Fixed-rate load with autocannon (Debian has no wrk2): POSTs one signed GitHub push body at
+// --rate requests per second overall, every request with a new X-GitHub-Delivery id (a header,
+// so the signature over the body stays valid). autocannon corrects the latencies for
+// coordinated omission at a fixed rate: a reply that comes late also counts for the requests
+// that should have been sent meanwhile.
+// autocannon spends each second's budget of requests as fast as its connections allow, then
+// waits for the next second: the load comes in bursts at the start of each second.
+// Prints one line like wrk's script: BENCH rps=... p50_ms=... p99_ms=... max_ms=... requests=... errors=... s200=... s202=... sother=...
+//
+//   node bench/lib/fixed-rate.mjs --url URL --body FILE --signature sha256=HEX [--rate 1000] [--seconds 10] [--connections 16] [--warmup 2]
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    body: { type: 'string' },
+    signature: { type: 'string' },
+    rate: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '16' },
+    warmup: { type: 'string', default: '2' },
+  },
+});
+if (!args.url || !args.body || !args.signature) {
+  console.error('usage: fixed-rate.mjs --url URL --body FILE --signature sha256=HEX [--rate N] [--seconds N] [--connections N]');
+  process.exit(2);
+}
+
+const load = (seconds) => autocannon({
+  url: args.url,
+  method: 'POST',
+  body: readFileSync(args.body),
+  headers: {
+    'content-type': 'application/json',
+    'user-agent': 'GitHub-Hookshot/bench',
+    'x-github-event': 'push',
+    'x-github-hook-id': '42',
+    'x-hub-signature-256': args.signature,
+    'x-github-delivery': 'bench-[<id>]',
+  },
+  idReplacement: true,
+  overallRate: Number(args.rate),
+  duration: seconds,
+  connections: Number(args.connections),
+  timeout: 10,
+});
+// A fresh server's first requests run cold code (and load what it loads on first use): warm it up unmeasured.
+await load(Number(args.warmup));
+const result = await load(Number(args.seconds));
+
+const count = (code) => result.statusCodeStats?.[code]?.count ?? 0;
+const answered = Object.values(result.statusCodeStats ?? {}).reduce((sum, { count: n }) => sum + n, 0);
+const fields = {
+  rps: result.requests.average,
+  p50_ms: result.latency.p50,
+  p99_ms: result.latency.p99,
+  max_ms: result.latency.max,
+  requests: answered,
+  errors: result.errors + result.timeouts,
+  s200: count(200),
+  s202: count(202),
+  sother: answered - count(200) - count(202),
+};
+console.log(`BENCH ${Object.entries(fields).map(([key, value]) => `${key}=${value}`).join(' ')}`);
