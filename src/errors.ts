@@ -35,8 +35,12 @@ export class ConfigError extends DeployhookError {
 
 /** A git step of a run failed (clone, fetch, checkout, clean). */
 export class GitSyncError extends DeployhookError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** The label of the step that failed, when a step did. */
+  readonly step: string | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; step?: string }) {
     super('GIT_SYNC_FAILED', message, options);
+    this.step = options?.step;
   }
 }
 

@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import type * as SimpleGitModule from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { GitSyncError, RunAbortedError } from '../errors.js';
+import { terminateGroup } from '../runner/kill-group.js';
 import { gitEnvironment, type GitAuth, type GitEnvironment } from './git-env.js';
 import { shellQuote } from './shell-quote.js';
 
@@ -25,6 +27,13 @@ export interface GitRunner {
    */
   step(label: string, args: readonly string[]): Promise<string>;
   /**
+   * Steps run one after another in a single process (`sh` starts each git), announced and
+   * streamed like `step`; the first that fails ends them and rejects with GitSyncError
+   * naming its label. One process started by the daemon instead of one per step: starting a
+   * process from a large one blocks its event loop for milliseconds.
+   */
+  steps(steps: ReadonlyArray<{ label: string; args: readonly string[] }>): Promise<void>;
+  /**
    * A question for git whose answer is not shown (`cat-file -e`, `config --get`):
    * git's trimmed stdout, or undefined when git exits non-zero.
    */
@@ -32,6 +41,12 @@ export interface GitRunner {
 }
 
 const STDERR_TAIL_CHARS = 2000;
+/** Output kept to explain a failed step of `steps`: its own lines are found in it. */
+const OUTPUT_KEPT_CHARS = 64 * 1024;
+/** After SIGTERM, how long git gets before SIGKILL when a run is stopped during `steps`. */
+const KILL_AFTER_MS = 5_000;
+/** `steps` exits with this plus the index of the step that failed. */
+const FAILED_STEP_BASE = 100;
 const NO_OUTPUT = Buffer.alloc(0);
 
 let loadingSimpleGit: Promise<typeof SimpleGitModule> | undefined;
@@ -118,7 +133,65 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
     }
   }
 
+  /**
+   * The script names only positional parameters: `$1` is step 1's `$ git ...` line, then its
+   * arguments, and so on. No argument is ever read as shell code.
+   */
+  async function runSteps(steps: ReadonlyArray<{ label: string; args: readonly string[] }>): Promise<void> {
+    throwIfAborted(signal);
+    const shown = steps.map(({ args }) => `$ ${scrub(commandLine(args))}`);
+    const params: string[] = [];
+    const lines = ['exec 2>&1'];
+    steps.forEach(({ args }, index) => {
+      params.push(shown[index] ?? '');
+      const at = params.length;
+      params.push(...args);
+      const words = args.map((_, i) => `"\${${at + 1 + i}}"`).join(' ');
+      lines.push(`printf '%s\\n' "\${${at}}"; git ${words} || exit ${FAILED_STEP_BASE + index}`);
+    });
+    const child = spawn('/bin/sh', ['-c', lines.join('\n'), 'git-steps', ...params], {
+      cwd: options.baseDir,
+      env: options.environment.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
+    });
+    let kept = '';
+    const forward = (chunk: Buffer) => {
+      output.write(chunk);
+      kept = (kept + chunk.toString('utf8')).slice(-OUTPUT_KEPT_CHARS);
+    };
+    child.stdout.on('data', forward);
+    child.stderr.on('data', forward);
+    let stopping: Promise<void> | undefined;
+    const stop = () => {
+      if (child.pid !== undefined) stopping ??= terminateGroup(child.pid, KILL_AFTER_MS);
+    };
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      const [code, exitSignal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+        child.once('error', (error) => reject(new GitSyncError(`Could not start git in ${options.baseDir}: ${error.message}`, { cause: error })));
+        child.once('close', (exitCode, killedBy) => resolve([exitCode, killedBy]));
+      });
+      await stopping;
+      throwIfAborted(signal);
+      if (code === 0) return;
+      const index = code === null ? -1 : code - FAILED_STEP_BASE;
+      const failed = steps[index];
+      if (failed === undefined) {
+        throw new GitSyncError(`Git steps ${steps.map(({ label }) => `"${label}"`).join(', ')} failed (${exitSignal ? `killed by ${exitSignal}` : `sh exited with code ${String(code)}`}):\n${scrub(tail(kept))}`);
+      }
+      // What the failed step printed: everything after its own `$ git ...` line.
+      const line = `${shown[index] ?? ''}\n`;
+      const own = kept.includes(line) ? kept.slice(kept.lastIndexOf(line) + line.length) : kept;
+      throw new GitSyncError(`Git step "${failed.label}" failed (git ${failed.args[0] ?? ''}):\n${scrub(tail(own.trim() === '' ? 'git exited with a non-zero code' : own))}`, { step: failed.label });
+    } finally {
+      signal.removeEventListener('abort', stop);
+    }
+  }
+
   return {
+    steps: runSteps,
     async step(label, args) {
       output.write(`$ ${scrub(commandLine(args))}\n`);
       try {
@@ -126,7 +199,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       } catch (error) {
         if (error instanceof RunAbortedError) throw error;
         const detail = scrub(tail(error instanceof Error ? error.message : String(error)));
-        throw new GitSyncError(`Git step "${label}" failed (git ${args[0] ?? ''}):\n${detail}`, { cause: error });
+        throw new GitSyncError(`Git step "${label}" failed (git ${args[0] ?? ''}):\n${detail}`, { cause: error, step: label });
       }
     },
     async query(args) {

@@ -57,26 +57,34 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   if (options.user) await ownCheckout(checkout, options.user);
   const git = checkoutGitRunner(options);
 
+  // A branch or tag is checked out by name, as fetched: git resolves it in the same step.
+  const ref = options.branch !== undefined ? `refs/remotes/origin/${options.branch}` : options.tag !== undefined ? `refs/tags/${options.tag}` : undefined;
+  const fetch = { label: 'fetch', args: ['fetch', '--prune', '--no-tags', '--progress', '--', 'origin', ...FETCH_REFSPECS] };
+  // --force discards local changes to tracked files and the index; clean removes the rest.
+  const checkoutAndClean = [
+    { label: 'checkout', args: ['checkout', '--force', '--detach', ref === undefined ? sha : `${ref}^{commit}`, '--'] },
+    { label: 'clean', args: ['clean', '-ffdx'] },
+  ];
   if (state === 'git') {
     await removeStaleLocks(checkout, options.output);
     await pointOriginAt(git, checkout, remote);
-    await git.step('fetch', ['fetch', '--prune', '--no-tags', '--progress', '--', 'origin', ...FETCH_REFSPECS]);
   } else {
     await git.step('clone', ['clone', '--no-checkout', '--progress', '--', remote, checkout]);
     await rememberOrigin(checkout, remote);
   }
-  // A branch or tag is checked out by name, as fetched: git resolves it in the same step.
-  const ref = options.branch !== undefined ? `refs/remotes/origin/${options.branch}` : options.tag !== undefined ? `refs/tags/${options.tag}` : undefined;
-  if (ref === undefined) await ensureCommit(git, sha, remote);
-
-  // --force discards local changes to tracked files and the index; clean removes the rest.
   try {
-    await git.step('checkout', ['checkout', '--force', '--detach', ref === undefined ? sha : `${ref}^{commit}`, '--']);
+    if (ref !== undefined) {
+      // The usual push: every step in one process.
+      await git.steps(state === 'git' ? [fetch, ...checkoutAndClean] : checkoutAndClean);
+    } else {
+      if (state === 'git') await git.step(fetch.label, fetch.args);
+      await ensureCommit(git, sha, remote);
+      await git.steps(checkoutAndClean);
+    }
   } catch (error) {
-    if (ref !== undefined && error instanceof GitSyncError && (await resolve(git, ref)) === undefined) throw missingRef(options, error);
+    if (ref !== undefined && error instanceof GitSyncError && error.step === 'checkout' && (await resolve(git, ref)) === undefined) throw missingRef(options, error);
     throw error;
   }
-  await git.step('clean', ['clean', '-ffdx']);
   if (options.submodules) {
     await git.step('submodule sync', ['submodule', 'sync', '--recursive']);
     await git.step('submodule update', ['submodule', 'update', '--init', '--recursive', '--force']);

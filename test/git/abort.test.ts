@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RunAbortedError } from '../../src/errors.js';
 import { syncCheckout } from '../../src/git/sync.js';
-import { createRemote } from '../helpers/git-repo.js';
+import { createRemote, git } from '../helpers/git-repo.js';
 import { tempDir } from '../helpers/tmp.js';
 import { gitEnv, syncOptions } from './sync-fixture.js';
 
@@ -80,6 +80,32 @@ describe('aborting a sync', () => {
     controller.abort();
 
     await expect(sync).rejects.toMatchObject({ name: 'RunAbortedError', code: 'RUN_CANCELLED' });
+  });
+
+  it('stops a warm checkout\'s fetch, ssh included, when the run is stopped mid-fetch', async () => {
+    const root = await tempDir();
+    const remote = await createRemote(root);
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    const checkout = join(root, 'checkout');
+    const env = await gitEnv(root);
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env }));
+    const { port, connections } = await silentServer();
+    const controller = new AbortController();
+    const options = syncOptions({ remote: `ssh://git@127.0.0.1:${port}/repo.git`, checkout, sha, branch: 'main', env, signal: controller.signal });
+
+    const sync = syncCheckout(options);
+    await until(() => connections.length > 0);
+    const socket = connections[0] as Socket;
+    const closed = once(socket, 'close');
+    socket.resume(); // reads, so the end ssh sends is seen
+    controller.abort('cancelled');
+
+    await expect(sync).rejects.toMatchObject({ name: 'RunAbortedError', code: 'RUN_CANCELLED' });
+    // The whole process group went: ssh too, so its connection closed from its end.
+    await closed;
+    expect(options.collected.text()).toContain('$ git fetch');
+    expect(options.collected.text()).not.toContain('$ git checkout');
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
   });
 
   it('does not start git when the signal is already aborted', async () => {

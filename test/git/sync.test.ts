@@ -118,6 +118,45 @@ describe('syncCheckout', () => {
     expect(text).toContain('$ git clean -ffdx\n');
   });
 
+  it('brings a warm checkout to a pushed branch in order: fetch, checkout, clean, each announced before its output', async () => {
+    const { remote, checkout, env } = await setup();
+    const first = await remote.commit({ 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, branch: 'main', env }));
+    await writeFile(join(checkout, 'junk.txt'), 'left over\n');
+    const second = await remote.commit({ 'app.txt': 'two\n' });
+    const options = syncOptions({ remote: remote.bare, checkout, sha: second, branch: 'main', env });
+
+    expect(await syncCheckout(options)).toEqual({ sha: second });
+
+    const text = options.collected.text();
+    const at = (line: string) => text.indexOf(line);
+    expect(at('$ git fetch --prune --no-tags --progress -- origin')).toBe(0);
+    expect(at(`   ${first.slice(0, 7)}..${second.slice(0, 7)}  main       -> origin/main\n`)).toBeGreaterThan(0);
+    expect(at("$ git checkout --force --detach 'refs/remotes/origin/main^{commit}' --\n")).toBeGreaterThan(at('-> origin/main'));
+    expect(at(`HEAD is now at ${second.slice(0, 7)}`)).toBeGreaterThan(at('$ git checkout'));
+    expect(at('$ git clean -ffdx\n')).toBeGreaterThan(at('HEAD is now at'));
+    expect(at('Removing junk.txt')).toBeGreaterThan(at('$ git clean'));
+    expect(existsSync(join(checkout, 'junk.txt'))).toBe(false);
+    expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
+  });
+
+  it('stops at the first failing step, naming it with what git said, and runs none after it', async () => {
+    const { root, remote, checkout, env } = await setup();
+    const first = await remote.commit({ 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, branch: 'main', env }));
+    await writeFile(join(checkout, 'junk.txt'), 'left over\n');
+    const gone = join(root, 'moved.git');
+    const options = syncOptions({ remote: gone, checkout, sha: first, branch: 'main', env });
+
+    const error: unknown = await syncCheckout(options).catch((caught: unknown) => caught);
+
+    expect(error).toBeInstanceOf(GitSyncError);
+    expect((error as GitSyncError).step).toBe('fetch');
+    expect((error as GitSyncError).message).toMatch(/^Git step "fetch" failed \(git fetch\):\n.*does not appear to be a git repository/s);
+    expect(options.collected.text()).not.toContain('$ git checkout');
+    expect(existsSync(join(checkout, 'junk.txt'))).toBe(true);
+  });
+
   it('refuses a checkout folder that holds other files and is not a git checkout', async () => {
     const { remote, checkout, env } = await setup();
     const sha = await remote.commit({ 'app.txt': 'one\n' });
