@@ -3,7 +3,8 @@
 # masked for secrets, capped, written to the run log) and, for comparison, redirected straight
 # to a file. The command times itself ($EPOCHREALTIME before and after, printed last), so both
 # figures are the same measurement. deployhook runs it with the default max_log_bytes (100 MiB
-# kept: the first and the last 50 MiB) and with a cap above 1 GB (everything kept).
+# kept: the first and the last 50 MiB) and with a cap above 1 GB (everything kept). A bare
+# Node program that only pipes the output to a file runs too: what any Node daemon can reach.
 # Then /healthz latency (wrk -t1 -c2) on an idle daemon and while such a run is going on.
 #
 #   bash bench/log-capture.sh        BENCH_LOG_BYTES=1000000000 BENCH_RUNS=3
@@ -37,6 +38,15 @@ run_direct() {
   s="$(elapsed_of "$WORK/direct.log")"
   echo "direct $1 seconds=$s mbps=$(mbps "$s") file_bytes=$(stat -c %s "$WORK/direct.log")" >>"$WORK/results"
   rm -f "$WORK/direct.log"
+}
+
+# run_node: the same command kept by the smallest Node program that does it (the floor for Node)
+run_node() {
+  LINE="$LINE" BYTES="$BYTES" node "$BENCH_DIR/lib/node-capture.mjs" "$WORK/node.log" "$SCRIPT"
+  local s
+  s="$(elapsed_of "$WORK/node.log")"
+  echo "node $1 seconds=$s mbps=$(mbps "$s") file_bytes=$(stat -c %s "$WORK/node.log")" >>"$WORK/results"
+  rm -f "$WORK/node.log"
 }
 
 # start_dh NAME CAP: a fresh daemon whose job `app` runs the command; sets PORT, DIR
@@ -90,6 +100,8 @@ SIG="$(push_body "$WORK/push.json" bench/app refs/heads/main "$SHA")"
 for ((run = 1; run <= RUNS; run++)); do
   run_direct "$run"
   note "  $(tail -1 "$WORK/results")"
+  run_node "$run"
+  note "  $(tail -1 "$WORK/results")"
   run_deployhook capped 104857600 "$run"
   run_deployhook whole $((BYTES + 100000000)) "$run"
 done
@@ -117,6 +129,7 @@ echo
 echo "log-capture: $BYTES bytes of ${#LINE}-character lines from \`yes | head -c\`, self-timed; median of $RUNS runs, interleaved"
 table_header "| how | MB/s (command) | seconds | whole run MB/s (record) | log file bytes | vs direct |"
 printf '| redirected to a file | %s | %s | | %s | 1.00 |\n' "$direct_mbps" "$(med direct seconds)" "$(med direct file_bytes)"
+printf '| bare Node: spawn, pipe to a WriteStream (bench/lib/node-capture.mjs) | %s | %s | | %s | %s |\n' "$(med node mbps)" "$(med node seconds)" "$(med node file_bytes)" "$(ratio "$(med node mbps)" "$direct_mbps")"
 printf '| deployhook, max_log_bytes 100 MiB (default) | %s | %s | %s | %s | %s |\n' "$(med deployhook-capped mbps)" "$(med deployhook-capped seconds)" "$(med deployhook-capped run_mbps)" "$(med deployhook-capped log_bytes)" "$(ratio "$(med deployhook-capped mbps)" "$direct_mbps")"
 printf '| deployhook, max_log_bytes above 1 GB | %s | %s | %s | %s | %s |\n' "$(med deployhook-whole mbps)" "$(med deployhook-whole seconds)" "$(med deployhook-whole run_mbps)" "$(med deployhook-whole log_bytes)" "$(ratio "$(med deployhook-whole mbps)" "$direct_mbps")"
 echo
