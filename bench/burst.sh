@@ -6,6 +6,7 @@
 # Both checkouts are warm (the commit before the burst is deployed first).
 #
 #   bash bench/burst.sh        BENCH_BURST_COUNT=1000 BENCH_DEPLOY_SECONDS=1 BENCH_RUNS=1
+#   BENCH_SERVERS=deployhook: deployhook alone (to compare builds or profile it quickly)
 source "$(dirname "$0")/lib/common.sh"
 
 COUNT="${BENCH_BURST_COUNT:-1000}"
@@ -67,6 +68,7 @@ run_webhook() {
 note "burst: $COUNT pushes in about 1 s, deploy takes ${DEPLOY_SECONDS}s, $RUNS run(s) each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$WORK/results"
 for ((run = 1; run <= RUNS; run++)); do
+  if [[ "${BENCH_SERVERS:-both}" == deployhook ]]; then run_deployhook "$run"; continue; fi
   if ((run % 2)); then run_deployhook "$run"; run_webhook "$run"; else run_webhook "$run"; run_deployhook "$run"; fi
 done
 
