@@ -4,6 +4,7 @@ import type * as SimpleGitModule from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { GitSyncError, RunAbortedError } from '../errors.js';
 import { terminateGroup } from '../runner/kill-group.js';
+import { killGroupOnExit } from '../runner/kill-on-exit.js';
 import { gitEnvironment, type GitAuth, type GitEnvironment } from './git-env.js';
 import { shellQuote } from './shell-quote.js';
 
@@ -168,6 +169,8 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       if (child.pid !== undefined) stopping ??= terminateGroup(child.pid, KILL_AFTER_MS);
     };
     signal.addEventListener('abort', stop, { once: true });
+    // Like a run's command, its git does not outlive the daemon.
+    const forgetGroup = child.pid !== undefined ? killGroupOnExit(child.pid) : () => undefined;
     try {
       const [code, exitSignal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
         child.once('error', (error) => reject(new GitSyncError(`Could not start git in ${options.baseDir}: ${error.message}`, { cause: error })));
@@ -187,6 +190,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       throw new GitSyncError(`Git step "${failed.label}" failed (git ${failed.args[0] ?? ''}):\n${scrub(tail(own.trim() === '' ? 'git exited with a non-zero code' : own))}`, { step: failed.label });
     } finally {
       signal.removeEventListener('abort', stop);
+      forgetGroup();
     }
   }
 
