@@ -3,8 +3,9 @@ import type { Writable } from 'node:stream';
 import type * as SimpleGitModule from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { GitSyncError, RunAbortedError } from '../errors.js';
-import { terminateGroup } from '../runner/kill-group.js';
+import { terminateGroup, waitForGroupExit } from '../runner/kill-group.js';
 import { killGroupOnExit } from '../runner/kill-on-exit.js';
+import { waitForOutputEnd } from '../runner/wait-for-output.js';
 import { gitEnvironment, type GitAuth, type GitEnvironment } from './git-env.js';
 import { shellQuote } from './shell-quote.js';
 
@@ -12,7 +13,7 @@ export interface GitRunnerOptions {
   /** Folder git runs in; must exist. */
   baseDir: string;
   environment: GitEnvironment;
-  output: NodeJS.WritableStream | Writable;
+  output: Writable;
   signal: AbortSignal;
   /** Values scrubbed from error messages and step lines, as a second line of defence. */
   secrets: readonly string[];
@@ -43,11 +44,13 @@ export interface GitRunner {
 
 const STDERR_TAIL_CHARS = 2000;
 /** Output kept to explain a failed step of `steps`: its own lines are found in it. */
-const OUTPUT_KEPT_CHARS = 64 * 1024;
+const OUTPUT_KEPT_BYTES = 64 * 1024;
 /** After SIGTERM, how long git gets before SIGKILL when a run is stopped during `steps`. */
 const KILL_AFTER_MS = 5_000;
 /** `steps` exits with this plus the index of the step that failed. */
 const FAILED_STEP_BASE = 100;
+/** After `steps` ends, how long what is left of its group, or a process holding its output, may take. */
+const LEFTOVER_MOMENT_MS = 500;
 const NO_OUTPUT = Buffer.alloc(0);
 
 let loadingSimpleGit: Promise<typeof SimpleGitModule> | undefined;
@@ -64,7 +67,7 @@ export interface CheckoutGitOptions {
   auth: GitAuth;
   /** Base environment for git (PATH, HOME, LANG); nothing else is inherited. */
   env: Record<string, string>;
-  output: NodeJS.WritableStream | Writable;
+  output: Writable;
   signal: AbortSignal;
   user?: { uid: number; gid: number } | undefined;
 }
@@ -148,7 +151,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       const at = params.length;
       params.push(...args);
       const words = args.map((_, i) => `"\${${at + 1 + i}}"`).join(' ');
-      lines.push(`printf '%s\\n' "\${${at}}"; git ${words} || exit ${FAILED_STEP_BASE + index}`);
+      lines.push(`printf '%s\\n' "\${${at}}"; git ${words} || { printf 'git exited with code %s\\n' "$?"; exit ${FAILED_STEP_BASE + index}; }`);
     });
     const child = spawn('/bin/sh', ['-c', lines.join('\n'), 'git-steps', ...params], {
       cwd: options.baseDir,
@@ -157,15 +160,18 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
     });
-    let kept = '';
+    let kept = Buffer.alloc(0);
     const forward = (chunk: Buffer) => {
       output.write(chunk);
-      kept = (kept + chunk.toString('utf8')).slice(-OUTPUT_KEPT_CHARS);
+      kept = Buffer.concat([kept, chunk]);
+      if (kept.length > OUTPUT_KEPT_BYTES) kept = kept.subarray(kept.length - OUTPUT_KEPT_BYTES);
     };
     child.stdout.on('data', forward);
     child.stderr.on('data', forward);
     let stopping: Promise<void> | undefined;
+    const stopped = new AbortController();
     const stop = () => {
+      stopped.abort();
       if (child.pid !== undefined) stopping ??= terminateGroup(child.pid, KILL_AFTER_MS);
     };
     signal.addEventListener('abort', stop, { once: true });
@@ -174,20 +180,28 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
     try {
       const [code, exitSignal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
         child.once('error', (error) => reject(new GitSyncError(`Could not start git in ${options.baseDir}: ${error.message}`, { cause: error })));
-        child.once('close', (exitCode, killedBy) => resolve([exitCode, killedBy]));
+        child.once('exit', (exitCode, killedBy) => resolve([exitCode, killedBy]));
       });
+      // What git left running in the group (an ssh that stayed, say) goes, as a command's leftovers do;
+      // output held open by a process outside the group is given up on after a quiet moment.
+      if (stopping === undefined && child.pid !== undefined && !(await waitForGroupExit(child.pid, LEFTOVER_MOMENT_MS))) stop();
       await stopping;
+      if (!(await waitForOutputEnd([child.stdout, child.stderr], output, LEFTOVER_MOMENT_MS, stopped.signal))) {
+        child.stdout.destroy();
+        child.stderr.destroy();
+      }
       throwIfAborted(signal);
       if (code === 0) return;
       const index = code === null ? -1 : code - FAILED_STEP_BASE;
       const failed = steps[index];
+      const text = kept.toString('utf8');
       if (failed === undefined) {
-        throw new GitSyncError(`Git steps ${steps.map(({ label }) => `"${label}"`).join(', ')} failed (${exitSignal ? `killed by ${exitSignal}` : `sh exited with code ${String(code)}`}):\n${scrub(tail(kept))}`);
+        throw new GitSyncError(`Git steps ${steps.map(({ label }) => `"${label}"`).join(', ')} failed (${exitSignal ? `killed by ${exitSignal}` : `sh exited with code ${String(code)}`}):\n${scrub(tail(text))}`);
       }
-      // What the failed step printed: everything after its own `$ git ...` line.
+      // What the failed step printed: everything after its own `$ git ...` line, ending with git's exit code.
       const line = `${shown[index] ?? ''}\n`;
-      const own = kept.includes(line) ? kept.slice(kept.lastIndexOf(line) + line.length) : kept;
-      throw new GitSyncError(`Git step "${failed.label}" failed (git ${failed.args[0] ?? ''}):\n${scrub(tail(own.trim() === '' ? 'git exited with a non-zero code' : own))}`, { step: failed.label });
+      const own = text.includes(line) ? text.slice(text.lastIndexOf(line) + line.length) : text;
+      throw new GitSyncError(`Git step "${failed.label}" failed (git ${failed.args[0] ?? ''}):\n${scrub(tail(own))}`, { step: failed.label });
     } finally {
       signal.removeEventListener('abort', stop);
       forgetGroup();

@@ -106,8 +106,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker }: CappedOu
 
   async function accept(chunks: readonly Buffer[]): Promise<void> {
     const spilled: Buffer[] = [];
-    for (const input of chunks) {
-      const chunk = masker ? masker.mask(input) : input;
+    for (const chunk of chunks) {
       const start = totalBytes;
       totalBytes += chunk.length;
       if (failure) continue; // keep draining so the command is never blocked on a log that cannot be written
@@ -153,14 +152,16 @@ export function createCappedOutput({ file, logPath, maxBytes, masker }: CappedOu
     }
   }
 
+  const mask = (chunk: Buffer) => (masker ? masker.mask(chunk) : chunk);
   // Callbacks never carry an error: an 'error' event here could crash a daemon nobody listens for.
   const settle = (work: Promise<void>, callback: () => void) => void work.catch(fail).then(callback);
   // While one write is on disk, the next megabyte gathers here and then goes in one `writev`.
   const input = new Writable({
     highWaterMark: INPUT_BUFFER_BYTES,
-    write: (chunk: Buffer, _encoding, callback) => settle(accept([chunk]), () => callback()),
-    writev: (chunks, callback) => settle(accept(chunks.map(({ chunk }) => chunk as Buffer)), () => callback()),
-    final: (callback) => settle(masker ? accept([masker.flush()]).then(complete) : complete(), () => callback()),
+    write: (chunk: Buffer, _encoding, callback) => settle(accept([mask(chunk)]), () => callback()),
+    writev: (chunks, callback) => settle(accept(chunks.map(({ chunk }) => mask(chunk as Buffer))), () => callback()),
+    // What the masker held back (the possible start of a secret that never came) goes last.
+    final: (callback) => settle(accept([masker ? masker.flush() : Buffer.alloc(0)]).then(complete), () => callback()),
   });
   input.on('error', fail);
 

@@ -101,8 +101,10 @@ describe('aborting a sync', () => {
     controller.abort('cancelled');
 
     await expect(sync).rejects.toMatchObject({ name: 'RunAbortedError', code: 'RUN_CANCELLED' });
-    // The whole process group went: ssh too, so its connection closed from its end.
-    await closed;
+    // The whole process group went: ssh too, so its connection closed from its end at once
+    // (left alone, ssh would give up only after its 30 s ConnectTimeout).
+    const timedOut = new Promise<'open'>((resolve) => setTimeout(resolve, 2000, 'open'));
+    expect(await Promise.race([closed.then(() => 'closed'), timedOut])).toBe('closed');
     expect(options.collected.text()).toContain('$ git fetch');
     expect(options.collected.text()).not.toContain('$ git checkout');
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);

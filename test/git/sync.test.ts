@@ -152,9 +152,21 @@ describe('syncCheckout', () => {
 
     expect(error).toBeInstanceOf(GitSyncError);
     expect((error as GitSyncError).step).toBe('fetch');
-    expect((error as GitSyncError).message).toMatch(/^Git step "fetch" failed \(git fetch\):\n.*does not appear to be a git repository/s);
+    expect((error as GitSyncError).message).toMatch(/^Git step "fetch" failed \(git fetch\):\n.*does not appear to be a git repository.*\ngit exited with code 128$/s);
     expect(options.collected.text()).not.toContain('$ git checkout');
     expect(existsSync(join(checkout, 'junk.txt'))).toBe(true);
+  });
+
+  it('names the branch when a warm checkout is asked for one the remote no longer has', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env }));
+
+    const sync = syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'gone', env }));
+
+    await expect(sync).rejects.toBeInstanceOf(GitSyncError);
+    await expect(sync).rejects.toThrow(/^Expected the branch "gone" on the remote .*, but it is not there/);
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
   });
 
   it('refuses a checkout folder that holds other files and is not a git checkout', async () => {

@@ -96,9 +96,10 @@ describe('createCappedOutput', () => {
 
   it('caps the masked output: a secret split across writes, and one held back until the end', async () => {
     const { capped, close } = await openCapped(40, ['hunter2']);
-    await feed(capped.input, ['pass hun', 'ter2 ok\n', 'x'.repeat(100), '\nlast: hunter2', ' and hun', 'ter2'].map((text) => Buffer.from(text)));
+    await feed(capped.input, ['pass hun', 'ter2 ok\n', 'x'.repeat(100), '\nlast: hunter2', ' and hun', 'ter2, then hunt'].map((text) => Buffer.from(text)));
     const { log, result } = await close();
-    const masked = Buffer.from(`pass *** ok\n${'x'.repeat(100)}\nlast: *** and ***`);
+    // "hunt" could have been the start of the secret: held back, and written at the end as it is.
+    const masked = Buffer.from(`pass *** ok\n${'x'.repeat(100)}\nlast: *** and ***, then hunt`);
     expect(log.toString()).toBe(expectedLog(masked, 40).toString());
     expect(log.toString()).not.toContain('hunter2');
     expect(result).toEqual({ totalBytes: masked.length, droppedBytes: masked.length - 40 });
