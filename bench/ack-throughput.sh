@@ -79,7 +79,7 @@ echo "per run:"
 sed 's/^/  /' "$WORK/results"
 
 # Latency at a fixed 1,000 req/s (the target's rate), with autocannon's --overallRate
-# (Debian has no wrk2): one run per server and case, interleaved, BENCH_SECONDS each.
+# (Debian has no wrk2): one run per server and case (deployhook first), BENCH_SECONDS each after a warm-up.
 RATE="${BENCH_RATE:-1000}"
 : >"$WORK/fixed"
 for case in ${BENCH_CASES:-a b}; do
