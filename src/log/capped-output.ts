@@ -14,6 +14,13 @@ export interface CappedOutputOptions {
   masker?: Masker | undefined;
 }
 
+export interface CappedTotals {
+  totalBytes: number;
+  droppedBytes: number;
+  /** The output was empty or its last byte is a newline: what is written after it starts a line. */
+  endsWithNewline: boolean;
+}
+
 export interface CappedOutput {
   /** Where output goes (write bytes here, respecting backpressure: it is a proper Writable). */
   readonly input: Writable;
@@ -22,7 +29,7 @@ export interface CappedOutput {
    * removes spill files. Resolves when all of it is written to `file` (not ended). Rejects with the first
    * error met writing `file` or the spill files; input is drained (and discarded) after such an error.
    */
-  finish(): Promise<{ totalBytes: number; droppedBytes: number }>;
+  finish(): Promise<CappedTotals>;
 }
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
@@ -50,6 +57,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker }: CappedOu
   let rotated = false; // the other segment holds a full `tailBytes` of older output
   let totalBytes = 0;
   let lastHeadByte = NEWLINE;
+  let lastByte = NEWLINE;
   let failure: Error | undefined;
   let lastWrite: Promise<void> = Promise.resolve();
   const fail = (err: unknown) => {
@@ -109,6 +117,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker }: CappedOu
     for (const chunk of chunks) {
       const start = totalBytes;
       totalBytes += chunk.length;
+      if (chunk.length > 0) lastByte = chunk[chunk.length - 1] ?? NEWLINE;
       if (failure) continue; // keep draining so the command is never blocked on a log that cannot be written
       const inHead = Math.max(0, Math.min(chunk.length, headBytes - start));
       if (inHead > 0) {
@@ -165,7 +174,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker }: CappedOu
   });
   input.on('error', fail);
 
-  let finishing: Promise<{ totalBytes: number; droppedBytes: number }> | undefined;
+  let finishing: Promise<CappedTotals> | undefined;
   return {
     input,
     finish: () =>
@@ -174,7 +183,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker }: CappedOu
         await finished(input).catch(fail);
         await cleanUp();
         if (failure) throw failure;
-        return { totalBytes, droppedBytes: Math.max(0, totalBytes - maxBytes) };
+        return { totalBytes, droppedBytes: Math.max(0, totalBytes - maxBytes), endsWithNewline: lastByte === NEWLINE };
       })()),
   };
 }

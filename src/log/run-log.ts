@@ -48,10 +48,12 @@ export async function openRunLog(path: string, secrets: readonly string[], maxBy
     },
     async close(closingNote) {
       // finish() ends the output: what the masker held back goes in first.
-      await capped.finish().catch(remember);
+      const totals = await capped.finish().catch(remember);
       if (!file.destroyed) {
+        // The closing line starts a line of its own, also after output that did not end one.
+        const newline = totals && !totals.endsWithNewline ? '\n' : '';
         const masker = createMasker(secrets);
-        file.end(Buffer.concat([masker.mask(Buffer.from(`${PREFIX}${closingNote}\n`)), masker.flush()]));
+        file.end(Buffer.concat([masker.mask(Buffer.from(`${newline}${PREFIX}${closingNote}\n`)), masker.flush()]));
       }
       await finished(file).catch(remember);
     },

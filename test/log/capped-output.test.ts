@@ -90,7 +90,7 @@ describe('createCappedOutput', () => {
     await feed(capped.input, chunks);
     const { log, files, result } = await close();
     expect(log.toString()).toBe(expectedLog(bytes, maxBytes).toString());
-    expect(result).toEqual({ totalBytes: bytes.length, droppedBytes: Math.max(0, bytes.length - maxBytes) });
+    expect(result).toEqual({ totalBytes: bytes.length, droppedBytes: Math.max(0, bytes.length - maxBytes), endsWithNewline: output === '' || output.endsWith('\n') });
     expect(files).toEqual(['run.log']);
   });
 
@@ -102,7 +102,7 @@ describe('createCappedOutput', () => {
     const masked = Buffer.from(`pass *** ok\n${'x'.repeat(100)}\nlast: *** and ***, then hunt`);
     expect(log.toString()).toBe(expectedLog(masked, 40).toString());
     expect(log.toString()).not.toContain('hunter2');
-    expect(result).toEqual({ totalBytes: masked.length, droppedBytes: masked.length - 40 });
+    expect(result).toEqual({ totalBytes: masked.length, droppedBytes: masked.length - 40, endsWithNewline: false });
   });
 
   it('spells out the marker with the exact dropped count', async () => {
@@ -134,7 +134,7 @@ describe('createCappedOutput', () => {
     const output = Buffer.concat([...numberedLines(totalBytes)]);
     const half = maxBytes / 2;
     const text = marker(totalBytes - maxBytes, maxBytes);
-    expect(result).toEqual({ totalBytes, droppedBytes: totalBytes - maxBytes });
+    expect(result).toEqual({ totalBytes, droppedBytes: totalBytes - maxBytes, endsWithNewline: output.at(-1) === 0x0a });
     expect(log.length).toBe(maxBytes + Buffer.byteLength(text) + (output[half - 1] === 0x0a ? 0 : 1));
     expect(log.subarray(0, half).equals(output.subarray(0, half))).toBe(true);
     expect(log.subarray(log.length - half).equals(output.subarray(output.length - half))).toBe(true);
@@ -209,7 +209,7 @@ describe('createCappedOutput', () => {
     const result = await capped.finish().finally(() => clearInterval(sampler));
     sample();
     expect(peak - before).toBeLessThan(64 * 1024 * 1024);
-    expect(result).toEqual({ totalBytes: 2 * maxBytes, droppedBytes: maxBytes });
+    expect(result).toEqual({ totalBytes: 2 * maxBytes, droppedBytes: maxBytes, endsWithNewline: false });
     expect((await stat(logPath)).size).toBe(maxBytes + Buffer.byteLength(marker(maxBytes, maxBytes)) + 1);
     expect((await close()).files).toEqual(['run.log']);
   });

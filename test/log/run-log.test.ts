@@ -14,7 +14,17 @@ describe('openRunLog', () => {
     log.output.write('3t-token here\nthe end: s3cr');
     await log.close('run ended (token s3cr3t-token)');
 
-    expect(await readFile(path, 'utf8')).toBe('[deployhook] using ***\na split *** here\nthe end: s3cr[deployhook] run ended (token ***)\n');
+    expect(await readFile(path, 'utf8')).toBe('[deployhook] using ***\na split *** here\nthe end: s3cr\n[deployhook] run ended (token ***)\n');
     expect(log.error).toBeUndefined();
+  });
+
+  it('adds no blank line before the closing line when the output ended its last line', async () => {
+    const path = join(await tempDir(), 'run.log');
+    const log = await openRunLog(path, [], 1024);
+
+    log.output.write('done\n');
+    await log.close('finished');
+
+    expect(await readFile(path, 'utf8')).toBe('done\n[deployhook] finished\n');
   });
 });
