@@ -1,11 +1,8 @@
-import { spawn } from 'node:child_process';
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import type * as SimpleGitModule from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { GitSyncError, RunAbortedError } from '../errors.js';
-import { terminateGroup, waitForGroupExit } from '../runner/kill-group.js';
-import { killGroupOnExit } from '../runner/kill-on-exit.js';
-import { waitForOutputEnd } from '../runner/wait-for-output.js';
+import { runCommand } from '../runner/run-command.js';
 import { gitEnvironment, type GitAuth, type GitEnvironment } from './git-env.js';
 import { shellQuote } from './shell-quote.js';
 
@@ -49,8 +46,6 @@ const OUTPUT_KEPT_BYTES = 64 * 1024;
 const KILL_AFTER_MS = 5_000;
 /** `steps` exits with this plus the index of the step that failed. */
 const FAILED_STEP_BASE = 100;
-/** After `steps` ends, how long what is left of its group, or a process holding its output, may take. */
-const LEFTOVER_MOMENT_MS = 500;
 const NO_OUTPUT = Buffer.alloc(0);
 
 let loadingSimpleGit: Promise<typeof SimpleGitModule> | undefined;
@@ -153,59 +148,42 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       const words = args.map((_, i) => `"\${${at + 1 + i}}"`).join(' ');
       lines.push(`printf '%s\\n' "\${${at}}"; git ${words} || { printf 'git exited with code %s\\n' "$?"; exit ${FAILED_STEP_BASE + index}; }`);
     });
-    const child = spawn('/bin/sh', ['-c', lines.join('\n'), 'git-steps', ...params], {
+    // Output goes to the log as it comes; the end of it is kept to explain a failure.
+    let kept = Buffer.alloc(0);
+    const tee = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        output.write(chunk);
+        kept = Buffer.concat([kept, chunk]);
+        if (kept.length > OUTPUT_KEPT_BYTES) kept = kept.subarray(kept.length - OUTPUT_KEPT_BYTES);
+        callback();
+      },
+    });
+    // The same process handling as a run's command: its own group, stopped whole on abort and
+    // at the daemon's exit, leftovers stopped. The run's timeout arrives through `signal`.
+    const result = await runCommand({
+      argv: ['/bin/sh', '-c', lines.join('\n'), 'git-steps', ...params],
       cwd: options.baseDir,
       env: options.environment.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
+      output: tee,
+      timeoutMs: Number.MAX_SAFE_INTEGER,
+      killAfterMs: KILL_AFTER_MS,
+      signal,
+      user: options.user,
     });
-    let kept = Buffer.alloc(0);
-    const forward = (chunk: Buffer) => {
-      output.write(chunk);
-      kept = Buffer.concat([kept, chunk]);
-      if (kept.length > OUTPUT_KEPT_BYTES) kept = kept.subarray(kept.length - OUTPUT_KEPT_BYTES);
-    };
-    child.stdout.on('data', forward);
-    child.stderr.on('data', forward);
-    let stopping: Promise<void> | undefined;
-    const stopped = new AbortController();
-    const stop = () => {
-      stopped.abort();
-      if (child.pid !== undefined) stopping ??= terminateGroup(child.pid, KILL_AFTER_MS);
-    };
-    signal.addEventListener('abort', stop, { once: true });
-    // Like a run's command, its git does not outlive the daemon.
-    const forgetGroup = child.pid !== undefined ? killGroupOnExit(child.pid) : () => undefined;
-    try {
-      const [code, exitSignal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-        child.once('error', (error) => reject(new GitSyncError(`Could not start git in ${options.baseDir}: ${error.message}`, { cause: error })));
-        child.once('exit', (exitCode, killedBy) => resolve([exitCode, killedBy]));
-      });
-      // What git left running in the group (an ssh that stayed, say) goes, as a command's leftovers do;
-      // output held open by a process outside the group is given up on after a quiet moment.
-      if (stopping === undefined && child.pid !== undefined && !(await waitForGroupExit(child.pid, LEFTOVER_MOMENT_MS))) stop();
-      await stopping;
-      if (!(await waitForOutputEnd([child.stdout, child.stderr], output, LEFTOVER_MOMENT_MS, stopped.signal))) {
-        child.stdout.destroy();
-        child.stderr.destroy();
-      }
-      throwIfAborted(signal);
-      if (code === 0) return;
-      const index = code === null ? -1 : code - FAILED_STEP_BASE;
-      const failed = steps[index];
-      const text = kept.toString('utf8');
-      if (failed === undefined) {
-        throw new GitSyncError(`Git steps ${steps.map(({ label }) => `"${label}"`).join(', ')} failed (${exitSignal ? `killed by ${exitSignal}` : `sh exited with code ${String(code)}`}):\n${scrub(tail(text))}`);
-      }
-      // What the failed step printed: everything after its own `$ git ...` line, ending with git's exit code.
-      const line = `${shown[index] ?? ''}\n`;
-      const own = text.includes(line) ? text.slice(text.lastIndexOf(line) + line.length) : text;
-      throw new GitSyncError(`Git step "${failed.label}" failed (git ${failed.args[0] ?? ''}):\n${scrub(tail(own))}`, { step: failed.label });
-    } finally {
-      signal.removeEventListener('abort', stop);
-      forgetGroup();
+    throwIfAborted(signal);
+    if (result.startError !== undefined) throw new GitSyncError(`Could not start git in ${options.baseDir}: ${result.startError}`);
+    const { exitCode: code, signal: exitSignal } = result;
+    if (code === 0) return;
+    const index = code === null ? -1 : code - FAILED_STEP_BASE;
+    const failed = steps[index];
+    const text = kept.toString('utf8');
+    if (failed === undefined) {
+      throw new GitSyncError(`Git steps ${steps.map(({ label }) => `"${label}"`).join(', ')} failed (${exitSignal ? `killed by ${exitSignal}` : `sh exited with code ${String(code)}`}):\n${scrub(tail(text))}`);
     }
+    // What the failed step printed: everything after its own `$ git ...` line, ending with git's exit code.
+    const line = `${shown[index] ?? ''}\n`;
+    const own = text.includes(line) ? text.slice(text.lastIndexOf(line) + line.length) : text;
+    throw new GitSyncError(`Git step "${failed.label}" failed (git ${failed.args[0] ?? ''}):\n${scrub(tail(own))}`, { step: failed.label });
   }
 
   return {
