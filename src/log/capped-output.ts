@@ -1,7 +1,7 @@
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import type { Masker } from './mask-secrets.js';
+import { createMasker, type Masker } from './mask-secrets.js';
 
 export interface CappedOutputOptions {
   /** The log file's own stream (already open, append mode); capped output is written into it. Do not end it. */
@@ -10,7 +10,7 @@ export interface CappedOutputOptions {
   logPath: string;
   /** Most bytes of output kept; the first half is written through, the last half kept for the end. */
   maxBytes: number;
-  /** Applied to the output before it is capped, in the same write: no stream in between. */
+  /** Applied to the output before it is capped, in the same write: no stream in between. None by default. */
   masker?: Masker | undefined;
 }
 
@@ -44,7 +44,7 @@ const NEWLINE = 0x0a;
  * Memory use is a few stream buffers, whatever `maxBytes` and the size of the output. An 'error'
  * listener stays on `file`, so a failing disk is reported by `finish` rather than crashing the daemon.
  */
-export function createCappedOutput({ file, logPath, maxBytes, masker }: CappedOutputOptions): CappedOutput {
+export function createCappedOutput({ file, logPath, maxBytes, masker = createMasker([]) }: CappedOutputOptions): CappedOutput {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
     throw new TypeError(`Expected \`maxBytes\` to be a non-negative integer, got \`${String(maxBytes)}\``);
   }
@@ -161,16 +161,15 @@ export function createCappedOutput({ file, logPath, maxBytes, masker }: CappedOu
     }
   }
 
-  const mask = (chunk: Buffer) => (masker ? masker.mask(chunk) : chunk);
   // Callbacks never carry an error: an 'error' event here could crash a daemon nobody listens for.
   const settle = (work: Promise<void>, callback: () => void) => void work.catch(fail).then(callback);
   // While one write is on disk, the next megabyte gathers here and then goes in one `writev`.
   const input = new Writable({
     highWaterMark: INPUT_BUFFER_BYTES,
-    write: (chunk: Buffer, _encoding, callback) => settle(accept([mask(chunk)]), () => callback()),
-    writev: (chunks, callback) => settle(accept(chunks.map(({ chunk }) => mask(chunk as Buffer))), () => callback()),
+    write: (chunk: Buffer, _encoding, callback) => settle(accept([masker.mask(chunk)]), () => callback()),
+    writev: (chunks, callback) => settle(accept(chunks.map(({ chunk }) => masker.mask(chunk as Buffer))), () => callback()),
     // What the masker held back (the possible start of a secret that never came) goes last.
-    final: (callback) => settle(accept([masker ? masker.flush() : Buffer.alloc(0)]).then(complete), () => callback()),
+    final: (callback) => settle(accept([masker.flush()]).then(complete), () => callback()),
   });
   input.on('error', fail);
 
