@@ -28,25 +28,30 @@ mkdir -p "$WORK/wh-cwd" "$WORK/out"
 wh_hooks "$WORK/hooks-a.json" refs/heads/release /bin/true "$WORK/wh-cwd"
 wh_hooks "$WORK/hooks-b.json" refs/heads/main /bin/true "$WORK/wh-cwd"
 
-# run_one SERVER CASE RUN: appends "SERVER CASE RUN <BENCH line> rss_mb=.. hwm_mb=.." to results
-run_one() {
-  local server="$1" case="$2" run="$3" port line pid
+# start_server SERVER CASE NAME: a fresh server for the case (its log out/SERVER-NAME.log); sets PID and URL
+start_server() {
+  local server="$1" case="$2" port
   port="$(free_port)"
   rm -rf "$WORK/dh"
   mkdir -p "$WORK/dh"
   if [[ "$server" == deployhook ]]; then
     dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$([[ $case == a ]] && echo release || echo main)" "$WORK/remote.git" '["true"]'
-    start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-$case-$run.log"
-    pid="$DH_PID"
-    line="$(wrk_run "http://127.0.0.1:$port/hooks/github" "$WORK/push.json" "$SIG" "$SECONDS_PER_RUN" "$CONNECTIONS")"
+    start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-$3.log"
+    PID="$DH_PID" URL="http://127.0.0.1:$port/hooks/github"
   else
-    start_webhook "$WORK/hooks-$case.json" "$port" "$WORK/out/webhook-$case-$run.log"
-    pid="$WH_PID"
-    line="$(wrk_run "http://127.0.0.1:$port/hooks/deploy" "$WORK/push.json" "$SIG" "$SECONDS_PER_RUN" "$CONNECTIONS")"
+    start_webhook "$WORK/hooks-$case.json" "$port" "$WORK/out/webhook-$3.log"
+    PID="$WH_PID" URL="http://127.0.0.1:$port/hooks/deploy"
   fi
-  echo "$server $case $run $line rss_mb=$(rss_mb "$pid") hwm_mb=$(hwm_mb "$pid")" >>"$WORK/results"
+}
+
+# run_one SERVER CASE RUN: appends "SERVER CASE RUN <BENCH line> rss_mb=.. hwm_mb=.." to results
+run_one() {
+  local server="$1" case="$2" run="$3" line
+  start_server "$server" "$case" "$case-$run"
+  line="$(wrk_run "$URL" "$WORK/push.json" "$SIG" "$SECONDS_PER_RUN" "$CONNECTIONS")"
+  echo "$server $case $run $line rss_mb=$(rss_mb "$PID") hwm_mb=$(hwm_mb "$PID")" >>"$WORK/results"
   note "  $server ($case) run $run: $line"
-  stop_started "$pid"
+  stop_started "$PID"
 }
 
 note "ack-throughput: $RUNS runs x ${SECONDS_PER_RUN}s, $CONNECTIONS connections, body $(wc -c <"$WORK/push.json") bytes"
@@ -84,20 +89,11 @@ RATE="${BENCH_RATE:-1000}"
 : >"$WORK/fixed"
 for case in ${BENCH_CASES:-a b}; do
   for server in deployhook webhook; do
-    port="$(free_port)"
-    rm -rf "$WORK/dh" && mkdir -p "$WORK/dh"
-    if [[ "$server" == deployhook ]]; then
-      dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$([[ $case == a ]] && echo release || echo main)" "$WORK/remote.git" '["true"]'
-      start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-fixed-$case.log"
-      pid="$DH_PID" url="http://127.0.0.1:$port/hooks/github"
-    else
-      start_webhook "$WORK/hooks-$case.json" "$port" "$WORK/out/webhook-fixed-$case.log"
-      pid="$WH_PID" url="http://127.0.0.1:$port/hooks/deploy"
-    fi
-    line="$(node "$BENCH_DIR/lib/fixed-rate.mjs" --url "$url" --body "$WORK/push.json" --signature "$SIG" --rate "$RATE" --seconds "$SECONDS_PER_RUN" --connections "$CONNECTIONS")"
+    start_server "$server" "$case" "fixed-$case"
+    line="$(node "$BENCH_DIR/lib/fixed-rate.mjs" --url "$URL" --body "$WORK/push.json" --signature "$SIG" --rate "$RATE" --seconds "$SECONDS_PER_RUN" --connections "$CONNECTIONS")"
     echo "$server $case $line" >>"$WORK/fixed"
     note "  fixed rate: $server ($case): $line"
-    stop_started "$pid"
+    stop_started "$PID"
   done
 done
 echo

@@ -32,21 +32,23 @@ mbps() { awk -v b="$BYTES" -v s="$1" 'BEGIN { if (s + 0 > 0) printf "%.0f\n", b 
 # command_end FILE: the time the command's pipeline ended ($EPOCHREALTIME), in ms since the epoch
 command_end() { tail -c 4000000 "$1" | sed -n 's/.*bench-elapsed [0-9.]* \([0-9.]*\).*/\1/p' | tail -1 | awk '{ printf "%.0f\n", $1 * 1000 }'; }
 
+# plain_result NAME RUN FILE: records a run that wrote the command's output to FILE, then removes FILE
+plain_result() {
+  local s
+  s="$(elapsed_of "$3")"
+  echo "$1 $2 seconds=$s mbps=$(mbps "$s") file_bytes=$(stat -c %s "$3")" >>"$WORK/results"
+  rm -f "$3"
+}
+
 run_direct() {
   LINE="$LINE" BYTES="$BYTES" bash -c "$SCRIPT" >"$WORK/direct.log" 2>&1
-  local s
-  s="$(elapsed_of "$WORK/direct.log")"
-  echo "direct $1 seconds=$s mbps=$(mbps "$s") file_bytes=$(stat -c %s "$WORK/direct.log")" >>"$WORK/results"
-  rm -f "$WORK/direct.log"
+  plain_result direct "$1" "$WORK/direct.log"
 }
 
 # run_node: the same command kept by the smallest Node program that does it (the floor for Node)
 run_node() {
   LINE="$LINE" BYTES="$BYTES" node "$BENCH_DIR/lib/node-capture.mjs" "$WORK/node.log" "$SCRIPT"
-  local s
-  s="$(elapsed_of "$WORK/node.log")"
-  echo "node $1 seconds=$s mbps=$(mbps "$s") file_bytes=$(stat -c %s "$WORK/node.log")" >>"$WORK/results"
-  rm -f "$WORK/node.log"
+  plain_result node "$1" "$WORK/node.log"
 }
 
 # start_dh NAME CAP: a fresh daemon whose job `app` runs the command; sets PORT, DIR
