@@ -8,7 +8,8 @@ import { build } from 'esbuild';
 
 await rm('dist', { recursive: true, force: true });
 await build({
-  entryPoints: ['src/cli.ts'],
+  // The placing thread runs its own entry (see src/store/file-placer.ts).
+  entryPoints: { cli: 'src/cli.ts', 'place-worker': 'src/store/place-worker.ts' },
   outdir: 'dist',
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,

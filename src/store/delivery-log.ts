@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeployhookError } from '../errors.js';
-import { isNotFound, removeFile } from './atomic-write.js';
+import { isNotFound, removeFile } from './remove-file.js';
 import { JournaledFolder } from './journaled-folder.js';
 
 const DEFAULT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;

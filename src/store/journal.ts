@@ -1,7 +1,7 @@
 import { type FileHandle, mkdir, open, readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DeployhookError } from '../errors.js';
-import { isNotFound, removeFile } from './atomic-write.js';
+import { isNotFound, removeFile } from './remove-file.js';
 import { syncFolder } from './folder-sync.js';
 import { encodeEntry, type JournalEntry } from './journal-frame.js';
 import { SyncCoalescer } from './sync-coalescer.js';

@@ -1,10 +1,12 @@
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { DeployhookError } from '../errors.js';
-import { createFile, isNotFound, removeFile, replaceFile } from './atomic-write.js';
+import { isNotFound } from './remove-file.js';
+import { filePlacer } from './file-placer.js';
 import { fsyncPath, syncFileSystem, syncFolder } from './folder-sync.js';
 import { decodeSegment, type JournalEntry } from './journal-frame.js';
 import { Journal, type JournalOptions } from './journal.js';
+import type { Placement } from './place-files.js';
 
 /**
  * A file to write or remove. With `create`, the file is new and only its existence matters
@@ -48,18 +50,20 @@ const DEFAULT_MAX_WAITING_BYTES = 8 * 1024 * 1024;
 const MAX_FILE_SYNCS = 32;
 /** Acknowledgements wait for the batches once this many times maxWaitingBytes wait or are in batches. */
 const BACKPRESSURE_FACTOR = 4;
-/** Files put in place at the same time, per folder (see #placeBatch). */
-const PLACE_CONCURRENCY = 1;
+/** Files sent to the placing thread at once (see #placeBatch). */
+const PLACE_CHUNK = 64;
 
-/** Makes one acknowledged change on disk; a folder removed meanwhile is made again. */
-async function putInPlace(file: string, change: PendingChange): Promise<void> {
-  if (change.op === 'delete') return removeFile(file);
-  const write = () => (change.op === 'create' ? createFile(file, change.data) : replaceFile(file, change.data));
-  await write().catch(async (error: unknown) => {
-    if (!isNotFound(error)) throw error;
-    await mkdir(dirname(file), { recursive: true });
-    await write();
-  });
+/** A relative path that stays inside its folder: no empty, `.` or `..` part. */
+function isPlainPath(path: string): boolean {
+  return !isAbsolute(path) && path.split(sep).every((part) => part !== '' && part !== '.' && part !== '..');
+}
+
+/** Makes placements in order on the placing thread; throws the first failure. */
+async function placeAll(placements: readonly Placement[]): Promise<void> {
+  for (let start = 0; start < placements.length; start += PLACE_CHUNK) {
+    const failure = (await filePlacer.place(placements.slice(start, start + PLACE_CHUNK))).find((result) => result !== undefined);
+    if (failure) throw failure;
+  }
 }
 
 /** fsyncs a file; one that is gone is skipped. */
@@ -167,7 +171,7 @@ export class JournaledFolder {
     const change = this.#waiting.get(file) ?? this.#inBatch.get(file);
     if (change === undefined || change.op === 'delete') return;
     await change.after;
-    await putInPlace(file, { ...change, op: 'put' });
+    await placeAll([{ file, op: 'put', data: change.data }]);
   }
 
   /** The content a file has or is about to have; undefined when it is or will be gone. */
@@ -266,34 +270,38 @@ export class JournaledFolder {
   }
 
   /**
-   * Puts a batch in place, PLACE_CONCURRENCY files at a time: Node's thread pool (4 threads,
-   * shared by every store) serves file operations in order, and a batch of hundreds at once
-   * would hold the journal's next write and fdatasync, and so every acknowledgement, behind
-   * all of them. A change that fails goes back to waiting if it is still the newest of its
-   * file (an older one never overwrites a newer), for the next batch or checkpoint.
+   * Puts a batch in place on the placing thread (see FilePlacer), PLACE_CHUNK files per
+   * message, so that a large batch is taken out of memory as it goes. That thread is not
+   * node's thread pool, so the journal's writes and fdatasyncs, and with them every
+   * acknowledgement, never wait behind it. A change that fails goes back to waiting if it is
+   * still the newest of its file (an older one never overwrites a newer), for the next batch
+   * or checkpoint.
    */
   async #placeBatch(batch: ReadonlyArray<[string, PendingChange]>): Promise<void> {
     const failures: Error[] = [];
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < batch.length) {
-        const [file, change] = batch[next++] as [string, PendingChange];
-        try {
-          await change.after;
-          await putInPlace(file, change);
-        } catch (error) {
-          failures.push(error as Error);
+    for (let start = 0; start < batch.length; start += PLACE_CHUNK) {
+      const chunk = batch.slice(start, start + PLACE_CHUNK);
+      let results: Array<Error | undefined>;
+      try {
+        // A file changes only after its change's journal entry is written.
+        await Promise.all(chunk.map(([, change]) => change.after));
+        results = await filePlacer.place(chunk.map(([file, change]) => ({ file, op: change.op, data: change.data })));
+      } catch (error) {
+        results = chunk.map(() => error as Error);
+      }
+      chunk.forEach(([file, change], index) => {
+        const failure = results[index];
+        if (failure) {
+          failures.push(failure);
           if (this.#pendingSeq(file) === change.seq) {
             this.#waiting.set(file, change);
             this.#waitingBytes += change.data.length;
           }
-        } finally {
-          if (this.#inBatch.get(file) === change) this.#inBatch.delete(file);
-          this.#inBatchBytes -= change.data.length;
         }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PLACE_CONCURRENCY, batch.length) }, worker));
+        if (this.#inBatch.get(file) === change) this.#inBatch.delete(file);
+        this.#inBatchBytes -= change.data.length;
+      });
+    }
     this.#onPlaced?.(failures[0]);
     if (failures.length > 0) {
       this.#armPlacing(true);
@@ -312,16 +320,16 @@ export class JournaledFolder {
     for (const segment of segments) {
       const last = new Map<string, JournalEntry>();
       for (const entry of decodeSegment(await this.#journal.read(segment)).entries) last.set(entry.path, entry);
+      const placements: Placement[] = [];
       for (const [path, entry] of last) {
         const file = this.#resolve(path);
         if (file === undefined) continue;
-        if (entry.op === 'delete') await removeFile(file);
-        else if (entry.op === 'put' || !(await stat(file).then((info) => info.size > 0, () => false))) {
-          await mkdir(dirname(file), { recursive: true });
-          await replaceFile(file, entry.data);
-        }
+        if (entry.op === 'delete') placements.push({ file, op: 'delete', data: '' });
+        else if (entry.op === 'put' || !(await stat(file).then((info) => info.size > 0, () => false))) placements.push({ file, op: 'put', data: entry.data });
         touched.add(path);
       }
+      // Segment by segment: a later segment's check for a missing file sees what this one wrote.
+      await placeAll(placements);
     }
     await this.#makeDurable(touched);
     await this.#journal.remove(segments);
@@ -384,14 +392,15 @@ export class JournaledFolder {
   }
 
   #relative(file: string): string {
-    const path = relative(this.#root, file);
-    if (this.#resolve(path) === undefined) throw new DeployhookError('OUTSIDE_FOLDER', `Expected a file under ${this.#root}, got ${JSON.stringify(file)}`);
+    // The common case, a plain path under the root, without path.relative's work per write.
+    const prefix = this.#root.endsWith(sep) ? this.#root : `${this.#root}${sep}`;
+    const path = file.startsWith(prefix) ? file.slice(prefix.length) : relative(this.#root, file);
+    if (!isPlainPath(path)) throw new DeployhookError('OUTSIDE_FOLDER', `Expected a file under ${this.#root}, got ${JSON.stringify(file)}`);
     return path;
   }
 
   /** The file a journal path names, or undefined when it would leave the folder. */
   #resolve(path: string): string | undefined {
-    if (path === '' || isAbsolute(path) || normalize(path) !== path || path.split(sep).includes('..')) return undefined;
-    return join(this.#root, path);
+    return isPlainPath(path) ? join(this.#root, path) : undefined;
   }
 }

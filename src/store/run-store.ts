@@ -5,7 +5,7 @@ import { monotonicFactory } from 'ulid';
 import { JOB_NAME_PATTERN } from '../config/schema.js';
 import { DeployhookError } from '../errors.js';
 import { FINAL_STATUSES, type RunRecord } from '../jobs/run-record.js';
-import { removeFile } from './atomic-write.js';
+import { removeFile } from './remove-file.js';
 import { type FileChange, JournaledFolder } from './journaled-folder.js';
 import { parseRunRecord } from './run-record-schema.js';
 
