@@ -1,15 +1,18 @@
 // One burst against one server: COUNT signed pushes for COUNT different commits of one
 // branch, paced evenly over DURATION ms (open loop: latency counts from the time a push was
-// due, so a slow server is not excused by a client that waits for it). Before each push the
-// bare repository's main is moved to its commit, as the push itself would have done.
+// due, so a slow server is not excused by a client that waits for it). Before each push goes
+// out, the bare repository's main is at its commit or a later one, as a Git host moves the
+// branch before it sends the webhook. 64 keep-alive connections, opened before the clock
+// starts, send pre-built requests, one at a time each; pushes wait for a free one.
 // Meanwhile the checkout's HEAD is watched. Afterwards it waits until the server is idle
 // and prints one JSON object with what happened. bench/burst.sh runs it for both servers.
 //
 //   node bench/lib/burst.mjs --server deployhook|webhook --url URL --bare BARE.git
 //     --commits FILE (oldest first; line 1 is already deployed) --checkout DIR
 //     [--runs-dir DIR] (deployhook) [--events FILE] (webhook) [--count 1000] [--duration-ms 1000]
-import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { readdirSync, readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { examplePush, pushBody, signature } from './payload.mjs';
@@ -62,11 +65,43 @@ for (let i = 1; i <= count; i++) {
     },
   });
 }
+for (const push of pushes) {
+  const head = [`POST ${url.pathname} HTTP/1.1`, `Host: ${url.host}`, ...Object.entries(push.headers).map(([name, value]) => `${name}: ${value}`), '', ''].join('\r\n');
+  push.bytes = Buffer.concat([Buffer.from(head, 'latin1'), push.body]);
+}
 
 const mainRef = join(args.bare, 'refs', 'heads', 'main');
-function moveMain(sha) {
-  writeFileSync(`${mainRef}.bench-tmp`, `${sha}\n`);
-  renameSync(`${mainRef}.bench-tmp`, mainRef);
+/**
+ * Resolves once main is at commit `index` of the list or a later one. Moves happen one at a
+ * time, off the event loop, and a move goes straight to the newest commit asked for: while
+ * the server and git work the same disk a rename can take a millisecond, and one move per
+ * push (as the sender first did, synchronously) put the sender, not the server, seconds
+ * behind. Like a Git host under a burst, a push may then go out after the branch has moved on.
+ */
+let mainAt = 0;
+let wanted = 0;
+let moving = false;
+const waitingForMain = [];
+function moveMain(index) {
+  if (mainAt >= index) return Promise.resolve();
+  wanted = Math.max(wanted, index);
+  const moved = new Promise((resolve) => waitingForMain.push({ index, resolve }));
+  if (!moving) void moveLoop();
+  return moved;
+}
+async function moveLoop() {
+  moving = true;
+  while (wanted > mainAt) {
+    const target = wanted;
+    await writeFile(`${mainRef}.bench-tmp`, `${commits[target]}\n`);
+    await rename(`${mainRef}.bench-tmp`, mainRef);
+    mainAt = target;
+    // In push order, so that the pushes go out in order.
+    const ready = waitingForMain.filter((waiter) => waiter.index <= mainAt);
+    waitingForMain.splice(0, waitingForMain.length, ...waitingForMain.filter((waiter) => waiter.index > mainAt));
+    for (const waiter of ready) waiter.resolve();
+  }
+  moving = false;
 }
 
 /** The checkout's HEAD commit, read from .git without starting git. */
@@ -86,28 +121,112 @@ function headOf(checkout) {
   }
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: Number(args.sockets) });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const now = () => performance.now();
 
 const results = [];
+
+/**
+ * Parses one HTTP/1.1 response at the start of `bytes`: undefined until it is complete. Both
+ * servers answer with a Content-Length; chunked bodies are read too.
+ */
+function parseResponse(bytes) {
+  const headEnd = bytes.indexOf('\r\n\r\n');
+  if (headEnd === -1) return undefined;
+  const lines = bytes.subarray(0, headEnd).toString('latin1').split('\r\n');
+  const status = Number(lines[0].split(' ')[1]);
+  const headers = new Map(lines.slice(1).map((line) => [line.slice(0, line.indexOf(':')).trim().toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+  const close = /close/i.test(headers.get('connection') ?? '');
+  let offset = headEnd + 4;
+  if (/chunked/i.test(headers.get('transfer-encoding') ?? '')) {
+    const parts = [];
+    for (;;) {
+      const lineEnd = bytes.indexOf('\r\n', offset);
+      if (lineEnd === -1) return undefined;
+      const size = parseInt(bytes.subarray(offset, lineEnd).toString('latin1'), 16);
+      if (bytes.length < lineEnd + 2 + size + 2) return undefined;
+      parts.push(bytes.subarray(lineEnd + 2, lineEnd + 2 + size));
+      offset = lineEnd + 2 + size + 2;
+      if (size === 0) return { status, body: Buffer.concat(parts), close, consumed: offset };
+    }
+  }
+  const length = Number(headers.get('content-length') ?? 0);
+  if (bytes.length < offset + length) return undefined;
+  return { status, body: bytes.subarray(offset, offset + length), close, consumed: offset + length };
+}
+
+/**
+ * The sender's keep-alive connections, each with one request at a time, and the requests that
+ * wait for a free one. Raw sockets with each request's bytes built before the clock starts:
+ * node's HTTP client cost the sender about as much CPU per push as the server it measured,
+ * on the same 2 cores.
+ */
+const idle = [];
+const waiting = [];
+
+class Connection {
+  constructor() {
+    this.socket = undefined;
+    this.pending = Buffer.alloc(0);
+    this.current = undefined;
+  }
+
+  connect() {
+    this.pending = Buffer.alloc(0);
+    const socket = net.connect({ host: url.hostname, port: Number(url.port), noDelay: true });
+    this.socket = socket;
+    socket.on('data', (chunk) => this.#onData(chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (this.socket !== socket) return;
+      this.socket = undefined;
+      if (this.current) this.#finish({ status: 0, body: Buffer.from('connection closed') });
+    });
+    return new Promise((resolve) => socket.once('connect', resolve));
+  }
+
+  start(job) {
+    this.current = job;
+    if (this.socket === undefined) this.connect();
+    this.socket.write(job.bytes);
+  }
+
+  #onData(chunk) {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const response = this.current && parseResponse(this.pending);
+    if (!response) return;
+    this.pending = this.pending.subarray(response.consumed);
+    if (response.close) {
+      this.socket.destroy();
+      this.socket = undefined;
+    }
+    this.#finish(response);
+  }
+
+  #finish({ status, body }) {
+    const job = this.current;
+    this.current = undefined;
+    results.push({ status, latencyMs: now() - job.due, body: body.toString('utf8') });
+    job.resolve();
+    idle.push(this);
+    dispatch();
+  }
+}
+
+function dispatch() {
+  while (waiting.length > 0 && idle.length > 0) idle.pop().start(waiting.shift());
+}
+
 function send(push, due) {
   return new Promise((resolve) => {
-    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: push.headers, agent }, (res) => {
-      const chunks = [];
-      res.on('data', (chunk) => chunks.push(chunk));
-      res.on('end', () => {
-        results.push({ status: res.statusCode, latencyMs: now() - due, body: Buffer.concat(chunks).toString('utf8') });
-        resolve();
-      });
-    });
-    req.on('error', (error) => {
-      results.push({ status: 0, latencyMs: now() - due, body: String(error) });
-      resolve();
-    });
-    req.end(push.body);
+    waiting.push({ bytes: push.bytes, due, resolve });
+    dispatch();
   });
 }
+
+const connections = Array.from({ length: Number(args.sockets) }, () => new Connection());
+await Promise.all(connections.map((connection) => connection.connect()));
+idle.push(...connections);
 
 // The HEAD watch: every change, with its time since the burst started.
 const headChanges = [];
@@ -132,9 +251,12 @@ for (let i = 0; i < count; ) {
     continue;
   }
   const push = pushes[i];
-  moveMain(push.sha);
-  inFlight.push(send(push, due));
+  // The push goes out once main has moved, as a Git host sends it after updating the ref.
+  inFlight.push(moveMain(i + 1).then(() => send(push, due)));
   i += 1;
+  // Behind schedule the loop sends without sleeping; it still lets replies (and their
+  // timestamps) through after every push, or its own backlog would count as the server's.
+  await new Promise((resolve) => setImmediate(resolve));
 }
 const sentMs = now() - t0;
 await Promise.all(inFlight);
@@ -224,7 +346,7 @@ while (now() < deadline) {
   await sleep(100);
 }
 clearInterval(watch);
-agent.destroy();
+for (const connection of connections) connection.socket?.destroy();
 
 /** The most intervals [start, end] open at one time. */
 function maxAtOnce(intervals) {
