@@ -71,6 +71,7 @@ for (const push of pushes) {
 }
 
 const mainRef = join(args.bare, 'refs', 'heads', 'main');
+const mainTemp = join(args.bare, 'bench-main.tmp');
 /**
  * Resolves once main is at commit `index` of the list or a later one. Moves happen one at a
  * time, off the event loop, and a move goes straight to the newest commit asked for: while
@@ -93,8 +94,10 @@ async function moveLoop() {
   moving = true;
   while (wanted > mainAt) {
     const target = wanted;
-    await writeFile(`${mainRef}.bench-tmp`, `${commits[target]}\n`);
-    await rename(`${mainRef}.bench-tmp`, mainRef);
+    // The new content is written outside refs/: git reads every file under refs/heads/ as a
+    // branch, and would read one caught between its creation and its write as a broken one.
+    await writeFile(mainTemp, `${commits[target]}\n`);
+    await rename(mainTemp, mainRef);
     mainAt = target;
     // In push order, so that the pushes go out in order.
     const ready = waitingForMain.filter((waiter) => waiter.index <= mainAt);
