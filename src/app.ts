@@ -21,6 +21,7 @@ import { RunQueue } from './jobs/run-queue.js';
 import { builtinProviders } from './providers/registry.js';
 import { abandonedForwards, createForwarder, type RelayTarget } from './forward/forwarder.js';
 import { DeliveryLog } from './store/delivery-log.js';
+import { PLACE_WORKER } from './store/file-placer.js';
 import { RunStore } from './store/run-store.js';
 
 export interface DaemonOptions {
@@ -127,6 +128,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
     async start() {
       await ensureWritableFolder(config.stateDir, 'state_dir');
       await ensureWritableFolder(config.logDir, 'log_dir');
+      // Without it every acknowledged change would stay in the journal only: refuse to start.
+      await access(PLACE_WORKER, constants.R_OK).catch((error: unknown) => {
+        throw new DeployhookError('PLACER_MISSING', `Expected the script of the thread that puts files in place at ${PLACE_WORKER}: is dist/ complete? Run \`npm run build\` (or \`npm ci\`)`, { cause: error });
+      });
       const remembered = await deliveries.open();
       logger.info({ deliveries: remembered }, 'loaded remembered deliveries');
       pruneTimer = setInterval(() => {

@@ -19,9 +19,11 @@ const each = (f) => (rs) => rs.map(f).join(', ');
 
 const rows = [
   ['pushes acknowledged (202 / 200)', each((r) => `${r.acknowledged}/${r.pushes}`)],
-  ['pushes sent within', (rs) => timing(rs.map((r) => r.sentInMs))],
+  ['last push written after', (rs) => timing(rs.map((r) => r.sentInMs))],
   ['ack latency p50', (rs) => timing(rs.map((r) => r.ackP50Ms))],
   ['ack latency p99', (rs) => timing(rs.map((r) => r.ackP99Ms))],
+  ['  of which from the request written: p50 / p99', each((r) => (r.fromWriteP99Ms === undefined ? '-' : `${Math.round(r.fromWriteP50Ms)} / ${Math.round(r.fromWriteP99Ms)} ms`))],
+  ['  waiting for main to move, p99', each((r) => (r.mainWaitP99Ms === undefined ? '-' : `${Math.round(r.mainWaitP99Ms)} ms`))],
   ['all acknowledged after', (rs) => timing(rs.map((r) => r.allAckedMs))],
   ['deploys run', each((r) => r.runsExecuted ?? r.deploysStarted)],
   ['  succeeded / failed', each((r) => (r.server === 'deployhook' ? `${r.runStatuses.succeeded ?? 0} / ${(r.runStatuses.failed ?? 0) + (r.runStatuses.timed_out ?? 0)}` : `${r.deploysSucceeded} / ${r.deploysFailed}`))],

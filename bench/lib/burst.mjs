@@ -66,7 +66,7 @@ for (let i = 1; i <= count; i++) {
   });
 }
 for (const push of pushes) {
-  const head = [`POST ${url.pathname} HTTP/1.1`, `Host: ${url.host}`, ...Object.entries(push.headers).map(([name, value]) => `${name}: ${value}`), '', ''].join('\r\n');
+  const head = [`POST ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`, ...Object.entries(push.headers).map(([name, value]) => `${name}: ${value}`), '', ''].join('\r\n');
   push.bytes = Buffer.concat([Buffer.from(head, 'latin1'), push.body]);
 }
 
@@ -139,7 +139,9 @@ function parseResponse(bytes) {
   const lines = bytes.subarray(0, headEnd).toString('latin1').split('\r\n');
   const status = Number(lines[0].split(' ')[1]);
   const headers = new Map(lines.slice(1).map((line) => [line.slice(0, line.indexOf(':')).trim().toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
-  const close = /close/i.test(headers.get('connection') ?? '');
+  // HTTP/1.0 closes unless it says keep-alive; HTTP/1.1 keeps the connection unless it says close.
+  const connection = headers.get('connection') ?? '';
+  const close = lines[0].startsWith('HTTP/1.0') ? !/keep-alive/i.test(connection) : /close/i.test(connection);
   let offset = headEnd + 4;
   if (/chunked/i.test(headers.get('transfer-encoding') ?? '')) {
     const parts = [];
@@ -147,6 +149,7 @@ function parseResponse(bytes) {
       const lineEnd = bytes.indexOf('\r\n', offset);
       if (lineEnd === -1) return undefined;
       const size = parseInt(bytes.subarray(offset, lineEnd).toString('latin1'), 16);
+      if (!Number.isInteger(size) || size < 0) return { status: 0, body: Buffer.from('malformed chunked body'), close: true, consumed: bytes.length };
       if (bytes.length < lineEnd + 2 + size + 2) return undefined;
       parts.push(bytes.subarray(lineEnd + 2, lineEnd + 2 + size));
       offset = lineEnd + 2 + size + 2;
@@ -179,18 +182,26 @@ class Connection {
     const socket = net.connect({ host: url.hostname, port: Number(url.port), noDelay: true });
     this.socket = socket;
     socket.on('data', (chunk) => this.#onData(chunk));
-    socket.on('error', () => undefined);
+    let failure = 'connection closed';
+    socket.on('error', (error) => {
+      failure = String(error);
+    });
     socket.on('close', () => {
       if (this.socket !== socket) return;
       this.socket = undefined;
-      if (this.current) this.#finish({ status: 0, body: Buffer.from('connection closed') });
+      if (this.current) this.#finish({ status: 0, body: Buffer.from(failure) });
     });
-    return new Promise((resolve) => socket.once('connect', resolve));
+    return new Promise((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
   }
 
   start(job) {
     this.current = job;
-    if (this.socket === undefined) this.connect();
+    if (this.socket === undefined) this.connect().catch(() => undefined);
+    job.writtenAt = now();
+    lastWrittenAt = job.writtenAt;
     this.socket.write(job.bytes);
   }
 
@@ -209,7 +220,8 @@ class Connection {
   #finish({ status, body }) {
     const job = this.current;
     this.current = undefined;
-    results.push({ status, latencyMs: now() - job.due, body: body.toString('utf8') });
+    const at = now();
+    results.push({ status, latencyMs: at - job.due, fromWriteMs: at - job.writtenAt, mainWaitMs: job.queuedAt - job.due, body: body.toString('utf8') });
     job.resolve();
     idle.push(this);
     dispatch();
@@ -220,15 +232,22 @@ function dispatch() {
   while (waiting.length > 0 && idle.length > 0) idle.pop().start(waiting.shift());
 }
 
+/** Queues a push for the next free connection; `queuedAt` is after main has moved. */
 function send(push, due) {
   return new Promise((resolve) => {
-    waiting.push({ bytes: push.bytes, due, resolve });
+    waiting.push({ bytes: push.bytes, due, queuedAt: now(), resolve });
     dispatch();
   });
 }
+let lastWrittenAt = 0;
 
 const connections = Array.from({ length: Number(args.sockets) }, () => new Connection());
+const connectTimeout = setTimeout(() => {
+  console.error(`burst.mjs: could not open ${connections.length} connections to ${url.host} within 10 s`);
+  process.exit(1);
+}, 10_000);
 await Promise.all(connections.map((connection) => connection.connect()));
+clearTimeout(connectTimeout);
 idle.push(...connections);
 
 // The HEAD watch: every change, with its time since the burst started.
@@ -258,18 +277,24 @@ for (let i = 0; i < count; ) {
   inFlight.push(moveMain(i + 1).then(() => send(push, due)));
   i += 1;
   // Behind schedule the loop sends without sleeping; it still lets replies (and their
-  // timestamps) through after every push, or its own backlog would count as the server's.
+  // timestamps) through after every push, or its own backlog would delay them too.
   await new Promise((resolve) => setImmediate(resolve));
 }
-const sentMs = now() - t0;
 await Promise.all(inFlight);
 const ackedMs = now() - t0;
+// When the last request was written to its connection (after main moved and a connection was free).
+const sentMs = lastWrittenAt - t0;
 
 function percentile(sorted, p) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
-const latencies = results.map((result) => result.latencyMs).sort((a, b) => a - b);
+const sorted = (key) => results.filter((result) => result[key] !== undefined).map((result) => result[key]).sort((a, b) => a - b);
+const latencies = sorted('latencyMs');
+// The parts of each latency: waiting for main to move, for a free connection, and from the
+// request's write to the reply's end (the server's part, and the network's).
+const fromWrite = sorted('fromWriteMs');
+const mainWait = sorted('mainWaitMs');
 const statuses = {};
 for (const result of results) statuses[result.status] = (statuses[result.status] ?? 0) + 1;
 const accepted = args.server === 'deployhook' ? 202 : 200;
@@ -375,6 +400,9 @@ console.log(
     statuses,
     ackP50Ms: percentile(latencies, 50),
     ackP99Ms: percentile(latencies, 99),
+    fromWriteP50Ms: percentile(fromWrite, 50),
+    fromWriteP99Ms: percentile(fromWrite, 99),
+    mainWaitP99Ms: percentile(mainWait, 99),
     ackMaxMs: latencies.at(-1),
     allAckedMs: Math.round(ackedMs),
     settled,

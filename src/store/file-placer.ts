@@ -60,8 +60,19 @@ export class FilePlacer {
     return new Promise((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
       if (this.#waiting.size === 1) worker.ref();
-      worker.postMessage({ id, placements: message }, transfer);
+      try {
+        worker.postMessage({ id, placements: message }, transfer);
+      } catch (error) {
+        this.#settled(worker, id);
+        reject(error as Error);
+      }
     });
+  }
+
+  /** Forgets a batch that has its answer; an idle thread no longer keeps the process alive. */
+  #settled(worker: Worker, id: number): void {
+    this.#waiting.delete(id);
+    if (this.#waiting.size === 0) worker.unref();
   }
 
   #start(): Worker {
@@ -71,8 +82,7 @@ export class FilePlacer {
     worker.on('message', ({ id, failures }: { id: number; failures: Array<PlacementFailure | null> }) => {
       const waiting = this.#waiting.get(id);
       if (!waiting) return;
-      this.#waiting.delete(id);
-      if (this.#waiting.size === 0) worker.unref();
+      this.#settled(worker, id);
       waiting.resolve(failures.map((failure) => (failure === null ? undefined : toError(failure))));
     });
     const fail = (error: Error) => {
@@ -84,6 +94,7 @@ export class FilePlacer {
       void worker.terminate();
     };
     worker.on('error', (error: Error) => fail(new DeployhookError('PLACER_FAILED', `The thread that puts files in place failed: ${error.message}`, { cause: error })));
+    worker.on('messageerror', (error: Error) => fail(new DeployhookError('PLACER_FAILED', `An answer of the thread that puts files in place could not be read: ${error.message}`, { cause: error })));
     worker.on('exit', (code: number) => fail(new DeployhookError('PLACER_EXITED', `The thread that puts files in place exited with code ${code}`)));
     this.#worker = worker;
     return worker;

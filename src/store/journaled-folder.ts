@@ -271,7 +271,7 @@ export class JournaledFolder {
 
   /**
    * Puts a batch in place on the placing thread (see FilePlacer), PLACE_CHUNK files per
-   * message, so that a large batch is taken out of memory as it goes. That thread is not
+   * message, so that no message carries a whole flood at once. That thread is not
    * node's thread pool, so the journal's writes and fdatasyncs, and with them every
    * acknowledgement, never wait behind it. A change that fails goes back to waiting if it is
    * still the newest of its file (an older one never overwrites a newer), for the next batch

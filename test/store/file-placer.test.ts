@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it, vi } from 'vitest';
 import { FilePlacer } from '../../src/store/file-placer.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -27,14 +28,28 @@ describe('FilePlacer', () => {
     expect((await readdir(dir)).sort()).toEqual(['a', 'old.json', 'twice.json']);
   });
 
-  it('sends only the bytes of a Buffer that is a view into a larger one', async () => {
+  it('sends only the bytes of a Buffer that is a view into a larger one, as a copy', async () => {
     const dir = await tempDir();
-    const segment = Buffer.from('xxxxHELLOyyyy');
-    const [failure] = await new FilePlacer().place([{ file: join(dir, 'view.json'), op: 'put', data: segment.subarray(4, 9) }]);
-
-    expect(failure).toBeUndefined();
+    const segment = Buffer.allocUnsafeSlow(16 * 1024).fill(120);
+    segment.write('HELLO', 4);
+    // The sizes of what is moved to the thread, taken before the move empties them.
+    const moved: number[] = [];
+    const postMessage = Worker.prototype.postMessage;
+    const posted = vi.spyOn(Worker.prototype, 'postMessage').mockImplementation(function (this: Worker, message: unknown, transfer?: readonly unknown[]) {
+      moved.push(...(transfer ?? []).map((buffer) => (buffer as ArrayBuffer).byteLength));
+      postMessage.call(this, message, transfer as never);
+    });
+    try {
+      const [failure] = await new FilePlacer().place([{ file: join(dir, 'view.json'), op: 'put', data: segment.subarray(4, 9) }]);
+      expect(failure).toBeUndefined();
+    } finally {
+      posted.mockRestore();
+    }
+    expect(moved).toEqual([5]);
     expect(await readFile(join(dir, 'view.json'), 'utf8')).toBe('HELLO');
-    expect(segment.toString()).toBe('xxxxHELLOyyyy');
+    // The source is neither detached nor changed.
+    expect(segment.buffer.byteLength).toBe(16 * 1024);
+    expect(segment.subarray(4, 9).toString()).toBe('HELLO');
   });
 
   it('reports a failure for its file with the file system code, and places the others', async () => {
@@ -52,11 +67,16 @@ describe('FilePlacer', () => {
     expect((await readdir(dir)).sort()).toEqual(['a-file', 'fine.json', 'folder']);
   });
 
-  it('rejects the batches a thread held when the thread cannot start, and tries a new thread for the next batch', async () => {
+  it('rejects the batches of a thread that cannot start or exits, and starts a new thread for the next batch', async () => {
     const dir = await tempDir();
-    const placer = new FilePlacer(join(dir, 'no-such-entry.js'));
+    const entry = join(dir, 'entry.mjs');
+    const placer = new FilePlacer(entry);
     await expect(placer.place([{ file: join(dir, 'x.json'), op: 'put', data: 'x' }])).rejects.toMatchObject({ code: 'PLACER_FAILED' });
-    await expect(placer.place([{ file: join(dir, 'y.json'), op: 'put', data: 'y' }])).rejects.toMatchObject({ code: 'PLACER_FAILED' });
-    expect(await readdir(dir)).toEqual([]);
+
+    await writeFile(entry, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => process.exit(3));\n");
+    await expect(placer.place([{ file: join(dir, 'y.json'), op: 'put', data: 'y' }])).rejects.toMatchObject({ code: 'PLACER_EXITED' });
+
+    await writeFile(entry, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', ({ id, placements }) => parentPort.postMessage({ id, failures: placements.map(() => null) }));\n");
+    expect(await placer.place([{ file: join(dir, 'z.json'), op: 'put', data: 'z' }])).toEqual([undefined]);
   });
 });

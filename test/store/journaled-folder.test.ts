@@ -205,5 +205,10 @@ describe('JournaledFolder', () => {
     const { root, journalDir } = await folders();
     const folder = new JournaledFolder({ root, journalDir });
     await expect(folder.write([{ file: join(root, '..', 'escape.json'), data: 'x' }])).rejects.toMatchObject({ code: 'OUTSIDE_FOLDER' });
+    // Spelled under the folder but not normalized: each is refused, not resolved.
+    for (const file of [`${root}/sub/../../escape.json`, `${root}/../escape.json`, `${root}/./a.json`, `${root}//a.json`, `${root}/sub/`, `${root}/`, `${root}x/a.json`]) {
+      await expect(folder.write([{ file, data: 'x' }]), file).rejects.toMatchObject({ code: 'OUTSIDE_FOLDER' });
+    }
+    expect(await readdir(join(root, '..'))).not.toContain('escape.json');
   });
 });
