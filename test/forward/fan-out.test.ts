@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -97,7 +97,8 @@ describe('fan-out', () => {
     const local = await waitForRun(join(dir, 'state'), 'primary', firstRun(reply.json));
     expect(local.status).toBe('succeeded');
 
-    await until('the second deployhook to deploy the push', () => access(marker).then(() => true, () => false));
+    // The shell creates the marker before `cat` writes to it: wait for the content, not the file.
+    await until('the second deployhook to deploy the push', async () => (await readFile(marker, 'utf8').catch(() => '')) === 'v1\n');
     expect(await readFile(marker, 'utf8')).toBe('v1\n');
     await until('the run record to show the relay', async () => (await readRun(join(dir, 'state'), 'primary', local.id)).forwards?.[0]?.status === 'delivered');
     const record = await readRun(join(dir, 'state'), 'primary', local.id);
