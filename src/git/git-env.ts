@@ -1,5 +1,5 @@
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../package-root.js';
 import { sshCommand } from './ssh-command.js';
 
 /** Credentials for the remote, all from config. */
@@ -22,13 +22,8 @@ export interface GitEnvironment {
   unsafe: { allowUnsafeSshCommand: true; allowUnsafeAskPass?: true };
 }
 
-/**
- * The helper in the package's `libexec/`. This code runs from `src/git/` (tests), from the
- * bundle's entry in `dist/` or from one of its chunks in `dist/chunks/`: the package is the
- * folder above `dist/`, or two above otherwise.
- */
-const HERE = dirname(fileURLToPath(import.meta.url));
-export const ASKPASS_SCRIPT = join(basename(HERE) === 'dist' ? dirname(HERE) : dirname(dirname(HERE)), 'libexec', 'git-askpass.sh');
+/** The helper in the package's `libexec/`. */
+export const ASKPASS_SCRIPT = join(packageRoot(import.meta.url), 'libexec', 'git-askpass.sh');
 
 /**
  * `scheme://host[:port]` of a URL remote, as git shows it in a credential prompt; the

@@ -1,17 +1,14 @@
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DeployhookError } from '../errors.js';
+import { packageRoot } from '../package-root.js';
 import type { Placement, PlacementFailure } from './place-files.js';
 
 /**
- * The placing thread's entry, `dist/place-worker.js`. This code runs from the bundle's entry
- * in `dist/`, from one of its chunks in `dist/chunks/`, or in tests from `src/store/`: the
- * package is the folder above `dist/`, or two above otherwise, and the thread always runs the
- * built entry (`npm test` builds first).
+ * The placing thread's entry, `dist/place-worker.js`: the thread always runs the built entry,
+ * also when this code runs from `src/` in tests (`npm test` builds first).
  */
-const HERE = dirname(fileURLToPath(import.meta.url));
-export const PLACE_WORKER = join(basename(HERE) === 'dist' ? dirname(HERE) : dirname(dirname(HERE)), 'dist', 'place-worker.js');
+export const PLACE_WORKER = join(packageRoot(import.meta.url), 'dist', 'place-worker.js');
 
 interface Waiting {
   resolve(failures: Array<Error | undefined>): void;
