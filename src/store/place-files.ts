@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { isNotFound } from './remove-file.js';
 
 /**
  * One file to put in place: `put` replaces it atomically (a temporary file and a rename, so a
@@ -72,14 +73,14 @@ export function placeSync(placement: Placement): void {
     try {
       unlinkSync(placement.file);
     } catch (error) {
-      if (codeOf(error) !== 'ENOENT') throw error;
+      if (!isNotFound(error)) throw error;
     }
     return;
   }
   try {
     writeSync(placement);
   } catch (error) {
-    if (codeOf(error) !== 'ENOENT') throw error;
+    if (!isNotFound(error)) throw error;
     // The folder was removed meanwhile (or never made): make it, then try once more.
     mkdirSync(dirname(placement.file), { recursive: true });
     writeSync(placement);
