@@ -89,7 +89,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
 
   let sources = createSourceFilter(config.allowFrom, config.trustProxy);
   const store = new RunStore(config.stateDir, config.logDir);
-  const deliveries = new DeliveryLog({ dir: join(config.stateDir, 'deliveries'), journalDir: join(config.stateDir, 'journal', 'deliveries'), windowMs: config.dedupWindowMs });
+  const deliveries = new DeliveryLog({ dir: join(config.stateDir, 'deliveries'), legacyJournalDir: join(config.stateDir, 'journal', 'deliveries'), windowMs: config.dedupWindowMs });
   const execute = createExecutor({
     store,
     logger: logger.child({ area: 'runs' }),

@@ -1,19 +1,25 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeployhookError } from '../errors.js';
-import { isNotFound, removeFile } from './remove-file.js';
+import { decodeSegment, type JournalEntry } from './journal-frame.js';
+import { Journal } from './journal.js';
 import { JournaledFolder } from './journaled-folder.js';
+import { isNotFound, removeFile } from './remove-file.js';
 
 const DEFAULT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
-const RECORD_NAME = /^([0-9a-f]{64})\.json$/;
-const TEMP_NAME = /^\..*\.tmp$/;
+const HASH = /^[0-9a-f]{64}$/;
+const LEGACY_RECORD = /^([0-9a-f]{64})\.json$/;
+const LEGACY_TEMP = /^\..*\.tmp$/;
 
 export interface DeliveryLogOptions {
-  /** Folder for the records, e.g. `<state_dir>/deliveries`; created if missing. */
+  /** Folder for the log's segments, e.g. `<state_dir>/deliveries`; created if missing. */
   dir: string;
-  /** Folder for the journal of recent records (default `<dir>/.journal`). */
-  journalDir?: string;
+  /**
+   * Where versions that kept one file per delivery had the journal of those files. Read once
+   * by `open()`, with the files, into the log; then both are removed.
+   */
+  legacyJournalDir?: string;
   /** How long a delivery is remembered, in ms (default 7 days). */
   windowMs?: number;
   now?: () => number;
@@ -25,20 +31,45 @@ function hashOf(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
+/** A record's time (ms), or undefined for an entry that is not a record. */
+function timeOf(entry: JournalEntry): number | undefined {
+  if (entry.op === 'delete' || !HASH.test(entry.path)) return undefined;
+  try {
+    const time = Date.parse((JSON.parse(entry.data.toString('utf8')) as { time?: unknown }).time as string);
+    return Number.isFinite(time) ? time : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function record(hash: string, fields: Record<string, unknown>, time: number): JournalEntry {
+  return { op: 'put', path: hash, data: Buffer.from(`${JSON.stringify({ ...fields, time: new Date(time).toISOString() })}\n`) };
+}
+
 /**
  * Deliveries already acted on, remembered for a window so that a redelivered webhook is
- * answered as a duplicate, also after a restart. One file per delivery, named by the sha256
- * of its key (keys are untrusted text); the file's mtime is the time, its contents are for
- * humans. A commit is durable once it is in the journal (see JournaledFolder), which is shared
- * with the commits around it. In memory: one entry per delivery, hash → time.
+ * answered as a duplicate, also after a restart. An append-only log of numbered segments
+ * (see Journal): one framed record per delivery, named by the sha256 of its key (keys are
+ * untrusted text), holding the key, the time and the runs it queued as JSON. A commit is
+ * durable once its record is fdatasynced, shared with the commits around it. A segment is
+ * deleted once its newest record has left the window; the one being written is closed at each
+ * prune, so that it can leave too. In memory: one entry per delivery, hash → time.
+ *
+ * No file per delivery: creating a file costs the file system far more than appending to one
+ * (on the benchmark host ~0.8 ms of CPU per new file, against a share of one write).
  */
 export class DeliveryLog {
   readonly #dir: string;
+  readonly #legacyJournalDir: string | undefined;
   readonly #windowMs: number;
   readonly #now: () => number;
   readonly #seen = new Map<string, number>();
   readonly #inFlight = new Set<string>();
-  readonly #files: JournaledFolder;
+  readonly #journal: Journal;
+  /** Per segment on disk, the time of its newest record. */
+  readonly #newest = new Map<number, number>();
+  /** The segment this process is writing; it is not deleted. */
+  #writing: number | undefined;
 
   constructor(options: DeliveryLogOptions) {
     const windowMs = options.windowMs ?? DEFAULT_WINDOW_MS;
@@ -46,9 +77,14 @@ export class DeliveryLog {
       throw new DeployhookError('INVALID_OPTION', `Expected the \`windowMs\` option to be a positive number of milliseconds, got \`${String(windowMs)}\``);
     }
     this.#dir = options.dir;
+    this.#legacyJournalDir = options.legacyJournalDir;
     this.#windowMs = windowMs;
     this.#now = options.now ?? Date.now;
-    this.#files = new JournaledFolder({ root: options.dir, journalDir: options.journalDir ?? join(options.dir, '.journal') });
+    this.#journal = new Journal(options.dir, {
+      onClosed: (segment) => {
+        if (this.#writing === segment) this.#writing = undefined;
+      },
+    });
   }
 
   /** Number of keys remembered (for tests/metrics). */
@@ -56,33 +92,84 @@ export class DeliveryLog {
     return this.#seen.size;
   }
 
-  #file(hash: string): string {
-    return join(this.#dir, `${hash}.json`);
+  #remember(hash: string, time: number): void {
+    this.#seen.set(hash, Math.max(time, this.#seen.get(hash) ?? 0));
   }
 
   /**
-   * Applies the journal left by the last process, reads file names and mtimes (not contents),
-   * removes expired records and leftover temp files. Returns how many were loaded.
+   * Reads the segments left by earlier processes (a record cut short by a crash was never
+   * acknowledged and is ignored), takes in the records of a version that kept one file per
+   * delivery, and forgets what has left the window. Returns how many deliveries are remembered.
    */
   async open(): Promise<number> {
-    await mkdir(this.#dir, { recursive: true });
-    await this.#files.replay();
-    const entries = await readdir(this.#dir, { withFileTypes: true });
-    await Promise.all(
-      entries.map(async (entry) => {
-        if (!entry.isFile()) return;
-        if (TEMP_NAME.test(entry.name)) return removeFile(join(this.#dir, entry.name));
-        const hash = RECORD_NAME.exec(entry.name)?.[1];
-        if (hash === undefined) return;
-        const info = await stat(join(this.#dir, entry.name)).catch((error: unknown) => {
-          if (isNotFound(error)) return undefined;
-          throw error;
-        });
-        if (info) this.#seen.set(hash, Math.max(info.mtimeMs, this.#seen.get(hash) ?? 0));
-      }),
-    );
+    for (const segment of await this.#journal.earlierSegments()) {
+      let newest = 0;
+      for (const entry of decodeSegment(await this.#journal.read(segment)).entries) {
+        const time = timeOf(entry);
+        if (time === undefined) continue;
+        this.#remember(entry.path, time);
+        newest = Math.max(newest, time);
+      }
+      this.#newest.set(segment, newest);
+    }
+    await this.#takeInLegacy();
     await this.prune();
     return this.#seen.size;
+  }
+
+  /**
+   * Earlier versions kept `<dir>/<sha256>.json` per delivery (its mtime the time) and a
+   * journal of them: the journal is applied, the files' records are appended to the log
+   * durably, and only then are the files and that journal removed.
+   */
+  async #takeInLegacy(): Promise<void> {
+    if (this.#legacyJournalDir !== undefined && (await stat(this.#legacyJournalDir).then(() => true, () => false))) {
+      await new JournaledFolder({ root: this.#dir, journalDir: this.#legacyJournalDir }).replay();
+    }
+    const cutoff = this.#now() - this.#windowMs;
+    const found: string[] = [];
+    const records: JournalEntry[] = [];
+    // The folder is made (and made durable) with the first segment.
+    const entries = await readdir(this.#dir, { withFileTypes: true }).catch((error: unknown) => {
+      if (isNotFound(error)) return [];
+      throw error;
+    });
+    for (const entry of entries) {
+      if (!entry.isFile()) continue;
+      const file = join(this.#dir, entry.name);
+      if (LEGACY_TEMP.test(entry.name)) found.push(file);
+      const hash = LEGACY_RECORD.exec(entry.name)?.[1];
+      if (hash === undefined) continue;
+      found.push(file);
+      const info = await stat(file).catch((error: unknown) => {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      });
+      if (info === undefined || info.mtimeMs <= cutoff) continue;
+      // The contents are for humans (key and runs) and may be cut short: the mtime counts.
+      const fields = await readFile(file, 'utf8').then((text) => JSON.parse(text) as Record<string, unknown>).catch(() => ({}));
+      records.push(record(hash, fields, info.mtimeMs));
+      this.#remember(hash, info.mtimeMs);
+    }
+    if (records.length > 0) {
+      const { written, durable } = this.#journal.append(records);
+      this.#track(written, Math.max(...records.map((entry) => timeOf(entry) ?? 0)));
+      await durable;
+    }
+    // The journal first: applied again after a crash, it would renew the files' mtimes.
+    if (this.#legacyJournalDir !== undefined) await rm(this.#legacyJournalDir, { recursive: true, force: true });
+    for (const file of found) await removeFile(file);
+  }
+
+  /** Notes the segment a record went to, and its time. */
+  #track(written: Promise<number>, time: number): void {
+    written.then(
+      (segment) => {
+        this.#writing = segment;
+        this.#newest.set(segment, Math.max(time, this.#newest.get(segment) ?? 0));
+      },
+      () => undefined,
+    );
   }
 
   /**
@@ -103,10 +190,9 @@ export class DeliveryLog {
         settled = true;
         const time = this.#now();
         try {
-          // A new key's file is created in place (its name and mtime are what counts); the
-          // file of a key seen before, in an earlier window, is replaced.
-          const data = `${JSON.stringify({ key, time: new Date(time).toISOString(), runs }, null, 2)}\n`;
-          await this.#files.write([{ file: this.#file(hash), data, create: seenAt === undefined }]);
+          const { written, durable } = this.#journal.append([record(hash, { key, runs }, time)]);
+          this.#track(written, time);
+          await durable;
         } finally {
           // The runs are queued either way: remember the key in memory even when the write
           // failed, so that at least this process does not act on the delivery twice.
@@ -122,22 +208,24 @@ export class DeliveryLog {
     };
   }
 
-  /** Puts every acknowledged record in place now. */
-  place(): Promise<void> {
-    return this.#files.place();
-  }
-
-  /** Puts everything in place durably and empties the journal, so that the next start replays nothing. */
+  /** Waits for every commit so far and closes the segment being written. */
   close(): Promise<void> {
-    return this.#files.close();
+    return this.#journal.closeSegment();
   }
 
-  /** Removes records older than the window, on disk and in memory. Returns how many were removed. */
+  /**
+   * Forgets records older than the window, in memory, and deletes the segments whose newest
+   * record is older; closes the segment being written, so that it can leave the window whole
+   * later. Returns how many deliveries were forgotten.
+   */
   async prune(): Promise<number> {
     const cutoff = this.#now() - this.#windowMs;
     const expired = [...this.#seen].filter(([hash, time]) => time <= cutoff && !this.#inFlight.has(hash)).map(([hash]) => hash);
     for (const hash of expired) this.#seen.delete(hash);
-    await this.#files.write(expired.map((hash) => ({ file: this.#file(hash), remove: true as const })));
+    if (this.#writing !== undefined) await this.#journal.closeSegment();
+    const gone = [...this.#newest].filter(([segment, newest]) => newest <= cutoff && segment !== this.#writing).map(([segment]) => segment);
+    await this.#journal.remove(gone);
+    for (const segment of gone) this.#newest.delete(segment);
     return expired.length;
   }
 }

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Claim, DeliveryLog } from '../../src/store/delivery-log.js';
+import { decodeSegment, encodeEntry } from '../../src/store/journal-frame.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const WINDOW = 7 * DAY;
+const SEGMENT = /^\d{16}\.journal$/;
 
 function sha256(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
@@ -17,34 +19,57 @@ function fresh(claim: Claim): Extract<Claim, { duplicate: false }> {
   return claim;
 }
 
-async function age(file: string, ms: number): Promise<void> {
-  const when = new Date(Date.now() - ms);
-  await utimes(file, when, when);
+async function segments(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((name) => SEGMENT.test(name)).sort();
 }
 
-/** The folder's entries, without the journal of recent commits (`.journal`). */
-async function entries(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((name) => name !== '.journal');
+/** Every record in the folder's segments, oldest segment first, as written. */
+async function records(dir: string): Promise<Array<{ hash: string; fields: Record<string, unknown> }>> {
+  const found = [];
+  for (const name of await segments(dir)) {
+    for (const entry of decodeSegment(await readFile(join(dir, name))).entries) {
+      if (entry.op === 'delete') throw new Error(`Expected only records in ${name}, found a removal`);
+      found.push({ hash: entry.path, fields: JSON.parse(entry.data.toString('utf8')) as Record<string, unknown> });
+    }
+  }
+  return found;
 }
 
-async function openLog(dir: string, now: () => number = Date.now): Promise<DeliveryLog> {
-  const log = new DeliveryLog({ dir, windowMs: WINDOW, now });
+async function openLog(dir: string, now: () => number = Date.now, legacyJournalDir?: string): Promise<DeliveryLog> {
+  const log = new DeliveryLog({ dir, windowMs: WINDOW, now, ...(legacyJournalDir ? { legacyJournalDir } : {}) });
   await log.open();
   return log;
 }
 
+/** A log of its own process: one key committed at `time`, then closed. */
+async function commitAt(dir: string, key: string, time: number): Promise<void> {
+  const log = await openLog(dir, () => time);
+  await fresh(log.claim(key)).commit([]);
+  await log.close();
+}
+
 describe('DeliveryLog', () => {
-  it('treats a new key as fresh and the same key as a duplicate once committed', async () => {
+  it('treats a new key as fresh and the same key as a duplicate once committed, with its record on disk', async () => {
     const dir = join(await tempDir(), 'deliveries');
     const log = await openLog(dir);
     await fresh(log.claim('github:1:a')).commit(['run-1']);
     expect(log.claim('github:1:a')).toEqual({ duplicate: true });
     expect(log.claim('github:1:b').duplicate).toBe(false);
     expect(log.size).toBe(1);
-    await log.place();
-    const record = JSON.parse(await readFile(join(dir, `${sha256('github:1:a')}.json`), 'utf8')) as Record<string, unknown>;
-    expect(record).toMatchObject({ key: 'github:1:a', runs: ['run-1'] });
-    expect(typeof record.time).toBe('string');
+    // Durable when commit resolves: on disk without closing the log.
+    const [only, ...more] = await records(dir);
+    expect(more).toEqual([]);
+    expect(only).toMatchObject({ hash: sha256('github:1:a'), fields: { key: 'github:1:a', runs: ['run-1'] } });
+    expect(Math.abs(Date.parse(only?.fields.time as string) - Date.now())).toBeLessThan(60_000);
+  });
+
+  it('puts the records of deliveries committed together in one segment, not a file each', async () => {
+    const dir = await tempDir();
+    const log = await openLog(dir);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => fresh(log.claim(`github:${i}`)).commit([`run-${i}`])));
+    expect(await readdir(dir)).toEqual(await segments(dir));
+    expect(await segments(dir)).toHaveLength(1);
+    expect((await records(dir)).map((entry) => entry.fields.key).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `github:${i}`).sort());
   });
 
   it('answers a second claim of a key still in flight as a duplicate, so only one of two simultaneous deliveries wins', async () => {
@@ -58,11 +83,12 @@ describe('DeliveryLog', () => {
   });
 
   it('lets a released key be claimed again and leaves no record behind', async () => {
-    const dir = await tempDir();
+    const dir = join(await tempDir(), 'deliveries');
     const log = await openLog(dir);
     fresh(log.claim('github:1:a')).release();
     expect(log.size).toBe(0);
-    expect(await readdir(dir)).toEqual([]);
+    await log.close();
+    expect(await records(dir).catch(() => [])).toEqual([]);
     await fresh(log.claim('github:1:a')).commit(['run-2']);
     expect(log.claim('github:1:a').duplicate).toBe(true);
   });
@@ -75,7 +101,7 @@ describe('DeliveryLog', () => {
     expect(log.claim('k').duplicate).toBe(false);
   });
 
-  it('still knows committed keys after a restart', async () => {
+  it('still knows committed keys after a restart, also without a clean close', async () => {
     const dir = await tempDir();
     const before = await openLog(dir);
     await fresh(before.claim('github:1:a')).commit(['run-1']);
@@ -89,38 +115,60 @@ describe('DeliveryLog', () => {
     expect(after.claim('github:1:c').duplicate).toBe(false);
   });
 
-  it('forgets records older than the window on open and removes their files', async () => {
+  it('ignores a record that a crash cut short, and keeps the ones before it', async () => {
     const dir = await tempDir();
     const before = await openLog(dir);
-    await fresh(before.claim('old')).commit([]);
-    await fresh(before.claim('recent')).commit([]);
-    await before.place();
-    await age(join(dir, `${sha256('old')}.json`), WINDOW + DAY);
-    await age(join(dir, `${sha256('recent')}.json`), WINDOW - DAY);
+    await fresh(before.claim('whole')).commit([]);
+    await fresh(before.claim('cut')).commit([]);
+    const [segment] = await segments(dir);
+    const file = join(dir, segment ?? 'missing');
+    await truncate(file, (await stat(file)).size - 5);
 
-    const after = new DeliveryLog({ dir, windowMs: WINDOW });
-    expect(await after.open()).toBe(1);
-    await after.place();
-    expect(await entries(dir)).toEqual([`${sha256('recent')}.json`]);
-    expect(after.claim('old').duplicate).toBe(false);
-    expect(after.claim('recent').duplicate).toBe(true);
+    const after = await openLog(dir);
+    expect(after.size).toBe(1);
+    expect(after.claim('whole').duplicate).toBe(true);
+    expect(after.claim('cut').duplicate).toBe(false);
   });
 
-  it('forgets records older than the window on prune, in memory and on disk', async () => {
+  it('forgets records older than the window on open, and deletes a segment once all of it is older', async () => {
+    const dir = await tempDir();
+    const now = Date.now();
+    await commitAt(dir, 'old', now - WINDOW - DAY);
+    await commitAt(dir, 'recent', now - WINDOW + DAY);
+    const [oldSegment, recentSegment] = await segments(dir);
+
+    const after = await openLog(dir, () => now);
+    expect(after.size).toBe(1);
+    expect(after.claim('old').duplicate).toBe(false);
+    expect(after.claim('recent').duplicate).toBe(true);
+    expect(oldSegment).toBeDefined();
+    expect(await segments(dir)).toEqual([recentSegment]);
+  });
+
+  it('forgets records older than the window on prune, and deletes their segment once the newer records in it are gone too', async () => {
     const dir = await tempDir();
     let now = Date.now();
     const log = await openLog(dir, () => now);
     await fresh(log.claim('first')).commit([]);
+    await fresh(log.claim('also-first')).commit([]);
+    // Each prune closes the segment being written: the records after it go to the next one.
+    expect(await log.prune()).toBe(0);
     now += 3 * DAY;
     await fresh(log.claim('second')).commit([]);
+    expect(await segments(dir)).toHaveLength(2);
 
     now += WINDOW - DAY;
     fresh(log.claim('first')).release();
-    expect(await log.prune()).toBe(1);
+    expect(await log.prune()).toBe(2);
     expect(log.size).toBe(1);
-    await log.place();
-    expect(await entries(dir)).toEqual([`${sha256('second')}.json`]);
+    expect((await records(dir)).map((entry) => entry.fields.key)).toEqual(['second']);
     expect(log.claim('second').duplicate).toBe(true);
+
+    now += 3 * DAY;
+    expect(await log.prune()).toBe(1);
+    expect(await segments(dir)).toEqual([]);
+    const after = await openLog(dir, () => now);
+    expect(after.size).toBe(0);
   });
 
   it('does not prune the record of an expired key that is being claimed again', async () => {
@@ -134,44 +182,58 @@ describe('DeliveryLog', () => {
     await claim.commit(['run-2']);
     expect(await log.prune()).toBe(0);
     expect(log.claim('again').duplicate).toBe(true);
-    await log.place();
-    expect(JSON.parse(await readFile(join(dir, `${sha256('again')}.json`), 'utf8'))).toMatchObject({ runs: ['run-2'] });
+    expect((await records(dir)).map((entry) => entry.fields.runs)).toEqual([['run-2']]);
+    const after = await openLog(dir, () => now);
+    expect(after.claim('again').duplicate).toBe(true);
   });
 
-  it('names files by the hash of the key, so hostile keys cannot leave the folder', async () => {
+  it('names records by the hash of the key, so hostile keys name no file', async () => {
     const root = await tempDir();
     const dir = join(root, 'deliveries');
     const log = await openLog(dir);
     const keys = ['github:1/../../escape', '..', '../..', '/etc/passwd', 'gitlab:\u00e9\u4e2d\u{1f680}:\\x', 'k'.repeat(300), `github:${'é/'.repeat(150)}`];
     for (const key of keys) await fresh(log.claim(key)).commit([]);
-    await log.place();
+    await log.close();
 
-    expect((await entries(dir)).sort()).toEqual(keys.map((key) => `${sha256(key)}.json`).sort());
     expect(await readdir(root)).toEqual(['deliveries']);
+    expect(await readdir(dir)).toEqual(await segments(dir));
+    const written = await records(dir);
+    expect(written.map((entry) => entry.hash).sort()).toEqual(keys.map(sha256).sort());
+    expect(written.map((entry) => entry.fields.key).sort()).toEqual([...keys].sort());
     const after = await openLog(dir);
     for (const key of keys) expect(after.claim(key).duplicate).toBe(true);
   });
 
-  it('loads a truncated or corrupt record file by its name and ignores unrelated files', async () => {
-    const dir = await tempDir();
-    await writeFile(join(dir, `${sha256('half-written')}.json`), '{"key": "half-wr');
-    await writeFile(join(dir, `${sha256('empty')}.json`), '');
-    await writeFile(join(dir, 'README.txt'), 'not a record');
-    const log = new DeliveryLog({ dir, windowMs: WINDOW });
-    expect(await log.open()).toBe(2);
-    expect(log.claim('half-written').duplicate).toBe(true);
-    expect(log.claim('empty').duplicate).toBe(true);
-  });
-
-  it('removes temp files left over from an interrupted write on open', async () => {
-    const dir = await tempDir();
-    const record = `${sha256('done')}.json`;
-    await writeFile(join(dir, record), '{}\n');
+  it('takes in the records of a version that kept a file per delivery, and its journal, then removes them', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'deliveries');
+    const legacyJournal = join(root, 'journal', 'deliveries');
+    await mkdir(dir, { recursive: true });
+    await mkdir(legacyJournal, { recursive: true });
+    const file = (key: string) => join(dir, `${sha256(key)}.json`);
+    await writeFile(file('placed'), `${JSON.stringify({ key: 'placed', time: new Date().toISOString(), runs: ['run-1'] }, null, 2)}\n`);
+    await writeFile(file('half-written'), '{"key": "half-wr');
+    await writeFile(file('empty'), '');
+    await writeFile(file('expired'), '{}\n');
+    const expiredAt = new Date(Date.now() - WINDOW - DAY);
+    await utimes(file('expired'), expiredAt, expiredAt);
     await writeFile(join(dir, `.${sha256('crashed')}.json.0123456789ab.tmp`), '{"ke');
-    const log = new DeliveryLog({ dir, windowMs: WINDOW });
-    expect(await log.open()).toBe(1);
-    expect(await readdir(dir)).toEqual([record]);
-    expect(log.claim('crashed').duplicate).toBe(false);
+    await writeFile(join(dir, 'README.txt'), 'not a record');
+    // Acknowledged, in the old journal, never put in place.
+    const journaled = { op: 'create' as const, path: `${sha256('journaled')}.json`, data: Buffer.from('{"key": "journaled", "runs": []}\n') };
+    await writeFile(join(legacyJournal, '0000000000000001.journal'), encodeEntry(journaled));
+
+    const log = await openLog(dir, Date.now, legacyJournal);
+    expect(log.size).toBe(4);
+    for (const key of ['placed', 'half-written', 'empty', 'journaled']) expect(log.claim(key).duplicate, key).toBe(true);
+    for (const key of ['expired', 'crashed']) expect(log.claim(key).duplicate, key).toBe(false);
+    expect((await readdir(dir)).filter((name) => !SEGMENT.test(name))).toEqual(['README.txt']);
+    expect(await readdir(join(root, 'journal'))).toEqual([]);
+    expect((await records(dir)).find((entry) => entry.hash === sha256('placed'))?.fields).toMatchObject({ key: 'placed', runs: ['run-1'] });
+
+    const after = await openLog(dir);
+    expect(after.size).toBe(4);
+    expect(after.claim('journaled').duplicate).toBe(true);
   });
 
   it('rejects a window that is not a positive number', () => {
