@@ -28,7 +28,7 @@ interface PendingChange {
   seq: number;
 }
 
-export interface JournaledFolderOptions extends Pick<JournalOptions, 'maxSegmentBytes' | 'datasync'> {
+export interface JournaledFolderOptions extends Pick<JournalOptions, 'maxSegmentBytes' | 'write'> {
   /** The folder whose files are written (absolute paths under it). */
   root: string;
   /** Where the journal's segments live. */
@@ -117,7 +117,7 @@ export class JournaledFolder {
     this.#onPlaced = options.onPlaced;
     this.#journal = new Journal(options.journalDir, {
       ...(options.maxSegmentBytes !== undefined ? { maxSegmentBytes: options.maxSegmentBytes } : {}),
-      ...(options.datasync !== undefined ? { datasync: options.datasync } : {}),
+      ...(options.write !== undefined ? { write: options.write } : {}),
       onClosed: (segment) => {
         this.#closed.add(segment);
         this.#schedule(segment, this.#delayMs);

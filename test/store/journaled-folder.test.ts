@@ -1,5 +1,5 @@
-import { watch } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { constants, watch } from 'node:fs';
+import { mkdir, readdir, readFile, readlink, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -21,25 +21,27 @@ async function exists(file: string): Promise<boolean> {
 }
 
 describe('JournaledFolder', () => {
-  it('shares one fdatasync among the writes that arrive together, and resolves each only after an fdatasync that started after it', async () => {
+  it('shares one durable journal write among the writes that arrive together, and resolves each only after one that started after it', async () => {
     const { root, journalDir } = await folders();
     const log: string[] = [];
     let syncs = 0;
-    const datasync = async (handle: FileHandle) => {
+    // The journal's segments are open with O_DSYNC: its write is its fdatasync.
+    const write = async (handle: FileHandle, frames: Buffer[]) => {
       const sync = ++syncs;
       log.push(`sync ${sync} start`);
-      await handle.datasync();
+      const written = await handle.writev(frames);
       await sleep(30);
       log.push(`sync ${sync} end`);
+      return written;
     };
-    const folder = new JournaledFolder({ root, journalDir, datasync });
-    const write = (i: number) => {
+    const folder = new JournaledFolder({ root, journalDir, write });
+    const change = (i: number) => {
       log.push(`write ${i}`);
       return folder.write([{ file: join(root, `${i}.json`), data: `{"n": ${i}}\n` }]).then(() => log.push(`done ${i}`));
     };
-    const first = Array.from({ length: 20 }, (_, i) => write(i));
-    await until('the first fdatasync to start', () => syncs === 1);
-    const second = Array.from({ length: 20 }, (_, i) => write(20 + i));
+    const first = Array.from({ length: 20 }, (_, i) => change(i));
+    await until('the first journal write to start', () => syncs === 1);
+    const second = Array.from({ length: 20 }, (_, i) => change(20 + i));
     await Promise.all([...first, ...second]);
     await folder.place();
 
@@ -48,9 +50,24 @@ describe('JournaledFolder', () => {
       const issued = log.indexOf(`write ${i}`);
       const done = log.indexOf(`done ${i}`);
       const covering = [1, 2].filter((sync) => log.indexOf(`sync ${sync} start`) > issued && log.indexOf(`sync ${sync} end`) < done);
-      expect(covering, `write ${i} resolved after an fdatasync that started after it`).not.toEqual([]);
+      expect(covering, `write ${i} resolved after a journal write that started after it`).not.toEqual([]);
       expect(await readFile(join(root, `${i}.json`), 'utf8')).toBe(`{"n": ${i}}\n`);
     }
+  });
+
+  it('keeps the journal segment it writes open with O_DSYNC, so that a write returns only once it is on disk', async () => {
+    const { root, journalDir } = await folders();
+    const folder = new JournaledFolder({ root, journalDir });
+    await folder.write([{ file: join(root, 'a.json'), data: 'a1' }]);
+    const [segment] = await readdir(journalDir);
+    const fds = await readdir('/proc/self/fd');
+    const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).then((target) => ({ fd, target }), () => undefined)));
+    const open = targets.find((entry) => entry?.target === join(journalDir, segment ?? 'missing'));
+    expect(open, 'the segment is open').toBeDefined();
+    // fdinfo's flags are octal; O_DSYNC is 010000 on Linux.
+    const flags = Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(await readFile(`/proc/self/fdinfo/${open?.fd}`, 'utf8'))?.[1] ?? '0', 8);
+    expect(flags & constants.O_DSYNC).toBe(constants.O_DSYNC);
+    await folder.close();
   });
 
   it('rewrites at start what the journal holds, when a power cut lost the files: the last change of each file wins', async () => {
