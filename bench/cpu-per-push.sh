@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# CPU per acknowledged push: deployhook on case (b) of ack-throughput (the job wants the push,
+# its command is `true`) at a fixed rate, and the CPU time its threads used meanwhile, from
+# /proc/PID/task/*/stat: the main thread, the placing thread (the last one started), the rest
+# (thread pool, V8's helpers), and the runs' processes (children). Less noisy than req/s on a
+# shared machine: a build that does less per push shows it here even when the host's load
+# hides it in throughput. Two builds alternate round by round (the work tree's dist/ and
+# BENCH_COMPARE, a commit), each daemon started fresh.
+#
+#   bash bench/cpu-per-push.sh        BENCH_COMPARE=<commit> BENCH_ROUNDS=3 BENCH_RATE=800 BENCH_SECONDS=10
+source "$(dirname "$0")/lib/common.sh"
+
+ROUNDS="${BENCH_ROUNDS:-3}"
+RATE="${BENCH_RATE:-800}"
+SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+
+bench_need curl
+bench_need_build
+bench_workdir
+bench_snapshot
+BUILDS=("work tree:$CLI")
+if [[ -n "${BENCH_COMPARE:-}" ]]; then
+  bench_build_ref "$BENCH_COMPARE" "$WORK/compare"
+  BUILDS+=("$BENCH_COMPARE:$WORK/compare/dist/cli.js")
+fi
+
+make_repo "$WORK/remote.git" 1
+SHA="$(git -C "$WORK/remote.git" rev-parse main)"
+SIG="$(push_body "$WORK/push.json" bench/app refs/heads/main "$SHA")"
+TICK_MS="$(awk -v hz="$(getconf CLK_TCK)" 'BEGIN { print 1000 / hz }')"
+
+# ticks STAT_FILE: utime + stime; children_ticks STAT_FILE: cutime + cstime (processes waited for)
+ticks() { awk '{ print $14 + $15 }' "$1"; }
+children_ticks() { awk '{ print $16 + $17 }' "$1"; }
+
+# snapshot PID: "main placing others children" in clock ticks
+snapshot() {
+  local pid="$1" last all=0 main t
+  main="$(ticks "/proc/$pid/task/$pid/stat")"
+  last="$(ls /proc/"$pid"/task | sort -n | tail -1)"
+  for t in /proc/"$pid"/task/*; do all=$((all + $(ticks "$t/stat"))); done
+  echo "$main $(ticks "/proc/$pid/task/$last/stat") $((all - main - $(ticks "/proc/$pid/task/$last/stat"))) $(children_ticks "/proc/$pid/stat")"
+}
+
+note "cpu-per-push: $ROUNDS rounds x ${SECONDS_PER_RUN}s at $RATE req/s, case (b)"
+printf '%s\n' "| round | build | pushes acknowledged | main thread µs/push | placing thread | other threads | runs' processes | daemon in all | p99 ms | RSS MB |"
+printf '%s\n' "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+for ((round = 1; round <= ROUNDS; round++)); do
+  for build in "${BUILDS[@]}"; do
+    name="${build%%:*}"
+    port="$(free_port)"
+    rm -rf "$WORK/dh"
+    mkdir -p "$WORK/dh"
+    dh_config "$WORK/dh.yml" "$port" "$WORK/dh" main "$WORK/remote.git" '["true"]'
+    CLI="${build#*:}" start_deployhook "$WORK/dh.yml" "$port" "$WORK/daemon-$round.log"
+    read -r m0 p0 o0 c0 <<<"$(snapshot "$DH_PID")"
+    line="$(node "$BENCH_DIR/lib/fixed-rate.mjs" --url "http://127.0.0.1:$port/hooks/github" --body "$WORK/push.json" --signature "$SIG" --rate "$RATE" --seconds "$SECONDS_PER_RUN" --warmup 0)"
+    read -r m1 p1 o1 c1 <<<"$(snapshot "$DH_PID")"
+    acked="$(field s202 "$line")"
+    [[ "$acked" -gt 0 ]] || die "no push acknowledged: $line"
+    awk -v r="$round" -v b="$name" -v n="$acked" -v t="$TICK_MS" -v m=$((m1 - m0)) -v p=$((p1 - p0)) -v o=$((o1 - o0)) -v c=$((c1 - c0)) \
+      -v p99="$(field p99_ms "$line")" -v rss="$(rss_mb "$DH_PID")" \
+      'BEGIN { u = 1000 * t / n; printf "| %d | %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s |\n", r, b, n, m * u, p * u, o * u, c * u, (m + p + o) * u, p99, rss }'
+    stop_started "$DH_PID"
+  done
+done
