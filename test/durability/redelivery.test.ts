@@ -1,6 +1,8 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { encodeEntry } from '../../src/store/journal-frame.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote, git } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
@@ -55,6 +57,37 @@ describe('a delivery that arrives twice', () => {
     const labHeaders = { ...gitlabHeaders(SECRET), 'idempotency-key': 'retry-key-1' };
     expect((await hook.post('gitlab', labBody, labHeaders)).status).toBe(202);
     expect((await hook.post('gitlab', labBody, { ...labHeaders, 'x-gitlab-event-uuid': 'another-uuid' })).json).toMatchObject({ duplicate: true });
+  });
+
+  it('is still a duplicate after an upgrade from the layout with a file per delivery, whose files and journal are taken in and removed', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'v.txt': '1\n' });
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+    const [placed, journaled, fresh] = await Promise.all([1, 2, 3].map(() => githubHeaders(body, SECRET)));
+    const key = (headers: Record<string, string> | undefined) => `github:42:${headers?.['x-github-delivery'] ?? ''}`;
+    const hash = (headers: Record<string, string> | undefined) => createHash('sha256').update(key(headers), 'utf8').digest('hex');
+    // What an earlier version left: a record in place, and one only in its journal.
+    const deliveries = join(dir, 'state', 'deliveries');
+    const legacyJournal = join(dir, 'state', 'journal', 'deliveries');
+    await mkdir(deliveries, { recursive: true });
+    await mkdir(legacyJournal, { recursive: true });
+    await writeFile(join(deliveries, `${hash(placed)}.json`), `${JSON.stringify({ key: key(placed), time: new Date().toISOString(), runs: ['01m8aaaaaaaaaaaaaaaaaaaaaa'] }, null, 2)}\n`);
+    const entry = { op: 'create' as const, path: `${hash(journaled)}.json`, data: Buffer.from(JSON.stringify({ key: key(journaled), runs: [] })) };
+    await writeFile(join(legacyJournal, '0000000000000001.journal'), encodeEntry(entry));
+
+    hook = await startDaemon(dir, { jobs: [job(remote.bare)] }, { SECRET });
+    expect((await hook.post('github', body, placed ?? {})).json).toMatchObject({ duplicate: true, runs: [] });
+    expect((await hook.post('github', body, journaled ?? {})).json).toMatchObject({ duplicate: true, runs: [] });
+    expect((await hook.post('github', body, fresh ?? {})).status).toBe(202);
+    expect((await readdir(deliveries)).every((name) => /^\d{16}\.journal$/.test(name))).toBe(true);
+    expect(await readdir(join(dir, 'state', 'journal'))).not.toContain('deliveries');
+
+    await hook.stop();
+    hook = await startDaemon(dir, { jobs: [job(remote.bare)] }, { SECRET });
+    for (const headers of [placed, journaled, fresh]) expect((await hook.post('github', body, headers ?? {})).json).toMatchObject({ duplicate: true });
+    await hook.daemon.queue.whenIdle();
+    expect(await runsOf(join(dir, 'state'), 'app')).toHaveLength(1);
   });
 
   it('is not a duplicate when the first attempt could not be recorded', async () => {
