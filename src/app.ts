@@ -78,6 +78,8 @@ function knownSecrets(config: Config): string[] {
 
 /** How often remembered deliveries older than `dedup_window` are forgotten. */
 const PRUNE_DELIVERIES_MS = 60 * 60 * 1000;
+/** How soon after a run ends without starting (superseded, cancelled) its job's old runs are removed. */
+const PRUNE_UNSTARTED_MS = 100;
 
 /** The composition root: config, logger, stores, queue and server, wired together. */
 export function createDaemon(options: DaemonOptions): Daemon {
@@ -100,7 +102,31 @@ export function createDaemon(options: DaemonOptions): Daemon {
     keepRuns: () => config.keepRuns,
   });
   const forwarder = createForwarder({ logger: logger.child({ area: 'forward' }), save: (run) => store.saveIfKept(run) });
-  const queue = new RunQueue({ store, execute, job: (name) => index.get(name), maxParallel: config.maxParallel, logger: logger.child({ area: 'queue' }), paused: true, onFinished: (run) => metrics?.runFinished(run) });
+  // Runs that end without starting are pruned soon too, not only when a run finishes: in a flood
+  // of pushes the superseded runs beyond keep_runs then go before their files are put in place
+  // (about a second after they were recorded), so those files are never written at all.
+  const pruneSoon = new Map<string, NodeJS.Timeout>();
+  const schedulePrune = (job: string): void => {
+    if (pruneSoon.has(job)) return;
+    const timer = setTimeout(() => {
+      pruneSoon.delete(job);
+      store.prune(job, config.keepRuns).catch((error: unknown) => logger.error({ err: error, job }, 'could not remove old runs'));
+    }, PRUNE_UNSTARTED_MS);
+    timer.unref();
+    pruneSoon.set(job, timer);
+  };
+  const queue = new RunQueue({
+    store,
+    execute,
+    job: (name) => index.get(name),
+    maxParallel: config.maxParallel,
+    logger: logger.child({ area: 'queue' }),
+    paused: true,
+    onFinished: (run) => {
+      metrics?.runFinished(run);
+      schedulePrune(run.job);
+    },
+  });
   const hooks = createHookHandler({
     providers: builtinProviders({ now: options.now ?? (() => new Date()), toleranceMs: () => config.timestampToleranceMs }),
     jobs: () => index,
@@ -172,6 +198,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
     async stop() {
       draining = true;
       clearInterval(pruneTimer);
+      for (const timer of pruneSoon.values()) clearTimeout(timer);
+      pruneSoon.clear();
       queue.stopStarting();
       const graceMs = config.shutdownTimeoutMs;
       let timer: NodeJS.Timeout | undefined;

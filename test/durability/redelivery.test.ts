@@ -8,6 +8,7 @@ import { createRemote, git } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
 import { runFiles, runsOf, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 const SECRET = 'redelivery-secret-0123456789ab';
 let hook: TestDaemon | undefined;
@@ -150,6 +151,33 @@ describe('retention', () => {
     expect((await runsOf(join(dir, 'state'), 'app')).map((run) => run.id)).toEqual(ids.slice(2));
     expect((await readdir(join(dir, 'logs', 'app'))).sort()).toEqual(ids.slice(2).map((id) => `${id}.log`));
     expect((await runFiles(join(dir, 'state'), 'app')).filter((name) => name.endsWith('.event.json'))).toHaveLength(2);
+  });
+
+  it('removes superseded runs beyond keep_runs at once, while a run is still going', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const started = join(dir, 'started');
+    const release = join(dir, 'release');
+    const command = ['sh', '-c', `touch ${started}; while [ ! -e ${release} ]; do sleep 0.05; done`];
+    hook = await startDaemon(dir, { keep_runs: 2, jobs: [job(remote.bare, { command })] }, { SECRET });
+    const push = async (i: number) => {
+      const sha = await remote.commit({ 'v.txt': `${i}\n` });
+      const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+      return ((await hook?.post('github', body, await githubHeaders(body, SECRET)))?.json.runs as Array<{ id: string }>)[0]?.id ?? '';
+    };
+    const running = await push(0);
+    await until('the first run to start its command', async () => (await readdir(dir)).includes('started'));
+    // Six more while it runs: each supersedes the one queued before it.
+    const queued: string[] = [];
+    for (let i = 1; i <= 6; i += 1) queued.push(await push(i));
+    const state = join(dir, 'state');
+    const expected = [running, ...queued.slice(-3)].sort();
+    // The superseded runs beyond keep_runs go at once; the rest are put in place about a second later.
+    await until('the runs on disk to be the running one, the queued one and the 2 newest superseded', async () => (await runsOf(state, 'app')).map((run) => run.id).sort().join() === expected.join(), 5_000);
+    expect((await runsOf(state, 'app')).map((run) => run.status).sort()).toEqual(['queued', 'running', 'superseded', 'superseded']);
+    expect((await runFiles(state, 'app')).filter((name) => name.endsWith('.event.json'))).toHaveLength(4);
+    await writeFile(release, '');
+    await hook.daemon.queue.whenIdle();
   });
 
   it('keeps the run of the commit that is deployed, even when keep_runs newer runs failed', async () => {
