@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DeployhookError } from '../errors.js';
 import { decodeSegment, type JournalEntry } from './journal-frame.js';
+import { syncFolder } from './folder-sync.js';
 import { Journal } from './journal.js';
 import { JournaledFolder } from './journaled-folder.js';
 import { isNotFound, removeFile } from './remove-file.js';
@@ -11,6 +12,7 @@ const DEFAULT_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
 const HASH = /^[0-9a-f]{64}$/;
 const LEGACY_RECORD = /^([0-9a-f]{64})\.json$/;
 const LEGACY_TEMP = /^\..*\.tmp$/;
+const LEGACY_BATCH = 1000;
 
 export interface DeliveryLogOptions {
   /** Folder for the log's segments, e.g. `<state_dir>/deliveries`; created if missing. */
@@ -51,7 +53,7 @@ function record(hash: string, fields: Record<string, unknown>, time: number): Jo
  * answered as a duplicate, also after a restart. An append-only log of numbered segments
  * (see Journal): one framed record per delivery, named by the sha256 of its key (keys are
  * untrusted text), holding the key, the time and the runs it queued as JSON. A commit is
- * durable once its record is fdatasynced, shared with the commits around it. A segment is
+ * durable once its record's write returns (O_DSYNC), shared with the commits around it. A segment is
  * deleted once its newest record has left the window; the one being written is closed at each
  * prune, so that it can leave too. In memory: one entry per delivery, hash → time.
  *
@@ -83,6 +85,8 @@ export class DeliveryLog {
     this.#journal = new Journal(options.dir, {
       onClosed: (segment) => {
         if (this.#writing === segment) this.#writing = undefined;
+        // A segment whose first write failed holds nothing acknowledged: it goes at the next prune.
+        if (!this.#newest.has(segment)) this.#newest.set(segment, 0);
       },
     });
   }
@@ -151,13 +155,22 @@ export class DeliveryLog {
       records.push(record(hash, fields, info.mtimeMs));
       this.#remember(hash, info.mtimeMs);
     }
-    if (records.length > 0) {
-      const { written, durable } = this.#journal.append(records);
-      this.#track(written, Math.max(...records.map((entry) => timeOf(entry) ?? 0)));
-      await durable;
+    // In batches of LEGACY_BATCH records, each durable before the files go.
+    const appended: Array<Promise<void>> = [];
+    for (let start = 0; start < records.length; start += LEGACY_BATCH) {
+      const batch = records.slice(start, start + LEGACY_BATCH);
+      let newest = 0;
+      for (const entry of batch) newest = Math.max(newest, timeOf(entry) ?? 0);
+      const { written, durable } = this.#journal.append(batch);
+      this.#track(written, newest);
+      appended.push(durable);
     }
-    // The journal first: applied again after a crash, it would renew the files' mtimes.
-    if (this.#legacyJournalDir !== undefined) await rm(this.#legacyJournalDir, { recursive: true, force: true });
+    await Promise.all(appended);
+    // The journal first, and durably: applied again after a crash, it would renew the files' mtimes.
+    if (this.#legacyJournalDir !== undefined) {
+      await rm(this.#legacyJournalDir, { recursive: true, force: true });
+      await syncFolder(dirname(this.#legacyJournalDir));
+    }
     for (const file of found) await removeFile(file);
   }
 

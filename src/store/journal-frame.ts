@@ -34,8 +34,8 @@ export interface DecodedSegment {
 
 /**
  * The entries of a segment, in order, up to the first frame that is cut short or does not
- * match its checksum. Nothing after such a frame was acknowledged: each batch is written and
- * fdatasynced before the next one starts, and a failed write closes the segment.
+ * match its checksum. Nothing after such a frame was acknowledged: each batch is on disk
+ * (O_DSYNC) before the next one starts, and a failed write closes the segment.
  */
 export function decodeSegment(bytes: Buffer): DecodedSegment {
   const entries: JournalEntry[] = [];

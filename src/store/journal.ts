@@ -111,8 +111,10 @@ export class Journal {
   async #flush(): Promise<void> {
     const batch = this.#queue.splice(0);
     try {
-      if (this.#handle && (this.#closeRequested || this.#size >= this.#maxBytes)) await this.#close();
+      // Taken before the close is awaited: a request made meanwhile is for the next flush.
+      const closeRequested = this.#closeRequested;
       this.#closeRequested = false;
+      if (this.#handle && (closeRequested || this.#size >= this.#maxBytes)) await this.#close();
       if (batch.length === 0) return;
       const handle = this.#handle ?? (await this.#open());
       const frames = batch.flatMap((item) => item.frames);

@@ -75,7 +75,7 @@ async function fsyncFile(file: string): Promise<void> {
 
 /**
  * A folder of files written through a journal. A write is acknowledged once its entry is
- * fdatasynced in the journal (shared with every write in the same batch). The files change
+ * on disk in the journal (one O_DSYNC write shared with every write in the same batch). The files change
  * in place later, in batches (`placeDelayMs`, or at once with `place()`): a file changed
  * several times in between is written once, with its last content, and a new file removed
  * in between is never written. A closed journal segment is folded in later still, when the
@@ -272,7 +272,7 @@ export class JournaledFolder {
   /**
    * Puts a batch in place on the placing thread (see FilePlacer), PLACE_CHUNK files per
    * message, so that no message carries a whole flood at once. That thread is not
-   * node's thread pool, so the journal's writes and fdatasyncs, and with them every
+   * node's thread pool, so the journal's writes, and with them every
    * acknowledgement, never wait behind it. A change that fails goes back to waiting if it is
    * still the newest of its file (an older one never overwrites a newer), for the next batch
    * or checkpoint.

@@ -94,11 +94,16 @@ describe('DeliveryLog', () => {
   });
 
   it('refuses to commit a claim twice or after release', async () => {
-    const log = await openLog(await tempDir());
+    const dir = await tempDir();
+    const log = await openLog(dir);
     const claim = fresh(log.claim('k'));
     claim.release();
     await expect(claim.commit([])).rejects.toMatchObject({ code: 'CLAIM_SETTLED' });
     expect(log.claim('k').duplicate).toBe(false);
+    const twice = fresh(log.claim('j'));
+    await twice.commit(['run-1']);
+    await expect(twice.commit(['run-2'])).rejects.toMatchObject({ code: 'CLAIM_SETTLED' });
+    expect((await records(dir)).map((entry) => entry.fields.runs)).toEqual([['run-1']]);
   });
 
   it('still knows committed keys after a restart, also without a clean close', async () => {
@@ -171,7 +176,29 @@ describe('DeliveryLog', () => {
     expect(after.size).toBe(0);
   });
 
-  it('does not prune the record of an expired key that is being claimed again', async () => {
+  it('keeps a segment while its newest record is inside the window, though older ones in it have left', async () => {
+    const dir = await tempDir();
+    const start = Date.now();
+    let now = start;
+    const log = await openLog(dir, () => now);
+    await fresh(log.claim('early')).commit([]);
+    now += 3 * DAY;
+    await fresh(log.claim('late')).commit([]);
+    expect(await segments(dir)).toHaveLength(1);
+
+    now = start + WINDOW + DAY;
+    expect(await log.prune()).toBe(1);
+    expect(await segments(dir)).toHaveLength(1);
+    const after = await openLog(dir, () => now);
+    expect(after.claim('early').duplicate).toBe(false);
+    expect(after.claim('late').duplicate).toBe(true);
+
+    now = start + 3 * DAY + WINDOW + DAY;
+    expect(await log.prune()).toBe(1);
+    expect(await segments(dir)).toEqual([]);
+  });
+
+  it('keeps an expired key that is being claimed again, and then its new record', async () => {
     const dir = await tempDir();
     let now = Date.now();
     const log = await openLog(dir, () => now);
