@@ -127,9 +127,8 @@ export class DeliveryLog {
    * durably, and only then are the files and that journal removed.
    */
   async #takeInLegacy(): Promise<void> {
-    if (this.#legacyJournalDir !== undefined && (await stat(this.#legacyJournalDir).then(() => true, () => false))) {
-      await new JournaledFolder({ root: this.#dir, journalDir: this.#legacyJournalDir }).replay();
-    }
+    const legacyJournal = this.#legacyJournalDir !== undefined && (await stat(this.#legacyJournalDir).then(() => true, () => false)) ? this.#legacyJournalDir : undefined;
+    if (legacyJournal !== undefined) await new JournaledFolder({ root: this.#dir, journalDir: legacyJournal }).replay();
     const cutoff = this.#now() - this.#windowMs;
     const found: string[] = [];
     const records: JournalEntry[] = [];
@@ -167,9 +166,9 @@ export class DeliveryLog {
     }
     await Promise.all(appended);
     // The journal first, and durably: applied again after a crash, it would renew the files' mtimes.
-    if (this.#legacyJournalDir !== undefined) {
-      await rm(this.#legacyJournalDir, { recursive: true, force: true });
-      await syncFolder(dirname(this.#legacyJournalDir));
+    if (legacyJournal !== undefined) {
+      await rm(legacyJournal, { recursive: true, force: true });
+      await syncFolder(dirname(legacyJournal));
     }
     for (const file of found) await removeFile(file);
   }
