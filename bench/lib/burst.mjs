@@ -9,8 +9,11 @@
 //
 //   node bench/lib/burst.mjs --server deployhook|webhook --url URL --bare BARE.git
 //     --commits FILE (oldest first; line 1 is already deployed) --checkout DIR
-//     [--runs-dir DIR] (deployhook) [--events FILE] (webhook) [--count 1000] [--duration-ms 1000]
-import { readdirSync, readFileSync } from 'node:fs';
+//     [--daemon-log FILE] (deployhook) [--events FILE] (webhook) [--count 1000] [--duration-ms 1000]
+// deployhook's runs are read from its own log (`run started`, `run finished`, `run superseded`
+// lines at level info), not from the run records: with the default keep_runs most records of a
+// burst are deleted before it ends, as they would be on a real server.
+import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -24,7 +27,7 @@ const { values: args } = parseArgs({
     bare: { type: 'string' },
     commits: { type: 'string' },
     checkout: { type: 'string' },
-    'runs-dir': { type: 'string' },
+    'daemon-log': { type: 'string' },
     events: { type: 'string' },
     count: { type: 'string', default: '1000' },
     'duration-ms': { type: 'string', default: '1000' },
@@ -34,7 +37,7 @@ const { values: args } = parseArgs({
 });
 const secret = process.env.BENCH_SECRET;
 if (!args.server || !args.url || !args.bare || !args.commits || !args.checkout || !secret) {
-  console.error('usage: burst.mjs --server S --url URL --bare DIR --commits FILE --checkout DIR [--runs-dir DIR | --events FILE]; secret in $BENCH_SECRET');
+  console.error('usage: burst.mjs --server S --url URL --bare DIR --commits FILE --checkout DIR [--daemon-log FILE | --events FILE]; secret in $BENCH_SECRET');
   process.exit(2);
 }
 const count = Number(args.count);
@@ -299,19 +302,22 @@ const statuses = {};
 for (const result of results) statuses[result.status] = (statuses[result.status] ?? 0) + 1;
 const accepted = args.server === 'deployhook' ? 202 : 200;
 
-/** Runs of this burst, read from the run records on disk. */
+/** Runs of this burst, as the daemon's log tells them: by run id, status and times. */
 function burstRuns() {
-  const records = [];
-  for (const name of readdirSync(args['runs-dir'])) {
-    if (!/^[0-9a-z]{26}\.json$/.test(name)) continue;
-    try {
-      const record = JSON.parse(readFileSync(join(args['runs-dir'], name), 'utf8'));
-      if (String(record.trigger?.delivery ?? '').startsWith(nonce)) records.push(record);
-    } catch {
-      // being replaced right now: read again on the next pass
-    }
+  const runs = new Map();
+  const text = readFileSync(args['daemon-log'], 'utf8');
+  for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n')) {
+    if (!line.includes(nonce)) continue;
+    const entry = JSON.parse(line);
+    if (!String(entry.delivery ?? '').startsWith(nonce) || typeof entry.run !== 'string') continue;
+    const run = runs.get(entry.run) ?? { status: 'queued' };
+    runs.set(entry.run, run);
+    const at = new Date(entry.time).toISOString();
+    if (entry.msg === 'run started') Object.assign(run, { status: 'running', startedAt: at, sha: entry.sha });
+    else if (entry.msg === 'run finished') Object.assign(run, { status: entry.status, finishedAt: at, deployedSha: entry.deployedSha, reason: `exit code ${entry.exitCode}` });
+    else if (/^run (superseded|cancelled)$/.test(entry.msg)) Object.assign(run, { status: entry.status, finishedAt: at });
   }
-  return records;
+  return [...runs.values()];
 }
 
 function events() {
