@@ -107,7 +107,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   // (about a second after they were recorded), so those files are never written at all.
   const pruneSoon = new Map<string, NodeJS.Timeout>();
   const schedulePrune = (job: string): void => {
-    if (pruneSoon.has(job)) return;
+    if (draining || pruneSoon.has(job)) return;
     const timer = setTimeout(() => {
       pruneSoon.delete(job);
       store.prune(job, config.keepRuns).catch((error: unknown) => logger.error({ err: error, job }, 'could not remove old runs'));

@@ -27,7 +27,7 @@ const rows = [
   ['all acknowledged after', (rs) => timing(rs.map((r) => r.allAckedMs))],
   ['deploys run', each((r) => r.runsExecuted ?? r.deploysStarted)],
   ['  succeeded / failed', each((r) => (r.server === 'deployhook' ? `${r.runStatuses.succeeded ?? 0} / ${(r.runStatuses.failed ?? 0) + (r.runStatuses.timed_out ?? 0)}` : `${r.deploysSucceeded} / ${r.deploysFailed}`))],
-  ['  superseded (recorded, not run)', each((r) => (r.server === 'deployhook' ? String(r.runStatuses.superseded ?? 0) : '-'))],
+  ['  superseded (recorded, not run; since deleted beyond keep_runs)', each((r) => (r.server === 'deployhook' ? String(r.runStatuses.superseded ?? 0) : '-'))],
   ['most deploys at once', each((r) => r.maxAtOnce)],
   ['checkout ends at the newest commit', each((r) => (r.finalHeadCommit === r.newestCommit ? 'yes' : `no (commit ${r.finalHeadCommit})`))],
   ['HEAD at the newest commit (for good) after', (rs) => timing(rs.map((r) => r.headAtNewestMs))],

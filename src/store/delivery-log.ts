@@ -53,9 +53,10 @@ function record(hash: string, fields: Record<string, unknown>, time: number): Jo
  * answered as a duplicate, also after a restart. An append-only log of numbered segments
  * (see Journal): one framed record per delivery, named by the sha256 of its key (keys are
  * untrusted text), holding the key, the time and the runs it queued as JSON. A commit is
- * durable once its record's write returns (O_DSYNC), shared with the commits around it. A segment is
- * deleted once its newest record has left the window; the one being written is closed at each
- * prune, so that it can leave too. In memory: one entry per delivery, hash → time.
+ * durable once its record's write returns (O_DSYNC), shared with the commits around it. A
+ * segment is deleted once its newest record has left the window; the one being written is
+ * closed at each prune, so that it can leave too. In memory: one entry per delivery, hash →
+ * time.
  *
  * No file per delivery: creating a file costs the file system far more than appending to one
  * (on the benchmark host ~0.8 ms of CPU per new file, against a share of one write).

@@ -48,8 +48,9 @@ function segmentName(segment: number): string {
  * An append-only log in numbered segment files, with group commit: entries appended while a
  * batch is being written go out together in the next batch, with one write. Segments are
  * opened with O_DSYNC, so a write returns once its data is on disk: one system call (and one
- * trip through node's thread pool) per batch instead of a write and an fdatasync. A segment is closed when it is large, when asked, or after a failed
- * write (so that nothing follows a frame a failure may have cut short).
+ * trip through node's thread pool) per batch instead of a write and an fdatasync. A segment
+ * is closed when it is large, when asked, or after a failed write (so that nothing follows a
+ * frame a failure may have cut short).
  */
 export class Journal {
   readonly #dir: string;
