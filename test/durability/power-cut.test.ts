@@ -45,7 +45,7 @@ describe('a power cut right after pushes were acknowledged', () => {
 
     // None of the runs' files had been fsynced yet (that happens about a minute later): a power
     // cut may lose all of them. Only the runs' journal was on disk before each 202, and the
-    // deliveries' log, which is fdatasynced before each 202 and has nothing else to lose.
+    // deliveries' log, which is on disk (O_DSYNC) before each 202 and has nothing else to lose.
     const state = join(dir, 'state');
     for (const name of await readdir(join(state, 'runs', 'app'))) await rm(join(state, 'runs', 'app', name));
     expect((await readdir(join(state, 'deliveries'))).every((name) => name.endsWith('.journal'))).toBe(true);
