@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # CPU per acknowledged push: deployhook on case (b) of ack-throughput (the job wants the push,
 # its command is `true`) at a fixed rate, and the CPU time its threads used meanwhile, from
-# /proc/PID/task/*/stat: the main thread, the placing thread (the last one started), the rest
-# (thread pool, V8's helpers), and the runs' processes (children). Less noisy than req/s on a
-# shared machine: a build that does less per push shows it here even when the host's load
-# hides it in throughput. Two builds alternate round by round (the work tree's dist/ and
+# /proc/PID/task/*/stat: the main thread, the placing thread (the newest), the rest
+# (thread pool, V8's helpers), and the runs' processes (children). The main thread's share is
+# less noisy than req/s on a shared machine; the placing thread's follows what creating a file
+# costs the file system at the moment, so compare builds side by side. Two builds alternate round by round (the work tree's dist/ and
 # BENCH_COMPARE, a commit), each daemon started fresh.
 #
 #   bash bench/cpu-per-push.sh        BENCH_COMPARE=<commit> BENCH_ROUNDS=3 BENCH_RATE=800 BENCH_SECONDS=10
@@ -33,13 +33,24 @@ TICK_MS="$(awk -v hz="$(getconf CLK_TCK)" 'BEGIN { print 1000 / hz }')"
 ticks() { awk '{ print $14 + $15 }' "$1"; }
 children_ticks() { awk '{ print $16 + $17 }' "$1"; }
 
-# snapshot PID: "main placing others children" in clock ticks
-snapshot() {
-  local pid="$1" last all=0 main t
-  main="$(ticks "/proc/$pid/task/$pid/stat")"
-  last="$(ls /proc/"$pid"/task | sort -n | tail -1)"
-  for t in /proc/"$pid"/task/*; do all=$((all + $(ticks "$t/stat"))); done
-  echo "$main $(ticks "/proc/$pid/task/$last/stat") $((all - main - $(ticks "/proc/$pid/task/$last/stat"))) $(children_ticks "/proc/$pid/stat")"
+# threads PID: a line "TID TICKS" per thread, and "children TICKS"
+threads() {
+  local t
+  for t in /proc/"$1"/task/*; do echo "${t##*/} $(ticks "$t/stat")"; done
+  echo "children $(children_ticks "/proc/$1/stat")"
+}
+
+# used PID BEFORE AFTER: "main placing others children", the ticks used between the two
+# readings; the placing thread is the newest (highest id), started on first use, so it may
+# be missing from the first reading
+used() {
+  awk -v main="$1" '
+    NR == FNR { before[$1] = $2; next }
+    { d = $2 - ($1 in before ? before[$1] : 0) }
+    $1 == "children" { c = d; next }
+    $1 == main { m = d; next }
+    { all += d; if ($1 + 0 > newest) { newest = $1 + 0; p = d } }
+    END { print m + 0, p + 0, all - p, c + 0 }' "$2" "$3"
 }
 
 note "cpu-per-push: $ROUNDS rounds x ${SECONDS_PER_RUN}s at $RATE req/s, case (b)"
@@ -53,12 +64,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
     mkdir -p "$WORK/dh"
     dh_config "$WORK/dh.yml" "$port" "$WORK/dh" main "$WORK/remote.git" '["true"]'
     CLI="${build#*:}" start_deployhook "$WORK/dh.yml" "$port" "$WORK/daemon-$round.log"
-    read -r m0 p0 o0 c0 <<<"$(snapshot "$DH_PID")"
+    threads "$DH_PID" >"$WORK/before"
     line="$(node "$BENCH_DIR/lib/fixed-rate.mjs" --url "http://127.0.0.1:$port/hooks/github" --body "$WORK/push.json" --signature "$SIG" --rate "$RATE" --seconds "$SECONDS_PER_RUN" --warmup 0)"
-    read -r m1 p1 o1 c1 <<<"$(snapshot "$DH_PID")"
+    threads "$DH_PID" >"$WORK/after"
+    read -r m p o c <<<"$(used "$DH_PID" "$WORK/before" "$WORK/after")"
     acked="$(field s202 "$line")"
     [[ "$acked" -gt 0 ]] || die "no push acknowledged: $line"
-    awk -v r="$round" -v b="$name" -v n="$acked" -v t="$TICK_MS" -v m=$((m1 - m0)) -v p=$((p1 - p0)) -v o=$((o1 - o0)) -v c=$((c1 - c0)) \
+    awk -v r="$round" -v b="$name" -v n="$acked" -v t="$TICK_MS" -v m="$m" -v p="$p" -v o="$o" -v c="$c" \
       -v p99="$(field p99_ms "$line")" -v rss="$(rss_mb "$DH_PID")" \
       'BEGIN { u = 1000 * t / n; printf "| %d | %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s |\n", r, b, n, m * u, p * u, o * u, c * u, (m + p + o) * u, p99, rss }'
     stop_started "$DH_PID"
