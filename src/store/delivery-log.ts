@@ -59,7 +59,7 @@ function record(hash: string, fields: Record<string, unknown>, time: number): Jo
  * time.
  *
  * No file per delivery: creating a file costs the file system far more than appending to one
- * (on the benchmark host ~0.8 ms of CPU per new file, against a share of one write).
+ * (on the benchmark host 0.25–0.8 ms of CPU per new file, against a share of one write).
  */
 export class DeliveryLog {
   readonly #dir: string;
