@@ -2,8 +2,10 @@ import { crc32 } from 'node:zlib';
 
 /**
  * One change to a file under the journaled folder; `path` is relative to that folder. `put`
- * replaces the file; `create` writes it only where it does not exist yet (a file whose name
- * and mtime are what matters, which a replay must not renew); `delete` removes it.
+ * replaces the file; `delete` removes it. `create`, only in journals that earlier versions
+ * wrote (a delivery record per file), writes it only where it does not exist yet (its name
+ * and mtime are what matters, which a replay must not renew); the delivery log reuses the
+ * frame with `put` entries named by a hash.
  */
 export type JournalEntry = { op: 'put' | 'create'; path: string; data: Buffer } | { op: 'delete'; path: string };
 

@@ -9,16 +9,14 @@ import { Journal, type JournalOptions } from './journal.js';
 import type { Placement } from './place-files.js';
 
 /**
- * A file to write or remove. With `create`, the file is new and only its existence matters
- * afterwards: it is written in place, and a replay writes it only where it is missing. With
- * `fresh`, the caller knows that no file has this name yet (a new run's record): if it is
+ * A file to write or remove. With `fresh`, the caller knows that no file has this name yet (a new run's record): if it is
  * removed before it was ever written, nothing touches the disk.
  */
-export type FileChange = { file: string; data: string | Buffer; create?: boolean; fresh?: boolean } | { file: string; remove: true };
+export type FileChange = { file: string; data: string | Buffer; fresh?: boolean } | { file: string; remove: true };
 
 /** The change still to be made to one file, the newest of those written to the journal. */
 interface PendingChange {
-  op: 'put' | 'create' | 'delete';
+  op: 'put' | 'delete';
   data: string | Buffer;
   /** No file has this name on disk: a removal needs no unlink. */
   absent: boolean;
@@ -134,7 +132,7 @@ export class JournaledFolder {
     const entries = changes.map((change): JournalEntry => {
       const path = this.#relative(change.file);
       if ('remove' in change) return { op: 'delete', path };
-      return { op: change.create ? 'create' : 'put', path, data: typeof change.data === 'string' ? Buffer.from(change.data) : change.data };
+      return { op: 'put', path, data: typeof change.data === 'string' ? Buffer.from(change.data) : change.data };
     });
     const { written, durable } = this.#journal.append(entries);
     written.then((segment) => {
@@ -242,10 +240,8 @@ export class JournaledFolder {
       return seq;
     }
     // A file still being put in place by a batch is not absent, whatever the caller knows.
-    const absent = earlier ? earlier.absent : (change.create === true || change.fresh === true) && !this.#inBatch.has(file);
-    // A file never written yet may still be created in place; one that exists is replaced.
-    const op = change.create && (earlier === undefined || earlier.op === 'create') ? 'create' : 'put';
-    this.#waiting.set(file, { op, data: change.data, absent, after, seq });
+    const absent = earlier ? earlier.absent : change.fresh === true && !this.#inBatch.has(file);
+    this.#waiting.set(file, { op: 'put', data: change.data, absent, after, seq });
     this.#waitingBytes += change.data.length;
     return seq;
   }
@@ -325,6 +321,7 @@ export class JournaledFolder {
         const file = this.#resolve(path);
         if (file === undefined) continue;
         if (entry.op === 'delete') placements.push({ file, op: 'delete', data: '' });
+        // `create` entries come from journals of earlier versions (one file per delivery).
         else if (entry.op === 'put' || !(await stat(file).then((info) => info.size > 0, () => false))) placements.push({ file, op: 'put', data: entry.data });
         touched.add(path);
       }

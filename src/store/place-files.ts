@@ -6,13 +6,12 @@ import { isNotFound } from './remove-file.js';
 /**
  * One file to put in place: `put` replaces it atomically (a temporary file and a rename, so a
  * reader, and the file after a crash of the process, sees the old or the new content);
- * `create` writes a file that should not exist yet straight in place (replacing it atomically
- * if it does exist after all); `delete` removes it (one already gone is fine). A folder that
+ * `delete` removes it (one already gone is fine). A folder that
  * is missing is made. Nothing is forced to disk: the journal covers that time.
  */
 export interface Placement {
   file: string;
-  op: 'put' | 'create' | 'delete';
+  op: 'put' | 'delete';
   data: string | Uint8Array;
 }
 
@@ -54,16 +53,6 @@ function replaceSync(file: string, data: string | Uint8Array): void {
   }
 }
 
-function writeSync({ file, op, data }: Placement): void {
-  if (op === 'put') return replaceSync(file, data);
-  try {
-    writeFileSync(file, data, { flag: 'wx', mode: 0o600 });
-  } catch (error) {
-    if (codeOf(error) !== 'EEXIST') throw error;
-    replaceSync(file, data);
-  }
-}
-
 /**
  * Makes one placement, synchronously: meant for the placing thread (see FilePlacer), where a
  * blocking system call holds up nothing else. Throws what the file system said.
@@ -78,12 +67,12 @@ export function placeSync(placement: Placement): void {
     return;
   }
   try {
-    writeSync(placement);
+    replaceSync(placement.file, placement.data);
   } catch (error) {
     if (!isNotFound(error)) throw error;
     // The folder was removed meanwhile (or never made): make it, then try once more.
     mkdirSync(dirname(placement.file), { recursive: true });
-    writeSync(placement);
+    replaceSync(placement.file, placement.data);
   }
 }
 

@@ -6,18 +6,18 @@ import { FilePlacer } from '../../src/store/file-placer.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('FilePlacer', () => {
-  it('puts, creates and deletes files on its thread, in order, making missing folders, and leaves no temporary file', async () => {
+  it('puts and deletes files on its thread, in order, making missing folders, and leaves no temporary file', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'old.json'), 'old');
     await writeFile(join(dir, 'gone.json'), 'gone');
     const placer = new FilePlacer();
     const failures = await placer.place([
       { file: join(dir, 'old.json'), op: 'put', data: 'new' },
-      { file: join(dir, 'a', 'b', 'made.json'), op: 'create', data: Buffer.from('made') },
+      { file: join(dir, 'a', 'b', 'made.json'), op: 'put', data: Buffer.from('made') },
       { file: join(dir, 'gone.json'), op: 'delete', data: '' },
       { file: join(dir, 'never-there.json'), op: 'delete', data: '' },
-      { file: join(dir, 'twice.json'), op: 'create', data: 'first' },
-      { file: join(dir, 'twice.json'), op: 'create', data: 'second' },
+      { file: join(dir, 'twice.json'), op: 'put', data: 'first' },
+      { file: join(dir, 'twice.json'), op: 'put', data: 'second' },
     ]);
 
     expect(failures).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
@@ -59,7 +59,7 @@ describe('FilePlacer', () => {
     const failures = await new FilePlacer().place([
       { file: join(dir, 'a-file', 'inside.json'), op: 'put', data: 'x' },
       { file: join(dir, 'folder'), op: 'delete', data: '' },
-      { file: join(dir, 'fine.json'), op: 'create', data: 'fine' },
+      { file: join(dir, 'fine.json'), op: 'put', data: 'fine' },
     ]);
 
     expect(failures.map((failure) => (failure as { code?: string } | undefined)?.code)).toEqual(['ENOTDIR', 'EISDIR', undefined]);

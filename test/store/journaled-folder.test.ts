@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, readlink, rm, stat, truncate, utimes, writeFi
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { encodeEntry } from '../../src/store/journal-frame.js';
 import { JournaledFolder } from '../../src/store/journaled-folder.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
@@ -110,12 +111,13 @@ describe('JournaledFolder', () => {
     expect(await exists(cut)).toBe(false);
   });
 
-  it('writes a created file again only where it is missing or empty, so a replay does not renew its mtime', async () => {
+  it('replays a created file of an earlier version\'s journal only where it is missing or empty, so its mtime is not renewed', async () => {
     const { root, journalDir } = await folders();
-    const folder = new JournaledFolder({ root, journalDir });
     const [aged, lost, emptied] = ['aged.json', 'lost.json', 'emptied.json'].map((name) => join(root, name)) as [string, string, string];
-    for (const file of [aged, lost, emptied]) await folder.write([{ file, data: 'x', create: true }]);
-    await folder.place();
+    // Earlier versions journaled a delivery record per file as `create`.
+    await mkdir(journalDir, { recursive: true });
+    await writeFile(join(journalDir, '0000000000000001.journal'), Buffer.concat(['aged.json', 'lost.json', 'emptied.json'].map((path) => encodeEntry({ op: 'create', path, data: Buffer.from('x') }))));
+    for (const file of [aged, lost, emptied]) await writeFile(file, 'x');
     const old = new Date(Date.now() - 86_400_000);
     await utimes(aged, old, old);
     await rm(lost);
