@@ -14,10 +14,10 @@ function killLiveGroups(): void {
 }
 
 /**
- * Makes sure a run's process group does not outlive the daemon. execa's `cleanup` option
- * does nothing for detached subprocesses, which every run is, so this does the same for the
- * whole group. Only a synchronous SIGKILL is possible at exit: a graceful stop is the job of
- * cancelling runs before shutting down. Returns the function that forgets the group.
+ * Makes sure a run's process group does not outlive the daemon: nothing stops a detached
+ * subprocess, which every run is, when its parent exits, so this kills the whole group.
+ * Only a synchronous SIGKILL is possible at exit: a graceful stop is the job of cancelling
+ * runs before shutting down. Returns the function that forgets the group.
  */
 export function killGroupOnExit(pgid: number): () => void {
   if (!listening) {

@@ -79,6 +79,14 @@ describe('runCommand', () => {
     expect(result.startError).toBe(`working folder not found: ${missing}`);
   });
 
+  it('reports what node refuses to start with (a NUL byte in the environment) as a start error instead of throwing', async () => {
+    const { result, text } = await run(['sh', '-c', 'true'], { env: { ...baseEnv, BAD: 'a\u0000b' } });
+
+    expect(result).toMatchObject({ exitCode: null, signal: null });
+    expect(result.startError).toMatch(/BAD|null bytes/);
+    expect(text).toBe(`${result.startError ?? ''}\n`);
+  });
+
   it('does not start a command whose run is already cancelled or out of time', async () => {
     const cwd = await tempDir();
     const argv = ['touch', 'started'];
