@@ -49,7 +49,9 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
     throw new GitSyncError(`Expected the commit to be 40 or 64 lowercase hex characters, got ${JSON.stringify(sha)}`);
   }
   throwIfAborted(options.signal);
-  const state = await checkoutState(checkout);
+  // A warm checkout is told by its `.git` folder alone, whose entries also show stale locks.
+  const gitEntries = await readdir(join(checkout, '.git')).catch(() => undefined);
+  const state = gitEntries !== undefined ? 'git' : await checkoutState(checkout);
   if (state === 'foreign') {
     throw new GitSyncError(`Expected the checkout folder ${checkout} to be empty or a git checkout, but it holds other files. Move them away or choose another checkout folder.`);
   }
@@ -66,7 +68,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
     { label: 'clean', args: ['clean', '-ffdx'] },
   ];
   if (state === 'git') {
-    await removeStaleLocks(checkout, options.output);
+    await removeStaleLocks(checkout, gitEntries, options.output);
     await pointOriginAt(git, checkout, remote);
   } else {
     await git.step('clone', ['clone', '--no-checkout', '--progress', '--', remote, checkout]);
@@ -134,8 +136,8 @@ async function ownCheckout(checkout: string, user: { uid: number; gid: number })
  * One job never runs twice at once, so a git lock file found before a sync was left by a
  * git the daemon could not stop (it was killed mid-run): it is stale, and removed.
  */
-async function removeStaleLocks(checkout: string, output: SyncOptions['output']): Promise<void> {
-  const present = new Set(await readdir(join(checkout, '.git')).catch(() => []));
+async function removeStaleLocks(checkout: string, entries: readonly string[] | undefined, output: SyncOptions['output']): Promise<void> {
+  const present = new Set(entries ?? (await readdir(join(checkout, '.git')).catch(() => [])));
   for (const name of ['index.lock', 'HEAD.lock', 'config.lock', 'packed-refs.lock', 'shallow.lock']) {
     if (!present.has(name)) continue;
     await rm(join(checkout, '.git', name), { force: true });

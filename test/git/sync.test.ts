@@ -169,6 +169,23 @@ describe('syncCheckout', () => {
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
   });
 
+  it('removes lock files an interrupted git left in a warm checkout, says so, and syncs', async () => {
+    const { remote, checkout, env } = await setup();
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'app.txt': 'one\n' }), branch: 'main', env }));
+    await writeFile(join(checkout, '.git', 'index.lock'), '');
+    await writeFile(join(checkout, '.git', 'HEAD.lock'), '');
+    const sha = await remote.commit({ 'app.txt': 'two\n' });
+
+    const options = syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env });
+    await syncCheckout(options);
+
+    expect(options.collected.text()).toContain('[deployhook] removed the stale lock .git/index.lock left by an interrupted run\n');
+    expect(options.collected.text()).toContain('[deployhook] removed the stale lock .git/HEAD.lock left by an interrupted run\n');
+    expect(existsSync(join(checkout, '.git', 'index.lock'))).toBe(false);
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
+    expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
+  });
+
   it('refuses a checkout folder that holds other files and is not a git checkout', async () => {
     const { remote, checkout, env } = await setup();
     const sha = await remote.commit({ 'app.txt': 'one\n' });
