@@ -1,8 +1,10 @@
 // A variant of node-capture.mjs: the command's stdout and stderr are one end of a Unix socket
 // pair, and Node reads the other end with `onread` into buffers of 256 KiB (its own pipes are
-// read 64 KiB at a time), each read written to FILE with a positional write, at most 8 at once.
-// Nothing else: no masking, no cap. It measured whether larger reads lift Node's floor
-// (docs/benchmarks.md, section 4, "Tried").
+// read 64 KiB at a time), each read written to FILE with a positional write, up to 7 at once
+// (8 buffers; one is always the next read's). Nothing else: no masking, no cap. It differs from
+// node-capture.mjs in three ways at once: the read size, one socket for both streams instead
+// of two pipes, and several writes in flight instead of one WriteStream (docs/benchmarks.md,
+// section 4, "Tried").
 //
 //   node bench/lib/socket-capture.mjs FILE SCRIPT     (the script's environment is this one's)
 import { spawn } from 'node:child_process';
@@ -51,7 +53,8 @@ const reader = connect({
         }
         if (ended && writing === 0) done();
       });
-      if (free.length > 0) return true;
+      // node asks for the next read's buffer even after a pause: keep one for it.
+      if (free.length > 1) return true;
       paused = true;
       return false;
     },

@@ -182,6 +182,7 @@ describe('syncCheckout', () => {
     expect(options.collected.text()).toContain('[deployhook] removed the stale lock .git/index.lock left by an interrupted run\n');
     expect(options.collected.text()).toContain('[deployhook] removed the stale lock .git/HEAD.lock left by an interrupted run\n');
     expect(existsSync(join(checkout, '.git', 'index.lock'))).toBe(false);
+    expect(existsSync(join(checkout, '.git', 'HEAD.lock'))).toBe(false);
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
   });
