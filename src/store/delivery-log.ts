@@ -132,7 +132,7 @@ export class DeliveryLog {
     if (legacyJournal !== undefined) await new JournaledFolder({ root: this.#dir, journalDir: legacyJournal }).replay();
     const cutoff = this.#now() - this.#windowMs;
     const found: string[] = [];
-    const records: JournalEntry[] = [];
+    const records: Array<{ entry: JournalEntry; time: number }> = [];
     // The folder is made (and made durable) with the first segment.
     const entries = await readdir(this.#dir, { withFileTypes: true }).catch((error: unknown) => {
       if (isNotFound(error)) return [];
@@ -152,7 +152,7 @@ export class DeliveryLog {
       if (info === undefined || info.mtimeMs <= cutoff) continue;
       // The contents are for humans (key and runs) and may be cut short: the mtime counts.
       const fields = await readFile(file, 'utf8').then((text) => JSON.parse(text) as Record<string, unknown>).catch(() => ({}));
-      records.push(record(hash, fields, info.mtimeMs));
+      records.push({ entry: record(hash, fields, info.mtimeMs), time: info.mtimeMs });
       this.#remember(hash, info.mtimeMs);
     }
     // In batches of LEGACY_BATCH records, each durable before the files go.
@@ -160,8 +160,8 @@ export class DeliveryLog {
     for (let start = 0; start < records.length; start += LEGACY_BATCH) {
       const batch = records.slice(start, start + LEGACY_BATCH);
       let newest = 0;
-      for (const entry of batch) newest = Math.max(newest, timeOf(entry) ?? 0);
-      const { written, durable } = this.#journal.append(batch);
+      for (const { time } of batch) newest = Math.max(newest, time);
+      const { written, durable } = this.#journal.append(batch.map(({ entry }) => entry));
       this.#track(written, newest);
       appended.push(durable);
     }
