@@ -4,8 +4,8 @@
 # /proc/PID/task/*/stat: the main thread, the placing thread (the newest), the rest
 # (thread pool, V8's helpers), and the runs' processes (children). The main thread's share is
 # less noisy than req/s on a shared machine; the placing thread's follows what creating a file
-# costs the file system at the moment, so compare builds side by side. Two builds alternate round by round (the work tree's dist/ and
-# BENCH_COMPARE, a commit), each daemon started fresh.
+# costs the file system at the moment, so compare builds side by side. Two builds alternate
+# round by round (the work tree's dist/ and BENCH_COMPARE, a commit), each daemon started fresh.
 #
 #   bash bench/cpu-per-push.sh        BENCH_COMPARE=<commit> BENCH_ROUNDS=3 BENCH_RATE=800 BENCH_SECONDS=10
 source "$(dirname "$0")/lib/common.sh"

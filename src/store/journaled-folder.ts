@@ -9,8 +9,8 @@ import { Journal, type JournalOptions } from './journal.js';
 import type { Placement } from './place-files.js';
 
 /**
- * A file to write or remove. With `fresh`, the caller knows that no file has this name yet (a new run's record): if it is
- * removed before it was ever written, nothing touches the disk.
+ * A file to write or remove. With `fresh`, the caller knows that no file has this name yet
+ * (a new run's record): if it is removed before it was ever written, nothing touches the disk.
  */
 export type FileChange = { file: string; data: string | Buffer; fresh?: boolean } | { file: string; remove: true };
 
