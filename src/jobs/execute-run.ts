@@ -10,7 +10,7 @@ import { runCommand } from '../runner/run-command.js';
 import type { RunStore } from '../store/run-store.js';
 import { commandEnvironment, userEnvironment } from './command-env.js';
 import { eventFieldsOf } from './event-fields.js';
-import { filterPaths, sync } from './prepare-checkout.js';
+import { createTidier, filterPaths, sync } from './prepare-checkout.js';
 import { closingLine, writeHeader } from './run-log-lines.js';
 import { type DeployContext, type Outcome, stoppedOutcome } from './run-outcome.js';
 import type { ExecuteRun } from './run-queue.js';
@@ -119,6 +119,7 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
 /** Brings the checkout to the run's commit, runs the job's command, and records everything. */
 export function createExecutor(options: ExecutorOptions): ExecuteRun {
   const now = options.now ?? (() => new Date());
+  const tidy = createTidier(options.baseEnv);
   return async (run, job, stop) => {
     const logger = options.logger.child({ job: job.name, run: run.id, delivery: run.trigger.delivery });
     // Saves of one record happen in order, so a late save never overwrites a newer state.
@@ -147,6 +148,10 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     await saving;
     logger.info({ status: run.status, exitCode: run.exitCode, durationMs: run.durationMs, deployedSha: run.deployedSha }, 'run finished');
     options.onFinished?.(run);
+    // Before the job's next run can start: no other git works in the checkout meanwhile.
+    if (run.deployedSha !== undefined && !stop.signal.aborted && !(await tidy(job, stop.signal))) {
+      if (!stop.signal.aborted) logger.warn({ checkout: job.checkout }, 'git maintenance in the checkout failed or timed out; the next run tries again');
+    }
     await options.store.prune(job.name, options.keepRuns()).catch((error: unknown) => logger.error({ err: error }, 'could not remove old runs'));
     return run;
   };

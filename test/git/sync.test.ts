@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CommitNotFoundError, GitSyncError } from '../../src/errors.js';
-import { syncCheckout } from '../../src/git/sync.js';
+import { syncCheckout, tidyCheckout } from '../../src/git/sync.js';
 import { createRemote, git } from '../helpers/git-repo.js';
 import { tempDir } from '../helpers/tmp.js';
 import { gitEnv, syncOptions } from './sync-fixture.js';
@@ -86,7 +86,7 @@ describe('syncCheckout', () => {
     await syncCheckout(options);
 
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(pull);
-    expect(options.collected.text()).toContain(`$ git fetch --no-tags --progress -- origin ${pull}`);
+    expect(options.collected.text()).toContain(`$ git fetch --no-tags --progress --no-auto-maintenance -- origin ${pull}`);
   });
 
   it.each([
@@ -130,7 +130,7 @@ describe('syncCheckout', () => {
 
     const text = options.collected.text();
     const at = (line: string) => text.indexOf(line);
-    expect(at('$ git fetch --prune --no-tags --progress -- origin')).toBe(0);
+    expect(at('$ git fetch --prune --no-tags --progress --no-auto-maintenance -- origin')).toBe(0);
     expect(at(`   ${first.slice(0, 7)}..${second.slice(0, 7)}  main       -> origin/main\n`)).toBeGreaterThan(0);
     expect(at("$ git checkout --force --detach 'refs/remotes/origin/main^{commit}' --\n")).toBeGreaterThan(at('-> origin/main'));
     expect(at(`HEAD is now at ${second.slice(0, 7)}`)).toBeGreaterThan(at('$ git checkout'));
@@ -138,6 +138,36 @@ describe('syncCheckout', () => {
     expect(at('Removing junk.txt')).toBeGreaterThan(at('$ git clean'));
     expect(existsSync(join(checkout, 'junk.txt'))).toBe(false);
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
+  });
+
+  it("leaves git's housekeeping out of the sync, and tidyCheckout does it", async () => {
+    const root = await tempDir();
+    const remote = await createRemote(root);
+    const checkout = join(root, 'checkout');
+    // Every fetch keeps its pack, and two packs are enough for `gc --auto` to repack, in the foreground.
+    const env = await gitEnv(root, '[fetch]\n\tunpackLimit = 1\n[gc]\n\tautoPackLimit = 1\n\tautoDetach = false\n');
+    const packs = async () => Number(/^packs: (\d+)$/m.exec(await git(checkout, 'count-objects', '-v'))?.[1]);
+    // A file:// URL: git talks to upload-pack and gets packs, instead of copying the object store.
+    const url = `file://${remote.bare}`;
+    await syncCheckout(syncOptions({ remote: url, checkout, sha: await remote.commit({ 'app.txt': 'one\n' }), branch: 'main', env }));
+    expect(await packs()).toBe(1);
+    const second = await remote.commit({ 'app.txt': 'two\n' });
+
+    await syncCheckout(syncOptions({ remote: url, checkout, sha: second, branch: 'main', env }));
+    expect(await packs()).toBe(2);
+
+    const output = syncOptions({ remote: url, checkout, sha: second, env });
+    expect(await tidyCheckout(output)).toBe(true);
+    expect(await packs()).toBe(1);
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(second);
+    expect(output.collected.text()).toBe('');
+  });
+
+  it('tidyCheckout does nothing once its signal is aborted, and says so', async () => {
+    const { remote, checkout, env } = await setup();
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'app.txt': 'one\n' }), env }));
+
+    expect(await tidyCheckout(syncOptions({ remote: remote.bare, checkout, sha: 'ab'.repeat(20), env, signal: AbortSignal.abort('cancelled') }))).toBe(false);
   });
 
   it('stops at the first failing step, naming it with what git said, and runs none after it', async () => {

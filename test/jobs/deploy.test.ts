@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
@@ -105,6 +105,38 @@ describe('a push to a matching branch', () => {
     const log = await readFile(record.logPath, 'utf8');
     expect(log).toContain('***');
     expect(log).not.toContain(SECRET);
+  });
+});
+
+describe("git's housekeeping in the checkout", () => {
+  it('runs after the first run since the start, then waits; the fetch leaves it out', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    // git reads this HOME: every fetch keeps its pack, and two packs make `gc --auto` repack, in the foreground.
+    const home = join(dir, 'home');
+    await mkdir(home);
+    await writeFile(join(home, '.gitconfig'), '[fetch]\n\tunpackLimit = 1\n[gc]\n\tautoPackLimit = 1\n\tautoDetach = false\n');
+    const settings = { jobs: [{ name: 'site', provider: 'github', repo: 'acme/site', branches: ['main'], secret_env: 'SECRET', remote: `file://${remote.bare}`, command: ['true'] }] };
+    const checkout = join(dir, 'state', 'checkouts', 'site');
+    const packs = async () => Number(/^packs: (\d+)$/m.exec(await git(checkout, 'count-objects', '-v'))?.[1]);
+    const deploy = async (sha: string) => {
+      const [run] = await push(hook as TestDaemon, 'acme/site', sha);
+      expect(await waitForRun(join(dir, 'state'), 'site', run?.id ?? '')).toMatchObject({ status: 'succeeded', deployedSha: sha });
+      // The record is final before the housekeeping; the job's next run waits for it.
+      await hook?.daemon.queue.whenIdle();
+    };
+    hook = await startDaemon(dir, settings, { SECRET, HOME: home });
+
+    await deploy(await remote.commit({ 'site.txt': 'v1\n' }));
+    expect(await packs()).toBe(1);
+    await deploy(await remote.commit({ 'site.txt': 'v2\n' }));
+    expect(await packs()).toBe(2);
+
+    await hook.stop();
+    hook = await startDaemon(dir, settings, { SECRET, HOME: home });
+    await deploy(await remote.commit({ 'site.txt': 'v3\n' }));
+    expect(await packs()).toBe(1);
+    expect(await git(checkout, 'fsck', '--no-progress')).toBe('');
   });
 });
 
