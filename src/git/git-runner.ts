@@ -183,7 +183,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
     // What the failed step printed: everything after its own `$ git ...` line, ending with git's exit code.
     const line = `${shown[index] ?? ''}\n`;
     const own = text.includes(line) ? text.slice(text.lastIndexOf(line) + line.length) : text;
-    throw new GitSyncError(`Git step "${failed.label}" failed (git ${failed.args[0] ?? ''}):\n${scrub(tail(own))}`, { step: failed.label });
+    throw new GitSyncError(`Git step "${failed.label}" failed (git ${subcommand(failed.args)}):\n${scrub(tail(own))}`, { step: failed.label });
   }
 
   return {
@@ -195,7 +195,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       } catch (error) {
         if (error instanceof RunAbortedError) throw error;
         const detail = scrub(tail(error instanceof Error ? error.message : String(error)));
-        throw new GitSyncError(`Git step "${label}" failed (git ${args[0] ?? ''}):\n${detail}`, { cause: error, step: label });
+        throw new GitSyncError(`Git step "${label}" failed (git ${subcommand(args)}):\n${detail}`, { cause: error, step: label });
       }
     },
     async query(args) {
@@ -227,6 +227,13 @@ function tail(text: string): string {
 }
 
 /** `git clone --no-checkout -- https://user:pw@host/x` is shown with the password replaced: `https://user:***@host/x`. */
+/** git's command in `args`, after any `-c name=value` settings. */
+function subcommand(args: readonly string[]): string {
+  let index = 0;
+  while (args[index] === '-c') index += 2;
+  return args[index] ?? '';
+}
+
 function commandLine(args: readonly string[]): string {
   return ['git', ...args].map((arg) => arg.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@')).map(shellQuote).join(' ');
 }

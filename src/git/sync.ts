@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
@@ -38,7 +39,7 @@ export interface SyncResult {
 
 const FETCH_REFSPECS = ['+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*'];
 /**
- * A fetch would end with `git maintenance run --auto` (a process of its own, ~2–3 ms even
+ * A fetch would end with `git maintenance run --auto` (a process of its own, 2–4 ms even
  * when there is nothing to do) before the deploy's command could start: it runs after the
  * command instead (`tidyCheckout`).
  */
@@ -56,7 +57,10 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   }
   throwIfAborted(options.signal);
   // A warm checkout is told by its `.git` folder alone, whose entries also show stale locks.
-  const gitEntries = await readdir(join(checkout, '.git')).catch(() => undefined);
+  // Read synchronously, like the other small reads on the way to git and to the command: each
+  // takes microseconds, where a trip through node's thread pool waited ~1 ms behind the
+  // reply's durable writes.
+  const gitEntries = gitFolderEntries(checkout);
   const state = gitEntries !== undefined ? 'git' : await checkoutState(checkout);
   if (state === 'foreign') {
     throw new GitSyncError(`Expected the checkout folder ${checkout} to be empty or a git checkout, but it holds other files. Move them away or choose another checkout folder.`);
@@ -108,18 +112,16 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
 /**
  * git's own housekeeping, which the sync's fetch leaves out so that the command starts
  * sooner: `git maintenance run --auto` (by default `gc --auto`, which packs loose objects
- * once there are many). Run after the deploy's command, while the job still holds its
- * checkout, so no other git works in it meanwhile. Nothing is shown; resolves false when
- * git failed or was stopped by `signal` (the next run tries again).
+ * once there are thousands), announced and streamed to `output` like a sync step. It runs in
+ * the foreground (git would otherwise go on in the background), so that no git is still
+ * working in the checkout when the job's next run starts and removes stale lock files.
+ * Nothing is done when the folder is no longer a checkout: git would look in the folders
+ * above it. Rejects like a sync step (GitSyncError, RunAbortedError).
  */
-export async function tidyCheckout(options: CheckoutGitOptions): Promise<boolean> {
-  if (options.signal.aborted) return false;
-  const git = checkoutGitRunner(options);
-  try {
-    return (await git.query(['maintenance', 'run', '--auto', '--quiet'])) !== undefined;
-  } catch {
-    return false;
-  }
+export async function tidyCheckout(options: CheckoutGitOptions): Promise<void> {
+  if (gitFolderEntries(options.checkout) === undefined) return;
+  const foreground = ['-c', 'gc.autoDetach=false', '-c', 'maintenance.autoDetach=false'];
+  await checkoutGitRunner(options).steps([{ label: 'housekeeping', args: [...foreground, 'maintenance', 'run', '--auto', '--quiet'] }]);
 }
 
 /** The error for a branch or tag that is no longer on the remote. */
@@ -141,7 +143,12 @@ async function resolve(git: GitRunner, ref: string): Promise<string | undefined>
  * asked only when the file says anything else (a `.git` file that points elsewhere, say).
  */
 async function headCommit(git: GitRunner, checkout: string): Promise<string | undefined> {
-  const text = await readFile(join(checkout, '.git', 'HEAD'), 'utf8').catch(() => '');
+  let text = '';
+  try {
+    text = readFileSync(join(checkout, '.git', 'HEAD'), 'utf8');
+  } catch {
+    // not a plain `.git` folder: git answers below
+  }
   const id = text.slice(0, -1);
   if (text.endsWith('\n') && COMMIT_PATTERN.test(id)) return id;
   const head = await git.query(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']);
@@ -165,6 +172,15 @@ async function removeStaleLocks(checkout: string, entries: readonly string[] | u
     if (!present.has(name)) continue;
     await rm(join(checkout, '.git', name), { force: true });
     output.write(`[deployhook] removed the stale lock .git/${name} left by an interrupted run\n`);
+  }
+}
+
+/** The entries of the checkout's `.git` folder, or undefined when it is not a folder there. */
+function gitFolderEntries(checkout: string): string[] | undefined {
+  try {
+    return readdirSync(join(checkout, '.git'));
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,4 +1,5 @@
-import { chmod, chown, copyFile, rm, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { chmod, chown, copyFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -44,7 +45,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   if (endedEarly) return endedEarly;
 
   const cwd = job.workdir !== undefined ? join(job.checkout, job.workdir) : job.checkout;
-  if (!(await stat(cwd).then((info) => info.isDirectory(), () => false))) {
+  if (!isFolder(cwd)) {
     if (job.remote === undefined) return { status: 'failed', reason: `expected the workdir ${cwd} to be a folder, but it is not (any more)` };
     return { status: 'failed', reason: `expected the workdir ${job.workdir ?? '.'} to be a folder in commit ${run.deployedSha ?? run.sha}, but it is not` };
   }
@@ -80,6 +81,15 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   return { ...ended, status: 'failed', reason: result.signal ? `the command was killed by ${result.signal}` : `the command exited with code ${String(result.exitCode)}` };
 }
 
+/** Synchronous, like the other small reads between git and the command (see syncCheckout). */
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The payload file the command reads. The state folder is the daemon's own, so a command
  * that runs as another user gets a private copy it owns, removed after the run.
@@ -93,7 +103,9 @@ async function eventFileFor(run: RunRecord, job: JobConfig): Promise<string> {
   return copy;
 }
 
-async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readonly string[], maxLogBytes: number, elapsedMs: () => number): Promise<Outcome> {
+type Tidy = (context: DeployContext) => Promise<void>;
+
+async function logAndDeploy(context: Omit<DeployContext, 'log'>, tidy: Tidy, secrets: readonly string[], maxLogBytes: number, elapsedMs: () => number): Promise<Outcome> {
   const { run, job } = context;
   let log: RunLog;
   try {
@@ -105,6 +117,8 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
   try {
     writeHeader(log, run);
     outcome = await deploy({ ...context, log });
+    // After the command, within the run: the job's next run waits for it, so no two gits share the checkout.
+    if (run.deployedSha !== undefined) await tidy({ ...context, log });
   } catch (error) {
     // Whatever went wrong, the run ends with a record and a closed log, never stuck `running`.
     outcome = { status: 'failed', reason: `deployhook failed: ${error instanceof Error ? error.message : String(error)}` };
@@ -136,7 +150,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
     const lastDeployed = options.store.latest(job.name, 'succeeded')?.deployedSha;
-    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, recorded, lastDeployed }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
+    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, recorded, lastDeployed }, tidy, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
     const finished = now();
     run.status = final.status;
     run.finishedAt = finished.toISOString();
@@ -148,10 +162,6 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     await saving;
     logger.info({ status: run.status, exitCode: run.exitCode, durationMs: run.durationMs, deployedSha: run.deployedSha }, 'run finished');
     options.onFinished?.(run);
-    // Before the job's next run can start: no other git works in the checkout meanwhile.
-    if (run.deployedSha !== undefined && !stop.signal.aborted && !(await tidy(job, stop.signal))) {
-      if (!stop.signal.aborted) logger.warn({ checkout: job.checkout }, 'git maintenance in the checkout failed or timed out; the next run tries again');
-    }
     await options.store.prune(job.name, options.keepRuns()).catch((error: unknown) => logger.error({ err: error }, 'could not remove old runs'));
     return run;
   };

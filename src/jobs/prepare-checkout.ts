@@ -1,5 +1,4 @@
-import { Writable } from 'node:stream';
-import type { JobConfig } from '../config/types.js';
+import { formatDuration } from '../config/duration.js';
 import { DeployhookError, RunAbortedError } from '../errors.js';
 import { openCommitHistory } from '../git/changed-files.js';
 import { syncCheckout, tidyCheckout } from '../git/sync.js';
@@ -67,29 +66,39 @@ export async function filterPaths(context: DeployContext, timeout: AbortSignal):
  * (6,700 loose objects, 50 packs) are far from what ten minutes of deploys fetch.
  */
 const TIDY_EVERY_MS = 10 * 60_000;
+/** The most git's housekeeping may take (a repack of a large repository), within the job's timeout. */
+const TIDY_TIMEOUT_MS = 10 * 60_000;
 
 /**
- * git's housekeeping in a job's checkout after a run whose sync succeeded (see
- * `tidyCheckout`): the first time after the daemon starts, then at most every ten minutes
- * per checkout; stopped by `signal` or after the job's timeout. Resolves false when it ran
- * and failed or was stopped.
+ * git's housekeeping in a job's checkout (see `tidyCheckout`), after the command of a run
+ * whose sync succeeded: the first time after the daemon starts, then at most every ten
+ * minutes per checkout. Shown in the run's log; a failure there is a note, the run's outcome
+ * stands, and the next run tries again. Stopped with the run (cancel, shutdown).
  */
-export function createTidier(baseEnv: Readonly<Record<string, string>>): (job: JobConfig, signal: AbortSignal) => Promise<boolean> {
+export function createTidier(baseEnv: Readonly<Record<string, string>>): (context: DeployContext) => Promise<void> {
   const lastTidied = new Map<string, number>();
-  return async (job, signal) => {
+  return async ({ job, log, stop }) => {
     const last = lastTidied.get(job.checkout);
-    if (job.remote === undefined || (last !== undefined && performance.now() - last < TIDY_EVERY_MS)) return true;
+    if (job.remote === undefined || stop.signal.aborted || (last !== undefined && performance.now() - last < TIDY_EVERY_MS)) return;
     lastTidied.set(job.checkout, performance.now());
-    const tidied = await tidyCheckout({
-      checkout: job.checkout,
-      remote: job.remote,
-      auth: jobGitAuth(job),
-      env: userEnvironment(job, baseEnv),
-      output: new Writable({ write: (_chunk, _encoding, done) => done() }),
-      signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(job.timeoutMs, 2_147_483_647))]),
-      user: job.runAs,
-    });
-    if (!tidied) lastTidied.delete(job.checkout);
-    return tidied;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort('timeout'), Math.min(job.timeoutMs, TIDY_TIMEOUT_MS));
+    try {
+      await tidyCheckout({
+        checkout: job.checkout,
+        remote: job.remote,
+        auth: jobGitAuth(job),
+        env: userEnvironment(job, baseEnv),
+        output: log.output,
+        signal: AbortSignal.any([stop.signal, timeout.signal]),
+        user: job.runAs,
+      });
+    } catch (error) {
+      lastTidied.delete(job.checkout);
+      const why = error instanceof RunAbortedError ? (timeout.signal.aborted ? `it took longer than ${formatDuration(Math.min(job.timeoutMs, TIDY_TIMEOUT_MS))}` : 'the run was stopped') : error instanceof Error ? error.message : String(error);
+      log.note(`git's housekeeping did not finish (${why}); the outcome of the run stands, and the next run tries again`);
+    } finally {
+      clearTimeout(timer);
+    }
   };
 }

@@ -1,5 +1,4 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { createWriteStream, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -23,23 +22,28 @@ export interface RunLog {
 
 const PREFIX = '[deployhook] ';
 
-/** Opens (creating) a log file for appending; its folder is made only the first time it is missing. */
-async function openForAppend(path: string): Promise<FileHandle> {
+/**
+ * Opens (creating) a log file for appending; its folder is made only the first time it is
+ * missing. Synchronously: the open takes tens of microseconds, where a trip through node's
+ * thread pool, on the way to the run's first git, waited ~1 ms behind the reply's durable
+ * writes (docs/benchmarks.md, section 3).
+ */
+function openForAppend(path: string): number {
   try {
-    return await open(path, 'a', 0o640);
+    return openSync(path, 'a', 0o640);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    await mkdir(dirname(path), { recursive: true });
-    return await open(path, 'a', 0o640);
+    mkdirSync(dirname(path), { recursive: true });
+    return openSync(path, 'a', 0o640);
   }
 }
 
 export async function openRunLog(path: string, secrets: readonly string[], maxBytes: number): Promise<RunLog> {
   // Opened (and so checked) before streaming into it: a failure here is reported, not thrown later.
-  // The stream writes through this same handle: one open on the way to the run's first git.
-  const handle = await openForAppend(path);
+  // The stream writes through this same descriptor (and closes it): one open on the way to the run's first git.
+  const fd = openForAppend(path);
   // A large buffer keeps a chatty command's output moving while the disk catches up.
-  const file = createWriteStream(path, { fd: handle, highWaterMark: 1024 * 1024 });
+  const file = createWriteStream(path, { fd, highWaterMark: 1024 * 1024 });
   // Masking and capping happen in one Writable: every stream between the command and the file costs throughput.
   const capped = createCappedOutput({ file, logPath: path, maxBytes, masker: createMasker(secrets) });
   const output = capped.input;

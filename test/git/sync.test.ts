@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CommitNotFoundError, GitSyncError } from '../../src/errors.js';
+import { CommitNotFoundError, GitSyncError, RunAbortedError } from '../../src/errors.js';
 import { syncCheckout, tidyCheckout } from '../../src/git/sync.js';
 import { createRemote, git } from '../helpers/git-repo.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -140,12 +140,12 @@ describe('syncCheckout', () => {
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
   });
 
-  it("leaves git's housekeeping out of the sync, and tidyCheckout does it", async () => {
+  it("leaves git's housekeeping out of the sync, and tidyCheckout does it in the foreground", async () => {
     const root = await tempDir();
     const remote = await createRemote(root);
     const checkout = join(root, 'checkout');
-    // Every fetch keeps its pack, and two packs are enough for `gc --auto` to repack, in the foreground.
-    const env = await gitEnv(root, '[fetch]\n\tunpackLimit = 1\n[gc]\n\tautoPackLimit = 1\n\tautoDetach = false\n');
+    // Every fetch keeps its pack, and two packs are enough for `gc --auto` to repack (git's default would do that in the background).
+    const env = await gitEnv(root, '[fetch]\n\tunpackLimit = 1\n[gc]\n\tautoPackLimit = 1\n');
     const packs = async () => Number(/^packs: (\d+)$/m.exec(await git(checkout, 'count-objects', '-v'))?.[1]);
     // A file:// URL: git talks to upload-pack and gets packs, instead of copying the object store.
     const url = `file://${remote.bare}`;
@@ -156,18 +156,41 @@ describe('syncCheckout', () => {
     await syncCheckout(syncOptions({ remote: url, checkout, sha: second, branch: 'main', env }));
     expect(await packs()).toBe(2);
 
-    const output = syncOptions({ remote: url, checkout, sha: second, env });
-    expect(await tidyCheckout(output)).toBe(true);
+    const options = syncOptions({ remote: url, checkout, sha: second, env });
+    await tidyCheckout(options);
     expect(await packs()).toBe(1);
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(second);
-    expect(output.collected.text()).toBe('');
+    expect(options.collected.text()).toBe('$ git -c gc.autoDetach=false -c maintenance.autoDetach=false maintenance run --auto --quiet\n');
   });
 
-  it('tidyCheckout does nothing once its signal is aborted, and says so', async () => {
+  it('tidyCheckout names git\'s complaint when the housekeeping fails', async () => {
+    const { root, remote, checkout } = await setup();
+    const env = await gitEnv(root, '[maintenance "gc"]\n\tenabled = maybe\n');
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'app.txt': 'one\n' }), env }));
+
+    const error: unknown = await tidyCheckout(syncOptions({ remote: remote.bare, checkout, sha: 'ab'.repeat(20), env })).catch((caught: unknown) => caught);
+
+    expect(error).toBeInstanceOf(GitSyncError);
+    expect((error as GitSyncError).message).toMatch(/^Git step "housekeeping" failed \(git maintenance\):\n.*bad boolean config value 'maybe' for 'maintenance\.gc\.enabled'/s);
+  });
+
+  it('tidyCheckout leaves alone a folder that is no longer a checkout, even inside another repository', async () => {
+    const { root, remote, env } = await setup();
+    await git(root, 'init', '--quiet');
+    const checkout = join(root, 'gone');
+    await mkdir(checkout);
+    const options = syncOptions({ remote: remote.bare, checkout, sha: 'ab'.repeat(20), env });
+
+    await tidyCheckout(options);
+
+    expect(options.collected.text()).toBe('');
+  });
+
+  it('tidyCheckout stops once its signal is aborted', async () => {
     const { remote, checkout, env } = await setup();
     await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'app.txt': 'one\n' }), env }));
 
-    expect(await tidyCheckout(syncOptions({ remote: remote.bare, checkout, sha: 'ab'.repeat(20), env, signal: AbortSignal.abort('cancelled') }))).toBe(false);
+    await expect(tidyCheckout(syncOptions({ remote: remote.bare, checkout, sha: 'ab'.repeat(20), env, signal: AbortSignal.abort('cancelled') }))).rejects.toBeInstanceOf(RunAbortedError);
   });
 
   it('stops at the first failing step, naming it with what git said, and runs none after it', async () => {

@@ -109,34 +109,58 @@ describe('a push to a matching branch', () => {
 });
 
 describe("git's housekeeping in the checkout", () => {
-  it('runs after the first run since the start, then waits; the fetch leaves it out', async () => {
+  async function setup(gitconfig: string) {
     const dir = await tempDir();
     const remote = await createRemote(dir);
-    // git reads this HOME: every fetch keeps its pack, and two packs make `gc --auto` repack, in the foreground.
+    // git reads this HOME's config.
     const home = join(dir, 'home');
     await mkdir(home);
-    await writeFile(join(home, '.gitconfig'), '[fetch]\n\tunpackLimit = 1\n[gc]\n\tautoPackLimit = 1\n\tautoDetach = false\n');
+    await writeFile(join(home, '.gitconfig'), gitconfig);
     const settings = { jobs: [{ name: 'site', provider: 'github', repo: 'acme/site', branches: ['main'], secret_env: 'SECRET', remote: `file://${remote.bare}`, command: ['true'] }] };
     const checkout = join(dir, 'state', 'checkouts', 'site');
     const packs = async () => Number(/^packs: (\d+)$/m.exec(await git(checkout, 'count-objects', '-v'))?.[1]);
+    const start = async () => {
+      hook = await startDaemon(dir, settings, { SECRET, HOME: home });
+    };
     const deploy = async (sha: string) => {
       const [run] = await push(hook as TestDaemon, 'acme/site', sha);
-      expect(await waitForRun(join(dir, 'state'), 'site', run?.id ?? '')).toMatchObject({ status: 'succeeded', deployedSha: sha });
-      // The record is final before the housekeeping; the job's next run waits for it.
-      await hook?.daemon.queue.whenIdle();
+      const record = await waitForRun(join(dir, 'state'), 'site', run?.id ?? '');
+      expect(record).toMatchObject({ status: 'succeeded', deployedSha: sha });
+      return readFile(record.logPath, 'utf8');
     };
-    hook = await startDaemon(dir, settings, { SECRET, HOME: home });
+    return { remote, checkout, packs, start, deploy };
+  }
+  const STEP = '$ git -c gc.autoDetach=false -c maintenance.autoDetach=false maintenance run --auto --quiet\n';
 
-    await deploy(await remote.commit({ 'site.txt': 'v1\n' }));
+  it('runs after the command of the first run since the start, then waits; the fetch leaves it out', async () => {
+    // Every fetch keeps its pack, and two packs make `gc --auto` repack.
+    const { remote, packs, start, deploy } = await setup('[fetch]\n\tunpackLimit = 1\n[gc]\n\tautoPackLimit = 1\n');
+    await start();
+
+    const first = await deploy(await remote.commit({ 'site.txt': 'v1\n' }));
+    expect(first.indexOf(STEP)).toBeGreaterThan(first.indexOf('$ "true"'));
     expect(await packs()).toBe(1);
-    await deploy(await remote.commit({ 'site.txt': 'v2\n' }));
+    const second = await deploy(await remote.commit({ 'site.txt': 'v2\n' }));
+    expect(second).not.toContain(STEP);
     expect(await packs()).toBe(2);
 
-    await hook.stop();
-    hook = await startDaemon(dir, settings, { SECRET, HOME: home });
-    await deploy(await remote.commit({ 'site.txt': 'v3\n' }));
+    await hook?.stop();
+    await start();
+    const third = await deploy(await remote.commit({ 'site.txt': 'v3\n' }));
+    expect(third).toContain(STEP);
     expect(await packs()).toBe(1);
-    expect(await git(checkout, 'fsck', '--no-progress')).toBe('');
+  });
+
+  it('notes a failure in the run log, keeps the outcome, and tries again on the next run', async () => {
+    const { remote, start, deploy } = await setup('[maintenance "gc"]\n\tenabled = maybe\n');
+    await start();
+
+    for (const version of ['v1', 'v2']) {
+      const log = await deploy(await remote.commit({ 'site.txt': `${version}\n` }));
+      expect(log).toContain(STEP);
+      expect(log).toMatch(/\[deployhook\] git's housekeeping did not finish \(Git step "housekeeping" failed \(git maintenance\):\n.*bad boolean config value.*\); the outcome of the run stands, and the next run tries again\n/s);
+      expect(log.trimEnd().split('\n').at(-1)).toMatch(/^\[deployhook\] finished: succeeded, exit code 0/);
+    }
   });
 });
 
