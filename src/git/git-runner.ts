@@ -226,7 +226,6 @@ function tail(text: string): string {
   return trimmed.length <= STDERR_TAIL_CHARS ? trimmed : `...${trimmed.slice(-STDERR_TAIL_CHARS)}`;
 }
 
-/** `git clone --no-checkout -- https://user:pw@host/x` is shown with the password replaced: `https://user:***@host/x`. */
 /** git's command in `args`, after any `-c name=value` settings. */
 function subcommand(args: readonly string[]): string {
   let index = 0;
@@ -234,6 +233,7 @@ function subcommand(args: readonly string[]): string {
   return args[index] ?? '';
 }
 
+/** `git clone --no-checkout -- https://user:pw@host/x` is shown with the password replaced: `https://user:***@host/x`. */
 function commandLine(args: readonly string[]): string {
   return ['git', ...args].map((arg) => arg.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@')).map(shellQuote).join(' ');
 }
