@@ -112,16 +112,18 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
 /**
  * git's own housekeeping, which the sync's fetch leaves out so that the command starts
  * sooner: `git maintenance run --auto` (by default `gc --auto`, which packs loose objects
- * once there are thousands), announced and streamed to `output` like a sync step. It runs in
- * the foreground (git would otherwise go on in the background), so that no git is still
- * working in the checkout when the job's next run starts and removes stale lock files.
- * Nothing is done when the folder is no longer a checkout: git would look in the folders
- * above it. Rejects like a sync step (GitSyncError, RunAbortedError).
+ * once there are thousands). It runs in the foreground (git would otherwise go on in the
+ * background), so that no git is still working in the checkout when the job's next run
+ * starts and removes stale lock files. `GIT_DIR` names the checkout's own `.git`: if the
+ * command broke it, git fails instead of looking for a repository in the folders above;
+ * without a `.git` folder nothing is done. Rejects like a sync step (GitSyncError,
+ * RunAbortedError); what git printed is in the error.
  */
 export async function tidyCheckout(options: CheckoutGitOptions): Promise<void> {
   if (gitFolderEntries(options.checkout) === undefined) return;
   const foreground = ['-c', 'gc.autoDetach=false', '-c', 'maintenance.autoDetach=false'];
-  await checkoutGitRunner(options).steps([{ label: 'housekeeping', args: [...foreground, 'maintenance', 'run', '--auto', '--quiet'] }]);
+  const git = checkoutGitRunner({ ...options, env: { ...options.env, GIT_DIR: join(options.checkout, '.git') } });
+  await git.steps([{ label: 'housekeeping', args: [...foreground, 'maintenance', 'run', '--auto', '--quiet'] }]);
 }
 
 /** The error for a branch or tag that is no longer on the remote. */

@@ -103,9 +103,7 @@ async function eventFileFor(run: RunRecord, job: JobConfig): Promise<string> {
   return copy;
 }
 
-type Tidy = (context: DeployContext) => Promise<void>;
-
-async function logAndDeploy(context: Omit<DeployContext, 'log'>, tidy: Tidy, secrets: readonly string[], maxLogBytes: number, elapsedMs: () => number): Promise<Outcome> {
+async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readonly string[], maxLogBytes: number, elapsedMs: () => number): Promise<Outcome> {
   const { run, job } = context;
   let log: RunLog;
   try {
@@ -117,8 +115,6 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, tidy: Tidy, sec
   try {
     writeHeader(log, run);
     outcome = await deploy({ ...context, log });
-    // After the command, within the run: the job's next run waits for it, so no two gits share the checkout.
-    if (run.deployedSha !== undefined) await tidy({ ...context, log });
   } catch (error) {
     // Whatever went wrong, the run ends with a record and a closed log, never stuck `running`.
     outcome = { status: 'failed', reason: `deployhook failed: ${error instanceof Error ? error.message : String(error)}` };
@@ -150,7 +146,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
     const lastDeployed = options.store.latest(job.name, 'succeeded')?.deployedSha;
-    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, recorded, lastDeployed }, tidy, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
+    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, recorded, lastDeployed }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
     const finished = now();
     run.status = final.status;
     run.finishedAt = finished.toISOString();
@@ -162,6 +158,13 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     await saving;
     logger.info({ status: run.status, exitCode: run.exitCode, durationMs: run.durationMs, deployedSha: run.deployedSha }, 'run finished');
     options.onFinished?.(run);
+    // git's housekeeping, once the record is final (a crash now repeats nothing) and before
+    // the job's next run can start (no two gits in the checkout at once).
+    if (run.deployedSha !== undefined) {
+      const tidied = await tidy(job, stop.signal);
+      if (tidied.done && tidied.error !== undefined) logger.warn({ checkout: job.checkout, durationMs: tidied.durationMs, reason: tidied.error }, "git's housekeeping in the checkout did not finish; the next run tries again");
+      else if (tidied.done) logger.info({ checkout: job.checkout, durationMs: tidied.durationMs }, "git's housekeeping in the checkout done");
+    }
     await options.store.prune(job.name, options.keepRuns()).catch((error: unknown) => logger.error({ err: error }, 'could not remove old runs'));
     return run;
   };

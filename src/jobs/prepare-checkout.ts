@@ -1,3 +1,5 @@
+import { Writable } from 'node:stream';
+import type { JobConfig } from '../config/types.js';
 import { formatDuration } from '../config/duration.js';
 import { DeployhookError, RunAbortedError } from '../errors.js';
 import { openCommitHistory } from '../git/changed-files.js';
@@ -66,37 +68,43 @@ export async function filterPaths(context: DeployContext, timeout: AbortSignal):
  * (6,700 loose objects, 50 packs) are far from what ten minutes of deploys fetch.
  */
 const TIDY_EVERY_MS = 10 * 60_000;
-/** The most git's housekeeping may take (a repack of a large repository), within the job's timeout. */
+/** The most git's housekeeping may take (a repack of a large repository). */
 const TIDY_TIMEOUT_MS = 10 * 60_000;
 
+/** What became of git's housekeeping after a run. */
+export type Tidied = { done: false } | { done: true; durationMs: number; error?: string };
+
 /**
- * git's housekeeping in a job's checkout (see `tidyCheckout`), after the command of a run
- * whose sync succeeded: the first time after the daemon starts, then at most every ten
- * minutes per checkout. Shown in the run's log; a failure there is a note, the run's outcome
- * stands, and the next run tries again. Stopped with the run (cancel, shutdown).
+ * git's housekeeping in a job's checkout (see `tidyCheckout`), after a run whose sync
+ * succeeded and whose record is final: the first time after the daemon starts, then at most
+ * every ten minutes per checkout (after a failure, at the next run). Stopped by `signal` and
+ * after ten minutes (or the job's timeout, if shorter). Never rejects.
  */
-export function createTidier(baseEnv: Readonly<Record<string, string>>): (context: DeployContext) => Promise<void> {
+export function createTidier(baseEnv: Readonly<Record<string, string>>): (job: JobConfig, signal: AbortSignal) => Promise<Tidied> {
   const lastTidied = new Map<string, number>();
-  return async ({ job, log, stop }) => {
+  return async (job, signal) => {
     const last = lastTidied.get(job.checkout);
-    if (job.remote === undefined || stop.signal.aborted || (last !== undefined && performance.now() - last < TIDY_EVERY_MS)) return;
-    lastTidied.set(job.checkout, performance.now());
+    if (job.remote === undefined || signal.aborted || (last !== undefined && performance.now() - last < TIDY_EVERY_MS)) return { done: false };
+    const started = performance.now();
+    lastTidied.set(job.checkout, started);
+    const limitMs = Math.min(job.timeoutMs, TIDY_TIMEOUT_MS);
     const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort('timeout'), Math.min(job.timeoutMs, TIDY_TIMEOUT_MS));
+    const timer = setTimeout(() => timeout.abort('timeout'), limitMs);
     try {
       await tidyCheckout({
         checkout: job.checkout,
         remote: job.remote,
         auth: jobGitAuth(job),
         env: userEnvironment(job, baseEnv),
-        output: log.output,
-        signal: AbortSignal.any([stop.signal, timeout.signal]),
+        output: new Writable({ write: (_chunk, _encoding, done) => done() }),
+        signal: AbortSignal.any([signal, timeout.signal]),
         user: job.runAs,
       });
+      return { done: true, durationMs: Math.round(performance.now() - started) };
     } catch (error) {
       lastTidied.delete(job.checkout);
-      const why = error instanceof RunAbortedError ? (timeout.signal.aborted ? `it took longer than ${formatDuration(Math.min(job.timeoutMs, TIDY_TIMEOUT_MS))}` : 'the run was stopped') : error instanceof Error ? error.message : String(error);
-      log.note(`git's housekeeping did not finish (${why}); the outcome of the run stands, and the next run tries again`);
+      const why = error instanceof RunAbortedError ? (timeout.signal.aborted ? `it took longer than ${formatDuration(limitMs)}` : 'it was stopped') : error instanceof Error ? error.message : String(error);
+      return { done: true, durationMs: Math.round(performance.now() - started), error: why };
     } finally {
       clearTimeout(timer);
     }

@@ -45,7 +45,13 @@ export async function openRunLog(path: string, secrets: readonly string[], maxBy
   // A large buffer keeps a chatty command's output moving while the disk catches up.
   const file = createWriteStream(path, { fd, highWaterMark: 1024 * 1024 });
   // Masking and capping happen in one Writable: every stream between the command and the file costs throughput.
-  const capped = createCappedOutput({ file, logPath: path, maxBytes, masker: createMasker(secrets) });
+  let capped;
+  try {
+    capped = createCappedOutput({ file, logPath: path, maxBytes, masker: createMasker(secrets) });
+  } catch (error) {
+    file.destroy(); // closes the descriptor
+    throw error;
+  }
   const output = capped.input;
   let error: Error | undefined;
   const remember = (err: Error) => {

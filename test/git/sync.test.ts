@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CommitNotFoundError, GitSyncError, RunAbortedError } from '../../src/errors.js';
@@ -161,6 +161,16 @@ describe('syncCheckout', () => {
     expect(await packs()).toBe(1);
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(second);
     expect(options.collected.text()).toBe('$ git -c gc.autoDetach=false -c maintenance.autoDetach=false maintenance run --auto --quiet\n');
+  });
+
+  it('tidyCheckout fails rather than work in the repository above when the command broke .git', async () => {
+    const { root, remote, checkout, env } = await setup();
+    await git(root, 'init', '--quiet');
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'app.txt': 'one\n' }), env }));
+    await rm(join(checkout, '.git'), { recursive: true });
+    await mkdir(join(checkout, '.git'));
+
+    await expect(tidyCheckout(syncOptions({ remote: remote.bare, checkout, sha: 'ab'.repeat(20), env }))).rejects.toThrow(/^Git step "housekeeping" failed \(git maintenance\):\n.*not a git repository/s);
   });
 
   it('tidyCheckout names git\'s complaint when the housekeeping fails', async () => {
