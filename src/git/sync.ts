@@ -78,7 +78,8 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
     { label: 'clean', args: ['clean', '-ffdx'] },
   ];
   if (state === 'git') {
-    await removeStaleLocks(checkout, gitEntries, options.output);
+    // No entries when `.git` is a file, not a folder: lock files are looked for only in a `.git` folder.
+    await removeStaleLocks(checkout, gitEntries ?? [], options.output);
     await pointOriginAt(git, checkout, remote);
   } else {
     await git.step('clone', ['clone', '--no-checkout', '--progress', '--', remote, checkout]);
@@ -168,8 +169,8 @@ async function ownCheckout(checkout: string, user: { uid: number; gid: number })
  * One job never runs twice at once, so a git lock file found before a sync was left by a
  * git the daemon could not stop (it was killed mid-run): it is stale, and removed.
  */
-async function removeStaleLocks(checkout: string, entries: readonly string[] | undefined, output: SyncOptions['output']): Promise<void> {
-  const present = new Set(entries ?? (await readdir(join(checkout, '.git')).catch(() => [])));
+async function removeStaleLocks(checkout: string, entries: readonly string[], output: SyncOptions['output']): Promise<void> {
+  const present = new Set(entries);
   for (const name of ['index.lock', 'HEAD.lock', 'config.lock', 'packed-refs.lock', 'shallow.lock']) {
     if (!present.has(name)) continue;
     await rm(join(checkout, '.git', name), { force: true });
