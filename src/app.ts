@@ -207,8 +207,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
         timer = setTimeout(() => resolve('timeout'), graceMs);
       });
       if ((await Promise.race([queue.whenIdle(), gaveUp])) === 'timeout') {
-        logger.warn({ graceMs }, 'runs still in progress after shutdown_timeout: stopping them; they run again after restart');
-        queue.interruptRunning();
+        const runs = queue.interruptRunning();
+        logger.warn({ graceMs, runs }, 'runs still in progress after shutdown_timeout: stopping them; they run again after restart');
         await queue.whenIdle();
       }
       clearTimeout(timer);

@@ -161,7 +161,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     // git's housekeeping, once the record is final (a crash now repeats nothing) and before
     // the job's next run can start (no two gits in the checkout at once).
     if (run.deployedSha !== undefined) {
-      const tidied = await tidy(job, stop.signal);
+      const tidied = await tidy(job, AbortSignal.any([stop.signal, stop.closing]));
       if (tidied.done && tidied.error !== undefined) logger.warn({ checkout: job.checkout, durationMs: tidied.durationMs, reason: tidied.error }, "git's housekeeping in the checkout did not finish; the next run tries again");
       else if (tidied.done) logger.info({ checkout: job.checkout, durationMs: tidied.durationMs }, "git's housekeeping in the checkout done");
     }

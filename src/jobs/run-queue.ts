@@ -7,6 +7,11 @@ import type { RunRecord } from './run-record.js';
 export interface RunStop {
   signal: AbortSignal;
   cancelled(): boolean;
+  /**
+   * Aborted once the daemon stops starting runs (it is shutting down). What a run does after
+   * its record is final (git's housekeeping) stops then, instead of holding up the shutdown.
+   */
+  closing: AbortSignal;
 }
 
 /** Runs one run to its end; resolves with the final record (already saved). */
@@ -56,6 +61,7 @@ export class RunQueue {
   #maxParallel: number;
   #active = 0;
   #seq = 0;
+  readonly #closing = new AbortController();
   #starting = true;
   #waiters: Array<() => void> = [];
 
@@ -156,7 +162,8 @@ export class RunQueue {
         this.cancelPending(name, reason);
         return true;
       }
-      if (state.running?.entry.record.id === runId) {
+      // A run whose record is final (it is only tidying up after itself) can no longer be cancelled.
+      if (state.running?.entry.record.id === runId && state.running.entry.record.status === 'running') {
         // Wins over a shutdown that is already stopping the run: it is recorded as cancelled, not repeated.
         state.running.cancelled = true;
         state.running.stop.abort('cancelled');
@@ -173,15 +180,28 @@ export class RunQueue {
     return depth;
   }
 
-  /** No new run starts from now on; waiting runs stay queued on disk for the next start. */
+  /**
+   * No new run starts from now on; waiting runs stay queued on disk for the next start, and
+   * work after a run's final record (git's housekeeping) stops.
+   */
   stopStarting(): void {
     this.#starting = false;
+    this.#closing.abort('shutdown');
     this.#notify();
   }
 
-  /** Stops every running run (process groups killed); they are recorded as interrupted. */
-  interruptRunning(): void {
-    for (const state of this.#jobs.values()) state.running?.stop.abort('shutdown');
+  /**
+   * Stops every running run (process groups killed); they are recorded as interrupted.
+   * Returns the ids of those whose record was not final yet: they run again after a restart.
+   */
+  interruptRunning(): string[] {
+    const interrupted: string[] = [];
+    for (const state of this.#jobs.values()) {
+      if (!state.running) continue;
+      if (state.running.entry.record.status === 'running') interrupted.push(state.running.entry.record.id);
+      state.running.stop.abort('shutdown');
+    }
+    return interrupted;
   }
 
   /** Resolves once nothing runs and, unless starting has stopped, nothing waits. */
@@ -241,7 +261,7 @@ export class RunQueue {
       state.running = running;
       this.#active += 1;
       this.#options
-        .execute(entry.record, job, { signal: running.stop.signal, cancelled: () => running.cancelled })
+        .execute(entry.record, job, { signal: running.stop.signal, cancelled: () => running.cancelled, closing: this.#closing.signal })
         .catch(async (error: unknown) => {
           // A backstop: the run must not stay `running` while the daemon is up.
           this.#options.logger.error({ job: name, run: entry.record.id, err: error }, 'run ended with an unexpected error');

@@ -145,7 +145,8 @@ describe('syncCheckout', () => {
     const remote = await createRemote(root);
     const checkout = join(root, 'checkout');
     // Every fetch keeps its pack, and two packs are enough for `gc --auto` to repack (git's default would do that in the background).
-    const env = await gitEnv(root, '[fetch]\n\tunpackLimit = 1\n[gc]\n\tautoPackLimit = 1\n');
+    // Set here, over any /etc/gitconfig.
+    const env = await gitEnv(root, '[fetch]\n\tunpackLimit = 1\n[gc]\n\tauto = 6700\n\tautoPackLimit = 1\n[maintenance]\n\tauto = true\n[maintenance "gc"]\n\tenabled = true\n');
     const packs = async () => Number(/^packs: (\d+)$/m.exec(await git(checkout, 'count-objects', '-v'))?.[1]);
     // A file:// URL: git talks to upload-pack and gets packs, instead of copying the object store.
     const url = `file://${remote.bare}`;

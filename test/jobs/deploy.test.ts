@@ -1,14 +1,15 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote, git } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
-import { isRunning } from '../helpers/processes.js';
+import { isRunning, readPid } from '../helpers/processes.js';
 import { runsOf, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SECRET = 'deploy-test-secret-0123456789';
+const API_TOKEN = 'deploy-test-api-token-0123456789abcdef';
 let hook: TestDaemon | undefined;
 
 afterEach(async () => {
@@ -109,18 +110,21 @@ describe('a push to a matching branch', () => {
 });
 
 describe("git's housekeeping in the checkout", () => {
-  async function setup(gitconfig: string) {
+  // Set here, over any /etc/gitconfig: every fetch keeps its pack, and two packs make `gc --auto` repack.
+  const REPACK_EVERY_FETCH = '[fetch]\n\tunpackLimit = 1\n[gc]\n\tauto = 6700\n\tautoPackLimit = 1\n[maintenance]\n\tauto = true\n[maintenance "gc"]\n\tenabled = true\n';
+
+  async function setup(gitconfig: string, more: Record<string, unknown> = {}) {
     const dir = await tempDir();
     const remote = await createRemote(dir);
     // git reads this HOME's config.
     const home = join(dir, 'home');
     await mkdir(home);
     await writeFile(join(home, '.gitconfig'), gitconfig);
-    const settings = { jobs: [{ name: 'site', provider: 'github', repo: 'acme/site', branches: ['main'], secret_env: 'SECRET', remote: `file://${remote.bare}`, command: ['true'] }] };
+    const settings = { ...more, jobs: [{ name: 'site', provider: 'github', repo: 'acme/site', branches: ['main'], secret_env: 'SECRET', remote: `file://${remote.bare}`, command: ['true'] }] };
     const checkout = join(dir, 'state', 'checkouts', 'site');
     const packs = async () => Number(/^packs: (\d+)$/m.exec(await git(checkout, 'count-objects', '-v'))?.[1]);
     const start = async () => {
-      hook = await startDaemon(dir, settings, { SECRET, HOME: home });
+      hook = await startDaemon(dir, settings, { SECRET, HOME: home, API_TOKEN });
     };
     const deploy = async (sha: string) => {
       const [run] = await push(hook as TestDaemon, 'acme/site', sha);
@@ -130,12 +134,12 @@ describe("git's housekeeping in the checkout", () => {
       await hook?.daemon.queue.whenIdle();
       return (hook as TestDaemon).logLines.filter((line) => line.includes(`"run":"${run?.id ?? ''}"`) && line.includes('housekeeping')).map((line) => JSON.parse(line) as Record<string, unknown>);
     };
-    return { remote, packs, start, deploy };
+    return { dir, home, remote, packs, start, deploy };
   }
 
   it('runs after the first run since the start, then waits; the fetch leaves it out', async () => {
-    // Every fetch keeps its pack, and two packs make `gc --auto` repack (by default in the background).
-    const { remote, packs, start, deploy } = await setup('[fetch]\n\tunpackLimit = 1\n[gc]\n\tautoPackLimit = 1\n');
+    // git's default would do the repack in the background.
+    const { remote, packs, start, deploy } = await setup(REPACK_EVERY_FETCH);
     await start();
 
     expect(await deploy(await remote.commit({ 'site.txt': 'v1\n' }))).toMatchObject([{ level: 30, msg: "git's housekeeping in the checkout done" }]);
@@ -147,6 +151,40 @@ describe("git's housekeeping in the checkout", () => {
     await start();
     expect(await deploy(await remote.commit({ 'site.txt': 'v3\n' }))).toMatchObject([{ level: 30, msg: "git's housekeeping in the checkout done" }]);
     expect(await packs()).toBe(1);
+  });
+
+  it('cannot cancel the run it follows, and stops at once when the daemon shuts down', async () => {
+    // git runs the pre-auto-gc hook before it repacks: this one holds the housekeeping up.
+    const { dir, home, remote, packs, start, deploy } = await setup('', { shutdown_timeout: '1s', api: { token_env: 'API_TOKEN' } });
+    const hooks = join(home, 'hooks');
+    await mkdir(hooks);
+    await writeFile(join(hooks, 'pre-auto-gc'), `#!/bin/sh\necho $$ > ${join(dir, 'housekeeping.pid')}\nexec sleep 60\n`, { mode: 0o755 });
+    await writeFile(join(home, '.gitconfig'), `${REPACK_EVERY_FETCH}[core]\n\thooksPath = ${hooks}\n`);
+    // One run to clone (one pack, nothing to do), then a restart, so the next run's housekeeping has two packs.
+    await start();
+    await deploy(await remote.commit({ 'site.txt': 'v1\n' }));
+    await hook?.stop();
+    await start();
+    const [run] = await push(hook as TestDaemon, 'acme/site', await remote.commit({ 'site.txt': 'v2\n' }));
+    const pid = await vi.waitFor(async () => {
+      const written = await readPid(dir, 'housekeeping.pid');
+      if (!Number.isInteger(written) || written <= 0) throw new Error('the hook has not written its pid yet');
+      return written;
+    }, { timeout: 20_000, interval: 25 });
+    expect(isRunning(pid)).toBe(true);
+
+    const cancel = await fetch(`${hook?.url ?? ''}/api/runs/${run?.id ?? ''}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${API_TOKEN}` } });
+    expect(cancel.status).toBe(409);
+    expect(((await cancel.json()) as { error: string }).error).toBe(`run ${run?.id ?? ''} is succeeded: only queued or running runs can be cancelled`);
+    expect(await waitForRun(join(dir, 'state'), 'site', run?.id ?? '')).toMatchObject({ status: 'succeeded' });
+
+    await hook?.stop();
+    const lines = (hook as TestDaemon).logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.filter((line) => line['msg'] === "git's housekeeping in the checkout did not finish; the next run tries again")).toMatchObject([{ level: 40, reason: 'it was stopped' }]);
+    // The shutdown did not wait for shutdown_timeout: nothing was left to interrupt.
+    expect(lines.filter((line) => String(line['msg']).startsWith('runs still in progress'))).toEqual([]);
+    expect(isRunning(pid)).toBe(false);
+    expect(await packs()).toBe(2);
   });
 
   it('logs a failure as a warning, leaves the run as it ended, and tries again on the next run', async () => {
