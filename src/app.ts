@@ -208,7 +208,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
       });
       if ((await Promise.race([queue.whenIdle(), gaveUp])) === 'timeout') {
         const runs = queue.interruptRunning();
-        logger.warn({ graceMs, runs }, 'runs still in progress after shutdown_timeout: stopping them; they run again after restart');
+        if (runs.length > 0) logger.warn({ graceMs, runs }, 'runs still in progress after shutdown_timeout: stopping them; they run again after restart');
+        else logger.warn({ graceMs }, 'finished runs still saving after shutdown_timeout: stopping what is left of them');
         await queue.whenIdle();
       }
       clearTimeout(timer);

@@ -119,6 +119,7 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
     // Whatever went wrong, the run ends with a record and a closed log, never stuck `running`.
     outcome = { status: 'failed', reason: `deployhook failed: ${error instanceof Error ? error.message : String(error)}` };
   }
+  context.stop.settle();
   await log.close(closingLine(outcome, elapsedMs()));
   if (log.error && (outcome.status === 'succeeded' || outcome.status === 'skipped')) {
     return { ...outcome, status: 'failed', reason: `the run log could not be written completely: ${(log.error as NodeJS.ErrnoException).code ?? log.error.message}` };

@@ -8,6 +8,11 @@ export interface RunStop {
   signal: AbortSignal;
   cancelled(): boolean;
   /**
+   * Tells the queue the run's outcome is decided (its git or its command has ended): from
+   * then on it can no longer be cancelled, and a shutdown does not count it as interrupted.
+   */
+  settle(): void;
+  /**
    * Aborted once the daemon stops starting runs (it is shutting down). What a run does after
    * its record is final (git's housekeeping) stops then, instead of holding up the shutdown.
    */
@@ -26,8 +31,18 @@ interface Entry {
   record: RunRecord;
 }
 
+interface Running {
+  entry: Entry;
+  stop: AbortController;
+  cancelled: boolean;
+  /** The outcome is decided; what is left is bookkeeping and git's housekeeping. */
+  settled: boolean;
+  /** Per run, so that no signal that lives as long as the daemon collects a listener per run. */
+  closing: AbortController;
+}
+
 interface JobState {
-  running?: { entry: Entry; stop: AbortController; cancelled: boolean } | undefined;
+  running?: Running | undefined;
   pending?: Entry | undefined;
   /** The latest arrival accepted for the job, running or waiting. */
   newest?: Entry | undefined;
@@ -61,7 +76,6 @@ export class RunQueue {
   #maxParallel: number;
   #active = 0;
   #seq = 0;
-  readonly #closing = new AbortController();
   #starting = true;
   #waiters: Array<() => void> = [];
 
@@ -128,10 +142,10 @@ export class RunQueue {
     this.#pump();
   }
 
-  /** The run in progress and the run waiting, per job. */
+  /** The run in progress (not one that is only tidying up after itself) and the run waiting, per job. */
   snapshot(jobName: string): { running?: RunRecord; pending?: RunRecord } {
     const state = this.#jobs.get(jobName);
-    return { ...(state?.running ? { running: state.running.entry.record } : {}), ...(state?.pending ? { pending: state.pending.record } : {}) };
+    return { ...(state?.running && !state.running.settled ? { running: state.running.entry.record } : {}), ...(state?.pending ? { pending: state.pending.record } : {}) };
   }
 
   set maxParallel(value: number) {
@@ -154,7 +168,7 @@ export class RunQueue {
   /**
    * Cancels a run: a waiting one is recorded as cancelled at once, a running one is stopped
    * (its process group killed) and recorded as cancelled when it ends. False when the run
-   * is neither waiting nor running.
+   * is neither waiting nor running, or its outcome is already decided (its command ended).
    */
   cancel(runId: string, reason: string): boolean {
     for (const [name, state] of this.#jobs) {
@@ -162,8 +176,8 @@ export class RunQueue {
         this.cancelPending(name, reason);
         return true;
       }
-      // A run whose record is final (it is only tidying up after itself) can no longer be cancelled.
-      if (state.running?.entry.record.id === runId && state.running.entry.record.status === 'running') {
+      // A run whose outcome is decided (it is only tidying up after itself) can no longer be cancelled.
+      if (state.running?.entry.record.id === runId && !state.running.settled) {
         // Wins over a shutdown that is already stopping the run: it is recorded as cancelled, not repeated.
         state.running.cancelled = true;
         state.running.stop.abort('cancelled');
@@ -186,7 +200,7 @@ export class RunQueue {
    */
   stopStarting(): void {
     this.#starting = false;
-    this.#closing.abort('shutdown');
+    for (const state of this.#jobs.values()) state.running?.closing.abort('shutdown');
     this.#notify();
   }
 
@@ -198,7 +212,7 @@ export class RunQueue {
     const interrupted: string[] = [];
     for (const state of this.#jobs.values()) {
       if (!state.running) continue;
-      if (state.running.entry.record.status === 'running') interrupted.push(state.running.entry.record.id);
+      if (!state.running.settled) interrupted.push(state.running.entry.record.id);
       state.running.stop.abort('shutdown');
     }
     return interrupted;
@@ -257,11 +271,18 @@ export class RunQueue {
         this.#finishUnstarted(entry.record, 'cancelled', `job ${name} is no longer in the config`);
         continue;
       }
-      const running = { entry, stop: new AbortController(), cancelled: false };
+      const running: Running = { entry, stop: new AbortController(), cancelled: false, settled: false, closing: new AbortController() };
       state.running = running;
       this.#active += 1;
       this.#options
-        .execute(entry.record, job, { signal: running.stop.signal, cancelled: () => running.cancelled, closing: this.#closing.signal })
+        .execute(entry.record, job, {
+          signal: running.stop.signal,
+          cancelled: () => running.cancelled,
+          settle: () => {
+            running.settled = true;
+          },
+          closing: running.closing.signal,
+        })
         .catch(async (error: unknown) => {
           // A backstop: the run must not stay `running` while the daemon is up.
           this.#options.logger.error({ job: name, run: entry.record.id, err: error }, 'run ended with an unexpected error');

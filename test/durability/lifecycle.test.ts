@@ -52,6 +52,7 @@ describe('SIGTERM in the middle of a run', () => {
     expect(draining.status).toBe(503);
     expect(draining.headers.get('retry-after')).toBe('10');
     expect(await exited).toBe(0);
+    expect(first.lines.filter((line) => String(line.msg).startsWith('runs still in progress after shutdown_timeout'))).toMatchObject([{ level: 40, runs: [id] }]);
 
     const interrupted = await readRun(state, 'slow', id);
     expect(interrupted).toMatchObject({ status: 'interrupted', reason: expect.stringContaining('the daemon shut down while the command was running') });

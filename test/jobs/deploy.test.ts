@@ -173,10 +173,14 @@ describe("git's housekeeping in the checkout", () => {
     }, { timeout: 20_000, interval: 25 });
     expect(isRunning(pid)).toBe(true);
 
-    const cancel = await fetch(`${hook?.url ?? ''}/api/runs/${run?.id ?? ''}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${API_TOKEN}` } });
+    const authorization = { authorization: `Bearer ${API_TOKEN}` };
+    const cancel = await fetch(`${hook?.url ?? ''}/api/runs/${run?.id ?? ''}/cancel`, { method: 'POST', headers: authorization });
     expect(cancel.status).toBe(409);
     expect(((await cancel.json()) as { error: string }).error).toBe(`run ${run?.id ?? ''} is succeeded: only queued or running runs can be cancelled`);
     expect(await waitForRun(join(dir, 'state'), 'site', run?.id ?? '')).toMatchObject({ status: 'succeeded' });
+    // The job shows no run in progress meanwhile.
+    const { jobs } = (await (await fetch(`${hook?.url ?? ''}/api/jobs`, { headers: authorization })).json()) as { jobs: Array<Record<string, unknown>> };
+    expect(jobs).toMatchObject([{ name: 'site', state: 'idle', running: null, lastRun: { id: run?.id, status: 'succeeded' } }]);
 
     await hook?.stop();
     const lines = (hook as TestDaemon).logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
