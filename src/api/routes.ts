@@ -92,8 +92,10 @@ export function apiRoutes(options: ApiOptions): Router {
   router.post('/runs/:id/cancel', (req, res) => {
     const run = options.store.get(req.params.id);
     if (!run) return fail(res, 404, `no run ${JSON.stringify(req.params.id)}`);
-    if (!options.queue.cancel(run.id, 'cancelled by an operator through the API')) return fail(res, 409, `run ${run.id} is ${run.status === 'running' ? 'finishing' : run.status}: only queued or running runs can be cancelled`);
-    res.status(202).json({ run: { id: run.id, job: run.job, status: run.status } });
+    // What it was when the cancel came: a queued run is recorded as cancelled at once.
+    const status = run.status;
+    if (!options.queue.cancel(run.id, 'cancelled by an operator through the API')) return fail(res, 409, `run ${run.id} is ${status === 'running' ? 'finishing' : status}: only queued or running runs can be cancelled`);
+    res.status(202).json({ run: { id: run.id, job: run.job, status } });
   });
 
   router.use((req, res) => fail(res, 404, `no route for ${req.method} /api${req.path}`));

@@ -43,10 +43,19 @@ export async function listRuns(client: ApiClient, filter: { job?: string | undef
   print(formatTable(['RUN', 'JOB', 'STATUS', 'TRIGGER', 'REF', 'COMMIT', 'DEPLOYED', 'QUEUED', 'DURATION'], rows));
 }
 
-/** Prints a run's log; with `follow`, until the run ends. Resolves with the run's final status. */
-export async function showLog(client: ApiClient, runId: string, follow: boolean, write: (chunk: Uint8Array) => void): Promise<string> {
-  for await (const chunk of client.stream(`/api/runs/${encodeURIComponent(runId)}/log${follow ? '?follow=1' : ''}`)) write(chunk);
+/**
+ * Prints a run's log; with `follow`, until the run ends. A run without a log (it never
+ * started: superseded, cancelled while queued) gets one line on `note` instead, saying why.
+ * Resolves with the run's status at the end.
+ */
+export async function showLog(client: ApiClient, runId: string, follow: boolean, write: (chunk: Uint8Array) => void, note: Print): Promise<string> {
+  let printed = 0;
+  for await (const chunk of client.stream(`/api/runs/${encodeURIComponent(runId)}/log${follow ? '?follow=1' : ''}`)) {
+    printed += chunk.length;
+    write(chunk);
+  }
   const { run } = await client.get<{ run: RunRecord }>(`/api/runs/${encodeURIComponent(runId)}`);
+  if (printed === 0) note(`run ${run.id} of job ${run.job} is ${run.status} and has no output${run.reason !== undefined ? `: ${run.reason}` : ''}`);
   return run.status;
 }
 

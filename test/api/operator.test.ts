@@ -118,6 +118,20 @@ describe('the operator API and CLI against a running daemon', () => {
     expect((await fetch(`http://127.0.0.1:${daemon.port}/readyz`)).status).toBe(200);
   });
 
+  it('says why a run that never started has no log, and `logs -f` exits 1 for it', async () => {
+    const context = await setup(['sh', '-c', 'touch "$WORK/started"; while [ ! -e "$WORK/release" ]; do sleep 0.1; done']);
+    await push(context.url, await context.remote.commit({ 'v.txt': '1\n' }));
+    await until('the first run to start', async () => (await readdir(context.dir)).includes('started'));
+    const queued = await push(context.url, await context.remote.commit({ 'v.txt': '2\n' }));
+    const followed = cli(context, 'logs', queued, '-f');
+    expect((await cli(context, 'cancel', queued)).stdout).toBe(`cancelling run ${queued} of job app (it was queued)`);
+
+    const why = `run ${queued} of job app is cancelled and has no output: cancelled by an operator through the API`;
+    expect(await followed).toMatchObject({ exitCode: 1, stdout: '', stderr: why });
+    expect(await cli(context, 'logs', queued)).toMatchObject({ exitCode: 0, stdout: '', stderr: why });
+    await writeFile(join(context.dir, 'release'), '');
+  });
+
   it('follows a queued run\'s log live until it ends, and cancel stops a running command\'s whole process group', async () => {
     // The first run leaves a grandchild that would run for 30 s; later ones end at once. (Not keyed
     // on the commit: the first run may already converge on the second commit.)
