@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CommitNotFoundError, GitSyncError, RunAbortedError } from '../../src/errors.js';
 import { syncCheckout, tidyCheckout } from '../../src/git/sync.js';
-import { createRemote, git } from '../helpers/git-repo.js';
+import { createRemote, git, REPACK_EVERY_FETCH } from '../helpers/git-repo.js';
 import { tempDir } from '../helpers/tmp.js';
 import { gitEnv, syncOptions } from './sync-fixture.js';
 
@@ -144,9 +144,8 @@ describe('syncCheckout', () => {
     const root = await tempDir();
     const remote = await createRemote(root);
     const checkout = join(root, 'checkout');
-    // Every fetch keeps its pack, and two packs are enough for `gc --auto` to repack (git's default would do that in the background).
-    // Set here, over any /etc/gitconfig.
-    const env = await gitEnv(root, '[fetch]\n\tunpackLimit = 1\n[gc]\n\tauto = 6700\n\tautoPackLimit = 1\n[maintenance]\n\tauto = true\n[maintenance "gc"]\n\tenabled = true\n');
+    // git's default would do the repack in the background.
+    const env = await gitEnv(root, REPACK_EVERY_FETCH);
     const packs = async () => Number(/^packs: (\d+)$/m.exec(await git(checkout, 'count-objects', '-v'))?.[1]);
     // A file:// URL: git talks to upload-pack and gets packs, instead of copying the object store.
     const url = `file://${remote.bare}`;

@@ -14,6 +14,12 @@ const GIT_ENV = {
   GIT_CONFIG_NOSYSTEM: '1',
 };
 
+/**
+ * A ~/.gitconfig under which every fetch keeps its pack and two packs make `gc --auto`
+ * repack. Each setting is stated, so an /etc/gitconfig cannot change what a test counts.
+ */
+export const REPACK_EVERY_FETCH = '[fetch]\n\tunpackLimit = 1\n[gc]\n\tauto = 6700\n\tautoPackLimit = 1\n[maintenance]\n\tauto = true\n[maintenance "gc"]\n\tenabled = true\n';
+
 export async function git(cwd: string, ...args: string[]): Promise<string> {
   const { stdout } = await execFileAsync('git', args, { cwd, env: GIT_ENV });
   return stdout.trim();

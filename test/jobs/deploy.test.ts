@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { createRemote, git } from '../helpers/git-repo.js';
+import { createRemote, git, REPACK_EVERY_FETCH } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { isRunning, readPid } from '../helpers/processes.js';
 import { runsOf, waitForRun } from '../helpers/runs.js';
@@ -110,9 +110,6 @@ describe('a push to a matching branch', () => {
 });
 
 describe("git's housekeeping in the checkout", () => {
-  // Set here, over any /etc/gitconfig: every fetch keeps its pack, and two packs make `gc --auto` repack.
-  const REPACK_EVERY_FETCH = '[fetch]\n\tunpackLimit = 1\n[gc]\n\tauto = 6700\n\tautoPackLimit = 1\n[maintenance]\n\tauto = true\n[maintenance "gc"]\n\tenabled = true\n';
-
   async function setup(gitconfig: string, more: Record<string, unknown> = {}) {
     const dir = await tempDir();
     const remote = await createRemote(dir);
