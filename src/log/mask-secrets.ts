@@ -46,8 +46,8 @@ function maskBuffer(data: Buffer, secrets: readonly Buffer[], limit: number, alr
  */
 function pendingPrefix(data: Buffer, needles: readonly Buffer[], longest: number): number {
   // Runs once per chunk of output: compared in place, without a view per length, and only
-  // where the suffix starts with a needle's first byte (a 1 GB capture spent ~9 % of the
-  // daemon's main thread here making views; docs/benchmarks.md, section 4).
+  // where the suffix starts with a needle's first byte. Making views here took 125-184 ms of
+  // the main thread per GB captured, ~15 % of its work (docs/benchmarks.md, section 4).
   const end = data.length;
   for (let length = Math.min(longest, end); length > 0; length -= 1) {
     const start = end - length;
