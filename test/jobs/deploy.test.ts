@@ -1,12 +1,13 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote, git, REPACK_EVERY_FETCH } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { isRunning, readPid } from '../helpers/processes.js';
 import { runsOf, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 const SECRET = 'deploy-test-secret-0123456789';
 const API_TOKEN = 'deploy-test-api-token-0123456789abcdef';
@@ -163,11 +164,11 @@ describe("git's housekeeping in the checkout", () => {
     await hook?.stop();
     await start();
     const [run] = await push(hook as TestDaemon, 'acme/site', await remote.commit({ 'site.txt': 'v2\n' }));
-    const pid = await vi.waitFor(async () => {
-      const written = await readPid(dir, 'housekeeping.pid');
-      if (!Number.isInteger(written) || written <= 0) throw new Error('the hook has not written its pid yet');
-      return written;
-    }, { timeout: 20_000, interval: 25 });
+    let pid = 0;
+    await until("git's housekeeping hook to write its pid", async () => {
+      pid = await readPid(dir, 'housekeeping.pid').catch(() => 0);
+      return Number.isInteger(pid) && pid > 0;
+    });
     expect(isRunning(pid)).toBe(true);
 
     const authorization = { authorization: `Bearer ${API_TOKEN}` };
