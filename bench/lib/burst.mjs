@@ -10,10 +10,12 @@
 //   node bench/lib/burst.mjs --server deployhook|webhook --url URL --bare BARE.git
 //     --commits FILE (oldest first; line 1 is already deployed) --checkout DIR
 //     [--daemon-log FILE] (deployhook) [--events FILE] (webhook) [--count 1000] [--duration-ms 1000]
+// With BENCH_BURST_TIMELINE=FILE it also appends one JSON line per push to FILE: the server,
+// when the push was due (ms after the first), its status, its latency and the latency's parts.
 // deployhook's runs are read from its own log (`run started`, `run finished`, `run superseded`
 // lines at level info), not from the run records: with the default keep_runs most records of a
 // burst are deleted before it ends, as they would be on a real server.
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -224,7 +226,7 @@ class Connection {
     const job = this.current;
     this.current = undefined;
     const at = now();
-    results.push({ status, latencyMs: at - job.due, fromWriteMs: at - job.writtenAt, mainWaitMs: job.queuedAt - job.due, body: body.toString('utf8') });
+    results.push({ status, dueMs: job.due - t0, latencyMs: at - job.due, fromWriteMs: at - job.writtenAt, mainWaitMs: job.queuedAt - job.due, body: body.toString('utf8') });
     job.resolve();
     idle.push(this);
     dispatch();
@@ -294,6 +296,7 @@ function percentile(sorted, p) {
 }
 const sorted = (key) => results.filter((result) => result[key] !== undefined).map((result) => result[key]).sort((a, b) => a - b);
 const latencies = sorted('latencyMs');
+if (process.env.BENCH_BURST_TIMELINE) appendFileSync(process.env.BENCH_BURST_TIMELINE, results.map(({ body: _body, ...rest }) => JSON.stringify({ server: args.server, ...rest })).join('\n') + '\n');
 // The parts of each latency: waiting for main to move, for a free connection, and from the
 // request's write to the reply's end (the server's part, and the network's).
 const fromWrite = sorted('fromWriteMs');
