@@ -1,6 +1,8 @@
 // Reads a V8 .cpuprofile (node --cpu-prof) and prints where the time went: the top
 // functions by self time, and self time summed per source (a file of src/, a package of
-// node_modules, node's internals, the idle loop and the garbage collector).
+// node_modules, node's internals, the idle loop and the garbage collector); then the top
+// functions by total time (their own and their callees'), as a share of the busy time (all
+// but idle), to see what a whole step such as starting a process costs.
 //
 //   node bench/lib/profile-top.mjs FILE.cpuprofile [TOP]
 import { readFileSync } from 'node:fs';
@@ -55,3 +57,26 @@ console.log('\nself time by source:');
 for (const [name, micros] of [...bySource].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(micros)} ${ms(micros)}  ${name}`);
 console.log(`\ntop ${top} functions by self time:`);
 for (const [name, micros] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(micros)} ${ms(micros)}  ${name}`);
+
+// Total time: each sample counts once for every distinct function on its stack.
+const parentOf = new Map();
+for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node);
+const nodeById = new Map(profile.nodes.map((node) => [node.id, node]));
+const totals = new Map();
+let busy = 0;
+for (const [id, micros] of selfMicros) {
+  let node = nodeById.get(id);
+  if (node.callFrame.functionName === '(idle)') continue;
+  busy += micros;
+  const seen = new Set();
+  for (; node !== undefined; node = parentOf.get(node.id)) {
+    const frame = node.callFrame;
+    if (frame.functionName === '(root)') continue;
+    const name = `${frame.functionName || '(anonymous)'}  ${source(frame.url)}${frame.url ? `:${frame.lineNumber + 1}` : ''}`;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    totals.set(name, (totals.get(name) ?? 0) + micros);
+  }
+}
+console.log(`\ntop ${top} functions by total time, as a share of the ${(busy / 1e6).toFixed(2)} s busy:`);
+for (const [name, micros] of [...totals].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${((100 * micros) / busy).toFixed(1).padStart(5)}% ${ms(micros)}  ${name}`);
