@@ -37,16 +37,17 @@ function source(url) {
   return url.replace(/^file:\/\//, '');
 }
 
+const nameOf = (frame) => `${frame.functionName || '(anonymous)'}  ${source(frame.url)}${frame.url ? `:${frame.lineNumber + 1}` : ''}`;
+
 const byFunction = new Map();
 const bySource = new Map();
 for (const node of profile.nodes) {
   const micros = selfMicros.get(node.id) ?? 0;
   if (micros === 0) continue;
   const frame = node.callFrame;
-  const where = source(frame.url);
-  const name = `${frame.functionName || '(anonymous)'}  ${where}${frame.url ? `:${frame.lineNumber + 1}` : ''}`;
+  const name = nameOf(frame);
   byFunction.set(name, (byFunction.get(name) ?? 0) + micros);
-  const group = ['(idle)', '(garbage collector)', '(program)'].includes(frame.functionName) ? frame.functionName : where;
+  const group = ['(idle)', '(garbage collector)', '(program)'].includes(frame.functionName) ? frame.functionName : source(frame.url);
   bySource.set(group, (bySource.get(group) ?? 0) + micros);
 }
 
@@ -70,9 +71,8 @@ for (const [id, micros] of selfMicros) {
   busy += micros;
   const seen = new Set();
   for (; node !== undefined; node = parentOf.get(node.id)) {
-    const frame = node.callFrame;
-    if (frame.functionName === '(root)') continue;
-    const name = `${frame.functionName || '(anonymous)'}  ${source(frame.url)}${frame.url ? `:${frame.lineNumber + 1}` : ''}`;
+    if (node.callFrame.functionName === '(root)') continue;
+    const name = nameOf(node.callFrame);
     if (seen.has(name)) continue;
     seen.add(name);
     totals.set(name, (totals.get(name) ?? 0) + micros);
