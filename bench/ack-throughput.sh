@@ -5,10 +5,12 @@
 #   (b) match: verify, record durably (fsync), coalesce, reply 202; the job runs `true`
 #       (adnanh/webhook runs /bin/true for every request)
 # Every request has a new X-GitHub-Delivery id, so each (b) request is a new delivery.
+# Case (a) also runs the floor for a Node receiver (lib/bare-hook.mjs: node:http, HMAC, parse,
+# reply, nothing else), to show what one Node thread does on the host (BENCH_FLOOR=0 skips it).
 # Runs are interleaved (a/b, deployhook/webhook, order alternating) and each server starts
 # fresh; medians of BENCH_RUNS runs of BENCH_SECONDS each.
 #
-#   bash bench/ack-throughput.sh        BENCH_RUNS=3 BENCH_SECONDS=10 BENCH_CASES="a b" BENCH_RATE=1000 by default
+#   bash bench/ack-throughput.sh        BENCH_RUNS=3 BENCH_SECONDS=10 BENCH_CASES="a b" BENCH_RATE=1000 BENCH_FLOOR=1 by default
 source "$(dirname "$0")/lib/common.sh"
 
 RUNS="${BENCH_RUNS:-3}"
@@ -38,6 +40,11 @@ start_server() {
     dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$([[ $case == a ]] && echo release || echo main)" "$WORK/remote.git" '["true"]'
     start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-$3.log"
     PID="$DH_PID" URL="http://127.0.0.1:$port/hooks/github"
+  elif [[ "$server" == floor ]]; then
+    node "$BENCH_DIR/lib/bare-hook.mjs" "$port" "$([[ $case == a ]] && echo refs/heads/release || echo refs/heads/main)" >"$WORK/out/floor-$3.log" 2>&1 &
+    PID=$! URL="http://127.0.0.1:$port/hooks/github"
+    BENCH_PIDS+=("$PID")
+    wait_port "$port" 30
   else
     start_webhook "$WORK/hooks-$case.json" "$port" "$WORK/out/webhook-$3.log"
     PID="$WH_PID" URL="http://127.0.0.1:$port/hooks/deploy"
@@ -59,6 +66,9 @@ note "ack-throughput: $RUNS runs x ${SECONDS_PER_RUN}s, $CONNECTIONS connections
 for ((run = 1; run <= RUNS; run++)); do
   for case in ${BENCH_CASES:-a b}; do
     if ((run % 2)); then order=(deployhook webhook); else order=(webhook deployhook); fi
+    if [[ "$case" == a && "${BENCH_FLOOR:-1}" != 0 ]]; then
+      if ((run % 2)); then order+=(floor); else order=(floor "${order[@]}"); fi
+    fi
     for server in "${order[@]}"; do run_one "$server" "$case" "$run"; done
   done
 done
@@ -70,15 +80,22 @@ echo
 echo "ack-throughput: signed $(wc -c <"$WORK/push.json")-byte GitHub push, wrk -t2 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency, median of $RUNS runs"
 table_header "| case | server | req/s | p50 ms | p99 ms | replies (last run) | RSS after, MB | deployhook/webhook req/s |"
 for case in ${BENCH_CASES:-a b}; do
-  for server in deployhook webhook; do
+  for server in deployhook webhook floor; do
+    [[ -n "$(med "$server" "$case" rps)" && "$(med "$server" "$case" rps)" != n/a ]] || continue
     last="$(awk -v s="$server" -v c="$case" '$1 == s && $2 == c' "$WORK/results" | tail -1)"
     replies="200:$(field s200 "$last") 202:$(field s202 "$last") other:$(field sother "$last") errors:$(field errors "$last")"
     r=""
     [[ "$server" == deployhook ]] && r="$(ratio "$(med deployhook "$case" rps)" "$(med webhook "$case" rps)")"
     label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$server" "$(med "$server" "$case" rps)" "$(med "$server" "$case" p50_ms)" "$(med "$server" "$case" p99_ms)" "$replies" "$(med "$server" "$case" rss_mb)" "$r"
+    shown="$([[ $server == floor ]] && echo 'Node floor (lib/bare-hook.mjs)' || echo "$server")"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$shown" "$(med "$server" "$case" rps)" "$(med "$server" "$case" p50_ms)" "$(med "$server" "$case" p99_ms)" "$replies" "$(med "$server" "$case" rss_mb)" "$r"
   done
 done
+floor_rps="$(med floor a rps)"
+if [[ -n "$floor_rps" && "$floor_rps" != n/a ]]; then
+  echo
+  echo "(a) the floor for a Node receiver (node:http, HMAC, parse, reply; no log line, no checks beyond): $(ratio "$floor_rps" "$(med webhook a rps)")x webhook's req/s; deployhook at $(ratio "$(med deployhook a rps)" "$floor_rps")x the floor"
+fi
 echo
 echo "per run:"
 sed 's/^/  /' "$WORK/results"

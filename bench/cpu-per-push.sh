@@ -6,13 +6,18 @@
 # less noisy than req/s on a shared machine; the placing thread's follows what creating a file
 # costs the file system at the moment, so compare builds side by side. Two builds alternate
 # round by round (the work tree's dist/ and BENCH_COMPARE, a commit), each daemon started fresh.
+# BENCH_CASE=a measures case (a) instead (the job wants another branch: verify, decide, 200),
+# and BENCH_FLOOR=1 adds the floor for a Node receiver (lib/bare-hook.mjs) to the rotation.
 #
-#   bash bench/cpu-per-push.sh        BENCH_COMPARE=<commit> BENCH_ROUNDS=3 BENCH_RATE=800 BENCH_SECONDS=10
+#   bash bench/cpu-per-push.sh        BENCH_COMPARE=<commit> BENCH_ROUNDS=3 BENCH_RATE=800 BENCH_SECONDS=10 BENCH_CASE=b BENCH_FLOOR=0
 source "$(dirname "$0")/lib/common.sh"
 
 ROUNDS="${BENCH_ROUNDS:-3}"
 RATE="${BENCH_RATE:-800}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+CASE="${BENCH_CASE:-b}"
+[[ "$CASE" == a || "$CASE" == b ]] || die "BENCH_CASE must be a or b, got $CASE"
+if [[ "$CASE" == a ]]; then BRANCH=release REPLY=s200; else BRANCH=main REPLY=s202; fi
 
 bench_need curl
 bench_need_build
@@ -23,6 +28,7 @@ if [[ -n "${BENCH_COMPARE:-}" ]]; then
   bench_build_ref "$BENCH_COMPARE" "$WORK/compare"
   BUILDS+=("$BENCH_COMPARE:$WORK/compare/dist/cli.js")
 fi
+[[ "${BENCH_FLOOR:-0}" != 0 ]] && BUILDS+=("floor:$BENCH_DIR/lib/bare-hook.mjs")
 
 make_repo "$WORK/remote.git" 1
 SHA="$(git -C "$WORK/remote.git" rev-parse main)"
@@ -53,8 +59,8 @@ used() {
     END { print m + 0, p + 0, all - p, c + 0 }' "$2" "$3"
 }
 
-note "cpu-per-push: $ROUNDS rounds x ${SECONDS_PER_RUN}s at $RATE req/s, case (b)"
-printf '%s\n' "| round | build | pushes acknowledged | main thread µs/push | placing thread | other threads | runs' processes | daemon in all | p99 ms | RSS MB |"
+note "cpu-per-push: $ROUNDS rounds x ${SECONDS_PER_RUN}s at $RATE req/s, case ($CASE)"
+printf '%s\n' "| round | build | pushes answered (${REPLY#s}) | main thread µs/push | placing thread | other threads | runs' processes | daemon in all | p99 ms | RSS MB |"
 printf '%s\n' "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for ((round = 1; round <= ROUNDS; round++)); do
   for build in "${BUILDS[@]}"; do
@@ -62,13 +68,20 @@ for ((round = 1; round <= ROUNDS; round++)); do
     port="$(free_port)"
     rm -rf "$WORK/dh"
     mkdir -p "$WORK/dh"
-    dh_config "$WORK/dh.yml" "$port" "$WORK/dh" main "$WORK/remote.git" '["true"]'
-    CLI="${build#*:}" start_deployhook "$WORK/dh.yml" "$port" "$WORK/daemon-$round.log"
+    if [[ "$name" == floor ]]; then
+      node "${build#*:}" "$port" "refs/heads/$BRANCH" >"$WORK/floor-$round.log" 2>&1 &
+      DH_PID=$!
+      BENCH_PIDS+=("$DH_PID")
+      wait_port "$port" 30
+    else
+      dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$BRANCH" "$WORK/remote.git" '["true"]'
+      CLI="${build#*:}" start_deployhook "$WORK/dh.yml" "$port" "$WORK/daemon-$round.log"
+    fi
     threads "$DH_PID" >"$WORK/before"
     line="$(node "$BENCH_DIR/lib/fixed-rate.mjs" --url "http://127.0.0.1:$port/hooks/github" --body "$WORK/push.json" --signature "$SIG" --rate "$RATE" --seconds "$SECONDS_PER_RUN" --warmup 0)"
     threads "$DH_PID" >"$WORK/after"
     read -r m p o c <<<"$(used "$DH_PID" "$WORK/before" "$WORK/after")"
-    acked="$(field s202 "$line")"
+    acked="$(field "$REPLY" "$line")"
     [[ "$acked" -gt 0 ]] || die "no push acknowledged: $line"
     awk -v r="$round" -v b="$name" -v n="$acked" -v t="$TICK_MS" -v m="$m" -v p="$p" -v o="$o" -v c="$c" \
       -v p99="$(field p99_ms "$line")" -v rss="$(rss_mb "$DH_PID")" \
