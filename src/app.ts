@@ -23,6 +23,7 @@ import { abandonedForwards, createForwarder, type RelayTarget } from './forward/
 import { DeliveryLog } from './store/delivery-log.js';
 import { PLACE_WORKER } from './store/file-placer.js';
 import { RunStore } from './store/run-store.js';
+import { createLineLimiter } from './log/line-limit.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -80,6 +81,13 @@ function knownSecrets(config: Config): string[] {
 const PRUNE_DELIVERIES_MS = 60 * 60 * 1000;
 /** How soon after a run ends without starting (superseded, cancelled) its job's old runs are removed. */
 const PRUNE_UNSTARTED_MS = 100;
+/**
+ * Log lines per second for deliveries that deploy nothing (rejected, ignored); past that, they
+ * are counted and summed up in one line a second. A flood of unsigned requests or of pushes to
+ * other branches then cannot drown the log, nor push it past journald's own rate limit
+ * (10,000 lines in 30 s by default), which would drop the lines of runs too.
+ */
+const QUIET_DELIVERY_LINES_PER_SECOND = 100;
 
 /** The composition root: config, logger, stores, queue and server, wired together. */
 export function createDaemon(options: DaemonOptions): Daemon {
@@ -127,12 +135,18 @@ export function createDaemon(options: DaemonOptions): Daemon {
       schedulePrune(run.job);
     },
   });
+  const hooksLogger = logger.child({ area: 'hooks' });
+  const quietLines = createLineLimiter({
+    perSecond: QUIET_DELIVERY_LINES_PER_SECOND,
+    report: (leftOut) => hooksLogger.warn({ leftOut }, `more than ${QUIET_DELIVERY_LINES_PER_SECOND} deliveries that deploy nothing in one second: the rest of that second are counted in leftOut instead of logged one by one`),
+  });
   const hooks = createHookHandler({
     providers: builtinProviders({ now: options.now ?? (() => new Date()), toleranceMs: () => config.timestampToleranceMs }),
     jobs: () => index,
     queue,
     deliveries,
-    logger: logger.child({ area: 'hooks' }),
+    logger: hooksLogger,
+    quietLines,
     maxBodyBytes: () => config.maxBodyBytes,
     draining: () => draining,
     sources: () => sources,
@@ -221,6 +235,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       listener.closeAllConnections();
       await closed;
+      quietLines.flush();
     },
 
     async reload() {

@@ -14,6 +14,7 @@ import { sendJson } from './respond.js';
 import type { SourceFilter } from './source-filter.js';
 import type { DeliveryOutcome } from '../metrics/metrics.js';
 import type { RelayedDelivery } from '../forward/forwarder.js';
+import type { LineLimiter } from '../log/line-limit.js';
 
 export interface HookHandlerOptions {
   providers: ProviderRegistry;
@@ -35,7 +36,15 @@ export interface HookHandlerOptions {
   onDelivery?: (provider: string, outcome: DeliveryOutcome) => void;
   /** Fan-out: given every verified delivery that is not a redelivery, with the runs it queued. */
   relay?: (delivery: RelayedDelivery, runs: readonly RunRecord[]) => void;
+  /**
+   * Caps the log lines of deliveries that deploy nothing (rejected, ignored); without it,
+   * every delivery is logged. Deliveries that queue runs, duplicates and failures always are.
+   */
+  quietLines?: LineLimiter;
 }
+
+/** The decisions whose log lines a flood may thin out: nothing was queued or recorded for them. */
+const QUIET_DECISIONS: ReadonlySet<DeliveryOutcome> = new Set(['rejected', 'ignored']);
 
 /** Deliberately the same for every verification failure: it must not help guess a secret. */
 const UNAUTHORIZED = { error: 'signature verification failed' };
@@ -95,7 +104,7 @@ export function createHookHandler(options: HookHandlerOptions) {
     const deliveryId = adapter.deliveryId(req.headers) ?? randomUUID();
     const logger = options.logger.child({ delivery: deliveryId, provider: adapter.name });
     const reply = (status: number, body: Record<string, unknown>, fields: { decision: DeliveryOutcome } & Record<string, unknown>, headers?: Record<string, string>) => {
-      logger.info({ status, ...fields }, 'delivery');
+      if (!QUIET_DECISIONS.has(fields.decision) || (options.quietLines?.allow(fields.decision) ?? true)) logger.info({ status, ...fields }, 'delivery');
       options.onDelivery?.(adapter.name, fields.decision);
       sendJson(res, status, { delivery: deliveryId, ...body }, headers);
     };

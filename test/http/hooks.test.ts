@@ -186,6 +186,47 @@ describe('POST /hooks/github', () => {
     expect(lines).toEqual([expect.objectContaining({ delivery: headers['x-github-delivery'], provider: 'github', repo: 'acme/web', ref: 'refs/heads/feature/y', decision: 'ignored', status: 200 })]);
     expectNoSecretLeaked(hook.logLines.join('\n'));
   });
+
+  it('logs at most 100 deliveries a second that deploy nothing, counts the rest in one line, and still logs every queued one', async () => {
+    const flood = 300;
+    const ignored = JSON.stringify(githubPush({ repo: 'acme/web', ref: 'refs/heads/feature/z', after: sha }));
+    const sends: Array<() => Promise<number>> = [];
+    for (let i = 0; i < flood; i++) {
+      // Half for a branch no job wants (signed), half with a wrong signature.
+      sends.push(async () => (await hook.post('github', ignored, await githubHeaders(ignored, i % 2 === 0 ? WEB_SECRET : 'not-the-secret-0123456789'))).status);
+    }
+    const statuses: number[] = [];
+    for (let i = 0; i < flood; i += 30) statuses.push(...(await Promise.all(sends.slice(i, i + 30).map((send) => send()))));
+    expect(statuses.filter((status) => status === 200)).toHaveLength(flood / 2);
+    expect(statuses.filter((status) => status === 401)).toHaveLength(flood / 2);
+
+    const queuedBody = JSON.stringify(githubPush({ repo: 'acme/web', after: sha }));
+    const queuedHeaders = await githubHeaders(queuedBody, WEB_SECRET);
+    expect((await hook.post('github', queuedBody, queuedHeaders)).status).toBe(202);
+
+    const parsed = () => hook.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const summaries = async () => {
+      // The count of a second comes when the second ends.
+      for (let waited = 0; waited < 3_000; waited += 50) {
+        if (parsed().some((line) => line.leftOut !== undefined)) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return parsed().filter((line) => line.leftOut !== undefined) as Array<{ leftOut: Record<string, number>; level: number }>;
+    };
+    const counted = await summaries();
+    const delivered = parsed().filter((line) => line.msg === 'delivery');
+    const quiet = delivered.filter((line) => line.decision === 'ignored' || line.decision === 'rejected');
+    const leftOut = counted.reduce((sum, line) => sum + Object.values(line.leftOut).reduce((a, b) => a + b, 0), 0);
+    expect(counted.length).toBeGreaterThan(0);
+    expect(counted.every((line) => line.level === 40)).toBe(true);
+    expect(leftOut).toBeGreaterThan(0);
+    expect(quiet.length + leftOut).toBe(flood);
+    // The first 100 of the flood are logged; the 101st only in a second that began 1 s after the first.
+    expect(quiet.length).toBeGreaterThanOrEqual(100);
+    const times = quiet.map((line) => line.time as number);
+    if (times.length > 100) expect((times[100] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(990);
+    expect(delivered).toContainEqual(expect.objectContaining({ delivery: queuedHeaders['x-github-delivery'], decision: 'queued', status: 202 }));
+  });
 });
 
 describe('POST /hooks/gitlab', () => {
