@@ -85,7 +85,8 @@ const PRUNE_UNSTARTED_MS = 100;
  * Log lines per second for deliveries that deploy nothing (rejected, ignored); past that, they
  * are counted and summed up in one line a second. A flood of unsigned requests or of pushes to
  * other branches then cannot drown the log, nor push it past journald's own rate limit
- * (10,000 lines in 30 s by default), which would drop the lines of runs too.
+ * (by default at least 10,000 lines in 30 s, more with free disk space), which would drop the
+ * lines of runs too.
  */
 const QUIET_DELIVERY_LINES_PER_SECOND = 100;
 

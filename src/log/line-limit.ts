@@ -1,4 +1,4 @@
-/** How many lines of a kind may be logged in any one-second window before the rest are counted instead. */
+/** How many lines may be logged per one-second window before the rest are counted, by kind, instead. */
 export interface LineLimiter {
   /**
    * Whether a line of this kind may be logged now. Once `perSecond` lines were allowed in the
