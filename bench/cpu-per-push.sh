@@ -7,7 +7,8 @@
 # costs the file system at the moment, so compare builds side by side. Two builds alternate
 # round by round (the work tree's dist/ and BENCH_COMPARE, a commit), each daemon started fresh.
 # BENCH_CASE=a measures case (a) instead (the job wants another branch: verify, decide, 200),
-# and BENCH_FLOOR=1 adds the floor for a Node receiver (lib/bare-hook.mjs) to the rotation.
+# and BENCH_FLOOR=1 adds the floor for a Node receiver (lib/bare-hook.mjs, in case (b) with its
+# durable append and coalesced runs of `true`) to the rotation.
 #
 #   bash bench/cpu-per-push.sh        BENCH_COMPARE=<commit> BENCH_ROUNDS=3 BENCH_RATE=800 BENCH_SECONDS=10 BENCH_CASE=b BENCH_FLOOR=0
 source "$(dirname "$0")/lib/common.sh"
@@ -69,7 +70,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
     rm -rf "$WORK/dh"
     mkdir -p "$WORK/dh"
     if [[ "$name" == floor ]]; then
-      node "${build#*:}" "$port" "refs/heads/$BRANCH" >"$WORK/floor-$round.log" 2>&1 &
+      rm -f "$WORK/floor-journal"
+      node "${build#*:}" "$port" "refs/heads/$BRANCH" "$WORK/floor-journal" >"$WORK/floor-$round.log" 2>&1 &
       DH_PID=$!
       BENCH_PIDS+=("$DH_PID")
       wait_port "$port" 30

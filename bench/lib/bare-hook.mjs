@@ -1,20 +1,70 @@
-// The floor for any Node receiver of case (a): the least a webhook receiver on node:http does
-// for a signed push no job wants, and nothing more. It reads the body, computes HMAC-SHA256
-// over it with BENCH_SECRET and compares it with X-Hub-Signature-256 in constant time, parses
-// the JSON and checks the event and the ref. Then it answers 200 (another branch) or 202 (this
-// branch) with a small JSON body. No log line, no metrics, no strict UTF-8 check, no size
-// limit, no record. bench/ack-throughput.sh and bench/cpu-per-push.sh run it beside deployhook
-// and adnanh/webhook, to show what one Node thread can do on the host.
+// The floor for any Node receiver: the least a webhook receiver on node:http does for a signed
+// push, and nothing more. It reads the body, computes HMAC-SHA256 over it with BENCH_SECRET and
+// compares it with X-Hub-Signature-256 in constant time, parses the JSON and checks the event
+// and the ref. A push for another branch gets 200 (case (a)). A push for REF gets 202 at once,
+// or, with a JOURNAL file, the case (b) floor: the body is appended to JOURNAL with O_DSYNC
+// (pushes that arrive during a write go together in the next one) before the 202, and `true`
+// runs for it, one at a time, pushes that arrive meanwhile coalesced into the next run. No log
+// line, no metrics, no strict UTF-8 check, no size limit, no run records, no checkout.
+// bench/ack-throughput.sh and bench/cpu-per-push.sh run it beside deployhook and adnanh/webhook,
+// to show what one Node thread can do on the host.
 //
-//   BENCH_SECRET=... node bench/lib/bare-hook.mjs PORT REF
+//   BENCH_SECRET=... node bench/lib/bare-hook.mjs PORT REF [JOURNAL]
+import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { constants, openSync, writev } from 'node:fs';
 import http from 'node:http';
 
-const [port, ref] = process.argv.slice(2);
+const [port, ref, journal] = process.argv.slice(2);
 const secret = process.env.BENCH_SECRET;
 if (!port || !ref || !secret) {
-  console.error('usage: BENCH_SECRET=... bare-hook.mjs PORT REF');
+  console.error('usage: BENCH_SECRET=... bare-hook.mjs PORT REF [JOURNAL]');
   process.exit(2);
+}
+
+const fd = journal === undefined ? undefined : openSync(journal, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC, 0o600);
+let waiting = [];
+let writing = false;
+
+/** Appends `record` durably; resolves once it is on disk, written together with the others that waited. */
+function append(record) {
+  return new Promise((resolve, reject) => {
+    waiting.push({ record, resolve, reject });
+    if (!writing) writeWaiting();
+  });
+}
+
+function writeWaiting() {
+  const batch = waiting;
+  waiting = [];
+  writing = true;
+  writev(fd, batch.map(({ record }) => record), (error) => {
+    for (const { resolve, reject } of batch) {
+      if (error) reject(error);
+      else resolve();
+    }
+    writing = false;
+    if (waiting.length > 0) writeWaiting();
+  });
+}
+
+let running = false;
+let again = false;
+
+/** Runs `true`, one at a time; a push during a run makes one more run after it. */
+function deploy() {
+  if (running) {
+    again = true;
+    return;
+  }
+  running = true;
+  spawn('true', { stdio: 'ignore' }).on('exit', () => {
+    running = false;
+    if (again) {
+      again = false;
+      deploy();
+    }
+  });
 }
 
 function answer(req, body) {
@@ -31,12 +81,21 @@ function answer(req, body) {
   return [202, { runs: [] }];
 }
 
+/** The answer, once the push is on disk and its run asked for when there is a JOURNAL. */
+async function settle(req, body) {
+  const [status, reply] = answer(req, body);
+  if (status !== 202 || fd === undefined) return [status, reply];
+  await append(Buffer.concat([body, Buffer.from('\n')]));
+  deploy();
+  return [status, reply];
+}
+
 http
   .createServer((req, res) => {
     const chunks = [];
     req.on('data', (chunk) => chunks.push(chunk));
-    req.on('end', () => {
-      const [status, reply] = answer(req, Buffer.concat(chunks));
+    req.on('end', async () => {
+      const [status, reply] = await settle(req, Buffer.concat(chunks)).catch(() => [503, { error: 'could not record the push' }]);
       const text = JSON.stringify({ delivery: req.headers['x-github-delivery'], ...reply });
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
       res.end(text);
