@@ -226,6 +226,22 @@ describe('POST /hooks/github', () => {
     if (times.length > 100) expect((times[100] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(990);
     expect(delivered).toContainEqual(expect.objectContaining({ delivery: queuedHeaders['x-github-delivery'], decision: 'queued', status: 202 }));
   });
+
+  it('writes the count of a flood at shutdown, without waiting for the second to end', async () => {
+    const other = await startDaemon(await tempDir(), { jobs: [{ name: 'web', provider: 'github', repo: 'acme/web', branches: ['main'], secret_env: 'WEB_SECRET', remote: remote.bare, command: ['true'] }] }, { WEB_SECRET });
+    const body = JSON.stringify(githubPush({ repo: 'acme/web', after: sha }));
+    const headers = await githubHeaders(body, 'not-the-secret-0123456789');
+    const flood = 120;
+    const statuses: number[] = [];
+    for (let i = 0; i < flood; i += 30) statuses.push(...(await Promise.all(Array.from({ length: 30 }, async () => (await other.post('github', body, headers)).status))));
+    expect(statuses.every((status) => status === 401)).toBe(true);
+    await other.stop();
+    const lines = other.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const logged = lines.filter((line) => line.msg === 'delivery' && line.decision === 'rejected').length;
+    const counted = lines.filter((line) => line.leftOut !== undefined).reduce((sum, line) => sum + ((line.leftOut as Record<string, number>).rejected ?? 0), 0);
+    expect(counted).toBeGreaterThan(0);
+    expect(logged + counted).toBe(flood);
+  });
 });
 
 describe('POST /hooks/gitlab', () => {
