@@ -42,11 +42,8 @@ start_server() {
     start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-$3.log"
     PID="$DH_PID" URL="http://127.0.0.1:$port/hooks/github"
   elif [[ "$server" == floor ]]; then
-    rm -f "$WORK/floor-journal"
-    node "$BENCH_DIR/lib/bare-hook.mjs" "$port" "$([[ $case == a ]] && echo refs/heads/release || echo refs/heads/main)" "$WORK/floor-journal" >"$WORK/out/floor-$3.log" 2>&1 &
-    PID=$! URL="http://127.0.0.1:$port/hooks/github"
-    BENCH_PIDS+=("$PID")
-    wait_port "$port" 30
+    start_floor "$port" "$([[ $case == a ]] && echo refs/heads/release || echo refs/heads/main)" "$WORK/floor-journal" "$WORK/out/floor-$3.log"
+    PID="$FLOOR_PID" URL="http://127.0.0.1:$port/hooks/github"
   else
     start_webhook "$WORK/hooks-$case.json" "$port" "$WORK/out/webhook-$3.log"
     PID="$WH_PID" URL="http://127.0.0.1:$port/hooks/deploy"
@@ -83,14 +80,15 @@ echo "ack-throughput: signed $(wc -c <"$WORK/push.json")-byte GitHub push, wrk -
 table_header "| case | server | req/s | p50 ms | p99 ms | replies (last run) | RSS after, MB | deployhook/webhook req/s |"
 for case in ${BENCH_CASES:-a b}; do
   for server in deployhook webhook floor; do
-    [[ -n "$(med "$server" "$case" rps)" && "$(med "$server" "$case" rps)" != n/a ]] || continue
+    rps="$(med "$server" "$case" rps)"
+    [[ -n "$rps" && "$rps" != n/a ]] || continue
     last="$(awk -v s="$server" -v c="$case" '$1 == s && $2 == c' "$WORK/results" | tail -1)"
     replies="200:$(field s200 "$last") 202:$(field s202 "$last") other:$(field sother "$last") errors:$(field errors "$last")"
     r=""
     [[ "$server" == deployhook ]] && r="$(ratio "$(med deployhook "$case" rps)" "$(med webhook "$case" rps)")"
     label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
     shown="$([[ $server == floor ]] && echo 'Node floor (lib/bare-hook.mjs)' || echo "$server")"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$shown" "$(med "$server" "$case" rps)" "$(med "$server" "$case" p50_ms)" "$(med "$server" "$case" p99_ms)" "$replies" "$(med "$server" "$case" rss_mb)" "$r"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$shown" "$rps" "$(med "$server" "$case" p50_ms)" "$(med "$server" "$case" p99_ms)" "$replies" "$(med "$server" "$case" rss_mb)" "$r"
   done
 done
 for case in ${BENCH_CASES:-a b}; do

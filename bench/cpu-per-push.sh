@@ -29,7 +29,8 @@ if [[ -n "${BENCH_COMPARE:-}" ]]; then
   bench_build_ref "$BENCH_COMPARE" "$WORK/compare"
   BUILDS+=("$BENCH_COMPARE:$WORK/compare/dist/cli.js")
 fi
-[[ "${BENCH_FLOOR:-0}" != 0 ]] && BUILDS+=("floor:$BENCH_DIR/lib/bare-hook.mjs")
+# start_floor knows the floor's script; the entry only names it.
+[[ "${BENCH_FLOOR:-0}" != 0 ]] && BUILDS+=("floor:")
 
 make_repo "$WORK/remote.git" 1
 SHA="$(git -C "$WORK/remote.git" rev-parse main)"
@@ -70,11 +71,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
     rm -rf "$WORK/dh"
     mkdir -p "$WORK/dh"
     if [[ "$name" == floor ]]; then
-      rm -f "$WORK/floor-journal"
-      node "${build#*:}" "$port" "refs/heads/$BRANCH" "$WORK/floor-journal" >"$WORK/floor-$round.log" 2>&1 &
-      DH_PID=$!
-      BENCH_PIDS+=("$DH_PID")
-      wait_port "$port" 30
+      start_floor "$port" "refs/heads/$BRANCH" "$WORK/floor-journal" "$WORK/floor-$round.log"
+      DH_PID="$FLOOR_PID"
     else
       dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$BRANCH" "$WORK/remote.git" '["true"]'
       CLI="${build#*:}" start_deployhook "$WORK/dh.yml" "$port" "$WORK/daemon-$round.log"

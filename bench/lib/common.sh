@@ -147,6 +147,17 @@ start_webhook() {
   wait_port "$port" 30
 }
 
+# start_floor PORT REF JOURNAL LOG: lib/bare-hook.mjs, the floor for a Node receiver, with an
+# empty JOURNAL (it appends case (b)'s pushes there); sets FLOOR_PID.
+start_floor() {
+  local port="$1" ref="$2" journal="$3" log="$4"
+  rm -f "$journal"
+  node "$BENCH_DIR/lib/bare-hook.mjs" "$port" "$ref" "$journal" >"$log" 2>&1 &
+  FLOOR_PID=$!
+  BENCH_PIDS+=("$FLOOR_PID")
+  wait_port "$port" 30
+}
+
 stop_started() {
   stop_pid "$1"
   forget_pid "$1"
