@@ -102,9 +102,11 @@ export function createHookHandler(options: HookHandlerOptions) {
     if (!adapter) return sendJson(res, 404, { error: `no provider named ${JSON.stringify(providerName)}` });
     if ((source !== undefined) !== (adapter.sourceInPath === true)) return sendJson(res, 404, { error: adapter.sourceInPath ? `expected /hooks/${adapter.name}/<source>` : `no such path: expected /hooks/${adapter.name}` });
     const deliveryId = adapter.deliveryId(req.headers) ?? randomUUID();
-    const logger = options.logger.child({ delivery: deliveryId, provider: adapter.name });
+    // Made for the first line written: a delivery whose line a flood leaves out needs none.
+    let deliveryLogger: Logger | undefined;
+    const logger = (): Logger => (deliveryLogger ??= options.logger.child({ delivery: deliveryId, provider: adapter.name }));
     const reply = (status: number, body: Record<string, unknown>, fields: { decision: DeliveryOutcome } & Record<string, unknown>, headers?: Record<string, string>) => {
-      if (!QUIET_DECISIONS.has(fields.decision) || (options.quietLines?.allow(fields.decision) ?? true)) logger.info({ status, ...fields }, 'delivery');
+      if (!QUIET_DECISIONS.has(fields.decision) || (options.quietLines?.allow(fields.decision) ?? true)) logger().info({ status, ...fields }, 'delivery');
       options.onDelivery?.(adapter.name, fields.decision);
       sendJson(res, status, { delivery: deliveryId, ...body }, headers);
     };
@@ -182,11 +184,11 @@ export function createHookHandler(options: HookHandlerOptions) {
       runs = await Promise.all(requests.map(({ job, request }) => options.queue.enqueue(job, request)));
     } catch (error) {
       claim?.release();
-      logger.error({ err: error }, 'could not record the delivery');
+      logger().error({ err: error }, 'could not record the delivery');
       return reply(503, { error: 'the delivery could not be recorded; retry later' }, { decision: 'failed', repo, ref: refs }, { 'retry-after': '30' });
     }
     // The runs are on disk: the delivery is acknowledged even if remembering it for dedup fails.
-    await claim?.commit(runs.map((run) => run.id)).catch((error: unknown) => logger.error({ err: error }, 'could not remember the delivery for dedup'));
+    await claim?.commit(runs.map((run) => run.id)).catch((error: unknown) => logger().error({ err: error }, 'could not remember the delivery for dedup'));
     relay(runs);
     const listed = runs.map((run) => ({ id: run.id, job: run.job }));
     const shas = [...new Set(runs.map((run) => run.sha))].join(' ');
