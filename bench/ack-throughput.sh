@@ -85,7 +85,7 @@ for case in ${BENCH_CASES:-a b}; do
     last="$(awk -v s="$server" -v c="$case" '$1 == s && $2 == c' "$WORK/results" | tail -1)"
     replies="200:$(field s200 "$last") 202:$(field s202 "$last") other:$(field sother "$last") errors:$(field errors "$last")"
     r=""
-    [[ "$server" == deployhook ]] && r="$(ratio "$(med deployhook "$case" rps)" "$(med webhook "$case" rps)")"
+    [[ "$server" == deployhook ]] && r="$(ratio "$rps" "$(med webhook "$case" rps)")"
     label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
     shown="$([[ $server == floor ]] && echo 'Node floor (lib/bare-hook.mjs)' || echo "$server")"
     printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$shown" "$rps" "$(med "$server" "$case" p50_ms)" "$(med "$server" "$case" p99_ms)" "$replies" "$(med "$server" "$case" rss_mb)" "$r"
