@@ -4,7 +4,9 @@
 # load of ack-throughput.sh (wrk (a) then (b)), and after a 1 GB log capture; and the time
 # from starting the server to its first accepted signed push (202 for deployhook, 200 with
 # the hook run for adnanh/webhook), measured by a poller that starts the server and tries
-# every 2 ms. deployhook beside adnanh/webhook, interleaved, medians.
+# every 2 ms. deployhook beside adnanh/webhook, interleaved, medians. For deployhook it also
+# gives how much of each RSS is glibc's main malloc heap (the `[heap]` mapping in smaps), which
+# keeps the memory of buffers node has freed.
 #
 # BENCH_BASELINE=<commit> also starts that commit's build in the same interleaved loop, so a
 # change's effect on start-up is measured side by side even on a busy machine.
@@ -91,7 +93,7 @@ deploy_then_rss() {
     sleep 0.1
   done
   sleep 2
-  echo "rss deployhook $label $(rss_mb "$pid") $(hwm_mb "$pid")" >>"$WORK/results"
+  echo "rss deployhook $label $(rss_mb "$pid") $(hwm_mb "$pid") $(malloc_heap_mb "$pid")" >>"$WORK/results"
 }
 
 # Idle, after load, after the log capture: one daemon of each, started fresh.
@@ -107,7 +109,7 @@ for server in deployhook webhook; do
     pid="$WH_PID" path=/hooks/deploy
   fi
   sleep 2
-  echo "rss $server idle $(rss_mb "$pid")" >>"$WORK/results"
+  echo "rss $server idle $(rss_mb "$pid") - $(malloc_heap_mb "$pid")" >>"$WORK/results"
   if [[ "$server" == deployhook ]]; then
     deploy_then_rss after-deploy app footprint-first "$WORK/push-main.json" "$SIG_MAIN" 300
   fi
@@ -115,7 +117,7 @@ for server in deployhook webhook; do
   b="$(wrk_run "http://127.0.0.1:$port$path" "$WORK/push-main.json" "$SIG_MAIN" "$LOAD_SECONDS")"
   note "  $server load: (a) $a; (b) $b"
   sleep 2
-  echo "rss $server after-load $(rss_mb "$pid") $(hwm_mb "$pid")" >>"$WORK/results"
+  echo "rss $server after-load $(rss_mb "$pid") $(hwm_mb "$pid") $(malloc_heap_mb "$pid")" >>"$WORK/results"
   if [[ "$server" == deployhook ]]; then
     deploy_then_rss after-log log footprint-log "$WORK/push-log.json" "$SIG_LOG" 3000
   fi
@@ -140,6 +142,8 @@ printf '| RSS idle, MB | %s | %s | %s |\n' "$(rss deployhook idle 4)" "$(rss web
 printf '| RSS idle after one deploy, MB | %s | | |\n' "$(rss deployhook after-deploy 4)"
 printf '| RSS after wrk (a) and (b), %ss each (peak), MB | %s (%s) | %s (%s) | |\n' "$LOAD_SECONDS" "$(rss deployhook after-load 4)" "$(rss deployhook after-load 5)" "$(rss webhook after-load 4)" "$(rss webhook after-load 5)"
 printf '| RSS after a %s-byte log capture (peak), MB | %s (%s) | | |\n' "$BYTES" "$(rss deployhook after-log 4)" "$(rss deployhook after-log 5)"
+printf "| of that RSS, glibc's malloc heap: idle, after the deploy, the load, the capture, MB | %s, %s, %s, %s | | |\n" \
+  "$(rss deployhook idle 6)" "$(rss deployhook after-deploy 6)" "$(rss deployhook after-load 6)" "$(rss deployhook after-log 6)"
 echo
 echo "raw:"
 sed 's/^/  /' "$WORK/results"

@@ -165,6 +165,9 @@ stop_started() {
 
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 hwm_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# The resident part of glibc's main malloc heap (the [heap] mapping): C++ allocations, and the
+# memory of buffers node has freed but glibc keeps (it returns only the heap's free top).
+malloc_heap_mb() { awk '/\[heap\]$/ { on = 1; next } on && /^Rss:/ { printf "%.1f", $2 / 1024; exit }' "/proc/$1/smaps"; }
 
 # median of the numbers given as arguments
 median() {
