@@ -8,15 +8,19 @@
 # round by round (the work tree's dist/ and BENCH_COMPARE, a commit), each daemon started fresh.
 # BENCH_CASE=a measures case (a) instead (the job wants another branch: verify, decide, 200),
 # and BENCH_FLOOR=1 adds the floor for a Node receiver (lib/bare-hook.mjs, in case (b) with its
-# durable append and coalesced runs of `true`) to the rotation.
+# durable append and coalesced runs of `true`) to the rotation. BENCH_COMMAND sets the job's
+# command (a JSON argv; `["true"]` by default): `["sleep", "600"]` keeps the first run going, so
+# no run starts during the load and the figures leave out what starting runs costs (the
+# daemon's shutdown_timeout is 1s, so that such a run does not hold up its stop).
 #
-#   bash bench/cpu-per-push.sh        BENCH_COMPARE=<commit> BENCH_ROUNDS=3 BENCH_RATE=800 BENCH_SECONDS=10 BENCH_CASE=b BENCH_FLOOR=0
+#   bash bench/cpu-per-push.sh        BENCH_COMPARE=<commit> BENCH_ROUNDS=3 BENCH_RATE=800 BENCH_SECONDS=10 BENCH_CASE=b BENCH_FLOOR=0 BENCH_COMMAND='["true"]'
 source "$(dirname "$0")/lib/common.sh"
 
 ROUNDS="${BENCH_ROUNDS:-3}"
 RATE="${BENCH_RATE:-800}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 CASE="${BENCH_CASE:-b}"
+COMMAND="${BENCH_COMMAND:-[\"true\"]}"
 [[ "$CASE" == a || "$CASE" == b ]] || die "BENCH_CASE must be a or b, got $CASE"
 if [[ "$CASE" == a ]]; then BRANCH=release REPLY=s200; else BRANCH=main REPLY=s202; fi
 
@@ -74,7 +78,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
       start_floor "$port" "refs/heads/$BRANCH" "$WORK/floor-journal" "$WORK/floor-$round.log"
       DH_PID="$FLOOR_PID"
     else
-      dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$BRANCH" "$WORK/remote.git" '["true"]'
+      dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$BRANCH" "$WORK/remote.git" "$COMMAND" 'shutdown_timeout: 1s'
       CLI="${build#*:}" start_deployhook "$WORK/dh.yml" "$port" "$WORK/daemon-$round.log"
     fi
     threads "$DH_PID" >"$WORK/before"
