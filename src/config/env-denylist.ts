@@ -21,8 +21,9 @@ const RULES: readonly Rule[] = [
     why: 'shells run it as code or read it as their settings',
   },
   {
-    names: ['NODE_OPTIONS', 'NODE_PATH', 'RUBYOPT', 'RUBYLIB', 'CLASSPATH', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'LUA_INIT', 'LUA_PATH', 'PHPRC', 'TCLLIBPATH'],
-    prefixes: ['PYTHON', 'PERL5', 'PERL', 'NODE_', 'NPM_CONFIG_', 'GEM_', 'BUNDLE_', 'JAVA_', 'R_'],
+    names: ['NODE_OPTIONS', 'NODE_PATH', 'RUBYOPT', 'RUBYLIB', 'CLASSPATH', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'PHPRC', 'TCLLIBPATH'],
+    // Lua reads LUA_INIT, LUA_PATH and LUA_CPATH, and each with a version suffix (LUA_INIT_5_4).
+    prefixes: ['PYTHON', 'PERL5', 'PERL', 'NODE_', 'NPM_CONFIG_', 'GEM_', 'BUNDLE_', 'JAVA_', 'R_', 'LUA_'],
     why: 'an interpreter reads it as options, code or a module path',
   },
   {

@@ -78,6 +78,8 @@ describe('a generic job', () => {
     { name: 'BASH_FUNC_ls%%', why: undefined },
     { name: 'NODE_OPTIONS', why: 'an interpreter reads it as options, code or a module path' },
     { name: 'PYTHONSTARTUP', why: 'an interpreter reads it as options, code or a module path' },
+    { name: 'LUA_CPATH', why: 'an interpreter reads it as options, code or a module path' },
+    { name: 'LUA_INIT_5_4', why: 'an interpreter reads it as options, code or a module path' },
     { name: 'GIT_SSH_COMMAND', why: 'a deploy tool reads it as configuration, a credential or a program to run' },
     { name: 'ANSIBLE_CONFIG', why: 'a deploy tool reads it as configuration, a credential or a program to run' },
     { name: 'http_proxy', why: 'a deploy tool reads it as configuration, a credential or a program to run' },
