@@ -247,8 +247,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
         if (error instanceof ConfigError) logger.error({ issues: error.issues.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
         throw error;
       }
-      for (const key of ['listen', 'stateDir', 'logDir'] as const) {
-        if (JSON.stringify(next[key]) !== JSON.stringify(config[key])) logger.warn({ key }, 'this setting changes only on restart; keeping the running value');
+      // The folders and the address are in use; the dedup log was opened with its window.
+      const restartOnly = { listen: 'listen', stateDir: 'state_dir', logDir: 'log_dir', dedupWindowMs: 'dedup_window' } as const;
+      for (const [key, name] of Object.entries(restartOnly) as Array<[keyof typeof restartOnly, string]>) {
+        if (JSON.stringify(next[key]) !== JSON.stringify(config[key])) logger.warn({ key: name }, 'this setting changes only on restart; keeping the running value');
       }
       // Certificate and key are read again (renewed ones take effect). Whether TLS is on, and
       // whether clients must present certificates (client_ca), is fixed when the listener starts.
@@ -258,11 +260,16 @@ export function createDaemon(options: DaemonOptions): Daemon {
       const tls = config.tls === undefined ? undefined : { ...config.tls, ...(next.tls ? { cert: next.tls.cert, key: next.tls.key } : {}) };
       if (tls && server instanceof HttpsServer) server.setSecureContext(await readTlsOptions(tls));
       const removed = config.jobs.filter((job) => !next.jobs.some((candidate) => candidate.name === job.name));
-      config = { ...next, listen: config.listen, stateDir: config.stateDir, logDir: config.logDir };
+      config = { ...next, listen: config.listen, stateDir: config.stateDir, logDir: config.logDir, dedupWindowMs: config.dedupWindowMs };
       delete config.tls;
       if (tls) config.tls = tls;
       sources = createSourceFilter(config.allowFrom, config.trustProxy);
-      if (server) server.maxConnections = config.maxConnections;
+      if (server) {
+        server.maxConnections = config.maxConnections;
+        // node reads these at each check of the open connections (every second).
+        server.headersTimeout = config.headersTimeoutMs;
+        server.requestTimeout = config.requestTimeoutMs;
+      }
       index = new JobIndex(config.jobs);
       queue.maxParallel = config.maxParallel;
       for (const job of removed) queue.cancelPending(job.name, `job ${job.name} was removed from the config by a reload`);

@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
@@ -98,6 +99,37 @@ describe('SIGHUP', () => {
       expect((await push(daemon.port, 'acme/other', sha)).status).toBe(202);
     } finally {
       expect(await daemon.stop()).toBe(0);
+    }
+  });
+
+  it('applies new client timeouts on reload, and says which settings wait for a restart', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    await remote.commit({ 'a.txt': 'a\n' });
+    const job = { name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] };
+    const hook = await startDaemon(dir, { headers_timeout: '30s', request_timeout: '60s', jobs: [job] }, { SECRET });
+    try {
+      await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', headers_timeout: '1s', request_timeout: '2s', dedup_window: '1d', jobs: [job] }));
+      const applied = await hook.daemon.reload();
+      expect(applied).toMatchObject({ headersTimeoutMs: 1_000, requestTimeoutMs: 2_000, dedupWindowMs: 7 * 24 * 60 * 60 * 1000 });
+      // A client that never finishes its headers: dropped by the new limit, not the old one of 30 s.
+      const port = Number(new URL(hook.url).port);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write('POST /hooks/github HTTP/1.1\r\nHost: x\r\n'));
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk.toString()));
+        socket.on('close', () => resolve(text.split('\r\n')[0] ?? ''));
+        socket.on('error', reject);
+        socket.setTimeout(10_000, () => {
+          socket.destroy();
+          resolve('still open after 10 s');
+        });
+      });
+      expect(answer).toBe('HTTP/1.1 408 Request Timeout');
+      const warned = hook.logLines.map((line) => JSON.parse(line) as { msg?: string; key?: string }).filter((line) => line.msg === 'this setting changes only on restart; keeping the running value');
+      expect(warned.map((line) => line.key)).toEqual(['dedup_window']);
+    } finally {
+      await hook.stop();
     }
   });
 
