@@ -1,7 +1,7 @@
-import { statSync } from 'node:fs';
-import { chmod, chown, copyFile, rm } from 'node:fs/promises';
+import { constants, statSync } from 'node:fs';
+import { chmod, chown, copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration.js';
 import type { JobConfig } from '../config/types.js';
@@ -51,8 +51,9 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   }
   log.note(`$ ${job.command.map((arg) => JSON.stringify(arg)).join(' ')}${job.runAs ? ` (as ${job.runAs.user})` : ''}`);
   await context.recorded;
-  const eventFile = await eventFileFor(run, job);
   const env = commandEnvironment(job, run, userEnvironment(job, context.baseEnv), await eventFieldsOf(job, run));
+  // Nothing may fail between making the copy and running the command, whose end removes it.
+  const eventFile = await eventFileFor(run, job);
   env.DEPLOYHOOK_EVENT_FILE = eventFile;
   const result = await runCommand({
     argv: job.command,
@@ -70,8 +71,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
         context.persist();
       });
     },
-  });
-  if (eventFile !== run.eventFile) await rm(eventFile, { force: true });
+  }).finally(() => (eventFile === run.eventFile ? undefined : rm(dirname(eventFile), { recursive: true, force: true })));
   if (result.leftovers) log.note('the command left processes running in its process group; they were terminated');
   const ended = { exitCode: result.exitCode, signal: result.signal };
   if (result.startError !== undefined) return { ...ended, status: 'failed', reason: result.startError };
@@ -92,15 +92,25 @@ function isFolder(path: string): boolean {
 
 /**
  * The payload file the command reads. The state folder is the daemon's own, so a command
- * that runs as another user gets a private copy it owns, removed after the run.
+ * that runs as another user gets a private copy it owns, in a folder of its own under the
+ * temporary folder, removed after the run. The folder's name is random and made with mode
+ * 0700 (mkdtemp), and the copy is created there, never opened where it already exists: other
+ * local users cannot put a link in its place and have the daemon, as root, write through it.
  */
 async function eventFileFor(run: RunRecord, job: JobConfig): Promise<string> {
   if (!job.runAs) return run.eventFile;
-  const copy = join(tmpdir(), `deployhook-${run.id}.event.json`);
-  await copyFile(run.eventFile, copy);
-  await chown(copy, job.runAs.uid, job.runAs.gid);
-  await chmod(copy, 0o600);
-  return copy;
+  const folder = await mkdtemp(join(tmpdir(), 'deployhook-event-'));
+  try {
+    const copy = join(folder, `${run.id}.event.json`);
+    await copyFile(run.eventFile, copy, constants.COPYFILE_EXCL);
+    await chmod(copy, 0o600);
+    await chown(copy, job.runAs.uid, job.runAs.gid);
+    await chown(folder, job.runAs.uid, job.runAs.gid);
+    return copy;
+  } catch (error) {
+    await rm(folder, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readonly string[], maxLogBytes: number, elapsedMs: () => number): Promise<Outcome> {

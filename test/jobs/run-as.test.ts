@@ -1,4 +1,5 @@
 import { chmod, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -28,7 +29,7 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     const sha = await remote.commit({ 'app.txt': 'app\n' });
     await execa('chmod', ['-R', 'a+rX', remote.bare]);
     await execa('chown', ['-R', 'nobody', remote.bare]);
-    const command = ['sh', '-c', 'echo "uid=$(id -u) gid=$(id -g) home=$HOME"; head -c 9 "$DEPLOYHOOK_EVENT_FILE"; echo; touch made-by-command'];
+    const command = ['sh', '-c', 'echo "uid=$(id -u) gid=$(id -g) home=$HOME"; head -c 9 "$DEPLOYHOOK_EVENT_FILE"; echo; echo "event folder $(dirname "$DEPLOYHOOK_EVENT_FILE") $(stat -c "%a %u" "$(dirname "$DEPLOYHOOK_EVENT_FILE")")"; touch made-by-command'];
     hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command, run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
     const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
     const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
@@ -38,6 +39,11 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     expect(log).toContain('uid=65534 gid=65534 home=/nonexistent');
     expect(log).toContain('{"ref":"r');
     expect(log).toContain('(as nobody)');
+    // The payload's copy is in a private folder of the user's, made for this run and removed after it.
+    const [, folder, mode, owner] = /event folder (\S+) (\d+) (\d+)/.exec(log) ?? [];
+    expect(folder).toMatch(new RegExp(`^${tmpdir()}/deployhook-event-\\w{6}$`));
+    expect([mode, owner]).toEqual(['700', '65534']);
+    await expect(stat(folder ?? '')).rejects.toMatchObject({ code: 'ENOENT' });
     const checkout = join(dir, 'state', 'checkouts', 'app');
     expect((await stat(join(checkout, 'app.txt'))).uid).toBe(65534);
     expect((await stat(join(checkout, 'made-by-command'))).uid).toBe(65534);
