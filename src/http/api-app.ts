@@ -28,7 +28,9 @@ export function createApiApp(options: ApiAppOptions): Express {
   app.get('/readyz', (_req, res) => {
     const failure = options.store.lastFailure;
     if (failure) {
-      res.status(503).json({ status: 'not ready', reason: `the last run record could not be saved: ${(failure as NodeJS.ErrnoException).code ?? failure.message}` });
+      const cause = (failure.error as NodeJS.ErrnoException).code ?? failure.error.message;
+      const reason = failure.during === 'save' ? `the last run record could not be saved: ${cause}` : `run files could not be put in place from the journal (it keeps them): ${cause}`;
+      res.status(503).json({ status: 'not ready', reason });
       return;
     }
     access(options.config().stateDir, constants.W_OK).then(

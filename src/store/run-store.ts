@@ -122,11 +122,13 @@ export class RunStore {
   #placeFailure: Error | undefined;
 
   /**
-   * The last save that failed (disk full, read-only), until one succeeds again, or the last
-   * batch of files that could not be put in place, until one goes in whole: readiness reports it.
+   * The last save that failed (disk full, read-only), until one succeeds again, or else the
+   * last batch of files that could not be put in place from the journal, until one goes in
+   * whole: readiness reports it.
    */
-  get lastFailure(): Error | undefined {
-    return this.#writeFailure ?? this.#placeFailure;
+  get lastFailure(): { during: 'save' | 'place'; error: Error } | undefined {
+    if (this.#writeFailure) return { during: 'save', error: this.#writeFailure };
+    return this.#placeFailure ? { during: 'place', error: this.#placeFailure } : undefined;
   }
 
   /**

@@ -11,6 +11,7 @@ import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { readRun, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
 
 const execFileAsync = promisify(execFile);
@@ -71,9 +72,41 @@ describe('a state folder that is full', () => {
     const refused = await push(hook, 'app', sha);
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('30');
+    const readiness = await fetch(`${hook.url}/readyz`);
+    expect(readiness.status).toBe(503);
+    expect(((await readiness.json()) as { reason: string }).reason).toBe('the last run record could not be saved: ENOSPC');
     await writeFile(filler, '');
     const accepted = await push(hook, 'app', sha);
     expect(accepted.status).toBe(202);
+  });
+});
+
+describe('a runs folder that refuses the files the journal already holds', () => {
+  it('acknowledges from the journal, and /readyz says the files could not be put in place until they can', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const first = await remote.commit({ 'a.txt': 'a\n' });
+    hook = await startDaemon(dir, { jobs: [job('app', remote.bare, ['true'])] }, { SECRET });
+    const url = hook.url;
+    await waitForRun(join(dir, 'state'), 'app', runId(await push(hook, 'app', first)));
+    const readiness = async () => {
+      const response = await fetch(`${url}/readyz`);
+      const { reason } = (await response.json()) as { reason?: string };
+      return { code: response.status, reason };
+    };
+    expect(await readiness()).toEqual({ code: 200, reason: undefined });
+    // The job's folder is known, so a new run goes to the journal and then, failing, nowhere.
+    await mountTmpfs(join(dir, 'state', 'runs', 'app'), 64, { readOnly: true });
+    const second = await remote.commit({ 'a.txt': 'b\n' });
+    expect((await push(hook, 'app', second)).status).toBe(202);
+    await until('readiness to report the failure', async () => (await readiness()).code === 503);
+    expect(await readiness()).toEqual({ code: 503, reason: 'run files could not be put in place from the journal (it keeps them): EROFS' });
+    // Writable again: the next batch goes in whole, the run's files with it, and readiness recovers.
+    await execFileAsync('umount', ['-l', join(dir, 'state', 'runs', 'app')]);
+    const third = await remote.commit({ 'a.txt': 'c\n' });
+    const last = runId(await push(hook, 'app', third));
+    expect(await waitForRun(join(dir, 'state'), 'app', last)).toMatchObject({ status: 'succeeded' });
+    await until('readiness to recover', async () => (await readiness()).code === 200);
   });
 });
 
