@@ -1,5 +1,5 @@
 import { constants, statSync } from 'node:fs';
-import { chmod, chown, copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdtemp, rmdir, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -71,7 +71,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
         context.persist();
       });
     },
-  }).finally(() => (eventFile === run.eventFile ? undefined : rm(dirname(eventFile), { recursive: true, force: true })));
+  }).finally(() => (eventFile === run.eventFile ? undefined : removeEventCopy(eventFile)));
   if (result.leftovers) log.note('the command left processes running in its process group; they were terminated');
   const ended = { exitCode: result.exitCode, signal: result.signal };
   if (result.startError !== undefined) return { ...ended, status: 'failed', reason: result.startError };
@@ -92,25 +92,31 @@ function isFolder(path: string): boolean {
 
 /**
  * The payload file the command reads. The state folder is the daemon's own, so a command
- * that runs as another user gets a private copy it owns, in a folder of its own under the
- * temporary folder, removed after the run. The folder's name is random and made with mode
- * 0700 (mkdtemp), and the copy is created there, never opened where it already exists: other
- * local users cannot put a link in its place and have the daemon, as root, write through it.
+ * that runs as another user gets a private copy it owns, removed after the run. The copy is
+ * created, never opened where it already exists, in a folder with a random name (mkdtemp)
+ * that stays the daemon's: the user may pass through it (mode 0711) but not add, rename or
+ * list entries, so nothing there can become a link for the daemon, as root, to write or
+ * delete through. Removal is one unlink and one rmdir, never a walk of the folder.
  */
 async function eventFileFor(run: RunRecord, job: JobConfig): Promise<string> {
   if (!job.runAs) return run.eventFile;
   const folder = await mkdtemp(join(tmpdir(), 'deployhook-event-'));
+  const copy = join(folder, `${run.id}.event.json`);
   try {
-    const copy = join(folder, `${run.id}.event.json`);
+    await chmod(folder, 0o711);
     await copyFile(run.eventFile, copy, constants.COPYFILE_EXCL);
     await chmod(copy, 0o600);
     await chown(copy, job.runAs.uid, job.runAs.gid);
-    await chown(folder, job.runAs.uid, job.runAs.gid);
     return copy;
   } catch (error) {
-    await rm(folder, { recursive: true, force: true });
+    await removeEventCopy(copy);
     throw error;
   }
+}
+
+async function removeEventCopy(copy: string): Promise<void> {
+  await unlink(copy).catch(() => undefined);
+  await rmdir(dirname(copy)).catch(() => undefined);
 }
 
 async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readonly string[], maxLogBytes: number, elapsedMs: () => number): Promise<Outcome> {

@@ -39,10 +39,11 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     expect(log).toContain('uid=65534 gid=65534 home=/nonexistent');
     expect(log).toContain('{"ref":"r');
     expect(log).toContain('(as nobody)');
-    // The payload's copy is in a private folder of the user's, made for this run and removed after it.
+    // The payload's copy is in a folder made for this run, which the user may pass through but
+    // not change, and which is removed after the run.
     const [, folder, mode, owner] = /event folder (\S+) (\d+) (\d+)/.exec(log) ?? [];
     expect(folder).toMatch(new RegExp(`^${tmpdir()}/deployhook-event-\\w{6}$`));
-    expect([mode, owner]).toEqual(['700', '65534']);
+    expect([mode, owner]).toEqual(['711', '0']);
     await expect(stat(folder ?? '')).rejects.toMatchObject({ code: 'ENOENT' });
     const checkout = join(dir, 'state', 'checkouts', 'app');
     expect((await stat(join(checkout, 'app.txt'))).uid).toBe(65534);
