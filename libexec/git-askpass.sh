@@ -8,6 +8,14 @@ url=${1#*\'}
 url=${url%\'*}
 scheme=${url%%://*}
 rest=${url#*://}
+# One "user@" at most: git versions before the fix for CVE-2024-50349 show a user name with
+# "@" and "/" decoded (https://x@good/@evil), which would pass for the good host.
+case $rest in
+  *@*@*)
+    echo "deployhook: not answering a credential prompt for an address with more than one @" >&2
+    exit 1
+    ;;
+esac
 hostport=${rest#*@}
 hostport=${hostport%%/*}
 if [ "$scheme://$hostport" != "$DEPLOYHOOK_GIT_ORIGIN" ]; then

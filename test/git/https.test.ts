@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { GitSyncError } from '../../src/errors.js';
 import { syncCheckout } from '../../src/git/sync.js';
@@ -110,5 +112,27 @@ describe('syncCheckout over HTTP with a token', () => {
     for (const header of elsewhere.authorizations) expect(header ?? '').not.toContain(Buffer.from(TOKEN).toString('base64').slice(0, 8));
     expect(elsewhere.authorizations.filter((header) => header !== undefined)).toEqual([]);
     expect(options.collected.text()).toContain('not answering a credential prompt');
+  });
+});
+
+describe('the credential prompt helper (libexec/git-askpass.sh)', () => {
+  const askpass = join(import.meta.dirname, '..', '..', 'libexec', 'git-askpass.sh');
+  const env = { PATH: process.env.PATH ?? '', DEPLOYHOOK_GIT_ORIGIN: 'https://git.example.com', DEPLOYHOOK_GIT_USERNAME: USERNAME, DEPLOYHOOK_GIT_PASSWORD: TOKEN };
+  const answer = (prompt: string) =>
+    promisify(execFile)(askpass, [prompt], { env }).then(
+      ({ stdout }) => ({ answered: stdout.trim() }),
+      (error: { code?: number; stdout?: string; stderr?: string }) => ({ exit: error.code, stdout: error.stdout, stderr: error.stderr?.trim() }),
+    );
+
+  it("answers its own host's prompts", async () => {
+    expect(await answer("Username for 'https://git.example.com': ")).toEqual({ answered: USERNAME });
+    expect(await answer(`Password for 'https://${USERNAME}@git.example.com': `)).toEqual({ answered: TOKEN });
+  });
+
+  it('refuses a prompt for another host, also one whose user name pretends to be the right host', async () => {
+    // What git before the CVE-2024-50349 fix shows for a submodule URL https://x%40git.example.com%2F@evil.example/r.git.
+    expect(await answer("Password for 'https://x@git.example.com/@evil.example': ")).toEqual({ exit: 1, stdout: '', stderr: 'deployhook: not answering a credential prompt for an address with more than one @' });
+    expect(await answer("Password for 'https://git.example.com/x@evil.example': ")).toMatchObject({ exit: 1, stdout: '' });
+    expect(await answer("Password for 'https://deploy-bot@evil.example': ")).toMatchObject({ exit: 1, stdout: '' });
   });
 });
