@@ -27,7 +27,11 @@ export interface DeliveryLogOptions {
   now?: () => number;
 }
 
-export type Claim = { duplicate: true } | { duplicate: false; commit(runs: readonly string[]): Promise<void>; release(): void };
+/**
+ * `inFlight`: the key is claimed right now by a delivery still being recorded, which may yet
+ * fail; the caller must not acknowledge this one as a duplicate (the first may be released).
+ */
+export type Claim = { duplicate: true; inFlight: boolean } | { duplicate: false; commit(runs: readonly string[]): Promise<void>; release(): void };
 
 function hashOf(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
@@ -186,14 +190,15 @@ export class DeliveryLog {
   }
 
   /**
-   * Synchronously claims a key: duplicate if it was recorded within the window or is claimed
-   * right now by a delivery still in flight. `commit(runs)` writes the record durably and keeps
+   * Synchronously claims a key: duplicate if it was recorded within the window, or (in flight)
+   * if it is claimed right now by a delivery still being recorded. `commit(runs)` writes the record durably and keeps
    * the key; `release()` forgets an in-flight claim so that the sender's retry is accepted.
    */
   claim(key: string): Claim {
     const hash = hashOf(key);
     const seenAt = this.#seen.get(hash);
-    if (this.#inFlight.has(hash) || (seenAt !== undefined && seenAt > this.#now() - this.#windowMs)) return { duplicate: true };
+    if (this.#inFlight.has(hash)) return { duplicate: true, inFlight: true };
+    if (seenAt !== undefined && seenAt > this.#now() - this.#windowMs) return { duplicate: true, inFlight: false };
     this.#inFlight.add(hash);
     let settled = false;
     return {

@@ -1,4 +1,5 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -153,6 +154,35 @@ describe('POST /hooks/generic/<source>', () => {
     expect(again.status).toBe(200);
     expect(again.json).toMatchObject({ runs: [], duplicate: true });
     expect((await daemon.post('generic/ci', body, signed(secret, body, { id: 'msg_redelivered' }))).status).toBe(202);
+  });
+
+  it('answers 503 to a copy of a delivery still being recorded, and takes the retry once the first failed', async () => {
+    const dir = await tempDir();
+    // A git remote that accepts connections and never answers: reading the branch tip waits.
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const secret = newSigningSecret();
+    const job = { name: 'slow-remote', provider: 'generic', source: 'pipeline', secret_env: 'ALERTS_SECRET', remote: `git://127.0.0.1:${port}/app.git`, branches: ['main'], command: ['true'] };
+    hook = await startDaemon(dir, { jobs: [job] }, { ALERTS_SECRET: secret });
+    const body = '{"pipeline":{"status":"success"}}';
+    const headers = signed(secret, body, { id: 'msg_in_flight' });
+    const first = hook.post('generic/pipeline', body, headers);
+    await until('git to ask the remote', () => held.length > 0);
+
+    const copy = await hook.post('generic/pipeline', body, headers);
+    expect(copy.status).toBe(503);
+    expect(copy.headers.get('retry-after')).toBe('5');
+    expect(copy.json).toEqual({ delivery: 'msg_in_flight', error: 'this delivery is still being recorded; retry shortly' });
+
+    // The remote goes away: the first copy fails and is not remembered, so a retry is new work.
+    silent.close();
+    for (const socket of held) socket.destroy();
+    expect((await first).status).toBe(503);
+    const retry = await hook.post('generic/pipeline', body, headers);
+    expect(retry.status).toBe(503);
+    expect(retry.json.error).toBe('the delivery could not be recorded; retry later');
   });
 
   it('deploys the current tip of the branch of a generic job with a remote', async () => {

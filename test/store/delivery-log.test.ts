@@ -53,7 +53,7 @@ describe('DeliveryLog', () => {
     const dir = join(await tempDir(), 'deliveries');
     const log = await openLog(dir);
     await fresh(log.claim('github:1:a')).commit(['run-1']);
-    expect(log.claim('github:1:a')).toEqual({ duplicate: true });
+    expect(log.claim('github:1:a')).toEqual({ duplicate: true, inFlight: false });
     expect(log.claim('github:1:b').duplicate).toBe(false);
     expect(log.size).toBe(1);
     // Durable when commit resolves: on disk without closing the log.
@@ -72,14 +72,14 @@ describe('DeliveryLog', () => {
     expect((await records(dir)).map((entry) => entry.fields.key).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `github:${i}`).sort());
   });
 
-  it('answers a second claim of a key still in flight as a duplicate, so only one of two simultaneous deliveries wins', async () => {
+  it('answers a second claim of a key still in flight as a duplicate in flight, so only one of two simultaneous deliveries wins', async () => {
     const log = await openLog(await tempDir());
     const first = fresh(log.claim('gitlab:x'));
-    expect(log.claim('gitlab:x').duplicate).toBe(true);
+    expect(log.claim('gitlab:x')).toEqual({ duplicate: true, inFlight: true });
     const committing = first.commit([]);
-    expect(log.claim('gitlab:x').duplicate).toBe(true);
+    expect(log.claim('gitlab:x')).toEqual({ duplicate: true, inFlight: true });
     await committing;
-    expect(log.claim('gitlab:x').duplicate).toBe(true);
+    expect(log.claim('gitlab:x')).toEqual({ duplicate: true, inFlight: false });
   });
 
   it('lets a released key be claimed again and leaves no record behind', async () => {
