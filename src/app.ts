@@ -23,6 +23,7 @@ import { abandonedForwards, createForwarder, type RelayTarget } from './forward/
 import { DeliveryLog } from './store/delivery-log.js';
 import { PLACE_WORKER } from './store/file-placer.js';
 import { RunStore } from './store/run-store.js';
+import { lockStateDir } from './store/state-lock.js';
 import { createLineLimiter } from './log/line-limit.js';
 
 export interface DaemonOptions {
@@ -164,50 +165,68 @@ export function createDaemon(options: DaemonOptions): Daemon {
   // Made at start, from the runs on disk; nothing runs or arrives before that.
   let metrics: Metrics | undefined;
 
+  let releaseStateDir: (() => Promise<void>) | undefined;
+  /** start() once state_dir is ours: recovery, then the listener, then the queue. */
+  async function startLocked(): Promise<AddressInfo> {
+    await ensureWritableFolder(config.logDir, 'log_dir');
+    // Without it every acknowledged change would stay in the journal only: refuse to start.
+    await access(PLACE_WORKER, constants.R_OK).catch((error: unknown) => {
+      throw new DeployhookError('PLACER_MISSING', `Expected the script of the thread that puts files in place at ${PLACE_WORKER}: is dist/ complete? Run \`npm run build\` (or \`npm ci\`)`, { cause: error });
+    });
+    const remembered = await deliveries.open();
+    logger.info({ deliveries: remembered }, 'loaded remembered deliveries');
+    pruneTimer = setInterval(() => {
+      deliveries.prune().catch((error: unknown) => logger.error({ err: error }, 'could not forget old deliveries'));
+    }, PRUNE_DELIVERIES_MS);
+    pruneTimer.unref();
+    const loaded = await store.loadAll();
+    for (const run of abandonedForwards(loaded.records)) {
+      // A full or read-only disk must not keep the daemon from starting: the record says so next time.
+      await store.save(run).catch((error: unknown) => logger.error({ err: error, run: run.id }, 'could not record the relays a stop cut short'));
+    }
+    const runMetrics = createMetrics({ queueDepth: () => queue.depth, initialRuns: loaded.records });
+    metrics = runMetrics;
+    await recoverRuns({ loaded, store, queue, job: (name) => index.get(name), logger: logger.child({ area: 'recovery' }), killGraceMs: 10_000 });
+
+    server = createHttpServer({
+      hooks,
+      // express, the API and the pages load with the first request for them.
+      api: lazyHandler(async () => (await import('./http/api-app.js')).createApiApp({ logger: logger.child({ area: 'api' }), config: () => config, jobs: () => index, queue, store, env: options.env, metrics: runMetrics }), logger),
+      logger,
+      ...(config.tls !== undefined ? { tls: await readTlsOptions(config.tls) } : {}),
+      maxConnections: config.maxConnections,
+      headersTimeoutMs: config.headersTimeoutMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+    });
+    const listener = server;
+    const { host, port } = config.listen;
+    const address = await new Promise<AddressInfo>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException) => reject(new ListenError(`${host}:${port}`, error));
+      listener.once('error', onError);
+      listener.listen(port, host, () => {
+        listener.off('error', onError);
+        resolve(listener.address() as AddressInfo);
+      });
+    });
+    // Runs start only once the daemon listens: a start that fails (the port is taken, the
+    // TLS key unreadable) leaves no deploy cut short by its exit.
+    queue.start();
+    logger.info({ host: address.address, port: address.port, tls: config.tls !== undefined, mutualTls: config.tls?.clientCa !== undefined, jobs: config.jobs.length, config: config.file }, 'listening');
+    return address;
+  }
+
   return {
     queue,
     async start() {
       await ensureWritableFolder(config.stateDir, 'state_dir');
-      await ensureWritableFolder(config.logDir, 'log_dir');
-      // Without it every acknowledged change would stay in the journal only: refuse to start.
-      await access(PLACE_WORKER, constants.R_OK).catch((error: unknown) => {
-        throw new DeployhookError('PLACER_MISSING', `Expected the script of the thread that puts files in place at ${PLACE_WORKER}: is dist/ complete? Run \`npm run build\` (or \`npm ci\`)`, { cause: error });
-      });
-      const remembered = await deliveries.open();
-      logger.info({ deliveries: remembered }, 'loaded remembered deliveries');
-      pruneTimer = setInterval(() => {
-        deliveries.prune().catch((error: unknown) => logger.error({ err: error }, 'could not forget old deliveries'));
-      }, PRUNE_DELIVERIES_MS);
-      pruneTimer.unref();
-      const loaded = await store.loadAll();
-      for (const run of abandonedForwards(loaded.records)) await store.save(run);
-      const runMetrics = createMetrics({ queueDepth: () => queue.depth, initialRuns: loaded.records });
-      metrics = runMetrics;
-      await recoverRuns({ loaded, store, queue, job: (name) => index.get(name), logger: logger.child({ area: 'recovery' }), killGraceMs: 10_000 });
-      queue.start();
-
-      server = createHttpServer({
-        hooks,
-        // express, the API and the pages load with the first request for them.
-        api: lazyHandler(async () => (await import('./http/api-app.js')).createApiApp({ logger: logger.child({ area: 'api' }), config: () => config, jobs: () => index, queue, store, env: options.env, metrics: runMetrics }), logger),
-        logger,
-        ...(config.tls !== undefined ? { tls: await readTlsOptions(config.tls) } : {}),
-        maxConnections: config.maxConnections,
-        headersTimeoutMs: config.headersTimeoutMs,
-        requestTimeoutMs: config.requestTimeoutMs,
-      });
-      const listener = server;
-      const { host, port } = config.listen;
-      const address = await new Promise<AddressInfo>((resolve, reject) => {
-        const onError = (error: NodeJS.ErrnoException) => reject(new ListenError(`${host}:${port}`, error));
-        listener.once('error', onError);
-        listener.listen(port, host, () => {
-          listener.off('error', onError);
-          resolve(listener.address() as AddressInfo);
-        });
-      });
-      logger.info({ host: address.address, port: address.port, tls: config.tls !== undefined, mutualTls: config.tls?.clientCa !== undefined, jobs: config.jobs.length, config: config.file }, 'listening');
-      return address;
+      releaseStateDir = await lockStateDir(config.stateDir);
+      try {
+        return await startLocked();
+      } catch (error) {
+        await releaseStateDir();
+        releaseStateDir = undefined;
+        throw error;
+      }
     },
 
     async stop() {
@@ -232,11 +251,14 @@ export function createDaemon(options: DaemonOptions): Daemon {
       // What the journal holds goes in place now, so the next start has nothing to replay.
       await Promise.all([store.close(), deliveries.close()]).catch((error: unknown) => logger.warn({ err: error }, 'could not empty the journal at shutdown; the next start replays it'));
       const listener = server;
-      if (!listener) return;
-      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
-      listener.closeAllConnections();
-      await closed;
-      quietLines.flush();
+      if (listener) {
+        const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+        listener.closeAllConnections();
+        await closed;
+        quietLines.flush();
+      }
+      await releaseStateDir?.();
+      releaseStateDir = undefined;
     },
 
     async reload() {

@@ -1,9 +1,9 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
-import { startServe, type ServeProcess } from '../helpers/cli.js';
+import { runCli, startServe, type ServeProcess } from '../helpers/cli.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
@@ -32,20 +32,25 @@ const slowJob = (remote: string, marker: string) => ({
   command: ['sh', '-c', `if [ -e ${marker} ]; then echo repeated; else touch ${marker}; echo waiting; sleep 60; fi`],
 });
 
+/** `deployhook serve` as a process, with the slow job's first run started (its command waiting). */
+async function serveSlowRun(shutdownTimeout: string) {
+  const dir = await tempDir();
+  const remote = await createRemote(dir);
+  const sha = await remote.commit({ 'a.txt': 'a\n' });
+  const config = join(dir, 'deployhook.yml');
+  await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: shutdownTimeout, jobs: [slowJob(remote.bare, join(dir, 'marker'))] }));
+  const state = join(dir, 'state');
+  const first = await startServe(['--config', config], { env: ENV });
+  const accepted = await push(first.port, 'acme/slow', sha);
+  expect(accepted.status).toBe(202);
+  const id = accepted.body.runs?.[0]?.id ?? '';
+  await until('the command to start', async () => (await readRun(state, 'slow', id).catch(() => undefined))?.pgid !== undefined);
+  return { config, state, sha, first, id };
+}
+
 describe('SIGTERM in the middle of a run', () => {
   it('answers 503 with Retry-After while draining, stops the command after shutdown_timeout as interrupted, exits 0, and repeats the run after restart', async () => {
-    const dir = await tempDir();
-    const remote = await createRemote(dir);
-    const sha = await remote.commit({ 'a.txt': 'a\n' });
-    const config = join(dir, 'deployhook.yml');
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: '2s', jobs: [slowJob(remote.bare, join(dir, 'marker'))] }));
-    const state = join(dir, 'state');
-
-    const first = await startServe(['--config', config], { env: ENV });
-    const accepted = await push(first.port, 'acme/slow', sha);
-    expect(accepted.status).toBe(202);
-    const id = accepted.body.runs?.[0]?.id ?? '';
-    await until('the command to start', async () => (await readRun(state, 'slow', id).catch(() => undefined))?.pgid !== undefined);
+    const { config, state, sha, first, id } = await serveSlowRun('2s');
 
     const exited = first.stop('SIGTERM');
     await until('the daemon to log that it is shutting down', async () => first.lines.some((line) => line.msg === 'shutting down'));
@@ -68,6 +73,31 @@ describe('SIGTERM in the middle of a run', () => {
     } finally {
       expect(await second.stop()).toBe(0);
     }
+  });
+});
+
+describe('a second daemon on the same state_dir', () => {
+  it('refuses to start, leaving the first daemon and its running deploy alone; after a kill -9 the lock is taken over', async () => {
+    const { config, state, first, id } = await serveSlowRun('1s');
+    const journal = await readdir(join(state, 'journal', 'runs'));
+
+    // The same config on another port, as an operator trying `deployhook serve` beside the service.
+    const second = await runCli(['serve', '--config', config, '--listen', '127.0.0.1:0'], { env: ENV });
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toContain(`Expected to be the only deployhook using state_dir ${state}, but process ${first.process.pid} holds ${join(state, 'deployhook.lock')}`);
+    expect(await readRun(state, 'slow', id)).toMatchObject({ status: 'running' });
+    expect(await readdir(join(state, 'journal', 'runs'))).toEqual(journal);
+    expect(first.process.exitCode).toBe(null);
+
+    // A daemon that died without releasing the lock does not hold it.
+    expect(await first.stop('SIGKILL')).toBe(undefined);
+    const third = await startServe(['--config', config], { env: ENV });
+    try {
+      await until('the run the killed daemon left to be repeated', async () => (await readRun(state, 'slow', id)).retriedBy !== undefined);
+    } finally {
+      expect(await third.stop()).toBe(0);
+    }
+    await expect(readFile(join(state, 'deployhook.lock'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 
