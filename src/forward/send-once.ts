@@ -18,15 +18,25 @@ function retryAfterMs(header: string | null): number | undefined {
  * redirect is reported as a failure. The answer's body is read and dropped.
  */
 export async function sendOnce(url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number, stop: AbortSignal): Promise<AttemptResult> {
+  // One controller per attempt, tied to the daemon's stop by a listener removed afterwards:
+  // AbortSignal.any on the long-lived stop signal keeps an entry per attempt on node 20.
+  const attempt = new AbortController();
+  const abort = () => attempt.abort(stop.reason);
+  stop.addEventListener('abort', abort, { once: true });
+  const timer = setTimeout(() => attempt.abort(new DOMException('timed out', 'TimeoutError')), timeoutMs);
   let response: Response;
   try {
-    response = await fetch(url, { method: 'POST', body, headers, redirect: 'manual', signal: AbortSignal.any([stop, AbortSignal.timeout(timeoutMs)]) });
+    if (stop.aborted) abort();
+    response = await fetch(url, { method: 'POST', body, headers, redirect: 'manual', signal: attempt.signal });
+    await response.arrayBuffer().catch(() => undefined);
   } catch (error) {
     const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
     const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (error as Error).message);
     return { ok: false, retry: true, error: `could not deliver: ${reason}` };
+  } finally {
+    clearTimeout(timer);
+    stop.removeEventListener('abort', abort);
   }
-  await response.arrayBuffer().catch(() => undefined);
   if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status };
   const after = retryAfterMs(response.headers.get('retry-after'));
   if (response.status >= 300 && response.status < 400) return { ok: false, retry: false, status: response.status, error: `the destination answered ${response.status} (a redirect); relays do not follow redirects: fix the URL` };
