@@ -2,6 +2,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createMasker, type Masker } from './mask-secrets.js';
+import { spillFiles } from './spill-files.js';
 
 export interface CappedOutputOptions {
   /** The log file's own stream (already open, append mode); capped output is written into it. Do not end it. */
@@ -50,7 +51,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
   }
   const headBytes = Math.floor(maxBytes / 2);
   const tailBytes = maxBytes - headBytes;
-  const paths = [`${logPath}.tail-a`, `${logPath}.tail-b`] as const;
+  const paths = spillFiles(logPath);
   const segments: [FileHandle | undefined, FileHandle | undefined] = [undefined, undefined];
   let current: 0 | 1 = 0;
   let currentLength = 0;

@@ -5,6 +5,7 @@ import { monotonicFactory } from 'ulid';
 import { JOB_NAME_PATTERN } from '../config/schema.js';
 import { DeployhookError } from '../errors.js';
 import { FINAL_STATUSES, type RunRecord } from '../jobs/run-record.js';
+import { spillFiles } from '../log/spill-files.js';
 import { removeFile } from './remove-file.js';
 import { type FileChange, JournaledFolder } from './journaled-folder.js';
 import { parseRunRecord } from './run-record-schema.js';
@@ -165,7 +166,8 @@ export class RunStore {
       throw error;
     }
     this.#writeFailure = undefined;
-    this.#records.set(record.id, record);
+    // A save that was in flight while prune dropped the record must not bring it back.
+    if (fresh || this.#records.has(record.id)) this.#records.set(record.id, record);
   }
 
   get(id: string): RunRecord | undefined {
@@ -267,7 +269,11 @@ export class RunStore {
       { file: this.eventFile(job, id), remove: true },
       { file: this.#recordFile(job, id), remove: true },
     ]));
-    for (const id of logged) await removeFile(this.logPath(job, id));
+    for (const id of logged) {
+      const log = this.logPath(job, id);
+      // With the spill files a daemon that died during the run left beside the log.
+      for (const file of [log, ...spillFiles(log)]) await removeFile(file);
+    }
     return ids.length;
   }
 }

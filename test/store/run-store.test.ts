@@ -1,4 +1,4 @@
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../src/jobs/run-record.js';
@@ -25,6 +25,21 @@ function queuedRun(store: RunStore, job = 'app'): RunRecord {
 
 async function recordOnDisk(stateDir: string, run: RunRecord): Promise<unknown> {
   return JSON.parse(await readFile(join(stateDir, 'runs', run.job, `${run.id}.json`), 'utf8'));
+}
+
+/** A store in a new state folder with `count` runs, each created and then saved with `change`. */
+async function finishedRuns(count: number, change: Partial<RunRecord>) {
+  const dir = await tempDir();
+  const state = join(dir, 'state');
+  const store = new RunStore(state, join(dir, 'logs'));
+  await store.loadAll();
+  const runs = Array.from({ length: count }, () => queuedRun(store));
+  for (const run of runs) {
+    await store.create(run, Buffer.from('{}'));
+    Object.assign(run, change);
+    await store.save(run);
+  }
+  return { dir, state, store, runs };
 }
 
 /** A store in a new state folder, with one queued run created. */
@@ -112,5 +127,30 @@ describe('RunStore', () => {
     const loaded = await new RunStore(state, join(dir, 'logs')).loadAll();
     expect(loaded.records.map((record) => record.id)).toEqual([runs[2]?.id]);
     expect((await readdir(join(state, 'runs', 'app'))).sort()).toEqual([`${runs[2]?.id}.event.json`, `${runs[2]?.id}.json`]);
+  });
+
+  it("removes with a run's log the spill files a daemon that died during the run left beside it", async () => {
+    const { dir, store, runs } = await finishedRuns(2, { status: 'interrupted', startedAt: new Date().toISOString() });
+    await mkdir(join(dir, 'logs', 'app'), { recursive: true });
+    for (const run of runs) {
+      for (const file of [run.logPath, `${run.logPath}.tail-a`, `${run.logPath}.tail-b`]) await writeFile(file, 'output\n');
+    }
+    expect(await store.prune('app', 1)).toBe(1);
+    const newest = runs[1]?.id ?? '';
+    expect((await readdir(join(dir, 'logs', 'app'))).sort()).toEqual([`${newest}.log`, `${newest}.log.tail-a`, `${newest}.log.tail-b`]);
+  });
+
+  it('does not bring back in memory a run that retention removed while a save of it was on its way', async () => {
+    const { dir, state, store, runs } = await finishedRuns(2, { status: 'superseded' });
+    const [older] = runs;
+    if (!older) throw new Error('expected two runs');
+    // A late save (fan-out writing its outcome, say) of the run retention is about to remove.
+    const saving = store.save({ ...older, reason: 'saved late' });
+    expect(await store.prune('app', 1)).toBe(1);
+    await saving;
+    expect(store.get(older.id)).toBeUndefined();
+    expect(store.list({ job: 'app', limit: 10 }).map((run) => run.id)).toEqual([runs[1]?.id]);
+    const loaded = await new RunStore(state, join(dir, 'logs')).loadAll();
+    expect(loaded.records.map((record) => record.id)).toEqual([runs[1]?.id]);
   });
 });
