@@ -46,6 +46,15 @@ export interface HookHandlerOptions {
 /** The decisions whose log lines a flood may thin out: nothing was queued or recorded for them. */
 const QUIET_DECISIONS: ReadonlySet<DeliveryOutcome> = new Set(['rejected', 'ignored']);
 
+/**
+ * Up to this many jobs of a provider, a delivery is verified against all of them before its
+ * body is parsed: parsing what nobody signed is the costliest work an unauthenticated client
+ * can ask for (a deeply nested or object-packed body of `max_body_bytes` takes seconds).
+ * Beyond it, the body is parsed first to find the repository's jobs, so that matching never
+ * scans every job.
+ */
+const VERIFY_BEFORE_PARSE_MAX_JOBS = 16;
+
 /** Deliberately the same for every verification failure: it must not help guess a secret. */
 const UNAUTHORIZED = { error: 'signature verification failed' };
 
@@ -128,18 +137,29 @@ export function createHookHandler(options: HookHandlerOptions) {
     const read = await readBody(req, options.maxBodyBytes());
     if (!read.ok) return reply(read.status, { error: read.reason }, { decision: 'rejected', reason: read.reason }, { connection: 'close' });
     const text = payloadText(read.body, form);
-    const payload = parseJson(text);
-    if (text === undefined || payload === undefined) {
+    const malformed = () => {
       const error = form ? 'expected a form with a JSON `payload` field, in UTF-8' : 'expected a JSON body in UTF-8';
       return reply(400, { error }, { decision: 'rejected', reason: 'malformed JSON or UTF-8' });
-    }
+    };
+    if (text === undefined) return malformed();
     const index = options.jobs();
     const signed = adapter.signedBytes ? adapter.signedBytes(read.body, text, form) : read.body;
+    // Verified before parsing where the jobs to try are known without the payload: a generic
+    // event's source names them, and a provider with few jobs is tried whole.
+    const early = source !== undefined ? index.candidates(adapter.name, source) : index.ofProvider(adapter.name);
+    let verifiedEarly: JobConfig[] | undefined;
+    if (source !== undefined || early.length <= VERIFY_BEFORE_PARSE_MAX_JOBS) {
+      if (early.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: source !== undefined ? 'no job is configured for this source' : `no job is configured for provider ${adapter.name}` });
+      verifiedEarly = verifiedJobs(adapter, signed, credential.credential, early);
+      if (verifiedEarly.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: `signature matches no job secret of ${source !== undefined ? 'this source' : `provider ${adapter.name}`}` });
+    }
+    const payload = parseJson(text);
+    if (payload === undefined) return malformed();
     // What the command reads and what fan-out relays: the verified JSON, however it was encoded.
     const json = form ? Buffer.from(text, 'utf8') : read.body;
     const relay = (runs: readonly RunRecord[]) => options.relay?.({ adapter, body: json, headers: req.headers, deliveryId }, runs);
     if (adapter.isProbe?.(req.headers, payload)) {
-      if (verifiedJobs(adapter, signed, credential.credential, index.ofProvider(adapter.name)).length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: 'the test delivery matches no job secret of this provider' });
+      if ((verifiedEarly ?? verifiedJobs(adapter, signed, credential.credential, index.ofProvider(adapter.name))).length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: 'the test delivery matches no job secret of this provider' });
       relay([]);
       return reply(200, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
     }
@@ -147,9 +167,10 @@ export function createHookHandler(options: HookHandlerOptions) {
     if (repo === undefined) return reply(400, { error: 'expected the payload to name its repository' }, { decision: 'rejected', reason: 'no repository in payload' });
 
     const candidates = index.candidates(adapter.name, repo);
-    if (candidates.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo, reason: 'no job is configured for this repository' });
-    const verified = verifiedJobs(adapter, signed, credential.credential, candidates);
-    if (verified.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo, reason: 'signature matches no job secret of this repository' });
+    // Not verified: logged cut short, like any other text nobody signed.
+    if (candidates.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo: repo.slice(0, 200), reason: 'no job is configured for this repository' });
+    const verified = verifiedEarly !== undefined ? candidates.filter((job) => verifiedEarly.includes(job)) : verifiedJobs(adapter, signed, credential.credential, candidates);
+    if (verified.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo: repo.slice(0, 200), reason: 'signature matches no job secret of this repository' });
 
     const event = adapter.interpret(req.headers, payload, deliveryId, source);
     if (event.kind === 'invalid') return reply(400, { error: event.reason }, { decision: 'rejected', repo, reason: event.reason });

@@ -27,6 +27,7 @@ interface IndexedJob {
 export class JobIndex {
   readonly #byRepo = new Map<string, IndexedJob[]>();
   readonly #byName = new Map<string, JobConfig>();
+  readonly #byProvider = new Map<ProviderName, JobConfig[]>();
 
   constructor(jobs: readonly JobConfig[]) {
     for (const job of jobs) {
@@ -35,6 +36,7 @@ export class JobIndex {
       list.push({ job, wantsBranch: refMatcher(job.branches), wantsTag: refMatcher(job.tags) });
       this.#byRepo.set(key, list);
       this.#byName.set(job.name, job);
+      this.#byProvider.set(job.provider, [...(this.#byProvider.get(job.provider) ?? []), job]);
     }
   }
 
@@ -58,7 +60,7 @@ export class JobIndex {
 
   /** Every job of a provider: a probe that names no repository is verified against them all. */
   ofProvider(provider: ProviderName): readonly JobConfig[] {
-    return this.jobs.filter((job) => job.provider === provider);
+    return this.#byProvider.get(provider) ?? [];
   }
 
   get(name: string): JobConfig | undefined {
