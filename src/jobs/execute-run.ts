@@ -35,7 +35,8 @@ export interface ExecutorOptions {
 
 async function deploy(context: DeployContext): Promise<Outcome> {
   const { run, job, log, stop } = context;
-  const deadline = Date.now() + job.timeoutMs;
+  // A monotonic clock: a clock step (NTP at boot, say) must neither time out a run nor stretch it.
+  const deadline = performance.now() + job.timeoutMs;
   const timeout = new AbortController();
   // setTimeout fires at once for more than 2^31-1 ms; such a timeout is effectively none.
   const timer = setTimeout(() => timeout.abort('timeout'), Math.min(job.timeoutMs, 2_147_483_647));
@@ -61,7 +62,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
     env,
     user: job.runAs,
     output: log.output,
-    timeoutMs: Math.max(0, deadline - Date.now()),
+    timeoutMs: Math.max(0, Math.round(deadline - performance.now())),
     killAfterMs: job.killGraceMs,
     signal: stop.signal,
     onStart: (pgid) => {
