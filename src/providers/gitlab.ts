@@ -60,8 +60,10 @@ export function createGitlabProvider(clock: SignatureClock): ProviderAdapter<Git
       return stringField(payload, 'project', 'path_with_namespace');
     },
 
+    // webhook-id first: a signing token's signature covers it, so a replay cannot change it
+    // (GitLab sends the same value as Idempotency-Key, which nothing signs).
     deliveryId(headers) {
-      return safeDeliveryId(headers['idempotency-key']) ?? safeDeliveryId(headers['webhook-id']) ?? safeDeliveryId(headers['x-gitlab-event-uuid']);
+      return safeDeliveryId(headers['webhook-id']) ?? safeDeliveryId(headers['idempotency-key']) ?? safeDeliveryId(headers['x-gitlab-event-uuid']);
     },
 
     dedupKey(headers) {

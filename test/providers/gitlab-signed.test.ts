@@ -62,6 +62,16 @@ describe('GitLab signed webhooks (signing tokens)', () => {
     expect((await daemon.post('gitlab', push('acme/signed'), signedHeaders(previous, push('acme/signed')))).status).toBe(202);
   });
 
+  it('answers a replay of a signed delivery as a duplicate, also with another Idempotency-Key, which nothing signs', async () => {
+    const { daemon, signing, push } = await start();
+    const body = push('acme/signed');
+    const headers = signedHeaders(signing, body);
+    expect((await daemon.post('gitlab', body, headers)).status).toBe(202);
+    const replay = await daemon.post('gitlab', body, { ...headers, 'idempotency-key': 'chosen-by-the-replayer' });
+    expect(replay.status).toBe(200);
+    expect(replay.json).toMatchObject({ duplicate: true, runs: [], delivery: headers['webhook-id'] });
+  });
+
   it('answers 401 to a wrong signature even when X-Gitlab-Token carries the signing token: it never falls back', async () => {
     const { daemon, signing, push } = await start();
     const body = push('acme/signed');
