@@ -21,14 +21,14 @@ const RULES: readonly Rule[] = [
     why: 'shells run it as code or read it as their settings',
   },
   {
-    names: ['NODE_OPTIONS', 'NODE_PATH', 'RUBYOPT', 'RUBYLIB', 'CLASSPATH', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'PHPRC', 'TCLLIBPATH'],
+    names: ['NODE_OPTIONS', 'NODE_PATH', 'RUBYOPT', 'RUBYLIB', 'CLASSPATH', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'PHPRC', 'TCLLIBPATH', 'GOFLAGS', 'GOENV', 'GOPATH', 'GOROOT', 'GOPROXY', 'GOTOOLCHAIN', 'MAVEN_OPTS', 'GRADLE_OPTS', 'RUSTC_WRAPPER', 'RUSTFLAGS'],
     // Lua reads LUA_INIT, LUA_PATH and LUA_CPATH, and each with a version suffix (LUA_INIT_5_4).
-    prefixes: ['PYTHON', 'PERL5', 'PERL', 'NODE_', 'NPM_CONFIG_', 'GEM_', 'BUNDLE_', 'JAVA_', 'R_', 'LUA_'],
+    prefixes: ['PYTHON', 'PERL5', 'PERL', 'NODE_', 'NPM_CONFIG_', 'GEM_', 'BUNDLE_', 'JAVA_', 'R_', 'LUA_', 'DOTNET_', 'CORECLR_', 'CARGO_', 'PIP_'],
     why: 'an interpreter reads it as options, code or a module path',
   },
   {
-    names: ['KUBECONFIG', 'EDITOR', 'VISUAL', 'PAGER', 'BROWSER', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE', 'NODE_EXTRA_CA_CERTS', 'HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'NO_PROXY', 'GNUPGHOME', 'OPENSSL_CONF'],
-    prefixes: ['GIT_', 'ANSIBLE_', 'SSH_', 'KUBE', 'HELM_', 'DOCKER_', 'TF_', 'AWS_', 'GOOGLE_', 'AZURE_', 'VAULT_', 'XDG_', 'SYSTEMD_', 'DBUS_'],
+    names: ['KUBECONFIG', 'EDITOR', 'VISUAL', 'PAGER', 'BROWSER', 'MAKEFLAGS', 'SUDO_ASKPASS', 'LESSOPEN', 'LESSCLOSE', 'PGPASSFILE', 'PGSERVICEFILE', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE', 'NODE_EXTRA_CA_CERTS', 'HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'NO_PROXY', 'GNUPGHOME', 'OPENSSL_CONF'],
+    prefixes: ['GIT_', 'ANSIBLE_', 'SSH_', 'KUBE', 'HELM_', 'DOCKER_', 'COMPOSE_', 'TF_', 'AWS_', 'GOOGLE_', 'AZURE_', 'VAULT_', 'XDG_', 'SYSTEMD_', 'DBUS_'],
     why: 'a deploy tool reads it as configuration, a credential or a program to run',
   },
 ];
