@@ -73,6 +73,8 @@ export class RunQueue {
   readonly #jobs = new Map<string, JobState>();
   /** Jobs with a pending run and nothing running, in the order they became ready. */
   readonly #ready: string[] = [];
+  /** Checkouts in use by a running run, and the job whose run it is. */
+  readonly #checkouts = new Map<string, string>();
   #maxParallel: number;
   #active = 0;
   #seq = 0;
@@ -260,17 +262,28 @@ export class RunQueue {
   }
 
   #pump(): void {
+    // Jobs whose checkout another job's run is using (a reload renamed a job, or gave its
+    // checkout to another): they keep their place and start when that run has ended.
+    const waiting: string[] = [];
     while (this.#starting && this.#active < this.#maxParallel && this.#ready.length > 0) {
       const name = this.#ready.shift() as string;
       const state = this.#state(name);
       const entry = state.pending;
       if (!entry || state.running) continue;
-      state.pending = undefined;
       const job = this.#options.job(name);
       if (!job) {
+        state.pending = undefined;
         this.#finishUnstarted(entry.record, 'cancelled', `job ${name} is no longer in the config`);
         continue;
       }
+      const checkout = job.remote !== undefined ? job.checkout : undefined;
+      const holder = checkout !== undefined ? this.#checkouts.get(checkout) : undefined;
+      if (holder !== undefined && holder !== name) {
+        waiting.push(name);
+        continue;
+      }
+      state.pending = undefined;
+      if (checkout !== undefined) this.#checkouts.set(checkout, name);
       const running: Running = { entry, stop: new AbortController(), cancelled: false, settled: false, closing: new AbortController() };
       state.running = running;
       this.#active += 1;
@@ -292,10 +305,12 @@ export class RunQueue {
         .finally(() => {
           this.#active -= 1;
           state.running = undefined;
+          if (checkout !== undefined && this.#checkouts.get(checkout) === name) this.#checkouts.delete(checkout);
           if (state.pending) this.#ready.push(name);
           this.#pump();
           this.#notify();
         });
     }
+    this.#ready.unshift(...waiting);
   }
 }

@@ -7,6 +7,7 @@ import type { RunRecord } from '../../src/jobs/run-record.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { readRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 const job = { name: 'app' } as JobConfig;
 
@@ -66,5 +67,41 @@ describe('the run queue', () => {
     await queue.whenIdle();
     expect(executed).toEqual([newer]);
     expect(await readRun(join(dir, 'state'), 'app', late.id)).toMatchObject({ status: 'superseded', supersededBy: second.id });
+  });
+
+  it("never starts a job's run in a checkout another job's run is using, as after a reload that renamed the job", async () => {
+    const dir = await tempDir();
+    const store = new RunStore(join(dir, 'state'), join(dir, 'logs'));
+    await store.loadAll();
+    const shared = { remote: '/srv/git/app.git', checkout: join(dir, 'app') };
+    const jobs: Record<string, JobConfig> = { web: { name: 'web', ...shared } as JobConfig, web2: { name: 'web2', ...shared } as JobConfig };
+    const finish = new Map<string, () => void>();
+    const started: string[] = [];
+    const queue = new RunQueue({
+      store,
+      job: (name) => jobs[name],
+      maxParallel: 4,
+      logger: pino({ level: 'silent' }),
+      execute: async (run) => {
+        started.push(run.job);
+        await new Promise<void>((resolve) => finish.set(run.job, resolve));
+        run.status = 'succeeded';
+        await store.save(run);
+        return run;
+      },
+    });
+
+    await queue.enqueue(jobs.web as JobConfig, request('a'.repeat(40)));
+    const renamed = await queue.enqueue(jobs.web2 as JobConfig, request('b'.repeat(40)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(started).toEqual(['web']);
+    expect(queue.snapshot('web2').running).toBeUndefined();
+    expect(queue.snapshot('web2').pending?.id).toBe(renamed.id);
+
+    finish.get('web')?.();
+    await until('the renamed job to start', () => started.length === 2);
+    expect(started).toEqual(['web', 'web2']);
+    finish.get('web2')?.();
+    await queue.whenIdle();
   });
 });
