@@ -155,6 +155,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     skipMarker: () => config.skipMarker,
     env: options.env,
     onDelivery: (provider, outcome) => metrics?.delivery(provider, outcome),
+    relaysUnqueued: (provider) => (config.forwards[provider]?.length ?? 0) > 0,
     relay: (delivery, runs) => {
       const targets: RelayTarget[] = (config.forwards[delivery.adapter.name] ?? []).map((target) => ({ target, runs }));
       for (const run of runs) targets.push(...(index.get(run.job)?.forward ?? []).map((target) => ({ target, runs: [run] })));

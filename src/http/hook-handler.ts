@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { JobConfig } from '../config/types.js';
+import type { JobConfig, ProviderName } from '../config/types.js';
 import { planEventRuns, type PlannedRun } from '../jobs/event-runs.js';
 import type { JobIndex } from '../jobs/job-index.js';
 import type { RunQueue, RunRequest } from '../jobs/run-queue.js';
@@ -36,6 +36,12 @@ export interface HookHandlerOptions {
   onDelivery?: (provider: string, outcome: DeliveryOutcome) => void;
   /** Fan-out: given every verified delivery that is not a redelivery, with the runs it queued. */
   relay?: (delivery: RelayedDelivery, runs: readonly RunRecord[]) => void;
+  /**
+   * Whether a delivery of this provider that queues nothing is relayed (the provider has
+   * `forward` destinations): such a delivery is then remembered, so that a replay of it is
+   * not relayed again.
+   */
+  relaysUnqueued?: (provider: ProviderName) => boolean;
   /**
    * Caps the log lines of deliveries that deploy nothing (rejected, ignored); without it,
    * every delivery is logged. Deliveries that queue runs, duplicates and failures always are.
@@ -158,9 +164,19 @@ export function createHookHandler(options: HookHandlerOptions) {
     // What the command reads and what fan-out relays: the verified JSON, however it was encoded.
     const json = form ? Buffer.from(text, 'utf8') : read.body;
     const relay = (runs: readonly RunRecord[]) => options.relay?.({ adapter, body: json, headers: req.headers, deliveryId }, runs);
+    // A delivery that queues nothing (a ping, a branch no job wants) is relayed once: re-signed
+    // with a fresh timestamp, a replayed copy would otherwise pass each destination's replay window.
+    const relayUnqueued = async () => {
+      if (options.relaysUnqueued?.(adapter.name) !== true) return;
+      const key = adapter.dedupKey(req.headers, source);
+      const claim = key === undefined ? undefined : options.deliveries.claim(key);
+      if (claim?.duplicate) return;
+      await claim?.commit([]).catch((error: unknown) => logger().error({ err: error }, 'could not remember the delivery for dedup'));
+      relay([]);
+    };
     if (adapter.isProbe?.(req.headers, payload)) {
       if ((verifiedEarly ?? verifiedJobs(adapter, signed, credential.credential, index.ofProvider(adapter.name))).length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: 'the test delivery matches no job secret of this provider' });
-      relay([]);
+      await relayUnqueued();
       return reply(200, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
     }
     const repo = source ?? adapter.repositoryOf(payload);
@@ -175,7 +191,7 @@ export function createHookHandler(options: HookHandlerOptions) {
     const event = adapter.interpret(req.headers, payload, deliveryId, source);
     if (event.kind === 'invalid') return reply(400, { error: event.reason }, { decision: 'rejected', repo, reason: event.reason });
     if (event.kind === 'ignored') {
-      relay([]);
+      await relayUnqueued();
       return reply(200, { runs: [], reason: event.reason }, { decision: 'ignored', repo, reason: event.reason });
     }
 
@@ -192,7 +208,7 @@ export function createHookHandler(options: HookHandlerOptions) {
     const refs = event.kind === 'push' ? event.pushes.map((push) => push.ref).join(' ') : `event from ${event.event.source}`;
     if (wanted.length === 0) {
       const reason = reasons.join('; ');
-      relay([]);
+      await relayUnqueued();
       return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: refs, reason });
     }
     const dedupKey = adapter.dedupKey(req.headers, source);

@@ -187,9 +187,12 @@ describe('fan-out', () => {
     const ping = JSON.stringify(githubPing('acme/app'));
     const forged = await hook.post('github', ping, await githubHeaders(ping, 'not-the-secret-0123456789abcdef', 'ping'));
     expect(forged.status).toBe(401);
-    const verified = await hook.post('github', ping, await githubHeaders(ping, UPSTREAM_SECRET, 'ping'));
+    const pingHeaders = await githubHeaders(ping, UPSTREAM_SECRET, 'ping');
+    const verified = await hook.post('github', ping, pingHeaders);
     expect(verified.status).toBe(200);
     await until('the ping to be relayed', () => target.received.length === 1);
+    // A replay of the verified ping (same delivery id) is answered, and not relayed again.
+    expect((await hook.post('github', ping, pingHeaders)).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(target.received).toHaveLength(1);
     expect(target.received[0]?.headers['x-github-event']).toBe('ping');
