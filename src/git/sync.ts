@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -178,10 +178,18 @@ async function removeStaleLocks(checkout: string, entries: readonly string[], ou
   }
 }
 
-/** The entries of the checkout's `.git` folder, or undefined when it is not a folder there. */
+/**
+ * The entries of the checkout's `.git` folder, or undefined when it is not a folder there. A
+ * `.git` that is a link is refused: the stale-lock clean-up, run by the daemon (as root with
+ * `run_as`), would otherwise remove files wherever a command that changed the checkout points it.
+ */
 function gitFolderEntries(checkout: string): string[] | undefined {
+  const path = join(checkout, '.git');
+  if (lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) {
+    throw new GitSyncError(`Expected .git in the checkout ${checkout} to be a folder, but it is a link. deployhook never makes one: move the checkout away, and the next run clones afresh.`);
+  }
   try {
-    return readdirSync(join(checkout, '.git'));
+    return readdirSync(path);
   } catch {
     return undefined;
   }

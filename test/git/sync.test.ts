@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CommitNotFoundError, GitSyncError, RunAbortedError } from '../../src/errors.js';
@@ -230,6 +230,23 @@ describe('syncCheckout', () => {
     await expect(sync).rejects.toBeInstanceOf(GitSyncError);
     await expect(sync).rejects.toThrow(/^Expected the branch "gone" on the remote .*, but it is not there/);
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
+  });
+
+  it('refuses a checkout whose .git is a link, and removes nothing where it points', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env }));
+    // What a command in the checkout could leave: .git moved away, a link to another folder in its place.
+    const elsewhere = join(checkout, '..', 'elsewhere');
+    await rename(join(checkout, '.git'), elsewhere);
+    await writeFile(join(elsewhere, 'index.lock'), 'not ours');
+    await symlink(elsewhere, join(checkout, '.git'));
+
+    const sync = syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env }));
+
+    await expect(sync).rejects.toBeInstanceOf(GitSyncError);
+    await expect(sync).rejects.toThrow(`Expected .git in the checkout ${checkout} to be a folder, but it is a link.`);
+    expect(await readFile(join(elsewhere, 'index.lock'), 'utf8')).toBe('not ours');
   });
 
   it('removes lock files an interrupted git left in a warm checkout, says so, and syncs', async () => {
