@@ -190,7 +190,9 @@ clientCommand('logs', 'print a run\'s log')
   .argument('<run>', 'run id')
   .option('-f, --follow', 'keep printing new output until the run ends')
   .action(async (runId: string, flags: ClientFlags & { follow?: boolean }) => {
-    const status = await (await commands()).showLog(await client(flags), runId, flags.follow === true, (chunk) => process.stdout.write(chunk), console.error).catch(fail);
+    // On a terminal, escape sequences from the log (a pusher's commit subject, say) are shown, not obeyed.
+    const safe = process.stdout.isTTY ? (await import('./client/terminal-safe.js')).createTerminalFilter() : (chunk: Uint8Array) => chunk;
+    const status = await (await commands()).showLog(await client(flags), runId, flags.follow === true, (chunk) => process.stdout.write(safe(chunk)), console.error).catch(fail);
     // A skipped run (no changed file matched `paths`) did what its config asks: not an error.
     if (flags.follow && status !== 'succeeded' && status !== 'skipped') process.exitCode = 1;
   });

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { createTerminalFilter } from '../../src/client/terminal-safe.js';
+
+const shown = (chunks: string[]) => {
+  const filter = createTerminalFilter();
+  return chunks.map((chunk) => Buffer.from(filter(Buffer.from(chunk, 'utf8'))).toString('utf8')).join('');
+};
+
+describe('a run log printed on a terminal', () => {
+  it('shows escape sequences from a commit subject instead of sending them to the terminal', () => {
+    // A title change and an OSC 52 clipboard write, as a pusher could put them in a commit subject.
+    const subject = 'HEAD is now at 1a2b3c4 \u001b]0;pwned\u0007 \u001b]52;c;ZWNobyBoaQ==\u0007fix\n';
+    expect(shown([subject])).toBe('HEAD is now at 1a2b3c4 ^[]0;pwned^G ^[]52;c;ZWNobyBoaQ==^Gfix\n');
+  });
+
+  it('keeps tabs, newlines, carriage returns and text in any script as they are', () => {
+    const text = 'Receiving objects:  50%\rReceiving objects: 100%\n\tdéployé ✓ 日本\u00a0end\n';
+    expect(shown([text])).toBe(text);
+  });
+
+  it('escapes C1 controls, also one cut in two by the end of a chunk, and DEL', () => {
+    const csi = Buffer.from('\u009b31m', 'utf8');
+    expect(shown(['a\u009b31mb\u007f'])).toBe('a\\u009b31mb^?');
+    const filter = createTerminalFilter();
+    const first = filter(Uint8Array.from([0x61, csi[0] as number]));
+    const second = filter(Uint8Array.from([...csi.subarray(1), 0x62]));
+    expect(Buffer.concat([first, second]).toString('utf8')).toBe('a\\u009b31mb');
+    // A 0xC2 that starts an ordinary character (U+00A0) at a chunk's end is kept.
+    const nbsp = Buffer.from('\u00a0', 'utf8');
+    const kept = createTerminalFilter();
+    expect(Buffer.concat([kept(Uint8Array.from([nbsp[0] as number])), kept(Uint8Array.from([nbsp[1] as number]))]).toString('utf8')).toBe('\u00a0');
+  });
+});
