@@ -224,7 +224,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
       try {
         return await startLocked();
       } catch (error) {
-        await releaseStateDir();
+        // The reason the start failed is what the operator needs; a lock left behind is taken over next time.
+        await releaseStateDir().catch((releaseError: unknown) => logger.warn({ err: releaseError }, 'could not remove the state_dir lock'));
         releaseStateDir = undefined;
         throw error;
       }
@@ -258,7 +259,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         await closed;
         quietLines.flush();
       }
-      await releaseStateDir?.();
+      await releaseStateDir?.().catch((error: unknown) => logger.warn({ err: error }, 'could not remove the state_dir lock; the next start takes it over'));
       releaseStateDir = undefined;
     },
 

@@ -10,7 +10,7 @@
 export function createTerminalFilter(): (chunk: Uint8Array) => Uint8Array {
   let carried = false; // the previous chunk ended with 0xC2, the first byte of a C1 control or of U+00A0–U+00BF
   return (chunk) => {
-    if (!carried && chunk.findIndex(needsEscape) === -1) return chunk;
+    if (chunk.length === 0 || (!carried && chunk.findIndex(needsEscape) === -1)) return chunk;
     const out: number[] = [];
     let i = 0;
     if (carried) {

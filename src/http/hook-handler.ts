@@ -214,7 +214,7 @@ export function createHookHandler(options: HookHandlerOptions) {
     const dedupKey = adapter.dedupKey(req.headers, source);
     const claim = dedupKey === undefined ? undefined : options.deliveries.claim(dedupKey);
     // A copy still being recorded may yet fail and be released: acknowledging this one would lose the push then.
-    if (claim?.duplicate && claim.inFlight) return reply(503, { error: 'this delivery is still being recorded; retry shortly' }, { decision: 'duplicate', repo, ref: refs, reason: 'the same delivery is being recorded' }, { 'retry-after': '5' });
+    if (claim?.duplicate && claim.inFlight) return reply(503, { error: 'this delivery is still being recorded; retry shortly' }, { decision: 'rejected', repo, ref: refs, reason: 'the same delivery is being recorded; the sender should retry' }, { 'retry-after': '5' });
     if (claim?.duplicate) return reply(200, { runs: [], duplicate: true, reason: 'this delivery was already received; nothing new was queued' }, { decision: 'duplicate', repo, ref: refs });
     let runs: RunRecord[];
     try {

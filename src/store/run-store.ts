@@ -159,6 +159,8 @@ export class RunStore {
   }
 
   async #write(record: RunRecord, alongside: readonly FileChange[] = [], fresh = false): Promise<void> {
+    // A save whose turn comes after retention removed the run must not write it back.
+    if (!fresh && !this.#records.has(record.id)) return;
     try {
       await this.#files.write([...alongside, { file: this.#recordFile(record.job, record.id), data: `${JSON.stringify(record, null, 2)}\n`, fresh }]);
     } catch (error) {

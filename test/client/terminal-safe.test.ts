@@ -25,6 +25,10 @@ describe('a run log printed on a terminal', () => {
     const first = filter(Uint8Array.from([0x61, csi[0] as number]));
     const second = filter(Uint8Array.from([...csi.subarray(1), 0x62]));
     expect(Buffer.concat([first, second]).toString('utf8')).toBe('a\\u009b31mb');
+    // Also with an empty chunk in between.
+    const gap = createTerminalFilter();
+    const parts = [gap(Uint8Array.from([0x61, csi[0] as number])), gap(new Uint8Array(0)), gap(Uint8Array.from([...csi.subarray(1), 0x62]))];
+    expect(Buffer.concat(parts).toString('utf8')).toBe('a\\u009b31mb');
     // A 0xC2 that starts an ordinary character (U+00A0) at a chunk's end is kept.
     const nbsp = Buffer.from('\u00a0', 'utf8');
     const kept = createTerminalFilter();

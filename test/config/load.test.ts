@@ -97,6 +97,11 @@ describe('loading a config', () => {
 
   const invalid: Array<{ name: string; document: unknown; env?: Record<string, string>; expected: string[] }> = [
     {
+      name: 'a headers timeout longer than the request timeout (node would refuse the listener)',
+      document: { state_dir: 's', log_dir: 'l', headers_timeout: '60s', jobs: [goodJob] },
+      expected: ['headers_timeout: expected at most request_timeout (30s), got 60s'],
+    },
+    {
       name: 'an empty branch glob',
       document: { state_dir: 's', log_dir: 'l', jobs: [goodJob, { ...goodJob, name: 'api', branches: [''] }] },
       expected: ['jobs[1].branches[0]: expected a non-empty glob'],

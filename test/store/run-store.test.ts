@@ -150,6 +150,9 @@ describe('RunStore', () => {
     await saving;
     expect(store.get(older.id)).toBeUndefined();
     expect(store.list({ job: 'app', limit: 10 }).map((run) => run.id)).toEqual([runs[1]?.id]);
+    // Nor does a save that comes after the removal write it back to disk.
+    await store.save({ ...older, reason: 'saved later still' });
+    await store.close();
     const loaded = await new RunStore(state, join(dir, 'logs')).loadAll();
     expect(loaded.records.map((record) => record.id)).toEqual([runs[1]?.id]);
   });
