@@ -169,7 +169,8 @@ export function createHookHandler(options: HookHandlerOptions) {
     const relayUnqueued = async () => {
       if (options.relaysUnqueued?.(adapter.name) !== true) return;
       const key = adapter.dedupKey(req.headers, source);
-      const claim = key === undefined ? undefined : options.deliveries.claim(key);
+      // A key of its own: the delivery stays new for the queue, should a reload add a job that wants it.
+      const claim = key === undefined ? undefined : options.deliveries.claim(`relayed:${key}`);
       if (claim?.duplicate) return;
       await claim?.commit([]).catch((error: unknown) => logger().error({ err: error }, 'could not remember the delivery for dedup'));
       relay([]);
