@@ -88,9 +88,19 @@ function parseJson(text: string | undefined): unknown {
   }
 }
 
-/** The candidate jobs the delivery verifies against (each with its own secrets). */
+/**
+ * The candidate jobs the delivery verifies against (each with its own secrets). A check
+ * depends only on a job's secrets and signing tokens, so jobs that share them (one secret
+ * for a whole organisation) cost one HMAC over the body, not one each.
+ */
 function verifiedJobs(adapter: ProviderAdapter, body: Buffer, credential: unknown, candidates: readonly JobConfig[]): JobConfig[] {
-  return candidates.filter((job) => adapter.verify(body, credential, job));
+  const checked = new Map<string, boolean>();
+  return candidates.filter((job) => {
+    const key = JSON.stringify([job.secrets, job.signingTokens ?? []]);
+    let ok = checked.get(key);
+    if (ok === undefined) checked.set(key, (ok = adapter.verify(body, credential, job)));
+    return ok;
+  });
 }
 
 function runRequest(push: PushEvent, event: Buffer): RunRequest {
