@@ -36,7 +36,9 @@ export class JobIndex {
       list.push({ job, wantsBranch: refMatcher(job.branches), wantsTag: refMatcher(job.tags) });
       this.#byRepo.set(key, list);
       this.#byName.set(job.name, job);
-      this.#byProvider.set(job.provider, [...(this.#byProvider.get(job.provider) ?? []), job]);
+      const ofProvider = this.#byProvider.get(job.provider) ?? [];
+      ofProvider.push(job);
+      this.#byProvider.set(job.provider, ofProvider);
     }
   }
 
