@@ -152,9 +152,9 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
   // A job without a remote runs in its folder and never cleans it: folders may be shared.
   issues.push(...checkoutClashes(jobs.filter((job) => job.remote !== undefined), [stateDir, resolveConfigPath(baseDir, raw.log_dir)]));
   // node refuses to make a server whose headers may take longer than the whole request.
-  const headersMs = parseDuration(raw.headers_timeout) ?? 10_000;
-  const requestMs = parseDuration(raw.request_timeout) ?? 30_000;
-  if (requestMs > 0 && headersMs > requestMs) issues.push({ path: 'headers_timeout', message: `expected at most request_timeout (${raw.request_timeout}), got ${raw.headers_timeout}` });
+  const headersTimeoutMs = parseDuration(raw.headers_timeout) ?? 10_000;
+  const requestTimeoutMs = parseDuration(raw.request_timeout) ?? 30_000;
+  if (requestTimeoutMs > 0 && headersTimeoutMs > requestTimeoutMs) issues.push({ path: 'headers_timeout', message: `expected at most request_timeout (${raw.request_timeout}), got ${raw.headers_timeout}` });
   if (issues.length > 0) throw new ConfigError(file, issues);
 
   let tls: Config['tls'];
@@ -204,8 +204,8 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
     skipMarker: raw.skip_marker,
     forwards,
     maxConnections: raw.max_connections,
-    headersTimeoutMs: parseDuration(raw.headers_timeout) ?? 10_000,
-    requestTimeoutMs: parseDuration(raw.request_timeout) ?? 30_000,
+    headersTimeoutMs,
+    requestTimeoutMs,
     maxParallel: raw.max_parallel,
     maxBodyBytes: raw.max_body_bytes,
     maxLogBytes: raw.max_log_bytes,
