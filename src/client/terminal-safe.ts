@@ -8,36 +8,21 @@
  * caught. A chunk with nothing to change is passed on as it is.
  */
 export function createTerminalFilter(): (chunk: Uint8Array) => Uint8Array {
-  let carried = false; // the previous chunk ended with 0xC2, the first byte of a C1 control or of U+00A0–U+00BF
+  // The previous chunk ended with 0xC2: the first byte of a C1 control, or of U+00A0–U+00BF.
+  let carried = false;
   return (chunk) => {
-    if (chunk.length === 0 || (!carried && chunk.findIndex(needsEscape) === -1)) return chunk;
+    if (chunk.length === 0 || (!carried && chunk.findIndex((byte) => isControl(byte) || byte === 0xc2) === -1)) return chunk;
+    const bytes = carried ? Uint8Array.from([0xc2, ...chunk]) : chunk;
+    carried = false;
     const out: number[] = [];
-    let i = 0;
-    if (carried) {
-      carried = false;
-      const next = chunk[0];
-      if (next !== undefined && next >= 0x80 && next <= 0x9f) {
-        out.push(...escapeC1(next));
-        i = 1;
-      } else {
-        out.push(0xc2);
-      }
-    }
-    for (; i < chunk.length; i += 1) {
-      const byte = chunk[i] as number;
-      if (byte === 0xc2) {
-        if (i + 1 === chunk.length) {
-          carried = true;
-          break;
-        }
-        const next = chunk[i + 1] as number;
-        if (next >= 0x80 && next <= 0x9f) {
-          out.push(...escapeC1(next));
-          i += 1;
-          continue;
-        }
-        out.push(byte);
-      } else if ((byte < 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) || byte === 0x7f) {
+    for (let i = 0; i < bytes.length; i += 1) {
+      const byte = bytes[i] as number;
+      if (byte === 0xc2 && i + 1 === bytes.length) {
+        carried = true;
+      } else if (byte === 0xc2 && (bytes[i + 1] as number) >= 0x80 && (bytes[i + 1] as number) <= 0x9f) {
+        out.push(...Buffer.from(`\\u00${(bytes[i + 1] as number).toString(16)}`, 'latin1'));
+        i += 1;
+      } else if (isControl(byte)) {
         out.push(0x5e, byte === 0x7f ? 0x3f : byte + 0x40); // ^@ .. ^_, ^?
       } else {
         out.push(byte);
@@ -47,10 +32,7 @@ export function createTerminalFilter(): (chunk: Uint8Array) => Uint8Array {
   };
 }
 
-function escapeC1(second: number): number[] {
-  return [...Buffer.from(`\\u00${second.toString(16)}`, 'latin1')];
-}
-
-function needsEscape(byte: number): boolean {
-  return (byte < 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) || byte === 0x7f || byte === 0xc2;
+/** A C0 control other than tab, newline and carriage return, or DEL. */
+function isControl(byte: number): boolean {
+  return (byte < 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) || byte === 0x7f;
 }
