@@ -42,8 +42,7 @@ run_deployhook() {
     dh_config "$WORK/dh.yml" "$port" "$dir" main "$WORK/remote.git" '["./deploy.sh"]'
   start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-$run.log"
   sig="$(push_body "$WORK/warm.json" bench/app refs/heads/main "$C0")"
-  curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: warm-$run" \
-    -H "X-Hub-Signature-256: $sig" --data-binary "@$WORK/warm.json" "http://127.0.0.1:$port/hooks/github"
+  post_push "$port" "$WORK/warm.json" "$sig" "warm-$run"
   wait_idle "$dir/state/runs/app"
   node "$BENCH_DIR/lib/burst.mjs" --server deployhook --url "http://127.0.0.1:$port/hooks/github" --bare "$WORK/remote.git" \
     --commits "$WORK/commits" --checkout "$dir/state/checkouts/app" --daemon-log "$WORK/out/deployhook-$run.log" --count "$COUNT" >>"$WORK/results"

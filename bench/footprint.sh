@@ -86,8 +86,7 @@ done
 # and records the daemon's RSS (and peak) as "rss deployhook LABEL".
 deploy_then_rss() {
   local label="$1" job="$2" delivery="$3" body="$4" sig="$5" tries="$6" i
-  curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $delivery" \
-    -H "X-Hub-Signature-256: $sig" --data-binary "@$body" "http://127.0.0.1:$port/hooks/github"
+  post_push "$port" "$body" "$sig" "$delivery"
   for ((i = 0; i < tries; i++)); do
     grep -qsE '"status": "(succeeded|failed)"' "$WORK"/dh/state/runs/"$job"/[0-9a-z]*.json && break
     sleep 0.1

@@ -31,8 +31,7 @@ PUSHED=0
 deploy() {
   local sig i
   sig="$(push_body "$WORK/push.json" bench/app refs/heads/main "${SHAS[$PUSHED]}")"
-  curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: fork-$PUSHED" \
-    -H "X-Hub-Signature-256: $sig" --data-binary "@$WORK/push.json" "http://127.0.0.1:$PORT/hooks/github"
+  post_push "$PORT" "$WORK/push.json" "$sig" "fork-$PUSHED"
   PUSHED=$((PUSHED + 1))
   for ((i = 0; i < 1200; i++)); do
     (($(grep -c 'run finished' "$WORK/daemon.log" || true) >= PUSHED)) && break

@@ -113,8 +113,7 @@ start_dh healthz 104857600
 healthz() { BENCH_BODY=/dev/null wrk -t 1 -c 2 -d "${1}s" --latency -s "$BENCH_DIR/lib/healthz.lua" "http://127.0.0.1:$PORT/healthz" | grep '^BENCH '; }
 idle="$(healthz 3)"
 busy_seconds="$(awk -v m="$(median $(awk '$1 == "deployhook-capped"' "$WORK/results" | sed -n 's/.*run_ms=\([0-9]*\).*/\1/p'))" 'BEGIN { s = int(m / 1000 * 0.7); print (s < 2 ? 2 : s) }')"
-curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: log-busy-$RANDOM" \
-  -H "X-Hub-Signature-256: $SIG" --data-binary "@$WORK/push.json" "http://127.0.0.1:$PORT/hooks/github"
+post_push "$PORT" "$WORK/push.json" "$SIG" "log-busy-$RANDOM"
 sleep 0.3
 busy="$(healthz "$busy_seconds")"
 for ((i = 0; i < 3000; i++)); do grep -qs '"status": "succeeded"' "$DIR"/state/runs/app/*.json && break; sleep 0.1; done

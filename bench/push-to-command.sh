@@ -35,8 +35,7 @@ mkdir -p "$WORK/dh-home" "$WORK/git-trace"
 printf '[trace2]\n\teventTarget = %s\n' "$WORK/git-trace" >"$WORK/dh-home/.gitconfig"
 HOME="$WORK/dh-home" start_deployhook "$WORK/dh.yml" "$DH_PORT" "$WORK/out/deployhook.log"
 sig="$(push_body "$WORK/warm.json" bench/app refs/heads/main "$C0")"
-curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H 'X-GitHub-Delivery: warm' \
-  -H "X-Hub-Signature-256: $sig" --data-binary "@$WORK/warm.json" "http://127.0.0.1:$DH_PORT/hooks/github"
+post_push "$DH_PORT" "$WORK/warm.json" "$sig" warm
 for ((i = 0; i < 300; i++)); do [[ -s "$WORK/dh/marks" ]] && break; sleep 0.1; done
 [[ -s "$WORK/dh/marks" ]] || die "deployhook's warm-up deploy did not run"
 sleep 1

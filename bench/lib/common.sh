@@ -212,6 +212,13 @@ push_body() {
   node "$BENCH_DIR/lib/payload.mjs" --out "$1" --repo "$2" --ref "$3" --after "$4" ${5:+--before "$5"}
 }
 
+# post_push PORT BODY_FILE SIGNATURE DELIVERY_ID: one signed GitHub push to deployhook on
+# 127.0.0.1:PORT, as push_body made it; the reply is dropped.
+post_push() {
+  curl -s -o /dev/null -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $4" \
+    -H "X-Hub-Signature-256: $3" --data-binary "@$2" "http://127.0.0.1:$1/hooks/github"
+}
+
 # wrk_run URL BODY SIGNATURE SECONDS [CONNECTIONS] [THREADS]: prints one "BENCH k=v ..." line.
 wrk_run() {
   local url="$1" body="$2" sig="$3" seconds="$4" conns="${5:-16}" threads="${6:-2}"
