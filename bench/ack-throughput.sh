@@ -12,6 +12,8 @@
 # fresh; medians of BENCH_RUNS runs of BENCH_SECONDS each.
 #
 #   bash bench/ack-throughput.sh        BENCH_RUNS=3 BENCH_SECONDS=10 BENCH_CASES="a b" BENCH_RATE=1000 BENCH_FLOOR=1 by default
+# BENCH_PARTS="throughput fixed" by default: the throughput runs, then the latency at a fixed
+# rate, for BENCH_FIXED_SERVERS="deployhook webhook" by default (add floor for the Node floor).
 source "$(dirname "$0")/lib/common.sh"
 
 RUNS="${BENCH_RUNS:-3}"
@@ -60,65 +62,100 @@ run_one() {
   stop_started "$PID"
 }
 
-note "ack-throughput: $RUNS runs x ${SECONDS_PER_RUN}s, $CONNECTIONS connections, body $(wc -c <"$WORK/push.json") bytes"
-: >"$WORK/results"
+if [[ " ${BENCH_PARTS:-throughput fixed} " == *" throughput "* ]]; then
+  note "ack-throughput: $RUNS runs x ${SECONDS_PER_RUN}s, $CONNECTIONS connections, body $(wc -c <"$WORK/push.json") bytes"
+  : >"$WORK/results"
+  for ((run = 1; run <= RUNS; run++)); do
+    for case in ${BENCH_CASES:-a b}; do
+      if ((run % 2)); then order=(deployhook webhook); else order=(webhook deployhook); fi
+      if [[ "${BENCH_FLOOR:-1}" != 0 ]]; then
+        if ((run % 2)); then order+=(floor); else order=(floor "${order[@]}"); fi
+      fi
+      for server in "${order[@]}"; do run_one "$server" "$case" "$run"; done
+    done
+  done
+
+  # med SERVER CASE FIELD: the median of FIELD over the runs
+  med() { median $(awk -v s="$1" -v c="$2" '$1 == s && $2 == c' "$WORK/results" | sed -n "s/.* $3=\([^ ]*\).*/\1/p"); }
+
+  echo
+  echo "ack-throughput: signed $(wc -c <"$WORK/push.json")-byte GitHub push, wrk -t2 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency, median of $RUNS runs"
+  table_header "| case | server | req/s | p50 ms | p99 ms | replies (last run) | RSS after, MB | deployhook/webhook req/s |"
+  for case in ${BENCH_CASES:-a b}; do
+    for server in deployhook webhook floor; do
+      rps="$(med "$server" "$case" rps)"
+      [[ -n "$rps" && "$rps" != n/a ]] || continue
+      last="$(awk -v s="$server" -v c="$case" '$1 == s && $2 == c' "$WORK/results" | tail -1)"
+      replies="200:$(field s200 "$last") 202:$(field s202 "$last") other:$(field sother "$last") errors:$(field errors "$last")"
+      r=""
+      [[ "$server" == deployhook ]] && r="$(ratio "$rps" "$(med webhook "$case" rps)")"
+      label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
+      shown="$([[ $server == floor ]] && echo 'Node floor (lib/bare-hook.mjs)' || echo "$server")"
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$shown" "$rps" "$(med "$server" "$case" p50_ms)" "$(med "$server" "$case" p99_ms)" "$replies" "$(med "$server" "$case" rss_mb)" "$r"
+    done
+  done
+  for case in ${BENCH_CASES:-a b}; do
+    floor_rps="$(med floor "$case" rps)"
+    [[ -n "$floor_rps" && "$floor_rps" != n/a ]] || continue
+    echo
+    echo "($case) the floor for a Node receiver (lib/bare-hook.mjs: node:http, HMAC, parse, reply$([[ $case == b ]] && echo '; a durable append, runs of true coalesced'); no log line, no other check): $(ratio "$floor_rps" "$(med webhook "$case" rps)")x webhook's req/s; deployhook at $(ratio "$(med deployhook "$case" rps)" "$floor_rps")x the floor"
+  done
+  echo
+  echo "per run:"
+  sed 's/^/  /' "$WORK/results"
+fi
+
+# Latency at a fixed 1,000 req/s (the target's rate): wrk with its requests paced evenly by
+# lib/signed-push.lua (BENCH_SLOT_MS; Debian has no wrk2), 256 connections, after a 2-second
+# warm-up at the same rate; BENCH_RUNS runs per server and case, order alternating, medians.
+# BENCH_FIXED_TOOL=autocannon measures with autocannon's --overallRate instead:
+# it sends each second's requests in a burst at the second's start, and its correction for
+# coordinated omission assumes 1 ms between a connection's requests whatever the rate (see
+# lib/fixed-rate.mjs), so its p99 is not that of a steady rate. "slots dropped" counts the
+# paced requests that passed unsent, because every connection was waiting for a reply (the
+# requests a stalled server escapes) or wrk itself ran late; 0 means the pace held.
+[[ " ${BENCH_PARTS:-throughput fixed} " == *" fixed "* ]] || exit 0
+RATE="${BENCH_RATE:-1000}"
+FIXED_SECONDS="${BENCH_FIXED_SECONDS:-8}"
+FIXED_CONNECTIONS="${BENCH_FIXED_CONNECTIONS:-256}"
+: >"$WORK/fixed"
+if [[ "${BENCH_FIXED_TOOL:-wrk}" == autocannon ]]; then
+  fixed_how="autocannon --overallRate, latency corrected for coordinated omission as autocannon does it, $CONNECTIONS connections; median of $RUNS runs"
+else
+  fixed_how="wrk paced evenly by lib/signed-push.lua, $FIXED_CONNECTIONS connections, after a 2 s warm-up; median of $RUNS runs"
+fi
 for ((run = 1; run <= RUNS; run++)); do
   for case in ${BENCH_CASES:-a b}; do
-    if ((run % 2)); then order=(deployhook webhook); else order=(webhook deployhook); fi
-    if [[ "${BENCH_FLOOR:-1}" != 0 ]]; then
-      if ((run % 2)); then order+=(floor); else order=(floor "${order[@]}"); fi
-    fi
-    for server in "${order[@]}"; do run_one "$server" "$case" "$run"; done
+    read -r -a order <<<"${BENCH_FIXED_SERVERS:-deployhook webhook}"
+    ((run % 2)) || order=($(printf '%s\n' "${order[@]}" | tac))
+    for server in "${order[@]}"; do
+      start_server "$server" "$case" "fixed-$case-$run"
+      if [[ "${BENCH_FIXED_TOOL:-wrk}" == autocannon ]]; then
+        line="$(node "$BENCH_DIR/lib/fixed-rate.mjs" --url "$URL" --body "$WORK/push.json" --signature "$SIG" --rate "$RATE" --seconds "$FIXED_SECONDS" --connections "$CONNECTIONS")"
+      else
+        wrk_paced "$URL" "$WORK/push.json" "$SIG" 2 "$RATE" "$FIXED_CONNECTIONS" >/dev/null
+        line="$(wrk_paced "$URL" "$WORK/push.json" "$SIG" "$FIXED_SECONDS" "$RATE" "$FIXED_CONNECTIONS")"
+      fi
+      echo "$server $case $run $line" >>"$WORK/fixed"
+      note "  fixed rate: $server ($case) run $run: $line"
+      stop_started "$PID"
+    done
   done
 done
-
-# med SERVER CASE FIELD: the median of FIELD over the runs
-med() { median $(awk -v s="$1" -v c="$2" '$1 == s && $2 == c' "$WORK/results" | sed -n "s/.* $3=\([^ ]*\).*/\1/p"); }
-
+# fmed SERVER CASE FIELD: the median of FIELD over the fixed-rate runs
+fmed() { median $(awk -v s="$1" -v c="$2" '$1 == s && $2 == c' "$WORK/fixed" | sed -n "s/.* $3=\([^ ]*\).*/\1/p"); }
 echo
-echo "ack-throughput: signed $(wc -c <"$WORK/push.json")-byte GitHub push, wrk -t2 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency, median of $RUNS runs"
-table_header "| case | server | req/s | p50 ms | p99 ms | replies (last run) | RSS after, MB | deployhook/webhook req/s |"
+echo "fixed rate, $RATE req/s for ${FIXED_SECONDS}s ($fixed_how):"
+table_header "| case | server | req/s | p50 ms | p99 ms | max ms | slots dropped | replies (last run) |"
 for case in ${BENCH_CASES:-a b}; do
   for server in deployhook webhook floor; do
-    rps="$(med "$server" "$case" rps)"
-    [[ -n "$rps" && "$rps" != n/a ]] || continue
-    last="$(awk -v s="$server" -v c="$case" '$1 == s && $2 == c' "$WORK/results" | tail -1)"
-    replies="200:$(field s200 "$last") 202:$(field s202 "$last") other:$(field sother "$last") errors:$(field errors "$last")"
-    r=""
-    [[ "$server" == deployhook ]] && r="$(ratio "$rps" "$(med webhook "$case" rps)")"
+    last="$(awk -v s="$server" -v c="$case" '$1 == s && $2 == c' "$WORK/fixed" | tail -1)"
+    [[ -n "$last" ]] || continue
     label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
-    shown="$([[ $server == floor ]] && echo 'Node floor (lib/bare-hook.mjs)' || echo "$server")"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$shown" "$rps" "$(med "$server" "$case" p50_ms)" "$(med "$server" "$case" p99_ms)" "$replies" "$(med "$server" "$case" rss_mb)" "$r"
-  done
-done
-for case in ${BENCH_CASES:-a b}; do
-  floor_rps="$(med floor "$case" rps)"
-  [[ -n "$floor_rps" && "$floor_rps" != n/a ]] || continue
-  echo
-  echo "($case) the floor for a Node receiver (lib/bare-hook.mjs: node:http, HMAC, parse, reply$([[ $case == b ]] && echo '; a durable append, runs of true coalesced'); no log line, no other check): $(ratio "$floor_rps" "$(med webhook "$case" rps)")x webhook's req/s; deployhook at $(ratio "$(med deployhook "$case" rps)" "$floor_rps")x the floor"
-done
-echo
-echo "per run:"
-sed 's/^/  /' "$WORK/results"
-
-# Latency at a fixed 1,000 req/s (the target's rate), with autocannon's --overallRate
-# (Debian has no wrk2): one run per server and case (deployhook first), BENCH_SECONDS each after a warm-up.
-RATE="${BENCH_RATE:-1000}"
-: >"$WORK/fixed"
-for case in ${BENCH_CASES:-a b}; do
-  for server in deployhook webhook; do
-    start_server "$server" "$case" "fixed-$case"
-    line="$(node "$BENCH_DIR/lib/fixed-rate.mjs" --url "$URL" --body "$WORK/push.json" --signature "$SIG" --rate "$RATE" --seconds "$SECONDS_PER_RUN" --connections "$CONNECTIONS")"
-    echo "$server $case $line" >>"$WORK/fixed"
-    note "  fixed rate: $server ($case): $line"
-    stop_started "$PID"
+    printf '| %s | %s | %s | %s | %s | %s | %s | 200:%s 202:%s other:%s errors:%s |\n' "$label" "$server" "$(fmed "$server" "$case" rps)" "$(fmed "$server" "$case" p50_ms)" "$(fmed "$server" "$case" p99_ms)" "$(fmed "$server" "$case" max_ms)" "$(fmed "$server" "$case" dropped)" \
+      "$(field s200 "$last")" "$(field s202 "$last")" "$(field sother "$last")" "$(field errors "$last")"
   done
 done
 echo
-echo "fixed rate, $RATE req/s for ${SECONDS_PER_RUN}s (autocannon --overallRate, latency corrected for coordinated omission, $CONNECTIONS connections):"
-table_header "| case | server | req/s | p50 ms | p99 ms | max ms | replies |"
-while read -r server case line; do
-  label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
-  printf '| %s | %s | %s | %s | %s | %s | 200:%s 202:%s other:%s errors:%s |\n' "$label" "$server" "$(field rps " $line")" "$(field p50_ms " $line")" "$(field p99_ms " $line")" "$(field max_ms " $line")" \
-    "$(field s200 " $line")" "$(field s202 " $line")" "$(field sother " $line")" "$(field errors " $line")"
-done <"$WORK/fixed"
+echo "fixed rate, per run:"
+sed 's/^/  /' "$WORK/fixed"

@@ -226,6 +226,14 @@ wrk_run() {
     wrk -t "$threads" -c "$conns" -d "${seconds}s" --timeout 10s --latency -s "$BENCH_DIR/lib/signed-push.lua" "$url" | grep '^BENCH '
 }
 
+# wrk_paced URL BODY SIGNATURE SECONDS RATE [CONNECTIONS]: like wrk_run, but RATE req/s in
+# all, paced evenly by lib/signed-push.lua over wrk's 2 threads (256 connections by default, so
+# that a stall of up to 256 ms at 1,000 req/s still sends on schedule).
+wrk_paced() {
+  local url="$1" body="$2" sig="$3" seconds="$4" rate="$5" conns="${6:-256}"
+  BENCH_SLOT_MS="$(awk -v r="$rate" 'BEGIN { printf "%.6f", 2000 / r }')" wrk_run "$url" "$body" "$sig" "$seconds" "$conns" 2
+}
+
 # field NAME LINE: the value of NAME=... in a "BENCH k=v" line
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 

@@ -4,7 +4,17 @@
 --
 -- Environment: BENCH_BODY (file with the exact bytes), BENCH_SIGNATURE ("sha256=<hex>"),
 -- BENCH_NONCE (a number that keeps ids unique across runs).
--- Prints one line: BENCH rps=... p50_ms=... p99_ms=... requests=... errors=... s200=... s202=... sother=...
+--
+-- With BENCH_SLOT_MS set, each wrk thread paces its requests: one every BENCH_SLOT_MS ms
+-- (with -t2 and 2 ms, 1,000 req/s in all), spread evenly over time instead of as fast as the
+-- connections allow. The slots are kept on the thread's monotonic clock through wrk's
+-- documented `delay()` hook: a connection whose reply is back waits for the next free slot.
+-- A slot no connection is free for is dropped, not sent late, so give the run enough
+-- connections that a stall shorter than connections x slot still sends on schedule (256
+-- connections at 1,000 req/s: 256 ms). wrk's latency runs from a request's write to its
+-- reply's end.
+-- Prints one line: BENCH rps=... p50_ms=... p99_ms=... requests=... errors=... s200=... s202=... sother=... dropped=...
+-- (dropped: paced slots that passed unsent; always 0 unpaced)
 
 local function read_all(path)
   local file = assert(io.open(path, "rb"), "cannot open BENCH_BODY " .. tostring(path))
@@ -36,6 +46,38 @@ function init(args)
   s200 = 0
   s202 = 0
   sother = 0
+  dropped = 0
+end
+
+local slot_ms = tonumber(os.getenv("BENCH_SLOT_MS") or "")
+if slot_ms then
+  local ffi = require("ffi")
+  ffi.cdef [[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clock_id, bench_timespec *tp);
+  ]]
+  local CLOCK_MONOTONIC = 1
+  local ts = ffi.new("bench_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+  local next_slot
+  -- wrk calls delay() before each request of a connection, the first included, and waits
+  -- the returned whole milliseconds on its event loop. `dropped` counts the slots that
+  -- passed unsent: every connection was waiting for a reply, or wrk itself ran late.
+  function delay()
+    local now = now_ms()
+    if next_slot == nil then
+      next_slot = now
+    elseif next_slot < now then
+      dropped = dropped + math.floor((now - next_slot) / slot_ms)
+      next_slot = now
+    end
+    local wait = next_slot - now
+    next_slot = next_slot + slot_ms
+    return math.floor(wait + 0.5)
+  end
 end
 
 function request()
@@ -55,15 +97,16 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local c200, c202, cother = 0, 0, 0
+  local c200, c202, cother, cdropped = 0, 0, 0, 0
   for _, thread in ipairs(threads) do
     c200 = c200 + thread:get("s200")
     c202 = c202 + thread:get("s202")
     cother = cother + thread:get("sother")
+    cdropped = cdropped + thread:get("dropped")
   end
   local e = summary.errors
-  io.write(string.format("BENCH rps=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f requests=%d errors=%d s200=%d s202=%d sother=%d\n",
+  io.write(string.format("BENCH rps=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f requests=%d errors=%d s200=%d s202=%d sother=%d dropped=%d\n",
     summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    summary.requests, e.connect + e.read + e.write + e.timeout + e.status, c200, c202, cother))
+    summary.requests, e.connect + e.read + e.write + e.timeout + e.status, c200, c202, cother, cdropped))
 end
