@@ -116,7 +116,7 @@ fi
 # requests a stalled server escapes) or wrk itself ran late; 0 means the pace held.
 [[ " ${BENCH_PARTS:-throughput fixed} " == *" fixed "* ]] || exit 0
 RATE="${BENCH_RATE:-1000}"
-FIXED_SECONDS="${BENCH_FIXED_SECONDS:-8}"
+FIXED_SECONDS="${BENCH_FIXED_SECONDS:-5}"
 FIXED_CONNECTIONS="${BENCH_FIXED_CONNECTIONS:-256}"
 : >"$WORK/fixed"
 if [[ "${BENCH_FIXED_TOOL:-wrk}" == autocannon ]]; then

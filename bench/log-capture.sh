@@ -11,6 +11,8 @@
 source "$(dirname "$0")/lib/common.sh"
 
 BYTES="${BENCH_LOG_BYTES:-1000000000}"
+# How the tables name the size: "1 GB", "50 MB".
+SIZE="$(awk -v b="$BYTES" 'BEGIN { if (b >= 1e9) printf "%g GB", b / 1e9; else printf "%g MB", b / 1e6 }')"
 RUNS="${BENCH_RUNS:-3}"
 
 bench_need wrk curl
@@ -132,12 +134,12 @@ table_header "| how | MB/s (command) | seconds | whole run MB/s (record) | log f
 printf '| redirected to a file | %s | %s | | %s | 1.00 |\n' "$direct_mbps" "$(med direct seconds)" "$(med direct file_bytes)"
 printf '| bare Node: spawn, pipe to a WriteStream (bench/lib/node-capture.mjs) | %s | %s | | %s | %s |\n' "$(med node mbps)" "$(med node seconds)" "$(med node file_bytes)" "$(ratio "$(med node mbps)" "$direct_mbps")"
 printf '| deployhook, max_log_bytes 100 MiB (default) | %s | %s | %s | %s | %s |\n' "$(med deployhook-capped mbps)" "$(med deployhook-capped seconds)" "$(med deployhook-capped run_mbps)" "$(med deployhook-capped log_bytes)" "$(ratio "$(med deployhook-capped mbps)" "$direct_mbps")"
-printf '| deployhook, max_log_bytes above 1 GB | %s | %s | %s | %s | %s |\n' "$(med deployhook-whole mbps)" "$(med deployhook-whole seconds)" "$(med deployhook-whole run_mbps)" "$(med deployhook-whole log_bytes)" "$(ratio "$(med deployhook-whole mbps)" "$direct_mbps")"
+printf '| deployhook, max_log_bytes above %s | %s | %s | %s | %s | %s |\n' "$SIZE" "$(med deployhook-whole mbps)" "$(med deployhook-whole seconds)" "$(med deployhook-whole run_mbps)" "$(med deployhook-whole log_bytes)" "$(ratio "$(med deployhook-whole mbps)" "$direct_mbps")"
 echo
 echo "/healthz, wrk -t1 -c2 --latency:"
 table_header "| when | req/s | p50 ms | p99 ms | max ms |"
 printf '| idle | %s | %s | %s | %s |\n' "$(field rps "$idle")" "$(field p50_ms "$idle")" "$(field p99_ms "$idle")" "$(field max_ms "$idle")"
-printf '| during a capped 1 GB run (%ss of it) | %s | %s | %s | %s |\n' "$busy_seconds" "$(field rps "$busy")" "$(field p50_ms "$busy")" "$(field p99_ms "$busy")" "$(field max_ms "$busy")"
+printf '| during a capped %s run (%ss of it) | %s | %s | %s | %s |\n' "$SIZE" "$busy_seconds" "$(field rps "$busy")" "$(field p50_ms "$busy")" "$(field p99_ms "$busy")" "$(field max_ms "$busy")"
 echo "(that run, slowed by wrk beside it: $(mbps "$busy_s") MB/s; daemon RSS after it $after_rss MB, peak $after_hwm MB)"
 echo
 echo "per run:"
