@@ -4,8 +4,11 @@
 # /proc/PID/task/*/stat: the main thread, the placing thread (the newest), the rest
 # (thread pool, V8's helpers), and the runs' processes (children). The main thread's share is
 # less noisy than req/s on a shared machine; the placing thread's follows what creating a file
-# costs the file system at the moment, so compare builds side by side. Two builds alternate
-# round by round (the work tree's dist/ and BENCH_COMPARE, a commit), each daemon started fresh.
+# costs the file system at the moment, so compare builds side by side. The load is autocannon's
+# --overallRate (lib/fixed-rate.mjs: each second's requests in a burst), kept so that the
+# figures compare with the earlier ones in docs/benchmarks.md; its p99 column is autocannon's.
+# Two builds alternate round by round (the work tree's dist/ and BENCH_COMPARE, a commit), each
+# daemon started fresh.
 # BENCH_CASE=a measures case (a) instead (the job wants another branch: verify, decide, 200),
 # and BENCH_FLOOR=1 adds the floor for a Node receiver (lib/bare-hook.mjs, in case (b) with its
 # durable append and coalesced runs of `true`) to the rotation. BENCH_COMMAND sets the job's
@@ -76,20 +79,21 @@ for ((round = 1; round <= ROUNDS; round++)); do
     mkdir -p "$WORK/dh"
     if [[ "$name" == floor ]]; then
       start_floor "$port" "refs/heads/$BRANCH" "$WORK/floor-journal" "$WORK/floor-$round.log"
-      DH_PID="$FLOOR_PID"
+      pid="$FLOOR_PID"
     else
       dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$BRANCH" "$WORK/remote.git" "$COMMAND" 'shutdown_timeout: 1s'
       CLI="${build#*:}" start_deployhook "$WORK/dh.yml" "$port" "$WORK/daemon-$round.log"
+      pid="$DH_PID"
     fi
-    threads "$DH_PID" >"$WORK/before"
+    threads "$pid" >"$WORK/before"
     line="$(node "$BENCH_DIR/lib/fixed-rate.mjs" --url "http://127.0.0.1:$port/hooks/github" --body "$WORK/push.json" --signature "$SIG" --rate "$RATE" --seconds "$SECONDS_PER_RUN" --warmup 0)"
-    threads "$DH_PID" >"$WORK/after"
-    read -r m p o c <<<"$(used "$DH_PID" "$WORK/before" "$WORK/after")"
+    threads "$pid" >"$WORK/after"
+    read -r m p o c <<<"$(used "$pid" "$WORK/before" "$WORK/after")"
     acked="$(field "$REPLY" "$line")"
     [[ "$acked" -gt 0 ]] || die "no push acknowledged: $line"
     awk -v r="$round" -v b="$name" -v n="$acked" -v t="$TICK_MS" -v m="$m" -v p="$p" -v o="$o" -v c="$c" \
-      -v p99="$(field p99_ms "$line")" -v rss="$(rss_mb "$DH_PID")" \
+      -v p99="$(field p99_ms "$line")" -v rss="$(rss_mb "$pid")" \
       'BEGIN { u = 1000 * t / n; printf "| %d | %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s |\n", r, b, n, m * u, p * u, o * u, c * u, (m + p + o) * u, p99, rss }'
-    stop_started "$DH_PID"
+    stop_started "$pid"
   done
 done

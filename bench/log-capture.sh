@@ -139,7 +139,7 @@ echo
 echo "/healthz, wrk -t1 -c2 --latency:"
 table_header "| when | req/s | p50 ms | p99 ms | max ms |"
 printf '| idle | %s | %s | %s | %s |\n' "$(field rps "$idle")" "$(field p50_ms "$idle")" "$(field p99_ms "$idle")" "$(field max_ms "$idle")"
-printf '| during a capped %s run (%ss of it) | %s | %s | %s | %s |\n' "$SIZE" "$busy_seconds" "$(field rps "$busy")" "$(field p50_ms "$busy")" "$(field p99_ms "$busy")" "$(field max_ms "$busy")"
+printf '| during a run of %s, max_log_bytes 100 MiB (%ss of it) | %s | %s | %s | %s |\n' "$SIZE" "$busy_seconds" "$(field rps "$busy")" "$(field p50_ms "$busy")" "$(field p99_ms "$busy")" "$(field max_ms "$busy")"
 echo "(that run, slowed by wrk beside it: $(mbps "$busy_s") MB/s; daemon RSS after it $after_rss MB, peak $after_hwm MB)"
 echo
 echo "per run:"

@@ -2,14 +2,16 @@
 // second overall, every request with a new X-GitHub-Delivery id (a header, so the signature
 // over the body stays valid). bench/ack-throughput.sh uses it only with
 // BENCH_FIXED_TOOL=autocannon; by default it paces wrk instead (lib/signed-push.lua), because
-// of two things autocannon 9 does at a fixed rate:
+// of three things autocannon 9 does at a fixed rate:
 // - it spends each second's budget of requests as fast as its connections allow, then waits
 //   for the next second: the load comes in bursts at the start of each second;
 // - it corrects the latencies for coordinated omission with
 //   `recordValueWithExpectedInterval(latency, Math.ceil(1 / rate))` (lib/run.js), where rate
 //   is a connection's requests per second: the interval is 1 ms at any rate, not 1000 / rate
-//   ms, so a reply of N ms is also recorded as N-1, N-2, ... 1 ms, and every reply slower than
-//   1 ms weighs as much as N replies.
+//   ms, so a reply of N ms (2 ms or more) is also recorded as N-1, N-2, ... 1 ms: it weighs
+//   as much as N replies;
+// - a second's requests its connections could not send are neither sent later nor counted, so
+//   a slow server gets fewer of them.
 // Prints one line like wrk's script: BENCH rps=... p50_ms=... p99_ms=... max_ms=... requests=... errors=... s200=... s202=... sother=...
 //
 //   node bench/lib/fixed-rate.mjs --url URL --body FILE --signature sha256=HEX [--rate 1000] [--seconds 10] [--connections 16] [--warmup 2]
