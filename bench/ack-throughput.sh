@@ -17,6 +17,13 @@
 source "$(dirname "$0")/lib/common.sh"
 
 RUNS="${BENCH_RUNS:-3}"
+for part in ${BENCH_PARTS:-throughput fixed}; do
+  [[ "$part" == throughput || "$part" == fixed ]] || die "BENCH_PARTS takes throughput and fixed, got $part"
+done
+[[ "${BENCH_FIXED_TOOL:-wrk}" == wrk || "${BENCH_FIXED_TOOL:-wrk}" == autocannon ]] || die "BENCH_FIXED_TOOL is wrk or autocannon, got $BENCH_FIXED_TOOL"
+for server in ${BENCH_FIXED_SERVERS:-deployhook webhook}; do
+  [[ "$server" =~ ^(deployhook|webhook|floor)$ ]] || die "BENCH_FIXED_SERVERS takes deployhook, webhook and floor, got $server"
+done
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 
@@ -154,7 +161,8 @@ for case in ${BENCH_CASES:-a b}; do
     last="$(awk -v s="$server" -v c="$case" '$1 == s && $2 == c' "$WORK/fixed" | tail -1)"
     [[ -n "$last" ]] || continue
     label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s (%s) | 200:%s 202:%s other:%s errors:%s |\n' "$label" "$server" "$(fmed "$server" "$case" rps)" "$(fmed "$server" "$case" p50_ms)" "$(fmed "$server" "$case" p99_ms)" "$(fmed "$server" "$case" max_ms)" \
+    shown="$([[ $server == floor ]] && echo 'Node floor (lib/bare-hook.mjs)' || echo "$server")"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s (%s) | 200:%s 202:%s other:%s errors:%s |\n' "$label" "$shown" "$(fmed "$server" "$case" rps)" "$(fmed "$server" "$case" p50_ms)" "$(fmed "$server" "$case" p99_ms)" "$(fmed "$server" "$case" max_ms)" \
       "$(fmed "$server" "$case" dropped)" "$(fmed "$server" "$case" late)" "$(fmed "$server" "$case" late_max_ms)" \
       "$(field s200 "$last")" "$(field s202 "$last")" "$(field sother "$last")" "$(field errors "$last")"
   done
