@@ -9,7 +9,7 @@ import type { RunRecord } from '../jobs/run-record.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { ProviderAdapter, PushEvent } from '../providers/types.js';
 import type { DeliveryLog } from '../store/delivery-log.js';
-import { readBody } from './read-body.js';
+import { BodyBudget, readBody } from './read-body.js';
 import { sendJson } from './respond.js';
 import type { SourceFilter } from './source-filter.js';
 import type { DeliveryOutcome } from '../metrics/metrics.js';
@@ -60,6 +60,15 @@ const QUIET_DECISIONS: ReadonlySet<DeliveryOutcome> = new Set(['rejected', 'igno
  * scans every job.
  */
 const VERIFY_BEFORE_PARSE_MAX_JOBS = 16;
+
+/**
+ * The request bodies held in memory at once, all unverified while they are read: four of the
+ * largest allowed, and never less than 64 MiB, so that a small `max_body_bytes` does not turn
+ * ordinary concurrent pushes away.
+ */
+export function bodyBudgetBytes(maxBodyBytes: number): number {
+  return Math.max(4 * maxBodyBytes, 64 * 1024 * 1024);
+}
 
 /** Deliberately the same for every verification failure: it must not help guess a secret. */
 const UNAUTHORIZED = { error: 'signature verification failed' };
@@ -122,6 +131,7 @@ function runRequest(push: PushEvent, event: Buffer): RunRequest {
  * as its run is on disk (an event for a job with a remote first reads the branch tip).
  */
 export function createHookHandler(options: HookHandlerOptions) {
+  const bodies = new BodyBudget();
   return async function handleHook(req: IncomingMessage, res: ServerResponse, providerName: string, source?: string): Promise<void> {
     const adapter = options.providers.get(providerName);
     if (!adapter) return sendJson(res, 404, { error: `no provider named ${JSON.stringify(providerName)}` });
@@ -150,8 +160,9 @@ export function createHookHandler(options: HookHandlerOptions) {
       const reason = `expected Content-Type application/json${adapter.formEncoded ? ' or application/x-www-form-urlencoded' : ''}: set the content type to application/json in the webhook settings`;
       return reply(415, { error: reason }, { decision: 'rejected', reason: `content type ${JSON.stringify(type.slice(0, 100))}` }, { connection: 'close' });
     }
-    const read = await readBody(req, options.maxBodyBytes());
-    if (!read.ok) return reply(read.status, { error: read.reason }, { decision: 'rejected', reason: read.reason }, { connection: 'close' });
+    const maxBodyBytes = options.maxBodyBytes();
+    const read = await readBody(req, { limit: maxBodyBytes, budget: { pool: bodies, bytes: bodyBudgetBytes(maxBodyBytes) } });
+    if (!read.ok) return reply(read.status, { error: read.reason }, { decision: 'rejected', reason: read.reason }, read.status === 503 ? { 'retry-after': '5' } : { connection: 'close' });
     const text = payloadText(read.body, form);
     const malformed = () => {
       const error = form ? 'expected a form with a JSON `payload` field, in UTF-8' : 'expected a JSON body in UTF-8';
