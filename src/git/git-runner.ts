@@ -5,6 +5,7 @@ import { GitSyncError, RunAbortedError } from '../errors.js';
 import { runCommand } from '../runner/run-command.js';
 import { gitEnvironment, type GitAuth, type GitEnvironment } from './git-env.js';
 import { shellQuote } from './shell-quote.js';
+import { tagOutputChannel } from '../log/mask-secrets.js';
 
 export interface GitRunnerOptions {
   /** Folder git runs in; must exist. */
@@ -110,6 +111,9 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
         const forward = (chunk: Buffer) => {
           if (chunk.length > 0) output.write(chunk);
         };
+        // Each stream's chunks are marked, so that a secret is masked within its own stream (mask-secrets.ts).
+        tagOutputChannel(stdout, 'stdout');
+        tagOutputChannel(stderr, 'stderr');
         stdout.on('data', forward);
         stderr.on('data', forward);
       });

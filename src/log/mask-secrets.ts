@@ -59,9 +59,35 @@ function pendingPrefix(data: Buffer, needles: readonly Buffer[], longest: number
   return 0;
 }
 
+/**
+ * Where a chunk of output came from, set on the chunk itself by `tagOutputChannel`. A command's
+ * stdout and stderr reach one log interleaved: a secret the command wrote in two pieces to
+ * stdout must be put together from stdout alone, whatever stderr wrote in between.
+ */
+const CHANNEL = Symbol('deployhook.outputChannel');
+
+type Tagged = Buffer & { [CHANNEL]?: string };
+
+/** Marks every chunk `source` emits as coming from `channel`. Call before piping it anywhere. */
+export function tagOutputChannel(source: NodeJS.EventEmitter, channel: string): void {
+  // Listeners run in the order they were added: this one sees each chunk before a pipe writes it on.
+  source.on('data', (chunk: unknown) => {
+    if (Buffer.isBuffer(chunk)) (chunk as Tagged)[CHANNEL] = channel;
+  });
+}
+
+/** The channel `tagOutputChannel` set on a chunk; chunks written by the daemon itself have none. */
+function channelOf(chunk: Buffer): string | undefined {
+  return (chunk as Tagged)[CHANNEL];
+}
+
 /** Masks a stream of chunks synchronously: what `mask` returns may go straight to the log. */
 export interface Masker {
-  /** The chunk with every secret in it masked, less any bytes at its end that could be the start of a secret (held back). */
+  /**
+   * The chunk with every secret in it masked, less any bytes at its end that could be the start
+   * of a secret (held back). Held back per channel (see `tagOutputChannel`): the continuation of
+   * a secret is looked for in the next chunk of the same channel.
+   */
   mask(chunk: Buffer): Buffer;
   /** What was held back, masked: call once, at the end of the output. */
   flush(): Buffer;
@@ -77,23 +103,25 @@ export function createMasker(secrets: readonly string[]): Masker {
   needles.sort((a, b) => b.length - a.length);
   // A secret may start in the last bytes of a chunk and end in the next one: those may be held back.
   const holdBack = (needles[0] as Buffer).length - 1;
-  let rest = EMPTY;
-  let masked = 0;
+  // Per channel: what was held back, and how many of its bytes belong to a mask already written.
+  const held = new Map<string | undefined, { rest: Buffer; masked: number }>();
   return {
     mask(chunk) {
-      // Only when the last chunk ended with the start of a secret (rare) is this one copied.
-      const data = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
+      const channel = channelOf(chunk);
+      const state = held.get(channel);
+      // Only when the channel's last chunk ended with the start of a secret (rare) is this one copied.
+      const data = state === undefined ? chunk : Buffer.concat([state.rest, chunk]);
       const limit = data.length - pendingPrefix(data, needles, holdBack);
-      const result = maskBuffer(data, needles, limit, masked);
+      const result = maskBuffer(data, needles, limit, state?.masked ?? 0);
       // Copy what is held back, so a large chunk is not kept alive by a small view of it.
-      rest = result.rest.length === 0 ? EMPTY : Buffer.from(result.rest);
-      masked = result.masked;
+      if (result.rest.length === 0 && result.masked === 0) held.delete(channel);
+      else held.set(channel, { rest: Buffer.from(result.rest), masked: result.masked });
       return result.out;
     },
     flush() {
-      const result = maskBuffer(rest, needles, rest.length, masked);
-      rest = EMPTY;
-      return result.out;
+      const out = [...held.values()].map((state) => maskBuffer(state.rest, needles, state.rest.length, state.masked).out);
+      held.clear();
+      return out.length === 0 ? EMPTY : Buffer.concat(out);
     },
   };
 }

@@ -5,6 +5,7 @@ import { terminateGroup, waitForGroupExit } from './kill-group.js';
 import { killGroupOnExit } from './kill-on-exit.js';
 import { describeStartError } from './start-error.js';
 import { waitForOutputEnd } from './wait-for-output.js';
+import { tagOutputChannel } from '../log/mask-secrets.js';
 
 /**
  * After the main process exits, how long the rest of its group may take to finish on its
@@ -141,6 +142,9 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
     if (sources.includes(source)) source.resume();
   };
   output.on('unpipe', keepDraining);
+  // Each pipe's chunks are marked, so that a secret is masked within its own stream (mask-secrets.ts).
+  tagOutputChannel(sources[0], 'stdout');
+  tagOutputChannel(sources[1], 'stderr');
   for (const source of sources) source.pipe(output, { end: false });
 
   let mainRunning = true;

@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { createMasker } from '../../src/log/mask-secrets.js';
+import { EventEmitter } from 'node:events';
+import { createMasker, tagOutputChannel } from '../../src/log/mask-secrets.js';
 
 type Chunk = string | Buffer;
 
@@ -133,3 +134,34 @@ function referenceMask(secrets: readonly string[], text: string): string {
   }
   return out + text.slice(pos);
 }
+
+describe('output channels', () => {
+  /** `text` as a chunk marked as coming from `channel`, the way a tagged pipe marks it. */
+  function from(channel: string, text: string): Buffer {
+    const source = new EventEmitter();
+    tagOutputChannel(source, channel);
+    const chunk = Buffer.from(text);
+    source.emit('data', chunk);
+    return chunk;
+  }
+
+  it('puts a secret together within its channel, whatever another channel wrote between its pieces', () => {
+    const masker = createMasker(['supersecretwebhook']);
+    const out = [masker.mask(from('stdout', 'url=x:superse')), masker.mask(from('stderr', 'warning\n')), masker.mask(from('stdout', 'cretwebhook@host\n')), masker.flush()];
+    expect(Buffer.concat(out).toString()).toBe('url=x:warning\n***@host\n');
+  });
+
+  it('does not take another channel\'s bytes for the rest of a secret', () => {
+    const masker = createMasker(['supersecretwebhook']);
+    const out = [masker.mask(from('stdout', 'a superse')), masker.mask(from('stderr', 'cretwebhook b\n')), masker.flush()];
+    // Neither channel wrote the secret: both pieces are shown as written, the held-back one last.
+    expect(Buffer.concat(out).toString()).toBe('a cretwebhook b\nsuperse');
+  });
+
+  it('flushes what every channel held back', () => {
+    const masker = createMasker(['hunter2']);
+    const out = [masker.mask(from('stdout', 'x hunt')), masker.mask(from('stderr', 'y hun')), masker.mask(Buffer.from('note hu'))];
+    expect(Buffer.concat(out).toString()).toBe('x y note ');
+    expect(masker.flush().toString()).toBe('hunthunhu');
+  });
+});
