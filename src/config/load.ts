@@ -155,6 +155,11 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
   const headersTimeoutMs = parseDuration(raw.headers_timeout) ?? 10_000;
   const requestTimeoutMs = parseDuration(raw.request_timeout) ?? 30_000;
   if (requestTimeoutMs > 0 && headersTimeoutMs > requestTimeoutMs) issues.push({ path: 'headers_timeout', message: `expected at most request_timeout (${raw.request_timeout}), got ${raw.headers_timeout}` });
+  // A signed delivery's timestamp may be that far behind or ahead of the clock: a replay within
+  // those two tolerances must still be remembered, or its new copy would run again.
+  const dedupWindowMs = parseDuration(raw.dedup_window) ?? 7 * 86_400_000;
+  const timestampToleranceMs = parseDuration(raw.timestamp_tolerance) ?? 5 * 60_000;
+  if (dedupWindowMs < 2 * timestampToleranceMs) issues.push({ path: 'dedup_window', message: `expected at least twice timestamp_tolerance (${raw.timestamp_tolerance}), got ${raw.dedup_window}` });
   if (issues.length > 0) throw new ConfigError(file, issues);
 
   let tls: Config['tls'];
@@ -211,8 +216,8 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
     maxLogBytes: raw.max_log_bytes,
     keepRuns: raw.keep_runs,
     shutdownTimeoutMs: parseDuration(raw.shutdown_timeout) ?? 60_000,
-    dedupWindowMs: parseDuration(raw.dedup_window) ?? 7 * 86_400_000,
-    timestampToleranceMs: parseDuration(raw.timestamp_tolerance) ?? 5 * 60_000,
+    dedupWindowMs,
+    timestampToleranceMs,
     jobs,
     warnings,
   };

@@ -157,7 +157,7 @@ export const configSchema = z.strictObject({
     .default(100 * 1024 * 1024),
   keep_runs: z.number({ error: 'expected a whole number of runs' }).int({ error: 'expected a whole number of runs' }).min(1, { error: 'expected at least 1' }).default(100),
   shutdown_timeout: duration.default('60s'),
-  dedup_window: duration.default('7d'),
+  dedup_window: duration.refine((text) => (parseDuration(text) ?? 1) > 0, { error: 'expected a window longer than zero' }).default('7d'),
   /** How far a Standard Webhooks `webhook-timestamp` may be from the clock, either way (the replay window). */
   timestamp_tolerance: duration.refine((text) => (parseDuration(text) ?? 1) > 0, { error: 'expected a tolerance longer than zero' }).default('5m'),
   tls: z

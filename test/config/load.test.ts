@@ -97,6 +97,16 @@ describe('loading a config', () => {
 
   const invalid: Array<{ name: string; document: unknown; env?: Record<string, string>; expected: string[] }> = [
     {
+      name: 'a dedup window of zero (nothing would be remembered)',
+      document: { state_dir: 's', log_dir: 'l', dedup_window: '0s', jobs: [goodJob] },
+      expected: ['dedup_window: expected a window longer than zero'],
+    },
+    {
+      name: 'a dedup window shorter than twice the timestamp tolerance (a replay within it would run again)',
+      document: { state_dir: 's', log_dir: 'l', dedup_window: '9m', timestamp_tolerance: '5m', jobs: [goodJob] },
+      expected: ['dedup_window: expected at least twice timestamp_tolerance (5m), got 9m'],
+    },
+    {
       name: 'a headers timeout longer than the request timeout (node would refuse the listener)',
       document: { state_dir: 's', log_dir: 'l', headers_timeout: '60s', jobs: [goodJob] },
       expected: ['headers_timeout: expected at most request_timeout (30s), got 60s'],
