@@ -73,11 +73,13 @@ export function bodyBudgetBytes(maxBodyBytes: number): number {
 /** Deliberately the same for every verification failure: it must not help guess a secret. */
 const UNAUTHORIZED = { error: 'signature verification failed' };
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
+// A byte order mark is kept, and so refused by JSON.parse: stripped here, it would stay in the
+// payload file the command reads (what is stored is the body as received), whose JSON would not parse.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * The JSON a delivery carries: the body itself, or for a form-encoded delivery its
- * `payload` field. Strict: invalid UTF-8 is refused rather than patched.
+ * `payload` field. Strict: invalid UTF-8 is refused rather than patched, a byte order mark too.
  */
 function payloadText(body: Buffer, form: boolean): string | undefined {
   try {

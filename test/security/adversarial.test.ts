@@ -297,6 +297,7 @@ const limits: Case[] = [
 ];
 
 const parsing: Case[] = [
+  { name: 'a correctly signed push starting with a UTF-8 byte order mark (its payload file would not parse)', request: (ctx) => github(`\uFEFF${webPush(ctx)}`), status: 400 },
   { name: '32,000 nested arrays', request: () => github(`${'['.repeat(32_000)}${']'.repeat(32_000)}`), status: 400 },
   { name: '65,000 unclosed brackets', request: () => github('['.repeat(65_000)), status: 400 },
   { name: '10,000 nested objects', request: () => github(`${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`), status: 400 },
