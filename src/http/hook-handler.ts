@@ -235,7 +235,10 @@ export function createHookHandler(options: HookHandlerOptions) {
       await relayUnqueued();
       return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: refs, reason });
     }
-    const dedupKey = adapter.dedupKey(req.headers, source);
+    // A generic source's senders name their own ids (Standard Webhooks: unique per sender), so
+    // the key also names the jobs the signature verified for: the sender's credential.
+    const senderKey = adapter.dedupKey(req.headers, source);
+    const dedupKey = senderKey !== undefined && source !== undefined ? `${senderKey}:${verified.map((job) => job.name).sort().join(',')}` : senderKey;
     const claim = dedupKey === undefined ? undefined : options.deliveries.claim(dedupKey);
     // A copy still being recorded may yet fail and be released: acknowledging this one would lose the push then.
     if (claim?.duplicate && claim.inFlight) return reply(503, { error: 'this delivery is still being recorded; retry shortly' }, { decision: 'rejected', repo, ref: refs, reason: 'the same delivery is being recorded; the sender should retry' }, { 'retry-after': '5' });

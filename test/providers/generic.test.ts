@@ -156,6 +156,25 @@ describe('POST /hooks/generic/<source>', () => {
     expect((await daemon.post('generic/ci', body, signed(secret, body, { id: 'msg_redelivered' }))).status).toBe(202);
   });
 
+  it('keeps the webhook-ids of senders with different secrets on one source apart', async () => {
+    const dir = await tempDir();
+    const [first, second] = [newSigningSecret(), newSigningSecret()];
+    const job = { provider: 'generic', source: 'ops', workdir: dir, command: ['true'] };
+    hook = await startDaemon(dir, { jobs: [{ ...job, name: 'alerts', secret_env: 'FIRST_SECRET' }, { ...job, name: 'builds', secret_env: 'SECOND_SECRET' }] }, { FIRST_SECRET: first, SECOND_SECRET: second });
+    const alertBody = '{"alert":"disk"}';
+    const buildBody = '{"build":42}';
+    const fromFirst = await hook.post('generic/ops', alertBody, signed(first, alertBody, { id: 'build-42' }));
+    expect(fromFirst.status).toBe(202);
+    expect((fromFirst.json.runs as Array<{ job: string }>).map((run) => run.job)).toEqual(['alerts']);
+    // Another sender's delivery that happens to use the same id is its own, not a duplicate.
+    const fromSecond = await hook.post('generic/ops', buildBody, signed(second, buildBody, { id: 'build-42' }));
+    expect(fromSecond.status).toBe(202);
+    expect((fromSecond.json.runs as Array<{ job: string }>).map((run) => run.job)).toEqual(['builds']);
+    // Each sender's redelivery is still a duplicate.
+    expect((await hook.post('generic/ops', buildBody, signed(second, buildBody, { id: 'build-42' }))).json).toMatchObject({ runs: [], duplicate: true });
+    expect((await hook.post('generic/ops', alertBody, signed(first, alertBody, { id: 'build-42' }))).json).toMatchObject({ runs: [], duplicate: true });
+  });
+
   it('answers 503 to a copy of a delivery still being recorded, and takes the retry once the first failed', async () => {
     const dir = await tempDir();
     // A git remote that accepts connections and never answers: reading the branch tip waits.
