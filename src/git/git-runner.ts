@@ -182,12 +182,12 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
     const failed = steps[index];
     const text = kept.toString('utf8');
     if (failed === undefined) {
-      throw new GitSyncError(`Git steps ${steps.map(({ label }) => `"${label}"`).join(', ')} failed (${exitSignal ? `killed by ${exitSignal}` : `sh exited with code ${String(code)}`}):\n${scrub(tail(text))}`);
+      throw new GitSyncError(`Git steps ${steps.map(({ label }) => `"${label}"`).join(', ')} failed (${exitSignal ? `killed by ${exitSignal}` : `sh exited with code ${String(code)}`}):\n${tail(scrub(text))}`);
     }
     // What the failed step printed: everything after its own `$ git ...` line, ending with git's exit code.
     const line = `${shown[index] ?? ''}\n`;
     const own = text.includes(line) ? text.slice(text.lastIndexOf(line) + line.length) : text;
-    throw new GitSyncError(`Git step "${failed.label}" failed (git ${subcommand(failed.args)}):\n${scrub(tail(own))}`, { step: failed.label });
+    throw new GitSyncError(`Git step "${failed.label}" failed (git ${subcommand(failed.args)}):\n${tail(scrub(own))}`, { step: failed.label });
   }
 
   return {
@@ -198,7 +198,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
         return await run(args, true);
       } catch (error) {
         if (error instanceof RunAbortedError) throw error;
-        const detail = scrub(tail(error instanceof Error ? error.message : String(error)));
+        const detail = tail(scrub(error instanceof Error ? error.message : String(error)));
         throw new GitSyncError(`Git step "${label}" failed (git ${subcommand(args)}):\n${detail}`, { cause: error, step: label });
       }
     },
@@ -240,4 +240,9 @@ function subcommand(args: readonly string[]): string {
 /** `git clone --no-checkout -- https://user:pw@host/x` is shown with the password replaced: `https://user:***@host/x`. */
 function commandLine(args: readonly string[]): string {
   return ['git', ...args].map((arg) => arg.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@')).map(shellQuote).join(' ');
+}
+
+/** `text` with the password of every `scheme://user:password@` URL in it shown as `***`. */
+export function withoutUrlPasswords(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^/@:\s]*):[^/@\s]*@/gi, '$1:***@');
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
-import { checkoutGitRunner, throwIfAborted, type CheckoutGitOptions } from './git-runner.js';
+import { checkoutGitRunner, throwIfAborted, withoutUrlPasswords, type CheckoutGitOptions } from './git-runner.js';
 import type { GitRunner } from './git-runner.js';
 import { pointOriginAt, rememberOrigin } from './point-origin.js';
 
@@ -130,9 +130,9 @@ export async function tidyCheckout(options: CheckoutGitOptions): Promise<void> {
 /** The error for a branch or tag that is no longer on the remote. */
 function missingRef(options: SyncOptions, cause: unknown): GitSyncError {
   if (options.branch !== undefined) {
-    return new GitSyncError(`Expected the branch ${JSON.stringify(options.branch)} on the remote ${options.remote}, but it is not there (deleted after the push?); the pushed commit ${options.sha} is only ever deployed through its branch`, { cause });
+    return new GitSyncError(`Expected the branch ${JSON.stringify(options.branch)} on the remote ${withoutUrlPasswords(options.remote)}, but it is not there (deleted after the push?); the pushed commit ${options.sha} is only ever deployed through its branch`, { cause });
   }
-  return new GitSyncError(`Expected the tag ${JSON.stringify(options.tag ?? '')} on the remote ${options.remote}, but it is not there (deleted after the push?)`, { cause });
+  return new GitSyncError(`Expected the tag ${JSON.stringify(options.tag ?? '')} on the remote ${withoutUrlPasswords(options.remote)}, but it is not there (deleted after the push?)`, { cause });
 }
 
 /** The commit a fetched ref points to, if it exists. */
@@ -212,10 +212,10 @@ async function ensureCommit(git: GitRunner, sha: string, remote: string): Promis
   try {
     await git.step('fetch commit', ['fetch', ...FETCH_OPTIONS, '--', 'origin', sha]);
   } catch (error) {
-    if (error instanceof GitSyncError) throw new CommitNotFoundError(sha, remote, { cause: error });
+    if (error instanceof GitSyncError) throw new CommitNotFoundError(sha, withoutUrlPasswords(remote), { cause: error });
     throw error;
   }
-  if (!(await present())) throw new CommitNotFoundError(sha, remote);
+  if (!(await present())) throw new CommitNotFoundError(sha, withoutUrlPasswords(remote));
 }
 
 function isErrnoException(error: unknown): error is NodeJS.ErrnoException {
