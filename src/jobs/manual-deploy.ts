@@ -25,6 +25,8 @@ export async function queueManualDeploy(queue: RunQueue, job: JobConfig, request
   const ref = request.ref ?? (job.event !== undefined ? job.branches[0] : undefined);
   const target = exact ? await resolveTarget(job, { ref, sha: checkSha(request.sha ?? '') }, env) : await resolveTarget(job, { ref }, env);
   const branch = target.ref.startsWith('refs/heads/') ? target.ref.slice('refs/heads/'.length) : undefined;
+  // A tag is deployed as a pushed tag is: fetched by name and peeled to its commit (DEPLOYHOOK_TAG set).
+  const tag = target.ref.startsWith('refs/tags/') ? target.ref.slice('refs/tags/'.length) : undefined;
   const requestedBy = request.requestedBy.replace(/[^\w.@+:/ -]/g, '?').slice(0, 100) || 'unknown';
   const event = { manual: true, ref: target.ref, sha: target.sha, exact, requested_by: requestedBy };
   return queue.enqueue(job, {
@@ -32,6 +34,7 @@ export async function queueManualDeploy(queue: RunQueue, job: JobConfig, request
     repo: job.repo,
     ref: target.ref,
     ...(branch !== undefined ? { branch } : {}),
+    ...(tag !== undefined ? { tag } : {}),
     sha: target.sha,
     before: '0'.repeat(40),
     ...(exact ? { exact: true } : {}),

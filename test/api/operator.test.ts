@@ -118,6 +118,21 @@ describe('the operator API and CLI against a running daemon', () => {
     expect((await fetch(`http://127.0.0.1:${daemon.port}/readyz`)).status).toBe(200);
   });
 
+  it('deploys an annotated tag by name: the commit it names, with DEPLOYHOOK_TAG set', async () => {
+    const context = await setup(['sh', '-c', 'printf "%s" "$DEPLOYHOOK_TAG" > "$WORK/tag"']);
+    const state = join(context.dir, 'state');
+    const tagged = await context.remote.commit({ 'v.txt': 'tagged\n' });
+    await context.remote.commit({ 'v.txt': 'later\n' });
+    // An annotated tag: the remote lists the tag object, and its commit only as the peeled `^{}` line.
+    await git(context.remote.bare, 'tag', '-a', 'v1', '-m', 'release v1', tagged);
+    const deployed = await cli(context, 'deploy', 'app', '--ref', 'refs/tags/v1');
+    expect(deployed.stderr).toBe('');
+    const id = /queued run ([0-9a-z]{26}) of job app/.exec(deployed.stdout)?.[1] ?? '';
+    expect(await waitForRun(state, 'app', id)).toMatchObject({ status: 'succeeded', sha: tagged, deployedSha: tagged, ref: 'refs/tags/v1', tag: 'v1' });
+    expect(await git(join(state, 'checkouts', 'app'), 'rev-parse', 'HEAD')).toBe(tagged);
+    expect(await readFile(join(context.dir, 'tag'), 'utf8')).toBe('v1');
+  });
+
   it('says why a run that never started has no log, and `logs -f` exits 1 for it', async () => {
     const context = await setup(['sh', '-c', 'touch "$WORK/started"; while [ ! -e "$WORK/release" ]; do sleep 0.1; done']);
     await push(context.url, await context.remote.commit({ 'v.txt': '1\n' }));
