@@ -416,7 +416,10 @@ describe('mutation fuzzing of /hooks', () => {
       const reply = await sendRaw(port, request);
       byStatus.set(reply.status, (byStatus.get(reply.status) ?? 0) + 1);
       const where = `iteration ${index} (${request.method} ${request.path}; ${request.mutations.join(', ')})`;
-      if (reply.status === 0 || reply.status >= 500) problems.push(`${where}: status ${reply.status} ${reply.body.slice(0, 200)}`);
+      // The one 5xx by design: a copy of a delivery whose first copy is still being recorded (two
+      // mutations can give requests sent in parallel the same delivery id) is asked to retry.
+      const inFlightCopy = reply.status === 503 && reply.headers['retry-after'] === '5' && reply.body.includes('this delivery is still being recorded');
+      if (reply.status === 0 || (reply.status >= 500 && !inFlightCopy)) problems.push(`${where}: status ${reply.status} ${reply.body.slice(0, 200)}`);
       // Only webhooks are authenticated: GET /healthz is 200 to anyone.
       const isHook = request.path.startsWith('/hooks/');
       if (isHook && reply.status >= 200 && reply.status < 300 && !isSigned) problems.push(`${where}: ${reply.status} to a delivery that was not correctly signed`);
