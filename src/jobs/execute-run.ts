@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration.js';
 import type { JobConfig } from '../config/types.js';
 import { openRunLog, type RunLog } from '../log/run-log.js';
-import { processStartTime } from '../runner/orphan-group.js';
+import { currentBootId, processStartTime } from '../runner/orphan-group.js';
 import { runCommand } from '../runner/run-command.js';
 import type { RunStore } from '../store/run-store.js';
 import { commandEnvironment, userEnvironment } from './command-env.js';
@@ -67,8 +67,9 @@ async function deploy(context: DeployContext): Promise<Outcome> {
     signal: stop.signal,
     onStart: (pgid) => {
       run.pgid = pgid;
-      void processStartTime(pgid).then((startTime) => {
+      void Promise.all([processStartTime(pgid), currentBootId()]).then(([startTime, bootId]) => {
         if (startTime !== undefined) run.pgidStartTime = startTime;
+        if (bootId !== '') run.pgidBootId = bootId;
         context.persist();
       });
     },

@@ -38,7 +38,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
   const result: Recovered = { resumed: 0, retried: 0, interrupted: 0, skipped: problems.length };
 
   for (const record of records.filter((candidate) => candidate.status === 'running')) {
-    if (record.pgid !== undefined && (await stopOrphanGroup(record.pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs))) {
+    if (record.pgid !== undefined && (await stopOrphanGroup(record.pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId))) {
       logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, 'stopped processes left by a run the daemon died in');
     }
     record.status = 'interrupted';

@@ -48,6 +48,8 @@ export interface RunRecord {
   /** The command's process group while it runs, so that a restart can stop leftovers. */
   pgid?: number;
   pgidStartTime?: string;
+  /** The boot the group belongs to (/proc/sys/kernel/random/boot_id): recovery leaves another boot's group alone. */
+  pgidBootId?: string;
   logPath: string;
   eventFile: string;
   /** Fan-out: what became of relaying the delivery that queued this run. */

@@ -8,13 +8,22 @@ export async function processStartTime(pid: number): Promise<string | undefined>
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
+/** This boot's id: pids, process groups and start times (ticks since boot) mean something only within one boot. */
+export async function currentBootId(): Promise<string> {
+  return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
+}
+
 /**
  * Stops what is left of a run's process group after the daemon died without stopping it
- * (kill -9, a crash). The group is ours when its leader is gone but members remain (Linux
- * never hands out a pid that is still a group id), or when the leader is alive and started
- * at the recorded time; a reused pid with another start time is left alone.
+ * (kill -9, a crash). Never a group of another boot: after a reboot (a power cut) every
+ * process of the run is gone, and its group id may name someone else's group. Within the
+ * boot, the group is ours when its leader is gone but members remain (Linux never hands out
+ * a pid that is still a group id), or when the leader is alive and started at the recorded
+ * time; a reused pid with another start time is left alone. Records written before the boot
+ * id was kept have none, and are judged as before.
  */
-export async function stopOrphanGroup(pgid: number, startTime: string | undefined, killAfterMs: number): Promise<boolean> {
+export async function stopOrphanGroup(pgid: number, startTime: string | undefined, killAfterMs: number, bootId?: string): Promise<boolean> {
+  if (bootId !== undefined && bootId !== (await currentBootId())) return false;
   if (!signalGroup(pgid, 0)) return false;
   const leaderStart = await processStartTime(pgid);
   if (leaderStart !== undefined && startTime !== undefined && leaderStart !== startTime) return false;

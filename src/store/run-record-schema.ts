@@ -42,6 +42,7 @@ const runRecordSchema = z.object({
   retriedBy: optionalText,
   pgid: z.number().int().positive().optional(),
   pgidStartTime: optionalText,
+  pgidBootId: optionalText,
   forwards: z
     .array(
       z.object({

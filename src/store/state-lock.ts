@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeployhookError } from '../errors.js';
-import { processStartTime } from '../runner/orphan-group.js';
+import { currentBootId as bootId, processStartTime } from '../runner/orphan-group.js';
 
 const LOCK_FILE = 'deployhook.lock';
 
@@ -11,10 +11,6 @@ interface Holder {
   /** Field 22 of /proc/<pid>/stat: with the boot id, tells the holder from a reused pid. */
   startTime: string;
   bootId: string;
-}
-
-async function bootId(): Promise<string> {
-  return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
 }
 
 function holderOf(text: string): Holder | undefined {
