@@ -61,6 +61,9 @@ const QUIET_DECISIONS: ReadonlySet<DeliveryOutcome> = new Set(['rejected', 'igno
  */
 const VERIFY_BEFORE_PARSE_MAX_JOBS = 16;
 
+/** A test delivery ("Test connection") is a few hundred bytes; it is checked against every job of its provider. */
+const PROBE_MAX_BYTES = 64 * 1024;
+
 /**
  * The request bodies held in memory at once, all unverified while they are read: four of the
  * largest allowed, and never less than 64 MiB, so that a small `max_body_bytes` does not turn
@@ -199,6 +202,12 @@ export function createHookHandler(options: HookHandlerOptions) {
       relay([]);
     };
     if (adapter.isProbe?.(req.headers, payload)) {
+      // A test delivery names no repository, so every job of the provider is tried: with more
+      // jobs than are tried before parsing, only a body of a test delivery's size is.
+      if (verifiedEarly === undefined && read.body.length > PROBE_MAX_BYTES) {
+        const reason = `expected a test delivery of at most ${PROBE_MAX_BYTES} bytes`;
+        return reply(413, { error: reason }, { decision: 'rejected', reason }, { connection: 'close' });
+      }
       if ((verifiedEarly ?? verifiedJobs(adapter, signed, credential.credential, index.ofProvider(adapter.name))).length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: 'the test delivery matches no job secret of this provider' });
       await relayUnqueued();
       return reply(200, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
