@@ -21,10 +21,6 @@ export class BodyBudget {
   give(bytes: number): void {
     this.#held -= bytes;
   }
-
-  get held(): number {
-    return this.#held;
-  }
 }
 
 export interface BodyLimits {
