@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { JobConfig } from '../config/types.js';
+import { closeCrashedLog } from '../log/crashed-log.js';
 import { stopOrphanGroup } from '../runner/orphan-group.js';
 import type { LoadedRuns, RunStore } from '../store/run-store.js';
 import type { RunQueue } from './run-queue.js';
@@ -41,6 +42,8 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
     if (record.pgid !== undefined && (await stopOrphanGroup(record.pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId))) {
       logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, 'stopped processes left by a run the daemon died in');
     }
+    // Its log has no end: the output the cap kept aside goes in, and a line on what happened.
+    await closeCrashedLog(record.logPath).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not end the log of a run the daemon died in'));
     record.status = 'interrupted';
     record.reason = 'the daemon stopped while this run was in progress; the run is repeated';
     record.finishedAt = now().toISOString();

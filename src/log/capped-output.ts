@@ -99,10 +99,13 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
         if (currentLength + piecesLength === tailBytes) {
           await toSegment(pieces);
           [pieces, piecesLength] = [[], 0];
-          // The other segment is overwritten in place; only its first `currentLength` bytes are ever read.
+          // The other segment is written again from its start. Emptied first, so that its size
+          // is always how much of it is current: after a crash, recovery reads the segments
+          // without this state (crashed-log.ts).
           current = current === 0 ? 1 : 0;
           currentLength = 0;
           rotated = true;
+          await segments[current]?.truncate(0);
         }
         const length = Math.min(chunk.length - offset, tailBytes - currentLength - piecesLength);
         pieces.push(chunk.subarray(offset, offset + length));

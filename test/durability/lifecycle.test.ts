@@ -76,6 +76,44 @@ describe('SIGTERM in the middle of a run', () => {
   });
 });
 
+describe('kill -9 during a run whose output passed max_log_bytes', () => {
+  it('puts the end of the output the cap kept aside into the log on restart, with a line on what happened', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    const marker = join(dir, 'marker');
+    const job = {
+      ...slowJob(remote.bare, marker),
+      // ~7 KB of lines, the last one made by the shell (so not in the command line the log shows
+      // first), then a wait: the end is past the cap's kept head.
+      command: ['sh', '-c', `if [ -e ${marker} ]; then echo repeated; else touch ${marker}; i=0; while [ $i -lt 300 ]; do echo "line $i of the output"; i=$((i+1)); done; echo "LAST-LINE-$((6*7))"; sleep 60; fi`],
+    };
+    const config = join(dir, 'deployhook.yml');
+    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', max_log_bytes: 4096, jobs: [job] }));
+    const state = join(dir, 'state');
+    const first = await startServe(['--config', config], { env: ENV });
+    const id = (await push(first.port, 'acme/slow', sha)).body.runs?.[0]?.id ?? '';
+    const { logPath } = await readRun(state, 'slow', id);
+    const spilled = async () => (await Promise.all(['a', 'b'].map((side) => readFile(`${logPath}.tail-${side}`, 'utf8').catch(() => '')))).join('');
+    await until('the last line to reach the kept end', async () => (await spilled()).includes('LAST-LINE-42'));
+    expect(await readFile(logPath, 'utf8')).not.toContain('LAST-LINE-42');
+
+    expect(await first.stop('SIGKILL')).toBe(undefined);
+    const second = await startServe(['--config', config], { env: ENV });
+    try {
+      await until('the run the killed daemon left to be repeated', async () => (await readRun(state, 'slow', id)).retriedBy !== undefined);
+      const log = await readFile(logPath, 'utf8');
+      expect(log).toMatch(/^line 0 of the output$/m);
+      expect(log).toContain('[deployhook] ... output dropped here (past max_log_bytes); the end of it that was kept follows ...');
+      expect(log).toMatch(/^line 299 of the output\nLAST-LINE-42\n/m);
+      expect(log.trimEnd().split('\n').at(-1)).toBe('[deployhook] the daemon stopped while this run was in progress (killed or crashed); the run is repeated');
+      expect(await spilled()).toBe('');
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+  });
+});
+
 describe('a second daemon on the same state_dir', () => {
   it('refuses to start, leaving the first daemon and its running deploy alone; after a kill -9 the lock is taken over', async () => {
     const { config, state, first, id } = await serveSlowRun('1s');
