@@ -239,10 +239,10 @@ function subcommand(args: readonly string[]): string {
 
 /** `git clone --no-checkout -- https://user:pw@host/x` is shown with the password replaced: `https://user:***@host/x`. */
 function commandLine(args: readonly string[]): string {
-  return ['git', ...args].map((arg) => arg.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/i, '$1:***@')).map(shellQuote).join(' ');
+  return ['git', ...args].map((arg) => shellQuote(withoutUrlPasswords(arg))).join(' ');
 }
 
 /** `text` with the password of every `scheme://user:password@` URL in it shown as `***`. */
 export function withoutUrlPasswords(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^/@:\s]*):[^/@\s]*@/gi, '$1:***@');
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^/@:]*):[^/@]*@/gi, '$1:***@');
 }

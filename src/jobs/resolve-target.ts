@@ -10,17 +10,16 @@ type Env = Readonly<Record<string, string | undefined>>;
  * `git ls-remote` against the job's remote, with the job's own deploy key or token: the
  * branch HEAD names, and the commit a ref points to.
  */
-async function lsRemote(job: JobConfig, patterns: string | readonly string[], env: Env): Promise<string> {
-  const pattern = typeof patterns === 'string' ? patterns : patterns.join(' ');
+async function lsRemote(job: JobConfig, patterns: readonly string[], env: Env): Promise<string> {
   const remote = remoteOf(job);
   const base = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('GIT_')));
   try {
     // Loaded here, not at start: the remote is asked only when a ref or commit is not named.
     const { execa } = await import('execa');
-    const { stdout } = await execa('git', ['ls-remote', '--symref', '--', remote, ...(typeof patterns === 'string' ? [patterns] : patterns)], { env: gitEnvironment(base, jobGitAuth(job), remote).env, extendEnv: false, timeout: 60_000 });
+    const { stdout } = await execa('git', ['ls-remote', '--symref', '--', remote, ...patterns], { env: gitEnvironment(base, jobGitAuth(job), remote).env, extendEnv: false, timeout: 60_000 });
     return stdout;
   } catch (cause) {
-    throw new DeployhookError('LS_REMOTE_FAILED', `Could not read ${pattern} from the remote ${remote}; name the ref and the commit explicitly.`, { cause });
+    throw new DeployhookError('LS_REMOTE_FAILED', `Could not read ${patterns.join(' ')} from the remote ${remote}; name the ref and the commit explicitly.`, { cause });
   }
 }
 
@@ -50,14 +49,14 @@ export async function resolveTarget(job: JobConfig, target: { ref?: string | und
   remoteOf(job);
   let ref = target.ref !== undefined ? normalizeRef(target.ref) : undefined;
   if (ref === undefined) {
-    const head = await lsRemote(job, 'HEAD', env);
+    const head = await lsRemote(job, ['HEAD'], env);
     ref = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(head)?.[1];
     if (ref === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${job.remote} to have a HEAD branch; name the ref.`);
     ref = normalizeRef(ref);
   }
   if (target.sha !== undefined) return { ref, sha: checkSha(target.sha) };
   // An annotated tag names a tag object: its commit is the peeled line (`^{}`), which is asked for too.
-  const listing = await lsRemote(job, ref.startsWith('refs/tags/') ? [ref, `${ref}^{}`] : ref, env);
+  const listing = await lsRemote(job, ref.startsWith('refs/tags/') ? [ref, `${ref}^{}`] : [ref], env);
   const line = (name: string) => listing.split('\n').find((entry) => entry.endsWith(`\t${name}`))?.split('\t')[0];
   const sha = line(`${ref}^{}`) ?? line(ref);
   if (sha === undefined) throw new DeployhookError('REF_NOT_FOUND', `Expected ${ref} on the remote ${job.remote}, but it is not there; name the commit.`);

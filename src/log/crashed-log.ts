@@ -1,7 +1,6 @@
 import { appendFile, open, rm, stat } from 'node:fs/promises';
+import { PREFIX } from './run-log.js';
 import { spillFiles } from './spill-files.js';
-
-const PREFIX = '[deployhook] ';
 
 /** What a spill segment holds, with when it was last written; undefined when there is none. */
 async function segment(path: string): Promise<{ path: string; size: number; mtimeMs: number } | undefined> {

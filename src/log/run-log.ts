@@ -20,7 +20,8 @@ export interface RunLog {
   close(closingNote: string): Promise<void>;
 }
 
-const PREFIX = '[deployhook] ';
+/** Starts every line the daemon itself writes into a run log. */
+export const PREFIX = '[deployhook] ';
 
 /**
  * Opens (creating) a log file for appending; its folder is made only the first time it is

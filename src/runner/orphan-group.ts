@@ -8,9 +8,14 @@ export async function processStartTime(pid: number): Promise<string | undefined>
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
-/** This boot's id: pids, process groups and start times (ticks since boot) mean something only within one boot. */
-export async function currentBootId(): Promise<string> {
-  return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
+let bootId: Promise<string> | undefined;
+
+/**
+ * This boot's id: pids, process groups and start times (ticks since boot) mean something only
+ * within one boot. It does not change while the process lives: read once.
+ */
+export function currentBootId(): Promise<string> {
+  return (bootId ??= readFile('/proc/sys/kernel/random/boot_id', 'utf8').then((text) => text.trim(), () => ''));
 }
 
 /**
