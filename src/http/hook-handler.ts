@@ -190,11 +190,18 @@ export function createHookHandler(options: HookHandlerOptions) {
     // What the command reads and what fan-out relays: the verified JSON, however it was encoded.
     const json = form ? Buffer.from(text, 'utf8') : read.body;
     const relay = (runs: readonly RunRecord[]) => options.relay?.({ adapter, body: json, headers: req.headers, deliveryId }, runs);
+    // The key a delivery is remembered by. A generic source's senders name their own ids
+    // (Standard Webhooks: unique per sender), so there it also names the jobs the signature
+    // verified for: the sender's credential.
+    const deliveryKey = (verifiedFor: readonly JobConfig[]) => {
+      const key = adapter.dedupKey(req.headers, source);
+      return key !== undefined && source !== undefined ? `${key}:${verifiedFor.map((job) => job.name).sort().join(',')}` : key;
+    };
     // A delivery that queues nothing (a ping, a branch no job wants) is relayed once: re-signed
     // with a fresh timestamp, a replayed copy would otherwise pass each destination's replay window.
-    const relayUnqueued = async () => {
+    const relayUnqueued = async (verifiedFor: readonly JobConfig[]) => {
       if (options.relaysUnqueued?.(adapter.name) !== true) return;
-      const key = adapter.dedupKey(req.headers, source);
+      const key = deliveryKey(verifiedFor);
       // A key of its own: the delivery stays new for the queue, should a reload add a job that wants it.
       const claim = key === undefined ? undefined : options.deliveries.claim(`relayed:${key}`);
       if (claim?.duplicate) return;
@@ -208,8 +215,9 @@ export function createHookHandler(options: HookHandlerOptions) {
         const reason = `expected a test delivery of at most ${PROBE_MAX_BYTES} bytes`;
         return reply(413, { error: reason }, { decision: 'rejected', reason }, { connection: 'close' });
       }
-      if ((verifiedEarly ?? verifiedJobs(adapter, signed, credential.credential, index.ofProvider(adapter.name))).length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: 'the test delivery matches no job secret of this provider' });
-      await relayUnqueued();
+      const verifiedProbe = verifiedEarly ?? verifiedJobs(adapter, signed, credential.credential, index.ofProvider(adapter.name));
+      if (verifiedProbe.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: 'the test delivery matches no job secret of this provider' });
+      await relayUnqueued(verifiedProbe);
       return reply(200, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
     }
     const repo = source ?? adapter.repositoryOf(payload);
@@ -224,7 +232,7 @@ export function createHookHandler(options: HookHandlerOptions) {
     const event = adapter.interpret(req.headers, payload, deliveryId, source);
     if (event.kind === 'invalid') return reply(400, { error: event.reason }, { decision: 'rejected', repo, reason: event.reason });
     if (event.kind === 'ignored') {
-      await relayUnqueued();
+      await relayUnqueued(verified);
       return reply(200, { runs: [], reason: event.reason }, { decision: 'ignored', repo, reason: event.reason });
     }
 
@@ -241,13 +249,10 @@ export function createHookHandler(options: HookHandlerOptions) {
     const refs = event.kind === 'push' ? event.pushes.map((push) => push.ref).join(' ') : `event from ${event.event.source}`;
     if (wanted.length === 0) {
       const reason = reasons.join('; ');
-      await relayUnqueued();
+      await relayUnqueued(verified);
       return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: refs, reason });
     }
-    // A generic source's senders name their own ids (Standard Webhooks: unique per sender), so
-    // the key also names the jobs the signature verified for: the sender's credential.
-    const senderKey = adapter.dedupKey(req.headers, source);
-    const dedupKey = senderKey !== undefined && source !== undefined ? `${senderKey}:${verified.map((job) => job.name).sort().join(',')}` : senderKey;
+    const dedupKey = deliveryKey(verified);
     const claim = dedupKey === undefined ? undefined : options.deliveries.claim(dedupKey);
     // A copy still being recorded may yet fail and be released: acknowledging this one would lose the push then.
     if (claim?.duplicate && claim.inFlight) return reply(503, { error: 'this delivery is still being recorded; retry shortly' }, { decision: 'rejected', repo, ref: refs, reason: 'the same delivery is being recorded; the sender should retry' }, { 'retry-after': '5' });

@@ -10,6 +10,7 @@ import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPing, githubPush } from '../helpers/payloads.js';
 import { readRun, waitForRun } from '../helpers/runs.js';
+import { newSigningSecret, standardSignature } from '../helpers/standard-webhooks.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -197,6 +198,31 @@ describe('fan-out', () => {
     expect(target.received).toHaveLength(1);
     expect(target.received[0]?.headers['x-github-event']).toBe('ping');
     expect(target.received[0]?.headers['x-hub-signature-256']).toBe(signature(DESTINATION_SECRET, target.received[0]?.body ?? ''));
+  });
+
+  it('relays a generic event that queues nothing once per sender, though two senders on one source use the same webhook-id', async () => {
+    const dir = await tempDir();
+    const target = await startDestination([204]);
+    const [first, second] = [newSigningSecret(), newSigningSecret()];
+    // Neither job's `when` accepts these events: they queue nothing, and are only relayed.
+    const job = { provider: 'generic', source: 'ops', workdir: dir, command: ['true'], when: { status: 'never' } };
+    hook = await startDaemon(
+      dir,
+      {
+        providers: { generic: { forward: [{ url: target.url, secret_env: 'FWD_SECRET' }] } },
+        jobs: [{ ...job, name: 'alerts', secret_env: 'FIRST_SECRET' }, { ...job, name: 'builds', secret_env: 'SECOND_SECRET' }],
+      },
+      { FIRST_SECRET: first, SECOND_SECRET: second, FWD_SECRET: DESTINATION_SECRET },
+    );
+    const send = (secret: string, body: string) => hook?.post('generic/ops', body, { 'content-type': 'application/json', ...standardSignature(secret, body, { id: 'build-42' }) });
+    expect((await send(first, '{"status":"a"}'))?.status).toBe(200);
+    expect((await send(second, '{"status":"b"}'))?.status).toBe(200);
+    await until('both senders\' events to be relayed', () => target.received.length === 2);
+    // Each sender's replay is not relayed again.
+    expect((await send(first, '{"status":"a"}'))?.status).toBe(200);
+    expect((await send(second, '{"status":"b"}'))?.status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(target.received.map((received) => received.body).sort()).toEqual(['{"status":"a"}', '{"status":"b"}']);
   });
 
   it('records a relay that was still retrying at shutdown as failed, with the reason', async () => {
