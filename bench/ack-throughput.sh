@@ -69,6 +69,12 @@ run_one() {
   stop_started "$PID"
 }
 
+# median_in FILE SERVER CASE FIELD: the median of FIELD over FILE's runs of that server and case
+median_in() { median $(awk -v s="$2" -v c="$3" '$1 == s && $2 == c' "$1" | sed -n "s/.* $4=\([^ ]*\).*/\1/p"); }
+# How the tables name a case and a server.
+case_label() { if [[ $1 == a ]]; then echo '(a) no match, 200'; else echo '(b) match, 202'; fi; }
+server_label() { if [[ $1 == floor ]]; then echo 'Node floor (lib/bare-hook.mjs)'; else echo "$1"; fi; }
+
 if [[ " ${BENCH_PARTS:-throughput fixed} " == *" throughput "* ]]; then
   note "ack-throughput: $RUNS runs x ${SECONDS_PER_RUN}s, $CONNECTIONS connections, body $(wc -c <"$WORK/push.json") bytes"
   : >"$WORK/results"
@@ -83,7 +89,7 @@ if [[ " ${BENCH_PARTS:-throughput fixed} " == *" throughput "* ]]; then
   done
 
   # med SERVER CASE FIELD: the median of FIELD over the runs
-  med() { median $(awk -v s="$1" -v c="$2" '$1 == s && $2 == c' "$WORK/results" | sed -n "s/.* $3=\([^ ]*\).*/\1/p"); }
+  med() { median_in "$WORK/results" "$@"; }
 
   echo
   echo "ack-throughput: signed $(wc -c <"$WORK/push.json")-byte GitHub push, wrk -t2 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency, median of $RUNS runs"
@@ -96,9 +102,7 @@ if [[ " ${BENCH_PARTS:-throughput fixed} " == *" throughput "* ]]; then
       replies="200:$(field s200 "$last") 202:$(field s202 "$last") other:$(field sother "$last") errors:$(field errors "$last")"
       r=""
       [[ "$server" == deployhook ]] && r="$(ratio "$rps" "$(med webhook "$case" rps)")"
-      label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
-      shown="$([[ $server == floor ]] && echo 'Node floor (lib/bare-hook.mjs)' || echo "$server")"
-      printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$shown" "$rps" "$(med "$server" "$case" p50_ms)" "$(med "$server" "$case" p99_ms)" "$replies" "$(med "$server" "$case" rss_mb)" "$r"
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(case_label "$case")" "$(server_label "$server")" "$rps" "$(med "$server" "$case" p50_ms)" "$(med "$server" "$case" p99_ms)" "$replies" "$(med "$server" "$case" rss_mb)" "$r"
     done
   done
   for case in ${BENCH_CASES:-a b}; do
@@ -152,7 +156,7 @@ for ((run = 1; run <= RUNS; run++)); do
   done
 done
 # fmed SERVER CASE FIELD: the median of FIELD over the fixed-rate runs
-fmed() { median $(awk -v s="$1" -v c="$2" '$1 == s && $2 == c' "$WORK/fixed" | sed -n "s/.* $3=\([^ ]*\).*/\1/p"); }
+fmed() { median_in "$WORK/fixed" "$@"; }
 echo
 echo "fixed rate, $RATE req/s for ${FIXED_SECONDS}s ($fixed_how):"
 table_header "| case | server | req/s | p50 ms | p99 ms | max ms | slots dropped | sent late (most, ms) | replies (last run) |"
@@ -160,9 +164,7 @@ for case in ${BENCH_CASES:-a b}; do
   for server in deployhook webhook floor; do
     last="$(awk -v s="$server" -v c="$case" '$1 == s && $2 == c' "$WORK/fixed" | tail -1)"
     [[ -n "$last" ]] || continue
-    label="$([[ $case == a ]] && echo '(a) no match, 200' || echo '(b) match, 202')"
-    shown="$([[ $server == floor ]] && echo 'Node floor (lib/bare-hook.mjs)' || echo "$server")"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s (%s) | 200:%s 202:%s other:%s errors:%s |\n' "$label" "$shown" "$(fmed "$server" "$case" rps)" "$(fmed "$server" "$case" p50_ms)" "$(fmed "$server" "$case" p99_ms)" "$(fmed "$server" "$case" max_ms)" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s (%s) | 200:%s 202:%s other:%s errors:%s |\n' "$(case_label "$case")" "$(server_label "$server")" "$(fmed "$server" "$case" rps)" "$(fmed "$server" "$case" p50_ms)" "$(fmed "$server" "$case" p99_ms)" "$(fmed "$server" "$case" max_ms)" \
       "$(fmed "$server" "$case" dropped)" "$(fmed "$server" "$case" late)" "$(fmed "$server" "$case" late_max_ms)" \
       "$(field s200 "$last")" "$(field s202 "$last")" "$(field sother "$last")" "$(field errors "$last")"
   done
