@@ -17,6 +17,8 @@ export interface GitRunnerOptions {
   secrets: readonly string[];
   /** Run git as this user and group (the daemon runs as root). */
   user?: { uid: number; gid: number } | undefined;
+  /** Told the process group of each `steps` process once it has started (its pid). */
+  onGroup?: ((pgid: number) => void) | undefined;
 }
 
 /** Runs git commands one at a time in one folder. */
@@ -66,6 +68,8 @@ export interface CheckoutGitOptions {
   output: Writable;
   signal: AbortSignal;
   user?: { uid: number; gid: number } | undefined;
+  /** Told the process group git's steps run in, so that a restart after a crash can stop what is left of it. */
+  onGroup?: ((pgid: number) => void) | undefined;
 }
 
 /** A runner in a job's checkout, with the remote's credentials and its password scrubbed from messages. */
@@ -77,6 +81,7 @@ export function checkoutGitRunner(options: CheckoutGitOptions): GitRunner {
     signal: options.signal,
     secrets: options.auth.password === undefined ? [] : [options.auth.password],
     user: options.user,
+    onGroup: options.onGroup,
   });
 }
 
@@ -173,6 +178,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       killAfterMs: KILL_AFTER_MS,
       signal,
       user: options.user,
+      ...(options.onGroup ? { onStart: options.onGroup } : {}),
     });
     throwIfAborted(signal);
     if (result.startError !== undefined) throw new GitSyncError(`Could not start git in ${options.baseDir}: ${result.startError}`);

@@ -65,14 +65,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
     timeoutMs: Math.max(0, Math.round(deadline - performance.now())),
     killAfterMs: job.killGraceMs,
     signal: stop.signal,
-    onStart: (pgid) => {
-      run.pgid = pgid;
-      void Promise.all([processStartTime(pgid), currentBootId()]).then(([startTime, bootId]) => {
-        if (startTime !== undefined) run.pgidStartTime = startTime;
-        if (bootId !== '') run.pgidBootId = bootId;
-        context.persist();
-      });
-    },
+    onStart: context.keepGroup,
   }).finally(() => (eventFile === run.eventFile ? undefined : removeEventCopy(eventFile)));
   if (result.leftovers) log.note('the command left processes running in its process group; they were terminated');
   const ended = { exitCode: result.exitCode, signal: result.signal };
@@ -81,6 +74,27 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   if (result.cancelled) return { ...ended, ...stoppedOutcome(stop, 'while the command was running') };
   if (result.exitCode === 0) return { ...ended, status: 'succeeded' };
   return { ...ended, status: 'failed', reason: result.signal ? `the command was killed by ${result.signal}` : `the command exited with code ${String(result.exitCode)}` };
+}
+
+/**
+ * The record's process group: git's steps, then the command. The group id, its leader's start
+ * time and the boot are saved together, once the start time is read, so that a record never
+ * pairs one group's id with another's start time; a group reported after a newer one is dropped.
+ */
+function groupKeeper(run: RunRecord, persist: () => void): (pgid: number) => void {
+  let newest: number | undefined;
+  return (pgid) => {
+    newest = pgid;
+    void Promise.all([processStartTime(pgid), currentBootId()]).then(([startTime, bootId]) => {
+      if (newest !== pgid) return;
+      run.pgid = pgid;
+      if (startTime !== undefined) run.pgidStartTime = startTime;
+      else delete run.pgidStartTime;
+      if (bootId !== '') run.pgidBootId = bootId;
+      else delete run.pgidBootId;
+      persist();
+    });
+  };
 }
 
 /** Synchronous, like the other small reads between git and the command (see syncCheckout). */
@@ -165,7 +179,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
     const lastDeployed = options.store.latest(job.name, 'succeeded')?.deployedSha;
-    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, recorded, lastDeployed }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
+    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, keepGroup: groupKeeper(run, persist), recorded, lastDeployed }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
     const finished = now();
     run.status = final.status;
     run.finishedAt = finished.toISOString();

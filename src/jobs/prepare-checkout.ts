@@ -15,7 +15,7 @@ import { type DeployContext, type Outcome, stoppedInGit } from './run-outcome.js
  * or with how the run ended (git failed, stopped, timed out).
  */
 export async function sync(context: DeployContext, timeout: AbortSignal): Promise<Outcome | undefined> {
-  const { run, job, log, stop, baseEnv } = context;
+  const { run, job, log, stop, baseEnv, keepGroup } = context;
   // A generic job without a remote runs in its folder as it is: no git at all.
   if (job.remote === undefined) {
     log.note(`no remote: running in ${job.checkout} as it is, without git`);
@@ -37,6 +37,7 @@ export async function sync(context: DeployContext, timeout: AbortSignal): Promis
       output: log.output,
       signal: AbortSignal.any([signal, timeout]),
       user: job.runAs,
+      onGroup: keepGroup,
     });
     run.deployedSha = synced.sha;
     if (synced.sha !== run.sha) log.note(`the branch has moved on since this push: deploying its tip ${synced.sha}`);

@@ -26,6 +26,11 @@ export interface DeployContext {
   stop: RunStop;
   baseEnv: Readonly<Record<string, string>>;
   persist: () => void;
+  /**
+   * Keeps the process group the run has going (git's steps, then the command) in its record,
+   * so that recovery after a crash stops what is left of it before repeating the run.
+   */
+  keepGroup: (pgid: number) => void;
   /** The save of the `running` record: git works meanwhile, the command starts only after it. */
   recorded: Promise<void>;
   /** What the job's newest succeeded run deployed: the `paths` filter compares with it. */

@@ -1,4 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
@@ -79,6 +80,67 @@ describe('a daemon killed with SIGKILL in the middle of a run', () => {
       }
     } finally {
       expect(await second.stop()).toBe(0);
+    }
+  });
+});
+
+describe('a daemon killed with SIGKILL while git works in a checkout', () => {
+  it("stops what is left of git's process group before the run is repeated", async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const config = join(dir, 'deployhook.yml');
+    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'], kill_grace: '1s' }] }));
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET };
+    const state = join(dir, 'state');
+    const checkout = join(state, 'checkouts', 'app');
+    const push = async (port: number, sha: string) => {
+      const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+      const response = await fetch(`http://127.0.0.1:${port}/hooks/github`, { method: 'POST', body, headers: await githubHeaders(body, SECRET) });
+      expect(response.status).toBe(202);
+      return ((await response.json()) as { runs: Array<{ id: string }> }).runs.map((run) => run.id);
+    };
+    // A process that has ended but is not reaped yet (a zombie) counts as gone.
+    const alive = (pid: number) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+      } catch {
+        return false;
+      }
+    };
+
+    const first = await startServe(['--config', config], { env });
+    let leftover: number | undefined;
+    let second: Awaited<ReturnType<typeof startServe>> | undefined;
+    try {
+      const [warm] = await push(first.port, await remote.commit({ 'n.txt': '1\n' }));
+      await until('the first deploy to succeed', async () => (await runsOf(state, 'app')).some((run) => run.id === warm && run.status === 'succeeded'));
+      // git in the checkout now hangs after its checkout step, inside the group the daemon started for it.
+      const hookPid = join(dir, 'hook.pid');
+      const hook = join(checkout, '.git', 'hooks', 'post-checkout');
+      await writeFile(hook, `#!/bin/sh\necho $$ > ${hookPid}\nexec sleep 600\n`);
+      await chmod(hook, 0o755);
+      const newest = await remote.commit({ 'n.txt': '2\n' });
+      await push(first.port, newest);
+      await until('git to reach the hook', async () => (await readFile(hookPid, 'utf8').catch(() => '')).trim() !== '');
+      leftover = Number((await readFile(hookPid, 'utf8')).trim());
+      const pid = leftover;
+      // The record names git's group once it is saved.
+      await until("the running record to name git's process group", async () => (await runsOf(state, 'app')).some((run) => run.status === 'running' && run.pgid !== undefined));
+      expect(await first.stop('SIGKILL')).toBeUndefined();
+      expect(alive(pid), 'git outlives the daemon killed with SIGKILL').toBe(true);
+      await rm(hook);
+
+      second = await startServe(['--config', config], { env });
+      await until('the leftover git to be stopped', () => !alive(pid), 10_000);
+      await until('the repeat to deploy the newest commit', async () => (await runsOf(state, 'app')).some((run) => run.status === 'succeeded' && run.deployedSha === newest));
+      const runs = await runsOf(state, 'app');
+      expect(runs.filter((run) => run.status === 'interrupted')).toHaveLength(1);
+      expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(newest);
+    } finally {
+      if (leftover !== undefined && alive(leftover)) process.kill(leftover, 'SIGKILL');
+      await first.stop('SIGKILL');
+      if (second) expect(await second.stop()).toBe(0);
     }
   });
 });
