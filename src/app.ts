@@ -17,6 +17,7 @@ import { createExecutor } from './jobs/execute-run.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { JobIndex } from './jobs/job-index.js';
 import { recoverRuns } from './jobs/recover.js';
+import { outputPipes } from './runner/run-command.js';
 import { RunQueue } from './jobs/run-queue.js';
 import { builtinProviders } from './providers/registry.js';
 import { abandonedForwards, createForwarder, type RelayTarget } from './forward/forwarder.js';
@@ -212,6 +213,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
     // Runs start only once the daemon listens: a start that fails (the port is taken, the
     // TLS key unreadable) leaves no deploy cut short by its exit.
     queue.start();
+    // The first pipes for the runs' output are made now, not on the way to the first run's git.
+    void outputPipes.warm().then(() => {
+      if (outputPipes.unavailable !== undefined) logger.warn({ reason: outputPipes.unavailable }, "runs' output goes through socket pairs instead of pipes: a command cannot open /dev/stdout or /dev/stderr");
+    });
     logger.info({ host: address.address, port: address.port, tls: config.tls !== undefined, mutualTls: config.tls?.clientCa !== undefined, jobs: config.jobs.length, config: config.file }, 'listening');
     return address;
   }

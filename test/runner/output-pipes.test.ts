@@ -1,0 +1,69 @@
+import { fstatSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { closePipes, PipeMaker, type PipeEnds } from '../../src/runner/output-pipes.js';
+import { outputPipes, runCommand } from '../../src/runner/run-command.js';
+import { baseEnv } from '../helpers/processes.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/** An output that keeps everything written to it, as text. */
+function collect(): { output: Writable; text: () => string } {
+  const chunks: Buffer[] = [];
+  const output = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk);
+      callback();
+    },
+  });
+  return { output, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+const run = async (script: string, pipes?: PipeMaker) => {
+  const { output, text } = collect();
+  const result = await runCommand({ argv: ['sh', '-c', script], cwd: await tempDir(), env: baseEnv, output, timeoutMs: 10_000, killAfterMs: 1_000, ...(pipes ? { pipes } : {}) });
+  return { result, text: text() };
+};
+
+describe("a command's stdout and stderr", () => {
+  it('are pipes: the command can open /dev/stdout and /dev/stderr, as under a shell', async () => {
+    const { result, text } = await run('echo to-stdout > /dev/stdout; echo to-stderr > /dev/stderr; echo teed | tee /dev/stderr; test -p /dev/stdout && test -p /dev/stderr && echo both-pipes');
+    expect(outputPipes.unavailable).toBeUndefined();
+    expect(text).not.toContain('No such device');
+    expect(text.split('\n').filter(Boolean).sort()).toEqual(['both-pipes', 'teed', 'teed', 'to-stderr', 'to-stdout']);
+    expect(result).toMatchObject({ exitCode: 0 });
+  });
+
+  it('use each pipe once, so a process that escaped an earlier run cannot write into a later run', async () => {
+    const pipes = new PipeMaker();
+    // `setsid` leaves the run's process group, so the run ends without it; it still holds the first run's stdout.
+    const first = await run('setsid sh -c "sleep 0.5; echo stray-line" & echo first-run', pipes);
+    expect(first.text).toContain('first-run');
+    const second = await run('sleep 1; echo second-run', pipes);
+    expect(second.text).toBe('second-run\n');
+  });
+
+  it('come from FIFOs that are unlinked as soon as both ends are open, more than one batch of them', async () => {
+    const pipes = new PipeMaker();
+    const taken: PipeEnds[] = [];
+    try {
+      for (let i = 0; i < 40; i += 1) taken.push(...((await pipes.take(2)) ?? []));
+      expect(taken).toHaveLength(80);
+      for (const { read, write } of taken) {
+        for (const fd of [read, write]) expect(fstatSync(fd)).toMatchObject({ nlink: 0 });
+        expect(fstatSync(read).isFIFO()).toBe(true);
+        expect(fstatSync(read).ino).toBe(fstatSync(write).ino);
+      }
+      expect(new Set(taken.map(({ read }) => fstatSync(read).ino)).size).toBe(80);
+    } finally {
+      closePipes(taken);
+    }
+  });
+
+  it('fall back to socket pairs when FIFOs cannot be made, and the command still runs', async () => {
+    const pipes = new PipeMaker({ mkfifo: '/nonexistent/mkfifo' });
+    const { result, text } = await run('echo still-runs; echo err >&2', pipes);
+    expect(pipes.unavailable).toMatch(/mkfifo failed/);
+    expect(text.split('\n').filter(Boolean).sort()).toEqual(['err', 'still-runs']);
+    expect(result).toMatchObject({ exitCode: 0 });
+  });
+});
