@@ -4,7 +4,8 @@
 # to a file. The command times itself ($EPOCHREALTIME before and after, printed last), so both
 # figures are the same measurement. deployhook runs it with the default max_log_bytes (100 MiB
 # kept: the first and the last 50 MiB) and with a cap above 1 GB (everything kept). A bare
-# Node program that only pipes the output to a file runs too: what any Node daemon can reach.
+# Node program that only pipes the output to a file runs too, through node's socket pairs and
+# through pipes as deployhook makes them: what any Node daemon can reach.
 # Then /healthz latency (wrk -t1 -c2) on an idle daemon and while such a run is going on.
 #
 #   bash bench/log-capture.sh        BENCH_LOG_BYTES=1000000000 BENCH_RUNS=3
@@ -47,10 +48,12 @@ run_direct() {
   plain_result direct "$1" "$WORK/direct.log"
 }
 
-# run_node: the same command kept by the smallest Node program that does it (the floor for Node)
+# run_node RUN [socketpair|fifo]: the same command kept by the smallest Node program that does
+# it (the floor for Node), its output through node's socket pairs or through pipes as deployhook makes them
 run_node() {
-  LINE="$LINE" BYTES="$BYTES" node "$BENCH_DIR/lib/node-capture.mjs" "$WORK/node.log" "$SCRIPT"
-  plain_result node "$1" "$WORK/node.log"
+  local mode="${2:-socketpair}"
+  LINE="$LINE" BYTES="$BYTES" node "$BENCH_DIR/lib/node-capture.mjs" "$WORK/node.log" "$SCRIPT" "$mode"
+  plain_result "node-$mode" "$1" "$WORK/node.log"
 }
 
 # start_dh NAME CAP: a fresh daemon whose job `app` runs the command; sets PORT, DIR
@@ -104,7 +107,9 @@ SIG="$(push_body "$WORK/push.json" bench/app refs/heads/main "$SHA")"
 for ((run = 1; run <= RUNS; run++)); do
   run_direct "$run"
   note "  $(tail -1 "$WORK/results")"
-  run_node "$run"
+  run_node "$run" socketpair
+  note "  $(tail -1 "$WORK/results")"
+  run_node "$run" fifo
   note "  $(tail -1 "$WORK/results")"
   run_deployhook capped 104857600 "$run"
   run_deployhook whole $((BYTES + 100000000)) "$run"
@@ -132,7 +137,8 @@ echo
 echo "log-capture: $BYTES bytes of ${#LINE}-character lines from \`yes | head -c\`, self-timed; median of $RUNS runs, interleaved"
 table_header "| how | MB/s (command) | seconds | whole run MB/s (record) | log file bytes | vs direct |"
 printf '| redirected to a file | %s | %s | | %s | 1.00 |\n' "$direct_mbps" "$(med direct seconds)" "$(med direct file_bytes)"
-printf '| bare Node: spawn, pipe to a WriteStream (bench/lib/node-capture.mjs) | %s | %s | | %s | %s |\n' "$(med node mbps)" "$(med node seconds)" "$(med node file_bytes)" "$(ratio "$(med node mbps)" "$direct_mbps")"
+printf '| bare Node: spawn, socket pairs (node'"'"'s stdio) to a WriteStream (bench/lib/node-capture.mjs) | %s | %s | | %s | %s |\n' "$(med node-socketpair mbps)" "$(med node-socketpair seconds)" "$(med node-socketpair file_bytes)" "$(ratio "$(med node-socketpair mbps)" "$direct_mbps")"
+printf '| bare Node: spawn, pipes (as deployhook reads) to a WriteStream (node-capture.mjs ... fifo) | %s | %s | | %s | %s |\n' "$(med node-fifo mbps)" "$(med node-fifo seconds)" "$(med node-fifo file_bytes)" "$(ratio "$(med node-fifo mbps)" "$direct_mbps")"
 printf '| deployhook, max_log_bytes 100 MiB (default) | %s | %s | %s | %s | %s |\n' "$(med deployhook-capped mbps)" "$(med deployhook-capped seconds)" "$(med deployhook-capped run_mbps)" "$(med deployhook-capped log_bytes)" "$(ratio "$(med deployhook-capped mbps)" "$direct_mbps")"
 printf '| deployhook, max_log_bytes above %s | %s | %s | %s | %s | %s |\n' "$SIZE" "$(med deployhook-whole mbps)" "$(med deployhook-whole seconds)" "$(med deployhook-whole run_mbps)" "$(med deployhook-whole log_bytes)" "$(ratio "$(med deployhook-whole mbps)" "$direct_mbps")"
 echo
