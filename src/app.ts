@@ -210,13 +210,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
         resolve(listener.address() as AddressInfo);
       });
     });
+    outputPipes.onUnavailable = (reason) => logger.warn({ reason }, "runs' output goes through socket pairs instead of pipes: a command cannot open /dev/stdout or /dev/stderr");
     // Runs start only once the daemon listens: a start that fails (the port is taken, the
     // TLS key unreadable) leaves no deploy cut short by its exit.
     queue.start();
-    // The first pipes for the runs' output are made now, not on the way to the first run's git.
-    void outputPipes.warm().then(() => {
-      if (outputPipes.unavailable !== undefined) logger.warn({ reason: outputPipes.unavailable }, "runs' output goes through socket pairs instead of pipes: a command cannot open /dev/stdout or /dev/stderr");
-    });
     logger.info({ host: address.address, port: address.port, tls: config.tls !== undefined, mutualTls: config.tls?.clientCa !== undefined, jobs: config.jobs.length, config: config.file }, 'listening');
     return address;
   }

@@ -41,10 +41,11 @@ export class PipeMaker {
     this.#options = options;
   }
 
-  /** Makes the first batch now, so that the first run does not wait for it. */
-  warm(): Promise<void> {
-    return this.#ready.length >= LOW_WATER || this.#unavailable !== undefined ? Promise.resolve() : this.#refill();
-  }
+  /**
+   * Told once, when FIFOs turn out not to be available here. The first batch is made for the
+   * first run, not at start: made at start, it took ~4 MB more of an idle daemon's memory.
+   */
+  onUnavailable: ((reason: string) => void) | undefined;
 
   /** Why FIFOs cannot be made here, once that is known: runs then get node's socket pairs. */
   get unavailable(): string | undefined {
@@ -97,7 +98,9 @@ export class PipeMaker {
   }
 
   #giveUp(reason: string): void {
-    this.#unavailable ??= reason;
+    if (this.#unavailable !== undefined) return;
+    this.#unavailable = reason;
+    this.onUnavailable?.(reason);
   }
 }
 

@@ -1,4 +1,4 @@
-import { fstatSync } from 'node:fs';
+import { fstatSync, readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { closePipes, PipeMaker, type PipeEnds } from '../../src/runner/output-pipes.js';
@@ -59,10 +59,27 @@ describe("a command's stdout and stderr", () => {
     }
   });
 
+  it('leave no descriptor open once the commands have ended, whether they started or not', async () => {
+    const pipes = new PipeMaker();
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    for (let i = 0; i < 20; i += 1) await run(`echo run ${i}; echo err >&2`, pipes);
+    const { output } = collect();
+    const missing = await runCommand({ argv: ['/nonexistent/program'], cwd: await tempDir(), env: baseEnv, output, timeoutMs: 10_000, killAfterMs: 1_000, pipes });
+    expect(missing.startError).toMatch(/nonexistent/);
+    // Sockets close their descriptors on the next turns of the event loop.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(open()).toBe(before);
+  });
+
   it('fall back to socket pairs when FIFOs cannot be made, and the command still runs', async () => {
     const pipes = new PipeMaker({ mkfifo: '/nonexistent/mkfifo' });
+    const told: string[] = [];
+    pipes.onUnavailable = (reason) => told.push(reason);
     const { result, text } = await run('echo still-runs; echo err >&2', pipes);
+    await run('echo again', pipes);
     expect(pipes.unavailable).toMatch(/mkfifo failed/);
+    expect(told).toEqual([pipes.unavailable]);
     expect(text.split('\n').filter(Boolean).sort()).toEqual(['err', 'still-runs']);
     expect(result).toMatchObject({ exitCode: 0 });
   });
