@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,17 +17,22 @@ const LOW_WATER = 16;
 export interface PipeMakerOptions {
   /** The program that makes FIFOs; `mkfifo` from PATH by default. */
   mkfifo?: string;
+  /** Where the FIFOs' folder is made; the temporary folder by default. */
+  parent?: string;
 }
 
 /**
  * Real pipes for a command's stdout and stderr. node gives a child a socket pair for each
  * 'pipe' of its stdio, and a socket is not a pipe: opening `/dev/stdout` or `/dev/stderr`
  * fails on one with ENXIO (`echo ... > /dev/stderr`, `tee /dev/stderr`, a program told to log
- * to /dev/stdout), where under a shell, cron or adnanh/webhook it works. A pipe is also read
- * faster (docs/benchmarks.md, section 4). node has no pipe(2), but a FIFO opened at both ends
- * and then unlinked is an ordinary pipe. The FIFOs are made ahead, a batch at a time, in a
- * folder of the daemon's own (mode 0700), and each is used once: a process left holding an
- * old run's end can never write into a later run's log.
+ * to /dev/stdout), where under a shell, cron or adnanh/webhook it works. A bare Node program
+ * also copies a pipe's output faster than a socket's (docs/benchmarks.md, section 4). node has
+ * no pipe(2), but a FIFO opened at both ends and then unlinked is an ordinary pipe. The FIFOs
+ * are made ahead, a batch at a time, in a folder of the daemon's own (mode 0700), and each is
+ * used once: a process left holding an old run's end can never write into a later run's log.
+ * FIFOs made ahead can vanish while the daemon waits for pushes (a clean-up of old files in
+ * the temporary folder, as systemd-tmpfiles does after ten days): then a new batch is made, in
+ * a new folder if that went too.
  */
 export class PipeMaker {
   readonly #options: PipeMakerOptions;
@@ -52,23 +57,26 @@ export class PipeMaker {
     return this.#unavailable;
   }
 
-  /** `count` pipes, or undefined when FIFOs cannot be made here. */
+  /** `count` pipes, or undefined when FIFOs cannot be made here (or, twice in a row, not opened). */
   async take(count: number): Promise<PipeEnds[] | undefined> {
-    while (this.#ready.length < count && this.#unavailable === undefined) await this.#refill();
-    if (this.#unavailable !== undefined) return undefined;
-    const paths = this.#ready.splice(0, count);
-    if (this.#ready.length < LOW_WATER) void this.#refill();
-    const pipes: PipeEnds[] = [];
-    try {
-      for (const path of paths) pipes.push(openEnds(path));
-      return pipes;
-    } catch (error) {
-      closePipes(pipes);
-      this.#giveUp(`could not open a FIFO: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-      return undefined;
-    } finally {
-      for (const path of paths) unlinkQuietly(path);
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      while (this.#ready.length < count && this.#unavailable === undefined) await this.#refill();
+      if (this.#unavailable !== undefined) return undefined;
+      const paths = this.#ready.splice(0, count);
+      if (this.#ready.length < LOW_WATER) void this.#refill();
+      const pipes: PipeEnds[] = [];
+      try {
+        for (const path of paths) pipes.push(openEnds(path));
+        return pipes;
+      } catch {
+        // Gone (see above): the rest of the batch went the same way.
+        closePipes(pipes);
+        this.#ready.length = 0;
+      } finally {
+        for (const path of paths) unlinkQuietly(path);
+      }
     }
+    return undefined;
   }
 
   #refill(): Promise<void> {
@@ -78,23 +86,30 @@ export class PipeMaker {
   }
 
   async #makeBatch(): Promise<void> {
-    try {
-      this.#folder ??= createFolder();
-    } catch (error) {
-      this.#giveUp(`could not create a folder for FIFOs: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-      return;
-    }
-    const folder = this.#folder;
-    const paths = Array.from({ length: BATCH }, () => join(folder, `p${String((this.#made += 1))}`));
-    const failed = await new Promise<string | undefined>((resolve) => {
-      execFile(this.#options.mkfifo ?? 'mkfifo', ['-m', '600', '--', ...paths], (error, _stdout, stderr) => resolve(error ? (stderr.trim() || error.message) : undefined));
-    });
-    if (failed !== undefined) {
+    let failed: string | undefined;
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      if (this.#folder === undefined || !existsSync(this.#folder)) {
+        try {
+          this.#folder = createFolder(this.#options.parent ?? tmpdir());
+        } catch (error) {
+          this.#giveUp(`could not create a folder for FIFOs: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+          return;
+        }
+      }
+      const folder = this.#folder;
+      const paths = Array.from({ length: BATCH }, () => join(folder, `p${String((this.#made += 1))}`));
+      failed = await new Promise<string | undefined>((resolve) => {
+        execFile(this.#options.mkfifo ?? 'mkfifo', ['-m', '600', '--', ...paths], (error, _stdout, stderr) => resolve(error ? stderr.trim() || error.message : undefined));
+      });
+      if (failed === undefined) {
+        this.#ready.push(...paths);
+        return;
+      }
       for (const path of paths) unlinkQuietly(path);
-      this.#giveUp(`mkfifo failed: ${failed}`);
-      return;
+      // Only a folder that vanished meanwhile is worth a second try.
+      if (existsSync(folder)) break;
     }
-    this.#ready.push(...paths);
+    this.#giveUp(`mkfifo failed: ${failed ?? ''}`);
   }
 
   #giveUp(reason: string): void {
@@ -105,8 +120,8 @@ export class PipeMaker {
 }
 
 /** A folder only the daemon can use, removed when the daemon exits. */
-function createFolder(): string {
-  const folder = mkdtempSync(join(tmpdir(), 'deployhook-pipes-'));
+function createFolder(parent: string): string {
+  const folder = mkdtempSync(join(parent, 'deployhook-pipes-'));
   process.once('exit', () => rmSync(folder, { recursive: true, force: true }));
   return folder;
 }

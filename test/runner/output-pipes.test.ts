@@ -1,4 +1,5 @@
-import { fstatSync, readdirSync } from 'node:fs';
+import { fstatSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { closePipes, PipeMaker, type PipeEnds } from '../../src/runner/output-pipes.js';
@@ -70,6 +71,26 @@ describe("a command's stdout and stderr", () => {
     // Sockets close their descriptors on the next turns of the event loop.
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(open()).toBe(before);
+  });
+
+  it('are made again when the FIFOs made ahead, or their folder, vanish from the temporary folder', async () => {
+    const parent = await tempDir();
+    const pipes = new PipeMaker({ parent });
+    const taken: PipeEnds[] = [];
+    try {
+      taken.push(...((await pipes.take(2)) ?? []));
+      const [folder = ''] = readdirSync(parent);
+      // A clean-up of old files takes the FIFOs made ahead, then another takes the folder.
+      for (const fifo of readdirSync(join(parent, folder))) rmSync(join(parent, folder, fifo));
+      taken.push(...((await pipes.take(2)) ?? []));
+      rmSync(join(parent, folder), { recursive: true });
+      taken.push(...((await pipes.take(2)) ?? []));
+      expect(taken).toHaveLength(6);
+      expect(taken.every(({ read }) => fstatSync(read).isFIFO())).toBe(true);
+      expect(pipes.unavailable).toBeUndefined();
+    } finally {
+      closePipes(taken);
+    }
   });
 
   it('fall back to socket pairs when FIFOs cannot be made, and the command still runs', async () => {
