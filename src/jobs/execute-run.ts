@@ -80,16 +80,17 @@ async function deploy(context: DeployContext): Promise<Outcome> {
  * The record's process group: git's steps, then the command. The group id, its leader's start
  * time and the boot are saved together, once the start time is read, so that a record never
  * pairs one group's id with another's start time; a group reported after a newer one is dropped.
+ * So is a group whose leader ended before its start time could be read (a quick git step): a
+ * group id without a start time would let recovery stop whatever leads a group of that id later.
  */
 function groupKeeper(run: RunRecord, persist: () => void): (pgid: number) => void {
   let newest: number | undefined;
   return (pgid) => {
     newest = pgid;
     void Promise.all([processStartTime(pgid), currentBootId()]).then(([startTime, bootId]) => {
-      if (newest !== pgid) return;
+      if (newest !== pgid || startTime === undefined) return;
       run.pgid = pgid;
-      if (startTime !== undefined) run.pgidStartTime = startTime;
-      else delete run.pgidStartTime;
+      run.pgidStartTime = startTime;
       if (bootId !== '') run.pgidBootId = bootId;
       else delete run.pgidBootId;
       persist();

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { closeSync, constants, existsSync, mkdtempSync, openSync, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fchownSync, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, rmSync, unlinkSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,6 +13,9 @@ export interface PipeEnds {
 const BATCH = 64;
 /** Below this many, the next batch is made in the background. A run takes four (git's steps, the command). */
 const LOW_WATER = 16;
+/** After `mkfifo` failed, runs get socket pairs this long before it is tried again. */
+const RETRY_AFTER_MS = 10_000;
+const PREFIX = 'deployhook-pipes-';
 
 export interface PipeMakerOptions {
   /** The program that makes FIFOs; `mkfifo` from PATH by default. */
@@ -21,47 +24,62 @@ export interface PipeMakerOptions {
   parent?: string;
 }
 
+/** The folder FIFOs are made in, as it was when this process created it. */
+interface Folder {
+  path: string;
+  dev: number;
+  ino: number;
+}
+
 /**
  * Real pipes for a command's stdout and stderr. node gives a child a socket pair for each
  * 'pipe' of its stdio, and a socket is not a pipe: opening `/dev/stdout` or `/dev/stderr`
  * fails on one with ENXIO (`echo ... > /dev/stderr`, `tee /dev/stderr`, a program told to log
  * to /dev/stdout), where under a shell, cron or adnanh/webhook it works. A bare Node program
  * also copies a pipe's output faster than a socket's (docs/benchmarks.md, section 4). node has
- * no pipe(2), but a FIFO opened at both ends and then unlinked is an ordinary pipe. The FIFOs
- * are made ahead, a batch at a time, in a folder of the daemon's own (mode 0700), and each is
- * used once: a process left holding an old run's end can never write into a later run's log.
- * FIFOs made ahead can vanish while the daemon waits for pushes (a clean-up of old files in
- * the temporary folder, as systemd-tmpfiles does after ten days): then a new batch is made, in
- * a new folder if that went too.
+ * no pipe(2), but a FIFO opened at both ends and then unlinked is an ordinary pipe.
+ *
+ * The FIFOs are made ahead, a batch at a time, in a folder of the daemon's own (mkdtemp, mode
+ * 0700), and each is used once: a process left holding an old run's end can never write into
+ * a later run's log. The folder sits in a shared place (the temporary folder), so nothing in
+ * it is trusted by name alone: before each batch the folder must still be the one this
+ * process made (same device and inode, a folder owned by it, 0700), else a new one is made and
+ * the old paths are forgotten; a FIFO is opened without following links, and both ends must be
+ * the same FIFO, owned by this process's user. FIFOs made ahead can vanish while the daemon
+ * waits for pushes (systemd-tmpfiles removes old files after ten days): the batch is then made
+ * again. Folders of processes that are gone (a `kill -9`) are removed when a new one is made.
  */
 export class PipeMaker {
   readonly #options: PipeMakerOptions;
-  #folder: string | undefined;
+  #folder: Folder | undefined;
   readonly #ready: string[] = [];
   #making: Promise<void> | undefined;
   #made = 0;
   #unavailable: string | undefined;
+  #retryAt = 0;
 
   constructor(options: PipeMakerOptions = {}) {
     this.#options = options;
   }
 
   /**
-   * Told once, when FIFOs turn out not to be available here. The first batch is made for the
-   * first run, not at start: made at start, it took ~4 MB more of an idle daemon's memory.
+   * Told when FIFOs cannot be made (runs then get node's socket pairs): once per stretch of
+   * failures. The first batch is made for the first run, not at start: made at start, it took
+   * ~4 MB more of an idle daemon's memory.
    */
   onUnavailable: ((reason: string) => void) | undefined;
 
-  /** Why FIFOs cannot be made here, once that is known: runs then get node's socket pairs. */
+  /** Why FIFOs could not be made the last time they were tried, while that stands. */
   get unavailable(): string | undefined {
     return this.#unavailable;
   }
 
-  /** `count` pipes, or undefined when FIFOs cannot be made here (or, twice in a row, not opened). */
+  /** `count` pipes, or undefined when FIFOs cannot be made (or, twice in a row, not opened) now. */
   async take(count: number): Promise<PipeEnds[] | undefined> {
     for (let attempt = 0; attempt < 2; attempt += 1) {
-      while (this.#ready.length < count && this.#unavailable === undefined) await this.#refill();
-      if (this.#unavailable !== undefined) return undefined;
+      while (this.#ready.length < count && !this.#failing()) await this.#refill();
+      if (this.#ready.length < count) return undefined;
+      const folder = this.#folder;
       const paths = this.#ready.splice(0, count);
       if (this.#ready.length < LOW_WATER) void this.#refill();
       const pipes: PipeEnds[] = [];
@@ -69,76 +87,147 @@ export class PipeMaker {
         for (const path of paths) pipes.push(openEnds(path));
         return pipes;
       } catch {
-        // Gone (see above): the rest of the batch went the same way.
+        // Gone or not ours (see above): the rest of the batch is not used either.
         closePipes(pipes);
         this.#ready.length = 0;
+        this.#folder = undefined;
       } finally {
-        for (const path of paths) unlinkQuietly(path);
+        // Removed only from a folder that is still ours.
+        if (folder !== undefined && isOurs(folder)) for (const path of paths) unlinkQuietly(path);
       }
     }
     return undefined;
   }
 
+  #failing(): boolean {
+    return this.#unavailable !== undefined && performance.now() < this.#retryAt;
+  }
+
   #refill(): Promise<void> {
+    if (this.#failing()) return Promise.resolve();
     return (this.#making ??= this.#makeBatch().finally(() => {
       this.#making = undefined;
     }));
   }
 
   async #makeBatch(): Promise<void> {
-    let failed: string | undefined;
-    for (let attempt = 0; attempt < 2; attempt += 1) {
-      if (this.#folder === undefined || !existsSync(this.#folder)) {
-        try {
-          this.#folder = createFolder(this.#options.parent ?? tmpdir());
-        } catch (error) {
-          this.#giveUp(`could not create a folder for FIFOs: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-          return;
-        }
-      }
-      const folder = this.#folder;
-      const paths = Array.from({ length: BATCH }, () => join(folder, `p${String((this.#made += 1))}`));
-      failed = await new Promise<string | undefined>((resolve) => {
-        execFile(this.#options.mkfifo ?? 'mkfifo', ['-m', '600', '--', ...paths], (error, _stdout, stderr) => resolve(error ? stderr.trim() || error.message : undefined));
-      });
-      if (failed === undefined) {
-        this.#ready.push(...paths);
-        return;
-      }
-      for (const path of paths) unlinkQuietly(path);
-      // Only a folder that vanished meanwhile is worth a second try.
-      if (existsSync(folder)) break;
+    let folder: Folder;
+    try {
+      folder = this.#folder !== undefined && isOurs(this.#folder) ? this.#folder : this.#newFolder();
+    } catch (error) {
+      this.#fail(`could not create a folder for FIFOs: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      return;
     }
-    this.#giveUp(`mkfifo failed: ${failed ?? ''}`);
+    const paths = Array.from({ length: BATCH }, () => join(folder.path, `p${String((this.#made += 1))}`));
+    const failed = await new Promise<string | undefined>((resolve) => {
+      execFile(this.#options.mkfifo ?? 'mkfifo', ['-m', '600', '--', ...paths], (error, _stdout, stderr) => resolve(error ? stderr.trim() || error.message : undefined));
+    });
+    if (failed !== undefined) {
+      if (isOurs(folder)) for (const path of paths) unlinkQuietly(path);
+      this.#fail(`mkfifo failed: ${failed}`);
+      return;
+    }
+    this.#unavailable = undefined;
+    // A folder replaced meanwhile: these paths are not used (the next take makes a new one).
+    if (this.#folder === folder) this.#ready.push(...paths);
   }
 
-  #giveUp(reason: string): void {
+  #newFolder(): Folder {
+    this.#ready.length = 0;
+    const parent = this.#options.parent ?? tmpdir();
+    removeAbandoned(parent);
+    const path = mkdtempSync(join(parent, `${PREFIX}${String(process.pid)}-`));
+    const { dev, ino } = lstatSync(path);
+    const folder = { path, dev, ino };
+    process.once('exit', () => {
+      if (isOurs(folder)) rmSync(path, { recursive: true, force: true });
+    });
+    this.#folder = folder;
+    return folder;
+  }
+
+  #fail(reason: string): void {
+    this.#retryAt = performance.now() + RETRY_AFTER_MS;
     if (this.#unavailable !== undefined) return;
     this.#unavailable = reason;
     this.onUnavailable?.(reason);
   }
 }
 
-/** A folder only the daemon can use, removed when the daemon exits. */
-function createFolder(parent: string): string {
-  const folder = mkdtempSync(join(parent, 'deployhook-pipes-'));
-  process.once('exit', () => rmSync(folder, { recursive: true, force: true }));
-  return folder;
+/** Still the folder this process made: same device and inode, a folder (not a link), its own, 0700. */
+function isOurs(folder: Folder): boolean {
+  let stats: Stats;
+  try {
+    stats = lstatSync(folder.path);
+  } catch {
+    return false;
+  }
+  return stats.isDirectory() && stats.dev === folder.dev && stats.ino === folder.ino && ownedHere(stats) && (stats.mode & 0o777) === 0o700;
+}
+
+function ownedHere(stats: Stats): boolean {
+  return stats.uid === process.geteuid?.();
+}
+
+/**
+ * Removes the FIFO folders this user's processes left when they died without cleaning up (the
+ * folder's name carries the pid). A folder whose pid is alive is left alone, whoever it is now.
+ */
+function removeAbandoned(parent: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(parent).filter((name) => name.startsWith(PREFIX));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/^deployhook-pipes-(\d+)-/.exec(name)?.[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    const path = join(parent, name);
+    try {
+      const stats = lstatSync(path);
+      if (stats.isDirectory() && ownedHere(stats)) rmSync(path, { recursive: true, force: true });
+    } catch {
+      // gone meanwhile, or not ours to remove
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**
  * The read end first, without waiting for a writer; then the write end, which a reader lets
- * open at once. Both descriptors are close-on-exec (libuv opens every file so): only the
- * child they are given to gets one.
+ * open at once. Neither open follows a link, and both must be the same FIFO, owned by this
+ * process's user. Both descriptors are close-on-exec (libuv opens every file so): only the
+ * child they are given to gets one. Throws when any of that fails.
  */
 function openEnds(path: string): PipeEnds {
-  const read = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const read = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  let write: number | undefined;
   try {
-    return { read, write: openSync(path, constants.O_WRONLY) };
+    write = openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW);
+    const [readStats, writeStats] = [fstatSync(read), fstatSync(write)];
+    if (!readStats.isFIFO() || !ownedHere(readStats) || readStats.dev !== writeStats.dev || readStats.ino !== writeStats.ino) {
+      throw new Error(`Expected ${path} to be a FIFO of this process's user`);
+    }
+    return { read, write };
   } catch (error) {
     closeSync(read);
+    if (write !== undefined) closeSync(write);
     throw error;
   }
+}
+
+/** Gives the pipe to the user a command runs as, so that it may open `/dev/stdout` again. */
+export function givePipes(pipes: readonly PipeEnds[], user: { uid: number; gid: number }): void {
+  for (const { write } of pipes) fchownSync(write, user.uid, user.gid);
 }
 
 export function closePipes(pipes: readonly PipeEnds[], ends: ReadonlyArray<keyof PipeEnds> = ['read', 'write']): void {

@@ -4,7 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import { DeployhookError } from '../errors.js';
 import { terminateGroup, waitForGroupExit } from './kill-group.js';
 import { killGroupOnExit } from './kill-on-exit.js';
-import { closePipes, PipeMaker } from './output-pipes.js';
+import { closePipes, givePipes, PipeMaker, type PipeEnds } from './output-pipes.js';
 import { describeStartError } from './start-error.js';
 import { waitForOutputEnd } from './wait-for-output.js';
 import { tagOutputChannel } from '../log/mask-secrets.js';
@@ -91,19 +91,25 @@ type Started = { ok: true; subprocess: ChildProcess; sources: [Readable, Readabl
  * `spawn` either at once (thrown) or as an 'error' event with no pid (a missing program or
  * working folder).
  */
-async function start(program: string, args: readonly string[], { cwd, env, user, pipes: maker = outputPipes }: CommandOptions): Promise<Started> {
-  const pipes = await maker.take(2);
+function start(program: string, args: readonly string[], { cwd, env, user }: CommandOptions, pipes: PipeEnds[] | undefined): Started {
   let subprocess: ChildProcess;
+  let readers: Socket[] = [];
   try {
+    if (pipes) {
+      // The user a command runs as owns its pipes, or it could not open /dev/stdout again.
+      if (user) givePipes(pipes, user);
+      readers = pipes.map(({ read }) => new Socket({ fd: read, readable: true, writable: false }));
+    }
     const stdio = pipes ? (['ignore', pipes[0]?.write, pipes[1]?.write] as const) : (['ignore', 'pipe', 'pipe'] as const);
     subprocess = spawn(program, args, { cwd, env, detached: true, stdio: [...stdio], ...(user ? { uid: user.uid, gid: user.gid } : {}) });
   } catch (error) {
-    if (pipes) closePipes(pipes);
+    for (const reader of readers) reader.destroy();
+    if (pipes) closePipes(pipes, readers.length > 0 ? ['write'] : ['read', 'write']);
     return { ok: false, error: Promise.resolve(error) };
   }
   if (pipes) closePipes(pipes, ['write']);
   const { pid } = subprocess;
-  const [stdout, stderr] = pipes ? pipes.map(({ read }) => new Socket({ fd: read, readable: true, writable: false })) : [subprocess.stdout, subprocess.stderr];
+  const [stdout, stderr] = pipes ? readers : [subprocess.stdout, subprocess.stderr];
   if (pid === undefined || !stdout || !stderr) {
     stdout?.destroy();
     stderr?.destroy();
@@ -135,17 +141,16 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
   });
   const notStarted = { exitCode: null, signal: null };
 
-  // Nothing is started for a run that is already cancelled or out of time.
-  if (signal?.aborted) {
-    state.cancelled = true;
-    return finish(notStarted);
-  }
-  if (timeoutMs === 0) {
-    state.timedOut = true;
+  const pipes = await (options.pipes ?? outputPipes).take(2);
+  // Nothing is started for a run that is already cancelled or out of time (also while the pipes were made).
+  if (signal?.aborted || timeoutMs === 0) {
+    if (pipes) closePipes(pipes);
+    if (signal?.aborted) state.cancelled = true;
+    else state.timedOut = true;
     return finish(notStarted);
   }
 
-  const launched = await start(program, args, options);
+  const launched = start(program, args, options, pipes);
   if (!launched.ok) {
     const startError = await describeStartError(await launched.error, program, cwd);
     output.write(`${startError}\n`);
@@ -185,8 +190,6 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
     stop();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
-  // Aborted while the pipes were being made: the listener came too late to hear it.
-  if (signal?.aborted) onAbort();
 
   try {
     const ended = await exited;

@@ -1,4 +1,5 @@
-import { fstatSync, readdirSync, rmSync } from 'node:fs';
+import { fstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -93,6 +94,70 @@ describe("a command's stdout and stderr", () => {
     }
   });
 
+  it('never come from a folder that is no longer the one made for them, and never through a link', async () => {
+    const parent = await tempDir();
+    const pipes = new PipeMaker({ parent });
+    const taken: PipeEnds[] = [];
+    const target = join(parent, 'precious');
+    writeFileSync(target, 'keep me\n');
+    try {
+      taken.push(...((await pipes.take(2)) ?? []));
+      const [name = ''] = readdirSync(parent).filter((entry) => entry.startsWith('deployhook-pipes-'));
+      const folder = join(parent, name);
+      // The folder goes (a clean-up of old files), and someone else makes one of that name, with
+      // links where the FIFOs made ahead were.
+      rmSync(folder, { recursive: true });
+      mkdirSync(folder, { mode: 0o777 });
+      for (let i = 1; i <= 128; i += 1) symlinkSync(target, join(folder, `p${String(i)}`));
+      const next = (await pipes.take(2)) ?? [];
+      taken.push(...next);
+      expect(next).toHaveLength(2);
+      for (const { read, write } of next) {
+        expect(fstatSync(read).isFIFO()).toBe(true);
+        expect(fstatSync(write).ino).toBe(fstatSync(read).ino);
+      }
+      expect(readFileSync(target, 'utf8')).toBe('keep me\n');
+      // Nothing in the other folder was used or removed.
+      expect(readdirSync(folder)).toHaveLength(128);
+      expect(readdirSync(parent).filter((entry) => entry.startsWith('deployhook-pipes-'))).toHaveLength(2);
+    } finally {
+      closePipes(taken);
+    }
+  });
+
+  it("are made in a new folder that takes away the folders of this user's processes that died without removing theirs", async () => {
+    const parent = await tempDir();
+    const gone = spawnSync('true').pid;
+    const abandoned = join(parent, `deployhook-pipes-${String(gone)}-abc123`);
+    const living = join(parent, `deployhook-pipes-${String(process.ppid)}-def456`);
+    for (const folder of [abandoned, living]) mkdirSync(folder, { mode: 0o700 });
+    const pipes = new PipeMaker({ parent });
+    const taken = (await pipes.take(1)) ?? [];
+    closePipes(taken);
+    expect(taken).toHaveLength(1);
+    const left = readdirSync(parent);
+    expect(left).not.toContain(`deployhook-pipes-${String(gone)}-abc123`);
+    expect(left).toContain(`deployhook-pipes-${String(process.ppid)}-def456`);
+    expect(left.filter((entry) => entry.startsWith(`deployhook-pipes-${String(process.pid)}-`))).toHaveLength(1);
+  });
+
+  it('are not started into when the run is cancelled while they are made', async () => {
+    const dir = await tempDir();
+    const slowMkfifo = join(dir, 'slow-mkfifo');
+    writeFileSync(slowMkfifo, '#!/bin/sh\nsleep 0.3\nexec mkfifo "$@"\n', { mode: 0o755 });
+    const pipes = new PipeMaker({ mkfifo: slowMkfifo });
+    const stop = new AbortController();
+    const { output, text } = collect();
+    const started: number[] = [];
+    const running = runCommand({ argv: ['sh', '-c', 'echo started > started; echo ran'], cwd: dir, env: baseEnv, output, timeoutMs: 10_000, killAfterMs: 1_000, signal: stop.signal, pipes, onStart: (pgid) => started.push(pgid) });
+    stop.abort();
+    const result = await running;
+    expect(result).toMatchObject({ cancelled: true, exitCode: null });
+    expect(started).toEqual([]);
+    expect(text()).toBe('');
+    expect(readdirSync(dir)).toEqual(['slow-mkfifo']);
+  });
+
   it('fall back to socket pairs when FIFOs cannot be made, and the command still runs', async () => {
     const pipes = new PipeMaker({ mkfifo: '/nonexistent/mkfifo' });
     const told: string[] = [];
@@ -102,6 +167,17 @@ describe("a command's stdout and stderr", () => {
     expect(pipes.unavailable).toMatch(/mkfifo failed/);
     expect(told).toEqual([pipes.unavailable]);
     expect(text.split('\n').filter(Boolean).sort()).toEqual(['err', 'still-runs']);
+    expect(result).toMatchObject({ exitCode: 0 });
+  });
+});
+
+// Switching users needs root, as deployhook itself does; CI runs as root, so there it must not skip.
+describe.skipIf(process.getuid?.() !== 0 && !process.env.CI)("a command's pipes under run_as", () => {
+  it('belong to the user the command runs as, so it can open /dev/stdout and /dev/stderr too', async () => {
+    expect(process.getuid?.(), 'this test needs root').toBe(0);
+    const { output, text } = collect();
+    const result = await runCommand({ argv: ['sh', '-c', 'id -u; echo to-stdout > /dev/stdout; echo to-stderr > /dev/stderr'], cwd: '/', env: baseEnv, output, timeoutMs: 10_000, killAfterMs: 1_000, user: { uid: 65534, gid: 65534 } });
+    expect(text().split('\n').filter(Boolean).sort()).toEqual(['65534', 'to-stderr', 'to-stdout']);
     expect(result).toMatchObject({ exitCode: 0 });
   });
 });
