@@ -103,8 +103,12 @@ function start(program: string, args: readonly string[], { cwd, env, user }: Com
     const stdio = pipes ? (['ignore', pipes[0]?.write, pipes[1]?.write] as const) : (['ignore', 'pipe', 'pipe'] as const);
     subprocess = spawn(program, args, { cwd, env, detached: true, stdio: [...stdio], ...(user ? { uid: user.uid, gid: user.gid } : {}) });
   } catch (error) {
+    // A reader closes its read end; the ends no reader was made for are closed here.
     for (const reader of readers) reader.destroy();
-    if (pipes) closePipes(pipes, readers.length > 0 ? ['write'] : ['read', 'write']);
+    if (pipes) {
+      closePipes(pipes, ['write']);
+      closePipes(pipes.slice(readers.length), ['read']);
+    }
     return { ok: false, error: Promise.resolve(error) };
   }
   if (pipes) closePipes(pipes, ['write']);
