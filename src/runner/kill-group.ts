@@ -12,8 +12,17 @@ const AFTER_SIGKILL_MS = 2_000;
  * they exist, but cannot be signalled from here.
  */
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  return send(-pgid, signal);
+}
+
+/** Whether a process with this pid exists, as `signalGroup` tells it of a group (EPERM: another user's). */
+export function processExists(pid: number): boolean {
+  return send(pid, 0);
+}
+
+function send(target: number, signal: NodeJS.Signals | 0): boolean {
   try {
-    process.kill(-pgid, signal);
+    process.kill(target, signal);
     return true;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { closeSync, constants, fchownSync, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, rmSync, unlinkSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processExists } from './kill-group.js';
 
 /** One pipe, both ends open in the daemon: `read` is non-blocking, `write` (for the child) is blocking. */
 export interface PipeEnds {
@@ -181,8 +182,8 @@ function removeAbandoned(parent: string): void {
     return;
   }
   for (const name of names) {
-    const pid = Number(/^deployhook-pipes-(\d+)-/.exec(name)?.[1]);
-    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(PREFIX.length))?.[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processExists(pid)) continue;
     const path = join(parent, name);
     try {
       const stats = lstatSync(path);
@@ -190,15 +191,6 @@ function removeAbandoned(parent: string): void {
     } catch {
       // gone meanwhile, or not ours to remove
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
