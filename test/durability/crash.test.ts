@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { startServe } from '../helpers/cli.js';
 import { createRemote, git } from '../helpers/git-repo.js';
+import { isRunning } from '../helpers/processes.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { runsOf } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -99,16 +99,6 @@ describe('a daemon killed with SIGKILL while git works in a checkout', () => {
       expect(response.status).toBe(202);
       return ((await response.json()) as { runs: Array<{ id: string }> }).runs.map((run) => run.id);
     };
-    // A process that has ended but is not reaped yet (a zombie) counts as gone.
-    const alive = (pid: number) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-      } catch {
-        return false;
-      }
-    };
-
     const first = await startServe(['--config', config], { env });
     let leftover: number | undefined;
     let second: Awaited<ReturnType<typeof startServe>> | undefined;
@@ -128,17 +118,17 @@ describe('a daemon killed with SIGKILL while git works in a checkout', () => {
       // The record names git's group once it is saved.
       await until("the running record to name git's process group", async () => (await runsOf(state, 'app')).some((run) => run.status === 'running' && run.pgid !== undefined));
       expect(await first.stop('SIGKILL')).toBeUndefined();
-      expect(alive(pid), 'git outlives the daemon killed with SIGKILL').toBe(true);
+      expect(isRunning(pid), 'git outlives the daemon killed with SIGKILL').toBe(true);
       await rm(hook);
 
       second = await startServe(['--config', config], { env });
-      await until('the leftover git to be stopped', () => !alive(pid), 10_000);
+      await until('the leftover git to be stopped', () => !isRunning(pid), 10_000);
       await until('the repeat to deploy the newest commit', async () => (await runsOf(state, 'app')).some((run) => run.status === 'succeeded' && run.deployedSha === newest));
       const runs = await runsOf(state, 'app');
       expect(runs.filter((run) => run.status === 'interrupted')).toHaveLength(1);
       expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(newest);
     } finally {
-      if (leftover !== undefined && alive(leftover)) process.kill(leftover, 'SIGKILL');
+      if (leftover !== undefined && isRunning(leftover)) process.kill(leftover, 'SIGKILL');
       await first.stop('SIGKILL');
       if (second) expect(await second.stop()).toBe(0);
     }

@@ -1,29 +1,16 @@
 import { fstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { closePipes, PipeMaker, type PipeEnds } from '../../src/runner/output-pipes.js';
 import { outputPipes, runCommand } from '../../src/runner/run-command.js';
-import { baseEnv } from '../helpers/processes.js';
+import { baseEnv, collect } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 
-/** An output that keeps everything written to it, as text. */
-function collect(): { output: Writable; text: () => string } {
-  const chunks: Buffer[] = [];
-  const output = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      chunks.push(chunk);
-      callback();
-    },
-  });
-  return { output, text: () => Buffer.concat(chunks).toString('utf8') };
-}
-
 const run = async (script: string, pipes?: PipeMaker) => {
-  const { output, text } = collect();
+  const output = collect();
   const result = await runCommand({ argv: ['sh', '-c', script], cwd: await tempDir(), env: baseEnv, output, timeoutMs: 10_000, killAfterMs: 1_000, ...(pipes ? { pipes } : {}) });
-  return { result, text: text() };
+  return { result, text: output.text() };
 };
 
 describe("a command's stdout and stderr", () => {
@@ -66,7 +53,7 @@ describe("a command's stdout and stderr", () => {
     const open = () => readdirSync('/proc/self/fd').length;
     const before = open();
     for (let i = 0; i < 20; i += 1) await run(`echo run ${i}; echo err >&2`, pipes);
-    const { output } = collect();
+    const output = collect();
     const missing = await runCommand({ argv: ['/nonexistent/program'], cwd: await tempDir(), env: baseEnv, output, timeoutMs: 10_000, killAfterMs: 1_000, pipes });
     expect(missing.startError).toMatch(/nonexistent/);
     // Sockets close their descriptors on the next turns of the event loop.
@@ -147,14 +134,14 @@ describe("a command's stdout and stderr", () => {
     writeFileSync(slowMkfifo, '#!/bin/sh\nsleep 0.3\nexec mkfifo "$@"\n', { mode: 0o755 });
     const pipes = new PipeMaker({ mkfifo: slowMkfifo });
     const stop = new AbortController();
-    const { output, text } = collect();
+    const output = collect();
     const started: number[] = [];
     const running = runCommand({ argv: ['sh', '-c', 'echo started > started; echo ran'], cwd: dir, env: baseEnv, output, timeoutMs: 10_000, killAfterMs: 1_000, signal: stop.signal, pipes, onStart: (pgid) => started.push(pgid) });
     stop.abort();
     const result = await running;
     expect(result).toMatchObject({ cancelled: true, exitCode: null });
     expect(started).toEqual([]);
-    expect(text()).toBe('');
+    expect(output.text()).toBe('');
     expect(readdirSync(dir)).toEqual(['slow-mkfifo']);
   });
 
@@ -175,9 +162,9 @@ describe("a command's stdout and stderr", () => {
 describe.skipIf(process.getuid?.() !== 0 && !process.env.CI)("a command's pipes under run_as", () => {
   it('belong to the user the command runs as, so it can open /dev/stdout and /dev/stderr too', async () => {
     expect(process.getuid?.(), 'this test needs root').toBe(0);
-    const { output, text } = collect();
+    const output = collect();
     const result = await runCommand({ argv: ['sh', '-c', 'id -u; echo to-stdout > /dev/stdout; echo to-stderr > /dev/stderr'], cwd: '/', env: baseEnv, output, timeoutMs: 10_000, killAfterMs: 1_000, user: { uid: 65534, gid: 65534 } });
-    expect(text().split('\n').filter(Boolean).sort()).toEqual(['65534', 'to-stderr', 'to-stdout']);
+    expect(output.text().split('\n').filter(Boolean).sort()).toEqual(['65534', 'to-stderr', 'to-stdout']);
     expect(result).toMatchObject({ exitCode: 0 });
   });
 });
