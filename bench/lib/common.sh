@@ -172,7 +172,7 @@ malloc_heap_mb() { awk '/\[heap\]$/ { on = 1; next } on && /^Rss:/ { printf "%.1
 # median of the numbers given as arguments
 median() {
   (($# > 0)) || { echo n/a; return; }
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # ratio A B with 2 decimals
