@@ -4,7 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import { DeployhookError } from '../errors.js';
 import { terminateGroup, waitForGroupExit } from './kill-group.js';
 import { killGroupOnExit } from './kill-on-exit.js';
-import { closePipes, givePipes, PipeMaker, type PipeEnds } from './output-pipes.js';
+import { closePipes, givePipes, PipeMaker, widenWhenChatty, type PipeEnds } from './output-pipes.js';
 import { describeStartError } from './start-error.js';
 import { waitForOutputEnd } from './wait-for-output.js';
 import { tagOutputChannel } from '../log/mask-secrets.js';
@@ -176,6 +176,8 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
   // Each pipe's chunks are marked, so that a secret is masked within its own stream (mask-secrets.ts).
   tagOutputChannel(sources[0], 'stdout');
   tagOutputChannel(sources[1], 'stderr');
+  // A chatty command gets wider pipes, so it does not wait for the daemon every 64 KiB.
+  if (pipes) sources.forEach((source, i) => widenWhenChatty(source, (pipes[i] as PipeEnds).read));
   for (const source of sources) source.pipe(output, { end: false });
 
   let mainRunning = true;

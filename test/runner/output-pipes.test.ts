@@ -2,7 +2,7 @@ import { fstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, w
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { closePipes, PipeMaker, type PipeEnds } from '../../src/runner/output-pipes.js';
+import { closePipes, PipeMaker, WIDE_PIPE_BYTES, type PipeEnds } from '../../src/runner/output-pipes.js';
 import { outputPipes, runCommand } from '../../src/runner/run-command.js';
 import { baseEnv, collect } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -155,6 +155,18 @@ describe("a command's stdout and stderr", () => {
     expect(told).toEqual([pipes.unavailable]);
     expect(text.split('\n').filter(Boolean).sort()).toEqual(['err', 'still-runs']);
     expect(result).toMatchObject({ exitCode: 0 });
+  });
+
+  it('grow to 1 MiB for a command that floods one of them, and stay as they are for a quiet one', async () => {
+    // The command asks Linux how large its pipes are (F_GETPIPE_SZ) through descriptors 8 and 9, its stdout and stderr.
+    const sizes = `exec 8>&1 9>&2; size() { perl -e 'open(my $p, ">&=", 0 + $ARGV[0]) or die; print fcntl($p, 1032, 0)' "$1"; }`;
+    const quiet = await run(`${sizes}; echo "sizes $(size 8) $(size 9)" >&2`);
+    expect(quiet.text).toBe(`sizes ${65536} ${65536}\n`);
+    // 2 MB on stdout; then the size is looked at until the daemon has widened the pipe (or 5 s have passed).
+    const flood = await run(`${sizes}; head -c 2000000 /dev/zero | tr '\\0' x; for i in $(seq 50); do [ "$(size 8)" = ${WIDE_PIPE_BYTES} ] && break; sleep 0.1; done; echo "sizes $(size 8) $(size 9)" >&2`);
+    expect(flood.text.replaceAll('x', '')).toBe(`sizes ${WIDE_PIPE_BYTES} ${65536}\n`);
+    expect(flood.text.length - flood.text.replaceAll('x', '').length).toBe(2_000_000);
+    expect(flood.result).toMatchObject({ exitCode: 0 });
   });
 });
 
