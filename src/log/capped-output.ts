@@ -2,7 +2,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createMasker, type Masker } from './mask-secrets.js';
-import { spillFiles } from './spill-files.js';
+import { SPILL_HEADER_BYTES, spillFiles, spillHeader } from './spill-files.js';
 
 export interface CappedOutputOptions {
   /** The log file's own stream (already open, append mode); capped output is written into it. Do not end it. */
@@ -40,7 +40,7 @@ const NEWLINE = 0x0a;
 
 /**
  * Writes the first half of `maxBytes` to the log as it comes and keeps the last half on disk, in two
- * segments of `tailBytes` that take turns: when one fills up, the other is emptied and refilled.
+ * segments of `tailBytes` that take turns: when one fills up, the other is written over from its start.
  * The last `tailBytes` of output are then the end of the older segment and all of the current one.
  * Memory use is a few stream buffers, whatever `maxBytes` and the size of the output. An 'error'
  * listener stays on `file`, so a failing disk is reported by `finish` rather than crashing the daemon.
@@ -79,15 +79,51 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
     if (!ok) await drained(file);
   }
 
+  // Each segment's header follows its current length (spill-files.ts): written after the bytes it
+  // counts, so after a crash it never counts bytes of an earlier round; one header write in
+  // flight at a time, the next with the newest lengths, outside the path of the output.
+  const headerWanted: [number | undefined, number | undefined] = [undefined, undefined];
+  let headers: Promise<void> | undefined;
+  async function writeHeaders(): Promise<void> {
+    for (let side = headerWanted.findIndex((length) => length !== undefined); side !== -1 && !failure; side = headerWanted.findIndex((length) => length !== undefined)) {
+      const length = headerWanted[side] as number;
+      headerWanted[side] = undefined;
+      await segments[side]?.write(spillHeader(length), 0, SPILL_HEADER_BYTES, 0);
+    }
+  }
+  function noteLength(side: 0 | 1, length: number): void {
+    headerWanted[side] = length;
+    headers ??= writeHeaders()
+      .catch(fail)
+      .finally(() => {
+        headers = undefined;
+      });
+  }
+  /** Resolves once every header is written. */
+  async function headersWritten(): Promise<void> {
+    while (headers) await headers;
+  }
+
+  /** A segment, made with a header of 0 the first time, so that its first bytes are never read as output. */
+  async function segmentHandle(side: 0 | 1): Promise<FileHandle> {
+    const made = segments[side];
+    if (made) return made;
+    const handle = await open(paths[side], 'w+', 0o640);
+    segments[side] = handle;
+    await handle.write(spillHeader(0), 0, SPILL_HEADER_BYTES, 0);
+    return handle;
+  }
+
   /** Writes `pieces` into the current segment at its end, in one `writev` (again for the rest after a short write). */
   async function toSegment(pieces: Buffer[]): Promise<void> {
-    const handle = (segments[current] ??= await open(paths[current], 'w+', 0o640));
+    const handle = await segmentHandle(current);
     for (let rest = pieces; rest.length > 0 && !failure; ) {
-      const { bytesWritten } = await handle.writev(rest, currentLength);
+      const { bytesWritten } = await handle.writev(rest, SPILL_HEADER_BYTES + currentLength);
       if (bytesWritten === 0) throw new Error(`Expected to write to the spill file of ${logPath}, but no byte was written`);
       currentLength += bytesWritten;
       rest = skipBytes(rest, bytesWritten);
     }
+    noteLength(current, currentLength);
   }
 
   /** Keeps `chunks` as the newest output: one write per segment they reach, not one per chunk. */
@@ -99,13 +135,13 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
         if (currentLength + piecesLength === tailBytes) {
           await toSegment(pieces);
           [pieces, piecesLength] = [[], 0];
-          // The other segment is written again from its start. Emptied first, so that its size
-          // is always how much of it is current: after a crash, recovery reads the segments
-          // without this state (crashed-log.ts).
+          // The other segment is written over from its start. Its header says 0 before any of
+          // it is: after a crash, recovery reads the segments without this state (crashed-log.ts).
           current = current === 0 ? 1 : 0;
           currentLength = 0;
           rotated = true;
-          await segments[current]?.truncate(0);
+          await headersWritten();
+          await segments[current]?.write(spillHeader(0), 0, SPILL_HEADER_BYTES, 0);
         }
         const length = Math.min(chunk.length - offset, tailBytes - currentLength - piecesLength);
         pieces.push(chunk.subarray(offset, offset + length));
@@ -136,7 +172,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
   async function copy(handle: FileHandle | undefined, from: number, to: number): Promise<void> {
     for (let position = from; handle && position < to && !failure; ) {
       const length = Math.min(COPY_CHUNK_BYTES, to - position);
-      const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(length), 0, length, position);
+      const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(length), 0, length, SPILL_HEADER_BYTES + position);
       if (bytesRead === 0) throw new Error(`Expected ${to - position} more bytes in the spill file of ${logPath}, but it ended early`);
       position += bytesRead;
       await toFile(buffer.subarray(0, bytesRead));
@@ -145,7 +181,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
 
   let cleaned: Promise<unknown> | undefined;
   const cleanUp = () =>
-    (cleaned ??= Promise.all(segments.map((handle) => handle?.close().catch(fail))).then(() => Promise.all(paths.map((path) => rm(path, { force: true }).catch(fail)))));
+    (cleaned ??= headersWritten().then(() => Promise.all(segments.map((handle) => handle?.close().catch(fail)))).then(() => Promise.all(paths.map((path) => rm(path, { force: true }).catch(fail)))));
 
   async function complete(): Promise<void> {
     try {

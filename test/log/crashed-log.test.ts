@@ -1,0 +1,78 @@
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { open, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createCappedOutput } from '../../src/log/capped-output.js';
+import { closeCrashedLog } from '../../src/log/crashed-log.js';
+import { readSpillHeader, SPILL_HEADER_BYTES } from '../../src/log/spill-files.js';
+import { mulberry32 as random } from '../helpers/random.js';
+import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
+
+const DROPPED = '\n[deployhook] ... output dropped here (past max_log_bytes); the end of it that was kept follows ...\n';
+const STOPPED = '\n[deployhook] the daemon stopped while this run was in progress (killed or crashed); the run is repeated\n';
+
+/** The length the header of the segment at `path` gives; undefined before there is one. */
+async function headerLength(path: string): Promise<number | undefined> {
+  const handle = await open(path, 'r').catch(() => undefined);
+  if (!handle) return undefined;
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(SPILL_HEADER_BYTES), 0, SPILL_HEADER_BYTES, 0);
+    return readSpillHeader(buffer.subarray(0, bytesRead));
+  } finally {
+    await handle.close();
+  }
+}
+
+describe('the log of a run the daemon died in', () => {
+  // Outputs that go round the two segments several times and stop part of the way into one,
+  // so that the segment being filled still holds bytes of its previous round past its header's length.
+  it.each([
+    { seed: 1, maxBytes: 1000, rounds: 3.5 },
+    { seed: 7, maxBytes: 4096, rounds: 6.25 },
+    { seed: 42, maxBytes: 64, rounds: 9.9 },
+  ])('gets the exact last half of max_log_bytes from the spill segments, none of their stale bytes (seed $seed)', async ({ seed, maxBytes, rounds }) => {
+    const next = random(seed);
+    const dir = await tempDir();
+    const logPath = join(dir, 'run.log');
+    const file = createWriteStream(logPath, { flags: 'a' });
+    const capped = createCappedOutput({ file, logPath, maxBytes });
+    const head = Math.floor(maxBytes / 2);
+    const tail = maxBytes - head;
+    const output = Buffer.from(Array.from({ length: Math.floor(head + rounds * tail) }, () => 0x61 + Math.floor(next() * 26)));
+    for (let offset = 0; offset < output.length; ) {
+      const size = 1 + Math.floor(next() * tail);
+      const chunk = output.subarray(offset, offset + size);
+      offset += size;
+      await new Promise<void>((resolve) => capped.input.write(chunk, () => resolve()));
+    }
+    // Killed once what was written has reached the segments and their headers.
+    const filling = (output.length - head - 1) % tail + 1;
+    const newest = Math.floor((output.length - head - 1) / tail) % 2 === 0 ? `${logPath}.tail-a` : `${logPath}.tail-b`;
+    await until('the header of the segment being filled to count all of it', async () => (await headerLength(newest)) === filling);
+    file.end();
+    await once(file, 'close');
+
+    await closeCrashedLog(logPath);
+    const log = await readFile(logPath, 'latin1');
+    expect(log).toBe(`${output.toString('latin1', 0, head)}${DROPPED}${output.toString('latin1', output.length - tail)}${STOPPED}`);
+    expect(await readdir(dir)).toEqual(['run.log']);
+    // The writer's segment files are closed (its log is gone: it reports that).
+    await expect(capped.finish()).rejects.toThrow();
+  });
+
+  it('reads segments without a header, as deployhook wrote them before, whole', async () => {
+    const dir = await tempDir();
+    const logPath = join(dir, 'run.log');
+    await writeFile(logPath, 'first half\n');
+    // Written in the same millisecond: the shorter one is the one being filled.
+    const now = new Date();
+    await writeFile(`${logPath}.tail-a`, 'older-0123456789');
+    await writeFile(`${logPath}.tail-b`, 'newer');
+    await utimes(`${logPath}.tail-a`, now, now);
+    await utimes(`${logPath}.tail-b`, now, now);
+    await closeCrashedLog(logPath);
+    expect(await readFile(logPath, 'utf8')).toBe(`first half\n${DROPPED}-0123456789newer${STOPPED}`);
+  });
+});
