@@ -4,11 +4,13 @@
 # to a file. The command times itself ($EPOCHREALTIME before and after, printed last), so both
 # figures are the same measurement. deployhook runs it with the default max_log_bytes (100 MiB
 # kept: the first and the last 50 MiB) and with a cap above 1 GB (everything kept). A bare
-# Node program that only pipes the output to a file runs too, through node's socket pairs and
-# through pipes as deployhook makes them: what any Node daemon can reach.
+# Node program that only pipes the output to a file runs too, through node's socket pairs,
+# through pipes as deployhook makes them, and through such pipes widened to 1 MiB (as deployhook
+# widens a chatty command's): what any Node daemon can reach. BENCH_ALSO_REFS (commits, space
+# separated) runs those builds too, with the default cap, in each round beside the current one.
 # Then /healthz latency (wrk -t1 -c2) on an idle daemon and while such a run is going on.
 #
-#   bash bench/log-capture.sh        BENCH_LOG_BYTES=1000000000 BENCH_RUNS=3
+#   bash bench/log-capture.sh        BENCH_LOG_BYTES=1000000000 BENCH_RUNS=3 BENCH_ALSO_REFS=""
 source "$(dirname "$0")/lib/common.sh"
 
 BYTES="${BENCH_LOG_BYTES:-1000000000}"
@@ -20,6 +22,12 @@ bench_need wrk curl
 bench_need_build
 bench_workdir
 bench_snapshot
+ALSO_REFS=""
+for ref in ${BENCH_ALSO_REFS:-}; do
+  short="$(git -C "$ROOT" rev-parse --short "$ref")" || die "not a commit: $ref"
+  bench_build_ref "$short" "$WORK/ref-$short"
+  ALSO_REFS+=" $short"
+done
 
 LINE='2026-11-23T12:00:00.000Z INFO  deploy: TASK [nginx : ensure packages] ok: [web-042] => (item=nginx) changed=false'
 # shellcheck disable=SC2016 # expanded by the command's own bash
@@ -48,8 +56,8 @@ run_direct() {
   plain_result direct "$1" "$WORK/direct.log"
 }
 
-# run_node RUN [socketpair|fifo]: the same command kept by the smallest Node program that does
-# it (the floor for Node), its output through node's socket pairs or through pipes as deployhook makes them
+# run_node RUN [socketpair|fifo|fifo-wide]: the same command kept by the smallest Node program that
+# does it (the floor for Node), its output through node's socket pairs or through pipes as deployhook makes them
 run_node() {
   local mode="${2:-socketpair}"
   LINE="$LINE" BYTES="$BYTES" node "$BENCH_DIR/lib/node-capture.mjs" "$WORK/node.log" "$SCRIPT" "$mode"
@@ -111,7 +119,12 @@ for ((run = 1; run <= RUNS; run++)); do
   note "  $(tail -1 "$WORK/results")"
   run_node "$run" fifo
   note "  $(tail -1 "$WORK/results")"
+  run_node "$run" fifo-wide
+  note "  $(tail -1 "$WORK/results")"
   run_deployhook capped 104857600 "$run"
+  for ref in $ALSO_REFS; do
+    CLI="$WORK/ref-$ref/dist/cli.js" run_deployhook "capped-at-$ref" 104857600 "$run"
+  done
   run_deployhook whole $((BYTES + 100000000)) "$run"
 done
 
@@ -139,8 +152,12 @@ table_header "| how | MB/s (command) | seconds | whole run MB/s (record) | log f
 printf '| redirected to a file | %s | %s | | %s | 1.00 |\n' "$direct_mbps" "$(med direct seconds)" "$(med direct file_bytes)"
 printf '| bare Node: spawn, socket pairs (node'"'"'s stdio) to a WriteStream (bench/lib/node-capture.mjs) | %s | %s | | %s | %s |\n' "$(med node-socketpair mbps)" "$(med node-socketpair seconds)" "$(med node-socketpair file_bytes)" "$(ratio "$(med node-socketpair mbps)" "$direct_mbps")"
 printf '| bare Node: spawn, pipes (as deployhook reads) to a WriteStream (node-capture.mjs ... fifo) | %s | %s | | %s | %s |\n' "$(med node-fifo mbps)" "$(med node-fifo seconds)" "$(med node-fifo file_bytes)" "$(ratio "$(med node-fifo mbps)" "$direct_mbps")"
+printf '| bare Node: the same pipes, widened to 1 MiB (node-capture.mjs ... fifo-wide) | %s | %s | | %s | %s |\n' "$(med node-fifo-wide mbps)" "$(med node-fifo-wide seconds)" "$(med node-fifo-wide file_bytes)" "$(ratio "$(med node-fifo-wide mbps)" "$direct_mbps")"
 printf '| deployhook, max_log_bytes 100 MiB (default) | %s | %s | %s | %s | %s |\n' "$(med deployhook-capped mbps)" "$(med deployhook-capped seconds)" "$(med deployhook-capped run_mbps)" "$(med deployhook-capped log_bytes)" "$(ratio "$(med deployhook-capped mbps)" "$direct_mbps")"
 printf '| deployhook, max_log_bytes above %s | %s | %s | %s | %s | %s |\n' "$SIZE" "$(med deployhook-whole mbps)" "$(med deployhook-whole seconds)" "$(med deployhook-whole run_mbps)" "$(med deployhook-whole log_bytes)" "$(ratio "$(med deployhook-whole mbps)" "$direct_mbps")"
+for ref in $ALSO_REFS; do
+  printf '| deployhook at %s, max_log_bytes 100 MiB | %s | %s | %s | %s | %s |\n' "$ref" "$(med "deployhook-capped-at-$ref" mbps)" "$(med "deployhook-capped-at-$ref" seconds)" "$(med "deployhook-capped-at-$ref" run_mbps)" "$(med "deployhook-capped-at-$ref" log_bytes)" "$(ratio "$(med "deployhook-capped-at-$ref" mbps)" "$direct_mbps")"
+done
 echo
 echo "/healthz, wrk -t1 -c2 --latency:"
 table_header "| when | req/s | p50 ms | p99 ms | max ms |"

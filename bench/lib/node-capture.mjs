@@ -3,10 +3,11 @@
 // masking, no cap, no HTTP. bench/log-capture.sh runs it beside deployhook and the redirect.
 // By default the output comes through node's own stdio pipes, which are socket pairs; with
 // `fifo` it comes through real pipes made as deployhook makes them (src/runner/output-pipes.ts:
-// a FIFO opened at both ends, then unlinked).
+// a FIFO opened at both ends, then unlinked); with `fifo-wide` those pipes are first widened
+// to 1 MiB, as deployhook widens a chatty command's pipe (by perl's fcntl F_SETPIPE_SZ).
 //
-//   node bench/lib/node-capture.mjs FILE SCRIPT [socketpair|fifo]     (the script's environment is this one's)
-import { execFileSync, spawn } from 'node:child_process';
+//   node bench/lib/node-capture.mjs FILE SCRIPT [socketpair|fifo|fifo-wide]     (the script's environment is this one's)
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants, createWriteStream, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,8 +15,8 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 
 const [file, script, mode = 'socketpair'] = process.argv.slice(2);
-if (!file || !script || (mode !== 'socketpair' && mode !== 'fifo')) {
-  console.error('usage: node-capture.mjs FILE SCRIPT [socketpair|fifo]');
+if (!file || !script || !['socketpair', 'fifo', 'fifo-wide'].includes(mode)) {
+  console.error('usage: node-capture.mjs FILE SCRIPT [socketpair|fifo|fifo-wide]');
   process.exit(2);
 }
 
@@ -32,8 +33,14 @@ function pipe() {
 
 const out = createWriteStream(file, { highWaterMark: 1024 * 1024 });
 let sources;
-if (mode === 'fifo') {
+if (mode !== 'socketpair') {
   const pipes = [pipe(), pipe()];
+  if (mode === 'fifo-wide') {
+    for (const { read } of pipes) {
+      const widened = spawnSync('perl', ['-e', 'open(my $pipe, "<&=3") or exit 2; fcntl($pipe, 1031, 1048576) or exit 1'], { stdio: ['ignore', 'ignore', 'inherit', read] });
+      if (widened.status !== 0) throw new Error(`could not widen a pipe with perl: ${widened.error?.message ?? `exit ${String(widened.status)}`}`);
+    }
+  }
   spawn('bash', ['-c', script], { stdio: ['ignore', pipes[0].write, pipes[1].write] });
   for (const { write } of pipes) closeSync(write);
   sources = pipes.map(({ read }) => new Socket({ fd: read, readable: true, writable: false }));
