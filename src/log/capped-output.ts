@@ -83,12 +83,14 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
   // counts, so after a crash it never counts bytes of an earlier round; one header write in
   // flight at a time, the next with the newest lengths, outside the path of the output.
   const headerWanted: [number | undefined, number | undefined] = [undefined, undefined];
+  // The turn each segment holds: segment 0 the even ones, segment 1 the odd ones.
+  const turns: [number, number] = [0, 1];
   let headers: Promise<void> | undefined;
   async function writeHeaders(): Promise<void> {
     for (let side = headerWanted.findIndex((length) => length !== undefined); side !== -1 && !failure; side = headerWanted.findIndex((length) => length !== undefined)) {
       const length = headerWanted[side] as number;
       headerWanted[side] = undefined;
-      await segments[side]?.write(spillHeader(length), 0, SPILL_HEADER_BYTES, 0);
+      await segments[side]?.write(spillHeader({ turn: turns[side] as number, length }), 0, SPILL_HEADER_BYTES, 0);
     }
   }
   function noteLength(side: 0 | 1, length: number): void {
@@ -104,13 +106,13 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
     while (headers) await headers;
   }
 
-  /** A segment, made with a header of 0 the first time, so that its first bytes are never read as output. */
+  /** A segment, made with a header of length 0 the first time, so that its first bytes are never read as output. */
   async function segmentHandle(side: 0 | 1): Promise<FileHandle> {
     const made = segments[side];
     if (made) return made;
     const handle = await open(paths[side], 'w+', 0o640);
     segments[side] = handle;
-    await handle.write(spillHeader(0), 0, SPILL_HEADER_BYTES, 0);
+    await handle.write(spillHeader({ turn: turns[side], length: 0 }), 0, SPILL_HEADER_BYTES, 0);
     return handle;
   }
 
@@ -135,13 +137,16 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
         if (currentLength + piecesLength === tailBytes) {
           await toSegment(pieces);
           [pieces, piecesLength] = [[], 0];
-          // The other segment is written over from its start. Its header says 0 before any of
-          // it is: after a crash, recovery reads the segments without this state (crashed-log.ts).
+          // The other segment is written over from its start. Its header names the new turn, with
+          // a length of 0, before any of it is: after a crash, recovery reads the segments
+          // without this state (crashed-log.ts).
+          const next = turns[current] + 1;
           current = current === 0 ? 1 : 0;
           currentLength = 0;
           rotated = true;
           await headersWritten();
-          await segments[current]?.write(spillHeader(0), 0, SPILL_HEADER_BYTES, 0);
+          turns[current] = next;
+          await segments[current]?.write(spillHeader({ turn: next, length: 0 }), 0, SPILL_HEADER_BYTES, 0);
         }
         const length = Math.min(chunk.length - offset, tailBytes - currentLength - piecesLength);
         pieces.push(chunk.subarray(offset, offset + length));

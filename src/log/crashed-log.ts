@@ -1,4 +1,5 @@
-import { appendFile, open, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { appendFile, lstat, open, rm } from 'node:fs/promises';
 import { PREFIX } from './run-log.js';
 import { readSpillHeader, SPILL_HEADER_BYTES, spillFiles } from './spill-files.js';
 
@@ -8,28 +9,45 @@ interface Segment {
   offset: number;
   /** How many bytes of output from there are current. */
   length: number;
+  /** The turn it holds, from its header; undefined for a segment without one. */
+  turn: number | undefined;
   mtimeMs: number;
+}
+
+/**
+ * Opens a segment for reading, only if it is a plain file: commands can write in the log
+ * folder, and opening a FIFO put there under a segment's name would wait for a writer forever.
+ */
+async function openSegment(path: string) {
+  if (!(await lstat(path).catch(() => undefined))?.isFile()) return undefined;
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => undefined);
+  if (handle && !(await handle.stat()).isFile()) {
+    await handle.close();
+    return undefined;
+  }
+  return handle;
 }
 
 /** What a spill segment holds, with when it was last written; undefined when there is none. */
 async function segment(path: string): Promise<Segment | undefined> {
-  const handle = await open(path, 'r').catch(() => undefined);
+  const handle = await openSegment(path);
   if (!handle) return undefined;
   try {
     const stats = await handle.stat();
-    if (!stats.isFile()) return undefined;
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(SPILL_HEADER_BYTES), 0, SPILL_HEADER_BYTES, 0);
-    const length = readSpillHeader(buffer.subarray(0, bytesRead));
+    const header = readSpillHeader(buffer.subarray(0, bytesRead));
     // A segment without a header was written by a deployhook that emptied segments before reuse: all of it is current.
-    if (length === undefined) return { path, offset: 0, length: stats.size, mtimeMs: stats.mtimeMs };
-    return { path, offset: SPILL_HEADER_BYTES, length: Math.min(length, Math.max(0, stats.size - SPILL_HEADER_BYTES)), mtimeMs: stats.mtimeMs };
+    if (header === undefined) return { path, offset: 0, length: stats.size, turn: undefined, mtimeMs: stats.mtimeMs };
+    const length = Math.min(header.length, Math.max(0, stats.size - SPILL_HEADER_BYTES));
+    return { path, offset: SPILL_HEADER_BYTES, length, turn: header.turn, mtimeMs: stats.mtimeMs };
   } finally {
     await handle.close();
   }
 }
 
 async function readRange(path: string, from: number, to: number): Promise<Buffer> {
-  const handle = await open(path, 'r');
+  const handle = await openSegment(path);
+  if (!handle) return Buffer.alloc(0);
   try {
     const buffer = Buffer.alloc(Math.max(0, to - from));
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, from);
@@ -43,15 +61,19 @@ async function readRange(path: string, from: number, to: number): Promise<Buffer
  * Ends the log of a run the daemon died in (kill -9, a crash, a power cut), which has no
  * closing line: the end of its output that the cap kept aside (the spill segments beside the
  * log, written already masked; see capped-output.ts) is put in after a marker, then a line
- * saying what happened, and the segments are removed. The segment being filled is the one
- * written last (of two written in the same millisecond, the shorter: a segment taken again
- * starts over at a length of 0); of the other, only the part the newer one has not reached
- * yet is older output still kept. How much of a segment is current is in its header
- * (spill-files.ts): a segment is written over in place, so bytes past that are stale.
+ * saying what happened, and the segments are removed. The segment being filled is the one of
+ * the later turn (its header says; for segments without a header, from a version that emptied
+ * them, the one written last, and of two written in the same millisecond the shorter); of the
+ * other, only the part the newer one has not reached yet is older output still kept. How much
+ * of a segment is current is in its header too: a segment is written over in place, so bytes
+ * past that are from an earlier turn. The header is written after the bytes it counts but not
+ * synced: after a power cut, bytes of an earlier turn of the same run (masked like the rest)
+ * can show where newer ones did not reach the disk.
  */
 export async function closeCrashedLog(logPath: string): Promise<void> {
   const found = (await Promise.all(spillFiles(logPath).map(segment))).filter((entry) => entry !== undefined);
-  found.sort((a, b) => a.mtimeMs - b.mtimeMs || b.length - a.length);
+  const byTurn = found.every((entry) => entry.turn !== undefined);
+  found.sort((a, b) => (byTurn ? (a.turn as number) - (b.turn as number) : a.mtimeMs - b.mtimeMs || b.length - a.length));
   const pieces: Buffer[] = [];
   if (found.length > 0) {
     const current = found[found.length - 1] as NonNullable<(typeof found)[number]>;

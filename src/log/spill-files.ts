@@ -4,21 +4,30 @@ export function spillFiles(logPath: string): readonly [string, string] {
 }
 
 /**
- * Each segment starts with a header that says how many of the bytes after it are current. A
- * segment taken again is written over in place rather than emptied first: emptying freed its
- * pages and writing refilled new ones, which took ~1.7× as long as writing over them
- * (docs/benchmarks.md, section 4). So the file's size no longer tells how much of it is current.
+ * Each segment starts with a header that says which turn it holds (the segments take turns:
+ * 0, 1, 2, ...) and how many of the bytes after the header are current. A segment taken again
+ * is written over in place rather than emptied first: emptying freed its pages and writing
+ * refilled new ones, which took ~1.7× as long as writing over them (docs/benchmarks.md,
+ * section 4). So the file's size no longer tells how much of it is current, and the turn tells
+ * which segment is the newer without guessing from file times.
  */
-export const SPILL_HEADER_BYTES = 40;
-const MAGIC = 'deployhook-spill 1 ';
+export const SPILL_HEADER_BYTES = 64;
+const MAGIC = 'deployhook-spill 2 ';
+const TURN_DIGITS = 22;
+const LENGTH_DIGITS = SPILL_HEADER_BYTES - MAGIC.length - TURN_DIGITS - 2;
 
-export function spillHeader(length: number): Buffer {
-  return Buffer.from(`${MAGIC}${String(length).padStart(SPILL_HEADER_BYTES - MAGIC.length - 1, '0')}\n`, 'latin1');
+export interface SpillHeader {
+  turn: number;
+  length: number;
 }
 
-/** How many bytes after the header are current, from a segment's first bytes; undefined when they are not a header. */
-export function readSpillHeader(bytes: Buffer): number | undefined {
-  if (bytes.length < SPILL_HEADER_BYTES || bytes.toString('latin1', 0, MAGIC.length) !== MAGIC) return undefined;
-  const digits = bytes.toString('latin1', MAGIC.length, SPILL_HEADER_BYTES - 1);
-  return /^\d+$/.test(digits) && bytes[SPILL_HEADER_BYTES - 1] === 0x0a ? Number(digits) : undefined;
+export function spillHeader({ turn, length }: SpillHeader): Buffer {
+  return Buffer.from(`${MAGIC}${String(turn).padStart(TURN_DIGITS, '0')} ${String(length).padStart(LENGTH_DIGITS, '0')}\n`, 'latin1');
+}
+
+/** The header from a segment's first bytes; undefined when they are not one. */
+export function readSpillHeader(bytes: Buffer): SpillHeader | undefined {
+  if (bytes.length < SPILL_HEADER_BYTES) return undefined;
+  const match = /^deployhook-spill 2 (\d+) (\d+)\n$/.exec(bytes.toString('latin1', 0, SPILL_HEADER_BYTES));
+  return match ? { turn: Number(match[1]), length: Number(match[2]) } : undefined;
 }

@@ -258,7 +258,7 @@ let widenerMissing = false;
  * Widens the pipe `source` reads (its read end is `fd`) to 1 MiB once `WIDEN_AFTER_BYTES` have
  * come through it. A pipe holds 64 KiB, so a command that writes a flood of output waits for
  * the daemon at every 64 KiB, and each wait is a switch between the two: a 1 GB output went
- * ~25 % faster through a pipe of 1 MiB (docs/benchmarks.md, section 4). node has no fcntl, so
+ * 1.35–1.6× as fast through a pipe of 1 MiB (docs/benchmarks.md, section 4). node has no fcntl, so
  * `perl` (part of every Debian and Ubuntu system: perl-base is Essential) does it, given the
  * pipe as its descriptor 3: one process start for a chatty run, none for the others. Where
  * perl is missing, or Linux refuses (the user's pipe allowance is spent), the pipe stays as it
