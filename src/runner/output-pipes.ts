@@ -260,9 +260,10 @@ let widenerMissing = false;
  * the daemon at every 64 KiB, and each wait is a switch between the two: a 1 GB output went
  * 1.35–1.6× as fast through a pipe of 1 MiB (docs/benchmarks.md, section 4). node has no fcntl, so
  * `perl` (part of every Debian and Ubuntu system: perl-base is Essential) does it, given the
- * pipe as its descriptor 3: one process start for a chatty run, none for the others. Where
- * perl is missing, or Linux refuses (the user's pipe allowance is spent), the pipe stays as it
- * is; nothing else changes.
+ * pipe as its descriptor 3: one process start for each pipe that passes 1 MiB, none for the
+ * others. Where perl is missing (then no pipe is widened until the daemon restarts), or Linux
+ * refuses (a lower pipe-max-size, or the user's pipe allowance spent), the pipe stays as it
+ * is, and nothing is logged; nothing else changes.
  */
 export function widenWhenChatty(source: Readable, fd: number, perl = 'perl'): void {
   if (process.platform !== 'linux' || widenerMissing) return;
