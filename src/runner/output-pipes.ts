@@ -253,6 +253,16 @@ export const WIDEN_AFTER_BYTES = 1024 * 1024;
 const MOST_WIDENED = 8;
 let widened = 0;
 let widenerMissing = false;
+const toldOf = new Set<string>();
+
+/** Told, once per kind of problem, when a pipe could not be widened (perl missing, or refused by Linux). */
+export const pipeWidening: { onProblem?: (reason: string) => void } = {};
+
+function tell(kind: string, reason: string): void {
+  if (toldOf.has(kind)) return;
+  toldOf.add(kind);
+  pipeWidening.onProblem?.(reason);
+}
 
 /**
  * Widens the pipe `source` reads (its read end is `fd`) to 1 MiB once `WIDEN_AFTER_BYTES` have
@@ -263,7 +273,7 @@ let widenerMissing = false;
  * pipe as its descriptor 3: one process start for each pipe that passes 1 MiB, none for the
  * others. Where perl is missing (then no pipe is widened until the daemon restarts), or Linux
  * refuses (a lower pipe-max-size, or the user's pipe allowance spent), the pipe stays as it
- * is, and nothing is logged; nothing else changes.
+ * is, and `pipeWidening.onProblem` is told once for each of the two; nothing else changes.
  */
 export function widenWhenChatty(source: Readable, fd: number, perl = 'perl'): void {
   if (process.platform !== 'linux' || widenerMissing) return;
@@ -289,6 +299,11 @@ export function widenWhenChatty(source: Readable, fd: number, perl = 'perl'): vo
     });
     child.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') widenerMissing = true;
+      tell(`start ${error.code ?? ''}`, `could not start ${perl} to widen the pipe: ${error.code === 'ENOENT' ? 'not found' : error.message}`);
+    });
+    child.on('exit', (code, signal) => {
+      if (code === 0) return;
+      tell('refused', `${perl} could not widen the pipe (${signal ?? `exit ${String(code)}`}): Linux refused F_SETPIPE_SZ to ${WIDE_PIPE_BYTES} bytes (is /proc/sys/fs/pipe-max-size lower, or the user's pipe allowance spent?)`);
     });
   };
   source.on('data', onData);
