@@ -55,7 +55,6 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
   const segments: [FileHandle | undefined, FileHandle | undefined] = [undefined, undefined];
   let current: 0 | 1 = 0;
   let currentLength = 0;
-  let rotated = false; // the other segment holds a full `tailBytes` of older output
   let totalBytes = 0;
   let lastHeadByte = NEWLINE;
   let lastByte = NEWLINE;
@@ -85,12 +84,18 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
   const headerWanted: [number | undefined, number | undefined] = [undefined, undefined];
   // The turn each segment holds: segment 0 the even ones, segment 1 the odd ones.
   const turns: [number, number] = [0, 1];
+  /** Writes a segment's header: the turn it holds, and how much of it is current. */
+  async function writeHeader(side: 0 | 1, length: number): Promise<void> {
+    await segments[side]?.write(spillHeader({ turn: turns[side], length }), 0, SPILL_HEADER_BYTES, 0);
+  }
   let headers: Promise<void> | undefined;
   async function writeHeaders(): Promise<void> {
-    for (let side = headerWanted.findIndex((length) => length !== undefined); side !== -1 && !failure; side = headerWanted.findIndex((length) => length !== undefined)) {
+    for (;;) {
+      const side = headerWanted.findIndex((length) => length !== undefined) as -1 | 0 | 1;
+      if (side === -1 || failure) return;
       const length = headerWanted[side] as number;
       headerWanted[side] = undefined;
-      await segments[side]?.write(spillHeader({ turn: turns[side] as number, length }), 0, SPILL_HEADER_BYTES, 0);
+      await writeHeader(side, length);
     }
   }
   function noteLength(side: 0 | 1, length: number): void {
@@ -112,7 +117,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
     if (made) return made;
     const handle = await open(paths[side], 'w+', 0o640);
     segments[side] = handle;
-    await handle.write(spillHeader({ turn: turns[side], length: 0 }), 0, SPILL_HEADER_BYTES, 0);
+    await writeHeader(side, 0);
     return handle;
   }
 
@@ -143,10 +148,9 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
           const next = turns[current] + 1;
           current = current === 0 ? 1 : 0;
           currentLength = 0;
-          rotated = true;
           await headersWritten();
           turns[current] = next;
-          await segments[current]?.write(spillHeader({ turn: next, length: 0 }), 0, SPILL_HEADER_BYTES, 0);
+          await writeHeader(current, 0);
         }
         const length = Math.min(chunk.length - offset, tailBytes - currentLength - piecesLength);
         pieces.push(chunk.subarray(offset, offset + length));
@@ -196,7 +200,8 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
         await toFile(Buffer.from(`${newline}[deployhook] ... ${droppedBytes} bytes of output dropped here (max_log_bytes is ${maxBytes}); the last ${tailBytes} bytes follow ...\n`));
       }
       const older = current === 0 ? 1 : 0;
-      if (rotated) await copy(segments[older], currentLength, tailBytes);
+      // From the second turn on, the other segment holds a full `tailBytes` of older output.
+      if (turns[current] > 0) await copy(segments[older], currentLength, tailBytes);
       await copy(segments[current], 0, currentLength);
       await lastWrite;
     } catch (err) {
