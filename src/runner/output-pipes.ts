@@ -1,8 +1,7 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { closeSync, constants, fchownSync, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, rmSync, unlinkSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { processExists } from './kill-group.js';
 
 /** One pipe, both ends open in the daemon: `read` is non-blocking, `write` (for the child) is blocking. */
@@ -241,70 +240,4 @@ function unlinkQuietly(path: string): void {
   } catch {
     // gone already
   }
-}
-
-/** F_SETPIPE_SZ, Linux's fcntl that sets a pipe's capacity. */
-const F_SETPIPE_SZ = 1031;
-/** What a chatty command's pipe grows to: Linux's largest for a process without privileges (/proc/sys/fs/pipe-max-size). */
-export const WIDE_PIPE_BYTES = 1024 * 1024;
-/** How much output makes a command chatty enough for a wider pipe. */
-export const WIDEN_AFTER_BYTES = 1024 * 1024;
-/** Most pipes widened at once: Linux gives each user 64 MiB of pipes before it shrinks new ones. */
-const MOST_WIDENED = 8;
-let widened = 0;
-let widenerMissing = false;
-const toldOf = new Set<string>();
-
-/** Told, once per kind of problem, when a pipe could not be widened (perl missing, or refused by Linux). */
-export const pipeWidening: { onProblem?: (reason: string) => void } = {};
-
-function tell(kind: string, reason: string): void {
-  if (toldOf.has(kind)) return;
-  toldOf.add(kind);
-  pipeWidening.onProblem?.(reason);
-}
-
-/**
- * Widens the pipe `source` reads (its read end is `fd`) to 1 MiB once `WIDEN_AFTER_BYTES` have
- * come through it. A pipe holds 64 KiB, so a command that writes a flood of output waits for
- * the daemon at every 64 KiB, and each wait is a switch between the two: a 1 GB output went
- * 1.35–1.6× as fast through a pipe of 1 MiB (docs/benchmarks.md, section 4). node has no fcntl, so
- * `perl` (part of every Debian and Ubuntu system: perl-base is Essential) does it, given the
- * pipe as its descriptor 3: one process start for each pipe that passes 1 MiB, none for the
- * others. Where perl is missing (then no pipe is widened until the daemon restarts), or Linux
- * refuses (a lower pipe-max-size, or the user's pipe allowance spent), the pipe stays as it
- * is, and `pipeWidening.onProblem` is told once for each of the two; nothing else changes.
- */
-export function widenWhenChatty(source: Readable, fd: number, perl = 'perl'): void {
-  if (process.platform !== 'linux' || widenerMissing) return;
-  let seen = 0;
-  const onData = (chunk: Buffer) => {
-    seen += chunk.length;
-    if (seen < WIDEN_AFTER_BYTES) return;
-    source.off('data', onData);
-    // Descriptor 3 of the child, not 0: libuv makes a child's stdin blocking, and the flag is shared with the daemon's read end.
-    if (source.destroyed || widened >= MOST_WIDENED) return;
-    let child;
-    try {
-      child = spawn(perl, ['-e', 'open(my $pipe, "<&=3") or exit 2; fcntl($pipe, 0 + $ARGV[0], 0 + $ARGV[1]) or exit 1', String(F_SETPIPE_SZ), String(WIDE_PIPE_BYTES)], {
-        stdio: ['ignore', 'ignore', 'ignore', fd],
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-      });
-    } catch {
-      return;
-    }
-    widened += 1;
-    source.once('close', () => {
-      widened -= 1;
-    });
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') widenerMissing = true;
-      tell(`start ${error.code ?? ''}`, `could not start ${perl} to widen the pipe: ${error.code === 'ENOENT' ? 'not found' : error.message}`);
-    });
-    child.on('exit', (code, signal) => {
-      if (code === 0) return;
-      tell('refused', `${perl} could not widen the pipe (${signal ?? `exit ${String(code)}`}): Linux refused F_SETPIPE_SZ to ${WIDE_PIPE_BYTES} bytes (is /proc/sys/fs/pipe-max-size lower, or the user's pipe allowance spent?)`);
-    });
-  };
-  source.on('data', onData);
 }

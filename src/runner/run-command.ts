@@ -4,7 +4,8 @@ import type { Readable, Writable } from 'node:stream';
 import { DeployhookError } from '../errors.js';
 import { terminateGroup, waitForGroupExit } from './kill-group.js';
 import { killGroupOnExit } from './kill-on-exit.js';
-import { closePipes, givePipes, PipeMaker, widenWhenChatty, type PipeEnds } from './output-pipes.js';
+import { closePipes, givePipes, PipeMaker, type PipeEnds } from './output-pipes.js';
+import { PipeWidener } from './pipe-widener.js';
 import { describeStartError } from './start-error.js';
 import { waitForOutputEnd } from './wait-for-output.js';
 import { tagOutputChannel } from '../log/mask-secrets.js';
@@ -40,6 +41,8 @@ export interface CommandOptions {
   user?: { uid: number; gid: number } | undefined;
   /** Where stdout's and stderr's pipes come from; the daemon's shared maker by default. */
   pipes?: PipeMaker;
+  /** What widens a chatty command's pipes; the daemon's shared widener by default. */
+  widener?: PipeWidener;
 }
 
 /**
@@ -47,6 +50,9 @@ export interface CommandOptions {
  * made, node's socket pairs serve instead (and `/dev/stdout` cannot be opened).
  */
 export const outputPipes = new PipeMaker();
+
+/** Widens the pipes of every command and git `sh` that floods them (at most 8 at once, daemon-wide). */
+export const pipeWidener = new PipeWidener();
 
 export interface CommandResult {
   /** null when killed by a signal or when it could not start. */
@@ -177,7 +183,10 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
   tagOutputChannel(sources[0], 'stdout');
   tagOutputChannel(sources[1], 'stderr');
   // A chatty command gets wider pipes, so it does not wait for the daemon every 64 KiB.
-  if (pipes) sources.forEach((source, i) => widenWhenChatty(source, (pipes[i] as PipeEnds).read));
+  if (pipes) {
+    const widener = options.widener ?? pipeWidener;
+    sources.forEach((source, i) => widener.widenWhenChatty(source, (pipes[i] as PipeEnds).read));
+  }
   for (const source of sources) source.pipe(output, { end: false });
 
   let mainRunning = true;

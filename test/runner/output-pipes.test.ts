@@ -2,7 +2,8 @@ import { fstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, w
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { closePipes, PipeMaker, WIDE_PIPE_BYTES, type PipeEnds } from '../../src/runner/output-pipes.js';
+import { closePipes, PipeMaker, type PipeEnds } from '../../src/runner/output-pipes.js';
+import { WIDE_PIPE_BYTES } from '../../src/runner/pipe-widener.js';
 import { outputPipes, runCommand } from '../../src/runner/run-command.js';
 import { baseEnv, collect } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';

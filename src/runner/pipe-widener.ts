@@ -1,0 +1,93 @@
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+
+/** F_SETPIPE_SZ, Linux's fcntl that sets a pipe's capacity. */
+const F_SETPIPE_SZ = 1031;
+/** What a chatty command's pipe grows to: Linux's largest for a process without privileges (/proc/sys/fs/pipe-max-size). */
+export const WIDE_PIPE_BYTES = 1024 * 1024;
+/** How much output makes a command chatty enough for a wider pipe. */
+export const WIDEN_AFTER_BYTES = 1024 * 1024;
+/** Most pipes widened at once: Linux gives each user 64 MiB of pipes before it shrinks new ones. */
+const MOST_WIDENED = 8;
+/**
+ * perl's part: its descriptor 3 is the pipe. Descriptor 3, not 0: libuv makes a child's stdin
+ * blocking, and that flag is shared with the daemon's read end.
+ */
+const SET_PIPE_SIZE = 'open(my $pipe, "<&=3") or exit 2; fcntl($pipe, 0 + $ARGV[0], 0 + $ARGV[1]) or exit 1';
+
+export interface PipeWidenerOptions {
+  /** The program that widens a pipe; `perl` from PATH by default. */
+  perl?: string;
+  /** Most pipes kept widened at once (8 by default). */
+  mostAtOnce?: number;
+}
+
+/**
+ * Widens a chatty command's output pipe to 1 MiB. A pipe holds 64 KiB, so a command that
+ * writes a flood of output waits for the daemon at every 64 KiB, and each wait is a switch
+ * between the two: a 1 GB output went 1.35–1.6× as fast through a pipe of 1 MiB
+ * (docs/benchmarks.md, section 4). node has no fcntl, so `perl` (part of every Debian and
+ * Ubuntu system: perl-base is Essential) does it: one process start for each pipe that passes
+ * 1 MiB, none for the others. Where perl is missing (then no pipe is widened until the daemon
+ * restarts), or Linux refuses (a lower pipe-max-size, or the user's pipe allowance spent), the
+ * pipe stays as it is, and `onProblem` is told once for each of the two; nothing else changes.
+ */
+export class PipeWidener {
+  readonly #perl: string;
+  readonly #mostAtOnce: number;
+  #widened = 0;
+  #perlMissing = false;
+  readonly #toldOf = new Set<string>();
+
+  /** Told, once per kind of problem, when a pipe could not be widened. */
+  onProblem: ((reason: string) => void) | undefined;
+
+  constructor(options: PipeWidenerOptions = {}) {
+    this.#perl = options.perl ?? 'perl';
+    this.#mostAtOnce = options.mostAtOnce ?? MOST_WIDENED;
+  }
+
+  /** Widens the pipe `source` reads (its read end is `fd`) once `WIDEN_AFTER_BYTES` have come through it. */
+  widenWhenChatty(source: Readable, fd: number): void {
+    if (process.platform !== 'linux' || this.#perlMissing) return;
+    let seen = 0;
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen < WIDEN_AFTER_BYTES) return;
+      source.off('data', onData);
+      if (!source.destroyed && this.#widened < this.#mostAtOnce) this.#widen(source, fd);
+    };
+    source.on('data', onData);
+  }
+
+  #widen(source: Readable, fd: number): void {
+    const perl = this.#perl;
+    let child;
+    try {
+      child = spawn(perl, ['-e', SET_PIPE_SIZE, String(F_SETPIPE_SZ), String(WIDE_PIPE_BYTES)], {
+        stdio: ['ignore', 'ignore', 'ignore', fd],
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      });
+    } catch {
+      return;
+    }
+    this.#widened += 1;
+    source.once('close', () => {
+      this.#widened -= 1;
+    });
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') this.#perlMissing = true;
+      this.#tell(`start ${error.code ?? ''}`, `could not start ${perl} to widen the pipe: ${error.code === 'ENOENT' ? 'not found' : error.message}`);
+    });
+    child.on('exit', (code, signal) => {
+      if (code === 0) return;
+      this.#tell('refused', `${perl} could not widen the pipe (${signal ?? `exit ${String(code)}`}): Linux refused F_SETPIPE_SZ to ${WIDE_PIPE_BYTES} bytes (is /proc/sys/fs/pipe-max-size lower, or the user's pipe allowance spent?)`);
+    });
+  }
+
+  #tell(kind: string, reason: string): void {
+    if (this.#toldOf.has(kind)) return;
+    this.#toldOf.add(kind);
+    this.onProblem?.(reason);
+  }
+}
