@@ -17,7 +17,7 @@ import { createExecutor } from './jobs/execute-run.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { JobIndex } from './jobs/job-index.js';
 import { recoverRuns } from './jobs/recover.js';
-import { outputPipes, pipeWidener } from './runner/run-command.js';
+import { outputPipes, pipeWidener, processLauncher } from './runner/run-command.js';
 import { RunQueue } from './jobs/run-queue.js';
 import { builtinProviders } from './providers/registry.js';
 import { abandonedForwards, createForwarder, type RelayTarget } from './forward/forwarder.js';
@@ -211,6 +211,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       });
     });
     outputPipes.onUnavailable = (reason) => logger.warn({ reason }, "runs' output goes through socket pairs instead of pipes: a command cannot open /dev/stdout or /dev/stderr");
+    processLauncher.onProblem = (reason) => logger.warn({ reason }, "the helper that starts runs' processes could not be used, or ended; where it cannot be used the daemon starts them itself");
     pipeWidener.onProblem = (reason) => logger.warn({ reason }, "a chatty command's output pipe stays at 64 KiB, so the command waits for the log more often");
     // Runs start only once the daemon listens: a start that fails (the port is taken, the
     // TLS key unreadable) leaves no deploy cut short by its exit.

@@ -182,6 +182,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
     });
     throwIfAborted(signal);
     if (result.startError !== undefined) throw new GitSyncError(`Could not start git in ${options.baseDir}: ${result.startError}`);
+    if (result.lost !== undefined) throw new GitSyncError(`Lost track of git in ${options.baseDir} (${result.lost}); its processes were stopped`);
     const { exitCode: code, signal: exitSignal } = result;
     if (code === 0) return;
     const index = code === null ? -1 : code - FAILED_STEP_BASE;

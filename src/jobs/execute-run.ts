@@ -70,6 +70,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   if (result.leftovers) log.note('the command left processes running in its process group; they were terminated');
   const ended = { exitCode: result.exitCode, signal: result.signal };
   if (result.startError !== undefined) return { ...ended, status: 'failed', reason: result.startError };
+  if (result.lost !== undefined) return { ...ended, status: 'failed', reason: `deployhook lost track of the command (${result.lost}); its processes were stopped` };
   if (result.timedOut) return { ...ended, status: 'timed_out', reason: `the run exceeded its timeout of ${formatDuration(job.timeoutMs)}` };
   if (result.cancelled) return { ...ended, ...stoppedOutcome(stop, 'while the command was running') };
   if (result.exitCode === 0) return { ...ended, status: 'succeeded' };

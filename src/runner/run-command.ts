@@ -6,6 +6,7 @@ import { terminateGroup, waitForGroupExit } from './kill-group.js';
 import { killGroupOnExit } from './kill-on-exit.js';
 import { closePipes, givePipes, PipeMaker, type PipeEnds } from './output-pipes.js';
 import { PipeWidener } from './pipe-widener.js';
+import { ProcessLauncher, type LaunchedExit } from './process-launcher.js';
 import { describeStartError } from './start-error.js';
 import { waitForOutputEnd } from './wait-for-output.js';
 import { tagOutputChannel } from '../log/mask-secrets.js';
@@ -43,6 +44,8 @@ export interface CommandOptions {
   pipes?: PipeMaker;
   /** What widens a chatty command's pipes; the daemon's shared widener by default. */
   widener?: PipeWidener;
+  /** What starts the process; the daemon's shared helper by default, node's `spawn` with null. */
+  launcher?: ProcessLauncher | null;
 }
 
 /**
@@ -53,6 +56,9 @@ export const outputPipes = new PipeMaker();
 
 /** Widens the pipes of every command and git `sh` that floods them (at most 8 at once, daemon-wide). */
 export const pipeWidener = new PipeWidener();
+
+/** Starts every command and git `sh` from a small process of its own, so the daemon does not fork. */
+export const processLauncher = new ProcessLauncher();
 
 export interface CommandResult {
   /** null when killed by a signal or when it could not start. */
@@ -65,6 +71,8 @@ export interface CommandResult {
   leftovers: boolean;
   /** Why the command could not start (e.g. ENOENT: "command not found: foo"), else undefined. */
   startError?: string;
+  /** Why the command's end is unknown (the helper that started it ended first); its group was stopped. */
+  lost?: string;
   durationMs: number;
 }
 
@@ -84,12 +92,38 @@ function checkOptions({ argv, timeoutMs, killAfterMs }: CommandOptions): void {
   }
 }
 
-type Started = { ok: true; subprocess: ChildProcess; sources: [Readable, Readable]; pgid: number } | { ok: false; error: Promise<unknown> };
+type Started = { ok: true; sources: [Readable, Readable]; pgid: number; exited: Promise<LaunchedExit> } | { ok: false; error: Promise<unknown> };
+
+/** Ignores what a command's pipes report after its start (a pipe torn down): what ends a run is its exit and its pipes' end. */
+function readers(pipes: readonly PipeEnds[]): [Socket, Socket] {
+  const [stdout, stderr] = pipes.map(({ read }) => new Socket({ fd: read, readable: true, writable: false }).on('error', ignore));
+  return [stdout as Socket, stderr as Socket];
+}
 
 /**
- * Starts the command with node's own `spawn`: on this path every millisecond before the
- * command's first line counts, and execa's work around a start held the event loop ~0.6 ms
- * longer (1.0–1.2 against 1.6–1.9 ms per start at ~90 MB resident, in one loop).
+ * Starts the command from the helper (process-launcher.ts): the daemon does not fork, and the
+ * helper does what `spawn` does below. Falls back to `spawn` when the helper is unavailable.
+ */
+async function launch(program: string, args: readonly string[], options: CommandOptions, pipes: PipeEnds[], launcher: ProcessLauncher): Promise<Started | undefined> {
+  const [stdout, stderr] = pipes;
+  if (!stdout || !stderr) return undefined;
+  const { cwd, env, user } = options;
+  if (user) givePipes(pipes, user);
+  const launched = await launcher.launch({ program, args, cwd, env, user, stdout: stdout.write, stderr: stderr.write });
+  if (!launched.ok && 'unavailable' in launched) return undefined;
+  // The child has its own ends now (or none): the daemon's copies are closed, so the read ends see the output's end.
+  closePipes(pipes, ['write']);
+  if (!launched.ok) {
+    closePipes(pipes, ['read']);
+    return { ok: false, error: Promise.resolve(launched.error) };
+  }
+  return { ok: true, sources: readers(pipes), pgid: launched.pid, exited: launched.exited };
+}
+
+/**
+ * Starts the command with node's own `spawn`, where the helper cannot: execa's work around a
+ * start held the event loop ~0.6 ms longer (1.0–1.2 against 1.6–1.9 ms per start at ~90 MB
+ * resident, in one loop).
  * detached: the command leads a new process group (pgid = pid), so the group can be
  * signalled as a whole. stdout and stderr are pipes (output-pipes.ts): the child gets their
  * write ends, and the daemon's copies are closed at once, so the read ends see the end of
@@ -99,37 +133,38 @@ type Started = { ok: true; subprocess: ChildProcess; sources: [Readable, Readabl
  */
 function start(program: string, args: readonly string[], { cwd, env, user }: CommandOptions, pipes: PipeEnds[] | undefined): Started {
   let subprocess: ChildProcess;
-  let readers: Socket[] = [];
+  let sources: Socket[] = [];
   try {
     if (pipes) {
       // The user a command runs as owns its pipes, or it could not open /dev/stdout again.
       if (user) givePipes(pipes, user);
-      readers = pipes.map(({ read }) => new Socket({ fd: read, readable: true, writable: false }));
+      sources = readers(pipes);
     }
     const stdio = pipes ? (['ignore', pipes[0]?.write, pipes[1]?.write] as const) : (['ignore', 'pipe', 'pipe'] as const);
     subprocess = spawn(program, args, { cwd, env, detached: true, stdio: [...stdio], ...(user ? { uid: user.uid, gid: user.gid } : {}) });
   } catch (error) {
     // A reader closes its read end; the ends no reader was made for are closed here.
-    for (const reader of readers) reader.destroy();
+    for (const source of sources) source.destroy();
     if (pipes) {
       closePipes(pipes, ['write']);
-      closePipes(pipes.slice(readers.length), ['read']);
+      closePipes(pipes.slice(sources.length), ['read']);
     }
     return { ok: false, error: Promise.resolve(error) };
   }
   if (pipes) closePipes(pipes, ['write']);
   const { pid } = subprocess;
-  const [stdout, stderr] = pipes ? readers : [subprocess.stdout, subprocess.stderr];
+  const [stdout, stderr] = pipes ? sources : [subprocess.stdout, subprocess.stderr];
   if (pid === undefined || !stdout || !stderr) {
     stdout?.destroy();
     stderr?.destroy();
     return { ok: false, error: new Promise((resolve) => subprocess.once('error', resolve)) };
   }
-  // What ends a run is its exit and its pipes' end; an error event after the start (a pipe torn down) must not crash the daemon.
+  // An error event after the start (a pipe torn down) must not crash the daemon.
   subprocess.on('error', ignore);
   stdout.on('error', ignore);
   stderr.on('error', ignore);
-  return { ok: true, subprocess, sources: [stdout, stderr], pgid: pid };
+  const exited = new Promise<LaunchedExit>((resolve) => subprocess.once('exit', (exitCode, signal) => resolve({ exitCode, signal })));
+  return { ok: true, sources: [stdout, stderr], pgid: pid, exited };
 }
 
 /**
@@ -143,7 +178,7 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
   const [program = '', ...args] = argv;
   const started = performance.now();
   const state = { timedOut: false, cancelled: false, leftovers: false };
-  const finish = (ended: Pick<CommandResult, 'exitCode' | 'signal'>, startError?: string): CommandResult => ({
+  const finish = (ended: Pick<CommandResult, 'exitCode' | 'signal' | 'lost'>, startError?: string): CommandResult => ({
     ...ended,
     ...state,
     ...(startError !== undefined ? { startError } : {}),
@@ -160,18 +195,16 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
     return finish(notStarted);
   }
 
-  const launched = start(program, args, options, pipes);
+  const launcher = options.launcher === undefined ? processLauncher : options.launcher;
+  const launched = (pipes && launcher ? await launch(program, args, options, pipes, launcher) : undefined) ?? start(program, args, options, pipes);
   if (!launched.ok) {
     const startError = await describeStartError(await launched.error, program, cwd);
     output.write(`${startError}\n`);
     return finish(notStarted, startError);
   }
-  const { subprocess, sources, pgid } = launched;
+  const { sources, pgid, exited } = launched;
   const forgetGroup = killGroupOnExit(pgid);
   options.onStart?.(pgid);
-  const exited = new Promise<Pick<CommandResult, 'exitCode' | 'signal'>>((resolve) => {
-    subprocess.once('exit', (exitCode, exitSignal) => resolve({ exitCode, signal: exitSignal }));
-  });
 
   // pipe() pauses a source while `output` is full, so a chatty command blocks instead of growing memory.
   const keepDraining = (source: Readable) => {
@@ -205,10 +238,14 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
     stop();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
+  // Cancelled while the helper started it: stopped now, as a cancel during the run would.
+  if (signal?.aborted) onAbort();
 
   try {
     const ended = await exited;
     mainRunning = false;
+    // Whether the command still runs is unknown: its group is stopped, so that nothing of it outlives the run.
+    if (ended.lost !== undefined) stop();
     if (stopping === undefined && !(await waitForGroupExit(pgid, LEFTOVER_MOMENT_MS))) {
       state.leftovers = true;
       stop();

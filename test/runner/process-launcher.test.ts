@@ -1,0 +1,86 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { groupAlive } from '../../src/runner/kill-group.js';
+import { ProcessLauncher } from '../../src/runner/process-launcher.js';
+import { runCommand, type CommandOptions } from '../../src/runner/run-command.js';
+import { baseEnv, collect } from '../helpers/processes.js';
+import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
+
+async function run(argv: readonly string[], overrides: Partial<CommandOptions> = {}) {
+  const output = collect();
+  const result = await runCommand({ argv, cwd: await tempDir(), env: baseEnv, output, timeoutMs: 10_000, killAfterMs: 1_000, ...overrides });
+  return { result, text: output.text() };
+}
+
+/** The parent of a process and that parent's command line, from /proc. */
+function parentOf(pid: number): { ppid: number; command: string } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  return { ppid, command: readFileSync(`/proc/${ppid}/cmdline`, 'latin1').split('\0')[0] ?? '' };
+}
+
+describe('the process launcher', () => {
+  it("starts a command from its perl helper, not by forking the daemon, in a group of the command's own", async () => {
+    const launcher = new ProcessLauncher();
+    const { result, text } = await run(['sh', '-c', 'echo "$$ $PPID $(cut -d " " -f 5 /proc/$$/stat)"'], { launcher });
+    const [pid, ppid, pgid] = text.trim().split(/\s+/).map(Number);
+
+    expect(result).toMatchObject({ exitCode: 0, signal: null });
+    expect(pgid).toBe(pid);
+    expect(ppid).not.toBe(process.pid);
+    expect(readFileSync(`/proc/${String(ppid)}/cmdline`, 'latin1').split('\0')[0]).toBe('deployhook process helper');
+    expect(parentOf(ppid as number).ppid).toBe(process.pid);
+  });
+
+  it('reports exit codes, signals and start errors as node would', async () => {
+    const launcher = new ProcessLauncher();
+    expect((await run(['sh', '-c', 'exit 7'], { launcher })).result).toMatchObject({ exitCode: 7, signal: null });
+    expect((await run(['sh', '-c', 'kill -TERM $$'], { launcher })).result).toMatchObject({ exitCode: null, signal: 'SIGTERM' });
+    expect((await run(['no-such-program-here'], { launcher })).result.startError).toBe('command not found: no-such-program-here');
+    const notExecutable = join(await tempDir(), 'deploy.sh');
+    writeFileSync(notExecutable, '#!/bin/sh\necho never\n', { mode: 0o644 });
+    expect((await run([notExecutable], { launcher })).result.startError).toBe(`permission denied: ${notExecutable} (is it executable?)`);
+    expect((await run(['true'], { launcher, cwd: '/nonexistent/folder' })).result.startError).toBe('working folder not found: /nonexistent/folder');
+    expect(launcher.unavailable).toBeUndefined();
+  });
+
+  it('when its helper is killed while a command runs: the run is told the end is lost, the group is stopped, and the next command gets a new helper', async () => {
+    const launcher = new ProcessLauncher();
+    const told: string[] = [];
+    launcher.onProblem = (reason) => told.push(reason);
+    const output = collect();
+    let group: number | undefined;
+    const running = runCommand({ argv: ['sh', '-c', 'echo started; sleep 30 & wait'], cwd: await tempDir(), env: baseEnv, output, timeoutMs: 20_000, killAfterMs: 1_000, launcher, onStart: (pgid) => (group = pgid) });
+    await until('the command to start', () => output.text().includes('started'));
+    const helper = parentOf(group as number);
+    expect(helper.command).toBe('deployhook process helper');
+    process.kill(helper.ppid, 'SIGKILL');
+
+    const result = await running;
+    expect(result.lost).toMatch(/the process helper \(perl\) ended \(SIGKILL\)/);
+    expect(result).toMatchObject({ exitCode: null, signal: null, timedOut: false, cancelled: false, leftovers: false });
+    expect(await groupAlive(group as number)).toBe(false);
+    expect(told).toEqual([result.lost]);
+
+    const { result: next, text } = await run(['sh', '-c', 'echo $PPID; cat /proc/$PPID/cmdline | tr "\\0" " "'], { launcher });
+    expect(next).toMatchObject({ exitCode: 0 });
+    const [newHelper = '', commandLine = ''] = text.trim().split('\n');
+    expect(Number(newHelper)).not.toBe(helper.ppid);
+    expect(commandLine).toBe('deployhook process helper');
+  });
+
+  it('where perl cannot be started, commands are started by node itself, and the problem is told once', async () => {
+    const launcher = new ProcessLauncher({ perl: '/nonexistent/perl' });
+    const told: string[] = [];
+    launcher.onProblem = (reason) => told.push(reason);
+    for (let i = 0; i < 2; i++) {
+      const { result, text } = await run(['sh', '-c', 'echo $PPID'], { launcher });
+      expect(result).toMatchObject({ exitCode: 0 });
+      expect(Number(text.trim())).toBe(process.pid);
+    }
+    expect(told).toEqual(['could not start /nonexistent/perl: not found']);
+    expect(launcher.unavailable).toBe(told[0]);
+  });
+});
