@@ -2,7 +2,8 @@
 # CPU per acknowledged push: deployhook on case (b) of ack-throughput (the job wants the push,
 # its command is `true`) at a fixed rate, and the CPU time its threads used meanwhile, from
 # /proc/PID/task/*/stat: the main thread, the placing thread (the newest), the rest
-# (thread pool, V8's helpers), and the runs' processes (children). The main thread's share is
+# (thread pool, V8's helpers), and the runs' processes (children, and the helper that starts
+# them with its children). The main thread's share is
 # less noisy than req/s on a shared machine; the placing thread's follows what creating a file
 # costs the file system at the moment, so compare builds side by side. The load is autocannon's
 # --overallRate (lib/fixed-rate.mjs: each second's requests in a burst), kept so that the
@@ -48,11 +49,15 @@ TICK_MS="$(awk -v hz="$(getconf CLK_TCK)" 'BEGIN { print 1000 / hz }')"
 ticks() { awk '{ print $14 + $15 }' "$1"; }
 children_ticks() { awk '{ print $16 + $17 }' "$1"; }
 
-# threads PID: a line "TID TICKS" per thread, and "children TICKS"
+# threads PID: a line "TID TICKS" per thread, "children TICKS", and "helper TICKS": what the
+# daemon's children still running have used with theirs (the helper that starts the runs'
+# processes, whose children it waits for itself)
 threads() {
   local t
   for t in /proc/"$1"/task/*; do echo "${t##*/} $(ticks "$t/stat")"; done
   echo "children $(children_ticks "/proc/$1/stat")"
+  # a process may end between the listing and the read: cat goes on past it
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v p="$1" '$4 == p { t += $14 + $15 + $16 + $17 } END { print "helper", t + 0 }'
 }
 
 # used PID BEFORE AFTER: "main placing others children", the ticks used between the two
@@ -62,7 +67,7 @@ used() {
   awk -v main="$1" '
     NR == FNR { before[$1] = $2; next }
     { d = $2 - ($1 in before ? before[$1] : 0) }
-    $1 == "children" { c = d; next }
+    $1 == "children" || $1 == "helper" { c += d; next }
     $1 == main { m = d; next }
     { all += d; if ($1 + 0 > newest) { newest = $1 + 0; p = d } }
     END { print m + 0, p + 0, all - p, c + 0 }' "$2" "$3"
