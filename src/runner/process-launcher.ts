@@ -14,7 +14,9 @@ import { constants } from 'node:os';
  * child opens the pipes through /proc/<daemon>/fd, so they need no name. A SIGCHLD wakes the
  * loop through a pipe of its own, so no exit waits for the next request. It exits when the
  * daemon closes its stdin (the daemon is gone); what it started runs on, as the children of a
- * killed daemon do, and the daemon's recovery stops them.
+ * killed daemon do, and the daemon's recovery stops them. It ignores the signals that stop a
+ * daemon (a Ctrl-C reaches the daemon's whole process group): the daemon may still be
+ * waiting for runs to end, and only the helper can tell it how they ended.
  */
 const HELPER = String.raw`
 use strict; use warnings; use POSIX (); use Fcntl ();
@@ -25,6 +27,7 @@ pipe(my $wake_in, my $wake_out) or die "pipe: $!";
 for my $end ($wake_in, $wake_out) { fcntl($end, Fcntl::F_SETFL(), Fcntl::O_NONBLOCK()) or die "fcntl: $!" }
 $SIG{CHLD} = sub { syswrite($wake_out, 'x') };
 $SIG{PIPE} = 'IGNORE';
+$SIG{$_} = 'IGNORE' for qw(INT TERM HUP QUIT);
 sub answer { print STDOUT $_[0] or exit 0 }
 sub reap { while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) { answer("exited $pid $?\n") } }
 sub start {
@@ -37,7 +40,7 @@ sub start {
     close $status_in;
     my $stage = 1;
     my $fail = sub { syswrite($status_out, pack('NN', $stage, 0 + $!)); POSIX::_exit(127) };
-    $SIG{CHLD} = 'DEFAULT'; $SIG{PIPE} = 'DEFAULT';
+    $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE INT TERM HUP QUIT);
     POSIX::sigprocmask(POSIX::SIG_SETMASK(), POSIX::SigSet->new()) or $fail->();
     defined POSIX::setsid() or $fail->();
     open(STDIN, '<', '/dev/null') or $fail->();

@@ -38,6 +38,11 @@ describe('the process launcher', () => {
     const launcher = new ProcessLauncher();
     expect((await run(['sh', '-c', 'exit 7'], { launcher })).result).toMatchObject({ exitCode: 7, signal: null });
     expect((await run(['sh', '-c', 'kill -TERM $$'], { launcher })).result).toMatchObject({ exitCode: null, signal: 'SIGTERM' });
+    // The signals the helper ignores are at their defaults in what it starts.
+    for (const name of ['INT', 'TERM', 'HUP', 'QUIT', 'PIPE']) {
+      const { result, text } = await run(['sh', '-c', `kill -${name} $$; echo survived`], { launcher });
+      expect({ signal: result.signal, text }).toEqual({ signal: `SIG${name}`, text: '' });
+    }
     expect((await run(['no-such-program-here'], { launcher })).result.startError).toBe('command not found: no-such-program-here');
     const notExecutable = join(await tempDir(), 'deploy.sh');
     writeFileSync(notExecutable, '#!/bin/sh\necho never\n', { mode: 0o644 });
@@ -69,6 +74,22 @@ describe('the process launcher', () => {
     const [newHelper = '', commandLine = ''] = text.trim().split('\n');
     expect(Number(newHelper)).not.toBe(helper.ppid);
     expect(commandLine).toBe('deployhook process helper');
+  });
+
+  it('keeps its helper through the signals that stop a daemon, which a Ctrl-C sends to its whole process group', async () => {
+    const launcher = new ProcessLauncher();
+    const output = collect();
+    let group: number | undefined;
+    const running = runCommand({ argv: ['sh', '-c', 'echo started; sleep 0.5; exit 3'], cwd: await tempDir(), env: baseEnv, output, timeoutMs: 20_000, killAfterMs: 1_000, launcher, onStart: (pgid) => (group = pgid) });
+    await until('the command to start', () => output.text().includes('started'));
+    const helper = parentOf(group as number).ppid;
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.kill(helper, signal);
+
+    const result = await running;
+    expect(result).toMatchObject({ exitCode: 3, signal: null });
+    expect(result.lost).toBeUndefined();
+    // The same helper starts the next command.
+    expect(Number((await run(['sh', '-c', 'echo $PPID'], { launcher })).text.trim())).toBe(helper);
   });
 
   it('where perl cannot be started, commands are started by node itself, and the problem is told once', async () => {
