@@ -57,7 +57,8 @@ threads() {
   for t in /proc/"$1"/task/*; do echo "${t##*/} $(ticks "$t/stat")"; done
   echo "children $(children_ticks "/proc/$1/stat")"
   # a process may end between the listing and the read: cat goes on past it
-  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v p="$1" '$4 == p { t += $14 + $15 + $16 + $17 } END { print "helper", t + 0 }'
+  # (the fields after the name, which may hold spaces: the helper's is "deployhook proc")
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^.*) //' | awk -v p="$1" '$2 == p { t += $12 + $13 + $14 + $15 } END { print "helper", t + 0 }'
 }
 
 # used PID BEFORE AFTER: "main placing others children", the ticks used between the two

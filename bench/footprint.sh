@@ -93,6 +93,23 @@ deploy_then_rss() {
   done
   sleep 2
   echo "rss deployhook $label $(rss_mb "$pid") $(hwm_mb "$pid") $(malloc_heap_mb "$pid")" >>"$WORK/results"
+  echo "rss helper $label $(helper_rss_mb "$pid") - -" >>"$WORK/results"
+}
+
+# helper_rss_mb PID: VmRSS of the daemon's process helper (its child named "deployhook process
+# helper", started with the first run), or 0 when it has none
+helper_rss_mb() {
+  local stat child
+  for stat in /proc/[0-9]*/stat; do
+    child="${stat%/stat}"
+    # the parent's pid, after the name (which may hold spaces: the helper's is "deployhook proc")
+    [[ "$(sed 's/^.*) //' "$stat" 2>/dev/null | awk '{ print $2 }')" == "$1" ]] || continue
+    if tr '\0' ' ' <"$child/cmdline" 2>/dev/null | grep -q '^deployhook process helper'; then
+      rss_mb "${child#/proc/}"
+      return
+    fi
+  done
+  echo 0
 }
 
 # Idle, after load, after the log capture: one daemon of each, started fresh.
@@ -139,6 +156,7 @@ if [[ -n "$BASELINE_CLI" ]]; then
 fi
 printf '| RSS idle, MB | %s | %s | %s |\n' "$(rss deployhook idle 4)" "$(rss webhook idle 4)" "$(ratio "$(rss deployhook idle 4)" "$(rss webhook idle 4)")"
 printf '| RSS idle after one deploy, MB | %s | | |\n' "$(rss deployhook after-deploy 4)"
+printf "| the daemon's process helper (perl, started with the first run), RSS after that deploy, MB | %s | | |\n" "$(rss helper after-deploy 4)"
 printf '| RSS after wrk (a) and (b), %ss each (peak), MB | %s (%s) | %s (%s) | |\n' "$LOAD_SECONDS" "$(rss deployhook after-load 4)" "$(rss deployhook after-load 5)" "$(rss webhook after-load 4)" "$(rss webhook after-load 5)"
 printf '| RSS after a %s-byte log capture (peak), MB | %s (%s) | | |\n' "$BYTES" "$(rss deployhook after-log 4)" "$(rss deployhook after-log 5)"
 printf "| of that RSS, glibc's malloc heap: idle, after the deploy, the load, the capture, MB | %s, %s, %s, %s | | |\n" \
