@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +13,7 @@ import { readRun, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
+import { groupAlive } from '../../src/runner/kill-group.js';
 
 const execFileAsync = promisify(execFile);
 const SECRET = 'bad-days-secret-0123456789abcdef';
@@ -179,4 +180,38 @@ describe('a command that prints a flood of output', () => {
       expect(await daemon.stop()).toBe(0);
     }
   }, 90_000);
+});
+
+/** The pids of `parent`'s children whose command line is `commandLine` (its words joined by NUL). */
+async function childrenOf(parent: number, commandLine: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'latin1').catch(() => '');
+    if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] !== String(parent)) continue;
+    if ((await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '')).replace(/\0+$/, '') === commandLine) found.push(Number(name));
+  }
+  return found;
+}
+
+describe('a process helper killed during a run', () => {
+  it("ends the run failed with the reason, stops the command's processes, and the next run gets a new helper", async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    hook = await startDaemon(dir, { jobs: [job('slow', remote.bare, ['sh', '-c', 'echo started; sleep 30']), job('quick', remote.bare, ['true'])] }, { SECRET });
+    const state = join(dir, 'state');
+    const slow = runId(await push(hook, 'slow', sha));
+    await until('the command to have started', async () => (await readFile((await readRun(state, 'slow', slow)).logPath, 'utf8').catch(() => '')).includes('started\n'));
+    // The helper is this process's child; the command, the helper's.
+    const [helper] = await childrenOf(process.pid, 'deployhook process helper');
+    const [command] = await childrenOf(helper as number, 'sh\0-c\0echo started; sleep 30');
+    expect(command).toBeGreaterThan(0);
+    process.kill(helper as number, 'SIGKILL');
+
+    expect(await waitForRun(state, 'slow', slow)).toMatchObject({ status: 'failed', reason: 'deployhook lost track of the command (the process helper (perl) ended (SIGKILL)); its processes were stopped' });
+    // The command led its own group.
+    expect(await groupAlive(command as number)).toBe(false);
+    expect(await waitForRun(state, 'quick', runId(await push(hook, 'quick', sha)))).toMatchObject({ status: 'succeeded' });
+  });
 });
