@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { groupAlive } from '../../src/runner/kill-group.js';
@@ -21,6 +21,18 @@ function parentOf(pid: number): { ppid: number; command: string } {
   return { ppid, command: readFileSync(`/proc/${ppid}/cmdline`, 'latin1').split('\0')[0] ?? '' };
 }
 
+
+/**
+ * A `perl` for the launcher that runs the real one on the helper's script with `from` replaced
+ * by `to`: the helper, changed in one place to show what the daemon does when that goes wrong.
+ */
+async function alteredPerl(from: string, to: string): Promise<string> {
+  const wrapper = join(await tempDir(), 'perl');
+  const replace = `my ($e, $script, @rest) = @ARGV; my $at = index($script, q\u0000${from}\u0000); die "not in the script" if $at < 0; substr($script, $at, length(q\u0000${from}\u0000)) = q\u0000${to}\u0000; exec('perl', $e, $script, @rest) or die "exec: $!";`;
+  writeFileSync(wrapper, `#!/usr/bin/env perl\n${replace}\n`, { mode: 0o755 });
+  return wrapper;
+}
+
 describe('the process launcher', () => {
   it("starts a command from its perl helper, not by forking the daemon, in a group of the command's own", async () => {
     const launcher = new ProcessLauncher();
@@ -38,6 +50,8 @@ describe('the process launcher', () => {
     const launcher = new ProcessLauncher();
     expect((await run(['sh', '-c', 'exit 7'], { launcher })).result).toMatchObject({ exitCode: 7, signal: null });
     expect((await run(['sh', '-c', 'kill -TERM $$'], { launcher })).result).toMatchObject({ exitCode: null, signal: 'SIGTERM' });
+    // Named as node names it, not by an alias of the same number (SIGIOT).
+    expect((await run(['sh', '-c', 'ulimit -c 0; kill -ABRT $$'], { launcher })).result).toMatchObject({ exitCode: null, signal: 'SIGABRT' });
     // The signals the helper ignores are at their defaults in what it starts.
     for (const name of ['INT', 'TERM', 'HUP', 'QUIT', 'PIPE']) {
       const { result, text } = await run(['sh', '-c', `kill -${name} $$; echo survived`], { launcher });
@@ -90,6 +104,32 @@ describe('the process launcher', () => {
     expect(result.lost).toBeUndefined();
     // The same helper starts the next command.
     expect(Number((await run(['sh', '-c', 'echo $PPID'], { launcher })).text.trim())).toBe(helper);
+  });
+
+  it('when its helper ends after forking a command but before saying so, stops what it forked and fails the start', async () => {
+    const launcher = new ProcessLauncher({ perl: await alteredPerl('answer("started $id $pid\\n");', 'kill(9, $$);') });
+    const cwd = await tempDir();
+    const { result } = await run(['sh', '-c', 'sleep 1; touch made-it'], { launcher, cwd });
+    expect(result.startError).toMatch(/the process helper \(.*\) ended \(SIGKILL\) while starting it; what it had started was stopped$/);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(existsSync(join(cwd, 'made-it'))).toBe(false);
+  });
+
+  it('learns of an exit even when the wake-up for it is missed, as one just before the helper waits can be', async () => {
+    // No handler at all: every exit is found by the helper's periodic look.
+    const launcher = new ProcessLauncher({ perl: await alteredPerl("$SIG{CHLD} = sub { syswrite($wake_out, 'x') };", '') });
+    const { result, text } = await run(['sh', '-c', 'echo $PPID; exit 4'], { launcher });
+    expect(result.exitCode).toBe(4);
+    expect(Number(text.trim())).not.toBe(process.pid);
+    expect(launcher.unavailable).toBeUndefined();
+  });
+
+  it('starts a command with node itself when the helper cannot fork at the moment, and keeps the helper', async () => {
+    const launcher = new ProcessLauncher({ perl: await alteredPerl('my $pid = fork();', 'my $pid; $! = POSIX::EAGAIN();') });
+    const { result, text } = await run(['sh', '-c', 'echo $PPID'], { launcher });
+    expect(result).toMatchObject({ exitCode: 0 });
+    expect(Number(text.trim())).toBe(process.pid);
+    expect(launcher.unavailable).toBeUndefined();
   });
 
   it('where perl cannot be started, commands are started by node itself, and the problem is told once', async () => {

@@ -1,0 +1,103 @@
+/**
+ * The helper, in perl (perl-base is Essential on Debian and Ubuntu). Its first argument is the
+ * daemon's pid. Requests come on stdin as `<length>\n<fields>`, the fields separated by NUL:
+ * id, cwd, uid and gid (empty for none), the daemon's descriptors of the write ends of stdout
+ * and stderr, their device and inode numbers (`dev:ino:dev:ino`, checked once they are open),
+ * the number of argv words, the argv words, then the environment as NAME=value.
+ * It answers on stdout, a line each: `ready`, `forked <id> <pid>` once it has forked,
+ * `started <id> <pid>` once the program has been exec'd, `failed <id> <stage> <errno>` (stage
+ * 0: the fork itself, 1: the pipes or the session, 2: the working folder, 3: the user, 4:
+ * exec), and `exited <pid> <wait status>` for each child it reaps. The
+ * child opens the pipes through /proc/<daemon>/fd, so they need no name. A SIGCHLD wakes the
+ * loop through a pipe of its own, so no exit waits for the next request. It exits when the
+ * daemon closes its stdin (the daemon is gone); what it started runs on, as the children of a
+ * killed daemon do, and the daemon's recovery stops them. It ignores the signals that stop a
+ * daemon (a Ctrl-C reaches the daemon's whole process group): the daemon may still be
+ * waiting for runs to end, and only the helper can tell it how they ended.
+ */
+export const HELPER_SCRIPT = String.raw`
+use strict; use warnings; use POSIX (); use Fcntl ();
+$| = 1;
+$0 = 'deployhook process helper';
+my $daemon = 0 + $ARGV[0];
+pipe(my $wake_in, my $wake_out) or die "pipe: $!";
+for my $end ($wake_in, $wake_out) { fcntl($end, Fcntl::F_SETFL(), Fcntl::O_NONBLOCK()) or die "fcntl: $!" }
+$SIG{CHLD} = sub { syswrite($wake_out, 'x') };
+$SIG{PIPE} = 'IGNORE';
+$SIG{$_} = 'IGNORE' for qw(INT TERM HUP QUIT);
+sub answer { print STDOUT $_[0] or exit 0 }
+sub reap { while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) { answer("exited $pid $?\n") } }
+sub start {
+  my ($id, $cwd, $uid, $gid, $out, $err, $pipe, $argc, @rest) = @_;
+  my @argv = splice(@rest, 0, $argc);
+  pipe(my $status_in, my $status_out) or return answer("failed $id 0 " . (0 + $!) . "\n");
+  my $pid = fork();
+  defined $pid or return answer("failed $id 0 " . (0 + $!) . "\n");
+  if ($pid == 0) {
+    close $status_in;
+    my $stage = 1;
+    my $fail = sub { syswrite($status_out, pack('NN', $stage, 0 + $!)); POSIX::_exit(127) };
+    $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE INT TERM HUP QUIT);
+    POSIX::sigprocmask(POSIX::SIG_SETMASK(), POSIX::SigSet->new()) or $fail->();
+    defined POSIX::setsid() or $fail->();
+    open(STDIN, '<', '/dev/null') or $fail->();
+    sysopen(STDOUT, "/proc/$daemon/fd/$out", Fcntl::O_WRONLY()) or $fail->();
+    sysopen(STDERR, "/proc/$daemon/fd/$err", Fcntl::O_WRONLY()) or $fail->();
+    my @pipes = ((stat(STDOUT))[0, 1], (stat(STDERR))[0, 1]);
+    if (join(':', @pipes) ne $pipe) { $! = 5; $fail->() }
+    $stage = 2;
+    chdir($cwd) or $fail->();
+    if ($uid ne '') {
+      $stage = 3;
+      $) = "$gid $gid";
+      POSIX::setgid(0 + $gid);
+      POSIX::setuid(0 + $uid);
+      my ($real, $effective) = ((split(' ', $())[0], (split(' ', $)))[0]);
+      if ($< != $uid || $> != $uid || $real != $gid || $effective != $gid) { $! = 1; $fail->() }
+    }
+    $stage = 4;
+    %ENV = ();
+    for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }
+    { no warnings; exec { $argv[0] } @argv; }
+    $fail->();
+  }
+  close $status_out;
+  answer("forked $id $pid\n");
+  my $status = '';
+  while (length($status) < 8) {
+    my $got = sysread($status_in, $status, 8 - length($status), length($status));
+    next if !defined $got && $!{EINTR};
+    last if !$got;
+  }
+  close $status_in;
+  if (length($status) == 8) {
+    my ($stage, $errno) = unpack('NN', $status);
+    waitpid($pid, 0);
+    return answer("failed $id $stage $errno\n");
+  }
+  answer("started $id $pid\n");
+}
+answer("ready\n");
+my $in = '';
+while (1) {
+  my $rin = '';
+  vec($rin, 0, 1) = 1;
+  vec($rin, fileno($wake_in), 1) = 1;
+  # perl runs a SIGCHLD handler between its own steps: one that arrives just before select
+  # blocks runs only after it, so select wakes up now and then to reap anyway.
+  my $ready = select(my $rout = $rin, undef, undef, 0.25);
+  if ($ready > 0 && vec($rout, fileno($wake_in), 1)) { while (sysread($wake_in, my $drained, 512)) {} }
+  reap();
+  next unless $ready > 0 && vec($rout, 0, 1);
+  my $got = sysread(STDIN, $in, 65536, length $in);
+  if (!defined $got) { next if $!{EINTR} || $!{EAGAIN}; exit 0 }
+  exit 0 if $got == 0;
+  while ($in =~ /\A(\d+)\n/) {
+    my ($length, $head) = ($1, length($1) + 1);
+    last if length($in) < $head + $length;
+    my $request = substr($in, $head, $length);
+    substr($in, 0, $head + $length) = '';
+    start(split(/\0/, $request, -1));
+  }
+}
+`;
