@@ -38,7 +38,19 @@ const servers = {
 };
 const template = examplePush();
 const agent = new http.Agent({ keepAlive: false });
-const wallNowMs = () => performance.timeOrigin + performance.now();
+// The wall clock, which deploy.sh's $EPOCHREALTIME and the daemon's log read, to a fraction of
+// a millisecond: anchored at a tick of Date.now() before each push, then carried by the
+// monotonic clock. performance.timeOrigin + performance.now() alone drifts from the wall clock
+// while NTP slews it (5 ms a second on the benchmark host one evening, which added ~50 ms to
+// every figure of both servers).
+let anchor = { wall: Date.now(), mono: performance.now() };
+function anchorWallClock() {
+  const before = Date.now();
+  let now = before;
+  while (now === before) now = Date.now();
+  anchor = { wall: now, mono: performance.now() };
+}
+const wallNowMs = () => anchor.wall + (performance.now() - anchor.mono);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function post(url, body, headers) {
@@ -81,6 +93,7 @@ async function pushOnce(name, round) {
   writeFileSync(`${mainRef}.bench-tmp`, `${sha}\n`);
   renameSync(`${mainRef}.bench-tmp`, mainRef);
   const marksBefore = lineCount(server.marks);
+  anchorWallClock();
   const sent = wallNowMs();
   const reply = await post(server.url, body, headers);
   const ackMs = wallNowMs() - sent;
