@@ -3,7 +3,6 @@ import { fstatSync } from 'node:fs';
 import { constants } from 'node:os';
 import { HELPER_SCRIPT } from './process-helper-script.js';
 
-
 /** What starting a process needs; stdout and stderr are the daemon's descriptors of the pipes' write ends. */
 export interface LaunchRequest {
   program: string;
@@ -36,7 +35,7 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>();
 for (const [name, value] of Object.entries(constants.signals)) if (!SIGNAL_NAMES.has(value)) SIGNAL_NAMES.set(value, name as NodeJS.Signals);
 
 /**
- * Starts the runs' processes from a small perl process of its own (~8 MB), not from the daemon.
+ * Starts the runs' processes from a small perl process of its own (~7 MB), not from the daemon.
  * node's `spawn` forks the daemon: the fork copies the page tables of its memory outside V8's
  * heap and holds the event loop 2–6 ms per start, which under a flood of pushes is 12–15 % of
  * the main thread, and in push to command is on the way to the first line (docs/benchmarks.md,
@@ -126,7 +125,8 @@ export class ProcessLauncher {
           } else this.#answer(line);
         }
       });
-      helper.once('exit', (code, signal) => {
+      // 'close', not 'exit': every line the helper wrote before it ended is read first.
+      helper.once('close', (code, signal) => {
         const why = `the process helper (${this.#perl}) ended (${signal ?? `exit ${String(code)}`})`;
         if (this.#helper === helper) {
           this.#helper = undefined;
