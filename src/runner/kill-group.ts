@@ -15,9 +15,14 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   return send(-pgid, signal);
 }
 
+/** Sends `signal` to one process; false when there is no such process. */
+export function signalProcess(pid: number, signal: NodeJS.Signals | 0): boolean {
+  return send(pid, signal);
+}
+
 /** Whether a process with this pid exists, as `signalGroup` tells it of a group (EPERM: another user's). */
 export function processExists(pid: number): boolean {
-  return send(pid, 0);
+  return signalProcess(pid, 0);
 }
 
 function send(target: number, signal: NodeJS.Signals | 0): boolean {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fstatSync } from 'node:fs';
 import { constants } from 'node:os';
+import { signalGroup, signalProcess } from './kill-group.js';
 import { HELPER_SCRIPT } from './process-helper-script.js';
 
 /** What starting a process needs; stdout and stderr are the daemon's descriptors of the pipes' write ends. */
@@ -202,11 +203,6 @@ export class ProcessLauncher {
  * anyone else's.
  */
 function killStarting(pid: number): void {
-  for (const target of [-pid, pid]) {
-    try {
-      process.kill(target, 'SIGKILL');
-    } catch {
-      // gone already, or not a group yet
-    }
-  }
+  signalGroup(pid, 'SIGKILL');
+  signalProcess(pid, 'SIGKILL');
 }

@@ -159,10 +159,9 @@ function start(program: string, args: readonly string[], { cwd, env, user }: Com
     stderr?.destroy();
     return { ok: false, error: new Promise((resolve) => subprocess.once('error', resolve)) };
   }
-  // An error event after the start (a pipe torn down) must not crash the daemon.
+  // An error event after the start (a pipe torn down) must not crash the daemon; `readers` made pipes' sources so.
   subprocess.on('error', ignore);
-  stdout.on('error', ignore);
-  stderr.on('error', ignore);
+  if (!pipes) for (const source of [stdout, stderr]) source.on('error', ignore);
   const exited = new Promise<LaunchedExit>((resolve) => subprocess.once('exit', (exitCode, signal) => resolve({ exitCode, signal })));
   return { ok: true, sources: [stdout, stderr], pgid: pid, exited };
 }
