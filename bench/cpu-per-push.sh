@@ -56,9 +56,9 @@ threads() {
   local t
   for t in /proc/"$1"/task/*; do echo "${t##*/} $(ticks "$t/stat")"; done
   echo "children $(children_ticks "/proc/$1/stat")"
-  # a process may end between the listing and the read: cat goes on past it
-  # (the fields after the name, which may hold spaces: the helper's is "deployhook proc")
-  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^.*) //' | awk -v p="$1" '$2 == p { t += $12 + $13 + $14 + $15 } END { print "helper", t + 0 }'
+  local child
+  for child in $(child_pids "$1"); do { sed 's/^.*) //' "/proc/$child/stat" 2>/dev/null || true; }; done |
+    awk '{ t += $12 + $13 + $14 + $15 } END { print "helper", t + 0 }'
 }
 
 # used PID BEFORE AFTER: "main placing others children", the ticks used between the two

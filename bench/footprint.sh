@@ -99,13 +99,10 @@ deploy_then_rss() {
 # helper_rss_mb PID: VmRSS of the daemon's process helper (its child named "deployhook process
 # helper", started with the first run), or 0 when it has none
 helper_rss_mb() {
-  local stat child
-  for stat in /proc/[0-9]*/stat; do
-    child="${stat%/stat}"
-    # the parent's pid, after the name (which may hold spaces: the helper's is "deployhook proc")
-    [[ "$(sed 's/^.*) //' "$stat" 2>/dev/null | awk '{ print $2 }')" == "$1" ]] || continue
-    if tr '\0' ' ' <"$child/cmdline" 2>/dev/null | grep -q '^deployhook process helper'; then
-      rss_mb "${child#/proc/}"
+  local child
+  for child in $(child_pids "$1"); do
+    if tr '\0' ' ' <"/proc/$child/cmdline" 2>/dev/null | grep -q '^deployhook process helper'; then
+      rss_mb "$child"
       return
     fi
   done

@@ -164,6 +164,12 @@ stop_started() {
 }
 
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# child_pids PID: the pids of PID's children, one a line, from /proc/N/stat's fields after the
+# name, which may hold spaces (the process helper's is "deployhook proc"). A process may end
+# between the listing and the read: cat goes on past it.
+child_pids() {
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^\([0-9]*\) (.*) /\1 /' | awk -v p="$1" '$3 == p { print $1 }'
+}
 hwm_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 # The resident part of glibc's main malloc heap (the [heap] mapping): C++ allocations, and the
 # memory of buffers node has freed but glibc keeps (it returns only the heap's free top).
