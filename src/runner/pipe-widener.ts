@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import type { ProcessLauncher } from './process-launcher.js';
 
 /** F_SETPIPE_SZ, Linux's fcntl that sets a pipe's capacity. */
 const F_SETPIPE_SZ = 1031;
@@ -15,11 +16,15 @@ const MOST_WIDENED = 8;
  */
 const SET_PIPE_SIZE = 'open(my $pipe, "<&=3") or exit 2; fcntl($pipe, 0 + $ARGV[0], 0 + $ARGV[1]) or exit 1';
 
+const REFUSED = `Linux refused F_SETPIPE_SZ to ${String(WIDE_PIPE_BYTES)} bytes (is /proc/sys/fs/pipe-max-size lower, or the user's pipe allowance spent?)`;
+
 export interface PipeWidenerOptions {
   /** The program that widens a pipe; `perl` from PATH by default. */
   perl?: string;
   /** Most pipes kept widened at once (8 by default). */
   mostAtOnce?: number;
+  /** The helper that starts the runs' processes: while it is up, it widens pipes, and no perl is started for that. */
+  launcher?: ProcessLauncher;
 }
 
 /**
@@ -27,14 +32,17 @@ export interface PipeWidenerOptions {
  * writes a flood of output waits for the daemon at every 64 KiB, and each wait is a switch
  * between the two: a 1 GB output went 1.35–1.6× as fast through a pipe of 1 MiB
  * (docs/benchmarks.md, section 4). node has no fcntl, so `perl` (part of every Debian and
- * Ubuntu system: perl-base is Essential) does it: one process start for each pipe that passes
- * 1 MiB, none for the others. Where perl is missing (then no pipe is widened until the daemon
- * restarts), or Linux refuses (a lower pipe-max-size, or the user's pipe allowance spent), the
- * pipe stays as it is, and `onProblem` is told once for each of the two; nothing else changes.
+ * Ubuntu system: perl-base is Essential) does it: the process helper that starts the runs'
+ * processes (process-launcher.ts) while it is up, else a perl started for each pipe that passes
+ * 1 MiB; nothing for the others. Where perl is missing (then no pipe is widened until the
+ * daemon restarts), or Linux refuses (a lower pipe-max-size, or the user's pipe allowance
+ * spent), the pipe stays as it is, and `onProblem` is told once for each of the two; nothing
+ * else changes.
  */
 export class PipeWidener {
   readonly #perl: string;
   readonly #mostAtOnce: number;
+  readonly #launcher: ProcessLauncher | undefined;
   #widened = 0;
   #perlMissing = false;
   readonly #toldOf = new Set<string>();
@@ -45,6 +53,7 @@ export class PipeWidener {
   constructor(options: PipeWidenerOptions = {}) {
     this.#perl = options.perl ?? 'perl';
     this.#mostAtOnce = options.mostAtOnce ?? MOST_WIDENED;
+    this.#launcher = options.launcher;
   }
 
   /** Widens the pipe `source` reads (its read end is `fd`) once `WIDEN_AFTER_BYTES` have come through it. */
@@ -61,6 +70,23 @@ export class PipeWidener {
   }
 
   #widen(source: Readable, fd: number): void {
+    this.#widened += 1;
+    source.once('close', () => {
+      this.#widened -= 1;
+    });
+    if (this.#launcher === undefined) {
+      this.#startPerl(fd);
+      return;
+    }
+    void this.#launcher.widen(fd, WIDE_PIPE_BYTES).then((widened) => {
+      if (widened.ok) return;
+      if ('refused' in widened) this.#tell('refused', `the process helper could not widen the pipe (${widened.refused}): ${REFUSED}`);
+      // No helper now: a perl of its own, while the descriptor is still this pipe's.
+      else if (!source.destroyed) this.#startPerl(fd);
+    });
+  }
+
+  #startPerl(fd: number): void {
     const perl = this.#perl;
     let child;
     try {
@@ -71,17 +97,13 @@ export class PipeWidener {
     } catch {
       return;
     }
-    this.#widened += 1;
-    source.once('close', () => {
-      this.#widened -= 1;
-    });
     child.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') this.#perlMissing = true;
       this.#tell(`start ${error.code ?? ''}`, `could not start ${perl} to widen the pipe: ${error.code === 'ENOENT' ? 'not found' : error.message}`);
     });
     child.on('exit', (code, signal) => {
       if (code === 0) return;
-      this.#tell('refused', `${perl} could not widen the pipe (${signal ?? `exit ${String(code)}`}): Linux refused F_SETPIPE_SZ to ${WIDE_PIPE_BYTES} bytes (is /proc/sys/fs/pipe-max-size lower, or the user's pipe allowance spent?)`);
+      this.#tell('refused', `${perl} could not widen the pipe (${signal ?? `exit ${String(code)}`}): ${REFUSED}`);
     });
   }
 

@@ -8,8 +8,11 @@
  * `started <id> <pid>` once the program has been exec'd, `failed <id> <stage> <errno>` (stage
  * 0: the fork itself, 1: the pipes or the session, 2: the working folder, 3: the user, 4:
  * exec), and `exited <pid> <wait status>` for each child it reaps. The
- * child opens the pipes through /proc/<daemon>/fd, so they need no name. A SIGCHLD wakes the
- * loop through a pipe of its own, so no exit waits for the next request. It exits when the
+ * child opens the pipes through /proc/<daemon>/fd, so they need no name. A request whose first
+ * field is `widen` (then id, the daemon's descriptor of a pipe's read end, its `dev:ino`, and a
+ * size) sets that pipe's capacity through /proc the same way and answers `widened <id> <errno>`
+ * (0 when done): widening a chatty command's pipe starts no process either. A SIGCHLD wakes
+ * the loop through a pipe of its own, so no exit waits for the next request. It exits when the
  * daemon closes its stdin (the daemon is gone); what it started runs on, as the children of a
  * killed daemon do, and the daemon's recovery stops them. It ignores the signals that stop a
  * daemon (a Ctrl-C reaches the daemon's whole process group): the daemon may still be
@@ -77,6 +80,18 @@ sub start {
   }
   answer("started $id $pid\n");
 }
+sub widen {
+  my ($id, $fd, $pipe, $bytes) = @_;
+  my $errno = 0;
+  if (sysopen(my $end, "/proc/$daemon/fd/$fd", Fcntl::O_RDONLY() | Fcntl::O_NONBLOCK())) {
+    if (join(':', (stat($end))[0, 1]) ne $pipe) { $errno = 5 }
+    elsif (!fcntl($end, 1031, 0 + $bytes)) { $errno = 0 + $! }
+    close $end;
+  } else {
+    $errno = 0 + $!;
+  }
+  answer("widened $id $errno\n");
+}
 answer("ready\n");
 my $in = '';
 while (1) {
@@ -97,7 +112,8 @@ while (1) {
     last if length($in) < $head + $length;
     my $request = substr($in, $head, $length);
     substr($in, 0, $head + $length) = '';
-    start(split(/\0/, $request, -1));
+    my @fields = split(/\0/, $request, -1);
+    if ($fields[0] eq 'widen') { widen(@fields[1 .. $#fields]) } else { start(@fields) }
   }
 }
 `;

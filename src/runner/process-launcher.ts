@@ -22,6 +22,9 @@ export interface LaunchedExit {
   lost?: string;
 }
 
+/** What became of a request to widen a pipe: done, refused by Linux (an errno name), or not asked (no helper now). */
+export type Widened = { ok: true } | { ok: false; refused: string } | { ok: false; unavailable: string };
+
 export type Launched =
   | { ok: true; pid: number; exited: Promise<LaunchedExit> }
   /** The program could not be started: an error like node's, with an errno `code`. */
@@ -61,6 +64,8 @@ export class ProcessLauncher {
   /** Starts asked for and not yet answered, with the pid once the helper has forked. */
   readonly #starting = new Map<string, { settle: (launched: Launched) => void; pid?: number }>();
   readonly #running = new Map<number, (exit: LaunchedExit) => void>();
+  /** Pipes asked to be widened and not yet answered. */
+  readonly #widening = new Map<string, (widened: Widened) => void>();
 
   /** Told once when the helper cannot be used, and each time it ends while in use. */
   onProblem: ((reason: string) => void) | undefined;
@@ -89,6 +94,25 @@ export class ProcessLauncher {
     return new Promise<Launched>((resolve) => {
       this.#starting.set(id, { settle: resolve });
       helper.stdin?.write(Buffer.concat([Buffer.from(`${body.length}\n`), body]));
+    });
+  }
+
+  /**
+   * Sets the capacity of the pipe whose read end is the daemon's `fd` to `bytes`, through the
+   * helper if it is up (it is never started for this): no process is started for it.
+   */
+  widen(fd: number, bytes: number): Promise<Widened> {
+    const helper = this.#helper;
+    if (this.#ready === undefined || !helper?.stdin || helper.exitCode !== null || helper.signalCode !== null) return Promise.resolve({ ok: false, unavailable: 'the process helper is not running' });
+    const { dev, ino } = fstatSync(fd, { bigint: true });
+    const id = String(this.#nextId++);
+    return this.#ready.then((ready) => {
+      if (!ready || this.#helper !== helper) return { ok: false, unavailable: 'the process helper ended' };
+      return new Promise<Widened>((resolve) => {
+        this.#widening.set(id, resolve);
+        const body = Buffer.from(['widen', id, String(fd), `${dev}:${ino}`, String(bytes)].join('\0'));
+        helper.stdin?.write(Buffer.concat([Buffer.from(`${body.length}\n`), body]));
+      });
     });
   }
 
@@ -147,6 +171,8 @@ export class ProcessLauncher {
         this.#starting.clear();
         for (const settle of this.#running.values()) settle({ exitCode: null, signal: null, lost: why });
         this.#running.clear();
+        for (const settle of this.#widening.values()) settle({ ok: false, unavailable: why });
+        this.#widening.clear();
       });
       // The helper must not keep the daemon's event loop alive on its own.
       helper.unref();
@@ -177,6 +203,10 @@ export class ProcessLauncher {
       // The helper could not fork now (EAGAIN, EMFILE: a passing shortage): node's spawn tries this one, and says why if it fails too.
       else if (second === '0') settle?.({ ok: false, unavailable: `the process helper ${why}` });
       else settle?.({ ok: false, error: Object.assign(new Error(why), { code }) });
+    } else if (kind === 'widened') {
+      const settle = this.#widening.get(first);
+      this.#widening.delete(first);
+      settle?.(second === '0' ? { ok: true } : { ok: false, refused: ERRNO_NAMES.get(Number(second)) ?? `errno ${second}` });
     } else if (kind === 'exited') {
       const pid = Number(first);
       const status = Number(second);

@@ -54,11 +54,11 @@ export interface CommandOptions {
  */
 export const outputPipes = new PipeMaker();
 
-/** Widens the pipes of every command and git `sh` that floods them (at most 8 at once, daemon-wide). */
-export const pipeWidener = new PipeWidener();
-
 /** Starts every command and git `sh` from a small process of its own, so the daemon does not fork. */
 export const processLauncher = new ProcessLauncher();
+
+/** Widens the pipes of every command and git `sh` that floods them (at most 8 at once, daemon-wide), through the helper above while it is up. */
+export const pipeWidener = new PipeWidener({ launcher: processLauncher });
 
 export interface CommandResult {
   /** null when killed by a signal or when it could not start. */

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { closePipes, PipeMaker, type PipeEnds } from '../../src/runner/output-pipes.js';
 import { PipeWidener, WIDE_PIPE_BYTES } from '../../src/runner/pipe-widener.js';
+import { ProcessLauncher } from '../../src/runner/process-launcher.js';
+import { runCommand } from '../../src/runner/run-command.js';
+import { baseEnv, collect } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -82,6 +85,38 @@ describe('a pipe widener', () => {
       source.destroy();
       closePipes([pipe], ['write']);
     }
+  });
+
+  it('widens through the process helper while it is up, with no perl started for it', async () => {
+    const launcher = new ProcessLauncher();
+    // The helper comes up with the first process it starts.
+    const started = await runCommand({ argv: ['true'], cwd: await tempDir(), env: baseEnv, output: collect(), timeoutMs: 10_000, killAfterMs: 1_000, launcher });
+    expect(started.exitCode).toBe(0);
+    // A perl of the widener's own cannot start: only the helper can widen this pipe.
+    const widener = new PipeWidener({ launcher, perl: '/nonexistent/perl' });
+    const told: string[] = [];
+    widener.onProblem = (reason) => told.push(reason);
+    const chatty = await watchedPipe(widener);
+    await pour(chatty.pipe, chatty.source, 1024 * 1024);
+    await until('the chatty pipe to be widened', () => capacity(chatty.pipe) === WIDE_PIPE_BYTES);
+    expect(told).toEqual([]);
+
+    // What Linux refuses comes back with its errno (a size above 2 GiB is invalid, even for root).
+    expect(await launcher.widen(chatty.pipe.read, 3 * 2 ** 30)).toEqual({ ok: false, refused: 'EINVAL' });
+    expect(capacity(chatty.pipe)).toBe(WIDE_PIPE_BYTES);
+    chatty.source.destroy();
+    closePipes([chatty.pipe], ['write']);
+  });
+
+  it('starts a perl of its own to widen a pipe when the helper is not up', async () => {
+    const launcher = new ProcessLauncher();
+    expect(await launcher.widen(0, WIDE_PIPE_BYTES)).toEqual({ ok: false, unavailable: 'the process helper is not running' });
+    const widener = new PipeWidener({ launcher });
+    const chatty = await watchedPipe(widener);
+    await pour(chatty.pipe, chatty.source, 1024 * 1024);
+    await until('the chatty pipe to be widened', () => capacity(chatty.pipe) === WIDE_PIPE_BYTES);
+    chatty.source.destroy();
+    closePipes([chatty.pipe], ['write']);
   });
 
   it('reports each kind of problem once: perl refused by Linux, perl missing', async () => {
