@@ -4,19 +4,21 @@
  * id, cwd, uid and gid (empty for none), the daemon's descriptors of the write ends of stdout
  * and stderr, their device and inode numbers (`dev:ino:dev:ino`, checked once they are open),
  * the number of argv words, the argv words, then the environment as NAME=value.
- * It answers on stdout, a line each: `ready`, `forked <id> <pid>` once it has forked,
- * `started <id> <pid>` once the program has been exec'd, `failed <id> <stage> <errno>` (stage
- * 0: the fork itself, 1: the pipes or the session, 2: the working folder, 3: the user, 4:
- * exec), and `exited <pid> <wait status>` for each child it reaps. The
- * child opens the pipes through /proc/<daemon>/fd, so they need no name. A request whose first
- * field is `widen` (then id, the daemon's descriptor of a pipe's read end, its `dev:ino`, and a
- * size) sets that pipe's capacity through /proc the same way and answers `widened <id> <errno>`
- * (0 when done): widening a chatty command's pipe starts no process either. A SIGCHLD wakes
- * the loop through a pipe of its own, so no exit waits for the next request. It exits when the
- * daemon closes its stdin (the daemon is gone); what it started runs on, as the children of a
- * killed daemon do, and the daemon's recovery stops them. It ignores the signals that stop a
- * daemon (a Ctrl-C reaches the daemon's whole process group): the daemon may still be
- * waiting for runs to end, and only the helper can tell it how they ended.
+ * It answers on stdout, a line each: `ready`, `forked <id> <pid>` once it has forked (the
+ * child execs only after this line is written: a helper that ends before it leaves nothing
+ * running that the daemon cannot name), `started <id> <pid>` once the program has been
+ * exec'd, `failed <id> <stage> <errno>` (stage 0: the fork itself, 1: the pipes or the
+ * session, 2: the working folder, 3: the user, 4: exec), and `exited <pid> <wait status>` for
+ * each child it reaps. The child opens the pipes through /proc/<daemon>/fd, so they need no
+ * name. A request whose first field is `widen` (then id, the daemon's descriptor of a pipe's
+ * read end, its `dev:ino`, and a size) sets that pipe's capacity through /proc the same way and
+ * answers `widened <id> <errno>` (0 when done): widening a chatty command's pipe starts no
+ * process either. A SIGCHLD wakes the loop through a pipe of its own, so no exit waits for the
+ * next request. It exits when the daemon closes its stdin (the daemon is gone); what it
+ * started runs on, as the children of a killed daemon do, and the daemon's recovery stops
+ * them. It ignores the signals that stop a daemon (a Ctrl-C reaches the daemon's whole process
+ * group): the daemon may still be waiting for runs to end, and only the helper can tell it how
+ * they ended.
  */
 export const HELPER_SCRIPT = String.raw`
 use strict; use warnings; use POSIX (); use Fcntl ();
@@ -34,10 +36,12 @@ sub start {
   my ($id, $cwd, $uid, $gid, $out, $err, $pipe, $argc, @rest) = @_;
   my @argv = splice(@rest, 0, $argc);
   pipe(my $status_in, my $status_out) or return answer("failed $id 0 " . (0 + $!) . "\n");
+  pipe(my $go_in, my $go_out) or return answer("failed $id 0 " . (0 + $!) . "\n");
   my $pid = fork();
   defined $pid or return answer("failed $id 0 " . (0 + $!) . "\n");
   if ($pid == 0) {
     close $status_in;
+    close $go_out;
     my $stage = 1;
     my $fail = sub { syswrite($status_out, pack('NN', $stage, 0 + $!)); POSIX::_exit(127) };
     $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE INT TERM HUP QUIT);
@@ -61,11 +65,16 @@ sub start {
     $stage = 4;
     %ENV = ();
     for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }
+    # Not exec'd before the daemon has been told this pid: if the helper ends first, nothing runs.
+    sysread($go_in, my $go, 1) == 1 or POSIX::_exit(127);
     { no warnings; exec { $argv[0] } @argv; }
     $fail->();
   }
   close $status_out;
+  close $go_in;
   answer("forked $id $pid\n");
+  syswrite($go_out, 'g');
+  close $go_out;
   my $status = '';
   while (length($status) < 8) {
     my $got = sysread($status_in, $status, 8 - length($status), length($status));

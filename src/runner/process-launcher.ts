@@ -104,13 +104,19 @@ export class ProcessLauncher {
   widen(fd: number, bytes: number): Promise<Widened> {
     const helper = this.#helper;
     if (this.#ready === undefined || !helper?.stdin || helper.exitCode !== null || helper.signalCode !== null) return Promise.resolve({ ok: false, unavailable: 'the process helper is not running' });
-    const { dev, ino } = fstatSync(fd, { bigint: true });
+    let pipe: string;
+    try {
+      const { dev, ino } = fstatSync(fd, { bigint: true });
+      pipe = `${dev}:${ino}`;
+    } catch (error) {
+      return Promise.resolve({ ok: false, refused: (error as NodeJS.ErrnoException).code ?? String(error) });
+    }
     const id = String(this.#nextId++);
     return this.#ready.then((ready) => {
       if (!ready || this.#helper !== helper) return { ok: false, unavailable: 'the process helper ended' };
       return new Promise<Widened>((resolve) => {
         this.#widening.set(id, resolve);
-        const body = Buffer.from(['widen', id, String(fd), `${dev}:${ino}`, String(bytes)].join('\0'));
+        const body = Buffer.from(['widen', id, String(fd), pipe, String(bytes)].join('\0'));
         helper.stdin?.write(Buffer.concat([Buffer.from(`${body.length}\n`), body]));
       });
     });

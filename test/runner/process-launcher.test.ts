@@ -115,6 +115,15 @@ describe('the process launcher', () => {
     expect(existsSync(join(cwd, 'made-it'))).toBe(false);
   });
 
+  it('when its helper ends between forking a command and saying so, the command is never run', async () => {
+    const launcher = new ProcessLauncher({ perl: await alteredPerl('answer("forked $id $pid\\n");', 'kill(9, $$);') });
+    const cwd = await tempDir();
+    const { result } = await run(['sh', '-c', 'touch made-it'], { launcher, cwd });
+    expect(result.startError).toMatch(/the process helper \(.*\) ended \(SIGKILL\) while starting it$/);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(existsSync(join(cwd, 'made-it'))).toBe(false);
+  });
+
   it('learns of an exit even when the wake-up for it is missed, as one just before the helper waits can be', async () => {
     // No handler at all: every exit is found by the helper's periodic look.
     const launcher = new ProcessLauncher({ perl: await alteredPerl("$SIG{CHLD} = sub { syswrite($wake_out, 'x') };", '') });
