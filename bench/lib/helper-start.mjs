@@ -38,6 +38,8 @@ async function helper(script) {
     const got = (input + chunk).split('\n');
     input = got.pop();
     for (const line of got) {
+      // `forked` lines are not waited for: kept, they would slow every later search.
+      if (line.startsWith('forked ')) continue;
       const at = waiting.findIndex(({ test }) => test(line));
       if (at === -1) lines.push(line);
       else waiting.splice(at, 1)[0].resolve(line);

@@ -78,12 +78,16 @@ export class PipeWidener {
       this.#startPerl(fd);
       return;
     }
-    void this.#launcher.widen(fd, WIDE_PIPE_BYTES).then((widened) => {
-      if (widened.ok) return;
-      if ('refused' in widened) this.#tell('refused', `the process helper could not widen the pipe (${widened.refused}): ${REFUSED}`);
-      // No helper now: a perl of its own, while the descriptor is still this pipe's.
-      else if (!source.destroyed) this.#startPerl(fd);
-    });
+    this.#launcher
+      .widen(fd, WIDE_PIPE_BYTES)
+      .then((widened) => {
+        if (widened.ok) return;
+        if ('refused' in widened) this.#tell('refused', `the process helper could not widen the pipe (${widened.refused}): ${REFUSED}`);
+        // Not done by the helper: a perl of its own, while the descriptor is still this pipe's.
+        else if (!source.destroyed) this.#startPerl(fd);
+      })
+      // Widening is an optimisation: nothing about it may end the daemon.
+      .catch(() => undefined);
   }
 
   #startPerl(fd: number): void {

@@ -12,8 +12,9 @@
  * each child it reaps. The child opens the pipes through /proc/<daemon>/fd, so they need no
  * name. A request whose first field is `widen` (then id, the daemon's descriptor of a pipe's
  * read end, its `dev:ino`, and a size) sets that pipe's capacity through /proc the same way and
- * answers `widened <id> <errno>` (0 when done): widening a chatty command's pipe starts no
- * process either. A SIGCHLD wakes the loop through a pipe of its own, so no exit waits for the
+ * answers `widened <id> open <errno>` when it could not open that pipe (or found another file
+ * there: EIO), else `widened <id> fcntl <errno>` (0 when done): widening a chatty command's pipe
+ * starts no process either. A SIGCHLD wakes the loop through a pipe of its own, so no exit waits for the
  * next request. It exits when the daemon closes its stdin (the daemon is gone); what it
  * started runs on, as the children of a killed daemon do, and the daemon's recovery stops
  * them. It ignores the signals that stop a daemon (a Ctrl-C reaches the daemon's whole process
@@ -66,7 +67,7 @@ sub start {
     %ENV = ();
     for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }
     # Not exec'd before the daemon has been told this pid: if the helper ends first, nothing runs.
-    sysread($go_in, my $go, 1) == 1 or POSIX::_exit(127);
+    if (!sysread($go_in, my $go, 1)) { $! = 5; $fail->() }
     { no warnings; exec { $argv[0] } @argv; }
     $fail->();
   }
@@ -91,15 +92,11 @@ sub start {
 }
 sub widen {
   my ($id, $fd, $pipe, $bytes) = @_;
-  my $errno = 0;
-  if (sysopen(my $end, "/proc/$daemon/fd/$fd", Fcntl::O_RDONLY() | Fcntl::O_NONBLOCK())) {
-    if (join(':', (stat($end))[0, 1]) ne $pipe) { $errno = 5 }
-    elsif (!fcntl($end, 1031, 0 + $bytes)) { $errno = 0 + $! }
-    close $end;
-  } else {
-    $errno = 0 + $!;
-  }
-  answer("widened $id $errno\n");
+  sysopen(my $end, "/proc/$daemon/fd/$fd", Fcntl::O_RDONLY() | Fcntl::O_NONBLOCK()) or return answer("widened $id open " . (0 + $!) . "\n");
+  return answer("widened $id open 5\n") if join(':', (stat($end))[0, 1]) ne $pipe;
+  my $errno = fcntl($end, 1031, 0 + $bytes) ? 0 : 0 + $!;
+  close $end;
+  answer("widened $id fcntl $errno\n");
 }
 answer("ready\n");
 my $in = '';

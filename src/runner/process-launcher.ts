@@ -22,7 +22,11 @@ export interface LaunchedExit {
   lost?: string;
 }
 
-/** What became of a request to widen a pipe: done, refused by Linux (an errno name), or not asked (no helper now). */
+/**
+ * What became of a request to widen a pipe: done; refused by Linux (an errno name); or not done
+ * by the helper (none up, it ended, or it could not reach that pipe), for the caller to widen it
+ * another way if the pipe is still open.
+ */
 export type Widened = { ok: true } | { ok: false; refused: string } | { ok: false; unavailable: string };
 
 export type Launched =
@@ -103,13 +107,14 @@ export class ProcessLauncher {
    */
   widen(fd: number, bytes: number): Promise<Widened> {
     const helper = this.#helper;
+    if (this.#unavailable !== undefined) return Promise.resolve({ ok: false, unavailable: this.#unavailable });
     if (this.#ready === undefined || !helper?.stdin || helper.exitCode !== null || helper.signalCode !== null) return Promise.resolve({ ok: false, unavailable: 'the process helper is not running' });
     let pipe: string;
     try {
       const { dev, ino } = fstatSync(fd, { bigint: true });
       pipe = `${dev}:${ino}`;
     } catch (error) {
-      return Promise.resolve({ ok: false, refused: (error as NodeJS.ErrnoException).code ?? String(error) });
+      return Promise.resolve({ ok: false, unavailable: `the pipe could not be looked at: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
     }
     const id = String(this.#nextId++);
     return this.#ready.then((ready) => {
@@ -212,7 +217,9 @@ export class ProcessLauncher {
     } else if (kind === 'widened') {
       const settle = this.#widening.get(first);
       this.#widening.delete(first);
-      settle?.(second === '0' ? { ok: true } : { ok: false, refused: ERRNO_NAMES.get(Number(second)) ?? `errno ${second}` });
+      const code = ERRNO_NAMES.get(Number(third)) ?? `errno ${third}`;
+      if (second === 'open') settle?.({ ok: false, unavailable: `the process helper could not open the pipe: ${code}` });
+      else settle?.(third === '0' ? { ok: true } : { ok: false, refused: code });
     } else if (kind === 'exited') {
       const pid = Number(first);
       const status = Number(second);
@@ -235,8 +242,9 @@ export class ProcessLauncher {
 
 /**
  * Stops a process the helper had forked when it ended before answering: in a group of its own
- * once it has called setsid, else alone. Its helper has just ended, so the pid is not yet
- * anyone else's.
+ * once it has called setsid, else alone. If the helper ended before telling it to go on, it
+ * exits by itself (and may be gone already); otherwise its helper has just ended, and the pid
+ * being someone else's already would take thousands of processes started in between.
  */
 function killStarting(pid: number): void {
   signalGroup(pid, 'SIGKILL');

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './tmp.js';
 
 /** The path of a script in test/fixtures/scripts. */
 export function fixtureScript(name: string): string {
@@ -46,4 +47,16 @@ export function isRunning(pid: number): boolean {
 /** Reads a pid a fixture script wrote into `dir`. */
 export async function readPid(dir: string, name: string): Promise<number> {
   return Number((await readFile(join(dir, name), 'utf8')).trim());
+}
+
+/**
+ * A `perl` for the process launcher that runs the real one on the helper's script with `from`
+ * replaced by `to`: the helper, changed in one place to show what the daemon does when that
+ * goes wrong.
+ */
+export async function alteredPerl(from: string, to: string): Promise<string> {
+  const wrapper = join(await tempDir(), 'perl');
+  const replace = `my ($e, $script, @rest) = @ARGV; my $at = index($script, q\u0000${from}\u0000); die "not in the script" if $at < 0; substr($script, $at, length(q\u0000${from}\u0000)) = q\u0000${to}\u0000; exec('perl', $e, $script, @rest) or die "exec: $!";`;
+  writeFileSync(wrapper, `#!/usr/bin/env perl\n${replace}\n`, { mode: 0o755 });
+  return wrapper;
 }

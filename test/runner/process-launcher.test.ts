@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { groupAlive } from '../../src/runner/kill-group.js';
 import { ProcessLauncher } from '../../src/runner/process-launcher.js';
 import { runCommand, type CommandOptions } from '../../src/runner/run-command.js';
-import { baseEnv, collect } from '../helpers/processes.js';
+import { alteredPerl, baseEnv, collect } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -21,17 +21,6 @@ function parentOf(pid: number): { ppid: number; command: string } {
   return { ppid, command: readFileSync(`/proc/${ppid}/cmdline`, 'latin1').split('\0')[0] ?? '' };
 }
 
-
-/**
- * A `perl` for the launcher that runs the real one on the helper's script with `from` replaced
- * by `to`: the helper, changed in one place to show what the daemon does when that goes wrong.
- */
-async function alteredPerl(from: string, to: string): Promise<string> {
-  const wrapper = join(await tempDir(), 'perl');
-  const replace = `my ($e, $script, @rest) = @ARGV; my $at = index($script, q\u0000${from}\u0000); die "not in the script" if $at < 0; substr($script, $at, length(q\u0000${from}\u0000)) = q\u0000${to}\u0000; exec('perl', $e, $script, @rest) or die "exec: $!";`;
-  writeFileSync(wrapper, `#!/usr/bin/env perl\n${replace}\n`, { mode: 0o755 });
-  return wrapper;
-}
 
 describe('the process launcher', () => {
   it("starts a command from its perl helper, not by forking the daemon, in a group of the command's own", async () => {
@@ -106,7 +95,7 @@ describe('the process launcher', () => {
     expect(Number((await run(['sh', '-c', 'echo $PPID'], { launcher })).text.trim())).toBe(helper);
   });
 
-  it('when its helper ends after forking a command but before saying so, stops what it forked and fails the start', async () => {
+  it('when its helper ends after its `forked` line but before `started`, stops what it forked and fails the start', async () => {
     const launcher = new ProcessLauncher({ perl: await alteredPerl('answer("started $id $pid\\n");', 'kill(9, $$);') });
     const cwd = await tempDir();
     const { result } = await run(['sh', '-c', 'sleep 1; touch made-it'], { launcher, cwd });
@@ -115,12 +104,13 @@ describe('the process launcher', () => {
     expect(existsSync(join(cwd, 'made-it'))).toBe(false);
   });
 
-  it('when its helper ends between forking a command and saying so, the command is never run', async () => {
+  it('when its helper ends after forking a command but before its `forked` line, the command is never run', async () => {
     const launcher = new ProcessLauncher({ perl: await alteredPerl('answer("forked $id $pid\\n");', 'kill(9, $$);') });
     const cwd = await tempDir();
     const { result } = await run(['sh', '-c', 'touch made-it'], { launcher, cwd });
     expect(result.startError).toMatch(/the process helper \(.*\) ended \(SIGKILL\) while starting it$/);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Long enough for a child that went on to run the command, even on a busy host.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(existsSync(join(cwd, 'made-it'))).toBe(false);
   });
 
