@@ -4,10 +4,10 @@
  * id, cwd, uid and gid (empty for none), the daemon's descriptors of the write ends of stdout
  * and stderr, their device and inode numbers (`dev:ino:dev:ino`, checked once they are open),
  * the number of argv words, the argv words, then the environment as NAME=value.
- * It answers on stdout, a line each: `ready`, `forked <id> <pid>` once it has forked (the
- * child execs only after this line is written: a helper that ends before it leaves nothing
- * running that the daemon cannot name), `started <id> <pid>` once the program has been
- * exec'd, `failed <id> <stage> <errno>` (stage 0: the fork itself, 1: the pipes or the
+ * It answers on stdout, a line each: `ready`, `forked <id> <pid>` once it has forked (which
+ * it writes at once, while the child gets ready; a child whose helper has ended by the time it
+ * would exec does not, so what the daemon cannot name does not run), `started <id> <pid>`
+ * once the program has been exec'd, `failed <id> <stage> <errno>` (stage 0: the fork itself, 1: the pipes or the
  * session, 2: the working folder, 3: the user, 4: exec), and `exited <pid> <wait status>` for
  * each child it reaps. The child opens the pipes through /proc/<daemon>/fd, so they need no
  * name. A request whose first field is `widen` (then id, the daemon's descriptor of a pipe's
@@ -26,6 +26,7 @@ use strict; use warnings; use POSIX (); use Fcntl ();
 $| = 1;
 $0 = 'deployhook process helper';
 my $daemon = 0 + $ARGV[0];
+my $helper = $$;
 pipe(my $wake_in, my $wake_out) or die "pipe: $!";
 for my $end ($wake_in, $wake_out) { fcntl($end, Fcntl::F_SETFL(), Fcntl::O_NONBLOCK()) or die "fcntl: $!" }
 $SIG{CHLD} = sub { syswrite($wake_out, 'x') };
@@ -37,12 +38,10 @@ sub start {
   my ($id, $cwd, $uid, $gid, $out, $err, $pipe, $argc, @rest) = @_;
   my @argv = splice(@rest, 0, $argc);
   pipe(my $status_in, my $status_out) or return answer("failed $id 0 " . (0 + $!) . "\n");
-  pipe(my $go_in, my $go_out) or return answer("failed $id 0 " . (0 + $!) . "\n");
   my $pid = fork();
   defined $pid or return answer("failed $id 0 " . (0 + $!) . "\n");
   if ($pid == 0) {
     close $status_in;
-    close $go_out;
     my $stage = 1;
     my $fail = sub { syswrite($status_out, pack('NN', $stage, 0 + $!)); POSIX::_exit(127) };
     $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE INT TERM HUP QUIT);
@@ -66,16 +65,13 @@ sub start {
     $stage = 4;
     %ENV = ();
     for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }
-    # Not exec'd before the daemon has been told this pid: if the helper ends first, nothing runs.
-    if (!sysread($go_in, my $go, 1)) { $! = 5; $fail->() }
+    # Not exec'd once the helper has ended: the daemon may never have been told this pid.
+    if (getppid() != $helper) { $! = 5; $fail->() }
     { no warnings; exec { $argv[0] } @argv; }
     $fail->();
   }
   close $status_out;
-  close $go_in;
   answer("forked $id $pid\n");
-  syswrite($go_out, 'g');
-  close $go_out;
   my $status = '';
   while (length($status) < 8) {
     my $got = sysread($status_in, $status, 8 - length($status), length($status));

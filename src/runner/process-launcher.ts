@@ -242,9 +242,8 @@ export class ProcessLauncher {
 
 /**
  * Stops a process the helper had forked when it ended before answering: in a group of its own
- * once it has called setsid, else alone. If the helper ended before telling it to go on, it
- * exits by itself (and may be gone already); otherwise its helper has just ended, and the pid
- * being someone else's already would take thousands of processes started in between.
+ * once it has called setsid, else alone. Its helper has just ended, so the pid is not yet
+ * anyone else's (a child that finds its helper gone before its exec fails by itself).
  */
 function killStarting(pid: number): void {
   signalGroup(pid, 'SIGKILL');

@@ -51,12 +51,14 @@ export async function readPid(dir: string, name: string): Promise<number> {
 
 /**
  * A `perl` for the process launcher that runs the real one on the helper's script with `from`
- * replaced by `to`: the helper, changed in one place to show what the daemon does when that
- * goes wrong.
+ * replaced by `to` (and each further pair after it): the helper, changed in one place to show
+ * what the daemon does when that goes wrong.
  */
-export async function alteredPerl(from: string, to: string): Promise<string> {
+export async function alteredPerl(from: string, to: string, ...more: Array<[string, string]>): Promise<string> {
   const wrapper = join(await tempDir(), 'perl');
-  const replace = `my ($e, $script, @rest) = @ARGV; my $at = index($script, q\u0000${from}\u0000); die "not in the script" if $at < 0; substr($script, $at, length(q\u0000${from}\u0000)) = q\u0000${to}\u0000; exec('perl', $e, $script, @rest) or die "exec: $!";`;
-  writeFileSync(wrapper, `#!/usr/bin/env perl\n${replace}\n`, { mode: 0o755 });
+  const replace = [[from, to], ...more]
+    .map(([a, b]) => `$at = index($script, q\u0000${a}\u0000); die "not in the script" if $at < 0; substr($script, $at, length(q\u0000${a}\u0000)) = q\u0000${b}\u0000;`)
+    .join(' ');
+  writeFileSync(wrapper, `#!/usr/bin/env perl\nmy ($e, $script, @rest) = @ARGV; my $at; ${replace} exec('perl', $e, $script, @rest) or die "exec: $!";\n`, { mode: 0o755 });
   return wrapper;
 }

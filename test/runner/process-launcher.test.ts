@@ -105,7 +105,8 @@ describe('the process launcher', () => {
   });
 
   it('when its helper ends after forking a command but before its `forked` line, the command is never run', async () => {
-    const launcher = new ProcessLauncher({ perl: await alteredPerl('answer("forked $id $pid\\n");', 'kill(9, $$);') });
+    // The helper dies right after its fork; its child looks only once that has surely happened.
+    const launcher = new ProcessLauncher({ perl: await alteredPerl('answer("forked $id $pid\\n");', 'kill(9, $$);', ['if (getppid()', 'select(undef, undef, undef, 0.3); if (getppid()']) });
     const cwd = await tempDir();
     const { result } = await run(['sh', '-c', 'touch made-it'], { launcher, cwd });
     expect(result.startError).toMatch(/the process helper \(.*\) ended \(SIGKILL\) while starting it$/);
