@@ -4,22 +4,22 @@
  * id, cwd, uid and gid (empty for none), the daemon's descriptors of the write ends of stdout
  * and stderr, their device and inode numbers (`dev:ino:dev:ino`, checked once they are open),
  * the number of argv words, the argv words, then the environment as NAME=value.
- * It answers on stdout, a line each: `ready`, `forked <id> <pid>` once it has forked (which
- * it writes at once, while the child gets ready; a child whose helper has ended by the time it
- * would exec does not, so what the daemon cannot name does not run), `started <id> <pid>`
- * once the program has been exec'd, `failed <id> <stage> <errno>` (stage 0: the fork itself, 1: the pipes or the
- * session, 2: the working folder, 3: the user, 4: exec), and `exited <pid> <wait status>` for
- * each child it reaps. The child opens the pipes through /proc/<daemon>/fd, so they need no
- * name. A request whose first field is `widen` (then id, the daemon's descriptor of a pipe's
- * read end, its `dev:ino`, and a size) sets that pipe's capacity through /proc the same way and
- * answers `widened <id> open <errno>` when it could not open that pipe (or found another file
- * there: EIO), else `widened <id> fcntl <errno>` (0 when done): widening a chatty command's pipe
- * starts no process either. A SIGCHLD wakes the loop through a pipe of its own, so no exit waits for the
- * next request. It exits when the daemon closes its stdin (the daemon is gone); what it
- * started runs on, as the children of a killed daemon do, and the daemon's recovery stops
- * them. It ignores the signals that stop a daemon (a Ctrl-C reaches the daemon's whole process
- * group): the daemon may still be waiting for runs to end, and only the helper can tell it how
- * they ended.
+ * It answers on stdout, a line each: `ready`; `forked <id> <pid>` at once after each fork,
+ * while the child gets ready (a child that finds, just before its exec, that its helper has
+ * ended exits instead, so nothing runs whose pid the daemon may not have been told);
+ * `started <id> <pid>` once the program has been exec'd; `failed <id> <stage> <errno>` (stage
+ * 0: the fork itself, 1: the pipes or the session, 2: the working folder, 3: the user, 4: exec);
+ * and `exited <pid> <wait status>` for each child it reaps. The child opens the pipes through
+ * /proc/<daemon>/fd, so they need no name. A request whose first field is `widen` (then id, the
+ * daemon's descriptor of a pipe's read end, its `dev:ino`, and a size) sets that pipe's capacity
+ * through /proc the same way and answers `widened <id> open <errno>` when it could not open
+ * that pipe (or found another file there: EIO), else `widened <id> fcntl <errno>` (0 when
+ * done): widening a chatty command's pipe starts no process either. A SIGCHLD wakes the loop
+ * through a pipe of its own, so no exit waits for the next request. It exits when the daemon
+ * closes its stdin (the daemon is gone); what it started runs on, as the children of a killed
+ * daemon do, and the daemon's recovery stops them. It ignores the signals that stop a daemon (a
+ * Ctrl-C reaches the daemon's whole process group): the daemon may still be waiting for runs to
+ * end, and only the helper can tell it how they ended.
  */
 export const HELPER_SCRIPT = String.raw`
 use strict; use warnings; use POSIX (); use Fcntl ();

@@ -21,7 +21,6 @@ function parentOf(pid: number): { ppid: number; command: string } {
   return { ppid, command: readFileSync(`/proc/${ppid}/cmdline`, 'latin1').split('\0')[0] ?? '' };
 }
 
-
 describe('the process launcher', () => {
   it("starts a command from its perl helper, not by forking the daemon, in a group of the command's own", async () => {
     const launcher = new ProcessLauncher();
