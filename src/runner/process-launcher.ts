@@ -84,20 +84,19 @@ export class ProcessLauncher {
   }
 
   async launch(request: LaunchRequest): Promise<Launched> {
-    const pipes = [fstatSync(request.stdout, { bigint: true }), fstatSync(request.stderr, { bigint: true })].map(({ dev, ino }) => `${dev}:${ino}`).join(':');
+    const pipes = `${pipeIdentity(request.stdout)}:${pipeIdentity(request.stderr)}`;
     const fields = [request.cwd, request.user ? String(request.user.uid) : '', request.user ? String(request.user.gid) : '', String(request.stdout), String(request.stderr), pipes, String(1 + request.args.length), request.program, ...request.args, ...Object.entries(request.env).map(([name, value]) => `${name}=${value}`)];
     // The helper's fields are separated by NUL. node's spawn refuses a NUL with a message of its own: it is left to say so.
     if (fields.some((field) => field.includes('\0'))) return { ok: false, unavailable: 'a NUL character in the command, its folder or its environment' };
     if (this.#unavailable !== undefined) return { ok: false, unavailable: this.#unavailable };
     if (!(await (this.#ready ??= this.#start()))) return { ok: false, unavailable: this.#unavailable ?? 'the process helper ended' };
-    const helper = this.#helper;
+    const helper = this.#liveHelper();
     // Ended meanwhile: this start goes through node's spawn, and the next one starts a new helper.
-    if (!helper?.stdin || helper.exitCode !== null || helper.signalCode !== null) return { ok: false, unavailable: 'the process helper ended' };
+    if (!helper) return { ok: false, unavailable: 'the process helper ended' };
     const id = String(this.#nextId++);
-    const body = Buffer.from([id, ...fields].join('\0'));
     return new Promise<Launched>((resolve) => {
       this.#starting.set(id, { settle: resolve });
-      helper.stdin?.write(Buffer.concat([Buffer.from(`${body.length}\n`), body]));
+      send(helper, [id, ...fields]);
     });
   }
 
@@ -106,13 +105,12 @@ export class ProcessLauncher {
    * helper if it is up (it is never started for this): no process is started for it.
    */
   widen(fd: number, bytes: number): Promise<Widened> {
-    const helper = this.#helper;
+    const helper = this.#liveHelper();
     if (this.#unavailable !== undefined) return Promise.resolve({ ok: false, unavailable: this.#unavailable });
-    if (this.#ready === undefined || !helper?.stdin || helper.exitCode !== null || helper.signalCode !== null) return Promise.resolve({ ok: false, unavailable: 'the process helper is not running' });
+    if (this.#ready === undefined || !helper) return Promise.resolve({ ok: false, unavailable: 'the process helper is not running' });
     let pipe: string;
     try {
-      const { dev, ino } = fstatSync(fd, { bigint: true });
-      pipe = `${dev}:${ino}`;
+      pipe = pipeIdentity(fd);
     } catch (error) {
       return Promise.resolve({ ok: false, unavailable: `the pipe could not be looked at: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
     }
@@ -121,10 +119,15 @@ export class ProcessLauncher {
       if (!ready || this.#helper !== helper) return { ok: false, unavailable: 'the process helper ended' };
       return new Promise<Widened>((resolve) => {
         this.#widening.set(id, resolve);
-        const body = Buffer.from(['widen', id, String(fd), pipe, String(bytes)].join('\0'));
-        helper.stdin?.write(Buffer.concat([Buffer.from(`${body.length}\n`), body]));
+        send(helper, ['widen', id, String(fd), pipe, String(bytes)]);
       });
     });
+  }
+
+  /** The helper, while it is there to be written to. */
+  #liveHelper(): ChildProcess | undefined {
+    const helper = this.#helper;
+    return helper?.stdin && helper.exitCode === null && helper.signalCode === null ? helper : undefined;
   }
 
   #start(): Promise<boolean> {
@@ -206,8 +209,7 @@ export class ProcessLauncher {
     } else if (kind === 'failed') {
       const settle = this.#starting.get(first)?.settle;
       this.#starting.delete(first);
-      const errno = Number(third);
-      const code = ERRNO_NAMES.get(errno) ?? `errno ${third}`;
+      const code = errnoName(third);
       const why = `could not ${STAGES[second] ?? 'start'}: ${code}`;
       // The helper's own part failed (the pipes through /proc, the session): node's spawn does it instead from now on.
       if (second === '1') settle?.({ ok: false, unavailable: this.#disable(`the process helper ${why}`) });
@@ -217,7 +219,7 @@ export class ProcessLauncher {
     } else if (kind === 'widened') {
       const settle = this.#widening.get(first);
       this.#widening.delete(first);
-      const code = ERRNO_NAMES.get(Number(third)) ?? `errno ${third}`;
+      const code = errnoName(third);
       if (second === 'open') settle?.({ ok: false, unavailable: `the process helper could not open the pipe: ${code}` });
       else settle?.(third === '0' ? { ok: true } : { ok: false, refused: code });
     } else if (kind === 'exited') {
@@ -238,6 +240,23 @@ export class ProcessLauncher {
     }
     return this.#unavailable;
   }
+}
+
+/** An errno the helper reported, by node's name for it (ENOENT), else by number. */
+function errnoName(errno: string): string {
+  return ERRNO_NAMES.get(Number(errno)) ?? `errno ${errno}`;
+}
+
+/** A request to the helper: its length, a newline, then its fields separated by NUL. */
+function send(helper: ChildProcess, fields: readonly string[]): void {
+  const body = Buffer.from(fields.join('\0'));
+  helper.stdin?.write(Buffer.concat([Buffer.from(`${body.length}\n`), body]));
+}
+
+/** The `dev:ino` of the pipe a descriptor holds, which the helper checks after it opens the pipe through /proc. */
+function pipeIdentity(fd: number): string {
+  const { dev, ino } = fstatSync(fd, { bigint: true });
+  return `${dev}:${ino}`;
 }
 
 /**

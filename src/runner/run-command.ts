@@ -101,6 +101,21 @@ function readers(pipes: readonly PipeEnds[]): [Socket, Socket] {
 }
 
 /**
+ * The user a command runs as owns its pipes, or it could not open /dev/stdout again: done once,
+ * before the command is started either way. Its failure is the start's (the pipes are closed).
+ */
+function pipesGiven(pipes: PipeEnds[] | undefined, user: CommandOptions['user']): Started | undefined {
+  if (!pipes || !user) return undefined;
+  try {
+    givePipes(pipes, user);
+    return undefined;
+  } catch (error) {
+    closePipes(pipes);
+    return { ok: false, error: Promise.resolve(error) };
+  }
+}
+
+/**
  * Starts the command from the helper (process-launcher.ts): the daemon does not fork, and the
  * helper does what `spawn` does below. Falls back to `spawn` when the helper is unavailable.
  */
@@ -108,7 +123,6 @@ async function launch(program: string, args: readonly string[], options: Command
   const [stdout, stderr] = pipes;
   if (!stdout || !stderr) return undefined;
   const { cwd, env, user } = options;
-  if (user) givePipes(pipes, user);
   const launched = await launcher.launch({ program, args, cwd, env, user, stdout: stdout.write, stderr: stderr.write });
   if (!launched.ok && 'unavailable' in launched) return undefined;
   // The child has its own ends now (or none): the daemon's copies are closed, so the read ends see the output's end.
@@ -135,11 +149,7 @@ function start(program: string, args: readonly string[], { cwd, env, user }: Com
   let subprocess: ChildProcess;
   let sources: Socket[] = [];
   try {
-    if (pipes) {
-      // The user a command runs as owns its pipes, or it could not open /dev/stdout again.
-      if (user) givePipes(pipes, user);
-      sources = readers(pipes);
-    }
+    if (pipes) sources = readers(pipes);
     const stdio = pipes ? (['ignore', pipes[0]?.write, pipes[1]?.write] as const) : (['ignore', 'pipe', 'pipe'] as const);
     subprocess = spawn(program, args, { cwd, env, detached: true, stdio: [...stdio], ...(user ? { uid: user.uid, gid: user.gid } : {}) });
   } catch (error) {
@@ -195,7 +205,7 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
   }
 
   const launcher = options.launcher === undefined ? processLauncher : options.launcher;
-  const launched = (pipes && launcher ? await launch(program, args, options, pipes, launcher) : undefined) ?? start(program, args, options, pipes);
+  const launched = pipesGiven(pipes, options.user) ?? (pipes && launcher ? await launch(program, args, options, pipes, launcher) : undefined) ?? start(program, args, options, pipes);
   if (!launched.ok) {
     const startError = await describeStartError(await launched.error, program, cwd);
     output.write(`${startError}\n`);
