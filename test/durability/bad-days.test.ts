@@ -13,6 +13,7 @@ import { readRun, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
+import { statFields } from '../helpers/processes.js';
 import { groupAlive } from '../../src/runner/kill-group.js';
 
 const execFileAsync = promisify(execFile);
@@ -187,8 +188,7 @@ async function childrenOf(parent: number, commandLine: string): Promise<number[]
   const found: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'latin1').catch(() => '');
-    if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] !== String(parent)) continue;
+    if (statFields(name)?.[1] !== String(parent)) continue;
     if ((await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '')).replace(/\0+$/, '') === commandLine) found.push(Number(name));
   }
   return found;

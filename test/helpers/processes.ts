@@ -26,6 +26,19 @@ export function collect(): Writable & { text(): string } {
 }
 
 /**
+ * The fields of /proc/<pid>/stat after the process's name (which may hold spaces and
+ * parentheses): state, parent pid, group, ...; undefined when there is no such process.
+ */
+export function statFields(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Whether the process is running. An exited process its parent has not reaped yet (an
  * orphan waiting for PID 1) is a zombie: it runs no code and holds no files, so it is not.
  */
@@ -36,12 +49,8 @@ export function isRunning(pid: number): boolean {
     if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
     throw error;
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  const state = statFields(pid)?.[0];
+  return state !== undefined && state !== 'Z';
 }
 
 /** Reads a pid a fixture script wrote into `dir`. */

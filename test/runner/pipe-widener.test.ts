@@ -49,6 +49,13 @@ async function chattyPipe(widener: PipeWidener): Promise<void> {
   source.destroy();
 }
 
+/** `launcher` with its helper up: it comes up with the first process it starts. */
+async function helperUp(launcher: ProcessLauncher): Promise<ProcessLauncher> {
+  const started = await runCommand({ argv: ['true'], cwd: await tempDir(), env: baseEnv, output: collect(), timeoutMs: 10_000, killAfterMs: 1_000, launcher });
+  expect(started.exitCode).toBe(0);
+  return launcher;
+}
+
 describe('a pipe widener', () => {
   it('widens a pipe once 1 MiB has come through it, and leaves a quiet one as it is', async () => {
     const widener = new PipeWidener();
@@ -88,10 +95,7 @@ describe('a pipe widener', () => {
   });
 
   it('widens through the process helper while it is up, with no perl started for it', async () => {
-    const launcher = new ProcessLauncher();
-    // The helper comes up with the first process it starts.
-    const started = await runCommand({ argv: ['true'], cwd: await tempDir(), env: baseEnv, output: collect(), timeoutMs: 10_000, killAfterMs: 1_000, launcher });
-    expect(started.exitCode).toBe(0);
+    const launcher = await helperUp(new ProcessLauncher());
     // A perl of the widener's own cannot start: only the helper can widen this pipe.
     const widener = new PipeWidener({ launcher, perl: '/nonexistent/perl' });
     const told: string[] = [];
@@ -113,9 +117,7 @@ describe('a pipe widener', () => {
       ['"/proc/$daemon/fd/$fd"', '"/nonexistent/$fd"'],
       ['sub widen {', 'sub widen { kill(9, $$);'],
     ] as const) {
-      const launcher = new ProcessLauncher({ perl: await alteredPerl(from, to) });
-      const started = await runCommand({ argv: ['true'], cwd: await tempDir(), env: baseEnv, output: collect(), timeoutMs: 10_000, killAfterMs: 1_000, launcher });
-      expect(started.exitCode).toBe(0);
+      const launcher = await helperUp(new ProcessLauncher({ perl: await alteredPerl(from, to) }));
       const widener = new PipeWidener({ launcher });
       const told: string[] = [];
       widener.onProblem = (reason) => told.push(reason);

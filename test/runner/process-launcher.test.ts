@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { groupAlive } from '../../src/runner/kill-group.js';
 import { ProcessLauncher } from '../../src/runner/process-launcher.js';
 import { runCommand, type CommandOptions } from '../../src/runner/run-command.js';
-import { alteredPerl, baseEnv, collect } from '../helpers/processes.js';
+import { alteredPerl, baseEnv, collect, statFields } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -16,8 +16,7 @@ async function run(argv: readonly string[], overrides: Partial<CommandOptions> =
 
 /** The parent of a process and that parent's command line, from /proc. */
 function parentOf(pid: number): { ppid: number; command: string } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  const ppid = Number(statFields(pid)?.[1]);
   return { ppid, command: readFileSync(`/proc/${ppid}/cmdline`, 'latin1').split('\0')[0] ?? '' };
 }
 
