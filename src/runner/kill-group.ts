@@ -37,10 +37,17 @@ function send(target: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
+/**
+ * The fields of /proc/<pid>/stat after the process's name (which is in parentheses and may itself
+ * contain ") "): state, parent pid, group, ...; undefined when there is no such process.
+ */
+export async function procStatFields(pid: number | string): Promise<string[] | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => undefined);
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 async function isRunningMember(pid: string, pgid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '');
-  // The fields after the command name, which is in parentheses and may itself contain ") ".
-  const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [state, , group] = (await procStatFields(pid)) ?? [];
   return group === String(pgid) && state !== undefined && state !== 'Z';
 }
 

@@ -1,11 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { signalGroup, terminateGroup } from './kill-group.js';
+import { procStatFields, signalGroup, terminateGroup } from './kill-group.js';
 
 /** When the process started, in clock ticks since boot (field 22 of /proc/<pid>/stat); undefined if it is gone. */
 export async function processStartTime(pid: number): Promise<string | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => undefined);
-  if (stat === undefined) return undefined;
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  return (await procStatFields(pid))?.[19];
 }
 
 let bootId: Promise<string> | undefined;

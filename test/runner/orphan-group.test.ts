@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { currentBootId, stopOrphanGroup } from '../../src/runner/orphan-group.js';
+import { isRunning } from '../helpers/processes.js';
 
 /** A process group whose leader has exited and whose one member, a sleep, is left: what a run killed with the daemon leaves. */
 async function leaderlessGroup(): Promise<{ pgid: number; member: number }> {
@@ -12,29 +12,19 @@ async function leaderlessGroup(): Promise<{ pgid: number; member: number }> {
   return { pgid: child.pid as number, member: Number(out.trim()) };
 }
 
-/** Running, not a zombie waiting for its new parent to reap it. */
-const alive = (pid: number): boolean => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
-  } catch {
-    return false;
-  }
-};
-
 describe('stopOrphanGroup', () => {
   it('leaves alone a group recorded in another boot, and stops one of this boot', async () => {
     const { pgid, member } = await leaderlessGroup();
     try {
-      expect(alive(member)).toBe(true);
+      expect(isRunning(member)).toBe(true);
       // After a reboot the recorded group id may name someone else's group.
       expect(await stopOrphanGroup(pgid, '1', 500, 'a-boot-that-is-over')).toBe(false);
-      expect(alive(member)).toBe(true);
+      expect(isRunning(member)).toBe(true);
       expect(await stopOrphanGroup(pgid, '1', 500, await currentBootId())).toBe(true);
       await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(alive(member)).toBe(false);
+      expect(isRunning(member)).toBe(false);
     } finally {
-      if (alive(member)) process.kill(member, 'SIGKILL');
+      if (isRunning(member)) process.kill(member, 'SIGKILL');
     }
   });
 });
