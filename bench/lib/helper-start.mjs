@@ -16,8 +16,11 @@ import { fileURLToPath } from 'node:url';
 const [rounds = 4, starts = 300] = process.argv.slice(2, 4).map(Number);
 const scripts = process.argv.slice(4);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const shipped = /String\.raw`([\s\S]*?)`;/.exec(readFileSync(join(root, 'src/runner/process-helper-script.ts'), 'utf8'))?.[1];
-if (!shipped) throw new Error('Expected HELPER_SCRIPT in src/runner/process-helper-script.ts');
+const source = readFileSync(join(root, 'src/runner/process-helper-script.ts'), 'utf8');
+const shipped = /String\.raw`([\s\S]*?)`;/.exec(source)?.[1];
+// The helper's second argument, as the daemon passes it.
+const setPipeSize = /F_SETPIPE_SZ = (\d+);/.exec(source)?.[1];
+if (!shipped || !setPipeSize) throw new Error('Expected HELPER_SCRIPT and F_SETPIPE_SZ in src/runner/process-helper-script.ts');
 
 const folder = mkdtempSync(join(tmpdir(), 'helper-start-'));
 process.on('exit', () => rmSync(folder, { recursive: true, force: true }));
@@ -29,7 +32,7 @@ const env = { PATH: '/usr/bin:/bin', HOME: '/nonexistent', LANG: 'C.UTF-8', DEPL
 
 /** Starts the helper from `script`; resolves with a function that starts /bin/true once and times it. */
 async function helper(script) {
-  const child = spawn('perl', ['-e', script, String(process.pid)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn('perl', ['-e', script, String(process.pid), setPipeSize], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = [];
   const waiting = [];
   let input = '';

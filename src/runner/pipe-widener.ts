@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { F_SETPIPE_SZ } from './process-helper-script.js';
 import type { ProcessLauncher } from './process-launcher.js';
 
-/** F_SETPIPE_SZ, Linux's fcntl that sets a pipe's capacity. */
-const F_SETPIPE_SZ = 1031;
 /** What a chatty command's pipe grows to: Linux's largest for a process without privileges (/proc/sys/fs/pipe-max-size). */
 export const WIDE_PIPE_BYTES = 1024 * 1024;
 /** How much output makes a command chatty enough for a wider pipe. */

@@ -1,6 +1,9 @@
+/** F_SETPIPE_SZ, Linux's fcntl that sets a pipe's capacity: the helper's second argument. */
+export const F_SETPIPE_SZ = 1031;
+
 /**
- * The helper, in perl (perl-base is Essential on Debian and Ubuntu). Its first argument is the
- * daemon's pid. Requests come on stdin as `<length>\n<fields>`, the fields separated by NUL:
+ * The helper, in perl (perl-base is Essential on Debian and Ubuntu). Its arguments are the
+ * daemon's pid and F_SETPIPE_SZ (perl's Fcntl does not name it). Requests come on stdin as `<length>\n<fields>`, the fields separated by NUL:
  * id, cwd, uid and gid (empty for none), the daemon's descriptors of the write ends of stdout
  * and stderr, their device and inode numbers (`dev:ino:dev:ino`, checked once they are open),
  * the number of argv words, the argv words, then the environment as NAME=value.
@@ -25,7 +28,7 @@ export const HELPER_SCRIPT = String.raw`
 use strict; use warnings; use POSIX (); use Fcntl ();
 $| = 1;
 $0 = 'deployhook process helper';
-my $daemon = 0 + $ARGV[0];
+my ($daemon, $set_pipe_size) = map { 0 + $_ } @ARGV[0, 1];
 my $helper = $$;
 pipe(my $wake_in, my $wake_out) or die "pipe: $!";
 for my $end ($wake_in, $wake_out) { fcntl($end, Fcntl::F_SETFL(), Fcntl::O_NONBLOCK()) or die "fcntl: $!" }
@@ -90,7 +93,7 @@ sub widen {
   my ($id, $fd, $pipe, $bytes) = @_;
   sysopen(my $end, "/proc/$daemon/fd/$fd", Fcntl::O_RDONLY() | Fcntl::O_NONBLOCK()) or return answer("widened $id open " . (0 + $!) . "\n");
   return answer("widened $id open 5\n") if join(':', (stat($end))[0, 1]) ne $pipe;
-  my $errno = fcntl($end, 1031, 0 + $bytes) ? 0 : 0 + $!;
+  my $errno = fcntl($end, $set_pipe_size, 0 + $bytes) ? 0 : 0 + $!;
   close $end;
   answer("widened $id fcntl $errno\n");
 }

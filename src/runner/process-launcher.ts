@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fstatSync } from 'node:fs';
 import { constants } from 'node:os';
 import { signalGroup, signalProcess } from './kill-group.js';
-import { HELPER_SCRIPT } from './process-helper-script.js';
+import { F_SETPIPE_SZ, HELPER_SCRIPT } from './process-helper-script.js';
 
 /** What starting a process needs; stdout and stderr are the daemon's descriptors of the pipes' write ends. */
 export interface LaunchRequest {
@@ -139,7 +139,7 @@ export class ProcessLauncher {
       let ready = false;
       let helper: ChildProcess;
       try {
-        helper = spawn(this.#perl, ['-e', HELPER_SCRIPT, String(process.pid)], { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+        helper = spawn(this.#perl, ['-e', HELPER_SCRIPT, String(process.pid), String(F_SETPIPE_SZ)], { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
       } catch (error) {
         this.#disable(`could not start ${this.#perl}: ${(error as Error).message}`);
         resolve(false);
