@@ -25,7 +25,6 @@ export function isValidRef(ref: unknown): ref is string {
   return ref.split('/').every((part) => part !== '' && part !== '@' && !part.startsWith('.') && !part.endsWith('.lock'));
 }
 
-/** Delivery ids end up in logs and environment variables; anything odd is replaced. */
 /** The named headers of `original` that hold a plain single value, for relaying. */
 export function copyHeaders(original: IncomingHttpHeaders, names: readonly string[]): Record<string, string> {
   const copied: Record<string, string> = {};
@@ -36,6 +35,7 @@ export function copyHeaders(original: IncomingHttpHeaders, names: readonly strin
   return copied;
 }
 
+/** Delivery ids end up in logs and environment variables; anything odd is replaced. */
 export function safeDeliveryId(value: string | string[] | undefined): string | undefined {
   return typeof value === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(value) ? value : undefined;
 }
