@@ -62,6 +62,12 @@ export class RunStore {
   readonly #files: JournaledFolder;
   /** Jobs whose folder is known to exist. */
   readonly #folders = new Set<string>();
+  /**
+   * Each job's folders, records and logs, by job name: checked and joined once. Paths are made
+   * several times per push (record, payload, log, retention), and path.join each time was ~4 %
+   * of the main thread under a flood of pushes (docs/benchmarks.md, section 1).
+   */
+  readonly #jobPaths = new Map<string, { records: string; logs: string }>();
 
   constructor(stateDir: string, logDir: string) {
     this.#root = join(stateDir, 'runs');
@@ -77,8 +83,7 @@ export class RunStore {
 
   /** Where a run's log lives: derived, never taken from a record. */
   logPath(job: string, id: string): string {
-    this.eventFile(job, id);
-    return join(this.#logDir, job, `${id}.log`);
+    return `${this.#paths(job, id).logs}/${id}.log`;
   }
 
   /** Sortable, unique across restarts (time first, then randomness). */
@@ -86,18 +91,27 @@ export class RunStore {
     return this.#nextUlid().toLowerCase();
   }
 
-  #folder(job: string): string {
-    if (!JOB_NAME_PATTERN.test(job)) throw new DeployhookError('INVALID_JOB_NAME', `Expected a job name matching ${String(JOB_NAME_PATTERN)}, got ${JSON.stringify(job)}`);
-    return join(this.#root, job);
+  /**
+   * The job's folders, once its name and the run id are checked: a name or id from anywhere
+   * else can never make a path outside them (a job name has no `/` and does not start with `.`).
+   */
+  #paths(job: string, id: string): { records: string; logs: string } {
+    if (!RUN_ID_PATTERN.test(id)) throw new DeployhookError('INVALID_RUN_ID', `Expected a run id of 26 lowercase letters and digits, got ${JSON.stringify(id)}`);
+    let paths = this.#jobPaths.get(job);
+    if (paths === undefined) {
+      if (!JOB_NAME_PATTERN.test(job)) throw new DeployhookError('INVALID_JOB_NAME', `Expected a job name matching ${String(JOB_NAME_PATTERN)}, got ${JSON.stringify(job)}`);
+      paths = { records: join(this.#root, job), logs: join(this.#logDir, job) };
+      this.#jobPaths.set(job, paths);
+    }
+    return paths;
   }
 
   eventFile(job: string, id: string): string {
-    if (!RUN_ID_PATTERN.test(id)) throw new DeployhookError('INVALID_RUN_ID', `Expected a run id of 26 lowercase letters and digits, got ${JSON.stringify(id)}`);
-    return join(this.#folder(job), `${id}.event.json`);
+    return `${this.#paths(job, id).records}/${id}.event.json`;
   }
 
   #recordFile(job: string, id: string): string {
-    return this.eventFile(job, id).replace(/\.event\.json$/, '.json');
+    return `${this.#paths(job, id).records}/${id}.json`;
   }
 
   /**
@@ -106,7 +120,7 @@ export class RunStore {
    */
   async create(record: RunRecord, event: Buffer): Promise<void> {
     if (!this.#folders.has(record.job)) {
-      await mkdir(this.#folder(record.job), { recursive: true });
+      await mkdir(this.#paths(record.job, record.id).records, { recursive: true });
       this.#folders.add(record.job);
     }
     const recordFile = this.#recordFile(record.job, record.id);

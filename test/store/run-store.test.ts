@@ -54,6 +54,23 @@ async function storeWithRun() {
 }
 
 describe('RunStore', () => {
+  it("derives a run's paths under its job's folders, and refuses a job name or run id that could leave them", async () => {
+    const dir = await tempDir();
+    const store = new RunStore(join(dir, 'state'), join(dir, 'logs'));
+    const id = store.newRunId();
+    expect(store.eventFile('app', id)).toBe(join(dir, 'state', 'runs', 'app', `${id}.event.json`));
+    expect(store.logPath('app', id)).toBe(join(dir, 'logs', 'app', `${id}.log`));
+    // Checked every time, also for a job whose folders are already known.
+    for (const hostile of ['../x', `${id}/../../x`, id.toUpperCase(), `${id}x`, '']) {
+      expect(() => store.eventFile('app', hostile)).toThrow(/run id/);
+      expect(() => store.logPath('app', hostile)).toThrow(/run id/);
+    }
+    for (const hostile of ['..', '../app', 'app/../../x', '.app', 'App', '']) {
+      expect(() => store.eventFile(hostile, id)).toThrow(/job name/);
+      expect(() => store.logPath(hostile, id)).toThrow(/job name/);
+    }
+  });
+
   it('answers for a new run as soon as create resolves, and puts its record and payload in place', async () => {
     const dir = await tempDir();
     const store = new RunStore(join(dir, 'state'), join(dir, 'logs'));
