@@ -5,7 +5,7 @@
 # The deploy (deploy.sh in the repository) prints a line and sleeps BENCH_DEPLOY_SECONDS.
 # Both checkouts are warm (the commit before the burst is deployed first).
 #
-#   bash bench/burst.sh        BENCH_BURST_COUNT=1000 BENCH_DEPLOY_SECONDS=1 BENCH_RUNS=1
+#   bash bench/burst.sh        BENCH_BURST_COUNT=1000 BENCH_DEPLOY_SECONDS=1 BENCH_BURST_RUNS=1
 #   BENCH_SERVERS=deployhook: deployhook alone (to compare builds or profile it quickly)
 source "$(dirname "$0")/lib/common.sh"
 
