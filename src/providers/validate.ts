@@ -11,6 +11,10 @@ export function isZeroCommit(sha: string): boolean {
   return /^0+$/.test(sha);
 }
 
+/** Control characters, space, ~^:?*[\, and the sequences `..` and `@{`, never allowed in a ref. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const REFUSED_IN_REF = /[\u0000-\u0020\u007f~^:?*[\\]|\.\.|@\{/;
+
 /**
  * A full branch or tag ref that `git check-ref-format` accepts. Hostile but legal names
  * (`$(id)`, `;rm`) pass: they are only ever used as data.
@@ -18,11 +22,16 @@ export function isZeroCommit(sha: string): boolean {
 export function isValidRef(ref: unknown): ref is string {
   if (typeof ref !== 'string' || ref.length > 1024) return false;
   if (!ref.startsWith('refs/heads/') && !ref.startsWith('refs/tags/')) return false;
-  if (ref.endsWith('/') || ref.endsWith('.') || ref.includes('..') || ref.includes('@{') || ref.includes('//')) return false;
-  // Control characters, space and ~^:?*[\ are never allowed.
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-  if (/[\u0000-\u0020\u007f~^:?*[\\]/.test(ref)) return false;
-  return ref.split('/').every((part) => part !== '' && part !== '@' && !part.startsWith('.') && !part.endsWith('.lock'));
+  if (ref.endsWith('.') || REFUSED_IN_REF.test(ref)) return false;
+  // Every part between slashes: not empty, not `@`, not starting with `.`, not ending with
+  // `.lock`. One pass without an array of parts: every push's ref is checked here.
+  for (let start = 0; start <= ref.length; ) {
+    const slash = ref.indexOf('/', start);
+    const end = slash === -1 ? ref.length : slash;
+    if (end === start || ref[start] === '.' || (end === start + 1 && ref[start] === '@') || ref.endsWith('.lock', end)) return false;
+    start = end + 1;
+  }
+  return true;
 }
 
 /** The named headers of `original` that hold a plain single value, for relaying. */
