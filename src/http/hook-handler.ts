@@ -102,6 +102,14 @@ function parseJson(text: string | undefined): unknown {
   }
 }
 
+/** Each job's secrets and signing tokens as one string, made once per job (a reload makes new jobs). */
+const credentialKeys = new WeakMap<JobConfig, string>();
+function credentialKey(job: JobConfig): string {
+  let key = credentialKeys.get(job);
+  if (key === undefined) credentialKeys.set(job, (key = JSON.stringify([job.secrets, job.signingTokens ?? []])));
+  return key;
+}
+
 /**
  * The candidate jobs the delivery verifies against (each with its own secrets). A check
  * depends only on a job's secrets and signing tokens, so jobs that share them (one secret
@@ -110,7 +118,7 @@ function parseJson(text: string | undefined): unknown {
 function verifiedJobs(adapter: ProviderAdapter, body: Buffer, credential: unknown, candidates: readonly JobConfig[]): JobConfig[] {
   const checked = new Map<string, boolean>();
   return candidates.filter((job) => {
-    const key = JSON.stringify([job.secrets, job.signingTokens ?? []]);
+    const key = credentialKey(job);
     let ok = checked.get(key);
     if (ok === undefined) checked.set(key, (ok = adapter.verify(body, credential, job)));
     return ok;

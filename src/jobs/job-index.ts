@@ -26,6 +26,8 @@ interface IndexedJob {
  */
 export class JobIndex {
   readonly #byRepo = new Map<string, IndexedJob[]>();
+  /** The same jobs without their matchers: what `candidates` returns, for every delivery. */
+  readonly #jobsByRepo = new Map<string, JobConfig[]>();
   readonly #byName = new Map<string, JobConfig>();
   readonly #byProvider = new Map<ProviderName, JobConfig[]>();
 
@@ -35,6 +37,9 @@ export class JobIndex {
       const list = this.#byRepo.get(key) ?? [];
       list.push({ job, wantsBranch: refMatcher(job.branches), wantsTag: refMatcher(job.tags) });
       this.#byRepo.set(key, list);
+      const jobsOfRepo = this.#jobsByRepo.get(key) ?? [];
+      jobsOfRepo.push(job);
+      this.#jobsByRepo.set(key, jobsOfRepo);
       this.#byName.set(job.name, job);
       const ofProvider = this.#byProvider.get(job.provider) ?? [];
       ofProvider.push(job);
@@ -48,7 +53,7 @@ export class JobIndex {
 
   /** The jobs configured for this repository; a delivery is verified against their secrets. */
   candidates(provider: ProviderName, repo: string): readonly JobConfig[] {
-    return (this.#byRepo.get(JobIndex.#key(provider, repo)) ?? []).map((entry) => entry.job);
+    return this.#jobsByRepo.get(JobIndex.#key(provider, repo)) ?? [];
   }
 
   /** Of the given (verified) jobs, those whose branch globs (for a branch) or tag globs (for a tag) accept the push. */
