@@ -63,7 +63,7 @@ export class RunStore {
   /** Jobs whose folder is known to exist. */
   readonly #folders = new Set<string>();
   /**
-   * Each job's folders, records and logs, by job name: checked and joined once. Paths are made
+   * Each job's two folders (its records, its logs), by job name: checked and joined once. Paths are made
    * several times per push (record, payload, log, retention), and path.join each time was ~4 %
    * of the main thread under a flood of pushes (docs/benchmarks.md, section 1).
    */
