@@ -21,6 +21,8 @@ const BITBUCKET_SERVER_REPO = new RegExp(`^(?:[A-Za-z][A-Za-z0-9_]*|~${REPO_SEGM
 const GROUP_REPO = { pattern: GITLAB_REPO, shape: '`group/name` or `group/sub/name`' };
 const REPO_SHAPES: Partial<Record<ProviderName, { pattern: RegExp; shape: string }>> = {
   github: { pattern: GITHUB_REPO, shape: '`owner/name`' },
+  gitea: { pattern: GITHUB_REPO, shape: '`owner/name`' },
+  forgejo: { pattern: GITHUB_REPO, shape: '`owner/name`' },
   bitbucket: { pattern: GITHUB_REPO, shape: '`workspace/repo-slug` (the workspace ID, then the repository slug)' },
   'bitbucket-server': { pattern: BITBUCKET_SERVER_REPO, shape: '`PROJECT/repo-slug` (the project key, then the repository slug; `~user/repo-slug` for a personal repository)' },
 };
@@ -191,9 +193,9 @@ export const configSchema = z.strictObject({
       if (api.ui_token_env !== undefined && api.ui_token_file !== undefined) ctx.addIssue({ code: 'custom', path: ['ui_token_env'], message: 'expected at most one of ui_token_env or ui_token_file' });
     })
     .optional(),
-  /** A head commit message containing this queues nothing. */
   /** Per provider: fan-out of every verified delivery (`providers.github.forward`). */
   providers: providersSchema.default({}),
+  /** A head commit message containing this queues nothing. */
   skip_marker: nonEmpty('a marker such as "[skip deploy]"').default('[skip deploy]'),
   jobs: z.array(z.unknown(), { error: 'expected a list of jobs' }).default([]),
 });

@@ -168,6 +168,11 @@ describe('loading a config', () => {
       expected: ['jobs[0].repo: expected a github repository such as `owner/name`, got "acme/sub/web"'],
     },
     {
+      name: 'Gitea and Forgejo repos that are not owner/name',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, provider: 'gitea', repo: 'acme/sub/web' }, { ...goodJob, name: 'fj', provider: 'forgejo', repo: 'acme' }] },
+      expected: ['jobs[0].repo: expected a gitea repository such as `owner/name`, got "acme/sub/web"', 'jobs[1].repo: expected a forgejo repository such as `owner/name`, got "acme"'],
+    },
+    {
       name: 'Bitbucket repos that are not workspace/slug or PROJECT/slug',
       document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, provider: 'bitbucket', repo: 'acme' }, { ...goodJob, name: 'dc', provider: 'bitbucket-server', repo: 'PROJ/sub/web' }] },
       expected: [
