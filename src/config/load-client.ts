@@ -8,12 +8,16 @@ import { readSecret, secretSource } from './read-secret.js';
 import { CONFIG_KEYS, configSchema } from './schema.js';
 import type { Config } from './types.js';
 
+/** The listen address, TLS and API token of the daemon's config, and `api.url` also when the token comes from elsewhere. */
+export type ClientConfig = Pick<Config, 'listen' | 'tls' | 'api'> & { apiUrl?: string };
+
 /**
  * What the CLI needs to reach a running daemon (listen address, TLS, api.url and the API
  * token), read from the daemon's config without loading its jobs: the operator running
- * `deployhook jobs` need not have every job's webhook secret in their environment.
+ * `deployhook jobs` need not have every job's webhook secret in their environment. The token
+ * is read only when asked (not when `--token` or `DEPLOYHOOK_TOKEN` gives it); `api.url` always.
  */
-export async function loadClientConfig(configFile: string, env: Readonly<Record<string, string | undefined>>, options: { readToken: boolean }): Promise<Pick<Config, 'listen' | 'tls' | 'api'>> {
+export async function loadClientConfig(configFile: string, env: Readonly<Record<string, string | undefined>>, options: { readToken: boolean }): Promise<ClientConfig> {
   const file = resolve(configFile);
   let document: unknown;
   try {
@@ -25,7 +29,7 @@ export async function loadClientConfig(configFile: string, env: Readonly<Record<
   if (!parsed.success) throw new ConfigError(file, toConfigIssues(parsed.error.issues, '', (path) => (path.length === 0 ? CONFIG_KEYS : undefined)));
   const raw = parsed.data;
   const listen = parseListenAddress(raw.listen) ?? { host: '127.0.0.1', port: 9000 };
-  const config: Pick<Config, 'listen' | 'tls' | 'api'> = { listen };
+  const config: ClientConfig = { listen, ...(raw.api?.url !== undefined ? { apiUrl: raw.api.url } : {}) };
   if (raw.tls !== undefined) config.tls = { cert: raw.tls.cert, key: raw.tls.key };
   const picked = raw.api === undefined ? undefined : secretSource(raw.api.token_env, raw.api.token_file, dirname(file));
   if (options.readToken && raw.api !== undefined && picked !== undefined) {

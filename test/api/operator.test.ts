@@ -77,6 +77,24 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(down.stderr.trim()).toMatch(new RegExp(`^deployhook: Could not reach deployhook at ${off.url}: is the daemon running\\? \\(connect ECONNREFUSED .*\\)$`));
   });
 
+  it('reaches the daemon at api.url whether the token comes from the config, --token or DEPLOYHOOK_TOKEN', async () => {
+    const on = await setup(['true']);
+    // The listen address names a port nothing listens on: only api.url leads to the daemon.
+    const client = join(on.dir, 'client.yml');
+    await writeFile(client, yaml.dump({ listen: '127.0.0.1:1', state_dir: 'state', log_dir: 'logs', api: { token_env: 'API_TOKEN', url: on.url } }));
+    const { API_TOKEN: _unused, ...withoutToken } = ENV;
+    const ways = [
+      await runCli(['jobs', '--config', client], { env: ENV }),
+      await runCli(['jobs', '--config', client, '--token', TOKEN], { env: withoutToken }),
+      await runCli(['jobs', '--config', client], { env: { ...withoutToken, DEPLOYHOOK_TOKEN: TOKEN } }),
+    ];
+    for (const result of ways) {
+      expect(result.stderr).toBe('');
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout.split('\n')[0]).toMatch(/^JOB\s+STATE\s+REPO/);
+    }
+  });
+
   it('rolls back to an older commit with deploy --sha, shows it in jobs and runs, and keeps history across a restart', async () => {
     const context = await setup(['cat', 'v.txt']);
     const old = await context.remote.commit({ 'v.txt': 'old\n' });
