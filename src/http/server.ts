@@ -21,7 +21,7 @@ export interface ServerOptions {
 
 /**
  * One listener, two roads: `/hooks/*` goes straight to the lean webhook handler on
- * node:http, everything else to the express app. `/healthz` is answered here too, so a
+ * node:http (a path there that names no provider gets 404), everything else to the express app. `/healthz` is answered here too, so a
  * health check never waits for the express app to load.
  */
 export function createHttpServer(options: ServerOptions): Server {
@@ -35,7 +35,9 @@ export function createHttpServer(options: ServerOptions): Server {
     }
     const match = HOOK_PATH.exec(path);
     if (!match?.[1]) {
-      options.api(req, res);
+      // A webhook sent to a wrong path under /hooks is told so, not asked for the API's token.
+      if (path === '/hooks' || path.startsWith('/hooks/')) sendJson(res, 404, { error: 'no such path: expected /hooks/<provider>, or /hooks/generic/<source>' });
+      else options.api(req, res);
       return;
     }
     options.hooks(req, res, match[1], match[2]).catch((error: unknown) => {

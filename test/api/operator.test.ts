@@ -59,6 +59,14 @@ describe('the operator API and CLI against a running daemon', () => {
     expect((await api(on.url, '/api/jobs')).status).toBe(200);
     expect((await api(on.url, '/api/jobs', READER)).status).toBe(200);
     expect((await api(on.url, '/api/jobs/app/deploy', READER, { method: 'POST' })).status).toBe(403);
+    // A webhook sent to a wrong path under /hooks is told 404, not asked for the API's token;
+    // any other path is the API's, which names nothing to a caller without a token.
+    for (const path of ['/hooks', '/hooks/', '/hooks/GitHub', '/hooks/github/a/b']) {
+      const reply = await fetch(`${on.url}${path}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+      expect(reply.status, path).toBe(404);
+      expect(await reply.json(), path).toEqual({ error: 'no such path: expected /hooks/<provider>, or /hooks/generic/<source>' });
+    }
+    expect((await fetch(`${on.url}/hook/github`, { method: 'POST', body: '{}' })).status).toBe(401);
     const wrong = await runCli(['jobs', '--url', on.url, '--token', 'wrong-token'], { env: ENV });
     expect(wrong.exitCode).toBe(1);
     expect(wrong.stderr.trim().split('\n')).toEqual([`deployhook: The daemon at ${on.url} refused the API token: check api.token_env or api.token_file in the config, or --token.`]);
