@@ -71,6 +71,12 @@ export function createGitlabProvider(clock: SignatureClock): ProviderAdapter<Git
       return id === undefined ? undefined : `gitlab:${id}`;
     },
 
+    // webhook-id and Idempotency-Key are each hook's own; X-Gitlab-Event-UUID, all that GitLab
+    // before 17.4 sends, is shared by every hook the same push fires (a group's and a project's).
+    dedupPerCredential(headers) {
+      return safeDeliveryId(headers['webhook-id']) === undefined && safeDeliveryId(headers['idempotency-key']) === undefined;
+    },
+
     /** A `whsec_` secret signs as GitLab does with a signing token (same webhook-id, fresh timestamp); any other is sent as the token. */
     relayHeaders(body, secret, original, now) {
       const copied = copyHeaders(original, ['x-gitlab-event', 'x-gitlab-event-uuid', 'idempotency-key']);

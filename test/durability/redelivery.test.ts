@@ -11,6 +11,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
 const SECRET = 'redelivery-secret-0123456789ab';
+const OTHER_SECRET = 'redelivery-other-secret-0123456789';
 let hook: TestDaemon | undefined;
 
 afterEach(async () => {
@@ -58,6 +59,24 @@ describe('a delivery that arrives twice', () => {
     const labHeaders = { ...gitlabHeaders(SECRET), 'idempotency-key': 'retry-key-1' };
     expect((await hook.post('gitlab', labBody, labHeaders)).status).toBe(202);
     expect((await hook.post('gitlab', labBody, { ...labHeaders, 'x-gitlab-event-uuid': 'another-uuid' })).json).toMatchObject({ duplicate: true });
+  });
+
+  it('tells apart the GitLab hooks one push fires when all they send is the shared X-Gitlab-Event-UUID', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'v.txt': '1\n' });
+    // A group hook and a project hook, each with the secret of its own job (GitLab before 17.4: no Idempotency-Key).
+    const lab = { ...job(remote.bare), provider: 'gitlab', repo: 'acme/lab' };
+    hook = await startDaemon(dir, { jobs: [{ ...lab, name: 'group' }, { ...lab, name: 'project', secret_env: 'OTHER_SECRET' }] }, { SECRET, OTHER_SECRET });
+    const body = JSON.stringify(gitlabPush({ repo: 'acme/lab', after: sha }));
+    const group = gitlabHeaders(SECRET);
+    const project = { ...group, 'x-gitlab-token': OTHER_SECRET };
+    const first = await hook.post('gitlab', body, group);
+    const second = await hook.post('gitlab', body, project);
+    expect([first.status, second.status]).toEqual([202, 202]);
+    expect([first.json.runs, second.json.runs]).toMatchObject([[{ job: 'group' }], [{ job: 'project' }]]);
+    // The same hook's redelivery is still known.
+    expect((await hook.post('gitlab', body, project)).json).toMatchObject({ duplicate: true, runs: [] });
   });
 
   it('is still a duplicate after an upgrade from the layout with a file per delivery, whose files and journal are taken in and removed', async () => {
