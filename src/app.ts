@@ -173,7 +173,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     await ensureWritableFolder(config.logDir, 'log_dir');
     // Without it every acknowledged change would stay in the journal only: refuse to start.
     await access(PLACE_WORKER, constants.R_OK).catch((error: unknown) => {
-      throw new DeployhookError('PLACER_MISSING', `Expected the script of the thread that puts files in place at ${PLACE_WORKER}: is dist/ complete? Run \`npm run build\` (or \`npm ci\`)`, { cause: error });
+      throw new DeployhookError('PLACER_MISSING', `Expected the script of the thread that puts files in place at ${PLACE_WORKER}: is dist/ complete? Run \`npm ci\` in the install folder, which builds it (then \`npm prune --omit=dev\` where the development dependencies are not kept)`, { cause: error });
     });
     const remembered = await deliveries.open();
     logger.info({ deliveries: remembered }, 'loaded remembered deliveries');
