@@ -88,7 +88,7 @@ async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source
     timeoutMs: parseDuration(raw.timeout) ?? 0,
     killGraceMs: parseDuration(raw.kill_grace) ?? 0,
     submodules: raw.submodules,
-    forward: await resolveForwards(raw.forward ?? [], baseDir, env, at('forward'), issues, warnings),
+    forward: await resolveForwards(raw.forward ?? [], baseDir, env, at('forward'), issues, warnings, raw.provider === 'generic'),
     source,
   };
   if (workdir !== undefined) job.workdir = workdir;
@@ -190,7 +190,7 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
   }
   const forwards: Config['forwards'] = {};
   for (const [provider, settings] of Object.entries(raw.providers) as Array<[ProviderName, { forward: RawForward[] }]>) {
-    forwards[provider] = await resolveForwards(settings.forward, baseDir, env, `providers.${provider}.forward`, issues, warnings);
+    forwards[provider] = await resolveForwards(settings.forward, baseDir, env, `providers.${provider}.forward`, issues, warnings, provider === 'generic');
   }
   if (issues.length > 0) throw new ConfigError(file, issues);
 

@@ -11,6 +11,12 @@ const SHORT_SECRET_BYTES = 16;
 /** Standard Webhooks keys: GitLab makes 32 random bytes; the specification's own example has 24. */
 const MIN_SIGNING_KEY_BYTES = 24;
 
+/** Whether `value` is a Standard Webhooks key of enough bytes; if not, the problem to report, naming `what` was expected. */
+export function signingSecretProblem(value: string, what: string): string | undefined {
+  if (isSigningSecret(value, MIN_SIGNING_KEY_BYTES)) return undefined;
+  return `expected ${what}: whsec_ and the base64 of at least ${MIN_SIGNING_KEY_BYTES} random bytes (make one with: echo "whsec_$(openssl rand -base64 32)"), got something else`;
+}
+
 /** The credential keys of a job as written; the schema has checked that exactly one is set. */
 export interface CredentialKeys {
   provider: string;
@@ -47,9 +53,9 @@ export async function readJobSecrets(raw: CredentialKeys, baseDir: string, env: 
       issues.push({ path: where, message: read.problem });
       continue;
     }
-    if (standard && !isSigningSecret(read.value, MIN_SIGNING_KEY_BYTES)) {
-      const what = signing ? 'a GitLab signing token' : 'a Standard Webhooks secret';
-      issues.push({ path: where, message: `expected ${what}: whsec_ and the base64 of at least ${MIN_SIGNING_KEY_BYTES} random bytes (make one with: echo "whsec_$(openssl rand -base64 32)"), got something else` });
+    const problem = standard ? signingSecretProblem(read.value, signing ? 'a GitLab signing token' : 'a Standard Webhooks secret') : undefined;
+    if (problem !== undefined) {
+      issues.push({ path: where, message: problem });
       continue;
     }
     if (!standard && Buffer.byteLength(read.value) < SHORT_SECRET_BYTES) warnings.push(`${where}: the webhook secret is shorter than ${SHORT_SECRET_BYTES} bytes; use a long random one (openssl rand -hex 32)`);

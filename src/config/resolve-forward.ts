@@ -2,6 +2,7 @@ import type { ConfigIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
 import { formatPath } from './format-issues.js';
 import type { RawForward } from './forward-schema.js';
+import { signingSecretProblem } from './read-job-secrets.js';
 import { readSecret, secretSource } from './read-secret.js';
 import type { ForwardTarget } from './types.js';
 
@@ -14,16 +15,26 @@ export function forwardLabel(url: URL): string {
   return `${url.protocol}//${url.host}${url.pathname}`;
 }
 
-/** Reads each destination's secret; problems are added to `issues` with their config path. */
-export async function resolveForwards(raw: readonly RawForward[], baseDir: string, env: Env, where: string, issues: ConfigIssue[], warnings: string[]): Promise<ForwardTarget[]> {
+/**
+ * Reads each destination's secret; problems are added to `issues` with their config path.
+ * Relays of generic events are signed as Standard Webhooks, so there (`standard`) a secret
+ * must be a `whsec_` key: any other would sign what no receiver accepts.
+ */
+export async function resolveForwards(raw: readonly RawForward[], baseDir: string, env: Env, where: string, issues: ConfigIssue[], warnings: string[], standard = false): Promise<ForwardTarget[]> {
   const targets: ForwardTarget[] = [];
   for (const [index, entry] of raw.entries()) {
     const at = formatPath([index], where);
     const picked = secretSource(entry.secret_env, entry.secret_file, baseDir);
     if (picked === undefined) continue; // the schema requires one of the two
     const secret = await readSecret(picked.source, env);
+    const secretAt = formatPath([`secret_${picked.key}`], at);
     if ('problem' in secret) {
-      issues.push({ path: formatPath([`secret_${picked.key}`], at), message: secret.problem });
+      issues.push({ path: secretAt, message: secret.problem });
+      continue;
+    }
+    const notSigning = standard ? signingSecretProblem(secret.value, 'a Standard Webhooks secret, as a relayed generic event is signed') : undefined;
+    if (notSigning !== undefined) {
+      issues.push({ path: secretAt, message: notSigning });
       continue;
     }
     const url = new URL(entry.url);

@@ -6,6 +6,7 @@ import { ConfigError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SECRET = 'a-long-enough-test-secret-0123456789';
+const WHSEC = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 const job = { name: 'web', provider: 'github', repo: 'acme/web', branches: ['main'], secret_env: 'WEB_SECRET', remote: '/srv/git/web.git', command: ['true'] };
 
 async function load(document: Record<string, unknown>, env: Record<string, string> = {}) {
@@ -56,6 +57,16 @@ describe('fan-out settings', () => {
         expect.stringMatching(/^jobs\[0\]\.forward\[1\]\.attempts: /),
       ]),
     );
+    // A relayed generic event is signed as Standard Webhooks: only a whsec_ key makes a signature a receiver accepts.
+    const generic = { name: 'ops', provider: 'generic', source: 'ops', secret_env: 'OPS_SECRET', workdir: '/tmp', command: ['true'], when: { status: 'firing' } };
+    const plain = 'plain-destination-secret-0123456789';
+    expect(await issuesOf({ jobs: [{ ...generic, forward: [{ url: 'https://example.com/', secret_env: 'D' }] }] }, { D: plain, OPS_SECRET: WHSEC })).toEqual([
+      expect.stringMatching(/^jobs\[0\]\.forward\[0\]\.secret_env: expected a Standard Webhooks secret, as a relayed generic event is signed: whsec_ and the base64 of at least 24 random bytes/),
+    ]);
+    expect(await issuesOf({ providers: { generic: { forward: [{ url: 'https://example.com/', secret_env: 'D' }] } }, jobs: [generic] }, { D: plain, OPS_SECRET: WHSEC })).toEqual([
+      expect.stringMatching(/^providers\.generic\.forward\[0\]\.secret_env: expected a Standard Webhooks secret, as a relayed generic event is signed: whsec_/),
+    ]);
+    expect(await issuesOf({ providers: { generic: { forward: [{ url: 'https://example.com/', secret_env: 'D' }] }, github: { forward: [{ url: 'https://example.com/', secret_env: 'P' }] } }, jobs: [job, { ...generic, forward: [{ url: 'https://example.com/', secret_env: 'D' }] }] }, { D: WHSEC, P: plain, OPS_SECRET: WHSEC })).toEqual([]);
     const unset = await issuesOf({ jobs: [{ ...job, forward: [{ url: 'https://example.com/', secret_env: 'UNSET' }] }] });
     expect(unset).toEqual(['jobs[0].forward[0].secret_env: expected the environment variable UNSET to be set, but it is not']);
   });

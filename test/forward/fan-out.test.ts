@@ -17,6 +17,8 @@ import { until } from '../helpers/wait.js';
 const UPSTREAM_SECRET = 'upstream-secret-0123456789abcdef';
 const DOWNSTREAM_SECRET = 'downstream-secret-0123456789abcd';
 const DESTINATION_SECRET = 'destination-secret-0123456789abc';
+// Relays of generic events are signed as Standard Webhooks, with a key of that form.
+const GENERIC_DESTINATION_SECRET = newSigningSecret();
 
 let hook: TestDaemon | undefined;
 let downstream: ServeProcess | undefined;
@@ -212,7 +214,7 @@ describe('fan-out', () => {
         providers: { generic: { forward: [{ url: target.url, secret_env: 'FWD_SECRET' }] } },
         jobs: [{ ...job, name: 'alerts', secret_env: 'FIRST_SECRET' }, { ...job, name: 'builds', secret_env: 'SECOND_SECRET' }],
       },
-      { FIRST_SECRET: first, SECOND_SECRET: second, FWD_SECRET: DESTINATION_SECRET },
+      { FIRST_SECRET: first, SECOND_SECRET: second, FWD_SECRET: GENERIC_DESTINATION_SECRET },
     );
     const send = (secret: string, body: string) => hook?.post('generic/ops', body, { 'content-type': 'application/json', ...standardSignature(secret, body, { id: 'build-42' }) });
     expect((await send(first, '{"status":"a"}'))?.status).toBe(200);
