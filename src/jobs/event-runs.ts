@@ -28,7 +28,7 @@ async function eventRequest(job: JobConfig, event: SignedEvent, body: Buffer, en
   };
   const branch = job.branches[0];
   if (job.remote === undefined || branch === undefined) return { ...base, ref: '', sha: '' };
-  const target = await resolveTarget(job, { ref: branch }, env);
+  const target = await resolveTarget(job, { ref: branch }, env, true);
   return { ...base, ref: target.ref, branch, sha: target.sha };
 }
 

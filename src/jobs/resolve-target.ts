@@ -2,21 +2,25 @@ import type { JobConfig } from '../config/types.js';
 import { DeployhookError } from '../errors.js';
 import { gitEnvironment } from '../git/git-env.js';
 import { COMMIT_PATTERN, isValidRef } from '../providers/validate.js';
+import { baseEnvironment, userEnvironment } from './command-env.js';
 import { jobGitAuth } from './git-auth.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
 /**
  * `git ls-remote` against the job's remote, with the job's own deploy key or token: the
- * branch HEAD names, and the commit a ref points to.
+ * branch HEAD names, and the commit a ref points to. In the daemon (`asJob`) git runs as the
+ * job's git does: as its `run_as` user, with only PATH, LANG and that user's HOME of the
+ * daemon's environment (which holds every job's secrets). From the CLI it runs as the operator.
  */
-async function lsRemote(job: JobConfig, patterns: readonly string[], env: Env): Promise<string> {
+async function lsRemote(job: JobConfig, patterns: readonly string[], env: Env, asJob: boolean): Promise<string> {
   const remote = remoteOf(job);
-  const base = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('GIT_')));
+  const base = asJob ? userEnvironment(job, baseEnvironment(env)) : Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('GIT_')));
+  const user = asJob && job.runAs !== undefined ? { uid: job.runAs.uid, gid: job.runAs.gid, cwd: '/' } : {};
   try {
     // Loaded here, not at start: the remote is asked only when a ref or commit is not named.
     const { execa } = await import('execa');
-    const { stdout } = await execa('git', ['ls-remote', '--symref', '--', remote, ...patterns], { env: gitEnvironment(base, jobGitAuth(job), remote).env, extendEnv: false, timeout: 60_000 });
+    const { stdout } = await execa('git', ['ls-remote', '--symref', '--', remote, ...patterns], { env: gitEnvironment(base, jobGitAuth(job), remote).env, extendEnv: false, timeout: 60_000, ...user });
     return stdout;
   } catch (cause) {
     throw new DeployhookError('LS_REMOTE_FAILED', `Could not read ${patterns.join(' ')} from the remote ${remote}; name the ref and the commit explicitly.`, { cause });
@@ -43,20 +47,21 @@ export function checkSha(sha: string): string {
 
 /**
  * The ref and commit to deploy or send: as given, or asked of the remote (the branch its
- * HEAD names; the commit the ref points to).
+ * HEAD names; the commit the ref points to). `asJob`: asked as the job's own git would ask
+ * (the daemon's deploys and events), not as whoever runs the CLI.
  */
-export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined }, env: Env): Promise<{ ref: string; sha: string }> {
+export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined }, env: Env, asJob = false): Promise<{ ref: string; sha: string }> {
   remoteOf(job);
   let ref = target.ref !== undefined ? normalizeRef(target.ref) : undefined;
   if (ref === undefined) {
-    const head = await lsRemote(job, ['HEAD'], env);
+    const head = await lsRemote(job, ['HEAD'], env, asJob);
     ref = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(head)?.[1];
     if (ref === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${job.remote} to have a HEAD branch; name the ref.`);
     ref = normalizeRef(ref);
   }
   if (target.sha !== undefined) return { ref, sha: checkSha(target.sha) };
   // An annotated tag names a tag object: its commit is the peeled line (`^{}`), which is asked for too.
-  const listing = await lsRemote(job, ref.startsWith('refs/tags/') ? [ref, `${ref}^{}`] : [ref], env);
+  const listing = await lsRemote(job, ref.startsWith('refs/tags/') ? [ref, `${ref}^{}`] : [ref], env, asJob);
   const line = (name: string) => listing.split('\n').find((entry) => entry.endsWith(`\t${name}`))?.split('\t')[0];
   const sha = line(`${ref}^{}`) ?? line(ref);
   if (sha === undefined) throw new DeployhookError('REF_NOT_FOUND', `Expected ${ref} on the remote ${job.remote}, but it is not there; name the commit.`);

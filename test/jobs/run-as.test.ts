@@ -1,4 +1,4 @@
-import { chmod, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
+import { newSigningSecret, standardSignature } from '../helpers/standard-webhooks.js';
 import { waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -48,5 +49,32 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     const checkout = join(dir, 'state', 'checkouts', 'app');
     expect((await stat(join(checkout, 'app.txt'))).uid).toBe(65534);
     expect((await stat(join(checkout, 'made-by-command'))).uid).toBe(65534);
+  });
+
+  it("asks the remote for a generic event's branch tip as the job's user, without the daemon's secrets in git's environment", async () => {
+    expect(process.getuid?.(), 'these tests need root').toBe(0);
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const remote = await createRemote(dir);
+    await remote.commit({ 'app.txt': 'app\n' });
+    await execa('chmod', ['-R', 'a+rX', remote.bare]);
+    await execa('chown', ['-R', 'nobody', remote.bare]);
+    // A git first on PATH that notes who runs it, whether the daemon's secrets reach it, and for what.
+    const bin = join(dir, 'bin');
+    await mkdir(bin, { mode: 0o755 });
+    const calls = join(dir, 'git-calls.txt');
+    await writeFile(calls, '');
+    await chmod(calls, 0o666);
+    const realGit = (await execa('sh', ['-c', 'command -v git'])).stdout.trim();
+    await writeFile(join(bin, 'git'), `#!/bin/sh\necho "$(id -u) \${SECRET:+secrets-visible} $1" >> ${calls}\nexec ${realGit} "$@"\n`, { mode: 0o755 });
+    const secret = newSigningSecret();
+    const job = { name: 'ops', provider: 'generic', source: 'ops', secret_env: 'SECRET', remote: remote.bare, branches: ['main'], command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } };
+    hook = await startDaemon(dir, { jobs: [job] }, { SECRET: secret, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` });
+    const body = '{"status":"firing"}';
+    const reply = await hook.post('generic/ops', body, { 'content-type': 'application/json', ...standardSignature(secret, body) });
+    expect(reply.status, JSON.stringify(reply.json)).toBe(202);
+    const lsRemote = (await readFile(calls, 'utf8')).split('\n').filter((line) => line.endsWith(' ls-remote'));
+    expect(lsRemote.length).toBeGreaterThan(0);
+    for (const line of lsRemote) expect(line).toBe('65534  ls-remote');
   });
 });
