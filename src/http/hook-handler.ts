@@ -277,9 +277,10 @@ export function createHookHandler(options: HookHandlerOptions) {
     }
     // The runs are on disk: the delivery is acknowledged even if remembering it for dedup fails.
     await claim?.commit(runs.map((run) => run.id)).catch((error: unknown) => logger().error({ err: error }, 'could not remember the delivery for dedup'));
-    relay(runs);
     const listed = runs.map((run) => ({ id: run.id, job: run.job }));
     const shas = [...new Set(runs.map((run) => run.sha))].join(' ');
-    return reply(202, { runs: listed, ...(reasons.length > 0 ? { ignored: reasons } : {}) }, { decision: 'queued', repo, ref: refs, sha: shas, runs: listed });
+    reply(202, { runs: listed, ...(reasons.length > 0 ? { ignored: reasons } : {}) }, { decision: 'queued', repo, ref: refs, sha: shas, runs: listed });
+    // Started once the 202 is written: re-signing and sending to each destination never hold it up.
+    relay(runs);
   };
 }
