@@ -21,8 +21,9 @@ export interface ServerOptions {
 
 /**
  * One listener, two roads: `/hooks/*` goes straight to the lean webhook handler on
- * node:http (a path there that names no provider gets 404), everything else to the express app. `/healthz` is answered here too, so a
- * health check never waits for the express app to load.
+ * node:http (a path there that names no provider gets 404), everything else to the express
+ * app. `/healthz` is answered here too, so a health check never waits for the express app to
+ * load.
  */
 export function createHttpServer(options: ServerOptions): Server {
   const handle = (req: IncomingMessage, res: ServerResponse) => {
