@@ -18,7 +18,7 @@ export function forwardLabel(url: URL): string {
 /**
  * Reads each destination's secret; problems are added to `issues` with their config path.
  * Relays of generic events are signed as Standard Webhooks, so there (`standard`) a secret
- * must be a `whsec_` key: any other would sign what no receiver accepts.
+ * that is not a `whsec_` key is warned about: it may sign what no receiver accepts.
  */
 export async function resolveForwards(raw: readonly RawForward[], baseDir: string, env: Env, where: string, issues: ConfigIssue[], warnings: string[], standard = false): Promise<ForwardTarget[]> {
   const targets: ForwardTarget[] = [];
@@ -32,11 +32,9 @@ export async function resolveForwards(raw: readonly RawForward[], baseDir: strin
       issues.push({ path: secretAt, message: secret.problem });
       continue;
     }
+    // A warning, not an error: a receiver's own key may be bare base64, or shorter, and still sign.
     const notSigning = standard ? signingSecretProblem(secret.value, 'a Standard Webhooks secret, as a relayed generic event is signed') : undefined;
-    if (notSigning !== undefined) {
-      issues.push({ path: secretAt, message: notSigning });
-      continue;
-    }
+    if (notSigning !== undefined) warnings.push(`${secretAt}: ${notSigning}`);
     const url = new URL(entry.url);
     if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
       warnings.push(`${formatPath(['url'], at)}: relays deliveries over plain http to ${url.host}; anyone on the way can read them (and a GitLab token); use https`);

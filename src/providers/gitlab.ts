@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { secretsEqual } from './constant-time.js';
 import { ignoredEvent, toPushEvent } from './push-event.js';
@@ -66,15 +66,16 @@ export function createGitlabProvider(clock: SignatureClock): ProviderAdapter<Git
       return safeDeliveryId(headers['webhook-id']) ?? safeDeliveryId(headers['idempotency-key']) ?? safeDeliveryId(headers['x-gitlab-event-uuid']);
     },
 
+    // webhook-id and Idempotency-Key are each hook's own; X-Gitlab-Event-UUID, all that GitLab
+    // before 17.4 sends, is shared by every hook the same push fires (a group's and a project's),
+    // so there the hook's token (hashed) tells them apart, whatever the jobs are after a reload.
     dedupKey(headers) {
       const id = this.deliveryId(headers);
-      return id === undefined ? undefined : `gitlab:${id}`;
-    },
-
-    // webhook-id and Idempotency-Key are each hook's own; X-Gitlab-Event-UUID, all that GitLab
-    // before 17.4 sends, is shared by every hook the same push fires (a group's and a project's).
-    dedupPerCredential(headers) {
-      return safeDeliveryId(headers['webhook-id']) === undefined && safeDeliveryId(headers['idempotency-key']) === undefined;
+      if (id === undefined) return undefined;
+      const ownId = safeDeliveryId(headers['webhook-id']) ?? safeDeliveryId(headers['idempotency-key']);
+      const token = headers['x-gitlab-token'];
+      if (ownId !== undefined || typeof token !== 'string') return `gitlab:${id}`;
+      return `gitlab:${id}:${createHash('sha256').update(token).digest('hex').slice(0, 16)}`;
     },
 
     /** A `whsec_` secret signs as GitLab does with a signing token (same webhook-id, fresh timestamp); any other is sent as the token. */
