@@ -198,12 +198,12 @@ export function createHookHandler(options: HookHandlerOptions) {
     // What the command reads and what fan-out relays: the verified JSON, however it was encoded.
     const json = form ? Buffer.from(text, 'utf8') : read.body;
     const relay = (runs: readonly RunRecord[]) => options.relay?.({ adapter, body: json, headers: req.headers, deliveryId }, runs);
-    // The key a delivery is remembered by. Where the id names the event only (a generic
-    // source's senders name their own ids; old GitLab's event UUID is shared by its hooks), it
-    // also names the jobs the signature verified for: the sender's or the hook's credential.
+    // The key a delivery is remembered by. A generic source's senders name their own ids
+    // (Standard Webhooks: unique per sender), so there it also names the jobs the signature
+    // verified for: the sender's credential.
     const deliveryKey = (verifiedFor: readonly JobConfig[]) => {
       const key = adapter.dedupKey(req.headers, source);
-      return key !== undefined && adapter.dedupPerCredential?.(req.headers) === true ? `${key}:${verifiedFor.map((job) => job.name).sort().join(',')}` : key;
+      return key !== undefined && source !== undefined ? `${key}:${verifiedFor.map((job) => job.name).sort().join(',')}` : key;
     };
     // A delivery that queues nothing (a ping, a branch no job wants) is relayed once: re-signed
     // with a fresh timestamp, a replayed copy would otherwise pass each destination's replay window.

@@ -50,11 +50,6 @@ export function createGenericProvider(clock: SignatureClock): ProviderAdapter<Si
       return id === undefined || source === undefined ? undefined : `generic:${source.toLowerCase()}:${id}`;
     },
 
-    // Standard Webhooks ids are unique per sender, and a source may have several.
-    dedupPerCredential() {
-      return true;
-    },
-
     relayHeaders(body, secret, original, now) {
       return { 'content-type': 'application/json', ...signatureHeaders(secret, webhookId(original) ?? randomUUID(), body, now) };
     },

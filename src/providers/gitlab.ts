@@ -70,12 +70,12 @@ export function createGitlabProvider(clock: SignatureClock): ProviderAdapter<Git
     // before 17.4 sends, is shared by every hook the same push fires (a group's and a project's),
     // so there the hook's token (hashed) tells them apart, whatever the jobs are after a reload.
     dedupKey(headers) {
-      const id = this.deliveryId(headers);
-      if (id === undefined) return undefined;
-      const ownId = safeDeliveryId(headers['webhook-id']) ?? safeDeliveryId(headers['idempotency-key']);
+      const hookId = safeDeliveryId(headers['webhook-id']) ?? safeDeliveryId(headers['idempotency-key']);
+      if (hookId !== undefined) return `gitlab:${hookId}`;
+      const eventId = safeDeliveryId(headers['x-gitlab-event-uuid']);
+      if (eventId === undefined) return undefined;
       const token = headers['x-gitlab-token'];
-      if (ownId !== undefined || typeof token !== 'string') return `gitlab:${id}`;
-      return `gitlab:${id}:${createHash('sha256').update(token).digest('hex').slice(0, 16)}`;
+      return typeof token === 'string' ? `gitlab:${eventId}:${createHash('sha256').update(token).digest('hex').slice(0, 16)}` : `gitlab:${eventId}`;
     },
 
     /** A `whsec_` secret signs as GitLab does with a signing token (same webhook-id, fresh timestamp); any other is sent as the token. */

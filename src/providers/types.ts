@@ -80,12 +80,6 @@ export interface ProviderAdapter<C = unknown> {
   deliveryId(headers: IncomingHttpHeaders): string | undefined;
   /** What identifies a redelivery of the same delivery; undefined when the host sent no id. */
   dedupKey(headers: IncomingHttpHeaders, source?: string): string | undefined;
-  /**
-   * Whether that key names the event only, not the hook or sender it came through: the jobs
-   * the signature verified for are then part of the delivery's key, so that two hooks with
-   * different secrets stay apart while a redelivery through the same hook is still known.
-   */
-  dedupPerCredential?(headers: IncomingHttpHeaders): boolean;
   interpret(headers: IncomingHttpHeaders, payload: unknown, deliveryId: string, source?: string): HookEvent;
   /**
    * Fan-out: the headers that relay a verified delivery to another receiver, signed with
