@@ -1,4 +1,5 @@
 import type { Config } from '../config/types.js';
+import type { ClientConfig } from '../config/load-client.js';
 import { DeployhookError } from '../errors.js';
 
 /** Talks to a running daemon's API; every failure is one clear DeployhookError. */
@@ -63,10 +64,10 @@ export function daemonUrl(config: Pick<Config, 'listen' | 'tls'>): string {
 }
 
 /** The daemon's URL and token: flags first, then the config (api.url, or the listen address, and api.token). */
-export function clientFor(config: (Pick<Config, 'listen' | 'tls' | 'api'> & { apiUrl?: string }) | undefined, flags: { url?: string | undefined; token?: string | undefined }, env: Readonly<Record<string, string | undefined>>): ApiClient {
-  const token = flags.token ?? env.DEPLOYHOOK_TOKEN ?? config?.api?.token;
+export function clientFor(config: ClientConfig | undefined, flags: { url?: string | undefined; token?: string | undefined }, env: Readonly<Record<string, string | undefined>>): ApiClient {
+  const token = flags.token ?? env.DEPLOYHOOK_TOKEN ?? config?.apiToken;
   if (!token) throw new DeployhookError('NO_API_TOKEN', 'No API token: configure api.token_env or api.token_file in the config (the CLI reads it from there), or pass --token.');
-  const url = flags.url ?? config?.api?.url ?? config?.apiUrl ?? (config ? daemonUrl(config) : undefined);
+  const url = flags.url ?? config?.apiUrl ?? (config ? daemonUrl(config) : undefined);
   if (url === undefined) throw new DeployhookError('NO_API_URL', 'No daemon URL: pass --url or --config.');
   return new ApiClient(url, token);
 }

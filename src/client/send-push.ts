@@ -47,7 +47,7 @@ export async function sendPush(options: SendOptions): Promise<SendResult> {
   if (job.event === undefined && options.data !== undefined) {
     throw new DeployhookError('SEND_OPTIONS', `Job ${job.name} takes ${job.provider} pushes: --data is for generic jobs; use --ref or --sha`);
   }
-  const target = job.event ? undefined : await resolveTarget(job, { ref: options.ref, sha: options.sha }, options.env);
+  const target = job.event ? undefined : await resolveTarget(job, { ref: options.ref, sha: options.sha }, options.env, false);
   const delivery = target ? buildPushDelivery(job, target.ref, target.sha) : buildEventDelivery(job, options.data ?? '{}');
   const url = options.url ?? defaultHookUrl(options.config, job);
   let response: Response;

@@ -8,8 +8,8 @@ import { readSecret, secretSource } from './read-secret.js';
 import { CONFIG_KEYS, configSchema } from './schema.js';
 import type { Config } from './types.js';
 
-/** The listen address, TLS and API token of the daemon's config, and `api.url` also when the token comes from elsewhere. */
-export type ClientConfig = Pick<Config, 'listen' | 'tls' | 'api'> & { apiUrl?: string };
+/** The daemon's listen address and TLS, `api.url`, and the API token when it was read. */
+export type ClientConfig = Pick<Config, 'listen' | 'tls'> & { apiUrl?: string; apiToken?: string };
 
 /**
  * What the CLI needs to reach a running daemon (listen address, TLS, api.url and the API
@@ -35,7 +35,7 @@ export async function loadClientConfig(configFile: string, env: Readonly<Record<
   if (options.readToken && raw.api !== undefined && picked !== undefined) {
     const token = await readSecret(picked.source, env);
     if ('problem' in token) throw new ConfigError(file, [{ path: `api.token_${picked.key}`, message: `${token.problem} (or pass --token)` }]);
-    config.api = { token: token.value, ...(raw.api.url !== undefined ? { url: raw.api.url } : {}) };
+    config.apiToken = token.value;
   }
   return config;
 }

@@ -48,9 +48,9 @@ export function checkSha(sha: string): string {
 /**
  * The ref and commit to deploy or send: as given, or asked of the remote (the branch its
  * HEAD names; the commit the ref points to). `asJob`: asked as the job's own git would ask
- * (the daemon's deploys and events), not as whoever runs the CLI.
+ * (the daemon's deploys and events), not as whoever runs the CLI (`send`).
  */
-export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined }, env: Env, asJob = false): Promise<{ ref: string; sha: string }> {
+export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined }, env: Env, asJob: boolean): Promise<{ ref: string; sha: string }> {
   remoteOf(job);
   let ref = target.ref !== undefined ? normalizeRef(target.ref) : undefined;
   if (ref === undefined) {
