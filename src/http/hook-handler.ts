@@ -205,16 +205,22 @@ export function createHookHandler(options: HookHandlerOptions) {
       const key = adapter.dedupKey(req.headers, source);
       return key !== undefined && source !== undefined ? `${key}:${verifiedFor.map((job) => job.name).sort().join(',')}` : key;
     };
-    // A delivery that queues nothing (a ping, a branch no job wants) is relayed once: re-signed
-    // with a fresh timestamp, a replayed copy would otherwise pass each destination's replay window.
-    const relayUnqueued = async (verifiedFor: readonly JobConfig[]) => {
-      if (options.relaysUnqueued?.(adapter.name) !== true) return;
+    // A delivery that queues nothing (a ping, a branch no job wants) is answered 200 and relayed
+    // once: re-signed with a fresh timestamp, a replayed copy would otherwise pass each
+    // destination's replay window. As after a 202, relaying starts once the answer is written.
+    const ignore = async (verifiedFor: readonly JobConfig[], body: Record<string, unknown>, fields: { decision: DeliveryOutcome } & Record<string, unknown>) => {
+      const relaying = await rememberRelay(verifiedFor);
+      reply(200, body, fields);
+      if (relaying) relay([]);
+    };
+    const rememberRelay = async (verifiedFor: readonly JobConfig[]): Promise<boolean> => {
+      if (options.relaysUnqueued?.(adapter.name) !== true) return false;
       const key = deliveryKey(verifiedFor);
       // A key of its own: the delivery stays new for the queue, should a reload add a job that wants it.
       const claim = key === undefined ? undefined : options.deliveries.claim(`relayed:${key}`);
-      if (claim?.duplicate) return;
+      if (claim?.duplicate) return false;
       await claim?.commit([]).catch((error: unknown) => logger().error({ err: error }, 'could not remember the delivery for dedup'));
-      relay([]);
+      return true;
     };
     if (adapter.isProbe?.(req.headers, payload)) {
       // A test delivery names no repository, so every job of the provider is tried: with more
@@ -225,8 +231,7 @@ export function createHookHandler(options: HookHandlerOptions) {
       }
       const verifiedProbe = verifiedEarly ?? verifiedJobs(adapter, signed, credential.credential, index.ofProvider(adapter.name));
       if (verifiedProbe.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: 'the test delivery matches no job secret of this provider' });
-      await relayUnqueued(verifiedProbe);
-      return reply(200, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
+      return ignore(verifiedProbe, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
     }
     const repo = source ?? adapter.repositoryOf(payload);
     if (repo === undefined) return reply(400, { error: 'expected the payload to name its repository' }, { decision: 'rejected', reason: 'no repository in payload' });
@@ -240,8 +245,7 @@ export function createHookHandler(options: HookHandlerOptions) {
     const event = adapter.interpret(req.headers, payload, deliveryId, source);
     if (event.kind === 'invalid') return reply(400, { error: event.reason }, { decision: 'rejected', repo, reason: event.reason });
     if (event.kind === 'ignored') {
-      await relayUnqueued(verified);
-      return reply(200, { runs: [], reason: event.reason }, { decision: 'ignored', repo, reason: event.reason });
+      return ignore(verified, { runs: [], reason: event.reason }, { decision: 'ignored', repo, reason: event.reason });
     }
 
     const marker = options.skipMarker();
@@ -257,8 +261,7 @@ export function createHookHandler(options: HookHandlerOptions) {
     const refs = event.kind === 'push' ? event.pushes.map((push) => push.ref).join(' ') : `event from ${event.event.source}`;
     if (wanted.length === 0) {
       const reason = reasons.join('; ');
-      await relayUnqueued(verified);
-      return reply(200, { runs: [], reason }, { decision: 'ignored', repo, ref: refs, reason });
+      return ignore(verified, { runs: [], reason }, { decision: 'ignored', repo, ref: refs, reason });
     }
     const dedupKey = deliveryKey(verified);
     const claim = dedupKey === undefined ? undefined : options.deliveries.claim(dedupKey);

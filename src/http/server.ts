@@ -37,7 +37,8 @@ export function createHttpServer(options: ServerOptions): Server {
     const match = HOOK_PATH.exec(path);
     if (!match?.[1]) {
       // A webhook sent to a wrong path under /hooks is told so, not asked for the API's token.
-      if (path === '/hooks' || path.startsWith('/hooks/')) sendJson(res, 404, { error: 'no such path: expected /hooks/<provider>, or /hooks/generic/<source>' });
+      // Its body is never read: the connection closes, rather than node reading the rest of it.
+      if (path === '/hooks' || path.startsWith('/hooks/')) sendJson(res, 404, { error: 'no such path: expected /hooks/<provider>, or /hooks/generic/<source>' }, { connection: 'close' });
       else options.api(req, res);
       return;
     }

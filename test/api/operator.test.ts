@@ -64,6 +64,7 @@ describe('the operator API and CLI against a running daemon', () => {
     for (const path of ['/hooks', '/hooks/', '/hooks/GitHub', '/hooks/github/a/b']) {
       const reply = await fetch(`${on.url}${path}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
       expect(reply.status, path).toBe(404);
+      expect(reply.headers.get('connection'), path).toBe('close');
       expect(await reply.json(), path).toEqual({ error: 'no such path: expected /hooks/<provider>, or /hooks/generic/<source>' });
     }
     expect((await fetch(`${on.url}/hook/github`, { method: 'POST', body: '{}' })).status).toBe(401);
