@@ -3,9 +3,9 @@ import type * as SimpleGitModule from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { GitSyncError, RunAbortedError } from '../errors.js';
 import { runCommand } from '../runner/run-command.js';
+import type { ProcessUser } from '../runner/process-launcher.js';
 import { gitEnvironment, type GitAuth, type GitEnvironment } from './git-env.js';
 import { shellQuote } from './shell-quote.js';
-import { tagOutputChannel } from '../log/mask-secrets.js';
 
 export interface GitRunnerOptions {
   /** Folder git runs in; must exist. */
@@ -16,7 +16,7 @@ export interface GitRunnerOptions {
   /** Values scrubbed from error messages and step lines, as a second line of defence. */
   secrets: readonly string[];
   /** Run git as this user and group (the daemon runs as root). */
-  user?: { uid: number; gid: number } | undefined;
+  user?: ProcessUser | undefined;
   /** Told the process group of each `steps` process once it has started (its pid). */
   onGroup?: ((pgid: number) => void) | undefined;
 }
@@ -25,9 +25,10 @@ export interface GitRunnerOptions {
 export interface GitRunner {
   /**
    * A step of the sync: announced on `output` as `$ git ...`, its stdout and stderr
-   * streamed there as produced. Rejects with GitSyncError naming `label`.
+   * streamed there as produced. Rejects with GitSyncError naming `label`. Started like
+   * `steps`, as a process group of its own, as the job's user with all of that user's groups.
    */
-  step(label: string, args: readonly string[]): Promise<string>;
+  step(label: string, args: readonly string[]): Promise<void>;
   /**
    * Steps run one after another in a single process (`sh` starts each git), announced and
    * streamed like `step`; the first that fails ends them and rejects with GitSyncError
@@ -37,7 +38,9 @@ export interface GitRunner {
   steps(steps: ReadonlyArray<{ label: string; args: readonly string[] }>): Promise<void>;
   /**
    * A question for git whose answer is not shown (`cat-file -e`, `config --get`):
-   * git's trimmed stdout, or undefined when git exits non-zero.
+   * git's trimmed stdout, or undefined when git exits non-zero. Asked through node's own
+   * `spawn`: as the job's user, with that user's one group (these read the checkout, which
+   * the user owns).
    */
   query(args: readonly string[]): Promise<string | undefined>;
 }
@@ -67,7 +70,7 @@ export interface CheckoutGitOptions {
   env: Record<string, string>;
   output: Writable;
   signal: AbortSignal;
-  user?: { uid: number; gid: number } | undefined;
+  user?: ProcessUser | undefined;
   /** Told the process group git's steps run in, so that a restart after a crash can stop what is left of it. */
   onGroup?: ((pgid: number) => void) | undefined;
 }
@@ -87,7 +90,6 @@ export function checkoutGitRunner(options: CheckoutGitOptions): GitRunner {
 
 export function createGitRunner(options: GitRunnerOptions): GitRunner {
   const { output, signal, secrets } = options;
-  let streaming = false;
   let client: Promise<SimpleGit> | undefined;
   const git = (): Promise<SimpleGit> => (client ??= loadSimpleGit().then(configure));
 
@@ -106,21 +108,12 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       errors: (error, result) => error ?? (result.exitCode === 0 ? undefined : failureText(result.stdErr, result.exitCode)),
     })
       .env(options.environment.env)
-      .outputHandler((_command, stdout, stderr) => {
+      .outputHandler((_command, stdout) => {
         // simple-git reports the end of a git that printed nothing only 50 ms later, in case
         // output is late (its completion plugin); no output can follow the end of stdout, so
         // an empty chunk then lets it report at once. A quiet step (`clean` with nothing to
         // remove, `cat-file -e`) costs what git costs.
         stdout.once('end', () => stdout.emit('data', NO_OUTPUT));
-        if (!streaming) return;
-        const forward = (chunk: Buffer) => {
-          if (chunk.length > 0) output.write(chunk);
-        };
-        // Each stream's chunks are marked, so that a secret is masked within its own stream (mask-secrets.ts).
-        tagOutputChannel(stdout, 'stdout');
-        tagOutputChannel(stderr, 'stderr');
-        stdout.on('data', forward);
-        stderr.on('data', forward);
       });
   }
 
@@ -128,16 +121,13 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
     return secrets.reduce((result, secret) => (secret === '' ? result : result.replaceAll(secret, '***')), text);
   }
 
-  async function run(args: readonly string[], stream: boolean): Promise<string> {
+  async function ask(args: readonly string[]): Promise<string> {
     throwIfAborted(signal);
-    streaming = stream;
     try {
       return await (await git()).raw([...args]);
     } catch (error) {
       throwIfAborted(signal, error);
       throw error;
-    } finally {
-      streaming = false;
     }
   }
 
@@ -199,19 +189,10 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
 
   return {
     steps: runSteps,
-    async step(label, args) {
-      output.write(`$ ${scrub(commandLine(args))}\n`);
-      try {
-        return await run(args, true);
-      } catch (error) {
-        if (error instanceof RunAbortedError) throw error;
-        const detail = tail(scrub(error instanceof Error ? error.message : String(error)));
-        throw new GitSyncError(`Git step "${label}" failed (git ${subcommand(args)}):\n${detail}`, { cause: error, step: label });
-      }
-    },
+    step: (label, args) => runSteps([{ label, args }]),
     async query(args) {
       try {
-        return (await run(args, false)).trim();
+        return (await ask(args)).trim();
       } catch (error) {
         if (error instanceof RunAbortedError) throw error;
         return undefined;

@@ -1,30 +1,54 @@
+import { Writable } from 'node:stream';
 import type { JobConfig } from '../config/types.js';
 import { DeployhookError } from '../errors.js';
 import { gitEnvironment } from '../git/git-env.js';
+import { withoutUrlPasswords } from '../git/git-runner.js';
 import { COMMIT_PATTERN, isValidRef } from '../providers/validate.js';
 import { baseEnvironment, userEnvironment } from './command-env.js';
 import { jobGitAuth } from './git-auth.js';
+import { channelOf } from '../log/mask-secrets.js';
+import { runCommand } from '../runner/run-command.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
 /**
  * `git ls-remote` against the job's remote, with the job's own deploy key or token: the
  * branch HEAD names, and the commit a ref points to. In the daemon (`asJob`) git runs as the
- * job's git does: as its `run_as` user, with only PATH, LANG and that user's HOME of the
- * daemon's environment (which holds every job's secrets). From the CLI it runs as the operator.
+ * job's git does: started like its other steps, as its `run_as` user with that user's
+ * groups, with only PATH, LANG and that user's HOME of the daemon's environment (which holds
+ * every job's secrets). From the CLI it runs as the operator.
  */
 async function lsRemote(job: JobConfig, patterns: readonly string[], env: Env, asJob: boolean): Promise<string> {
   const remote = remoteOf(job);
-  const base = asJob ? userEnvironment(job, baseEnvironment(env)) : Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('GIT_')));
-  const user = asJob && job.runAs !== undefined ? { uid: job.runAs.uid, gid: job.runAs.gid, cwd: '/' } : {};
+  const args = ['ls-remote', '--symref', '--', remote, ...patterns];
   try {
+    if (asJob) return await lsRemoteAsJob(job, args, gitEnvironment(userEnvironment(job, baseEnvironment(env)), jobGitAuth(job), remote).env);
     // Loaded here, not at start: the remote is asked only when a ref or commit is not named.
     const { execa } = await import('execa');
-    const { stdout } = await execa('git', ['ls-remote', '--symref', '--', remote, ...patterns], { env: gitEnvironment(base, jobGitAuth(job), remote).env, extendEnv: false, timeout: 60_000, ...user });
+    const operator = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('GIT_')));
+    const { stdout } = await execa('git', args, { env: gitEnvironment(operator, jobGitAuth(job), remote).env, extendEnv: false, timeout: LS_REMOTE_TIMEOUT_MS });
     return stdout;
   } catch (cause) {
     throw new DeployhookError('LS_REMOTE_FAILED', `Could not read ${patterns.join(' ')} from the remote ${remote}; name the ref and the commit explicitly.`, { cause });
   }
+}
+
+const LS_REMOTE_TIMEOUT_MS = 60_000;
+
+/** git's stdout; rejects with what it printed on stderr when it fails. */
+async function lsRemoteAsJob(job: JobConfig, args: readonly string[], env: Record<string, string>): Promise<string> {
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  const output = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      (channelOf(chunk) === 'stdout' ? stdout : stderr).push(chunk);
+      callback();
+    },
+  });
+  const result = await runCommand({ argv: ['git', ...args], cwd: '/', env, output, timeoutMs: LS_REMOTE_TIMEOUT_MS, killAfterMs: 5_000, user: job.runAs });
+  if (result.exitCode === 0) return Buffer.concat(stdout).toString('utf8').trimEnd();
+  const how = result.startError ?? (result.timedOut ? `timed out after ${LS_REMOTE_TIMEOUT_MS / 1000} s` : result.signal !== null ? `killed by ${result.signal}` : `exited with code ${String(result.exitCode)}`);
+  throw new Error(`git ls-remote ${how}: ${withoutUrlPasswords(Buffer.concat(stderr).toString('utf8').trim().slice(-2000))}`);
 }
 
 /** A job without a remote (a generic job that runs in its workdir) has no ref or commit to deploy. */

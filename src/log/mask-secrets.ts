@@ -77,7 +77,7 @@ export function tagOutputChannel(source: NodeJS.EventEmitter, channel: string): 
 }
 
 /** The channel `tagOutputChannel` set on a chunk; chunks written by the daemon itself have none. */
-function channelOf(chunk: Buffer): string | undefined {
+export function channelOf(chunk: Buffer): string | undefined {
   return (chunk as Tagged)[CHANNEL];
 }
 

@@ -4,7 +4,8 @@ export const F_SETPIPE_SZ = 1031;
 /**
  * The helper, in perl (perl-base is Essential on Debian and Ubuntu). Its arguments are the
  * daemon's pid and F_SETPIPE_SZ (perl's Fcntl does not name it). Requests come on stdin as `<length>\n<fields>`, the fields separated by NUL:
- * id, cwd, uid and gid (empty for none), the daemon's descriptors of the write ends of stdout
+ * id, cwd, uid (empty for none), the gid followed by every group the process is to have (space
+ * separated; empty for none), the daemon's descriptors of the write ends of stdout
  * and stderr, their device and inode numbers (`dev:ino:dev:ino`, checked once they are open),
  * the number of argv words, the argv words, then the environment as NAME=value.
  * It answers on stdout, a line each: `ready`; `forked <id> <pid>` at once after each fork,
@@ -59,11 +60,16 @@ sub start {
     chdir($cwd) or $fail->();
     if ($uid ne '') {
       $stage = 3;
-      $) = "$gid $gid";
-      POSIX::setgid(0 + $gid);
+      my ($group, @groups) = split(' ', $gid);
+      # Only root may set the groups; a daemon that runs as the user itself keeps its own.
+      my $root = $> == 0;
+      $) = "$group @groups";
+      POSIX::setgid(0 + $group);
       POSIX::setuid(0 + $uid);
-      my ($real, $effective) = ((split(' ', $())[0], (split(' ', $)))[0]);
-      if ($< != $uid || $> != $uid || $real != $gid || $effective != $gid) { $! = 1; $fail->() }
+      my ($real, $effective, @have) = ((split(' ', $())[0], split(' ', $)));
+      if ($< != $uid || $> != $uid || $real != $group || $effective != $group) { $! = 1; $fail->() }
+      my %want = map { $_ => 1 } @groups;
+      if ($root && (grep({ !$want{$_} } @have) || grep({ my $id = $_; !grep({ $_ == $id } @have) } @groups))) { $! = 1; $fail->() }
     }
     $stage = 4;
     %ENV = ();

@@ -4,13 +4,23 @@ import { constants } from 'node:os';
 import { signalGroup, signalProcess } from './kill-group.js';
 import { F_SETPIPE_SZ, HELPER_SCRIPT } from './process-helper-script.js';
 
+/**
+ * The user and groups a process runs as (`run_as`). `groups` are all the groups it has, `gid`
+ * among them, as a login gives them; without it, `gid` alone.
+ */
+export interface ProcessUser {
+  uid: number;
+  gid: number;
+  groups?: readonly number[] | undefined;
+}
+
 /** What starting a process needs; stdout and stderr are the daemon's descriptors of the pipes' write ends. */
 export interface LaunchRequest {
   program: string;
   args: readonly string[];
   cwd: string;
   env: Record<string, string>;
-  user?: { uid: number; gid: number } | undefined;
+  user?: ProcessUser | undefined;
   stdout: number;
   stderr: number;
 }
@@ -49,11 +59,13 @@ for (const [name, value] of Object.entries(constants.signals)) if (!SIGNAL_NAMES
  * the main thread, and in push to command is on the way to the first line (docs/benchmarks.md,
  * section 1, "Where a start is made"). The helper forks itself instead, with what `spawn`
  * would do (`detached`: a new session and process group; stdin from /dev/null; the user and
- * group of `run_as`, with no other groups; signals at their defaults), and reports each
- * process's end. The daemon still signals the process groups itself.
+ * group of `run_as`; signals at their defaults), and reports each process's end. A `run_as`
+ * process also gets the user's other groups, which `spawn` drops. The daemon still signals
+ * the process groups itself.
  *
  * The helper is started with the first process. Where it cannot run (no perl, no /proc), it
- * is `unavailable` and processes are started with node's `spawn`, as before. If it ends while
+ * is `unavailable` and processes are started with node's `spawn`, as before (a `run_as`
+ * process then has its one group). If it ends while
  * processes it started run, their ends are lost: each `exited` resolves with `lost`, and the
  * caller stops the process group. A start under way then fails, and what the helper had
  * forked for it is killed. The next start starts a new helper.
@@ -85,7 +97,7 @@ export class ProcessLauncher {
 
   async launch(request: LaunchRequest): Promise<Launched> {
     const pipes = `${pipeIdentity(request.stdout)}:${pipeIdentity(request.stderr)}`;
-    const fields = [request.cwd, request.user ? String(request.user.uid) : '', request.user ? String(request.user.gid) : '', String(request.stdout), String(request.stderr), pipes, String(1 + request.args.length), request.program, ...request.args, ...Object.entries(request.env).map(([name, value]) => `${name}=${value}`)];
+    const fields = [request.cwd, request.user ? String(request.user.uid) : '', request.user ? [request.user.gid, ...(request.user.groups ?? [request.user.gid])].join(' ') : '', String(request.stdout), String(request.stderr), pipes, String(1 + request.args.length), request.program, ...request.args, ...Object.entries(request.env).map(([name, value]) => `${name}=${value}`)];
     // The helper's fields are separated by NUL. node's spawn refuses a NUL with a message of its own: it is left to say so.
     if (fields.some((field) => field.includes('\0'))) return { ok: false, unavailable: 'a NUL character in the command, its folder or its environment' };
     if (this.#unavailable !== undefined) return { ok: false, unavailable: this.#unavailable };

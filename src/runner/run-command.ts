@@ -6,7 +6,7 @@ import { terminateGroup, waitForGroupExit } from './kill-group.js';
 import { killGroupOnExit } from './kill-on-exit.js';
 import { closePipes, givePipes, PipeMaker, type PipeEnds } from './output-pipes.js';
 import { PipeWidener } from './pipe-widener.js';
-import { ProcessLauncher, type LaunchedExit } from './process-launcher.js';
+import { ProcessLauncher, type LaunchedExit, type ProcessUser } from './process-launcher.js';
 import { describeStartError } from './start-error.js';
 import { waitForOutputEnd } from './wait-for-output.js';
 import { tagOutputChannel } from '../log/mask-secrets.js';
@@ -39,7 +39,7 @@ export interface CommandOptions {
   /** Called once the command has started, with its process group id (= its pid). */
   onStart?: (pgid: number) => void;
   /** Run as this user and group (the daemon runs as root). */
-  user?: { uid: number; gid: number } | undefined;
+  user?: ProcessUser | undefined;
   /** Where stdout's and stderr's pipes come from; the daemon's shared maker by default. */
   pipes?: PipeMaker;
   /** What widens a chatty command's pipes; the daemon's shared widener by default. */

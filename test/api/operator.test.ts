@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -158,6 +158,16 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(await waitForRun(state, 'app', id)).toMatchObject({ status: 'succeeded', sha: tagged, deployedSha: tagged, ref: 'refs/tags/v1', tag: 'v1' });
     expect(await git(join(state, 'checkouts', 'app'), 'rev-parse', 'HEAD')).toBe(tagged);
     expect(await readFile(join(context.dir, 'tag'), 'utf8')).toBe('v1');
+
+    // A ref the remote does not have, and a remote that cannot be read: told, nothing queued.
+    const missing = await cli(context, 'deploy', 'app', '--ref', 'refs/tags/v2');
+    expect(missing).toMatchObject({ exitCode: 1, stderr: `deployhook: Expected refs/tags/v2 on the remote ${context.remote.bare}, but it is not there; name the commit. (HTTP 400)` });
+    await rename(context.remote.bare, `${context.remote.bare}.moved`);
+    const unreadable = await cli(context, 'deploy', 'app', '--ref', 'main');
+    expect(unreadable).toMatchObject({ exitCode: 1, stderr: `deployhook: Could not read refs/heads/main from the remote ${context.remote.bare}; name the ref and the commit explicitly. (HTTP 400)` });
+    await rename(`${context.remote.bare}.moved`, context.remote.bare);
+    const runs = (await (await api(context.url, '/api/runs?job=app')).json()) as { runs: RunRecord[] };
+    expect(runs.runs).toHaveLength(1);
   });
 
   it('says why a run that never started has no log, and `logs -f` exits 1 for it', async () => {

@@ -1,6 +1,7 @@
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
@@ -11,12 +12,37 @@ import { waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SECRET = 'run-as-secret-0123456789abcdef';
+const API_TOKEN = 'run-as-api-token-0123456789abcdef';
 let hook: TestDaemon | undefined;
 
 afterEach(async () => {
   await hook?.stop();
   hook = undefined;
 });
+
+/** A bare remote with one commit, which the user nobody owns and may read (git refuses a repository another user owns). */
+async function nobodysRemote(dir: string): Promise<{ bare: string; sha: string }> {
+  const remote = await createRemote(dir);
+  const sha = await remote.commit({ 'app.txt': 'app\n' });
+  await execa('chmod', ['-R', 'a+rX', remote.bare]);
+  await execa('chown', ['-R', 'nobody', remote.bare]);
+  return { bare: remote.bare, sha };
+}
+
+/**
+ * A `git` in `<dir>/bin`, to be put first on PATH, that appends `<what> <git's first argument>`
+ * (`what` is shell text run in git's place: `$(id -u)`, say) to a file, then runs the real git.
+ */
+async function recordingGit(dir: string, what: string): Promise<{ bin: string; calls: string }> {
+  const bin = join(dir, 'bin');
+  await mkdir(bin, { mode: 0o755 });
+  const calls = join(dir, 'git-calls.txt');
+  await writeFile(calls, '');
+  await chmod(calls, 0o666);
+  const realGit = (await execa('sh', ['-c', 'command -v git'])).stdout.trim();
+  await writeFile(join(bin, 'git'), `#!/bin/sh\necho "${what} $1" >> ${calls}\nexec ${realGit} "$@"\n`, { mode: 0o755 });
+  return { bin, calls };
+}
 
 // Switching users needs root, as deployhook itself does; CI runs as root, so there it must not skip.
 const notRoot = process.getuid?.() !== 0;
@@ -55,18 +81,9 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     expect(process.getuid?.(), 'these tests need root').toBe(0);
     const dir = await tempDir();
     await chmod(dir, 0o755);
-    const remote = await createRemote(dir);
-    await remote.commit({ 'app.txt': 'app\n' });
-    await execa('chmod', ['-R', 'a+rX', remote.bare]);
-    await execa('chown', ['-R', 'nobody', remote.bare]);
+    const remote = await nobodysRemote(dir);
     // A git first on PATH that notes who runs it, whether the daemon's secrets reach it, and for what.
-    const bin = join(dir, 'bin');
-    await mkdir(bin, { mode: 0o755 });
-    const calls = join(dir, 'git-calls.txt');
-    await writeFile(calls, '');
-    await chmod(calls, 0o666);
-    const realGit = (await execa('sh', ['-c', 'command -v git'])).stdout.trim();
-    await writeFile(join(bin, 'git'), `#!/bin/sh\necho "$(id -u) \${SECRET:+secrets-visible} $1" >> ${calls}\nexec ${realGit} "$@"\n`, { mode: 0o755 });
+    const { bin, calls } = await recordingGit(dir, '$(id -u) ${SECRET:+secrets-visible}');
     const secret = newSigningSecret();
     const job = { name: 'ops', provider: 'generic', source: 'ops', secret_env: 'SECRET', remote: remote.bare, branches: ['main'], command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } };
     hook = await startDaemon(dir, { jobs: [job] }, { SECRET: secret, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` });
@@ -76,5 +93,43 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     const lsRemote = (await readFile(calls, 'utf8')).split('\n').filter((line) => line.endsWith(' ls-remote'));
     expect(lsRemote.length).toBeGreaterThan(0);
     for (const line of lsRemote) expect(line).toBe('65534  ls-remote');
+  });
+
+  it("gives git and the command every group /etc/group gives the user, as a login would (a docker group, say)", async () => {
+    expect(process.getuid?.(), 'these tests need root').toBe(0);
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const group = `dh-test-${randomBytes(4).toString('hex')}`;
+    await execa('groupadd', ['--users', 'nobody', group]);
+    try {
+      const gid = (await execa('getent', ['group', group])).stdout.split(':')[2] ?? '';
+      expect(gid).toMatch(/^\d+$/);
+      // A file only the group may read, as docker's socket is.
+      const shared = join(dir, 'shared.txt');
+      await writeFile(shared, 'read through the group\n', { mode: 0o640 });
+      await execa('chown', [`root:${group}`, shared]);
+      const remote = await nobodysRemote(dir);
+      const { bin, calls } = await recordingGit(dir, '$(id -G)');
+      const command = ['sh', '-c', `echo "groups $(id -G)"; cat ${shared}`];
+      hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command, run_as: { user: 'nobody' } }], api: { token_env: 'API_TOKEN' } }, { SECRET, API_TOKEN, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` });
+      const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
+      const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+      const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+      const log = await readFile(record.logPath, 'utf8');
+      expect(record.status, log).toBe('succeeded');
+      expect(log).toContain(`groups 65534 ${gid}\n`);
+      expect(log).toContain('read through the group');
+      // An operator's deploy by branch: the daemon asks the remote for its tip as the job's git would.
+      const deploy = await fetch(`${hook.url}/api/jobs/app/deploy`, { method: 'POST', headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ ref: 'main' }) });
+      expect(deploy.status).toBe(202);
+      const again = await waitForRun(join(dir, 'state'), 'app', ((await deploy.json()) as { run: { id: string } }).run.id);
+      expect(again.status).toBe('succeeded');
+      // Every git the daemon started, the first clone and the question to the remote among them.
+      const gits = (await readFile(calls, 'utf8')).trim().split('\n');
+      expect(gits.map((line) => line.split(' ').pop())).toEqual(expect.arrayContaining(['clone', 'checkout', 'clean', 'ls-remote', 'fetch']));
+      for (const line of gits) expect(line).toMatch(new RegExp(`^65534 ${gid} \\S+$`));
+    } finally {
+      await execa('groupdel', [group]);
+    }
   });
 });

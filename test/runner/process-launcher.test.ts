@@ -142,4 +142,19 @@ describe('the process launcher', () => {
     expect(told).toEqual(['could not start /nonexistent/perl: not found']);
     expect(launcher.unavailable).toBe(told[0]);
   });
+
+  // Switching users needs root, as deployhook itself does; CI runs as root, so there it must not skip.
+  it.skipIf(process.getuid?.() !== 0 && !process.env.CI)("gives a run_as command all of the user's groups, and node's spawn, where the helper cannot run, the one group", async () => {
+    expect(process.getuid?.(), 'this test needs root').toBe(0);
+    const ids = ['sh', '-c', 'echo "$(id -u) $(id -g) groups $(id -G)"'];
+    const user = { uid: 65534, gid: 65534, groups: [65534, 4, 27] };
+    const helped = await run(ids, { launcher: new ProcessLauncher(), cwd: '/', user });
+    expect(helped.result).toMatchObject({ exitCode: 0 });
+    expect(helped.text.trim()).toBe('65534 65534 groups 65534 4 27');
+    // Without a list, the group alone: the helper never keeps the daemon's groups (root's).
+    const alone = await run(ids, { launcher: new ProcessLauncher(), cwd: '/', user: { uid: 65534, gid: 65534 } });
+    expect(alone.text.trim()).toBe('65534 65534 groups 65534');
+    const spawned = await run(ids, { launcher: null, cwd: '/', user });
+    expect(spawned.text.trim()).toBe('65534 65534 groups 65534');
+  });
 });
