@@ -2,8 +2,11 @@
 # Push to command: the time from sending a signed push (the remote has just gained one
 # commit) until the deploy command prints its first line, with a warm checkout. deployhook
 # (record durably, reply 202, fetch, check out exactly the commit, clean, run) beside
-# adnanh/webhook running the typical `git fetch && git reset --hard "$SHA" && ./deploy.sh`.
-# Rounds alternate which server goes first; each server has its own bare repository.
+# adnanh/webhook running the typical `git fetch && git reset --hard "$SHA" && ./deploy.sh`, and
+# beside a second adnanh/webhook whose script also keeps what deployhook promises before a
+# deploy (lib/kept-deploy.sh: the push flushed to disk first, then fetch, checkout --force and
+# clean -ffdx): the first ratio is the target's, the second what deployhook costs beyond its
+# promises. Rounds rotate which server goes first; each server has its own bare repository.
 #
 # deployhook's git runs with a HOME whose .gitconfig turns on trace2 events, so the table
 # also says how much of its time is git itself (the trace costs git well under a millisecond).
@@ -25,7 +28,8 @@ C0="$(head -1 "$WORK/commits")"
 set_main "$WORK/remote.git" "$C0"
 cp -r "$WORK/remote.git" "$WORK/dh-remote.git"
 cp -r "$WORK/remote.git" "$WORK/wh-remote.git"
-mkdir -p "$WORK/out" "$WORK/dh" "$WORK/wh"
+cp -r "$WORK/remote.git" "$WORK/kept-remote.git"
+mkdir -p "$WORK/out" "$WORK/dh" "$WORK/wh" "$WORK/kept"
 
 # deployhook, warmed up with a deploy of the first commit
 DH_PORT="$(free_port)"
@@ -47,10 +51,19 @@ WH_PORT="$(free_port)"
 wh_hooks "$WORK/hooks.json" refs/heads/main "$BENCH_DIR/lib/typical-deploy.sh" "$WORK/wh"
 CHECKOUT="$WORK/wh/checkout" EVENTS="$WORK/wh/events" MARKS="$WORK/wh/marks" start_webhook "$WORK/hooks.json" "$WH_PORT" "$WORK/out/webhook.log"
 
+# the same, with the script that keeps deployhook's promises
+git clone -q "$WORK/kept-remote.git" "$WORK/kept/checkout"
+: >"$WORK/kept/events"
+KEPT_PORT="$(free_port)"
+wh_hooks "$WORK/kept-hooks.json" refs/heads/main "$BENCH_DIR/lib/kept-deploy.sh" "$WORK/kept"
+CHECKOUT="$WORK/kept/checkout" EVENTS="$WORK/kept/events" MARKS="$WORK/kept/marks" RECORD="$WORK/kept/record" \
+  start_webhook "$WORK/kept-hooks.json" "$KEPT_PORT" "$WORK/out/webhook-kept.log"
+
 note "push-to-command: $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 node "$BENCH_DIR/lib/push-to-command.mjs" --rounds "$ROUNDS" --commits "$WORK/commits" \
   --deployhook "http://127.0.0.1:$DH_PORT/hooks/github,$WORK/dh-remote.git,$WORK/dh/marks,$WORK/dh/state/runs/app" \
   --webhook "http://127.0.0.1:$WH_PORT/hooks/deploy,$WORK/wh-remote.git,$WORK/wh/marks,$WORK/wh/events" \
+  --kept "http://127.0.0.1:$KEPT_PORT/hooks/deploy,$WORK/kept-remote.git,$WORK/kept/marks,$WORK/kept/events" \
   --git-trace "$WORK/git-trace" >"$WORK/results"
 
 # col SERVER KEY: KEY of each of SERVER's pushes, one a line
@@ -63,11 +76,18 @@ fmt() { awk -v x="$1" 'BEGIN { printf "%.1f", x }'; }
 
 dh_first="$(median $(col deployhook firstLineMs))"
 wh_first="$(median $(col webhook firstLineMs))"
+kept_first="$(median $(col kept firstLineMs))"
+# row SERVER LABEL RATIOS: one line of the table
+row() {
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$(fmt "$(median $(col "$1" firstLineMs))")" "$(p90 $(col "$1" firstLineMs))" \
+    "$(fmt "$(printf '%s\n' $(col "$1" firstLineMs) | sort -g | head -1)")" "$(fmt "$(median $(col "$1" ackMs))")" "$(fmt "$(median $(col "$1" startedMs))")" "$3"
+}
 echo
 echo "push-to-command: signed push -> first output line of the deploy command, warm checkout, remote gained one commit; $ROUNDS rounds each, interleaved"
-table_header "| server | first line, median ms | p90 ms | min ms | reply, median ms | run/script started, median ms | deployhook/webhook |"
-printf '| deployhook | %s | %s | %s | %s | %s | %s |\n' "$(fmt "$dh_first")" "$(p90 $(col deployhook firstLineMs))" "$(fmt "$(printf '%s\n' $(col deployhook firstLineMs) | sort -g | head -1)")" "$(fmt "$(median $(col deployhook ackMs))")" "$(fmt "$(median $(col deployhook startedMs))")" "$(ratio "$dh_first" "$wh_first")"
-printf '| adnanh/webhook + typical script | %s | %s | %s | %s | %s | |\n' "$(fmt "$wh_first")" "$(p90 $(col webhook firstLineMs))" "$(fmt "$(printf '%s\n' $(col webhook firstLineMs) | sort -g | head -1)")" "$(fmt "$(median $(col webhook ackMs))")" "$(fmt "$(median $(col webhook startedMs))")"
+table_header "| server | first line, median ms | p90 ms | min ms | reply, median ms | run/script started, median ms | deployhook/this |"
+row deployhook deployhook ''
+row webhook 'adnanh/webhook + typical script' "$(ratio "$dh_first" "$wh_first")"
+row kept 'adnanh/webhook + script keeping deployhook'"'"'s promises' "$(ratio "$dh_first" "$kept_first")"
 echo
 echo "deployhook's road, median ms after sending: run started $(fmt "$(median $(col deployhook startedMs))"), first of $(median $(col deployhook gits) | cut -d. -f1) git processes started $(fmt "$(median $(col deployhook firstGitMs))"), git itself ran $(fmt "$(median $(col deployhook inGitMs))") in all, last git ended $(fmt "$(median $(col deployhook lastGitEndMs))"), first line $(fmt "$dh_first")"
 echo

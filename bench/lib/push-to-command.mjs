@@ -5,7 +5,10 @@
 // waits until the deploy has ended. Prints one JSON object per push.
 //
 //   node bench/lib/push-to-command.mjs --rounds 20 --commits FILE
-//     --deployhook URL,BARE,MARKS,RUNS_DIR --webhook URL,BARE,MARKS,EVENTS [--git-trace DIR]
+//     --deployhook URL,BARE,MARKS,RUNS_DIR --webhook URL,BARE,MARKS,EVENTS
+//     [--kept URL,BARE,MARKS,EVENTS] [--git-trace DIR]
+// --kept is a second adnanh/webhook whose script keeps deployhook's promises (kept-deploy.sh);
+// with it, each round pushes to the three in turn, the first of them changing every round.
 // With --git-trace, DIR is where git writes trace2 events for deployhook's git (its HOME's
 // .gitconfig says so): each deployhook push then also reports when its first git started,
 // how long git itself ran, and when the last git ended.
@@ -21,6 +24,7 @@ const { values: args } = parseArgs({
     commits: { type: 'string' },
     deployhook: { type: 'string' },
     webhook: { type: 'string' },
+    kept: { type: 'string' },
     'git-trace': { type: 'string' },
   },
 });
@@ -34,8 +38,13 @@ const commits = readFileSync(args.commits, 'utf8').trim().split('\n');
 if (commits.length < rounds + 1) throw new Error(`expected at least ${rounds + 1} commits`);
 const servers = {
   deployhook: (([url, bare, marks, runsDir]) => ({ url: new URL(url), bare, marks, runsDir }))(args.deployhook.split(',')),
-  webhook: (([url, bare, marks, events]) => ({ url: new URL(url), bare, marks, events }))(args.webhook.split(',')),
+  webhook: scriptServer(args.webhook),
+  ...(args.kept ? { kept: scriptServer(args.kept) } : {}),
 };
+function scriptServer(arg) {
+  const [url, bare, marks, events] = arg.split(',');
+  return { url: new URL(url), bare, marks, events };
+}
 const template = examplePush();
 const agent = new http.Agent({ keepAlive: false });
 // The wall clock, which deploy.sh's $EPOCHREALTIME and the daemon's log read, to a fraction of
@@ -151,8 +160,9 @@ function gitTimes(dir, sent) {
   };
 }
 
+const names = Object.keys(servers);
 for (let round = 1; round <= rounds; round++) {
-  const order = round % 2 ? ['deployhook', 'webhook'] : ['webhook', 'deployhook'];
+  const order = names.map((_, i) => names[(round + i) % names.length]);
   for (const name of order) console.log(JSON.stringify(await pushOnce(name, round)));
   await sleep(50);
 }
