@@ -6,8 +6,7 @@
 # not have: one deploy at a time, a log of each deploy, a timeout, a process group stopped whole.
 # Same start and end lines in $EVENTS as typical-deploy.sh.
 echo "start $SHA $$ $EPOCHREALTIME" >>"$EVENTS"
-printf '%s\n' "$SHA" >>"$RECORD" && sync --data "$RECORD" || exit 1
-cd "$CHECKOUT" || exit 1
-if git fetch --quiet origin && git checkout --quiet --force --detach "$SHA" -- && git clean -ffdxq && ./deploy.sh; then rc=0; else rc=$?; fi
+if printf '%s\n' "$SHA" >>"$RECORD" && sync --data "$RECORD" && cd "$CHECKOUT" &&
+  git fetch --quiet origin && git checkout --quiet --force --detach "$SHA" -- && git clean -ffdxq && ./deploy.sh; then rc=0; else rc=$?; fi
 echo "end $SHA $$ $EPOCHREALTIME $rc" >>"$EVENTS"
 exit "$rc"

@@ -139,6 +139,9 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
     throwIfAborted(signal);
     const shown = steps.map(({ args }) => `$ ${scrub(commandLine(args))}`);
     const params: string[] = [];
+    // One stream: git's stdout and stderr reach the log in the order git wrote them, and are
+    // masked as one stream (a secret split across the two would not be; a token reaches git
+    // through the askpass helper, not through its arguments).
     const lines = ['exec 2>&1'];
     steps.forEach(({ args }, index) => {
       params.push(shown[index] ?? '');
@@ -171,15 +174,17 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       ...(options.onGroup ? { onStart: options.onGroup } : {}),
     });
     throwIfAborted(signal);
-    if (result.startError !== undefined) throw new GitSyncError(`Could not start git in ${options.baseDir}: ${result.startError}`);
-    if (result.lost !== undefined) throw new GitSyncError(`Lost track of git in ${options.baseDir} (${result.lost}); its processes were stopped`);
+    // A failure that is not one step's (git never started, or sh was stopped) names the step when there is only one.
+    const only = steps.length === 1 && steps[0] !== undefined ? { step: steps[0].label } : {};
+    if (result.startError !== undefined) throw new GitSyncError(`Could not start git in ${options.baseDir}: ${result.startError}`, only);
+    if (result.lost !== undefined) throw new GitSyncError(`Lost track of git in ${options.baseDir} (${result.lost}); its processes were stopped`, only);
     const { exitCode: code, signal: exitSignal } = result;
     if (code === 0) return;
     const index = code === null ? -1 : code - FAILED_STEP_BASE;
     const failed = steps[index];
     const text = kept.toString('utf8');
     if (failed === undefined) {
-      throw new GitSyncError(`Git steps ${steps.map(({ label }) => `"${label}"`).join(', ')} failed (${exitSignal ? `killed by ${exitSignal}` : `sh exited with code ${String(code)}`}):\n${tail(scrub(text))}`);
+      throw new GitSyncError(`Git step${steps.length === 1 ? '' : 's'} ${steps.map(({ label }) => `"${label}"`).join(', ')} failed (${exitSignal ? `killed by ${exitSignal}` : `sh exited with code ${String(code)}`}):\n${tail(scrub(text))}`, only);
     }
     // What the failed step printed: everything after its own `$ git ...` line, ending with git's exit code.
     const line = `${shown[index] ?? ''}\n`;

@@ -21,22 +21,35 @@ type Env = Readonly<Record<string, string | undefined>>;
 async function lsRemote(job: JobConfig, patterns: readonly string[], env: Env, asJob: boolean): Promise<string> {
   const remote = remoteOf(job);
   const args = ['ls-remote', '--symref', '--', remote, ...patterns];
-  try {
-    if (asJob) return await lsRemoteAsJob(job, args, gitEnvironment(userEnvironment(job, baseEnvironment(env)), jobGitAuth(job), remote).env);
+  let failure: string;
+  if (asJob) {
+    const asked = await lsRemoteAsJob(job, args, gitEnvironment(userEnvironment(job, baseEnvironment(env)), jobGitAuth(job), remote).env);
+    if (asked.ok) return asked.stdout;
+    failure = asked.failure;
+  } else {
     // Loaded here, not at start: the remote is asked only when a ref or commit is not named.
     const { execa } = await import('execa');
     const operator = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('GIT_')));
-    const { stdout } = await execa('git', args, { env: gitEnvironment(operator, jobGitAuth(job), remote).env, extendEnv: false, timeout: LS_REMOTE_TIMEOUT_MS });
-    return stdout;
-  } catch (cause) {
-    throw new DeployhookError('LS_REMOTE_FAILED', `Could not read ${patterns.join(' ')} from the remote ${remote}; name the ref and the commit explicitly.`, { cause });
+    const asked = await execa('git', args, { env: gitEnvironment(operator, jobGitAuth(job), remote).env, extendEnv: false, timeout: LS_REMOTE_TIMEOUT_MS, reject: false });
+    if (asked.exitCode === 0) return asked.stdout;
+    failure = asked.timedOut ? timedOut : asked.exitCode === undefined ? (asked.shortMessage ?? 'git ls-remote could not start') : `${exited(asked.exitCode)}: ${whyGitFailed(asked.stderr)}`;
   }
+  const token = job.token?.value;
+  const shown = withoutUrlPasswords(token === undefined || token === '' ? failure : failure.replaceAll(token, '***'));
+  throw new DeployhookError('LS_REMOTE_FAILED', `Could not read ${patterns.join(' ')} from the remote ${withoutUrlPasswords(remote)} (${shown}); name the ref and the commit explicitly.`);
 }
 
 const LS_REMOTE_TIMEOUT_MS = 60_000;
+const timedOut = `git ls-remote timed out after ${LS_REMOTE_TIMEOUT_MS / 1000} s`;
+const exited = (code: number | null) => `git ls-remote exited with code ${String(code)}`;
+/** The line of git's that says why (its first `fatal:` or `error:`, else its last), cut short. */
+function whyGitFailed(text: string): string {
+  const lines = text.split('\n').map((line) => line.trim()).filter(Boolean);
+  return (lines.find((line) => /^(fatal|error): /.test(line)) ?? lines.at(-1) ?? '').slice(0, 300);
+}
 
-/** git's stdout; rejects with what it printed on stderr when it fails. */
-async function lsRemoteAsJob(job: JobConfig, args: readonly string[], env: Record<string, string>): Promise<string> {
+/** git's stdout, or why it failed. */
+async function lsRemoteAsJob(job: JobConfig, args: readonly string[], env: Record<string, string>): Promise<{ ok: true; stdout: string } | { ok: false; failure: string }> {
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   const output = new Writable({
@@ -46,9 +59,11 @@ async function lsRemoteAsJob(job: JobConfig, args: readonly string[], env: Recor
     },
   });
   const result = await runCommand({ argv: ['git', ...args], cwd: '/', env, output, timeoutMs: LS_REMOTE_TIMEOUT_MS, killAfterMs: 5_000, user: job.runAs });
-  if (result.exitCode === 0) return Buffer.concat(stdout).toString('utf8').trimEnd();
-  const how = result.startError ?? (result.timedOut ? `timed out after ${LS_REMOTE_TIMEOUT_MS / 1000} s` : result.signal !== null ? `killed by ${result.signal}` : `exited with code ${String(result.exitCode)}`);
-  throw new Error(`git ls-remote ${how}: ${withoutUrlPasswords(Buffer.concat(stderr).toString('utf8').trim().slice(-2000))}`);
+  if (result.exitCode === 0) return { ok: true, stdout: Buffer.concat(stdout).toString('utf8').trimEnd() };
+  if (result.startError !== undefined) return { ok: false, failure: `git ls-remote could not start: ${result.startError}` };
+  if (result.timedOut) return { ok: false, failure: timedOut };
+  const how = result.signal !== null ? `git ls-remote was killed by ${result.signal}` : exited(result.exitCode);
+  return { ok: false, failure: `${how}: ${whyGitFailed(Buffer.concat(stderr).toString('utf8'))}` };
 }
 
 /** A job without a remote (a generic job that runs in its workdir) has no ref or commit to deploy. */
@@ -80,7 +95,7 @@ export async function resolveTarget(job: JobConfig, target: { ref?: string | und
   if (ref === undefined) {
     const head = await lsRemote(job, ['HEAD'], env, asJob);
     ref = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(head)?.[1];
-    if (ref === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${job.remote} to have a HEAD branch; name the ref.`);
+    if (ref === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${withoutUrlPasswords(job.remote ?? '')} to have a HEAD branch; name the ref.`);
     ref = normalizeRef(ref);
   }
   if (target.sha !== undefined) return { ref, sha: checkSha(target.sha) };
@@ -88,6 +103,6 @@ export async function resolveTarget(job: JobConfig, target: { ref?: string | und
   const listing = await lsRemote(job, ref.startsWith('refs/tags/') ? [ref, `${ref}^{}`] : [ref], env, asJob);
   const line = (name: string) => listing.split('\n').find((entry) => entry.endsWith(`\t${name}`))?.split('\t')[0];
   const sha = line(`${ref}^{}`) ?? line(ref);
-  if (sha === undefined) throw new DeployhookError('REF_NOT_FOUND', `Expected ${ref} on the remote ${job.remote}, but it is not there; name the commit.`);
+  if (sha === undefined) throw new DeployhookError('REF_NOT_FOUND', `Expected ${ref} on the remote ${withoutUrlPasswords(job.remote ?? '')}, but it is not there; name the commit.`);
   return { ref, sha: checkSha(sha) };
 }

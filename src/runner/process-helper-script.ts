@@ -12,7 +12,8 @@ export const F_SETPIPE_SZ = 1031;
  * while the child gets ready (a child that finds, just before its exec, that its helper has
  * ended exits instead, so nothing runs whose pid the daemon may not have been told);
  * `started <id> <pid>` once the program has been exec'd; `failed <id> <stage> <errno>` (stage
- * 0: the fork itself, 1: the pipes or the session, 2: the working folder, 3: the user, 4: exec);
+ * 0: the fork itself, 1: the pipes or the session, 2: the working folder, 3: the user, 4: exec,
+ * 5: the user's groups);
  * and `exited <pid> <wait status>` for each child it reaps. The child opens the pipes through
  * /proc/<daemon>/fd, so they need no name. A request whose first field is `widen` (then id, the
  * daemon's descriptor of a pipe's read end, its `dev:ino`, and a size) sets that pipe's capacity
@@ -68,6 +69,8 @@ sub start {
       POSIX::setuid(0 + $uid);
       my ($real, $effective, @have) = ((split(' ', $())[0], split(' ', $)));
       if ($< != $uid || $> != $uid || $real != $group || $effective != $group) { $! = 1; $fail->() }
+      # Root could not set them (a user namespace that forbids it, too many): nothing runs.
+      $stage = 5;
       my %want = map { $_ => 1 } @groups;
       if ($root && (grep({ !$want{$_} } @have) || grep({ my $id = $_; !grep({ $_ == $id } @have) } @groups))) { $! = 1; $fail->() }
     }

@@ -46,7 +46,7 @@ export type Launched =
   /** The helper cannot start processes now: start this one some other way. */
   | { ok: false; unavailable: string };
 
-const STAGES: Record<string, string> = { '0': 'fork', '1': 'set up its output and session', '2': 'enter its working folder', '3': 'switch to its user', '4': 'exec' };
+const STAGES: Record<string, string> = { '0': 'fork', '1': 'set up its output and session', '2': 'enter its working folder', '3': 'switch to its user', '4': 'exec', '5': "take on all of its user's groups" };
 const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, value]) => [value, name]));
 /** The first name of each number, as node names a signal (SIGABRT, not its alias SIGIOT). */
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>();

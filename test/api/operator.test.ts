@@ -164,7 +164,8 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(missing).toMatchObject({ exitCode: 1, stderr: `deployhook: Expected refs/tags/v2 on the remote ${context.remote.bare}, but it is not there; name the commit. (HTTP 400)` });
     await rename(context.remote.bare, `${context.remote.bare}.moved`);
     const unreadable = await cli(context, 'deploy', 'app', '--ref', 'main');
-    expect(unreadable).toMatchObject({ exitCode: 1, stderr: `deployhook: Could not read refs/heads/main from the remote ${context.remote.bare}; name the ref and the commit explicitly. (HTTP 400)` });
+    // git's own reason is passed on.
+    expect(unreadable).toMatchObject({ exitCode: 1, stderr: `deployhook: Could not read refs/heads/main from the remote ${context.remote.bare} (git ls-remote exited with code 128: fatal: '${context.remote.bare}' does not appear to be a git repository); name the ref and the commit explicitly. (HTTP 400)` });
     await rename(`${context.remote.bare}.moved`, context.remote.bare);
     const runs = (await (await api(context.url, '/api/runs?job=app')).json()) as { runs: RunRecord[] };
     expect(runs.runs).toHaveLength(1);

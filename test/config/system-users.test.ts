@@ -12,7 +12,7 @@ async function accounts(passwd: string, group: string) {
   return files;
 }
 
-const PASSWD = ['root:x:0:0:root:/root:/bin/bash', 'deploy:x:1001:1001::/home/deploy:/bin/sh', 'other:x:1002:1002::/home/other:/bin/sh', ''].join('\n');
+const PASSWD = ['root:x:0:0:root:/root:/bin/bash', 'deploy:x:1001:1001::/home/deploy:/bin/sh', 'other:x:1002:1002::/home/other:/bin/sh', 'no-uid:x::1001::/:/bin/sh', 'no-gid:x:1004:::/:/bin/sh', ''].join('\n');
 const GROUP = [
   'root:x:0:',
   'deploy:x:1001:',
@@ -38,6 +38,14 @@ describe('run_as', () => {
   it('gives a user known only by its number its group alone', async () => {
     const files = await accounts(PASSWD, GROUP);
     expect(await resolveRunAs('4242', '4242', files)).toEqual({ user: '4242', uid: 4242, gid: 4242, groups: [4242], home: '/' });
+  });
+
+  it('never takes an empty id field for 0 (root): such a line is reported', async () => {
+    const files = await accounts(PASSWD, GROUP);
+    expect(await resolveRunAs('no-uid', undefined, files)).toEqual({ problem: `expected a numeric user id for "no-uid" in ${files.passwd}, got ""` });
+    expect(await resolveRunAs('no-gid', undefined, files)).toEqual({ problem: 'expected a group for user "no-gid"; name one with run_as.group' });
+    expect(await resolveRunAs('deploy', 'broken', files)).toEqual({ problem: `expected a numeric group id for "broken" in ${files.group}, got ""` });
+    expect(await resolveRunAs('no-gid', 'deploy', files)).toMatchObject({ uid: 1004, gid: 1001, groups: [1001] });
   });
 
   it('names a user or group that does not exist', async () => {

@@ -95,7 +95,7 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     for (const line of lsRemote) expect(line).toBe('65534  ls-remote');
   });
 
-  it("gives git and the command every group /etc/group gives the user, as a login would (a docker group, say)", async () => {
+  it("gives git and the command every group /etc/group gives the user, as systemd's User= would (a docker group, say)", async () => {
     expect(process.getuid?.(), 'these tests need root').toBe(0);
     const dir = await tempDir();
     await chmod(dir, 0o755);
@@ -125,6 +125,8 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
       const again = await waitForRun(join(dir, 'state'), 'app', ((await deploy.json()) as { run: { id: string } }).run.id);
       expect(again.status).toBe('succeeded');
       // Every git the daemon started, the first clone and the question to the remote among them.
+      // (git's questions about the checkout, which have the one group, are not asked here: the
+      // job has no `paths`, and HEAD and origin are read without git.)
       const gits = (await readFile(calls, 'utf8')).trim().split('\n');
       expect(gits.map((line) => line.split(' ').pop())).toEqual(expect.arrayContaining(['clone', 'checkout', 'clean', 'ls-remote', 'fetch']));
       for (const line of gits) expect(line).toMatch(new RegExp(`^65534 ${gid} \\S+$`));

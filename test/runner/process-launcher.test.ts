@@ -156,5 +156,10 @@ describe('the process launcher', () => {
     expect(alone.text.trim()).toBe('65534 65534 groups 65534');
     const spawned = await run(ids, { launcher: null, cwd: '/', user });
     expect(spawned.text.trim()).toBe('65534 65534 groups 65534');
+    // Groups the helper could not set (here: it sets the one group instead) stop the start.
+    const oneGroup = new ProcessLauncher({ perl: await alteredPerl('$) = "$group @groups";', '$) = "$group $group";') });
+    const refused = await run(ids, { launcher: oneGroup, cwd: '/', user });
+    expect(refused.result).toMatchObject({ exitCode: null, startError: "could not take on all of its user's groups: EPERM" });
+    expect(refused.text).not.toContain('65534 65534');
   });
 });
