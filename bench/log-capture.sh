@@ -9,14 +9,17 @@
 # widens a chatty command's): what any Node daemon can reach. BENCH_ALSO_REFS (commits, space
 # separated) runs those builds too, with the default cap, in each round beside the current one.
 # Then /healthz latency (wrk -t1 -c2) on an idle daemon and while such a run is going on.
+# BENCH_EXTRA_SECRETS=N gives the daemon N more jobs, each with a webhook secret of its own (40
+# hex characters), as a daemon with many jobs has: every run log masks every secret it knows.
 #
-#   bash bench/log-capture.sh        BENCH_LOG_BYTES=1000000000 BENCH_RUNS=3 BENCH_ALSO_REFS=""
+#   bash bench/log-capture.sh        BENCH_LOG_BYTES=1000000000 BENCH_RUNS=3 BENCH_ALSO_REFS="" BENCH_EXTRA_SECRETS=0
 source "$(dirname "$0")/lib/common.sh"
 
 BYTES="${BENCH_LOG_BYTES:-1000000000}"
 # How the tables name the size: "1 GB", "50 MB".
 SIZE="$(awk -v b="$BYTES" 'BEGIN { if (b >= 1e9) printf "%g GB", b / 1e9; else printf "%g MB", b / 1e6 }')"
 RUNS="${BENCH_RUNS:-3}"
+EXTRA_SECRETS="${BENCH_EXTRA_SECRETS:-0}"
 
 bench_need wrk curl
 bench_need_build
@@ -64,6 +67,16 @@ run_node() {
   plain_result "node-$mode" "$1" "$WORK/node.log"
 }
 
+# extra_jobs: the YAML of $EXTRA_SECRETS more jobs (each a list item of `jobs`), with their secrets' files
+extra_jobs() {
+  local i
+  for ((i = 1; i <= EXTRA_SECRETS; i++)); do
+    [[ -s "$WORK/secret-$i" ]] || head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/secret-$i"
+    printf '\n  - name: other-%s\n    provider: github\n    repo: bench/other-%s\n    branches: [main]\n    secret_file: %s\n    remote: %s\n    command: ["true"]' \
+      "$i" "$i" "$WORK/secret-$i" "$WORK/remote.git"
+  done
+}
+
 # start_dh NAME CAP: a fresh daemon whose job `app` runs the command; sets PORT, DIR
 start_dh() {
   PORT="$(free_port)"
@@ -72,7 +85,7 @@ start_dh() {
   mkdir -p "$DIR"
   local command
   command="$(node -e 'console.log(JSON.stringify(["bash", "-c", process.argv[1]]))' "$SCRIPT")"
-  DH_JOB_EXTRA="    env: { LINE: \"$LINE\", BYTES: \"$BYTES\" }" \
+  DH_JOB_EXTRA="    env: { LINE: \"$LINE\", BYTES: \"$BYTES\" }$(extra_jobs)" \
     dh_config "$WORK/dh.yml" "$PORT" "$DIR" main "$WORK/remote.git" "$command" "max_log_bytes: $2"
   start_deployhook "$WORK/dh.yml" "$PORT" "$WORK/out/deployhook-$1.log"
 }
@@ -109,7 +122,7 @@ run_deployhook() {
   rm -rf "$DIR"
 }
 
-note "log-capture: $BYTES bytes, $RUNS runs each, interleaved; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+note "log-capture: $BYTES bytes, $RUNS runs each, interleaved, $EXTRA_SECRETS more jobs' secrets; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 SIG="$(push_body "$WORK/push.json" bench/app refs/heads/main "$SHA")"
 : >"$WORK/results"
 for ((run = 1; run <= RUNS; run++)); do
@@ -147,7 +160,7 @@ stop_started "$DH_PID"
 med() { median $(awk -v n="$1" '$1 == n' "$WORK/results" | sed -n "s/.* $2=\([^ ]*\).*/\1/p"); }
 direct_mbps="$(med direct mbps)"
 echo
-echo "log-capture: $BYTES bytes of ${#LINE}-character lines from \`yes | head -c\`, self-timed; median of $RUNS runs, interleaved"
+echo "log-capture: $BYTES bytes of ${#LINE}-character lines from \`yes | head -c\`, self-timed; median of $RUNS runs, interleaved; the daemon knows $((EXTRA_SECRETS + 1)) secret(s)"
 table_header "| how | MB/s (command) | seconds | whole run MB/s (record) | log file bytes | vs direct |"
 printf '| redirected to a file | %s | %s | | %s | 1.00 |\n' "$direct_mbps" "$(med direct seconds)" "$(med direct file_bytes)"
 printf '| bare Node: spawn, socket pairs (node'"'"'s stdio) to a WriteStream (bench/lib/node-capture.mjs) | %s | %s | | %s | %s |\n' "$(med node-socketpair mbps)" "$(med node-socketpair seconds)" "$(med node-socketpair file_bytes)" "$(ratio "$(med node-socketpair mbps)" "$direct_mbps")"

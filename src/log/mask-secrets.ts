@@ -1,3 +1,5 @@
+import { createSecretSearch, type SecretSearch } from './secret-search.js';
+
 const MASK = Buffer.from('***');
 /**
  * Masks the secrets in one buffer. Every byte covered by an occurrence of any secret is
@@ -7,28 +9,16 @@ const MASK = Buffer.from('***');
  * at; the bytes from `limit` on are returned as `rest` for the next call, with `masked`
  * telling how many of them belong to a mask already written.
  */
-function maskBuffer(data: Buffer, secrets: readonly Buffer[], limit: number, alreadyMasked: number) {
+function maskBuffer(data: Buffer, search: SecretSearch, limit: number, alreadyMasked: number) {
   const pieces: Buffer[] = [];
   let pos = alreadyMasked; // everything before `pos` is written out or masked
-  const next = secrets.map((secret) => data.indexOf(secret));
-  for (;;) {
-    let which = -1;
-    for (let i = 0; i < secrets.length; i += 1) {
-      const at = next[i] ?? -1;
-      if (at !== -1 && at < limit && (which === -1 || at < (next[which] ?? -1))) which = i;
-    }
-    if (which === -1) break;
-    const secret = secrets[which] as Buffer;
-    const start = next[which] as number;
-    const end = start + secret.length;
+  for (const [start, end] of search.occurrences(data, limit)) {
     if (start >= pos) {
       pieces.push(data.subarray(pos, start), MASK);
       pos = end;
     } else {
       pos = Math.max(pos, end); // overlaps the mask just written: widen it
     }
-    // The next occurrence that could still reach past `pos`, overlapping ones included.
-    next[which] = data.indexOf(secret, Math.max(start + 1, pos - secret.length + 1));
   }
   if (pos < limit) {
     pieces.push(data.subarray(pos, limit));
@@ -101,6 +91,7 @@ export function createMasker(secrets: readonly string[]): Masker {
   if (needles.length === 0) return { mask: (chunk) => chunk, flush: () => EMPTY };
   // Longest first, so that of occurrences starting at the same byte the longest is taken.
   needles.sort((a, b) => b.length - a.length);
+  const search = createSecretSearch(needles);
   // A secret may start in the last bytes of a chunk and end in the next one: those may be held back.
   const holdBack = (needles[0] as Buffer).length - 1;
   // Per channel: what was held back, and how many of its bytes belong to a mask already written.
@@ -112,14 +103,14 @@ export function createMasker(secrets: readonly string[]): Masker {
       // Only when the channel's last chunk ended with the start of a secret (rare) is this one copied.
       const data = state === undefined ? chunk : Buffer.concat([state.rest, chunk]);
       const limit = data.length - pendingPrefix(data, needles, holdBack);
-      const result = maskBuffer(data, needles, limit, state?.masked ?? 0);
+      const result = maskBuffer(data, search, limit, state?.masked ?? 0);
       // Copy what is held back, so a large chunk is not kept alive by a small view of it.
       if (result.rest.length === 0 && result.masked === 0) held.delete(channel);
       else held.set(channel, { rest: Buffer.from(result.rest), masked: result.masked });
       return result.out;
     },
     flush() {
-      const out = [...held.values()].map((state) => maskBuffer(state.rest, needles, state.rest.length, state.masked).out);
+      const out = [...held.values()].map((state) => maskBuffer(state.rest, search, state.rest.length, state.masked).out);
       held.clear();
       return out.length === 0 ? EMPTY : Buffer.concat(out);
     },

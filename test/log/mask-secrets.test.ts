@@ -85,6 +85,26 @@ describe('createMasker', () => {
     }
   });
 
+  it('masks many long secrets (searched for in one pass) the same way, however the stream is chunked', () => {
+    let seed = 4242;
+    const random = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    const word = (length: number, letters = 'ab') => Array.from({ length }, () => letters[random(letters.length)]).join('');
+
+    for (let round = 0; round < 300; round += 1) {
+      const secrets = Array.from({ length: 3 + random(5) }, () => word(12 + random(10)));
+      let text = '';
+      for (let i = random(8); i > 0; i -= 1) text += word(random(20), 'abx') + (random(2) === 0 ? (secrets[random(secrets.length)] ?? '') : '');
+      const offsets = [...new Set(Array.from({ length: random(6) }, () => random(text.length + 1)))].sort((a, b) => a - b);
+
+      const masked = mask(secrets, splitAt(text, ...offsets));
+
+      expect(masked.toString(), `secrets ${JSON.stringify(secrets)}, text ${text}, splits ${String(offsets)}`).toBe(referenceMask(secrets, text));
+    }
+  });
+
   it('masks a large stream as it flows, one chunk out for each chunk in', () => {
     const chunk = Buffer.alloc(64 * 1024, 'x');
     // Each chunk ends with the first half of the secret and starts with the second half.
