@@ -219,7 +219,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
 
   // Callbacks never carry an error: an 'error' event here could crash a daemon nobody listens for.
   const settle = (work: Promise<void>, callback: () => void) => void work.catch(fail).then(callback);
-  // While one write is on disk, the next megabyte gathers here and then goes in one `writev`.
+  // While one write is on disk, the next output (up to 16 MiB) gathers here and then goes in one `writev`.
   const input = new Writable({
     highWaterMark: INPUT_BUFFER_BYTES,
     write: (chunk: Buffer, _encoding, callback) => settle(accept([masker.mask(chunk)]), () => callback()),
