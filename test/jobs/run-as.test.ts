@@ -52,13 +52,10 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     expect(process.getuid?.(), 'these tests need root').toBe(0);
     const dir = await tempDir();
     await chmod(dir, 0o755);
-    const remote = await createRemote(dir);
-    const sha = await remote.commit({ 'app.txt': 'app\n' });
-    await execa('chmod', ['-R', 'a+rX', remote.bare]);
-    await execa('chown', ['-R', 'nobody', remote.bare]);
+    const remote = await nobodysRemote(dir);
     const command = ['sh', '-c', 'echo "uid=$(id -u) gid=$(id -g) home=$HOME"; head -c 9 "$DEPLOYHOOK_EVENT_FILE"; echo; echo "event folder $(dirname "$DEPLOYHOOK_EVENT_FILE") $(stat -c "%a %u" "$(dirname "$DEPLOYHOOK_EVENT_FILE")")"; touch made-by-command'];
     hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command, run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
-    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
     const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
     const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
     const log = await readFile(record.logPath, 'utf8');
