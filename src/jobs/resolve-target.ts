@@ -90,12 +90,12 @@ export function checkSha(sha: string): string {
  * (the daemon's deploys and events), not as whoever runs the CLI (`send`).
  */
 export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined }, env: Env, asJob: boolean): Promise<{ ref: string; sha: string }> {
-  remoteOf(job);
+  const shownRemote = withoutUrlPasswords(remoteOf(job));
   let ref = target.ref !== undefined ? normalizeRef(target.ref) : undefined;
   if (ref === undefined) {
     const head = await lsRemote(job, ['HEAD'], env, asJob);
     ref = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(head)?.[1];
-    if (ref === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${withoutUrlPasswords(job.remote ?? '')} to have a HEAD branch; name the ref.`);
+    if (ref === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${shownRemote} to have a HEAD branch; name the ref.`);
     ref = normalizeRef(ref);
   }
   if (target.sha !== undefined) return { ref, sha: checkSha(target.sha) };
@@ -103,6 +103,6 @@ export async function resolveTarget(job: JobConfig, target: { ref?: string | und
   const listing = await lsRemote(job, ref.startsWith('refs/tags/') ? [ref, `${ref}^{}`] : [ref], env, asJob);
   const line = (name: string) => listing.split('\n').find((entry) => entry.endsWith(`\t${name}`))?.split('\t')[0];
   const sha = line(`${ref}^{}`) ?? line(ref);
-  if (sha === undefined) throw new DeployhookError('REF_NOT_FOUND', `Expected ${ref} on the remote ${withoutUrlPasswords(job.remote ?? '')}, but it is not there; name the commit.`);
+  if (sha === undefined) throw new DeployhookError('REF_NOT_FOUND', `Expected ${ref} on the remote ${shownRemote}, but it is not there; name the commit.`);
   return { ref, sha: checkSha(sha) };
 }
