@@ -1,8 +1,8 @@
-import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { createMasker, type Masker } from './mask-secrets.js';
+import { createMasker, type HeldBack } from './mask-secrets.js';
 import { SPILL_HEADER_BYTES, spillFiles, spillHeader } from './spill-files.js';
+import { promiseSpillIo, type SpillHandle, type SpillIo } from './spill-io.js';
 
 export interface CappedOutputOptions {
   /** The log file's own stream (already open, append mode); capped output is written into it. Do not end it. */
@@ -11,8 +11,28 @@ export interface CappedOutputOptions {
   logPath: string;
   /** Most bytes of output kept; the first half is written through, the last half kept for the end. */
   maxBytes: number;
-  /** Applied to the output before it is capped, in the same write: no stream in between. None by default. */
-  masker?: Masker | undefined;
+  /** Masked in the output before it is capped, in the same write: no stream in between. None by default. */
+  secrets?: readonly string[] | undefined;
+  /** How the spill segments are written: node's thread pool by default. */
+  io?: SpillIo | undefined;
+  /** Where another capped output of the same log left off (its `lend`): this one goes on from there. */
+  state?: CappedState | undefined;
+}
+
+/** Where a capped output stands: what another one needs to go on writing the same log. */
+export interface CappedState {
+  totalBytes: number;
+  lastHeadByte: number;
+  lastByte: number;
+  current: 0 | 1;
+  currentLength: number;
+  turns: [number, number];
+  /** Which spill segments exist, with a header. */
+  made: [boolean, boolean];
+  /** What the masker holds back. */
+  held: HeldBack;
+  /** The first error met writing the log, if any: output after it is discarded. */
+  failure?: string;
 }
 
 export interface CappedTotals {
@@ -31,6 +51,14 @@ export interface CappedOutput {
    * error met writing `file` or the spill files; input is drained (and discarded) after such an error.
    */
   finish(): Promise<CappedTotals>;
+  /**
+   * Lends the log to another writer (the capture thread): once what was written so far is on
+   * disk and the spill segments are closed, resolves with where the output stands. Until
+   * `resume`, what is written to `input` waits.
+   */
+  lend(): Promise<CappedState>;
+  /** Takes the log back from the writer it was lent to, as that writer left it. */
+  resume(state: CappedState): void;
 }
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
@@ -51,20 +79,22 @@ const NEWLINE = 0x0a;
  * Memory use is a few stream buffers, whatever `maxBytes` and the size of the output. An 'error'
  * listener stays on `file`, so a failing disk is reported by `finish` rather than crashing the daemon.
  */
-export function createCappedOutput({ file, logPath, maxBytes, masker = createMasker([]) }: CappedOutputOptions): CappedOutput {
+export function createCappedOutput({ file, logPath, maxBytes, secrets = [], io = promiseSpillIo, state }: CappedOutputOptions): CappedOutput {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
     throw new TypeError(`Expected \`maxBytes\` to be a non-negative integer, got \`${String(maxBytes)}\``);
   }
   const headBytes = Math.floor(maxBytes / 2);
   const tailBytes = maxBytes - headBytes;
   const paths = spillFiles(logPath);
-  const segments: [FileHandle | undefined, FileHandle | undefined] = [undefined, undefined];
-  let current: 0 | 1 = 0;
-  let currentLength = 0;
-  let totalBytes = 0;
-  let lastHeadByte = NEWLINE;
-  let lastByte = NEWLINE;
-  let failure: Error | undefined;
+  const segments: [SpillHandle | undefined, SpillHandle | undefined] = [undefined, undefined];
+  let made: [boolean, boolean] = state ? [...state.made] : [false, false];
+  let current: 0 | 1 = state?.current ?? 0;
+  let currentLength = state?.currentLength ?? 0;
+  let totalBytes = state?.totalBytes ?? 0;
+  let lastHeadByte = state?.lastHeadByte ?? NEWLINE;
+  let lastByte = state?.lastByte ?? NEWLINE;
+  let masker = createMasker(secrets, state?.held);
+  let failure: Error | undefined = state?.failure !== undefined ? new Error(state.failure) : undefined;
   let lastWrite: Promise<void> = Promise.resolve();
   const fail = (err: unknown) => {
     failure ??= err instanceof Error ? err : new Error(String(err));
@@ -89,10 +119,10 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
   // flight at a time, the next with the newest lengths, outside the path of the output.
   const headerWanted: [number | undefined, number | undefined] = [undefined, undefined];
   // The turn each segment holds: segment 0 the even ones, segment 1 the odd ones.
-  const turns: [number, number] = [0, 1];
+  let turns: [number, number] = state ? [...state.turns] : [0, 1];
   /** Writes a segment's header: the turn it holds, and how much of it is current. */
   async function writeHeader(side: 0 | 1, length: number): Promise<void> {
-    await segments[side]?.write(spillHeader({ turn: turns[side], length }), 0, SPILL_HEADER_BYTES, 0);
+    await segments[side]?.write(spillHeader({ turn: turns[side], length }), 0);
   }
   let headers: Promise<void> | undefined;
   async function writeHeaders(): Promise<void> {
@@ -118,20 +148,31 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
   }
 
   /** A segment, made with a header of length 0 the first time, so that its first bytes are never read as output. */
-  async function segmentHandle(side: 0 | 1): Promise<FileHandle> {
-    const made = segments[side];
-    if (made) return made;
-    const handle = await open(paths[side], 'w+', 0o640);
+  async function segmentHandle(side: 0 | 1): Promise<SpillHandle> {
+    const open = segments[side];
+    if (open) return open;
+    const handle = await io.open(paths[side], made[side]);
     segments[side] = handle;
-    await writeHeader(side, 0);
+    if (!made[side]) {
+      made[side] = true;
+      await writeHeader(side, 0);
+    }
     return handle;
+  }
+
+  /** Closes the segments (opened again when next written or read). */
+  async function closeSegments(): Promise<void> {
+    await headersWritten();
+    const open = segments.filter((handle) => handle !== undefined);
+    segments.fill(undefined);
+    await Promise.all(open.map(async (handle) => handle.close()));
   }
 
   /** Writes `pieces` into the current segment at its end, in one `writev` (again for the rest after a short write). */
   async function toSegment(pieces: Buffer[]): Promise<void> {
     const handle = await segmentHandle(current);
     for (let rest = pieces; rest.length > 0 && !failure; ) {
-      const { bytesWritten } = await handle.writev(rest, SPILL_HEADER_BYTES + currentLength);
+      const bytesWritten = await handle.writev(rest, SPILL_HEADER_BYTES + currentLength);
       if (bytesWritten === 0) throw new Error(`Expected to write to the spill file of ${logPath}, but no byte was written`);
       currentLength += bytesWritten;
       rest = skipBytes(rest, bytesWritten);
@@ -184,10 +225,12 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
     if (spilled.length > 0 && !failure) await spill(spilled);
   }
 
-  async function copy(handle: FileHandle | undefined, from: number, to: number): Promise<void> {
-    for (let position = from; handle && position < to && !failure; ) {
-      const length = Math.min(COPY_CHUNK_BYTES, to - position);
-      const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(length), 0, length, SPILL_HEADER_BYTES + position);
+  async function copy(side: 0 | 1, from: number, to: number): Promise<void> {
+    if (!made[side]) return;
+    const handle = await segmentHandle(side);
+    for (let position = from; position < to && !failure; ) {
+      const buffer = Buffer.allocUnsafe(Math.min(COPY_CHUNK_BYTES, to - position));
+      const bytesRead = await handle.read(buffer, SPILL_HEADER_BYTES + position);
       if (bytesRead === 0) throw new Error(`Expected ${to - position} more bytes in the spill file of ${logPath}, but it ended early`);
       position += bytesRead;
       await toFile(buffer.subarray(0, bytesRead));
@@ -195,8 +238,7 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
   }
 
   let cleaned: Promise<unknown> | undefined;
-  const cleanUp = () =>
-    (cleaned ??= headersWritten().then(() => Promise.all(segments.map((handle) => handle?.close().catch(fail)))).then(() => Promise.all(paths.map((path) => rm(path, { force: true }).catch(fail)))));
+  const cleanUp = () => (cleaned ??= closeSegments().catch(fail).then(() => Promise.all(paths.map(async (path) => io.remove(path)?.catch(fail)))));
 
   async function complete(): Promise<void> {
     try {
@@ -207,8 +249,8 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
       }
       const older = current === 0 ? 1 : 0;
       // From the second turn on, the other segment holds a full `tailBytes` of older output.
-      if (turns[current] > 0) await copy(segments[older], currentLength, tailBytes);
-      await copy(segments[current], 0, currentLength);
+      if (turns[current] > 0) await copy(older, currentLength, tailBytes);
+      await copy(current, 0, currentLength);
       await lastWrite;
     } catch (err) {
       fail(err);
@@ -217,21 +259,68 @@ export function createCappedOutput({ file, logPath, maxBytes, masker = createMas
     }
   }
 
+  // Lent to another writer: what comes meanwhile waits for the log to come back.
+  let lent: { back: Promise<void>; resolve: () => void } | undefined;
+  // The write being done now, which a lend waits for.
+  let inFlight: Promise<void> = Promise.resolve();
   // Callbacks never carry an error: an 'error' event here could crash a daemon nobody listens for.
-  const settle = (work: Promise<void>, callback: () => void) => void work.catch(fail).then(callback);
+  const settle = (work: () => Promise<void>, callback: () => void) => {
+    inFlight = (lent?.back ?? Promise.resolve()).then(work).catch(fail);
+    void inFlight.then(callback);
+  };
   // While one write is on disk, the next output (up to 16 MiB) gathers here and then goes in one `writev`.
   const input = new Writable({
     highWaterMark: INPUT_BUFFER_BYTES,
-    write: (chunk: Buffer, _encoding, callback) => settle(accept([masker.mask(chunk)]), () => callback()),
-    writev: (chunks, callback) => settle(accept(chunks.map(({ chunk }) => masker.mask(chunk as Buffer))), () => callback()),
+    write: (chunk: Buffer, _encoding, callback) => settle(() => accept([masker.mask(chunk)]), () => callback()),
+    writev: (chunks, callback) => settle(() => accept(chunks.map(({ chunk }) => masker.mask(chunk as Buffer))), () => callback()),
     // What the masker held back (the possible start of a secret that never came) goes last.
-    final: (callback) => settle(accept([masker.flush()]).then(complete), () => callback()),
+    final: (callback) => settle(() => accept([masker.flush()]).then(complete), () => callback()),
   });
   input.on('error', fail);
+
+  let lending = false;
+  async function lend(): Promise<CappedState> {
+    if (lending) throw new Error(`Expected the log ${logPath} to be here to lend, but it is lent already`);
+    lending = true;
+    // Everything written so far goes in first: the write in flight, then what waits behind it
+    // (a write's callback starts the next one at once, so the stream is empty only when all are done).
+    do await inFlight;
+    while (input.writableLength > 0 && !input.destroyed);
+    let resolve = () => {};
+    lent = { back: new Promise<void>((back) => (resolve = back)), resolve };
+    await lastWrite;
+    await closeSegments().catch(fail);
+    return {
+      totalBytes,
+      lastHeadByte,
+      lastByte,
+      current,
+      currentLength,
+      turns: [...turns],
+      made: [...made],
+      held: masker.held(),
+      ...(failure ? { failure: failure.message } : {}),
+    };
+  }
+
+  function resume(next: CappedState): void {
+    if (!lent) throw new Error(`Expected the log ${logPath} to be lent, but it is here`);
+    ({ totalBytes, lastHeadByte, lastByte, current, currentLength } = next);
+    turns = [...next.turns];
+    made = [...next.made];
+    masker = createMasker(secrets, next.held);
+    if (next.failure !== undefined) fail(new Error(next.failure));
+    const { resolve } = lent;
+    lent = undefined;
+    lending = false;
+    resolve();
+  }
 
   let finishing: Promise<CappedTotals> | undefined;
   return {
     input,
+    lend,
+    resume,
     finish: () =>
       (finishing ??= (async () => {
         input.end();

@@ -62,8 +62,14 @@ type Tagged = Buffer & { [CHANNEL]?: string };
 export function tagOutputChannel(source: NodeJS.EventEmitter, channel: string): void {
   // Listeners run in the order they were added: this one sees each chunk before a pipe writes it on.
   source.on('data', (chunk: unknown) => {
-    if (Buffer.isBuffer(chunk)) (chunk as Tagged)[CHANNEL] = channel;
+    if (Buffer.isBuffer(chunk)) tagChunk(chunk, channel);
   });
+}
+
+/** Marks one chunk as coming from `channel` (the capture thread reads the pipes itself). */
+export function tagChunk(chunk: Buffer, channel: string): Buffer {
+  (chunk as Tagged)[CHANNEL] = channel;
+  return chunk;
 }
 
 /** The channel `tagOutputChannel` set on a chunk; chunks written by the daemon itself have none. */
@@ -81,38 +87,47 @@ export interface Masker {
   mask(chunk: Buffer): Buffer;
   /** What was held back, masked: call once, at the end of the output. */
   flush(): Buffer;
+  /** What is held back now, to go on masking in another masker of the same secrets (`createMasker`'s `held`). */
+  held(): HeldBack;
 }
+
+/** Per channel, the bytes a masker holds back and how many of them belong to a mask already written. */
+export type HeldBack = Array<[channel: string | undefined, rest: Uint8Array, masked: number]>;
 
 const EMPTY = Buffer.alloc(0);
 
-/** Replaces every occurrence of each secret with `***`, also when a secret is split across chunk boundaries. */
-export function createMasker(secrets: readonly string[]): Masker {
+/**
+ * Replaces every occurrence of each secret with `***`, also when a secret is split across chunk
+ * boundaries. `held`: what another masker of the same secrets held back, to go on from there.
+ */
+export function createMasker(secrets: readonly string[], held: HeldBack = []): Masker {
   const needles = [...new Set(secrets.filter((secret) => secret !== ''))].map((secret) => Buffer.from(secret, 'utf8'));
-  if (needles.length === 0) return { mask: (chunk) => chunk, flush: () => EMPTY };
+  if (needles.length === 0) return { mask: (chunk) => chunk, flush: () => EMPTY, held: () => [] };
   // Longest first, so that of occurrences starting at the same byte the longest is taken.
   needles.sort((a, b) => b.length - a.length);
   const search = createSecretSearch(needles);
   // A secret may start in the last bytes of a chunk and end in the next one: those may be held back.
   const holdBack = (needles[0] as Buffer).length - 1;
   // Per channel: what was held back, and how many of its bytes belong to a mask already written.
-  const held = new Map<string | undefined, { rest: Buffer; masked: number }>();
+  const heldBack = new Map<string | undefined, { rest: Buffer; masked: number }>(held.map(([channel, rest, masked]) => [channel, { rest: Buffer.from(rest), masked }]));
   return {
     mask(chunk) {
       const channel = channelOf(chunk);
-      const state = held.get(channel);
+      const state = heldBack.get(channel);
       // Only when the channel's last chunk ended with the start of a secret (rare) is this one copied.
       const data = state === undefined ? chunk : Buffer.concat([state.rest, chunk]);
       const limit = data.length - pendingPrefix(data, needles, holdBack);
       const result = maskBuffer(data, search, limit, state?.masked ?? 0);
       // Copy what is held back, so a large chunk is not kept alive by a small view of it.
-      if (result.rest.length === 0 && result.masked === 0) held.delete(channel);
-      else held.set(channel, { rest: Buffer.from(result.rest), masked: result.masked });
+      if (result.rest.length === 0 && result.masked === 0) heldBack.delete(channel);
+      else heldBack.set(channel, { rest: Buffer.from(result.rest), masked: result.masked });
       return result.out;
     },
     flush() {
-      const out = [...held.values()].map((state) => maskBuffer(state.rest, search, state.rest.length, state.masked).out);
-      held.clear();
+      const out = [...heldBack.values()].map((state) => maskBuffer(state.rest, search, state.rest.length, state.masked).out);
+      heldBack.clear();
       return out.length === 0 ? EMPTY : Buffer.concat(out);
     },
+    held: () => [...heldBack].map(([channel, { rest, masked }]) => [channel, Uint8Array.from(rest), masked]),
   };
 }

@@ -48,7 +48,7 @@ export async function openRunLog(path: string, secrets: readonly string[], maxBy
   // Masking and capping happen in one Writable: every stream between the command and the file costs throughput.
   let capped;
   try {
-    capped = createCappedOutput({ file, logPath: path, maxBytes, masker: createMasker(secrets) });
+    capped = createCappedOutput({ file, logPath: path, maxBytes, secrets });
   } catch (error) {
     file.destroy(); // closes the descriptor
     throw error;

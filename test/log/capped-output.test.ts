@@ -1,12 +1,12 @@
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import { closeSync, createWriteStream, openSync, writeSync } from 'node:fs';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { createCappedOutput, type CappedOutput } from '../../src/log/capped-output.js';
-import { createMasker } from '../../src/log/mask-secrets.js';
+import { createCappedOutput, type CappedOutput, type CappedState } from '../../src/log/capped-output.js';
+import { syncSpillIo } from '../../src/log/spill-io.js';
 import { tempDir } from '../helpers/tmp.js';
 import { mulberry32 as random } from '../helpers/random.js';
 
@@ -35,7 +35,7 @@ async function openCapped(maxBytes: number, secrets: readonly string[] = []) {
   const dir = await tempDir();
   const logPath = join(dir, 'run.log');
   const file = createWriteStream(logPath, { flags: 'a' });
-  const capped = createCappedOutput({ file, logPath, maxBytes, masker: createMasker(secrets) });
+  const capped = createCappedOutput({ file, logPath, maxBytes, secrets });
   return {
     dir,
     logPath,
@@ -253,5 +253,101 @@ describe('createCappedOutput', () => {
   it('rejects a cap that is not a non-negative integer', () => {
     const file = new Writable({ write: (_chunk, _encoding, callback) => callback() });
     expect(() => createCappedOutput({ file, logPath: 'run.log', maxBytes: -1 })).toThrow('Expected `maxBytes` to be a non-negative integer, got `-1`');
+  });
+});
+
+/** A capped output of the same log, as the capture thread makes one: synchronous writes, going on from `state`. */
+function borrower(logPath: string, maxBytes: number, secrets: readonly string[], state: CappedState) {
+  const fd = openSync(logPath, 'a');
+  const file = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      writeSync(fd, chunk);
+      callback();
+    },
+  });
+  const capped = createCappedOutput({ file, logPath, maxBytes, secrets, io: syncSpillIo, state });
+  return {
+    capped,
+    async giveBack(): Promise<CappedState> {
+      const back = await capped.lend();
+      closeSync(fd);
+      return back;
+    },
+  };
+}
+
+describe('a capped output lent to another writer and taken back', () => {
+  const secret = 'hunter2-s3cret';
+  const seeds = [7, 8, 9, 10, 11, 12, 13, 14];
+  const caps = [0, 5, 64, 1000, 4097, 1_000_000];
+  const cases = seeds.flatMap((seed) => caps.map((maxBytes) => ({ seed, maxBytes })));
+
+  it.each(cases)('writes the log the lender alone would have, secrets split across the handovers masked (seed $seed, cap $maxBytes)', async ({ seed, maxBytes }) => {
+    const next = random(seed);
+    const pieces: string[] = [];
+    for (let length = 0; length < 8 * (Math.min(maxBytes, 5000) + 500); ) {
+      const piece = next() < 0.1 ? secret : next() < 0.1 ? '\n' : String.fromCharCode(0x61 + Math.floor(next() * 26)).repeat(1 + Math.floor(next() * 40));
+      pieces.push(piece);
+      length += piece.length;
+    }
+    const output = Buffer.from(pieces.join(''));
+    const masked = Buffer.from(pieces.join('').replaceAll(secret, '***'));
+    const { capped, logPath, close } = await openCapped(maxBytes, [secret]);
+    // Lent (and taken back) at random points, sometimes inside a secret, sometimes for a long stretch.
+    let writer: { capped: CappedOutput; giveBack?: () => Promise<CappedState> } = { capped };
+    let lends = 0;
+    for (const chunk of randomChunks(output, next, 30)) {
+      if (next() < 0.15) {
+        if (writer.giveBack) {
+          capped.resume(await writer.giveBack());
+          writer = { capped };
+        } else {
+          writer = borrower(logPath, maxBytes, [secret], await capped.lend());
+          lends += 1;
+        }
+      }
+      await feed(writer.capped.input, [chunk]);
+    }
+    if (writer.giveBack) capped.resume(await writer.giveBack());
+    const { log, files, result } = await close();
+    expect(lends).toBeGreaterThan(2);
+    expect(log.toString()).toBe(expectedLog(masked, maxBytes).toString());
+    expect(result.totalBytes).toBe(masked.length);
+    expect(files).toEqual(['run.log']);
+  });
+
+  it('masks a secret whose first piece came before the lend and its rest after', async () => {
+    const { capped, logPath, close } = await openCapped(1000, [secret]);
+    await feed(capped.input, [Buffer.from('token=hunt')]);
+    const lent = borrower(logPath, 1000, [secret], await capped.lend());
+    await feed(lent.capped.input, [Buffer.from('er2-s3'), Buffer.from('cret ok\nnext=hunter2')]);
+    capped.resume(await lent.giveBack());
+    await feed(capped.input, [Buffer.from('-s3cret\n')]);
+    const { log } = await close();
+    expect(log.toString()).toBe('token=*** ok\nnext=***\n');
+  });
+
+  it('holds what is written to the lender until the log is back, then writes it after the borrower\'s output', async () => {
+    const { capped, logPath, close } = await openCapped(1000);
+    await feed(capped.input, [Buffer.from('one\n')]);
+    const lent = borrower(logPath, 1000, [], await capped.lend());
+    let written = false;
+    capped.input.write('three\n', () => (written = true));
+    await feed(lent.capped.input, [Buffer.from('two\n')]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(written).toBe(false);
+    capped.resume(await lent.giveBack());
+    const { log } = await close();
+    expect(written).toBe(true);
+    expect(log.toString()).toBe('one\ntwo\nthree\n');
+  });
+
+  it('takes back a failure the borrower met: what follows is discarded, and finish reports it', async () => {
+    const { capped, close } = await openCapped(1000);
+    await feed(capped.input, [Buffer.from('before\n')]);
+    const state = await capped.lend();
+    capped.resume({ ...state, failure: 'ENOSPC: no space left on device, write' });
+    await feed(capped.input, [Buffer.from('after\n')]);
+    await expect(close()).rejects.toThrow('ENOSPC: no space left on device, write');
   });
 });
