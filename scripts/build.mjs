@@ -8,8 +8,9 @@ import { build } from 'esbuild';
 
 await rm('dist', { recursive: true, force: true });
 await build({
-  // The placing thread runs its own entry (see src/store/file-placer.ts).
-  entryPoints: { cli: 'src/cli.ts', 'place-worker': 'src/store/place-worker.ts' },
+  // The placing thread and the capture thread run entries of their own (see
+  // src/store/file-placer.ts and src/log/capture-thread.ts).
+  entryPoints: { cli: 'src/cli.ts', 'place-worker': 'src/store/place-worker.ts', 'capture-worker': 'src/log/capture-worker.ts' },
   outdir: 'dist',
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,

@@ -62,6 +62,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
     env,
     user: job.runAs,
     output: log.output,
+    takePipes: log.pipeTaker,
     timeoutMs: Math.max(0, Math.round(deadline - performance.now())),
     killAfterMs: job.killGraceMs,
     signal: stop.signal,

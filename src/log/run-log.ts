@@ -2,7 +2,9 @@ import { createWriteStream, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import type { PipeTaker } from '../runner/run-command.js';
 import { createCappedOutput } from './capped-output.js';
+import { captureOnThread, canCaptureOnThread } from './capture-thread.js';
 import { createMasker } from './mask-secrets.js';
 
 /**
@@ -14,6 +16,8 @@ export interface RunLog {
   readonly output: Writable;
   /** A line of deployhook's own, marked so it stands out from the command's output. */
   note(text: string): void;
+  /** Reads a chatty command's pipes into this log on a thread of its own (capture-thread.ts). */
+  readonly pipeTaker: PipeTaker;
   /** The first write error, if the disk filled up or the file went away mid-run. */
   readonly error: Error | undefined;
   /** Flushes everything, writes the closing line after the kept end of the output, and closes the file. */
@@ -39,7 +43,12 @@ function openForAppend(path: string): number {
   }
 }
 
-export async function openRunLog(path: string, secrets: readonly string[], maxBytes: number): Promise<RunLog> {
+export interface RunLogOptions {
+  /** The capture thread's script (the built one unless a test says otherwise). */
+  captureWorker?: string;
+}
+
+export async function openRunLog(path: string, secrets: readonly string[], maxBytes: number, options: RunLogOptions = {}): Promise<RunLog> {
   // Opened (and so checked) before streaming into it: a failure here is reported, not thrown later.
   // The stream writes through this same descriptor (and closes it): one open on the way to the run's first git.
   const fd = openForAppend(path);
@@ -64,6 +73,10 @@ export async function openRunLog(path: string, secrets: readonly string[], maxBy
     output,
     note(text) {
       output.write(`${PREFIX}${text}\n`);
+    },
+    pipeTaker: {
+      ready: () => error === undefined && !file.destroyed && canCaptureOnThread(),
+      take: (pipes) => captureOnThread({ capped, logFd: fd, logPath: path, maxBytes, secrets, pipes, entry: options.captureWorker }),
     },
     get error() {
       return error;

@@ -217,6 +217,28 @@ function openEnds(path: string): PipeEnds {
   }
 }
 
+/**
+ * The read end `fd` of a pipe opened once more (non-blocking), through `/proc/self/fd`: a
+ * descriptor of the same pipe that outlives `fd`, for another reader to go on with. Undefined
+ * when that fails or opens anything but that pipe.
+ */
+export function reopenReadEnd(fd: number): number | undefined {
+  let again: number;
+  try {
+    again = openSync(`/proc/self/fd/${String(fd)}`, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const [was, is] = [fstatSync(fd), fstatSync(again)];
+    if (is.isFIFO() && was.dev === is.dev && was.ino === is.ino) return again;
+  } catch {
+    // not what it was: closed below
+  }
+  closeSync(again);
+  return undefined;
+}
+
 /** Gives the pipe to the user a command runs as, so that it may open `/dev/stdout` again. */
 export function givePipes(pipes: readonly PipeEnds[], user: { uid: number; gid: number }): void {
   for (const { write } of pipes) fchownSync(write, user.uid, user.gid);

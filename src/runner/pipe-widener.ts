@@ -55,41 +55,44 @@ export class PipeWidener {
     this.#launcher = options.launcher;
   }
 
-  /** Widens the pipe `source` reads (its read end is `fd`) once `WIDEN_AFTER_BYTES` have come through it. */
-  widenWhenChatty(source: Readable, fd: number): void {
-    if (process.platform !== 'linux' || this.#perlMissing) return;
+  /**
+   * Widens the pipe `source` reads (its read end is `fd`) once `WIDEN_AFTER_BYTES` have come
+   * through it; then, widened or not, calls `afterwards` (once, on Linux only), which may stop
+   * reading `source` and close `fd`.
+   */
+  widenWhenChatty(source: Readable, fd: number, afterwards?: () => void): void {
+    if (process.platform !== 'linux') return;
     let seen = 0;
     const onData = (chunk: Buffer) => {
       seen += chunk.length;
       if (seen < WIDEN_AFTER_BYTES) return;
       source.off('data', onData);
-      if (!source.destroyed && this.#widened < this.#mostAtOnce) this.#widen(source, fd);
+      const widening = !this.#perlMissing && !source.destroyed && this.#widened < this.#mostAtOnce ? this.#widen(source, fd) : Promise.resolve();
+      if (afterwards) void widening.then(afterwards);
     };
     source.on('data', onData);
   }
 
-  #widen(source: Readable, fd: number): void {
+  /** Resolves once the pipe is widened or will not be (never rejects). */
+  async #widen(source: Readable, fd: number): Promise<void> {
     this.#widened += 1;
     source.once('close', () => {
       this.#widened -= 1;
     });
-    if (this.#launcher === undefined) {
-      this.#startPerl(fd);
-      return;
-    }
-    this.#launcher
-      .widen(fd, WIDE_PIPE_BYTES)
-      .then((widened) => {
-        if (widened.ok) return;
-        if ('refused' in widened) this.#tell('refused', `the process helper could not widen the pipe (${widened.refused}): ${REFUSED}`);
-        // Not done by the helper: a perl of its own, while the descriptor is still this pipe's.
-        else if (!source.destroyed) this.#startPerl(fd);
-      })
+    if (this.#launcher === undefined) return this.#startPerl(fd);
+    try {
+      const widened = await this.#launcher.widen(fd, WIDE_PIPE_BYTES);
+      if (widened.ok) return;
+      if ('refused' in widened) this.#tell('refused', `the process helper could not widen the pipe (${widened.refused}): ${REFUSED}`);
+      // Not done by the helper: a perl of its own, while the descriptor is still this pipe's.
+      else if (!source.destroyed) await this.#startPerl(fd);
+    } catch {
       // Widening is an optimisation: nothing about it may end the daemon.
-      .catch(() => undefined);
+    }
   }
 
-  #startPerl(fd: number): void {
+  /** Resolves once the perl that widens the pipe has ended, or could not start. */
+  #startPerl(fd: number): Promise<void> {
     const perl = this.#perl;
     let child;
     try {
@@ -98,15 +101,18 @@ export class PipeWidener {
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
       });
     } catch {
-      return;
+      return Promise.resolve();
     }
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') this.#perlMissing = true;
-      this.#tell(`start ${error.code ?? ''}`, `could not start ${perl} to widen the pipe: ${error.code === 'ENOENT' ? 'not found' : error.message}`);
-    });
-    child.on('exit', (code, signal) => {
-      if (code === 0) return;
-      this.#tell('refused', `${perl} could not widen the pipe (${signal ?? `exit ${String(code)}`}): ${REFUSED}`);
+    return new Promise((resolve) => {
+      child.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') this.#perlMissing = true;
+        this.#tell(`start ${error.code ?? ''}`, `could not start ${perl} to widen the pipe: ${error.code === 'ENOENT' ? 'not found' : error.message}`);
+        resolve();
+      });
+      child.on('exit', (code, signal) => {
+        if (code !== 0) this.#tell('refused', `${perl} could not widen the pipe (${signal ?? `exit ${String(code)}`}): ${REFUSED}`);
+        resolve();
+      });
     });
   }
 

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { DeployhookError } from '../errors.js';
 import { terminateGroup, waitForGroupExit } from './kill-group.js';
 import { killGroupOnExit } from './kill-on-exit.js';
-import { closePipes, givePipes, PipeMaker, type PipeEnds } from './output-pipes.js';
+import { closePipes, givePipes, PipeMaker, reopenReadEnd, type PipeEnds } from './output-pipes.js';
 import { PipeWidener } from './pipe-widener.js';
 import { ProcessLauncher, type LaunchedExit, type ProcessUser } from './process-launcher.js';
 import { describeStartError } from './start-error.js';
@@ -46,6 +47,26 @@ export interface CommandOptions {
   widener?: PipeWidener;
   /** What starts the process; the daemon's shared helper by default, node's `spawn` with null. */
   launcher?: ProcessLauncher | null;
+  /** What reads a chatty command's pipes instead of the event loop (the run log's capture thread); none by default. */
+  takePipes?: PipeTaker | undefined;
+}
+
+/** One of a command's output pipes to take: its read end, and the channel its output is masked in. */
+export interface PipeToTake {
+  fd: number;
+  channel: string;
+}
+
+/** Takes a chatty command's pipes over from the event loop (run-log.ts, capture-thread.ts). */
+export interface PipeTaker {
+  /** Whether it can take pipes now. */
+  ready(): boolean;
+  /**
+   * Reads the pipes (descriptors it then owns) into the output from now on. Returns one stream
+   * per pipe that emits 'activity' while output comes, ends once all of it is in the output, and
+   * stops the reading when destroyed.
+   */
+  take(pipes: PipeToTake[]): Readable[];
 }
 
 /**
@@ -177,6 +198,37 @@ function start(program: string, args: readonly string[], { cwd, env, user }: Com
 }
 
 /**
+ * Hands a chatty command's pipes to `taker` (the run log's capture thread). The pipes are
+ * opened again for it, what the sockets read already goes to `output` first, then the sockets
+ * are closed and the taker's streams stand in for them in `sources`. Nothing changes when the
+ * pipes cannot be opened again or the taker is busy. A widened pipe stops counting towards the
+ * widener's limit when its socket closes here: with at most 8 capture threads, that is at most
+ * 16 MiB of pipes more than the limit's 8, against the 64 MiB Linux gives each user.
+ */
+function handOverPipes(sources: Readable[], pipes: readonly PipeEnds[], output: Writable, taker: PipeTaker, handedOver: Set<Readable>): void {
+  if (sources.some((source) => source.destroyed) || !taker.ready()) return;
+  const again: PipeToTake[] = [];
+  for (const [index, { read }] of pipes.entries()) {
+    const fd = reopenReadEnd(read);
+    if (fd !== undefined) again.push({ fd, channel: index === 0 ? 'stdout' : 'stderr' });
+  }
+  if (again.length !== sources.length) {
+    for (const { fd } of again) closeSync(fd);
+    return;
+  }
+  for (const source of sources) {
+    handedOver.add(source);
+    source.unpipe(output);
+    source.pause();
+  }
+  // What the sockets read already goes first (read() also tags it with its channel).
+  for (const source of sources) for (let chunk: unknown = source.read(); chunk !== null; chunk = source.read()) output.write(chunk);
+  for (const source of sources) source.destroy();
+  const taken = taker.take(again);
+  taken.forEach((stream, index) => (sources[index] = stream));
+}
+
+/**
  * Runs a job's command in its own process group, streams its output, and makes sure none
  * of its processes outlive the run. Resolves with what happened; never rejects for the
  * command's own failure, only for invalid options.
@@ -218,18 +270,22 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
   // pipe() pauses a source while `output` is full, so a chatty command blocks instead of growing memory.
   const keepDraining = (source: Readable) => {
     // `output` failed or closed: discard the rest rather than leave the command blocked on a full pipe.
-    if (sources.includes(source)) source.resume();
+    if (sources.includes(source) && !handedOver.has(source)) source.resume();
   };
+  const handedOver = new Set<Readable>();
   output.on('unpipe', keepDraining);
   // Each pipe's chunks are marked, so that a secret is masked within its own stream (mask-secrets.ts).
   tagOutputChannel(sources[0], 'stdout');
   tagOutputChannel(sources[1], 'stderr');
-  // A chatty command gets wider pipes, so it does not wait for the daemon every 64 KiB.
+  for (const source of sources) source.pipe(output, { end: false });
+  // A chatty command gets wider pipes, so it does not wait for the daemon every 64 KiB; then,
+  // while it runs, its pipes may be read by a thread of their own.
   if (pipes) {
     const widener = options.widener ?? pipeWidener;
-    sources.forEach((source, i) => widener.widenWhenChatty(source, (pipes[i] as PipeEnds).read));
+    const { takePipes } = options;
+    const handOver = takePipes ? () => mainRunning && handedOver.size === 0 && handOverPipes(sources, pipes, output, takePipes, handedOver) : undefined;
+    sources.forEach((source, i) => widener.widenWhenChatty(source, (pipes[i] as PipeEnds).read, handOver));
   }
-  for (const source of sources) source.pipe(output, { end: false });
 
   let mainRunning = true;
   let stopping: Promise<void> | undefined;

@@ -26,13 +26,14 @@ export async function waitForOutputEnd(sources: readonly Readable[], output: Wri
       else if (performance.now() - lastActivity >= quietMs) resolve(false);
     }, CHECK_MS);
   });
-  for (const source of sources) source.on('data', active);
+  // 'activity': output a source's reader took in elsewhere (the capture thread of a chatty command).
+  for (const source of sources) source.on('data', active).on('activity', active);
   const ended = Promise.all(sources.map((source) => finished(source).catch(() => undefined))).then(() => true);
   try {
     return await Promise.race([ended, givenUp]);
   } finally {
     clearInterval(check);
     clearTimeout(lastMoment);
-    for (const source of sources) source.off('data', active);
+    for (const source of sources) source.off('data', active).off('activity', active);
   }
 }

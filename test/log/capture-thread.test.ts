@@ -1,0 +1,95 @@
+import { execFileSync } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { captureThreads } from '../../src/log/capture-thread.js';
+import { openRunLog } from '../../src/log/run-log.js';
+import { runCommand } from '../../src/runner/run-command.js';
+import { baseEnv, fixtureScript, isRunning, readPid } from '../helpers/processes.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const strays: number[] = [];
+
+afterEach(() => {
+  for (const pid of strays.splice(0)) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+});
+
+const secret = 'ghp_capture0thread0secret0123456789';
+/** A command's stdout: the secret, ~19 MB of numbered lines, the secret again. */
+const FLOOD = 'echo "token=$S"; seq 1 2500000; echo "token=$S"';
+
+function floodOutput(): Buffer {
+  return Buffer.concat([Buffer.from('token=***\n'), execFileSync('seq', ['1', '2500000'], { maxBuffer: 64 * 1024 * 1024 }), Buffer.from('token=***\n')]);
+}
+
+/** What a log capped at `maxBytes` holds of `output` (capped-output.test.ts has the same reference). */
+function capped(output: Buffer, maxBytes: number): Buffer {
+  if (output.length <= maxBytes) return output;
+  const head = output.subarray(0, Math.floor(maxBytes / 2));
+  const tail = output.subarray(output.length - (maxBytes - head.length));
+  const newline = head.at(-1) === 0x0a ? '' : '\n';
+  const marker = `${newline}[deployhook] ... ${output.length - maxBytes} bytes of output dropped here (max_log_bytes is ${maxBytes}); the last ${tail.length} bytes follow ...\n`;
+  return Buffer.concat([head, Buffer.from(marker), tail]);
+}
+
+async function flood(maxBytes: number, options: { captureWorker?: string } = {}) {
+  const dir = await tempDir();
+  const path = join(dir, 'run.log');
+  const log = await openRunLog(path, [secret], maxBytes, options);
+  const started = captureThreads.started;
+  const result = await runCommand({ argv: ['sh', '-c', FLOOD], cwd: dir, env: { ...baseEnv, S: secret }, output: log.output, takePipes: log.pipeTaker, timeoutMs: 60_000, killAfterMs: 1_000 });
+  await log.close('done');
+  return { result, log, text: await readFile(path), files: await readdir(dir), threads: captureThreads.started - started };
+}
+
+describe('a chatty command read by a capture thread', () => {
+  it.each([1024 * 1024, 64 * 1024 * 1024])('writes exactly the log the event loop would have, masked and capped (max_log_bytes %i)', async (maxBytes) => {
+    const { result, log, text, files, threads } = await flood(maxBytes);
+    expect(result).toMatchObject({ exitCode: 0, timedOut: false });
+    expect(threads).toBe(1);
+    expect(log.error).toBeUndefined();
+    expect(text.equals(Buffer.concat([capped(floodOutput(), maxBytes), Buffer.from('[deployhook] done\n')]))).toBe(true);
+    expect(text.includes(secret.slice(0, 12))).toBe(false);
+    expect(files).toEqual(['run.log']);
+    expect(captureThreads.running).toBe(0);
+  });
+
+  it('is not held up by a process that left the group but keeps the pipe open, and keeps reading one that keeps printing until the timeout', async () => {
+    for (const mode of ['quiet', 'chatty']) {
+      const dir = await tempDir();
+      const path = join(dir, 'run.log');
+      const log = await openRunLog(path, [], 1024 * 1024);
+      const started = captureThreads.started;
+      const timeoutMs = mode === 'chatty' ? 2_500 : 30_000;
+      const argv = ['sh', '-c', 'seq 1 1000000; exec "$0" "$1" "$2"', fixtureScript('escape-group.sh'), dir, mode];
+      const result = await runCommand({ argv, cwd: dir, env: baseEnv, output: log.output, takePipes: log.pipeTaker, timeoutMs, killAfterMs: 1_000 });
+      strays.push(await readPid(dir, 'escaped.pid'));
+      await log.close('done');
+      const text = await readFile(path, 'utf8');
+      expect(captureThreads.started - started).toBe(1);
+      expect(result).toMatchObject({ exitCode: 0, timedOut: false });
+      if (mode === 'quiet') expect(result.durationMs).toBeLessThan(5_000);
+      else expect(result.durationMs).toBeGreaterThanOrEqual(timeoutMs);
+      // The ticks of the escaped process came through the thread until the reading stopped.
+      if (mode === 'chatty') expect(text).toMatch(/tick\n(\[deployhook\] done\n)$/);
+      else expect(text.endsWith('started\n[deployhook] done\n')).toBe(true);
+      expect(captureThreads.running).toBe(0);
+    }
+  });
+
+  it('reads the pipes on the event loop when the thread cannot start, and the log is still whole', async () => {
+    const { result, log, text, threads } = await flood(64 * 1024 * 1024, { captureWorker: join(await tempDir(), 'missing.js') });
+    expect(result).toMatchObject({ exitCode: 0 });
+    expect(threads).toBe(1);
+    expect(log.error).toBeUndefined();
+    expect(text.equals(Buffer.concat([floodOutput(), Buffer.from('[deployhook] done\n')]))).toBe(true);
+  });
+
+  it('marks the log as failed when the thread fails after it began reading, and the command still runs to its end', async () => {
+    const entry = join(await tempDir(), 'fails.mjs');
+    await writeFile(entry, "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage({ type: 'reading' });\nsetTimeout(() => { throw new Error('the thread broke'); }, 10);\n");
+    const { result, log } = await flood(1024 * 1024, { captureWorker: entry });
+    expect(result).toMatchObject({ exitCode: 0, timedOut: false });
+    expect(log.error?.message).toBe("the thread that captured the command's output failed: the thread broke");
+  });
+});
