@@ -31,8 +31,17 @@ export interface CappedState {
   made: [boolean, boolean];
   /** What the masker holds back. */
   held: HeldBack;
-  /** The first error met writing the log, if any: output after it is discarded. */
+  /** The first error met writing the log, if any (its message, and its code when it has one): output after it is discarded. */
   failure?: string;
+  failureCode?: string;
+}
+
+/** The error a state carries, as an Error again. */
+function failureOf(state: CappedState | undefined): Error | undefined {
+  if (state?.failure === undefined) return undefined;
+  const error: NodeJS.ErrnoException = new Error(state.failure);
+  if (state.failureCode !== undefined) error.code = state.failureCode;
+  return error;
 }
 
 export interface CappedTotals {
@@ -94,7 +103,7 @@ export function createCappedOutput({ file, logPath, maxBytes, secrets = [], io =
   let lastHeadByte = state?.lastHeadByte ?? NEWLINE;
   let lastByte = state?.lastByte ?? NEWLINE;
   let masker = createMasker(secrets, state?.held);
-  let failure: Error | undefined = state?.failure !== undefined ? new Error(state.failure) : undefined;
+  let failure: Error | undefined = failureOf(state);
   let lastWrite: Promise<void> = Promise.resolve();
   const fail = (err: unknown) => {
     failure ??= err instanceof Error ? err : new Error(String(err));
@@ -259,13 +268,16 @@ export function createCappedOutput({ file, logPath, maxBytes, secrets = [], io =
     }
   }
 
-  // Lent to another writer: what comes meanwhile waits for the log to come back.
+  // From `lend` to `resume`: the log is (being) lent to another writer. Once what was written
+  // before is on disk (`holding`), what comes meanwhile waits for the log to come back; the end
+  // of the output always does.
   let lent: { back: Promise<void>; resolve: () => void } | undefined;
+  let holding = false;
   // The write being done now, which a lend waits for.
   let inFlight: Promise<void> = Promise.resolve();
   // Callbacks never carry an error: an 'error' event here could crash a daemon nobody listens for.
   const settle = (work: () => Promise<void>, callback: () => void) => {
-    inFlight = (lent?.back ?? Promise.resolve()).then(work).catch(fail);
+    inFlight = (holding && lent ? lent.back : Promise.resolve()).then(work).catch(fail);
     void inFlight.then(callback);
   };
   // While one write is on disk, the next output (up to 16 MiB) gathers here and then goes in one `writev`.
@@ -273,23 +285,24 @@ export function createCappedOutput({ file, logPath, maxBytes, secrets = [], io =
     highWaterMark: INPUT_BUFFER_BYTES,
     write: (chunk: Buffer, _encoding, callback) => settle(() => accept([masker.mask(chunk)]), () => callback()),
     writev: (chunks, callback) => settle(() => accept(chunks.map(({ chunk }) => masker.mask(chunk as Buffer))), () => callback()),
-    // What the masker held back (the possible start of a secret that never came) goes last.
-    final: (callback) => settle(() => accept([masker.flush()]).then(complete), () => callback()),
+    // What the masker held back (the possible start of a secret that never came) goes last,
+    // once the log is back from a writer it was lent to.
+    final: (callback) => void (lent?.back ?? Promise.resolve()).then(() => settle(() => accept([masker.flush()]).then(complete), () => callback())),
   });
   input.on('error', fail);
 
-  let lending = false;
   async function lend(): Promise<CappedState> {
-    if (lending) throw new Error(`Expected the log ${logPath} to be here to lend, but it is lent already`);
-    lending = true;
+    if (lent) throw new Error(`Expected the log ${logPath} to be here to lend, but it is lent already`);
+    let resolve = () => {};
+    lent = { back: new Promise<void>((back) => (resolve = back)), resolve };
     // Everything written so far goes in first: the write in flight, then what waits behind it
     // (a write's callback starts the next one at once, so the stream is empty only when all are done).
     do await inFlight;
     while (input.writableLength > 0 && !input.destroyed);
-    let resolve = () => {};
-    lent = { back: new Promise<void>((back) => (resolve = back)), resolve };
+    holding = true;
     await lastWrite;
     await closeSegments().catch(fail);
+    const code = (failure as NodeJS.ErrnoException | undefined)?.code;
     return {
       totalBytes,
       lastHeadByte,
@@ -300,19 +313,21 @@ export function createCappedOutput({ file, logPath, maxBytes, secrets = [], io =
       made: [...made],
       held: masker.held(),
       ...(failure ? { failure: failure.message } : {}),
+      ...(code !== undefined ? { failureCode: code } : {}),
     };
   }
 
   function resume(next: CappedState): void {
-    if (!lent) throw new Error(`Expected the log ${logPath} to be lent, but it is here`);
+    if (!lent || !holding) throw new Error(`Expected the log ${logPath} to be lent, but it is here`);
     ({ totalBytes, lastHeadByte, lastByte, current, currentLength } = next);
     turns = [...next.turns];
     made = [...next.made];
     masker = createMasker(secrets, next.held);
-    if (next.failure !== undefined) fail(new Error(next.failure));
+    const failed = failureOf(next);
+    if (failed) fail(failed);
     const { resolve } = lent;
     lent = undefined;
-    lending = false;
+    holding = false;
     resolve();
   }
 

@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../package-root.js';
 import type { PipeToTake } from '../runner/run-command.js';
 import type { CappedOutput, CappedState } from './capped-output.js';
+import { READING, STOP, type CaptureJob, type CaptureMessage } from './capture-protocol.js';
 import { tagOutputChannel } from './mask-secrets.js';
 
 /**
@@ -18,21 +19,6 @@ export const CAPTURE_WORKER = join(packageRoot(import.meta.url), 'dist', 'captur
 const MOST_AT_ONCE = 8;
 
 
-/** What the thread is given. */
-export interface CaptureJob {
-  pipes: PipeToTake[];
-  /** The run log's descriptor, open for appending. */
-  logFd: number;
-  logPath: string;
-  maxBytes: number;
-  secrets: string[];
-  state: CappedState;
-  /** One Int32: set to 1 (and notified) when the thread is to stop reading. */
-  stop: SharedArrayBuffer;
-}
-
-export type CaptureMessage = { type: 'reading' } | { type: 'active' } | { type: 'done'; state: CappedState };
-
 export interface CaptureOptions {
   capped: CappedOutput;
   logFd: number;
@@ -44,13 +30,16 @@ export interface CaptureOptions {
   entry?: string | undefined;
 }
 
-/** How many capture threads have started in this process (for tests and the curious), and how many run now. */
-export const captureThreads = { started: 0, running: 0 };
+/** Capture threads in this process: started, done with the log back from them (for tests and the curious), and running now. */
+export const captureThreads = { started: 0, completed: 0, running: 0 };
 
 /** Whether another capture thread may start now. */
 export function canCaptureOnThread(): boolean {
   return captureThreads.running < MOST_AT_ONCE;
 }
+
+/** While the log is being lent and the thread starts, the daemon hears this often that output is on its way. */
+const STARTING_ACTIVITY_MS = 100;
 
 /**
  * Captures a chatty command's output on a thread of its own, which reads the pipes, masks,
@@ -60,7 +49,8 @@ export function canCaptureOnThread(): boolean {
  * the thread (capped-output.ts) once what came before is on disk, and comes back when every
  * pipe has ended or the daemon stops reading them. Returns one stream per pipe, in place of the
  * pipe's own, that emits 'activity' while output comes, ends when the log is back, and stops
- * the reading when destroyed. Check `canCaptureOnThread` first.
+ * the reading when destroyed (the thread then reads what the pipes still hold, two reads each
+ * at most). Check `canCaptureOnThread` first.
  *
  * The caller hands over descriptors it will not read or close again: after the thread is done
  * they are closed here. Should the thread fail, the log comes back marked as failed (or as it
@@ -69,70 +59,79 @@ export function canCaptureOnThread(): boolean {
 export function captureOnThread(options: CaptureOptions): Readable[] {
   captureThreads.running += 1;
   captureThreads.started += 1;
-  const stop = new SharedArrayBuffer(4);
-  const flag = new Int32Array(stop);
-  let stopped = false;
-  const requestStop = () => {
-    stopped = true;
-    Atomics.store(flag, 0, 1);
-    Atomics.notify(flag, 0);
-  };
+  const signals = new Int32Array(new SharedArrayBuffer(8));
   // Flowing from the start (they carry no data), so that each ends and closes as soon as the log is back.
   const streams = options.pipes.map(() =>
     new Readable({
       read() {},
       destroy(error, callback) {
-        requestStop();
+        Atomics.store(signals, STOP, 1);
+        Atomics.notify(signals, STOP);
         callback(error);
       },
     }).resume(),
   );
-  void run(options, stop, () => stopped, streams).finally(() => {
-    captureThreads.running -= 1;
-  });
+  void run(options, signals, streams)
+    .catch(() => streams.forEach((stream) => stream.push(null)))
+    .finally(() => {
+      captureThreads.running -= 1;
+    });
   return streams;
 }
 
-async function run(options: CaptureOptions, stop: SharedArrayBuffer, stopped: () => boolean, streams: Readable[]): Promise<void> {
-  const { capped, pipes } = options;
-  const lentState = await options.capped.lend();
-  const ended = () => streams.forEach((stream) => stream.push(null));
-  const job: CaptureJob = { pipes: [...pipes], logFd: options.logFd, logPath: options.logPath, maxBytes: options.maxBytes, secrets: [...options.secrets], state: lentState, stop };
-  let reading = false;
-  const outcome = await new Promise<CappedState | Error>((resolve) => {
-    let worker: Worker;
-    try {
-      worker = new Worker(options.entry ?? CAPTURE_WORKER, { workerData: job });
-    } catch (error) {
-      resolve(error as Error);
-      return;
-    }
+/** What the thread gave back: the log's state, or why it failed. */
+function threadOutcome(options: CaptureOptions, job: CaptureJob, streams: Readable[]): Promise<CappedState | Error> {
+  const activity = () => streams.forEach((stream) => stream.emit('activity'));
+  const starting = setInterval(activity, STARTING_ACTIVITY_MS);
+  return new Promise<CappedState | Error>((resolve) => {
+    const worker = new Worker(options.entry ?? CAPTURE_WORKER, { workerData: job });
     worker.on('message', (message: CaptureMessage) => {
-      if (message.type === 'reading') reading = true;
-      else if (message.type === 'active') streams.forEach((stream) => stream.emit('activity'));
+      if (message.type === 'reading') clearInterval(starting);
+      else if (message.type === 'active') activity();
       else resolve(message.state);
     });
     worker.on('error', (error: Error) => resolve(error));
     worker.on('exit', (code) => resolve(new Error(`it exited with code ${String(code)}`)));
-  });
+  }).finally(() => clearInterval(starting));
+}
+
+async function run(options: CaptureOptions, signals: Int32Array, streams: Readable[]): Promise<void> {
+  const { capped, pipes } = options;
+  const ended = () => streams.forEach((stream) => stream.push(null));
+  let lent: CappedState | undefined;
+  let outcome: CappedState | Error;
+  try {
+    lent = await capped.lend();
+    const job: CaptureJob = { pipes: [...pipes], logFd: options.logFd, logPath: options.logPath, maxBytes: options.maxBytes, secrets: [...options.secrets], state: lent, signals: signals.buffer as SharedArrayBuffer };
+    outcome = await threadOutcome(options, job, streams);
+  } catch (error) {
+    outcome = error instanceof Error ? error : new Error(String(error));
+  }
   if (!(outcome instanceof Error)) {
     capped.resume(outcome);
+    captureThreads.completed += 1;
     for (const { fd } of pipes) closeQuietly(fd);
     ended();
     return;
   }
-  // The thread failed: what it wrote is unknown once it read, so the log is marked as failed
-  // (and what follows is discarded); the pipes are read to their end, so the command is never
-  // left blocked on a full pipe.
-  capped.resume(reading ? { ...lentState, failure: `the thread that captured the command's output failed: ${outcome.message}` } : lentState);
-  const sockets = pipes.map(({ fd, channel }, index) => {
-    const socket = new Socket({ fd, readable: true, writable: false }).on('error', () => undefined);
+  // The thread failed: what it wrote is unknown once it began to read (it says so in shared
+  // memory, which no message can overtake), so the log is marked as failed (and what follows is
+  // discarded); the pipes are read to their end, so the command is never left blocked on a full pipe.
+  if (lent) capped.resume(Atomics.load(signals, READING) === 1 ? { ...lent, failure: `the thread that captured the command's output failed: ${outcome.message}` } : lent);
+  const sockets = pipes.flatMap(({ fd, channel }, index) => {
+    let socket: Socket;
+    try {
+      socket = new Socket({ fd, readable: true, writable: false }).on('error', () => undefined);
+    } catch {
+      closeQuietly(fd);
+      return [];
+    }
     tagOutputChannel(socket, channel);
     socket.on('data', () => streams[index]?.emit('activity'));
-    if (stopped()) socket.destroy();
+    if (Atomics.load(signals, STOP) === 1) socket.destroy();
     else socket.pipe(capped.input, { end: false });
     streams[index]?.once('close', () => socket.destroy());
-    return socket;
+    return [socket];
   });
   await Promise.all(sockets.map((socket) => new Promise((resolve) => socket.once('close', resolve))));
   ended();

@@ -7,7 +7,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createCappedOutput } from './capped-output.js';
 import { tagChunk } from './mask-secrets.js';
 import { syncSpillIo } from './spill-io.js';
-import type { CaptureJob, CaptureMessage } from './capture-thread.js';
+import type { PipeToTake } from '../runner/run-command.js';
+import { READING, STOP, type CaptureJob, type CaptureMessage } from './capture-protocol.js';
 
 /** A widened pipe's size (pipe-widener.ts): one read takes all of it. */
 const READ_BYTES = 1024 * 1024;
@@ -16,9 +17,11 @@ const SHORTEST_PAUSE_MS = 0.05;
 const LONGEST_PAUSE_MS = 50;
 /** At most this often the daemon is told that output came (it gives up on pipes that stay quiet). */
 const ACTIVE_EVERY_MS = 20;
+/** Reads of each pipe after the daemon said stop: what a full pipe holds, and as much again. */
+const DRAIN_READS = 2;
 
 const job = workerData as CaptureJob;
-const stop = new Int32Array(job.stop);
+const signals = new Int32Array(job.signals);
 const post = (message: CaptureMessage) => parentPort?.postMessage(message);
 
 function writeAll(fd: number, chunk: Buffer): void {
@@ -39,47 +42,62 @@ const file = new Writable({
 const capped = createCappedOutput({ file, logPath: job.logPath, maxBytes: job.maxBytes, secrets: job.secrets, io: syncSpillIo, state: job.state });
 const write = (chunk: Buffer) => new Promise<void>((resolve) => capped.input.write(chunk, () => resolve()));
 
+/** What a read of a pipe gave: bytes, nothing for now, or its end (an error other than "try again" ends it too). */
+function readPipe(fd: number, buffer: Buffer): number | 'empty' | 'ended' {
+  try {
+    const bytes = readSync(fd, buffer, 0, buffer.length, null);
+    return bytes === 0 ? 'ended' : bytes;
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    return code === 'EAGAIN' || code === 'EINTR' ? 'empty' : 'ended';
+  }
+}
+
 /**
  * Reads what each pipe holds (they are non-blocking) until every one has ended or the daemon
- * says stop. The buffer is used again for each read: a chunk is on disk (or masked and
- * copied, for the bytes the masker holds back) by the time its write calls back.
+ * says stop; then what the pipes still hold, up to `DRAIN_READS` reads each, so that a
+ * command's last output is not left behind when the daemon stops waiting for a pipe that a
+ * process outside its group keeps open. The buffer is used again for each read: a chunk is on
+ * disk (or masked and copied, for the bytes the masker holds back) by the time its write calls back.
  */
 async function capture(): Promise<void> {
   const buffer = Buffer.allocUnsafe(READ_BYTES);
   let open = job.pipes;
   let pause = SHORTEST_PAUSE_MS;
   let toldActive = 0;
-  while (open.length > 0 && Atomics.load(stop, 0) === 0) {
-    let read = 0;
-    for (const pipe of open) {
-      let bytes: number;
-      try {
-        bytes = readSync(pipe.fd, buffer, 0, READ_BYTES, null);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-        bytes = 0; // a pipe that cannot be read has ended as far as the log goes
-      }
-      if (bytes === 0) {
-        open = open.filter((other) => other !== pipe);
-        continue;
-      }
-      read += bytes;
-      await write(tagChunk(buffer.subarray(0, bytes), pipe.channel));
+  const take = async (pipe: PipeToTake): Promise<number> => {
+    const read = readPipe(pipe.fd, buffer);
+    if (read === 'ended') open = open.filter((other) => other !== pipe);
+    if (typeof read !== 'number') return 0;
+    // Told before the write, which can take a while when the disk is behind.
+    const now = performance.now();
+    if (now - toldActive >= ACTIVE_EVERY_MS) {
+      toldActive = now;
+      post({ type: 'active' });
     }
-    if (read > 0) {
-      pause = SHORTEST_PAUSE_MS;
-      const now = performance.now();
-      if (now - toldActive >= ACTIVE_EVERY_MS) {
-        toldActive = now;
-        post({ type: 'active' });
-      }
-    } else if (open.length > 0) {
-      Atomics.wait(stop, 0, 0, pause);
+    await write(tagChunk(buffer.subarray(0, read), pipe.channel));
+    return read;
+  };
+  while (open.length > 0 && Atomics.load(signals, STOP) === 0) {
+    let read = 0;
+    for (const pipe of open) read += await take(pipe);
+    if (read > 0) pause = SHORTEST_PAUSE_MS;
+    else if (open.length > 0) {
+      Atomics.wait(signals, STOP, 0, pause);
       pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
     }
   }
+  for (const pipe of open) for (let reads = 0; reads < DRAIN_READS && (await take(pipe)) > 0; reads += 1);
 }
 
+Atomics.store(signals, READING, 1);
 post({ type: 'reading' });
-await capture();
-post({ type: 'done', state: await capped.lend() });
+let failure: unknown;
+try {
+  await capture();
+} catch (error) {
+  failure = error;
+}
+// Lending closes the spill segments; a failure is the log's (the daemon marks the run).
+const state = await capped.lend();
+post({ type: 'done', state: failure === undefined || state.failure !== undefined ? state : { ...state, failure: `the capture thread failed: ${String(failure)}` } });

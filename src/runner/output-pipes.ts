@@ -219,8 +219,9 @@ function openEnds(path: string): PipeEnds {
 
 /**
  * The read end `fd` of a pipe opened once more (non-blocking), through `/proc/self/fd`: a
- * descriptor of the same pipe that outlives `fd`, for another reader to go on with. Undefined
- * when that fails or opens anything but that pipe.
+ * descriptor of the same pipe that outlives `fd`, for another reader to go on with. The caller
+ * must still hold `fd` (its socket open), so that the number is still that pipe's. Undefined
+ * when the open fails or gives anything but a FIFO.
  */
 export function reopenReadEnd(fd: number): number | undefined {
   let again: number;
@@ -230,10 +231,9 @@ export function reopenReadEnd(fd: number): number | undefined {
     return undefined;
   }
   try {
-    const [was, is] = [fstatSync(fd), fstatSync(again)];
-    if (is.isFIFO() && was.dev === is.dev && was.ino === is.ino) return again;
+    if (fstatSync(again).isFIFO()) return again;
   } catch {
-    // not what it was: closed below
+    // closed below
   }
   closeSync(again);
   return undefined;

@@ -29,7 +29,10 @@ export interface CommandOptions {
   cwd: string;
   /** The complete environment: nothing of the daemon's own is added. */
   env: Record<string, string>;
-  /** stdout and stderr both go here, interleaved as produced. It is not ended. */
+  /**
+   * stdout and stderr both go here, interleaved as they are read (a read takes what a pipe
+   * holds: up to 64 KiB, or 1 MiB from a widened pipe). It is not ended.
+   */
   output: Writable;
   /** After this the whole process group gets SIGTERM. 0 means no time is left: the command is not started. */
   timeoutMs: number;

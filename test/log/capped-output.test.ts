@@ -346,8 +346,8 @@ describe('a capped output lent to another writer and taken back', () => {
     const { capped, close } = await openCapped(1000);
     await feed(capped.input, [Buffer.from('before\n')]);
     const state = await capped.lend();
-    capped.resume({ ...state, failure: 'ENOSPC: no space left on device, write' });
+    capped.resume({ ...state, failure: 'ENOSPC: no space left on device, write', failureCode: 'ENOSPC' });
     await feed(capped.input, [Buffer.from('after\n')]);
-    await expect(close()).rejects.toThrow('ENOSPC: no space left on device, write');
+    await expect(close()).rejects.toMatchObject({ message: 'ENOSPC: no space left on device, write', code: 'ENOSPC' });
   });
 });

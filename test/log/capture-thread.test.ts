@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
+import { closeSync, writeSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { captureThreads } from '../../src/log/capture-thread.js';
 import { openRunLog } from '../../src/log/run-log.js';
+import { PipeMaker, reopenReadEnd } from '../../src/runner/output-pipes.js';
 import { runCommand } from '../../src/runner/run-command.js';
 import { baseEnv, fixtureScript, isRunning, readPid } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -36,17 +38,18 @@ async function flood(maxBytes: number, options: { captureWorker?: string } = {})
   const dir = await tempDir();
   const path = join(dir, 'run.log');
   const log = await openRunLog(path, [secret], maxBytes, options);
-  const started = captureThreads.started;
+  const [started, completed] = [captureThreads.started, captureThreads.completed];
   const result = await runCommand({ argv: ['sh', '-c', FLOOD], cwd: dir, env: { ...baseEnv, S: secret }, output: log.output, takePipes: log.pipeTaker, timeoutMs: 60_000, killAfterMs: 1_000 });
   await log.close('done');
-  return { result, log, text: await readFile(path), files: await readdir(dir), threads: captureThreads.started - started };
+  return { result, log, text: await readFile(path), files: await readdir(dir), started: captureThreads.started - started, completed: captureThreads.completed - completed };
 }
 
 describe('a chatty command read by a capture thread', () => {
   it.each([1024 * 1024, 64 * 1024 * 1024])('writes exactly the log the event loop would have, masked and capped (max_log_bytes %i)', async (maxBytes) => {
-    const { result, log, text, files, threads } = await flood(maxBytes);
+    const { result, log, text, files, completed } = await flood(maxBytes);
     expect(result).toMatchObject({ exitCode: 0, timedOut: false });
-    expect(threads).toBe(1);
+    // The thread read the output and gave the log back (not the event loop after a failed start).
+    expect(completed).toBe(1);
     expect(log.error).toBeUndefined();
     expect(text.equals(Buffer.concat([capped(floodOutput(), maxBytes), Buffer.from('[deployhook] done\n')]))).toBe(true);
     expect(text.includes(secret.slice(0, 12))).toBe(false);
@@ -59,14 +62,14 @@ describe('a chatty command read by a capture thread', () => {
       const dir = await tempDir();
       const path = join(dir, 'run.log');
       const log = await openRunLog(path, [], 1024 * 1024);
-      const started = captureThreads.started;
+      const completed = captureThreads.completed;
       const timeoutMs = mode === 'chatty' ? 2_500 : 30_000;
       const argv = ['sh', '-c', 'seq 1 1000000; exec "$0" "$1" "$2"', fixtureScript('escape-group.sh'), dir, mode];
       const result = await runCommand({ argv, cwd: dir, env: baseEnv, output: log.output, takePipes: log.pipeTaker, timeoutMs, killAfterMs: 1_000 });
       strays.push(await readPid(dir, 'escaped.pid'));
       await log.close('done');
       const text = await readFile(path, 'utf8');
-      expect(captureThreads.started - started).toBe(1);
+      expect(captureThreads.completed - completed).toBe(1);
       expect(result).toMatchObject({ exitCode: 0, timedOut: false });
       if (mode === 'quiet') expect(result.durationMs).toBeLessThan(5_000);
       else expect(result.durationMs).toBeGreaterThanOrEqual(timeoutMs);
@@ -78,18 +81,40 @@ describe('a chatty command read by a capture thread', () => {
   });
 
   it('reads the pipes on the event loop when the thread cannot start, and the log is still whole', async () => {
-    const { result, log, text, threads } = await flood(64 * 1024 * 1024, { captureWorker: join(await tempDir(), 'missing.js') });
+    const { result, log, text, started, completed } = await flood(64 * 1024 * 1024, { captureWorker: join(await tempDir(), 'missing.js') });
     expect(result).toMatchObject({ exitCode: 0 });
-    expect(threads).toBe(1);
+    expect([started, completed]).toEqual([1, 0]);
     expect(log.error).toBeUndefined();
     expect(text.equals(Buffer.concat([floodOutput(), Buffer.from('[deployhook] done\n')]))).toBe(true);
   });
 
   it('marks the log as failed when the thread fails after it began reading, and the command still runs to its end', async () => {
     const entry = join(await tempDir(), 'fails.mjs');
-    await writeFile(entry, "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage({ type: 'reading' });\nsetTimeout(() => { throw new Error('the thread broke'); }, 10);\n");
-    const { result, log } = await flood(1024 * 1024, { captureWorker: entry });
+    await writeFile(entry, "import { parentPort, workerData } from 'node:worker_threads';\nAtomics.store(new Int32Array(workerData.signals), 1, 1);\nparentPort.postMessage({ type: 'reading' });\nsetTimeout(() => { throw new Error('the thread broke'); }, 10);\n");
+    const { result, log, completed } = await flood(1024 * 1024, { captureWorker: entry });
     expect(result).toMatchObject({ exitCode: 0, timedOut: false });
+    expect(completed).toBe(0);
     expect(log.error?.message).toBe("the thread that captured the command's output failed: the thread broke");
+  });
+
+  it('reads what the pipe still holds when the daemon stops waiting for it, so the last output is kept', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'run.log');
+    const log = await openRunLog(path, [], 1024 * 1024);
+    const [pipe] = (await new PipeMaker({ parent: dir }).take(1)) ?? [];
+    if (!pipe) throw new Error('expected a pipe');
+    // The write end stays open, as a process outside the command's group would keep it.
+    writeSync(pipe.write, 'the last lines\nof the command\n');
+    const fd = reopenReadEnd(pipe.read);
+    closeSync(pipe.read);
+    if (fd === undefined) throw new Error('expected to open the pipe again');
+    const completed = captureThreads.completed;
+    const [stream] = log.pipeTaker.take([{ fd, channel: 'stdout' }]);
+    // Given up on at once, before the thread has read anything.
+    stream?.destroy();
+    await log.close('done');
+    closeSync(pipe.write);
+    expect(captureThreads.completed - completed).toBe(1);
+    expect(await readFile(path, 'utf8')).toBe('the last lines\nof the command\n[deployhook] done\n');
   });
 });
