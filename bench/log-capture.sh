@@ -5,8 +5,10 @@
 # figures are the same measurement. deployhook runs it with the default max_log_bytes (100 MiB
 # kept: the first and the last 50 MiB) and with a cap above 1 GB (everything kept). A bare
 # Node program that only pipes the output to a file runs too, through node's socket pairs,
-# through pipes as deployhook makes them, and through such pipes widened to 1 MiB (as deployhook
-# widens a chatty command's): what any Node daemon can reach. BENCH_ALSO_REFS (commits, space
+# through pipes as deployhook makes them, through such pipes widened to 1 MiB (as deployhook
+# widens a chatty command's), and through such pipes read by a thread each with blocking reads
+# and synchronous writes (as deployhook's capture thread reads a chatty command's): what any
+# Node daemon can reach. BENCH_ALSO_REFS (commits, space
 # separated) runs those builds too, with the default cap, in each round beside the current one.
 # Then /healthz latency (wrk -t1 -c2) on an idle daemon and while such a run is going on.
 # BENCH_EXTRA_SECRETS=N gives the daemon N more jobs, each with a webhook secret of its own (40
@@ -59,7 +61,7 @@ run_direct() {
   plain_result direct "$1" "$WORK/direct.log"
 }
 
-# run_node RUN [socketpair|fifo|fifo-wide]: the same command kept by the smallest Node program that
+# run_node RUN [socketpair|fifo|fifo-wide|thread]: the same command kept by the smallest Node program that
 # does it (the floor for Node), its output through node's socket pairs or through pipes as deployhook makes them
 run_node() {
   local mode="${2:-socketpair}"
@@ -134,6 +136,8 @@ for ((run = 1; run <= RUNS; run++)); do
   note "  $(tail -1 "$WORK/results")"
   run_node "$run" fifo-wide
   note "  $(tail -1 "$WORK/results")"
+  run_node "$run" thread
+  note "  $(tail -1 "$WORK/results")"
   run_deployhook capped 104857600 "$run"
   for ref in $ALSO_REFS; do
     CLI="$WORK/ref-$ref/dist/cli.js" run_deployhook "capped-at-$ref" 104857600 "$run"
@@ -166,6 +170,7 @@ printf '| redirected to a file | %s | %s | | %s | 1.00 |\n' "$direct_mbps" "$(me
 printf '| bare Node: spawn, socket pairs (node'"'"'s stdio) to a WriteStream (bench/lib/node-capture.mjs) | %s | %s | | %s | %s |\n' "$(med node-socketpair mbps)" "$(med node-socketpair seconds)" "$(med node-socketpair file_bytes)" "$(ratio "$(med node-socketpair mbps)" "$direct_mbps")"
 printf '| bare Node: spawn, pipes (as deployhook reads) to a WriteStream (node-capture.mjs ... fifo) | %s | %s | | %s | %s |\n' "$(med node-fifo mbps)" "$(med node-fifo seconds)" "$(med node-fifo file_bytes)" "$(ratio "$(med node-fifo mbps)" "$direct_mbps")"
 printf '| bare Node: the same pipes, widened to 1 MiB (node-capture.mjs ... fifo-wide) | %s | %s | | %s | %s |\n' "$(med node-fifo-wide mbps)" "$(med node-fifo-wide seconds)" "$(med node-fifo-wide file_bytes)" "$(ratio "$(med node-fifo-wide mbps)" "$direct_mbps")"
+printf '| bare Node: widened pipes read by a thread each, blocking reads, synchronous writes (node-capture.mjs ... thread) | %s | %s | | %s | %s |\n' "$(med node-thread mbps)" "$(med node-thread seconds)" "$(med node-thread file_bytes)" "$(ratio "$(med node-thread mbps)" "$direct_mbps")"
 printf '| deployhook, max_log_bytes 100 MiB (default) | %s | %s | %s | %s | %s |\n' "$(med deployhook-capped mbps)" "$(med deployhook-capped seconds)" "$(med deployhook-capped run_mbps)" "$(med deployhook-capped log_bytes)" "$(ratio "$(med deployhook-capped mbps)" "$direct_mbps")"
 printf '| deployhook, max_log_bytes above %s | %s | %s | %s | %s | %s |\n' "$SIZE" "$(med deployhook-whole mbps)" "$(med deployhook-whole seconds)" "$(med deployhook-whole run_mbps)" "$(med deployhook-whole log_bytes)" "$(ratio "$(med deployhook-whole mbps)" "$direct_mbps")"
 for ref in $ALSO_REFS; do

@@ -4,42 +4,71 @@
 // By default the output comes through node's own stdio pipes, which are socket pairs; with
 // `fifo` it comes through real pipes made as deployhook makes them (src/runner/output-pipes.ts:
 // a FIFO opened at both ends, then unlinked); with `fifo-wide` those pipes are first widened
-// to 1 MiB, as deployhook widens a chatty command's pipe (by perl's fcntl F_SETPIPE_SZ).
+// to 1 MiB, as deployhook widens a chatty command's pipe (by perl's fcntl F_SETPIPE_SZ); with
+// `thread` the widened pipes are read by a worker thread each, with blocking reads of up to
+// 1 MiB and synchronous appends to FILE (deployhook's capture thread, without its masking,
+// cap and polling).
 //
-//   node bench/lib/node-capture.mjs FILE SCRIPT [socketpair|fifo|fifo-wide]     (the script's environment is this one's)
+//   node bench/lib/node-capture.mjs FILE SCRIPT [socketpair|fifo|fifo-wide|thread]     (the script's environment is this one's)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, constants, createWriteStream, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, constants, createWriteStream, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
+import { isMainThread, Worker, workerData } from 'node:worker_threads';
+
+if (!isMainThread) {
+  // A thread: reads its pipe (blocking) into one buffer and appends each read to the file.
+  const { read, out } = workerData;
+  const buffer = Buffer.allocUnsafe(1024 * 1024);
+  for (let bytes; (bytes = readSync(read, buffer, 0, buffer.length, null)) > 0; ) {
+    for (let offset = 0; offset < bytes; ) offset += writeSync(out, buffer, offset, bytes - offset);
+  }
+  process.exit(0);
+}
 
 const [file, script, mode = 'socketpair'] = process.argv.slice(2);
-if (!file || !script || !['socketpair', 'fifo', 'fifo-wide'].includes(mode)) {
-  console.error('usage: node-capture.mjs FILE SCRIPT [socketpair|fifo|fifo-wide]');
+if (!file || !script || !['socketpair', 'fifo', 'fifo-wide', 'thread'].includes(mode)) {
+  console.error('usage: node-capture.mjs FILE SCRIPT [socketpair|fifo|fifo-wide|thread]');
   process.exit(2);
 }
 
-/** A pipe: both ends of a FIFO, which is then removed. */
+/** A pipe: both ends of a FIFO, which is then removed; for a thread, the read end blocks. */
 function pipe() {
   const folder = mkdtempSync(join(tmpdir(), 'node-capture-'));
   const path = join(folder, 'fifo');
   execFileSync('mkfifo', ['-m', '600', path]);
-  const read = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  let read = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   const write = openSync(path, constants.O_WRONLY);
+  if (mode === 'thread') {
+    const blocking = openSync(path, constants.O_RDONLY);
+    closeSync(read);
+    read = blocking;
+  }
   rmSync(folder, { recursive: true });
   return { read, write };
 }
 
-const out = createWriteStream(file, { highWaterMark: 1024 * 1024 });
+// A thread appends to the file itself.
+const out = mode === 'thread' ? undefined : createWriteStream(file, { highWaterMark: 1024 * 1024 });
 let sources;
 if (mode !== 'socketpair') {
   const pipes = [pipe(), pipe()];
-  if (mode === 'fifo-wide') {
+  if (mode === 'fifo-wide' || mode === 'thread') {
     for (const { read } of pipes) {
       const widened = spawnSync('perl', ['-e', 'open(my $pipe, "<&=3") or exit 2; fcntl($pipe, 1031, 1048576) or exit 1'], { stdio: ['ignore', 'ignore', 'inherit', read] });
       if (widened.status !== 0) throw new Error(`could not widen a pipe with perl: ${widened.error?.message ?? `exit ${String(widened.status)}`}`);
     }
+  }
+  if (mode === 'thread') {
+    const fd = openSync(file, 'w', 0o640);
+    const threads = pipes.map(({ read }) => new Worker(new URL(import.meta.url), { workerData: { read, out: fd } }));
+    spawn('bash', ['-c', script], { stdio: ['ignore', pipes[0].write, pipes[1].write] });
+    for (const { write } of pipes) closeSync(write);
+    await Promise.all(threads.map((thread) => new Promise((resolve) => thread.once('exit', resolve))));
+    closeSync(fd);
+    process.exit(0);
   }
   spawn('bash', ['-c', script], { stdio: ['ignore', pipes[0].write, pipes[1].write] });
   for (const { write } of pipes) closeSync(write);
