@@ -293,6 +293,7 @@ export function createCappedOutput({ file, logPath, maxBytes, secrets = [], io =
 
   async function lend(): Promise<CappedState> {
     if (lent) throw new Error(`Expected the log ${logPath} to be here to lend, but it is lent already`);
+    if (input.writableEnded) throw new Error(`Expected the output of ${logPath} to go on, but it has ended`);
     let resolve = () => {};
     lent = { back: new Promise<void>((back) => (resolve = back)), resolve };
     // Everything written so far goes in first: the write in flight, then what waits behind it
@@ -319,16 +320,22 @@ export function createCappedOutput({ file, logPath, maxBytes, secrets = [], io =
 
   function resume(next: CappedState): void {
     if (!lent || !holding) throw new Error(`Expected the log ${logPath} to be lent, but it is here`);
-    ({ totalBytes, lastHeadByte, lastByte, current, currentLength } = next);
-    turns = [...next.turns];
-    made = [...next.made];
-    masker = createMasker(secrets, next.held);
-    const failed = failureOf(next);
-    if (failed) fail(failed);
     const { resolve } = lent;
-    lent = undefined;
-    holding = false;
-    resolve();
+    try {
+      ({ totalBytes, lastHeadByte, lastByte, current, currentLength } = next);
+      turns = [...next.turns];
+      made = [...next.made];
+      masker = createMasker(secrets, next.held);
+      const failed = failureOf(next);
+      if (failed) fail(failed);
+    } catch (error) {
+      fail(error);
+    } finally {
+      // Whatever came back, what waits for the log goes on (and finish reports a failure).
+      lent = undefined;
+      holding = false;
+      resolve();
+    }
   }
 
   let finishing: Promise<CappedTotals> | undefined;

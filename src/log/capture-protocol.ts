@@ -19,4 +19,5 @@ export const STOP = 0;
 /** Set to 1 by the thread before its first read: from then on, what it wrote is unknown to the daemon. */
 export const READING = 1;
 
-export type CaptureMessage = { type: 'reading' } | { type: 'active' } | { type: 'done'; state: CappedState };
+/** `done` with `failed`: the thread's loop failed (the state says why); the daemon reads what is left of the pipes. */
+export type CaptureMessage = { type: 'reading' } | { type: 'active' } | { type: 'done'; state: CappedState; failed?: boolean };

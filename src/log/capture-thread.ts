@@ -28,6 +28,8 @@ export interface CaptureOptions {
   pipes: readonly PipeToTake[];
   /** The thread's script (the built one unless a test says otherwise). */
   entry?: string | undefined;
+  /** Called when the thread says output came. */
+  onActivity?: () => void;
 }
 
 /** Capture threads in this process: started, done with the log back from them (for tests and the curious), and running now. */
@@ -40,6 +42,8 @@ export function canCaptureOnThread(): boolean {
 
 /** While the log is being lent and the thread starts, the daemon hears this often that output is on its way. */
 const STARTING_ACTIVITY_MS = 100;
+/** How long a thread told to stop may take to give the log back before it is terminated. */
+const STOP_ANSWER_MS = 5_000;
 
 /**
  * Captures a chatty command's output on a thread of its own, which reads the pipes, masks,
@@ -53,13 +57,15 @@ const STARTING_ACTIVITY_MS = 100;
  * at most). Check `canCaptureOnThread` first.
  *
  * The caller hands over descriptors it will not read or close again: after the thread is done
- * they are closed here. Should the thread fail, the log comes back marked as failed (or as it
- * was, if the thread never read) and the pipes are read on the event loop to their end.
+ * they are closed here. Should the thread fail (or not give the log back `STOP_ANSWER_MS`
+ * after being told to stop), the log comes back marked as failed (or as it was, if the thread
+ * never read) and the pipes are read on the event loop to their end.
  */
 export function captureOnThread(options: CaptureOptions): Readable[] {
   captureThreads.running += 1;
   captureThreads.started += 1;
   const signals = new Int32Array(new SharedArrayBuffer(8));
+  const stopped = new AbortController();
   // Flowing from the start (they carry no data), so that each ends and closes as soon as the log is back.
   const streams = options.pipes.map(() =>
     new Readable({
@@ -67,11 +73,12 @@ export function captureOnThread(options: CaptureOptions): Readable[] {
       destroy(error, callback) {
         Atomics.store(signals, STOP, 1);
         Atomics.notify(signals, STOP);
+        stopped.abort();
         callback(error);
       },
     }).resume(),
   );
-  void run(options, signals, streams)
+  void run(options, signals, streams, stopped.signal)
     .catch(() => streams.forEach((stream) => stream.push(null)))
     .finally(() => {
       captureThreads.running -= 1;
@@ -79,45 +86,63 @@ export function captureOnThread(options: CaptureOptions): Readable[] {
   return streams;
 }
 
-/** What the thread gave back: the log's state, or why it failed. */
-function threadOutcome(options: CaptureOptions, job: CaptureJob, streams: Readable[]): Promise<CappedState | Error> {
-  const activity = () => streams.forEach((stream) => stream.emit('activity'));
-  const starting = setInterval(activity, STARTING_ACTIVITY_MS);
-  return new Promise<CappedState | Error>((resolve) => {
-    const worker = new Worker(options.entry ?? CAPTURE_WORKER, { workerData: job });
+/** What the thread gave back: the log's state (and whether its loop failed), or why the thread failed. */
+type Outcome = { state: CappedState; failed: boolean } | Error;
+
+/** Runs the thread. One that has not answered `STOP_ANSWER_MS` after being told to stop is terminated. */
+function threadOutcome(options: CaptureOptions, job: CaptureJob, started: () => void, stopped: AbortSignal): Promise<Outcome> {
+  let worker: Worker | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  const terminate = () => {
+    deadline = setTimeout(() => void worker?.terminate(), STOP_ANSWER_MS).unref();
+  };
+  return new Promise<Outcome>((resolve) => {
+    worker = new Worker(options.entry ?? CAPTURE_WORKER, { workerData: job });
     worker.on('message', (message: CaptureMessage) => {
-      if (message.type === 'reading') clearInterval(starting);
-      else if (message.type === 'active') activity();
-      else resolve(message.state);
+      if (message.type === 'reading') started();
+      else if (message.type === 'active') options.onActivity?.();
+      else resolve({ state: message.state, failed: message.failed === true });
     });
     worker.on('error', (error: Error) => resolve(error));
     worker.on('exit', (code) => resolve(new Error(`it exited with code ${String(code)}`)));
-  }).finally(() => clearInterval(starting));
+    if (stopped.aborted) terminate();
+    else stopped.addEventListener('abort', terminate, { once: true });
+  }).finally(() => {
+    clearTimeout(deadline);
+    stopped.removeEventListener('abort', terminate);
+  });
 }
 
-async function run(options: CaptureOptions, signals: Int32Array, streams: Readable[]): Promise<void> {
+async function run(options: CaptureOptions, signals: Int32Array, streams: Readable[], stopped: AbortSignal): Promise<void> {
   const { capped, pipes } = options;
   const ended = () => streams.forEach((stream) => stream.push(null));
+  const activity = () => streams.forEach((stream) => stream.emit('activity'));
+  // Until the thread reads, the output waits for the lend and the thread's start: that is not a quiet pipe.
+  const starting = setInterval(activity, STARTING_ACTIVITY_MS);
   let lent: CappedState | undefined;
-  let outcome: CappedState | Error;
+  let outcome: Outcome;
   try {
     lent = await capped.lend();
     const job: CaptureJob = { pipes: [...pipes], logFd: options.logFd, logPath: options.logPath, maxBytes: options.maxBytes, secrets: [...options.secrets], state: lent, signals: signals.buffer as SharedArrayBuffer };
-    outcome = await threadOutcome(options, job, streams);
+    outcome = await threadOutcome({ ...options, onActivity: activity }, job, () => clearInterval(starting), stopped);
   } catch (error) {
     outcome = error instanceof Error ? error : new Error(String(error));
+  } finally {
+    clearInterval(starting);
   }
-  if (!(outcome instanceof Error)) {
-    capped.resume(outcome);
+  if (!(outcome instanceof Error) && !outcome.failed) {
+    capped.resume(outcome.state);
     captureThreads.completed += 1;
     for (const { fd } of pipes) closeQuietly(fd);
     ended();
     return;
   }
-  // The thread failed: what it wrote is unknown once it began to read (it says so in shared
-  // memory, which no message can overtake), so the log is marked as failed (and what follows is
-  // discarded); the pipes are read to their end, so the command is never left blocked on a full pipe.
-  if (lent) capped.resume(Atomics.load(signals, READING) === 1 ? { ...lent, failure: `the thread that captured the command's output failed: ${outcome.message}` } : lent);
+  // The thread failed. Its loop failed: the log comes back with the failure. The thread itself
+  // failed: what it wrote is unknown once it began to read (it says so in shared memory, which no
+  // message can overtake), so the log is marked as failed (and what follows is discarded). Either
+  // way the pipes are read to their end, so the command is never left blocked on a full pipe.
+  if (!(outcome instanceof Error)) capped.resume(outcome.state);
+  else if (lent) capped.resume(Atomics.load(signals, READING) === 1 ? { ...lent, failure: `the thread that captured the command's output failed: ${outcome.message}` } : lent);
   const sockets = pipes.flatMap(({ fd, channel }, index) => {
     let socket: Socket;
     try {
@@ -128,7 +153,7 @@ async function run(options: CaptureOptions, signals: Int32Array, streams: Readab
     }
     tagOutputChannel(socket, channel);
     socket.on('data', () => streams[index]?.emit('activity'));
-    if (Atomics.load(signals, STOP) === 1) socket.destroy();
+    if (stopped.aborted) socket.destroy();
     else socket.pipe(capped.input, { end: false });
     streams[index]?.once('close', () => socket.destroy());
     return [socket];

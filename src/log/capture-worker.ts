@@ -44,12 +44,14 @@ const write = (chunk: Buffer) => new Promise<void>((resolve) => capped.input.wri
 
 /** What a read of a pipe gave: bytes, nothing for now, or its end (an error other than "try again" ends it too). */
 function readPipe(fd: number, buffer: Buffer): number | 'empty' | 'ended' {
-  try {
-    const bytes = readSync(fd, buffer, 0, buffer.length, null);
-    return bytes === 0 ? 'ended' : bytes;
-  } catch (error) {
-    const { code } = error as NodeJS.ErrnoException;
-    return code === 'EAGAIN' || code === 'EINTR' ? 'empty' : 'ended';
+  for (;;) {
+    try {
+      const bytes = readSync(fd, buffer, 0, buffer.length, null);
+      return bytes === 0 ? 'ended' : bytes;
+    } catch (error) {
+      const { code } = error as NodeJS.ErrnoException;
+      if (code !== 'EINTR') return code === 'EAGAIN' ? 'empty' : 'ended';
+    }
   }
 }
 
@@ -98,6 +100,8 @@ try {
 } catch (error) {
   failure = error;
 }
-// Lending closes the spill segments; a failure is the log's (the daemon marks the run).
+// Lending closes the spill segments. A failure of the loop is the log's (the daemon marks the
+// run), and the daemon reads what is left of the pipes.
 const state = await capped.lend();
-post({ type: 'done', state: failure === undefined || state.failure !== undefined ? state : { ...state, failure: `the capture thread failed: ${String(failure)}` } });
+if (failure === undefined) post({ type: 'done', state });
+else post({ type: 'done', state: state.failure !== undefined ? state : { ...state, failure: `the capture thread failed: ${String(failure)}` }, failed: true });

@@ -75,7 +75,7 @@ export async function openRunLog(path: string, secrets: readonly string[], maxBy
       output.write(`${PREFIX}${text}\n`);
     },
     pipeTaker: {
-      ready: () => error === undefined && !file.destroyed && canCaptureOnThread(),
+      ready: () => error === undefined && !file.destroyed && !output.writableEnded && canCaptureOnThread(),
       take: (pipes) => captureOnThread({ capped, logFd: fd, logPath: path, maxBytes, secrets, pipes, entry: options.captureWorker }),
     },
     get error() {

@@ -97,6 +97,36 @@ describe('a chatty command read by a capture thread', () => {
     expect(log.error?.message).toBe("the thread that captured the command's output failed: the thread broke");
   });
 
+  it("reads the rest of the pipes on the event loop when the thread's loop fails, so the command runs to its end", async () => {
+    const entry = join(await tempDir(), 'loop-fails.mjs');
+    // Gives the log back at once, marked as failed, as the thread does when its loop throws.
+    await writeFile(entry, "import { parentPort, workerData } from 'node:worker_threads';\nAtomics.store(new Int32Array(workerData.signals), 1, 1);\nparentPort.postMessage({ type: 'done', state: { ...workerData.state, failure: 'the loop broke' }, failed: true });\n");
+    const { result, log, completed } = await flood(1024 * 1024, { captureWorker: entry });
+    expect(result).toMatchObject({ exitCode: 0, signal: null, timedOut: false });
+    expect(completed).toBe(0);
+    expect(log.error?.message).toBe('the loop broke');
+  });
+
+  it('terminates a thread that does not give the log back after being told to stop, and marks the log as failed', async () => {
+    const dir = await tempDir();
+    const entry = join(dir, 'hangs.mjs');
+    await writeFile(entry, "import { parentPort, workerData } from 'node:worker_threads';\nAtomics.store(new Int32Array(workerData.signals), 1, 1);\nparentPort.postMessage({ type: 'reading' });\nsetInterval(() => {}, 1000);\n");
+    const log = await openRunLog(join(dir, 'run.log'), [], 1024 * 1024, { captureWorker: entry });
+    const [pipe] = (await new PipeMaker({ parent: dir }).take(1)) ?? [];
+    if (!pipe) throw new Error('expected a pipe');
+    const fd = reopenReadEnd(pipe.read);
+    closeSync(pipe.read);
+    if (fd === undefined) throw new Error('expected to open the pipe again');
+    const [stream] = log.pipeTaker.take([{ fd, channel: 'stdout' }]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const told = performance.now();
+    stream?.destroy();
+    await log.close('done');
+    closeSync(pipe.write);
+    expect(performance.now() - told).toBeGreaterThanOrEqual(4_900);
+    expect(log.error?.message).toBe("the thread that captured the command's output failed: it exited with code 1");
+  }, 15_000);
+
   it('reads what the pipe still holds when the daemon stops waiting for it, so the last output is kept', async () => {
     const dir = await tempDir();
     const path = join(dir, 'run.log');
@@ -116,5 +146,23 @@ describe('a chatty command read by a capture thread', () => {
     closeSync(pipe.write);
     expect(captureThreads.completed - completed).toBe(1);
     expect(await readFile(path, 'utf8')).toBe('the last lines\nof the command\n[deployhook] done\n');
+  });
+});
+
+const notRoot = process.geteuid?.() !== 0;
+
+// Switching users needs root, as run_as does; CI runs as root, so there it must not skip.
+describe.skipIf(notRoot && !process.env.CI)('a chatty command run as another user', () => {
+  it("is read by a capture thread too, although its pipes are the user's (a daemon running as root opens them again)", async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'run.log');
+    const log = await openRunLog(path, [secret], 1024 * 1024);
+    const completed = captureThreads.completed;
+    const result = await runCommand({ argv: ['sh', '-c', `id -u; ${FLOOD}`], cwd: '/', env: { ...baseEnv, S: secret }, output: log.output, takePipes: log.pipeTaker, timeoutMs: 60_000, killAfterMs: 1_000, user: { uid: 65534, gid: 65534 } });
+    await log.close('done');
+    expect(result).toMatchObject({ exitCode: 0 });
+    expect(captureThreads.completed - completed).toBe(1);
+    const text = await readFile(path);
+    expect(text.equals(Buffer.concat([capped(Buffer.concat([Buffer.from('65534\n'), floodOutput()]), 1024 * 1024), Buffer.from('[deployhook] done\n')]))).toBe(true);
   });
 });
