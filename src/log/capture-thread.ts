@@ -18,7 +18,6 @@ export const CAPTURE_WORKER = join(packageRoot(import.meta.url), 'dist', 'captur
 /** Most capture threads at once, daemon-wide; past that, a chatty command is read on the event loop. */
 const MOST_AT_ONCE = 8;
 
-
 export interface CaptureOptions {
   capped: CappedOutput;
   logFd: number;

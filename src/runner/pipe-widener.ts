@@ -68,7 +68,8 @@ export class PipeWidener {
       if (seen < WIDEN_AFTER_BYTES) return;
       source.off('data', onData);
       const widening = !this.#perlMissing && !source.destroyed && this.#widened < this.#mostAtOnce ? this.#widen(source, fd) : Promise.resolve();
-      if (afterwards) void widening.then(afterwards);
+      // What comes afterwards (a handover to a capture thread) may not end the daemon either.
+      if (afterwards) void widening.then(afterwards).catch(() => undefined);
     };
     source.on('data', onData);
   }
