@@ -1,4 +1,4 @@
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
@@ -131,6 +131,58 @@ describe('a daemon killed with SIGKILL while git works in a checkout', () => {
       if (leftover !== undefined && isRunning(leftover)) process.kill(leftover, 'SIGKILL');
       await first.stop('SIGKILL');
       if (second) expect(await second.stop()).toBe(0);
+    }
+  });
+});
+
+describe('a daemon killed with SIGKILL while a capture thread writes a flood of output', () => {
+  it('leaves a log that the restart closes with the first and the last half of max_log_bytes, exactly as the command wrote them', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'n.txt': '1\n' });
+    const config = join(dir, 'deployhook.yml');
+    const maxBytes = 8 * 1024 * 1024;
+    // Floods once (numbered lines, so that any stretch of them can be checked), then, repeated after the restart, does nothing.
+    const done = join(dir, 'flooded');
+    const command = ['sh', '-c', `[ -e ${done} ] && exit 0; touch ${done}; seq 1 1000000000`];
+    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', max_log_bytes: maxBytes, jobs: [{ name: 'flood', provider: 'github', repo: 'acme/flood', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }));
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET };
+
+    const first = await startServe(['--config', config], { env });
+    const body = JSON.stringify(githubPush({ repo: 'acme/flood', after: sha }));
+    const response = await fetch(`http://127.0.0.1:${first.port}/hooks/github`, { method: 'POST', body, headers: await githubHeaders(body, SECRET) });
+    expect(response.status).toBe(202);
+    const [run] = ((await response.json()) as { runs: Array<{ id: string }> }).runs;
+    const log = join(dir, 'logs', 'flood', `${run?.id ?? ''}.log`);
+    // Well past the head and round both spill segments more than once.
+    await until('the output to go round the spill segments', async () => (await stat(`${log}.tail-b`).catch(() => undefined))?.size === 64 + maxBytes / 2 && (await stat(`${log}.tail-a`).catch(() => undefined)) !== undefined, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await first.stop('SIGKILL')).toBeUndefined();
+
+    const second = await startServe(['--config', config], { env });
+    try {
+      await until('the interrupted run to be closed', async () => (await runsOf(join(dir, 'state'), 'flood')).some((record) => record.id === run?.id && record.status === 'interrupted'), 30_000);
+      const text = await readFile(log, 'latin1');
+      const seq = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${String(from + i)}\n`).join('');
+      const dropped = text.indexOf('\n[deployhook] ... output dropped here (past max_log_bytes); the end of it that was kept follows ...\n');
+      const stopped = text.indexOf('\n[deployhook] the daemon stopped while this run was in progress (killed or crashed); the run is repeated\n');
+      expect(dropped).toBeGreaterThan(0);
+      expect(stopped).toBeGreaterThan(dropped);
+      // The head: exactly the first half of max_log_bytes of the output (the run's own lines, git's, the command's).
+      expect(dropped).toBe(maxBytes / 2);
+      const outputStart = text.indexOf('\n1\n2\n3\n') + 1;
+      const head = text.slice(outputStart, dropped);
+      const lastWhole = Number(head.slice(0, head.lastIndexOf('\n')).split('\n').at(-1));
+      expect(head.startsWith(seq(1, lastWhole))).toBe(true);
+      // The tail: the last half of max_log_bytes the command wrote before the kill, one unbroken stretch of its lines.
+      const tail = text.slice(dropped + text.slice(dropped).indexOf('follows ...\n') + 'follows ...\n'.length, stopped + 1);
+      expect(tail.length).toBe(maxBytes / 2 + 1);
+      const lines = tail.split('\n').slice(1, -2).map(Number);
+      expect(lines.length).toBeGreaterThan(100_000);
+      expect(lines.every((n, i) => i === 0 || n === (lines[i - 1] ?? 0) + 1)).toBe(true);
+      expect(lines[0]).toBeGreaterThan(lastWhole);
+    } finally {
+      await second.stop();
     }
   });
 });
