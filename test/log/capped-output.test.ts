@@ -7,21 +7,9 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { createCappedOutput, type CappedOutput, type CappedState } from '../../src/log/capped-output.js';
 import { syncSpillIo } from '../../src/log/spill-io.js';
+import { droppedMarker, expectedLog } from '../helpers/capped-log.js';
 import { tempDir } from '../helpers/tmp.js';
 import { mulberry32 as random } from '../helpers/random.js';
-
-function marker(droppedBytes: number, maxBytes: number): string {
-  return `[deployhook] ... ${droppedBytes} bytes of output dropped here (max_log_bytes is ${maxBytes}); the last ${maxBytes - Math.floor(maxBytes / 2)} bytes follow ...\n`;
-}
-
-/** What the log should hold, computed in memory: the reference the streaming version must match. */
-function expectedLog(output: Buffer, maxBytes: number): Buffer {
-  if (output.length <= maxBytes) return output;
-  const head = output.subarray(0, Math.floor(maxBytes / 2));
-  const newline = head.length > 0 && head[head.length - 1] !== 0x0a ? '\n' : '';
-  const tail = output.subarray(output.length - (maxBytes - head.length));
-  return Buffer.concat([head, Buffer.from(newline + marker(output.length - maxBytes, maxBytes)), tail]);
-}
 
 /** Writes every chunk, waiting for 'drain' whenever `input` asks, as a well-behaved producer does. */
 async function feed(input: Writable, chunks: Iterable<Buffer>, onChunk?: () => void): Promise<void> {
@@ -119,7 +107,7 @@ describe('createCappedOutput', () => {
     await once(file, 'close');
     await feed(capped.input, [Buffer.from('0123456789')]);
     const { log } = await close();
-    expect(log.toString()).toBe(`[deployhook] starting\n012\n${marker(4, 6)}789`);
+    expect(log.toString()).toBe(`[deployhook] starting\n012\n${droppedMarker(4, 6)}789`);
   });
 
   it('keeps the exact first and last 32 KB of 20 MB through a 64 KB cap, with the exact dropped count', async () => {
@@ -133,7 +121,7 @@ describe('createCappedOutput', () => {
     const { log, files, result } = await close();
     const output = Buffer.concat([...numberedLines(totalBytes)]);
     const half = maxBytes / 2;
-    const text = marker(totalBytes - maxBytes, maxBytes);
+    const text = droppedMarker(totalBytes - maxBytes, maxBytes);
     expect(result).toEqual({ totalBytes, droppedBytes: totalBytes - maxBytes, endsWithNewline: output.at(-1) === 0x0a });
     expect(log.length).toBe(maxBytes + Buffer.byteLength(text) + (output[half - 1] === 0x0a ? 0 : 1));
     expect(log.subarray(0, half).equals(output.subarray(0, half))).toBe(true);
@@ -210,7 +198,7 @@ describe('createCappedOutput', () => {
     sample();
     expect(peak - before).toBeLessThan(64 * 1024 * 1024);
     expect(result).toEqual({ totalBytes: 2 * maxBytes, droppedBytes: maxBytes, endsWithNewline: false });
-    expect((await stat(logPath)).size).toBe(maxBytes + Buffer.byteLength(marker(maxBytes, maxBytes)) + 1);
+    expect((await stat(logPath)).size).toBe(maxBytes + Buffer.byteLength(droppedMarker(maxBytes, maxBytes)) + 1);
     expect((await close()).files).toEqual(['run.log']);
   });
 

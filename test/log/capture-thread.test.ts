@@ -8,6 +8,7 @@ import { openRunLog } from '../../src/log/run-log.js';
 import { PipeMaker, reopenReadEnd } from '../../src/runner/output-pipes.js';
 import { runCommand } from '../../src/runner/run-command.js';
 import { baseEnv, fixtureScript, isRunning, readPid } from '../helpers/processes.js';
+import { expectedLog } from '../helpers/capped-log.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const strays: number[] = [];
@@ -22,16 +23,6 @@ const FLOOD = 'echo "token=$S"; seq 1 2500000; echo "token=$S"';
 
 function floodOutput(): Buffer {
   return Buffer.concat([Buffer.from('token=***\n'), execFileSync('seq', ['1', '2500000'], { maxBuffer: 64 * 1024 * 1024 }), Buffer.from('token=***\n')]);
-}
-
-/** What a log capped at `maxBytes` holds of `output` (capped-output.test.ts has the same reference). */
-function capped(output: Buffer, maxBytes: number): Buffer {
-  if (output.length <= maxBytes) return output;
-  const head = output.subarray(0, Math.floor(maxBytes / 2));
-  const tail = output.subarray(output.length - (maxBytes - head.length));
-  const newline = head.at(-1) === 0x0a ? '' : '\n';
-  const marker = `${newline}[deployhook] ... ${output.length - maxBytes} bytes of output dropped here (max_log_bytes is ${maxBytes}); the last ${tail.length} bytes follow ...\n`;
-  return Buffer.concat([head, Buffer.from(marker), tail]);
 }
 
 async function flood(maxBytes: number, options: { captureWorker?: string } = {}) {
@@ -51,7 +42,7 @@ describe('a chatty command read by a capture thread', () => {
     // The thread read the output and gave the log back (not the event loop after a failed start).
     expect(completed).toBe(1);
     expect(log.error).toBeUndefined();
-    expect(text.equals(Buffer.concat([capped(floodOutput(), maxBytes), Buffer.from('[deployhook] done\n')]))).toBe(true);
+    expect(text.equals(Buffer.concat([expectedLog(floodOutput(), maxBytes), Buffer.from('[deployhook] done\n')]))).toBe(true);
     expect(text.includes(secret.slice(0, 12))).toBe(false);
     expect(files).toEqual(['run.log']);
     expect(captureThreads.running).toBe(0);
@@ -163,6 +154,6 @@ describe.skipIf(notRoot && !process.env.CI)('a chatty command run as another use
     expect(result).toMatchObject({ exitCode: 0 });
     expect(captureThreads.completed - completed).toBe(1);
     const text = await readFile(path);
-    expect(text.equals(Buffer.concat([capped(Buffer.concat([Buffer.from('65534\n'), floodOutput()]), 1024 * 1024), Buffer.from('[deployhook] done\n')]))).toBe(true);
+    expect(text.equals(Buffer.concat([expectedLog(Buffer.concat([Buffer.from('65534\n'), floodOutput()]), 1024 * 1024), Buffer.from('[deployhook] done\n')]))).toBe(true);
   });
 });
