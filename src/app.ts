@@ -18,6 +18,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { JobIndex } from './jobs/job-index.js';
 import { recoverRuns } from './jobs/recover.js';
 import { outputPipes, pipeWidener, processLauncher } from './runner/run-command.js';
+import { captureProblems } from './log/capture-thread.js';
 import { RunQueue } from './jobs/run-queue.js';
 import { builtinProviders } from './providers/registry.js';
 import { abandonedForwards, createForwarder, type RelayTarget } from './forward/forwarder.js';
@@ -213,6 +214,11 @@ export function createDaemon(options: DaemonOptions): Daemon {
     outputPipes.onUnavailable = (reason) => logger.warn({ reason }, "runs' output goes through socket pairs instead of pipes: a command cannot open /dev/stdout or /dev/stderr");
     processLauncher.onProblem = (reason) => logger.warn({ reason }, "the helper that starts runs' processes could not be used, or ended; where it cannot be used the daemon starts them itself");
     pipeWidener.onProblem = (reason) => logger.warn({ reason }, "a chatty command's output pipe stays at 64 KiB, so the command waits for the log more often");
+    captureProblems.onProblem = (kind, reason) =>
+      logger.warn(
+        { reason },
+        kind === 'start' ? "the thread that captures a chatty command's output could not start: the event loop reads it instead (slower)" : "the thread that captured a command's output failed: that run's log is incomplete, and the run is marked as failed",
+      );
     // Runs start only once the daemon listens: a start that fails (the port is taken, the
     // TLS key unreadable) leaves no deploy cut short by its exit.
     queue.start();

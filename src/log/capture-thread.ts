@@ -34,6 +34,20 @@ export interface CaptureOptions {
 /** Capture threads in this process: started, done with the log back from them (for tests and the curious), and running now. */
 export const captureThreads = { started: 0, completed: 0, running: 0 };
 
+/**
+ * Told when a capture thread could not be used: `start` (it did not start, and the event loop
+ * read the output instead) or `failed` (it failed after it began, and that run's log is marked
+ * as failed); once per kind, as the daemon's other helpers tell theirs.
+ */
+export const captureProblems: { onProblem: ((kind: 'start' | 'failed', reason: string) => void) | undefined } = { onProblem: undefined };
+const toldOf = new Set<string>();
+
+function tell(kind: 'start' | 'failed', reason: string): void {
+  if (toldOf.has(kind)) return;
+  toldOf.add(kind);
+  captureProblems.onProblem?.(kind, reason);
+}
+
 /** Whether another capture thread may start now. */
 export function canCaptureOnThread(): boolean {
   return captureThreads.running < MOST_AT_ONCE;
@@ -140,8 +154,11 @@ async function run(options: CaptureOptions, signals: Int32Array, streams: Readab
   // failed: what it wrote is unknown once it began to read (it says so in shared memory, which no
   // message can overtake), so the log is marked as failed (and what follows is discarded). Either
   // way the pipes are read to their end, so the command is never left blocked on a full pipe.
+  const reading = Atomics.load(signals, READING) === 1;
   if (!(outcome instanceof Error)) capped.resume(outcome.state);
-  else if (lent) capped.resume(Atomics.load(signals, READING) === 1 ? { ...lent, failure: `the thread that captured the command's output failed: ${outcome.message}` } : lent);
+  else if (lent) capped.resume(reading ? { ...lent, failure: `the thread that captured the command's output failed: ${outcome.message}` } : lent);
+  if (outcome instanceof Error) tell(reading ? 'failed' : 'start', outcome.message);
+  else tell('failed', outcome.state.failure ?? 'its loop failed');
   const sockets = pipes.flatMap(({ fd, channel }, index) => {
     let socket: Socket;
     try {

@@ -3,7 +3,7 @@ import { closeSync, writeSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { captureThreads } from '../../src/log/capture-thread.js';
+import { captureProblems, captureThreads } from '../../src/log/capture-thread.js';
 import { openRunLog } from '../../src/log/run-log.js';
 import { PipeMaker, reopenReadEnd } from '../../src/runner/output-pipes.js';
 import { runCommand } from '../../src/runner/run-command.js';
@@ -12,6 +12,9 @@ import { expectedLog } from '../helpers/capped-log.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const strays: number[] = [];
+// What the daemon would log as warnings: once per kind in a process, so once in this file.
+const problems: Array<[string, string]> = [];
+captureProblems.onProblem = (kind, reason) => problems.push([kind, reason]);
 
 afterEach(() => {
   for (const pid of strays.splice(0)) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
@@ -75,6 +78,7 @@ describe('a chatty command read by a capture thread', () => {
     const { result, log, text, started, completed } = await flood(64 * 1024 * 1024, { captureWorker: join(await tempDir(), 'missing.js') });
     expect(result).toMatchObject({ exitCode: 0 });
     expect([started, completed]).toEqual([1, 0]);
+    expect(problems.filter(([kind]) => kind === 'start')).toEqual([['start', expect.stringContaining('missing.js')]]);
     expect(log.error).toBeUndefined();
     expect(text.equals(Buffer.concat([floodOutput(), Buffer.from('[deployhook] done\n')]))).toBe(true);
   });
@@ -86,6 +90,8 @@ describe('a chatty command read by a capture thread', () => {
     expect(result).toMatchObject({ exitCode: 0, timedOut: false });
     expect(completed).toBe(0);
     expect(log.error?.message).toBe("the thread that captured the command's output failed: the thread broke");
+    // The first thread of this file to fail after it began.
+    expect(problems.filter(([kind]) => kind === 'failed')).toEqual([['failed', 'the thread broke']]);
   });
 
   it("reads the rest of the pipes on the event loop when the thread's loop fails, so the command runs to its end", async () => {
