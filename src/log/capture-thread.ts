@@ -27,8 +27,6 @@ export interface CaptureOptions {
   pipes: readonly PipeToTake[];
   /** The thread's script (the built one unless a test says otherwise). */
   entry?: string | undefined;
-  /** Called when the thread says output came. */
-  onActivity?: () => void;
 }
 
 /** Capture threads in this process: started, done with the log back from them (for tests and the curious), and running now. */
@@ -102,18 +100,21 @@ export function captureOnThread(options: CaptureOptions): Readable[] {
 /** What the thread gave back: the log's state (and whether its loop failed), or why the thread failed. */
 type Outcome = { state: CappedState; failed: boolean } | Error;
 
-/** Runs the thread. One that has not answered `STOP_ANSWER_MS` after being told to stop is terminated. */
-function threadOutcome(options: CaptureOptions, job: CaptureJob, started: () => void, stopped: AbortSignal): Promise<Outcome> {
+/**
+ * Runs the thread: `started` once it reads, `activity` when it says output came. One that has
+ * not answered `STOP_ANSWER_MS` after being told to stop is terminated.
+ */
+function threadOutcome(entry: string, job: CaptureJob, started: () => void, activity: () => void, stopped: AbortSignal): Promise<Outcome> {
   let worker: Worker | undefined;
   let deadline: NodeJS.Timeout | undefined;
   const terminate = () => {
     deadline = setTimeout(() => void worker?.terminate(), STOP_ANSWER_MS).unref();
   };
   return new Promise<Outcome>((resolve) => {
-    worker = new Worker(options.entry ?? CAPTURE_WORKER, { workerData: job });
+    worker = new Worker(entry, { workerData: job });
     worker.on('message', (message: CaptureMessage) => {
       if (message.type === 'reading') started();
-      else if (message.type === 'active') options.onActivity?.();
+      else if (message.type === 'active') activity();
       else resolve({ state: message.state, failed: message.failed === true });
     });
     worker.on('error', (error: Error) => resolve(error));
@@ -137,7 +138,7 @@ async function run(options: CaptureOptions, signals: Int32Array, streams: Readab
   try {
     lent = await capped.lend();
     const job: CaptureJob = { pipes: [...pipes], logFd: options.logFd, logPath: options.logPath, maxBytes: options.maxBytes, secrets: [...options.secrets], state: lent, signals: signals.buffer as SharedArrayBuffer };
-    outcome = await threadOutcome({ ...options, onActivity: activity }, job, () => clearInterval(starting), stopped);
+    outcome = await threadOutcome(options.entry ?? CAPTURE_WORKER, job, () => clearInterval(starting), activity, stopped);
   } catch (error) {
     outcome = error instanceof Error ? error : new Error(String(error));
   } finally {
