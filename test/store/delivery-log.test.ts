@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type Claim, DeliveryLog } from '../../src/store/delivery-log.js';
 import { decodeSegment, encodeEntry } from '../../src/store/journal-frame.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -35,8 +35,16 @@ async function records(dir: string): Promise<Array<{ hash: string; fields: Recor
   return found;
 }
 
+/** Logs a test opened: each is closed after the test, so that no segment's file handle is left to the garbage collector. */
+const opened: DeliveryLog[] = [];
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((log) => log.close()));
+});
+
 async function openLog(dir: string, now: () => number = Date.now, legacyJournalDir?: string): Promise<DeliveryLog> {
   const log = new DeliveryLog({ dir, windowMs: WINDOW, now, ...(legacyJournalDir ? { legacyJournalDir } : {}) });
+  opened.push(log);
   await log.open();
   return log;
 }
@@ -113,8 +121,8 @@ describe('DeliveryLog', () => {
     await fresh(before.claim('github:1:b')).commit([]);
     fresh(before.claim('github:1:c')).release();
 
-    const after = new DeliveryLog({ dir, windowMs: WINDOW });
-    expect(await after.open()).toBe(2);
+    const after = await openLog(dir);
+    expect(after.size).toBe(2);
     expect(after.claim('github:1:a').duplicate).toBe(true);
     expect(after.claim('github:1:b').duplicate).toBe(true);
     expect(after.claim('github:1:c').duplicate).toBe(false);
