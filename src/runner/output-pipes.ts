@@ -140,9 +140,7 @@ export class PipeMaker {
     const path = mkdtempSync(join(parent, `${PREFIX}${String(process.pid)}-`));
     const { dev, ino } = lstatSync(path);
     const folder = { path, dev, ino };
-    process.once('exit', () => {
-      if (isOurs(folder)) rmSync(path, { recursive: true, force: true });
-    });
+    removeAtExit(folder);
     this.#folder = folder;
     return folder;
   }
@@ -153,6 +151,23 @@ export class PipeMaker {
     this.#unavailable = reason;
     this.onUnavailable?.(reason);
   }
+}
+
+/** Folders made by this process, removed when it exits if they are still its own. */
+const madeFolders = new Set<Folder>();
+let removingAtExit = false;
+
+/** One `exit` listener for every folder (and every PipeMaker), not one each. */
+function removeAtExit(folder: Folder): void {
+  if (!removingAtExit) {
+    removingAtExit = true;
+    process.once('exit', () => {
+      for (const made of madeFolders) if (isOurs(made)) rmSync(made.path, { recursive: true, force: true });
+    });
+  }
+  // A folder that is no longer ours (removed, replaced) has nothing left to remove.
+  for (const made of madeFolders) if (!isOurs(made)) madeFolders.delete(made);
+  madeFolders.add(folder);
 }
 
 /** Still the folder this process made: same device and inode, a folder (not a link), its own, 0700. */

@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
@@ -40,17 +40,22 @@ async function serveSlowRun(shutdownTimeout: string) {
   const config = join(dir, 'deployhook.yml');
   await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: shutdownTimeout, jobs: [slowJob(remote.bare, join(dir, 'marker'))] }));
   const state = join(dir, 'state');
-  const first = await startServe(['--config', config], { env: ENV });
+  // The daemon's temporary folder (its FIFOs' folder is made there), of this test alone.
+  const tmp = join(dir, 'tmp');
+  await mkdir(tmp);
+  const first = await startServe(['--config', config], { env: { ...ENV, TMPDIR: tmp } });
   const accepted = await push(first.port, 'acme/slow', sha);
   expect(accepted.status).toBe(202);
   const id = accepted.body.runs?.[0]?.id ?? '';
   await until('the command to start', async () => (await readRun(state, 'slow', id).catch(() => undefined))?.pgid !== undefined);
-  return { config, state, sha, first, id };
+  return { config, state, sha, first, id, tmp };
 }
 
 describe('SIGTERM in the middle of a run', () => {
   it('answers 503 with Retry-After while draining, stops the command after shutdown_timeout as interrupted, exits 0, and repeats the run after restart', async () => {
-    const { config, state, sha, first, id } = await serveSlowRun('2s');
+    const { config, state, sha, first, id, tmp } = await serveSlowRun('2s');
+    const pipesFolder = `deployhook-pipes-${String(first.process.pid)}-`;
+    expect((await readdir(tmp)).filter((name) => name.startsWith(pipesFolder))).toHaveLength(1);
 
     const exited = first.stop('SIGTERM');
     await until('the daemon to log that it is shutting down', async () => first.lines.some((line) => line.msg === 'shutting down'));
@@ -58,6 +63,8 @@ describe('SIGTERM in the middle of a run', () => {
     expect(draining.status).toBe(503);
     expect(draining.headers.get('retry-after')).toBe('10');
     expect(await exited).toBe(0);
+    // The folder of the FIFOs made ahead goes with the daemon.
+    expect((await readdir(tmp)).filter((name) => name.startsWith(pipesFolder))).toEqual([]);
     expect(first.lines.filter((line) => String(line.msg).startsWith('runs still in progress after shutdown_timeout'))).toMatchObject([{ level: 40, runs: [id] }]);
 
     const interrupted = await readRun(state, 'slow', id);
