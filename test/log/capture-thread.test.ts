@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { captureProblems, captureThreads } from '../../src/log/capture-thread.js';
+import { CAPTURE_WORKER, captureProblems, captureThreads } from '../../src/log/capture-thread.js';
 import { openRunLog } from '../../src/log/run-log.js';
 import { PipeMaker, reopenReadEnd } from '../../src/runner/output-pipes.js';
 import { runCommand } from '../../src/runner/run-command.js';
@@ -35,7 +35,7 @@ async function flood(maxBytes: number, options: { captureWorker?: string } = {})
   const [started, completed] = [captureThreads.started, captureThreads.completed];
   const result = await runCommand({ argv: ['sh', '-c', FLOOD], cwd: dir, env: { ...baseEnv, S: secret }, output: log.output, takePipes: log.pipeTaker, timeoutMs: 60_000, killAfterMs: 1_000 });
   await log.close('done');
-  return { result, log, text: await readFile(path), files: await readdir(dir), started: captureThreads.started - started, completed: captureThreads.completed - completed };
+  return { result, log, path, text: await readFile(path), files: await readdir(dir), started: captureThreads.started - started, completed: captureThreads.completed - completed };
 }
 
 describe('a chatty command read by a capture thread', () => {
@@ -92,6 +92,29 @@ describe('a chatty command read by a capture thread', () => {
     expect(log.error?.message).toBe("the thread that captured the command's output failed: the thread broke");
     // The first thread of this file to fail after it began.
     expect(problems.filter(([kind]) => kind === 'failed')).toEqual([['failed', 'the thread broke']]);
+  });
+
+  it('leaves no descriptor of the spill segments open when a thread ends in the middle of the output', async () => {
+    const entry = join(await tempDir(), 'dies-spilling.mjs');
+    // The real thread, ended right after its first write to a spill segment (process.exit in a
+    // thread ends the thread). node closes what the thread opened (the Worker's trackUnmanagedFds).
+    await writeFile(
+      entry,
+      [
+        "import fs from 'node:fs';",
+        "import { syncBuiltinESMExports } from 'node:module';",
+        'const writevSync = fs.writevSync;',
+        'fs.writevSync = (...args) => { writevSync(...args); process.exit(7); };',
+        'syncBuiltinESMExports();',
+        `await import(${JSON.stringify(CAPTURE_WORKER)});`,
+        '',
+      ].join('\n'),
+    );
+    const { result, log, path } = await flood(1024 * 1024, { captureWorker: entry });
+    expect(result).toMatchObject({ exitCode: 0, timedOut: false });
+    expect(log.error?.message).toBe("the thread that captured the command's output failed: it exited with code 7");
+    const open = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+    expect(open.filter((target) => target.startsWith(`${path}.tail-`))).toEqual([]);
   });
 
   it("reads the rest of the pipes on the event loop when the thread's loop fails, so the command runs to its end", async () => {
