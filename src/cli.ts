@@ -168,7 +168,7 @@ program
   .description('send a job a correctly signed push, exactly as its Git host would (a generic job: a signed event), to check a set-up end to end')
   .argument('<job>', 'job name')
   .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
-  .option('--ref <ref>', 'branch or full ref to push (default: the branch the remote\'s HEAD names)')
+  .option('--ref <ref>', 'branch or full ref to push (default: the job\'s branch if it names one, else the remote\'s HEAD branch if the job deploys it)')
   .option('--sha <sha>', 'commit to push (default: what the ref points to on the remote)')
   .option('--data <json>', 'for a generic job: the event to send, as JSON (default: {})')
   .option('--url <url>', 'webhook URL (default: http://<listen>/hooks/<provider>, or /hooks/generic/<source>)')
@@ -199,7 +199,7 @@ clientCommand('logs', 'print a run\'s log')
 
 clientCommand('deploy', 'queue a deploy of a job: the tip of a branch, or exactly one commit (a rollback)')
   .argument('<job>', 'job name')
-  .option('--ref <ref>', 'branch or full ref whose tip to deploy (default: the remote\'s HEAD branch)')
+  .option('--ref <ref>', 'branch or full ref whose tip to deploy (default: the job\'s branch if it names one, else the remote\'s HEAD branch if the job deploys it)')
   .option('--sha <sha>', 'deploy exactly this commit')
   .action(async (job: string, flags: ClientFlags & { ref?: string; sha?: string }) => {
     await (await commands()).deploy(await client(flags), job, { ref: flags.ref, sha: flags.sha }, console.log).catch(fail);

@@ -6,7 +6,7 @@ import type { PushEvent } from '../providers/types.js';
  * A branch (or tag) is wanted when a glob matches it and no `!glob` does. `*` stays within one path
  * segment (`release/*`); `**` crosses them. Dots are ordinary characters.
  */
-function refMatcher(globs: readonly string[]): (name: string) => boolean {
+export function refMatcher(globs: readonly string[]): (name: string) => boolean {
   if (globs.length === 0) return () => false;
   const include = picomatch(globs.filter((glob) => !glob.startsWith('!')), { dot: true });
   const excluded = globs.filter((glob) => glob.startsWith('!')).map((glob) => glob.slice(1));

@@ -16,12 +16,12 @@ export interface ManualDeploy {
 /**
  * Queues an operator's deploy through the same queue, coalescing and records as webhooks.
  * With `sha`, exactly that commit is checked out (it must be on the remote); with only `ref`
- * (or nothing: the remote's HEAD branch), the branch's tip.
+ * (or nothing: the job's own branch, see resolveTarget), the branch's tip.
  */
 export async function queueManualDeploy(queue: RunQueue, job: JobConfig, request: ManualDeploy, env: Readonly<Record<string, string | undefined>>): Promise<RunRecord> {
   const exact = request.sha !== undefined;
-  // A rollback names its commit; the ref (for DEPLOYHOOK_REF) defaults to the remote's HEAD
-  // branch, or for a generic job to the one branch its events deploy.
+  // A rollback names its commit; the ref (for DEPLOYHOOK_REF) defaults to the job's own branch
+  // (resolveTarget), or for a generic job to the one branch its events deploy.
   const ref = request.ref ?? (job.event !== undefined ? job.branches[0] : undefined);
   const target = exact ? await resolveTarget(job, { ref, sha: checkSha(request.sha ?? '') }, env, true) : await resolveTarget(job, { ref }, env, true);
   const branch = target.ref.startsWith('refs/heads/') ? target.ref.slice('refs/heads/'.length) : undefined;

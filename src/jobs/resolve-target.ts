@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import picomatch from 'picomatch';
 import type { JobConfig } from '../config/types.js';
 import { DeployhookError } from '../errors.js';
 import { gitEnvironment } from '../git/git-env.js';
@@ -6,6 +7,7 @@ import { withoutUrlPasswords } from '../git/git-runner.js';
 import { COMMIT_PATTERN, isValidRef } from '../providers/validate.js';
 import { baseEnvironment, userEnvironment } from './command-env.js';
 import { jobGitAuth } from './git-auth.js';
+import { refMatcher } from './job-index.js';
 import { channelOf } from '../log/mask-secrets.js';
 import { runCommand } from '../runner/run-command.js';
 
@@ -84,20 +86,42 @@ export function checkSha(sha: string): string {
   return sha;
 }
 
+/** The one branch a job names, when it names exactly one and no glob: what it deploys when no ref is named. */
+function soleBranch(job: JobConfig): string | undefined {
+  const named = job.branches.filter((glob) => !glob.startsWith('!'));
+  const [branch] = named;
+  return named.length === 1 && branch !== undefined && !picomatch.scan(branch).isGlob && refMatcher(job.branches)(branch) ? branch : undefined;
+}
+
+/** The job's branches and tags, for a message. */
+function wanted(job: JobConfig): string {
+  const parts = [...(job.branches.length > 0 ? [`branches ${job.branches.join(', ')}`] : []), ...(job.tags.length > 0 ? [`tags ${job.tags.join(', ')}`] : [])];
+  return parts.length > 0 ? parts.join(' and ') : 'no branch';
+}
+
+/** The ref a job deploys when none is named: its one branch, else the remote's HEAD branch if the job deploys it. */
+async function jobRef(job: JobConfig, env: Env, asJob: boolean): Promise<string> {
+  const sole = soleBranch(job);
+  if (sole !== undefined) return normalizeRef(sole);
+  const head = await lsRemote(job, ['HEAD'], env, asJob);
+  const branch = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(head)?.[1];
+  if (branch === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${withoutUrlPasswords(remoteOf(job))} to have a HEAD branch; name the ref.`);
+  if (!refMatcher(job.branches)(branch)) {
+    throw new DeployhookError('NO_REF', `Expected a ref to deploy: job ${job.name} deploys ${wanted(job)}, and the remote's HEAD branch ${branch} is not one of them; name the ref.`);
+  }
+  return normalizeRef(branch);
+}
+
 /**
- * The ref and commit to deploy or send: as given, or asked of the remote (the branch its
- * HEAD names; the commit the ref points to). `asJob`: asked as the job's own git would ask
- * (the daemon's deploys and events), not as whoever runs the CLI (`send`).
+ * The ref and commit to deploy or send: as given, or the job's own (the one branch it names;
+ * else the branch the remote's HEAD names, if the job deploys it) and the commit the ref
+ * points to, asked of the remote. Never a branch the job does not deploy: a job that follows
+ * `staging` deploys `staging`, whatever the remote's default branch is. `asJob`: asked as the
+ * job's own git would ask (the daemon's deploys and events), not as whoever runs the CLI (`send`).
  */
 export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined }, env: Env, asJob: boolean): Promise<{ ref: string; sha: string }> {
   const shownRemote = withoutUrlPasswords(remoteOf(job));
-  let ref = target.ref !== undefined ? normalizeRef(target.ref) : undefined;
-  if (ref === undefined) {
-    const head = await lsRemote(job, ['HEAD'], env, asJob);
-    ref = /^ref: (refs\/heads\/\S+)\tHEAD$/m.exec(head)?.[1];
-    if (ref === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${shownRemote} to have a HEAD branch; name the ref.`);
-    ref = normalizeRef(ref);
-  }
+  const ref = target.ref !== undefined ? normalizeRef(target.ref) : await jobRef(job, env, asJob);
   if (target.sha !== undefined) return { ref, sha: checkSha(target.sha) };
   // An annotated tag names a tag object: its commit is the peeled line (`^{}`), which is asked for too.
   const listing = await lsRemote(job, ref.startsWith('refs/tags/') ? [ref, `${ref}^{}`] : [ref], env, asJob);

@@ -145,6 +145,41 @@ describe('the operator API and CLI against a running daemon', () => {
     expect((await fetch(`http://127.0.0.1:${daemon.port}/readyz`)).status).toBe(200);
   });
 
+  it("deploys a job's own branch when no ref is named, never a default branch of the remote's that the job does not follow", async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const main = await remote.commit({ 'v.txt': 'main\n' });
+    const staging = await remote.commit({ 'v.txt': 'staging\n' }, 'staging', 'staging');
+    const job = { provider: 'github', repo: 'acme/app', secret_env: 'SECRET', remote: remote.bare, command: ['true'] };
+    const jobs = [
+      { ...job, name: 'staging', branches: ['staging'] },
+      { ...job, name: 'trunk', branches: ['main', 'release/*'] },
+      { ...job, name: 'releases', branches: ['release/*'] },
+    ];
+    const config = join(dir, 'deployhook.yml');
+    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', api: { token_env: 'API_TOKEN' }, jobs }));
+    daemon = await startServe(['--config', config], { env: ENV });
+    const context = { dir, config, remote, url: `http://127.0.0.1:${daemon.port}` };
+    const state = join(dir, 'state');
+    const deployed = async (name: string) => {
+      const result = await cli(context, 'deploy', name);
+      expect(result.stderr).toBe('');
+      return waitForRun(state, name, /queued run ([0-9a-z]{26})/.exec(result.stdout)?.[1] ?? '');
+    };
+
+    // The remote's HEAD is main. A job that names one branch deploys that branch.
+    expect(await deployed('staging')).toMatchObject({ status: 'succeeded', ref: 'refs/heads/staging', sha: staging, deployedSha: staging });
+    // Several: the remote's HEAD branch, when the job deploys it.
+    expect(await deployed('trunk')).toMatchObject({ status: 'succeeded', ref: 'refs/heads/main', sha: main, deployedSha: main });
+    // Otherwise the operator is asked to name the ref, and nothing is queued.
+    expect(await cli(context, 'deploy', 'releases')).toMatchObject({
+      exitCode: 1,
+      stderr: "deployhook: Expected a ref to deploy: job releases deploys branches release/*, and the remote's HEAD branch main is not one of them; name the ref. (HTTP 400)",
+    });
+    const runs = (await (await api(context.url, '/api/runs?job=releases')).json()) as { runs: RunRecord[] };
+    expect(runs.runs).toEqual([]);
+  });
+
   it('deploys an annotated tag by name: the commit it names, with DEPLOYHOOK_TAG set', async () => {
     const context = await setup(['sh', '-c', 'printf "%s" "$DEPLOYHOOK_TAG" > "$WORK/tag"']);
     const state = join(context.dir, 'state');
