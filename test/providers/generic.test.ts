@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -258,14 +258,13 @@ describe('POST /hooks/generic/<source>', () => {
   });
 
   it("accepts an event signed by the README's openssl and curl example", async () => {
-    const { dir, daemon, secret } = await start();
+    const { daemon, secret } = await start();
     const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8');
     const script = /```sh\n(url=[^\n]*\n[\s\S]*?openssl dgst[\s\S]*?)```/.exec(readme)?.[1] ?? '';
     expect(script).toContain('curl');
-    const secretFile = join(dir, 'alerts.secret');
-    await writeFile(secretFile, `${secret}\n`);
-    const local = script.replace(/^url=.*$/m, `url=${daemon.url}/hooks/generic/alertmanager`).replace('/etc/deployhook/alerts.secret', secretFile);
-    const { stdout } = await execa('bash', ['-euo', 'pipefail', '-c', local]);
+    const local = script.replace(/^url=.*$/m, `url=${daemon.url}/hooks/generic/alertmanager`);
+    // The sender's copy of the job's secret, where the example reads it.
+    const { stdout } = await execa('bash', ['-euo', 'pipefail', '-c', local], { env: { ALERTS_SECRET: secret } });
     expect(JSON.parse(stdout)).toMatchObject({ runs: [{ job: 'remediate-disk' }] });
   });
 });
