@@ -18,7 +18,9 @@ const DEFAULT_MAX_SEGMENT_BYTES = 16 * 1024 * 1024;
 const PREALLOCATE_BYTES = 1024 * 1024;
 /** More zeros are written once less than this is left ahead of the batches. */
 const PREALLOCATE_AHEAD = 512 * 1024;
-let zeros: Buffer | undefined;
+/** One buffer of zeros, written PREALLOCATE_BYTES / its size times over: a MiB of zeros held would be a MiB more resident. */
+const ZEROS_BYTES = 64 * 1024;
+let zeros: Buffer[] | undefined;
 
 export interface JournalOptions {
   /** A segment that has reached this size is closed before the next batch. */
@@ -30,8 +32,8 @@ export interface JournalOptions {
    * write returns, as after an fdatasync. `handle.writev` unless a test watches the calls.
    */
   write?: (handle: FileHandle, frames: Buffer[]) => Promise<{ bytesWritten: number }>;
-  /** Writes zeros ahead of the batches at `position` (see PREALLOCATE_BYTES). `handle.write` unless a test watches the calls. */
-  writeAhead?: (handle: FileHandle, zeros: Buffer, position: number) => Promise<{ bytesWritten: number }>;
+  /** Writes zeros ahead of the batches at `position` (see PREALLOCATE_BYTES). `handle.writev` unless a test watches the calls. */
+  writeAhead?: (handle: FileHandle, zeros: Buffer[], position: number) => Promise<{ bytesWritten: number }>;
 }
 
 export interface Appended {
@@ -53,8 +55,8 @@ function writeFrames(handle: FileHandle, frames: Buffer[]): Promise<{ bytesWritt
   return handle.writev(frames);
 }
 
-function writeZeros(handle: FileHandle, buffer: Buffer, position: number): Promise<{ bytesWritten: number }> {
-  return handle.write(buffer, 0, buffer.length, position);
+function writeZeros(handle: FileHandle, buffers: Buffer[], position: number): Promise<{ bytesWritten: number }> {
+  return handle.writev(buffers, position);
 }
 
 function segmentName(segment: number): string {
@@ -171,7 +173,7 @@ export class Journal {
   #writeAhead(handle: FileHandle): void {
     if (this.#zeroing !== undefined || this.#allocated - this.#size >= PREALLOCATE_AHEAD || this.#size >= this.#maxBytes) return;
     const from = this.#allocated;
-    zeros ??= Buffer.alloc(PREALLOCATE_BYTES);
+    zeros ??= new Array<Buffer>(PREALLOCATE_BYTES / ZEROS_BYTES).fill(Buffer.alloc(ZEROS_BYTES));
     this.#zeroingFrom = from;
     this.#zeroing = (this.#options.writeAhead ?? writeZeros)(handle, zeros, from)
       .then(

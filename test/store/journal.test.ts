@@ -54,10 +54,10 @@ describe('Journal', () => {
       return handle.writev(frames);
     };
     // Zeros that take a while to reach the disk.
-    const writeAhead = async (handle: FileHandle, zeros: Buffer, position: number) => {
+    const writeAhead = async (handle: FileHandle, zeros: Buffer[], position: number) => {
       events.push('zeros start');
       await new Promise((resolve) => setTimeout(resolve, 100));
-      const written = await handle.write(zeros, 0, zeros.length, position);
+      const written = await handle.writev(zeros, position);
       events.push('zeros end');
       return written;
     };
