@@ -9,16 +9,17 @@ import { SyncCoalescer } from './sync-coalescer.js';
 const SEGMENT_NAME = /^(\d{16})\.journal$/;
 const DEFAULT_MAX_SEGMENT_BYTES = 16 * 1024 * 1024;
 /**
- * Zeros written ahead of the batches at a time (durably, as everything in a segment), so that a
- * batch lands on blocks already written and leaves the file's size as it is. On a journaling
- * file system (ext4, XFS) a durable write that grows a file also waits for a commit of the file
+ * Zeros written ahead of the batches (durably, as everything in a segment), so that a batch
+ * lands on blocks already written and leaves the file's size as it is. On a journaling file
+ * system (ext4, XFS) a durable write that grows a file also waits for a commit of the file
  * system's own journal: 0.49–0.77 ms per 11 KB write at the median on ext4, against 0.24–0.29
- * ms over written zeros (docs/benchmarks.md, section 1).
+ * ms over written zeros (docs/benchmarks.md, section 1). A segment gets zeros from its second
+ * batch on (a quiet daemon writes one batch per push, and no zeros), twice as many as it holds
+ * so far, from 64 KiB to 1 MiB at a time, once less than half of the last stretch is left
+ * ahead: on flash storage the zeros are writes too.
  */
-const PREALLOCATE_BYTES = 1024 * 1024;
-/** More zeros are written once less than this is left ahead of the batches. */
-const PREALLOCATE_AHEAD = 512 * 1024;
-/** One buffer of zeros, written PREALLOCATE_BYTES / its size times over: a MiB of zeros held would be a MiB more resident. */
+const MOST_ZEROS = 1024 * 1024;
+/** The least written at a time, and the buffer of zeros written that many times over (a MiB of zeros held would be ~1.5 MB more resident). */
 const ZEROS_BYTES = 64 * 1024;
 let zeros: Buffer[] | undefined;
 
@@ -32,7 +33,7 @@ export interface JournalOptions {
    * write returns, as after an fdatasync. `handle.writev` unless a test watches the calls.
    */
   write?: (handle: FileHandle, frames: Buffer[]) => Promise<{ bytesWritten: number }>;
-  /** Writes zeros ahead of the batches at `position` (see PREALLOCATE_BYTES). `handle.writev` unless a test watches the calls. */
+  /** Writes zeros ahead of the batches at `position` (see MOST_ZEROS), through a handle of its own. `handle.writev` unless a test watches the calls. */
   writeAhead?: (handle: FileHandle, zeros: Buffer[], position: number) => Promise<{ bytesWritten: number }>;
 }
 
@@ -83,6 +84,11 @@ export class Journal {
   #size = 0;
   /** Bytes of the segment on disk, batches and the zeros written ahead of them. */
   #allocated = 0;
+  /** Batches written to the segment. */
+  #batches = 0;
+  /** The zeros' own handle on the segment (see #writeAhead); none once they failed in it. */
+  #zerosHandle: FileHandle | undefined;
+  #zerosFailed = false;
   /** Zeros being written from `#zeroingFrom` on, if any: a batch that would reach them waits. */
   #zeroing: Promise<void> | undefined;
   #zeroingFrom = Number.POSITIVE_INFINITY;
@@ -150,9 +156,10 @@ export class Journal {
         const { bytesWritten } = await (this.#options.write ?? writeFrames)(handle, frames);
         if (bytesWritten !== total) throw new DeployhookError('JOURNAL_SHORT_WRITE', `Expected to append ${total} bytes to the journal, wrote ${bytesWritten}: is the disk full?`);
         this.#size += total;
+        this.#batches += 1;
         this.#allocated = Math.max(this.#allocated, this.#size);
         for (const item of batch) item.written.resolve(this.#segment);
-        this.#writeAhead(handle);
+        this.#writeAhead();
       } catch (error) {
         // After a failed write the segment cannot be trusted to continue.
         await this.#close().catch(() => undefined);
@@ -166,26 +173,38 @@ export class Journal {
 
   /**
    * Writes zeros past the end of what the segment holds, in the background, when little is
-   * left ahead of the batches (see PREALLOCATE_BYTES). Batches go at the file's position, which
-   * this positioned write does not move. When it fails (a full disk), batches grow the file as
-   * before. Nothing reads the zeros as entries: a frame's length is at least 3.
+   * left ahead of the batches (see MOST_ZEROS). They go through a handle of their own: the
+   * kernel reports an error writing a file back once per open file, to the first sync that
+   * looks, and a batch's write must see its own. A batch that would reach them waits for them.
+   * Should they fail or fall short (a full disk), what they wrote is cut off and the segment
+   * gets no more: its batches grow the file as before, and the zeros hold no space that the
+   * deliveries' log, the run files or the logs need. Nothing reads zeros as entries: a frame's
+   * length is at least 3.
    */
-  #writeAhead(handle: FileHandle): void {
-    if (this.#zeroing !== undefined || this.#allocated - this.#size >= PREALLOCATE_AHEAD || this.#size >= this.#maxBytes) return;
+  #writeAhead(): void {
+    if (this.#zeroing !== undefined || this.#zerosFailed || this.#batches < 2 || this.#size >= this.#maxBytes) return;
+    const stretch = Math.min(MOST_ZEROS, Math.max(ZEROS_BYTES, Math.ceil((2 * this.#size) / ZEROS_BYTES) * ZEROS_BYTES));
+    if (this.#allocated - this.#size >= stretch / 2) return;
     const from = this.#allocated;
-    zeros ??= new Array<Buffer>(PREALLOCATE_BYTES / ZEROS_BYTES).fill(Buffer.alloc(ZEROS_BYTES));
+    const file = join(this.#dir, segmentName(this.#segment));
     this.#zeroingFrom = from;
-    this.#zeroing = (this.#options.writeAhead ?? writeZeros)(handle, zeros, from)
-      .then(
-        ({ bytesWritten }) => {
-          this.#allocated = Math.max(this.#allocated, from + bytesWritten);
-        },
-        () => undefined,
-      )
-      .finally(() => {
-        this.#zeroing = undefined;
-        this.#zeroingFrom = Number.POSITIVE_INFINITY;
-      });
+    this.#zeroing = this.#writeZeros(file, stretch, from).finally(() => {
+      this.#zeroing = undefined;
+      this.#zeroingFrom = Number.POSITIVE_INFINITY;
+    });
+  }
+
+  async #writeZeros(file: string, bytes: number, from: number): Promise<void> {
+    zeros ??= new Array<Buffer>(MOST_ZEROS / ZEROS_BYTES).fill(Buffer.alloc(ZEROS_BYTES));
+    try {
+      this.#zerosHandle ??= await open(file, constants.O_WRONLY | constants.O_DSYNC);
+      const { bytesWritten } = await (this.#options.writeAhead ?? writeZeros)(this.#zerosHandle, zeros.slice(0, bytes / ZEROS_BYTES), from);
+      if (bytesWritten !== bytes) throw new DeployhookError('JOURNAL_SHORT_WRITE', `Expected to write ${bytes} bytes of zeros ahead of the journal, wrote ${bytesWritten}`);
+      this.#allocated = from + bytes;
+    } catch {
+      this.#zerosFailed = true;
+      await this.#zerosHandle?.truncate(from).catch(() => undefined);
+    }
   }
 
   async #open(): Promise<FileHandle> {
@@ -213,6 +232,8 @@ export class Journal {
     this.#segment = segment;
     this.#size = 0;
     this.#allocated = 0;
+    this.#batches = 0;
+    this.#zerosFailed = false;
     return handle;
   }
 
@@ -222,6 +243,8 @@ export class Journal {
     this.#handle = undefined;
     try {
       await this.#zeroing;
+      await this.#zerosHandle?.close().catch(() => undefined);
+      this.#zerosHandle = undefined;
       // The zeros ahead are of no use in a closed segment (delivery segments are kept for days).
       if (this.#allocated > this.#size) await handle.truncate(this.#size).catch(() => undefined);
       await handle.close();
