@@ -99,15 +99,20 @@ function wanted(job: JobConfig): string {
   return parts.length > 0 ? parts.join(' and ') : 'no branch';
 }
 
-/** The ref a job deploys when none is named: its one branch, else the remote's HEAD branch if the job deploys it. */
-async function jobRef(job: JobConfig, env: Env, asJob: boolean): Promise<string> {
+/**
+ * The ref a job deploys when none is named: its one branch, else the remote's HEAD branch if
+ * the job deploys it. With a commit named (`labelOnly`, a rollback), the ref only names the
+ * deploy (DEPLOYHOOK_REF) and the remote's HEAD branch serves whatever the job's branches.
+ */
+async function jobRef(job: JobConfig, env: Env, asJob: boolean, labelOnly: boolean): Promise<string> {
   const sole = soleBranch(job);
   if (sole !== undefined) return normalizeRef(sole);
   const head = await lsRemote(job, ['HEAD'], env, asJob);
   const branch = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(head)?.[1];
   if (branch === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${withoutUrlPasswords(remoteOf(job))} to have a HEAD branch; name the ref.`);
-  if (!refMatcher(job.branches)(branch)) {
-    throw new DeployhookError('NO_REF', `Expected a ref to deploy: job ${job.name} deploys ${wanted(job)}, and the remote's HEAD branch ${branch} is not one of them; name the ref.`);
+  if (!labelOnly && !refMatcher(job.branches)(branch)) {
+    const how = job.tags.length > 0 ? ' (a tag as refs/tags/<name>)' : '';
+    throw new DeployhookError('NO_REF', `Expected a ref to deploy: job ${job.name} deploys ${wanted(job)}, and the remote's HEAD branch ${branch} is not one of them; name the ref${how}.`);
   }
   return normalizeRef(branch);
 }
@@ -115,13 +120,14 @@ async function jobRef(job: JobConfig, env: Env, asJob: boolean): Promise<string>
 /**
  * The ref and commit to deploy or send: as given, or the job's own (the one branch it names;
  * else the branch the remote's HEAD names, if the job deploys it) and the commit the ref
- * points to, asked of the remote. Never a branch the job does not deploy: a job that follows
- * `staging` deploys `staging`, whatever the remote's default branch is. `asJob`: asked as the
- * job's own git would ask (the daemon's deploys and events), not as whoever runs the CLI (`send`).
+ * points to, asked of the remote. Without a commit named, never a branch the job does not
+ * deploy: a job that follows `staging` deploys `staging`, whatever the remote's default branch
+ * is. `asJob`: asked as the job's own git would ask (the daemon's deploys and events), not as
+ * whoever runs the CLI (`send`).
  */
 export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined }, env: Env, asJob: boolean): Promise<{ ref: string; sha: string }> {
   const shownRemote = withoutUrlPasswords(remoteOf(job));
-  const ref = target.ref !== undefined ? normalizeRef(target.ref) : await jobRef(job, env, asJob);
+  const ref = target.ref !== undefined ? normalizeRef(target.ref) : await jobRef(job, env, asJob, target.sha !== undefined);
   if (target.sha !== undefined) return { ref, sha: checkSha(target.sha) };
   // An annotated tag names a tag object: its commit is the peeled line (`^{}`), which is asked for too.
   const listing = await lsRemote(job, ref.startsWith('refs/tags/') ? [ref, `${ref}^{}`] : [ref], env, asJob);

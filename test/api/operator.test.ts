@@ -155,6 +155,7 @@ describe('the operator API and CLI against a running daemon', () => {
       { ...job, name: 'staging', branches: ['staging'] },
       { ...job, name: 'trunk', branches: ['main', 'release/*'] },
       { ...job, name: 'releases', branches: ['release/*'] },
+      { ...job, name: 'tagged', tags: ['v*'] },
     ];
     const config = join(dir, 'deployhook.yml');
     await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', api: { token_env: 'API_TOKEN' }, jobs }));
@@ -178,6 +179,14 @@ describe('the operator API and CLI against a running daemon', () => {
     });
     const runs = (await (await api(context.url, '/api/runs?job=releases')).json()) as { runs: RunRecord[] };
     expect(runs.runs).toEqual([]);
+    expect((await cli(context, 'deploy', 'tagged')).stderr).toBe(
+      "deployhook: Expected a ref to deploy: job tagged deploys tags v*, and the remote's HEAD branch main is not one of them; name the ref (a tag as refs/tags/<name>). (HTTP 400)",
+    );
+    // A rollback names its commit: the remote's HEAD branch then only names the deploy, whatever the job's branches.
+    const rollback = await cli(context, 'deploy', 'releases', '--sha', main);
+    expect(rollback.stderr).toBe('');
+    const rolledBack = await waitForRun(state, 'releases', /queued run ([0-9a-z]{26})/.exec(rollback.stdout)?.[1] ?? '');
+    expect(rolledBack).toMatchObject({ status: 'succeeded', ref: 'refs/heads/main', sha: main, deployedSha: main, exact: true });
   });
 
   it('deploys an annotated tag by name: the commit it names, with DEPLOYHOOK_TAG set', async () => {
