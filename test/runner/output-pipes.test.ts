@@ -129,6 +129,19 @@ describe("a command's stdout and stderr", () => {
     expect(left.filter((entry) => entry.startsWith(`deployhook-pipes-${String(process.pid)}-`))).toHaveLength(1);
   });
 
+  it('have one exit listener for every folder the process makes, not one each', async () => {
+    const before = process.listenerCount('exit');
+    const taken: PipeEnds[] = [];
+    try {
+      for (let i = 0; i < 12; i += 1) taken.push(...((await new PipeMaker({ parent: await tempDir() }).take(1)) ?? []));
+      expect(taken).toHaveLength(12);
+      // One at most: the first folder of this process may have been made by this test.
+      expect(process.listenerCount('exit') - before).toBeLessThanOrEqual(1);
+    } finally {
+      closePipes(taken);
+    }
+  });
+
   it('are not started into when the run is cancelled while they are made', async () => {
     const dir = await tempDir();
     const slowMkfifo = join(dir, 'slow-mkfifo');
