@@ -23,7 +23,7 @@ export async function queueManualDeploy(queue: RunQueue, job: JobConfig, request
   // A rollback names its commit; the ref (for DEPLOYHOOK_REF) defaults to the job's own branch
   // (resolveTarget), or for a generic job to the one branch its events deploy.
   const ref = request.ref ?? (job.event !== undefined ? job.branches[0] : undefined);
-  const target = exact ? await resolveTarget(job, { ref, sha: checkSha(request.sha ?? '') }, env, true) : await resolveTarget(job, { ref }, env, true);
+  const target = exact ? await resolveTarget(job, { ref, sha: checkSha(request.sha ?? ''), refIsLabel: true }, env, true) : await resolveTarget(job, { ref }, env, true);
   const branch = target.ref.startsWith('refs/heads/') ? target.ref.slice('refs/heads/'.length) : undefined;
   // A tag is deployed as a pushed tag is: fetched by name and peeled to its commit (DEPLOYHOOK_TAG set).
   const tag = target.ref.startsWith('refs/tags/') ? target.ref.slice('refs/tags/'.length) : undefined;

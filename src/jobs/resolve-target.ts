@@ -101,8 +101,8 @@ function wanted(job: JobConfig): string {
 
 /**
  * The ref a job deploys when none is named: its one branch, else the remote's HEAD branch if
- * the job deploys it. With a commit named (`labelOnly`, a rollback), the ref only names the
- * deploy (DEPLOYHOOK_REF) and the remote's HEAD branch serves whatever the job's branches.
+ * the job deploys it. With `labelOnly` (a rollback: the commit is named, and the ref only names
+ * the deploy, as DEPLOYHOOK_REF), the remote's HEAD branch serves whatever the job's branches.
  */
 async function jobRef(job: JobConfig, env: Env, asJob: boolean, labelOnly: boolean): Promise<string> {
   const sole = soleBranch(job);
@@ -120,14 +120,14 @@ async function jobRef(job: JobConfig, env: Env, asJob: boolean, labelOnly: boole
 /**
  * The ref and commit to deploy or send: as given, or the job's own (the one branch it names;
  * else the branch the remote's HEAD names, if the job deploys it) and the commit the ref
- * points to, asked of the remote. Without a commit named, never a branch the job does not
- * deploy: a job that follows `staging` deploys `staging`, whatever the remote's default branch
- * is. `asJob`: asked as the job's own git would ask (the daemon's deploys and events), not as
+ * points to, asked of the remote. Never a branch the job does not deploy, unless the commit is
+ * named and the ref is only its label (`refIsLabel`, a rollback): a job that follows `staging`
+ * deploys `staging`, whatever the remote's default branch is. `asJob`: asked as the job's own git would ask (the daemon's deploys and events), not as
  * whoever runs the CLI (`send`).
  */
-export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined }, env: Env, asJob: boolean): Promise<{ ref: string; sha: string }> {
+export async function resolveTarget(job: JobConfig, target: { ref?: string | undefined; sha?: string | undefined; refIsLabel?: boolean }, env: Env, asJob: boolean): Promise<{ ref: string; sha: string }> {
   const shownRemote = withoutUrlPasswords(remoteOf(job));
-  const ref = target.ref !== undefined ? normalizeRef(target.ref) : await jobRef(job, env, asJob, target.sha !== undefined);
+  const ref = target.ref !== undefined ? normalizeRef(target.ref) : await jobRef(job, env, asJob, target.refIsLabel === true && target.sha !== undefined);
   if (target.sha !== undefined) return { ref, sha: checkSha(target.sha) };
   // An annotated tag names a tag object: its commit is the peeled line (`^{}`), which is asked for too.
   const listing = await lsRemote(job, ref.startsWith('refs/tags/') ? [ref, `${ref}^{}`] : [ref], env, asJob);

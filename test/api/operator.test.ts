@@ -182,6 +182,9 @@ describe('the operator API and CLI against a running daemon', () => {
     expect((await cli(context, 'deploy', 'tagged')).stderr).toBe(
       "deployhook: Expected a ref to deploy: job tagged deploys tags v*, and the remote's HEAD branch main is not one of them; name the ref (a tag as refs/tags/<name>). (HTTP 400)",
     );
+    // `send` names the ref it signs, so a commit alone does not make another branch's push.
+    const sent = await runCli(['send', 'releases', '--sha', main, '--config', config], { env: ENV });
+    expect(sent).toMatchObject({ exitCode: 1, stderr: expect.stringContaining("the remote's HEAD branch main is not one of them; name the ref.") });
     // A rollback names its commit: the remote's HEAD branch then only names the deploy, whatever the job's branches.
     const rollback = await cli(context, 'deploy', 'releases', '--sha', main);
     expect(rollback.stderr).toBe('');
