@@ -86,7 +86,7 @@ export class Journal {
   #allocated = 0;
   /** Batches written to the segment. */
   #batches = 0;
-  /** The zeros' own handle on the segment (see #writeAhead); none once they failed in it. */
+  /** The zeros' own handle on the segment (see #writeAhead); closed once they fail in it. */
   #zerosHandle: FileHandle | undefined;
   #zerosFailed = false;
   /** Zeros being written from `#zeroingFrom` on, if any: a batch that would reach them waits. */
@@ -183,8 +183,10 @@ export class Journal {
    */
   #writeAhead(): void {
     if (this.#zeroing !== undefined || this.#zerosFailed || this.#batches < 2 || this.#size >= this.#maxBytes) return;
-    const stretch = Math.min(MOST_ZEROS, Math.max(ZEROS_BYTES, Math.ceil((2 * this.#size) / ZEROS_BYTES) * ZEROS_BYTES));
-    if (this.#allocated - this.#size >= stretch / 2) return;
+    // Never much past the size at which the segment is closed (and cut back to its entries).
+    const room = this.#maxBytes - this.#allocated;
+    const stretch = Math.min(MOST_ZEROS, Math.max(ZEROS_BYTES, Math.ceil((2 * this.#size) / ZEROS_BYTES) * ZEROS_BYTES), Math.ceil(room / ZEROS_BYTES) * ZEROS_BYTES);
+    if (room <= 0 || this.#allocated - this.#size >= stretch / 2) return;
     const from = this.#allocated;
     const file = join(this.#dir, segmentName(this.#segment));
     this.#zeroingFrom = from;
@@ -204,6 +206,8 @@ export class Journal {
     } catch {
       this.#zerosFailed = true;
       await this.#zerosHandle?.truncate(from).catch(() => undefined);
+      await this.#zerosHandle?.close().catch(() => undefined);
+      this.#zerosHandle = undefined;
     }
   }
 
