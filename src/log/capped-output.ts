@@ -37,8 +37,8 @@ export interface CappedState {
 }
 
 /** The error a state carries, as an Error again. */
-function failureOf(state: CappedState | undefined): Error | undefined {
-  if (state?.failure === undefined) return undefined;
+function failureOf(state: CappedState): Error | undefined {
+  if (state.failure === undefined) return undefined;
   const error: NodeJS.ErrnoException = new Error(state.failure);
   if (state.failureCode !== undefined) error.code = state.failureCode;
   return error;
@@ -96,14 +96,15 @@ export function createCappedOutput({ file, logPath, maxBytes, secrets = [], io =
   const tailBytes = maxBytes - headBytes;
   const paths = spillFiles(logPath);
   const segments: [SpillHandle | undefined, SpillHandle | undefined] = [undefined, undefined];
-  let made: [boolean, boolean] = state ? [...state.made] : [false, false];
-  let current: 0 | 1 = state?.current ?? 0;
-  let currentLength = state?.currentLength ?? 0;
-  let totalBytes = state?.totalBytes ?? 0;
-  let lastHeadByte = state?.lastHeadByte ?? NEWLINE;
-  let lastByte = state?.lastByte ?? NEWLINE;
-  let masker = createMasker(secrets, state?.held);
-  let failure: Error | undefined = failureOf(state);
+  // A fresh log's state; `restore` (below) takes up another writer's instead.
+  let made: [boolean, boolean] = [false, false];
+  let current: 0 | 1 = 0;
+  let currentLength = 0;
+  let totalBytes = 0;
+  let lastHeadByte = NEWLINE;
+  let lastByte = NEWLINE;
+  let masker = createMasker(secrets);
+  let failure: Error | undefined;
   let lastWrite: Promise<void> = Promise.resolve();
   const fail = (err: unknown) => {
     failure ??= err instanceof Error ? err : new Error(String(err));
@@ -128,7 +129,18 @@ export function createCappedOutput({ file, logPath, maxBytes, secrets = [], io =
   // flight at a time, the next with the newest lengths, outside the path of the output.
   const headerWanted: [number | undefined, number | undefined] = [undefined, undefined];
   // The turn each segment holds: segment 0 the even ones, segment 1 the odd ones.
-  let turns: [number, number] = state ? [...state.turns] : [0, 1];
+  let turns: [number, number] = [0, 1];
+
+  /** Takes up where another capped output of the same log left off (its `lend`). */
+  function restore(next: CappedState): void {
+    ({ totalBytes, lastHeadByte, lastByte, current, currentLength } = next);
+    turns = [...next.turns];
+    made = [...next.made];
+    masker = createMasker(secrets, next.held);
+    const failed = failureOf(next);
+    if (failed) fail(failed);
+  }
+  if (state) restore(state);
   /** Writes a segment's header: the turn it holds, and how much of it is current. */
   async function writeHeader(side: 0 | 1, length: number): Promise<void> {
     await segments[side]?.write(spillHeader({ turn: turns[side], length }), 0);
@@ -322,12 +334,7 @@ export function createCappedOutput({ file, logPath, maxBytes, secrets = [], io =
     if (!lent || !holding) throw new Error(`Expected the log ${logPath} to be lent, but it is here`);
     const { resolve } = lent;
     try {
-      ({ totalBytes, lastHeadByte, lastByte, current, currentLength } = next);
-      turns = [...next.turns];
-      made = [...next.made];
-      masker = createMasker(secrets, next.held);
-      const failed = failureOf(next);
-      if (failed) fail(failed);
+      restore(next);
     } catch (error) {
       fail(error);
     } finally {
