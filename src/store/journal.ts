@@ -128,13 +128,13 @@ export class Journal {
   }
 
   read(segment: number): Promise<Buffer> {
-    return readFile(join(this.#dir, segmentName(segment)));
+    return readFile(this.#file(segment));
   }
 
   /** Deletes closed segments whose changes are durable elsewhere. */
   async remove(segments: readonly number[]): Promise<void> {
     if (segments.length === 0) return;
-    for (const segment of segments) await removeFile(join(this.#dir, segmentName(segment)));
+    for (const segment of segments) await removeFile(this.#file(segment));
     await syncFolder(this.#dir).catch((error: unknown) => {
       if (!isNotFound(error)) throw error;
     });
@@ -188,18 +188,17 @@ export class Journal {
     const stretch = Math.min(MOST_ZEROS, Math.max(ZEROS_BYTES, Math.ceil((2 * this.#size) / ZEROS_BYTES) * ZEROS_BYTES), Math.ceil(room / ZEROS_BYTES) * ZEROS_BYTES);
     if (room <= 0 || this.#allocated - this.#size >= stretch / 2) return;
     const from = this.#allocated;
-    const file = join(this.#dir, segmentName(this.#segment));
     this.#zeroingFrom = from;
-    this.#zeroing = this.#writeZeros(file, stretch, from).finally(() => {
+    this.#zeroing = this.#writeZeros(stretch, from).finally(() => {
       this.#zeroing = undefined;
       this.#zeroingFrom = Number.POSITIVE_INFINITY;
     });
   }
 
-  async #writeZeros(file: string, bytes: number, from: number): Promise<void> {
+  async #writeZeros(bytes: number, from: number): Promise<void> {
     zeros ??= new Array<Buffer>(MOST_ZEROS / ZEROS_BYTES).fill(Buffer.alloc(ZEROS_BYTES));
     try {
-      this.#zerosHandle ??= await open(file, constants.O_WRONLY | constants.O_DSYNC);
+      this.#zerosHandle ??= await open(this.#file(this.#segment), constants.O_WRONLY | constants.O_DSYNC);
       const { bytesWritten } = await (this.#options.writeAhead ?? writeZeros)(this.#zerosHandle, zeros.slice(0, bytes / ZEROS_BYTES), from);
       if (bytesWritten !== bytes) throw new DeployhookError('JOURNAL_SHORT_WRITE', `Expected to write ${bytes} bytes of zeros ahead of the journal, wrote ${bytesWritten}`);
       this.#allocated = from + bytes;
@@ -209,6 +208,10 @@ export class Journal {
       await this.#zerosHandle?.close().catch(() => undefined);
       this.#zerosHandle = undefined;
     }
+  }
+
+  #file(segment: number): string {
+    return join(this.#dir, segmentName(segment));
   }
 
   async #open(): Promise<FileHandle> {
@@ -224,7 +227,7 @@ export class Journal {
       this.#first = this.#next;
     }
     const segment = this.#next++;
-    const handle = await open(join(this.#dir, segmentName(segment)), SEGMENT_FLAGS, 0o600);
+    const handle = await open(this.#file(segment), SEGMENT_FLAGS, 0o600);
     try {
       // The segment's name must be on disk before anything in it is acknowledged.
       await syncFolder(this.#dir);
