@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, truncate, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Claim, DeliveryLog } from '../../src/store/delivery-log.js';
 import { decodeSegment, encodeEntry } from '../../src/store/journal-frame.js';
+import { cutIntoLastEntry } from '../helpers/journal-segment.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -135,9 +136,7 @@ describe('DeliveryLog', () => {
     await fresh(before.claim('cut')).commit([]);
     const [segment] = await segments(dir);
     const file = join(dir, segment ?? 'missing');
-    // Into the last record, not the zeros written ahead of the records.
-    const bytes = await readFile(file);
-    await truncate(file, bytes.length - decodeSegment(bytes).ignoredBytes - 5);
+    await cutIntoLastEntry(file, 5);
 
     const after = await openLog(dir);
     expect(after.size).toBe(1);

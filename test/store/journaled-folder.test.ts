@@ -1,10 +1,11 @@
 import { constants, watch } from 'node:fs';
-import { mkdir, readdir, readFile, readlink, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeSegment, encodeEntry } from '../../src/store/journal-frame.js';
+import { encodeEntry } from '../../src/store/journal-frame.js';
 import { JournaledFolder } from '../../src/store/journaled-folder.js';
+import { cutIntoLastEntry } from '../helpers/journal-segment.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -15,12 +16,6 @@ async function folders() {
   const dir = await tempDir();
   await mkdir(join(dir, 'files', 'sub'), { recursive: true });
   return { root: join(dir, 'files'), journalDir: join(dir, 'journal') };
-}
-
-/** Where a segment's entries end: zeros written ahead of them may follow. */
-async function dataEnd(file: string): Promise<number> {
-  const bytes = await readFile(file);
-  return bytes.length - decodeSegment(bytes).ignoredBytes;
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -108,7 +103,7 @@ describe('JournaledFolder', () => {
     await folder.place();
     const [segment] = await readdir(journalDir);
     const file = join(journalDir, segment ?? '');
-    await truncate(file, await dataEnd(file) - 3);
+    await cutIntoLastEntry(file, 3);
     await rm(kept);
     await rm(cut);
 
