@@ -1,9 +1,9 @@
-import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../package-root.js';
+import { closeQuietly } from '../runner/output-pipes.js';
 import type { PipeToTake } from '../runner/run-command.js';
 import type { CappedOutput, CappedState } from './capped-output.js';
 import { READING, STOP, type CaptureJob, type CaptureMessage } from './capture-protocol.js';
@@ -177,12 +177,4 @@ async function run(options: CaptureOptions, signals: Int32Array, streams: Readab
   });
   await Promise.all(sockets.map((socket) => new Promise((resolve) => socket.once('close', resolve))));
   ended();
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // closed already
-  }
 }

@@ -263,7 +263,8 @@ export function closePipes(pipes: readonly PipeEnds[], ends: ReadonlyArray<keyof
   for (const pipe of pipes) for (const end of ends) closeQuietly(pipe[end]);
 }
 
-function closeQuietly(fd: number): void {
+/** Closes a descriptor that may be closed already. */
+export function closeQuietly(fd: number): void {
   try {
     closeSync(fd);
   } catch {
