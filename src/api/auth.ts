@@ -20,6 +20,21 @@ function presentedToken(header: string | undefined, reading: boolean): string | 
   return colon === -1 ? undefined : decoded.slice(colon + 1);
 }
 
+const BASIC = 'Basic realm="deployhook", charset="UTF-8"';
+const BEARER = 'Bearer realm="deployhook"';
+
+/**
+ * The schemes a 401 offers: those that could authorise the request. A read of the API offers
+ * Basic too, for the status page: a browser sends the credentials it was given for a page only
+ * to that page's folder (a run's page is under `/runs/`), so the page's own requests to
+ * `/api/` get them only when asked, and a browser can answer nothing but Basic.
+ */
+function challenge(browser: boolean, reading: boolean): string[] {
+  if (browser) return [BASIC];
+  // One challenge per header line: browsers read only the first challenge of a line.
+  return reading ? [BEARER, BASIC] : [BEARER];
+}
+
 /**
  * Every API call, the metrics and the status page need a token, compared in constant time.
  * The operator token may do anything; the read-only `ui` token only reads. Without a
@@ -32,12 +47,13 @@ export function requireToken(tokens: () => { token: string; uiToken?: string } |
       res.status(404).json({ error: 'the operator API is off: configure api.token_env or api.token_file' });
       return;
     }
-    const token = presentedToken(req.headers.authorization, req.method === 'GET' || req.method === 'HEAD');
+    const reading = req.method === 'GET' || req.method === 'HEAD';
+    const token = presentedToken(req.headers.authorization, reading);
     // Both comparisons always run, so timing does not tell which token was close.
     const operator = token !== undefined && secretsEqual(configured.token, token);
     const reader = token !== undefined && configured.uiToken !== undefined && secretsEqual(configured.uiToken, token);
     if (!operator && !reader) {
-      res.setHeader('www-authenticate', options.browser ? 'Basic realm="deployhook", charset="UTF-8"' : 'Bearer realm="deployhook"');
+      res.setHeader('www-authenticate', challenge(options.browser, reading));
       res.status(401).json({ error: 'expected a valid token: Authorization: Bearer <token>' });
       return;
     }

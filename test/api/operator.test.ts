@@ -1,4 +1,5 @@
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -47,6 +48,18 @@ async function push(url: string, sha: string): Promise<string> {
   return ((await response.json()) as { runs: Array<{ id: string }> }).runs[0]?.id ?? '';
 }
 
+/** The WWW-Authenticate lines of a request without a token, each as sent. */
+function challenges(url: string, method: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    request(url, { method }, (response) => {
+      response.resume();
+      resolve(response.rawHeaders.filter((_, i) => i % 2 === 1 && response.rawHeaders[i - 1]?.toLowerCase() === 'www-authenticate'));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
 const cli = (setupResult: Setup, ...args: string[]) => runCli([...args, '--config', setupResult.config, '--url', setupResult.url], { env: ENV });
 const api = (url: string, path: string, token = TOKEN, init: RequestInit = {}) => fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
 
@@ -56,6 +69,10 @@ describe('the operator API and CLI against a running daemon', () => {
     expect((await fetch(`${on.url}/api/jobs`)).status).toBe(401);
     expect((await api(on.url, '/api/jobs', 'wrong-token')).status).toBe(401);
     expect((await api(on.url, '/metrics', 'wrong-token')).status).toBe(401);
+    // A read offers Basic beside Bearer, for the status page's own requests (a browser answers
+    // only Basic, and reads one challenge a line); a change, which Basic never authorises, Bearer.
+    expect(await challenges(`${on.url}/api/runs/x/log`, 'GET')).toEqual(['Bearer realm="deployhook"', 'Basic realm="deployhook", charset="UTF-8"']);
+    expect(await challenges(`${on.url}/api/jobs/app/deploy`, 'POST')).toEqual(['Bearer realm="deployhook"']);
     expect((await api(on.url, '/api/jobs')).status).toBe(200);
     expect((await api(on.url, '/api/jobs', READER)).status).toBe(200);
     expect((await api(on.url, '/api/jobs/app/deploy', READER, { method: 'POST' })).status).toBe(403);
