@@ -151,6 +151,10 @@ export const SCRIPT = String.raw`'use strict';
     let kept = 0;
     let asked = 0;
     let shown = 0;
+    // The record can say how the run ended before the stream has brought the log's last bytes
+    // (the server sends what was appended every 200 ms): the page shows the ending only once
+    // the stream has ended, so a final badge always comes with the whole log.
+    let streaming = false;
 
     function append(text) {
       if (!text) return;
@@ -170,7 +174,7 @@ export const SCRIPT = String.raw`'use strict';
       try {
         const { run } = await getJson(runUrl);
         // Answers can overtake each other: never let an older one undo a newer one.
-        if (ask < shown) return run;
+        if (ask < shown || (streaming && FINAL.has(run.status))) return run;
         shown = ask;
         document.getElementById('run-status').replaceChildren(badge(run.status));
         const fields = liveFields(run, Date.now());
@@ -188,6 +192,7 @@ export const SCRIPT = String.raw`'use strict';
     async function follow() {
       const poll = setInterval(refreshRecord, 2000);
       let started = false;
+      streaming = true;
       try {
         const response = await fetch(runUrl + '/log?follow=1', { credentials: 'same-origin', cache: 'no-store' });
         if (response.status === 404) {
@@ -215,6 +220,7 @@ export const SCRIPT = String.raw`'use strict';
         notice('The log stream broke off (' + error.message + '); reconnecting.');
       } finally {
         clearInterval(poll);
+        streaming = false;
       }
       const run = await refreshRecord();
       if (run && FINAL.has(run.status)) {

@@ -156,4 +156,59 @@ describe('the status page in a real browser', () => {
     expect(await page.locator('.badge-failed').count()).toBeGreaterThan(0);
     expect(problems).toEqual([]);
   });
+
+  it("opened straight from a link, follows a run's log, and shows how the run ended only once the stream has brought the whole log", { timeout: 60_000 }, async (context) => {
+    const missing = chromiumMissing();
+    if (missing) context.skip(missing);
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'README.md': 'hello\n' });
+    const config = join(dir, 'deployhook.yml');
+    const steps = `echo "step 1 ${PAD}"; while [ ! -e "$WORK/gate" ]; do sleep 0.1; done; echo "step 2 ${PAD}"`;
+    await writeFile(
+      config,
+      yaml.dump({
+        listen: '127.0.0.1:0',
+        state_dir: 'state',
+        log_dir: 'logs',
+        api: { token_env: 'API_TOKEN' },
+        jobs: [{ name: 'app', provider: 'github', secret_env: 'SECRET', remote: remote.bare, repo: 'acme/app', branches: ['main'], command: ['sh', '-c', steps], env: { WORK: dir } }],
+      }),
+    );
+    daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SECRET, API_TOKEN: TOKEN } });
+    const url = `http://127.0.0.1:${daemon.port}`;
+    const id = await push(url, 'acme/app', 'refs/heads/main', sha);
+    const status = async () => {
+      const response = await fetch(`${url}/api/runs/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      return ((await response.json()) as { run: { status: string } }).run.status;
+    };
+    await expect.poll(status, { timeout: 15_000 }).toBe('running');
+
+    browser = await launchChromium();
+    const session = await browser.newContext({ httpCredentials: { username: 'operator', password: TOKEN } });
+    const page = await session.newPage();
+    // The browser is asked for the token at /runs/ and sends it only under that folder unless
+    // asked again: the page's requests to /api/ must ask for it in a way a browser answers.
+    await page.goto(`${url}/runs/${id}`);
+    await expect.poll(() => text(page, '#log'), { timeout: 15_000 }).toMatch(/^step 1 /m);
+    // From now on the run's record answers that the run has ended while its command still
+    // waits: what the page sees between a run's end and the stream's last bytes, held open.
+    let endedAnswers = 0;
+    await page.route(`${url}/api/runs/${id}`, async (route) => {
+      const response = await route.fetch({ headers: { ...route.request().headers(), authorization: `Bearer ${TOKEN}` } });
+      const body = (await response.json()) as { run: Record<string, unknown> };
+      endedAnswers += 1;
+      await route.fulfill({ response, json: { run: { ...body.run, status: 'succeeded', exitCode: 0, finishedAt: new Date().toISOString() } } });
+    });
+    // Two of the page's own refreshes, 2 s apart: the first has been shown or skipped by then.
+    await expect.poll(() => endedAnswers, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    expect(await text(page, '#run-status .badge')).toBe('running');
+    expect(await text(page, '[data-field="exit"]')).toBe('—');
+    expect(await text(page, '#log')).not.toMatch(/^step 2 /m);
+
+    await page.unroute(`${url}/api/runs/${id}`);
+    await writeFile(join(dir, 'gate'), '');
+    await expect.poll(() => text(page, '#run-status .badge'), { timeout: 15_000 }).toBe('succeeded');
+    expect(await text(page, '#log')).toMatch(new RegExp(`^step 1 ${PAD}\nstep 2 ${PAD}\n`, 'm'));
+  });
 });
