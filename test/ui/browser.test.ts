@@ -36,6 +36,16 @@ async function push(url: string, repo: string, ref: string, sha: string): Promis
   return ((await response.json()) as { runs: Array<{ id: string }> }).runs[0]?.id ?? '';
 }
 
+/** Starts the daemon on GitHub jobs of one remote, with the operator token; its URL. */
+async function serve(dir: string, remote: string, jobs: Array<Record<string, unknown>>): Promise<string> {
+  const config = join(dir, 'deployhook.yml');
+  const job = { provider: 'github', secret_env: 'SECRET', remote, kill_grace: '1s' };
+  const settings = { listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: '1s', api: { token_env: 'API_TOKEN' } };
+  await writeFile(config, yaml.dump({ ...settings, jobs: jobs.map((each) => ({ ...job, ...each })) }));
+  daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SECRET, API_TOKEN: TOKEN } });
+  return `http://127.0.0.1:${daemon.port}`;
+}
+
 const text = (page: Page, selector: string) => page.locator(selector).first().textContent();
 
 /**
@@ -65,24 +75,10 @@ describe('the status page in a real browser', () => {
     const shots = process.env.DEPLOYHOOK_SCREENSHOT_DIR ?? dir;
     const remote = await createRemote(dir);
     const sha = await remote.commit({ 'README.md': 'hello\n' });
-    const job = { provider: 'github', secret_env: 'SECRET', remote: remote.bare, kill_grace: '1s' };
-    const config = join(dir, 'deployhook.yml');
-    await writeFile(
-      config,
-      yaml.dump({
-        listen: '127.0.0.1:0',
-        state_dir: 'state',
-        log_dir: 'logs',
-        shutdown_timeout: '1s',
-        api: { token_env: 'API_TOKEN' },
-        jobs: [
-          { ...job, name: 'app', repo: 'acme/app', branches: ['main'], command: ['sh', '-c', STEPS], env: { WORK: dir } },
-          { ...job, name: 'tools', repo: 'acme/tools', branches: ['**'], command: ['true'] },
-        ],
-      }),
-    );
-    daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SECRET, API_TOKEN: TOKEN } });
-    const url = `http://127.0.0.1:${daemon.port}`;
+    const url = await serve(dir, remote.bare, [
+      { name: 'app', repo: 'acme/app', branches: ['main'], command: ['sh', '-c', STEPS], env: { WORK: dir } },
+      { name: 'tools', repo: 'acme/tools', branches: ['**'], command: ['true'] },
+    ]);
 
     browser = await launchChromium();
     const session = await browser.newContext({ httpCredentials: { username: 'operator', password: TOKEN }, viewport: { width: 1280, height: 800 } });
@@ -163,20 +159,8 @@ describe('the status page in a real browser', () => {
     const dir = await tempDir();
     const remote = await createRemote(dir);
     const sha = await remote.commit({ 'README.md': 'hello\n' });
-    const config = join(dir, 'deployhook.yml');
     const steps = `echo "step 1 ${PAD}"; while [ ! -e "$WORK/gate" ]; do sleep 0.1; done; echo "step 2 ${PAD}"`;
-    await writeFile(
-      config,
-      yaml.dump({
-        listen: '127.0.0.1:0',
-        state_dir: 'state',
-        log_dir: 'logs',
-        api: { token_env: 'API_TOKEN' },
-        jobs: [{ name: 'app', provider: 'github', secret_env: 'SECRET', remote: remote.bare, repo: 'acme/app', branches: ['main'], command: ['sh', '-c', steps], env: { WORK: dir } }],
-      }),
-    );
-    daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SECRET, API_TOKEN: TOKEN } });
-    const url = `http://127.0.0.1:${daemon.port}`;
+    const url = await serve(dir, remote.bare, [{ name: 'app', repo: 'acme/app', branches: ['main'], command: ['sh', '-c', steps], env: { WORK: dir } }]);
     const id = await push(url, 'acme/app', 'refs/heads/main', sha);
     const status = async () => {
       const response = await fetch(`${url}/api/runs/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
