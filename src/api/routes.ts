@@ -73,7 +73,9 @@ export function apiRoutes(options: ApiOptions): Router {
     const run = options.store.get(req.params.id);
     if (!run) return fail(res, 404, `no run ${JSON.stringify(req.params.id)}`);
     const follow = req.query.follow === '1' || req.query.follow === 'true';
-    sendLog(req, res, run.logPath, follow, () => FINAL_STATUSES.has((options.store.get(run.id) ?? run).status)).catch(next);
+    const offset = req.query.offset ?? '0';
+    if (typeof offset !== 'string' || !/^\d{1,15}$/.test(offset)) return fail(res, 400, 'expected offset to be a byte count: the bytes of the log already read');
+    sendLog(req, res, run.logPath, { follow, offset: Number(offset), ended: () => FINAL_STATUSES.has((options.store.get(run.id) ?? run).status) }).catch(next);
   });
 
   router.post('/jobs/:name/deploy', (req, res, next) => {

@@ -1,4 +1,4 @@
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
@@ -275,5 +275,38 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(log.stdout).toContain(`end ${second}`);
     expect(log.stdout.trimEnd().split('\n').at(-1)).toMatch(/^\[deployhook\] finished: succeeded/);
     expect((await cli(context, 'cancel', secondRun)).stderr).toMatch(/only queued or running runs can be cancelled \(HTTP 409\)/);
+  });
+
+  it('sends a log from a byte offset, follows a log whose file is deleted under it to its end, and answers HEAD with headers alone', async () => {
+    const context = await setup(['sh', '-c', 'echo "step 1"; while [ ! -e "$WORK/gate" ]; do sleep 0.1; done; echo "step 2"']);
+    const id = await push(context.url, await context.remote.commit({ 'v.txt': '1\n' }));
+    const logOf = (query = '') => api(context.url, `/api/runs/${id}/log${query}`);
+    await until('the first step in the log', async () => (await (await logOf()).text()).includes('step 1\n'));
+
+    const followed = await logOf('?follow=1');
+    expect(followed.headers.get('x-accel-buffering')).toBe('no');
+    const reader = followed.body!.getReader();
+    let seen = '';
+    while (!seen.includes('step 1\n')) seen += Buffer.from((await reader.read()).value ?? []).toString();
+    // What pruning the run does to its log while it is followed.
+    const { run } = (await (await api(context.url, `/api/runs/${id}`)).json()) as { run: RunRecord };
+    const whole = await readFile(run.logPath);
+    const head = await api(context.url, `/api/runs/${id}/log?follow=1`, TOKEN, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    await rm(run.logPath);
+    await writeFile(join(context.dir, 'gate'), '');
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      seen += Buffer.from(value).toString();
+    }
+    expect(seen).toMatch(/step 1\n(.|\n)*step 2\n(.|\n)*\[deployhook\] finished: succeeded/);
+    expect(seen.startsWith(whole.toString())).toBe(true);
+
+    await writeFile(run.logPath, seen);
+    expect(await (await logOf(`?offset=${whole.length}`)).text()).toBe(seen.slice(whole.length));
+    expect(await (await logOf(`?offset=${seen.length + 10}`)).text()).toBe('');
+    for (const offset of ['-1', 'x', '1e3', '']) expect((await logOf(`?offset=${offset}`)).status, offset).toBe(400);
   });
 });
