@@ -20,20 +20,28 @@ export interface JobSummary {
 
 type PageData = { page: 'index' } | { page: 'run'; runId: string } | { page: 'missing' };
 
+/**
+ * Every URL in the pages and their script is relative to the page's `<base>`, the status
+ * page's root: so the page also works behind a reverse proxy that serves it under a path of
+ * its own (`https://ops.example/deployhook/` → the daemon's `/`).
+ */
 function layout(title: string, data: PageData, main: Html): string {
   const runId = data.page === 'run' ? html` data-run-id="${data.runId}"` : '';
+  // The index is the root itself; every other page is one folder down (/runs/<id>).
+  const root = data.page === 'index' ? './' : '../';
   return html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · deployhook</title>
+<base href="${root}">
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="/assets/deployhook.css">
-<script src="/assets/deployhook.js" defer></script>
+<link rel="stylesheet" href="assets/deployhook.css">
+<script src="assets/deployhook.js" defer></script>
 </head>
 <body data-page="${data.page}"${runId}>
-<header class="top"><a class="brand" href="/">deployhook</a></header>
+<header class="top"><a class="brand" href="./">deployhook</a></header>
 <main>
 ${main}
 </main>
@@ -42,7 +50,7 @@ ${main}
 `.toString();
 }
 
-const runHref = (id: string) => `/runs/${encodeURIComponent(id)}`;
+const runHref = (id: string) => `runs/${encodeURIComponent(id)}`;
 
 export function badge(status: string, title?: string): Html {
   return html`<span class="badge badge-${status}"${title ? html` title="${title}"` : ''}>${status.replace('_', ' ')}</span>`;
@@ -101,7 +109,7 @@ export function runPage(run: RunRecord, now: number): string {
     `Run ${run.id}`,
     { page: 'run', runId: run.id },
     html`<p id="notice" class="notice" hidden></p>
-<p class="crumbs"><a href="/">← All jobs and runs</a></p>
+<p class="crumbs"><a href="./">← All jobs and runs</a></p>
 <h1>Run <code>${run.id}</code> <span id="run-status">${badge(run.status)}</span></h1>
 <dl class="record">
 <dt>Job</dt><dd>${run.job}</dd>
@@ -118,7 +126,7 @@ ${field('exit', 'Exit')}
 ${field('reason', 'Reason')}
 ${(run.forwards ?? []).map((entry) => html`<dt>Forwarded to</dt><dd><span class="mono">${entry.url}</span>: ${forwardText(entry)}</dd>`)}
 </dl>
-<h2>Log <a class="small" href="/api/runs/${encodeURIComponent(run.id)}/log">raw</a></h2>
+<h2>Log <a class="small" href="api/runs/${encodeURIComponent(run.id)}/log">raw</a></h2>
 <pre id="log" class="log" tabindex="0">${run.status === 'queued' ? 'Waiting for the run to start…' : 'Loading the log…'}</pre>`,
   );
 }
@@ -126,5 +134,5 @@ ${(run.forwards ?? []).map((entry) => html`<dt>Forwarded to</dt><dd><span class=
 export function missingPage(what: string): string {
   return layout('Not found', { page: 'missing' }, html`<h1>Not found</h1>
 <p>${what}</p>
-<p><a href="/">← All jobs and runs</a></p>`);
+<p><a href="./">← All jobs and runs</a></p>`);
 }

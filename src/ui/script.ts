@@ -68,7 +68,7 @@ export const SCRIPT = String.raw`'use strict';
   }
 
   const badge = (status, title) => el('span', Object.assign({ class: 'badge badge-' + status }, title ? { title } : {}), [status.replace('_', ' ')]);
-  const runLink = (id, child) => el('a', { href: '/runs/' + encodeURIComponent(id) }, [child]);
+  const runLink = (id, child) => el('a', { href: 'runs/' + encodeURIComponent(id) }, [child]);
   const age = (iso, now) => (iso ? el('time', { datetime: iso, title: formatTime(iso) }, [formatAge(iso, now)]) : '');
   const td = (children, className) => el('td', className ? { class: className } : {}, children);
 
@@ -108,8 +108,18 @@ export const SCRIPT = String.raw`'use strict';
     node.hidden = !text;
   }
 
+  // Set when the daemon refuses the page's token (it was changed): nothing is asked again
+  // until the page is reloaded, which asks for the new one.
+  let refused = false;
+  function refuse(status) {
+    if (status !== 401) return;
+    refused = true;
+    notice('The daemon refused the token this page was opened with (HTTP 401): reload the page to sign in again.');
+  }
+
   async function getJson(url) {
     const response = await fetch(url, { credentials: 'same-origin', cache: 'no-store', headers: { accept: 'application/json' } });
+    refuse(response.status);
     if (!response.ok) throw new Error(url + ' answered HTTP ' + response.status);
     return response.json();
   }
@@ -120,13 +130,13 @@ export const SCRIPT = String.raw`'use strict';
     let busy = false;
     async function tick() {
       clearTimeout(timer);
-      if (busy) return;
+      if (busy || refused) return;
       busy = true;
       try {
         if (!document.hidden) await task();
       } finally {
         busy = false;
-        timer = setTimeout(tick, ms);
+        if (!refused) timer = setTimeout(tick, ms);
       }
     }
     timer = setTimeout(tick, ms);
@@ -135,26 +145,34 @@ export const SCRIPT = String.raw`'use strict';
 
   async function refreshIndex() {
     try {
-      const [jobs, runs] = await Promise.all([getJson('/api/jobs'), getJson('/api/runs?limit=20')]);
+      const [jobs, runs] = await Promise.all([getJson('api/jobs'), getJson('api/runs?limit=20')]);
       const now = Date.now();
       fill('jobs', jobs.jobs.filter(Boolean).map((job) => jobRow(job, now)), 5, 'No jobs configured.');
       fill('runs', runs.runs.map((run) => runRow(run, now)), 8, 'No runs yet.');
       notice('');
     } catch (error) {
-      notice('Could not refresh (' + error.message + '); retrying.');
+      if (!refused) notice('Could not refresh (' + error.message + '); retrying.');
     }
   }
 
   function followRun(runId) {
     const log = document.getElementById('log');
-    const runUrl = '/api/runs/' + encodeURIComponent(runId);
+    const runUrl = 'api/runs/' + encodeURIComponent(runId);
     let kept = 0;
     let asked = 0;
     let shown = 0;
-    // The record can say how the run ended before the stream has brought the log's last bytes
-    // (the server sends what was appended every 200 ms): the page shows the ending only once
-    // the stream has ended, so a final badge always comes with the whole log.
-    let streaming = false;
+    // Bytes of the log shown so far: a stream that breaks off is asked again from there (a run
+    // log is only appended to), with one decoder for all of them, as a character can be cut
+    // between two.
+    let received = 0;
+    const decoder = new TextDecoder();
+    let started = false;
+    // Set once a stream has ended with the run and the record says how it ended. Until then a
+    // final record is not shown: it can come before the stream's last bytes (the server sends
+    // what was appended every 200 ms), and a final badge must come with the whole log.
+    let finished = false;
+    let stream;
+    let retry = 0;
 
     function append(text) {
       if (!text) return;
@@ -169,12 +187,12 @@ export const SCRIPT = String.raw`'use strict';
       if (atBottom) log.scrollTop = log.scrollHeight;
     }
 
-    async function refreshRecord() {
+    async function refreshRecord(final) {
       const ask = ++asked;
       try {
         const { run } = await getJson(runUrl);
         // Answers can overtake each other: never let an older one undo a newer one.
-        if (ask < shown || (streaming && FINAL.has(run.status))) return run;
+        if (ask < shown || (!final && FINAL.has(run.status))) return run;
         shown = ask;
         document.getElementById('run-status').replaceChildren(badge(run.status));
         const fields = liveFields(run, Date.now());
@@ -184,52 +202,66 @@ export const SCRIPT = String.raw`'use strict';
         notice('');
         return run;
       } catch (error) {
-        notice('Could not refresh the run (' + error.message + '); retrying.');
+        if (!refused) notice('Could not refresh the run (' + error.message + '); retrying.');
         return undefined;
       }
     }
 
+    /**
+     * Streams the log from the bytes already shown, until the run ends. A hidden page holds no
+     * stream open (a browser has only six connections to a server over HTTP/1.1, and each open
+     * run page would hold one): it goes on when the page shows again.
+     */
     async function follow() {
-      const poll = setInterval(refreshRecord, 2000);
-      let started = false;
-      streaming = true;
+      clearTimeout(retry);
+      if (finished || refused || stream || document.hidden) return;
+      const controller = new AbortController();
+      stream = controller;
+      const poll = setInterval(() => refreshRecord(false), 2000);
+      let ended = false;
       try {
-        const response = await fetch(runUrl + '/log?follow=1', { credentials: 'same-origin', cache: 'no-store' });
+        const response = await fetch(runUrl + '/log?follow=1&offset=' + received, { credentials: 'same-origin', cache: 'no-store', signal: controller.signal });
         if (response.status === 404) {
+          finished = true;
           notice('This run no longer exists: finished runs beyond keep_runs are deleted.');
           return;
         }
+        refuse(response.status);
         if (!response.ok || !response.body) throw new Error('the log answered HTTP ' + response.status);
         const reader = response.body.getReader();
-        const decoder = new TextDecoder();
         for (;;) {
           const { done, value } = await reader.read();
-          const text = done ? decoder.decode() : decoder.decode(value, { stream: true });
+          if (done) break;
+          received += value.length;
+          const text = decoder.decode(value, { stream: true });
           if (text && !started) {
             // The first output: the run has started, so its badge should say so now.
             started = true;
             log.textContent = '';
-            log.classList.remove('trimmed');
-            kept = 0;
-            refreshRecord();
+            refreshRecord(false);
           }
           append(text);
-          if (done) break;
         }
+        ended = true;
       } catch (error) {
-        notice('The log stream broke off (' + error.message + '); reconnecting.');
+        if (!controller.signal.aborted && !refused) notice('The log stream broke off (' + error.message + '); reconnecting.');
       } finally {
         clearInterval(poll);
-        streaming = false;
+        stream = undefined;
       }
-      const run = await refreshRecord();
-      if (run && FINAL.has(run.status)) {
-        if (!started) log.textContent = '(the log is empty)';
-        return;
+      if (ended) {
+        const run = await refreshRecord(true);
+        if (run && FINAL.has(run.status)) {
+          finished = true;
+          append(decoder.decode());
+          if (!started) log.textContent = '(the log is empty)';
+          return;
+        }
       }
-      setTimeout(follow, 2000);
+      if (!finished) retry = setTimeout(follow, 2000);
     }
 
+    document.addEventListener('visibilitychange', () => (document.hidden ? stream?.abort() : follow()));
     follow();
   }
 

@@ -1,4 +1,6 @@
 import { writeFile } from 'node:fs/promises';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import type { Browser, Page } from 'playwright-core';
@@ -8,6 +10,7 @@ import { startServe, type ServeProcess } from '../helpers/cli.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 const SECRET = 'browser-webhook-secret-0123456789abcdef';
 const TOKEN = 'browser-operator-token-0123456789abcdef';
@@ -21,8 +24,12 @@ const STEPS = `for i in 1 2 3; do echo "step $i ${PAD}"; sleep 0.3; done; while 
 
 let daemon: ServeProcess | undefined;
 let browser: Browser | undefined;
+let proxy: Server | undefined;
 
 afterEach(async () => {
+  proxy?.closeAllConnections();
+  proxy?.close();
+  proxy = undefined;
   await browser?.close();
   await daemon?.stop();
   browser = undefined;
@@ -44,6 +51,26 @@ async function serve(dir: string, remote: string, jobs: Array<Record<string, unk
   await writeFile(config, yaml.dump({ ...settings, jobs: jobs.map((each) => ({ ...job, ...each })) }));
   daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SECRET, API_TOKEN: TOKEN } });
   return `http://127.0.0.1:${daemon.port}`;
+}
+
+/**
+ * A daemon with one job that prints step 1, waits for the file `gate` in `dir`, then prints
+ * step 2, and one push of it.
+ */
+async function gatedRun(): Promise<{ dir: string; url: string; id: string }> {
+  const dir = await tempDir();
+  const remote = await createRemote(dir);
+  const sha = await remote.commit({ 'README.md': 'hello\n' });
+  const steps = `echo "step 1 ${PAD}"; while [ ! -e "$WORK/gate" ]; do sleep 0.1; done; echo "step 2 ${PAD}"`;
+  const url = await serve(dir, remote.bare, [{ name: 'app', repo: 'acme/app', branches: ['main'], command: ['sh', '-c', steps], env: { WORK: dir } }]);
+  return { dir, url, id: await push(url, 'acme/app', 'refs/heads/main', sha) };
+}
+
+/** A page of a new browser that answers the daemon's request for the token. */
+async function openPage(): Promise<Page> {
+  browser = await launchChromium();
+  const session = await browser.newContext({ httpCredentials: { username: 'operator', password: TOKEN } });
+  return session.newPage();
 }
 
 const text = (page: Page, selector: string) => page.locator(selector).first().textContent();
@@ -105,9 +132,9 @@ describe('the status page in a real browser', () => {
     const id = await push(url, 'acme/app', 'refs/heads/main', sha);
 
     // The page's own refresh brings both runs in; the branch name shows as text.
-    const link = page.locator(`#runs a[href="/runs/${id}"]`);
+    const link = page.locator(`#runs a[href="runs/${id}"]`);
     await link.waitFor({ timeout: 15_000 });
-    await page.locator(`#runs a[href="/runs/${hostile}"]`).waitFor({ timeout: 15_000 });
+    await page.locator(`#runs a[href="runs/${hostile}"]`).waitFor({ timeout: 15_000 });
     await expect.poll(() => page.locator('#runs td', { hasText: XSS_BRANCH }).count(), { timeout: 10_000 }).toBe(1);
     expect(await text(page, '#jobs tr:first-child td:first-child')).toBe('app');
     await expect.poll(() => text(page, '#jobs tr:first-child td:nth-child(2)'), { timeout: 10_000 }).toBe('running');
@@ -156,21 +183,14 @@ describe('the status page in a real browser', () => {
   it("opened straight from a link, follows a run's log, and shows how the run ended only once the stream has brought the whole log", { timeout: 60_000 }, async (context) => {
     const missing = chromiumMissing();
     if (missing) context.skip(missing);
-    const dir = await tempDir();
-    const remote = await createRemote(dir);
-    const sha = await remote.commit({ 'README.md': 'hello\n' });
-    const steps = `echo "step 1 ${PAD}"; while [ ! -e "$WORK/gate" ]; do sleep 0.1; done; echo "step 2 ${PAD}"`;
-    const url = await serve(dir, remote.bare, [{ name: 'app', repo: 'acme/app', branches: ['main'], command: ['sh', '-c', steps], env: { WORK: dir } }]);
-    const id = await push(url, 'acme/app', 'refs/heads/main', sha);
+    const { dir, url, id } = await gatedRun();
     const status = async () => {
       const response = await fetch(`${url}/api/runs/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
       return ((await response.json()) as { run: { status: string } }).run.status;
     };
     await expect.poll(status, { timeout: 15_000 }).toBe('running');
 
-    browser = await launchChromium();
-    const session = await browser.newContext({ httpCredentials: { username: 'operator', password: TOKEN } });
-    const page = await session.newPage();
+    const page = await openPage();
     // The browser is asked for the token at /runs/ and sends it only under that folder unless
     // asked again: the page's requests to /api/ must ask for it in a way a browser answers.
     await page.goto(`${url}/runs/${id}`);
@@ -194,5 +214,116 @@ describe('the status page in a real browser', () => {
     await writeFile(join(dir, 'gate'), '');
     await expect.poll(() => text(page, '#run-status .badge'), { timeout: 15_000 }).toBe('succeeded');
     expect(await text(page, '#log')).toMatch(new RegExp(`^step 1 ${PAD}\nstep 2 ${PAD}\n`, 'm'));
+  });
+
+  it('takes up a broken log stream from the bytes it has, and holds no stream open while hidden', { timeout: 60_000 }, async (context) => {
+    const missing = chromiumMissing();
+    if (missing) context.skip(missing);
+    const { dir, url, id } = await gatedRun();
+
+    const page = await openPage();
+    const streams: string[] = [];
+    const failed: string[] = [];
+    page.on('request', (request) => request.url().includes('/log?') && streams.push(new URL(request.url()).search));
+    page.on('requestfailed', (request) => request.url().includes('/log?') && failed.push(new URL(request.url()).search));
+    // The first stream breaks off before it brings anything (a network that drops).
+    let broken = false;
+    await page.route(/\/log\?/, (route) => {
+      if (broken) return route.continue();
+      broken = true;
+      return route.abort('connectionreset');
+    });
+    await page.goto(`${url}/runs/${id}`);
+    await expect.poll(() => text(page, '#log'), { timeout: 15_000 }).toMatch(/^step 1 /m);
+    expect(streams).toEqual(['?follow=1&offset=0', '?follow=1&offset=0']);
+
+    // Hidden, the page closes its stream; the run ends meanwhile.
+    const visibility = (hidden: boolean) =>
+      page.locator('body').evaluate((body, value) => {
+        const doc = body.ownerDocument;
+        Object.defineProperty(doc, 'hidden', { configurable: true, get: () => value });
+        doc.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+    await visibility(true);
+    await expect.poll(() => failed.length, { timeout: 5_000 }).toBe(2);
+    const before = (await text(page, '#log')) ?? '';
+    await writeFile(join(dir, 'gate'), '');
+    await until('the run to end', async () => {
+      const response = await fetch(`${url}/api/runs/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      return ((await response.json()) as { run: { status: string } }).run.status === 'succeeded';
+    });
+    expect(await text(page, '#run-status .badge')).toBe('running');
+    expect(streams).toHaveLength(2);
+
+    // Shown again, it asks for the rest only, and shows the whole log once, then the ending.
+    await visibility(false);
+    await expect.poll(() => text(page, '#run-status .badge'), { timeout: 15_000 }).toBe('succeeded');
+    const shown = (await text(page, '#log')) ?? '';
+    expect(streams).toHaveLength(3);
+    expect(Number(new URLSearchParams(streams[2]).get('offset'))).toBe(Buffer.byteLength(before));
+    expect(shown.startsWith(before)).toBe(true);
+    expect(shown.match(/^step \d /gm)).toEqual(['step 1 ', 'step 2 ']);
+    expect(shown).toMatch(/\[deployhook\] finished: succeeded/);
+    expect(await text(page, '#notice')).toBe('');
+  });
+
+  it('stops asking once the daemon refuses the token, and says to reload', { timeout: 60_000 }, async (context) => {
+    const missing = chromiumMissing();
+    if (missing) context.skip(missing);
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const url = await serve(dir, remote.bare, [{ name: 'app', repo: 'acme/app', branches: ['main'], command: ['true'] }]);
+    const page = await openPage();
+    await page.goto(`${url}/`);
+    // The token is changed on the daemon: its API now refuses the one the page was opened with.
+    const asked: string[] = [];
+    await page.route(/\/api\//, (route) => {
+      asked.push(route.request().url());
+      return route.fulfill({ status: 401, json: { error: 'expected a valid token' } });
+    });
+    await expect.poll(() => text(page, '#notice'), { timeout: 10_000 }).toContain('reload the page to sign in again');
+    const count = asked.length;
+    await page.waitForTimeout(7_000); // two more of the page's refreshes, were it still refreshing
+    expect(asked).toHaveLength(count);
+    expect(await text(page, '#notice')).toContain('HTTP 401');
+  });
+
+  it('works behind a reverse proxy that serves it under a path of its own', { timeout: 60_000 }, async (context) => {
+    const missing = chromiumMissing();
+    if (missing) context.skip(missing);
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'README.md': 'hello\n' });
+    const url = await serve(dir, remote.bare, [{ name: 'app', repo: 'acme/app', branches: ['main'], command: ['sh', '-c', `echo "step 1 ${PAD}"`] }]);
+    const id = await push(url, 'acme/app', 'refs/heads/main', sha);
+    const target = new URL(url);
+    // https://ops.example/deployhook/ → the daemon's /, as nginx's `location /deployhook/ { proxy_pass http://127.0.0.1:9000/; }`.
+    proxy = createServer((req, res) => {
+      if (!req.url?.startsWith('/deployhook/')) return void res.writeHead(404).end('not the daemon');
+      const forward = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url.slice('/deployhook'.length), headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      forward.on('error', () => res.destroy());
+      req.pipe(forward);
+    });
+    await new Promise<void>((resolve) => proxy?.listen(0, '127.0.0.1', resolve));
+    const front = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/deployhook/`;
+
+    const page = await openPage();
+    const paths: string[] = [];
+    page.on('request', (request) => paths.push(new URL(request.url()).pathname));
+    await page.goto(front);
+    await page.locator(`#runs a[href="runs/${id}"]`).click();
+    await page.waitForURL(`${front}runs/${id}`);
+    await expect.poll(() => text(page, '#run-status .badge'), { timeout: 15_000 }).toBe('succeeded');
+    expect(await text(page, '#log')).toContain(`step 1 ${PAD}\n`);
+    // The style sheet applies: the log is laid out as the status page's CSS says.
+    expect(await page.locator('#log').evaluate((log) => log.ownerDocument.defaultView?.getComputedStyle(log).whiteSpace)).toBe('pre-wrap');
+    await page.locator('.crumbs a').click();
+    await page.waitForURL(front);
+    await page.waitForRequest((request) => request.url().endsWith('/api/jobs'), { timeout: 10_000 }); // the index's own refresh
+    expect(paths.filter((path) => !path.startsWith('/deployhook/'))).toEqual([]);
+    expect(paths).toEqual(expect.arrayContaining(['/deployhook/assets/deployhook.css', '/deployhook/assets/deployhook.js', '/deployhook/api/jobs', `/deployhook/api/runs/${id}/log`]));
   });
 });

@@ -75,9 +75,9 @@ describe('the status page', () => {
     expect(index.headers.get('content-security-policy')).toBe(CONTENT_SECURITY_POLICY);
     expect(CONTENT_SECURITY_POLICY).toBe("default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
     expect(index.text).toContain('<meta name="viewport"');
-    expect(index.text).toContain(`<td class="strong">app</td><td><span class="badge badge-idle">idle</span> <span class="muted">last</span> <a href="/runs/${id}"><span class="badge badge-succeeded" title="last run">succeeded</span></a></td>`);
+    expect(index.text).toContain(`<td class="strong">app</td><td><span class="badge badge-idle">idle</span> <span class="muted">last</span> <a href="runs/${id}"><span class="badge badge-succeeded" title="last run">succeeded</span></a></td>`);
     expect(index.text).toContain('<td>acme/app</td><td>**</td></tr>');
-    expect(index.text).toContain(`<a href="/runs/${id}"><code>${id}</code></a>`);
+    expect(index.text).toContain(`<a href="runs/${id}"><code>${id}</code></a>`);
     expect(index.text).toContain('<span class="badge badge-succeeded">succeeded</span>');
     expect(index.text).toContain(`<code>${sha.slice(0, 7)}</code>`);
     expect(index.text).not.toMatch(/<style|style=|<script>|\son[a-z]+=/);
@@ -135,7 +135,7 @@ describe('the status page', () => {
       expect(text).not.toContain('<script>');
       expect(text).not.toContain('<img');
       expect(text.match(/<script/g)).toEqual(['<script']);
-      expect(text).toContain('<script src="/assets/deployhook.js" defer></script>');
+      expect(text).toContain('<script src="assets/deployhook.js" defer></script>');
     }
   });
 
