@@ -124,7 +124,7 @@ interface ClientFlags {
 
 /** The API client for a command: URL and token from the flags, else from the daemon's config. */
 async function client(flags: ClientFlags): Promise<ApiClient> {
-  const readToken = flags.token === undefined && process.env.DEPLOYHOOK_TOKEN === undefined;
+  const readToken = flags.token === undefined && !process.env.DEPLOYHOOK_TOKEN;
   const needConfig = readToken || flags.url === undefined;
   const { loadClientConfig } = await import('./config/load-client.js');
   const { clientFor } = await import('./client/api-client.js');
@@ -190,6 +190,8 @@ clientCommand('logs', 'print a run\'s log')
   .argument('<run>', 'run id')
   .option('-f, --follow', 'keep printing new output until the run ends')
   .action(async (runId: string, flags: ClientFlags & { follow?: boolean }) => {
+    // `logs … | head`: a reader that has read enough ends it as SIGPIPE would any other tool.
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' ? process.exit(141) : fail(error)));
     // On a terminal, escape sequences from the log (a pusher's commit subject, say) are shown, not obeyed.
     const safe = process.stdout.isTTY ? (await import('./client/terminal-safe.js')).createTerminalFilter() : (chunk: Uint8Array) => chunk;
     const status = await (await commands()).showLog(await client(flags), runId, flags.follow === true, (chunk) => process.stdout.write(safe(chunk)), console.error).catch(fail);

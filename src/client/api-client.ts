@@ -8,6 +8,10 @@ export class ApiClient {
   readonly #token: string;
 
   constructor(url: string, token: string) {
+    const parsed = URL.canParse(url) ? new URL(url) : undefined;
+    if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:') throw new DeployhookError('BAD_API_URL', `Expected the daemon's URL as http://host:port or https://host:port (--url, api.url), but got ${JSON.stringify(url)}`);
+    // Never printed, and fetch refuses them anyway: the token is how the CLI signs in.
+    if (parsed.username || parsed.password) throw new DeployhookError('BAD_API_URL', `Expected the daemon's URL without a user name or password (--url, api.url): the API token signs in (--token, $DEPLOYHOOK_TOKEN, api.token_env)`);
     this.url = url.replace(/\/+$/, '');
     this.#token = token;
   }
@@ -25,23 +29,34 @@ export class ApiClient {
       throw new DeployhookError('DAEMON_UNREACHABLE', `Could not reach deployhook at ${this.url}: is the daemon running?${reason}`, { cause });
     }
     if (response.ok) return response;
-    const text = await response.text();
-    let message = text;
+    if (response.status === 401) throw new DeployhookError('API_UNAUTHORIZED', `The daemon at ${this.url} refused the API token: check api.token_env or api.token_file in the config, $DEPLOYHOOK_TOKEN, or --token.`);
+    // A proxy or gateway in between that could not reach the daemon (it may be restarting).
+    const code = [502, 503, 504].includes(response.status) ? 'API_UNAVAILABLE' : 'API_ERROR';
+    const { error } = (await this.#json(response).catch(() => ({}))) as { error?: unknown };
+    if (typeof error === 'string') throw new DeployhookError(code, `${error} (HTTP ${response.status})`);
+    throw new DeployhookError(code, this.#notTheDaemon(response));
+  }
+
+  /** The answer's JSON; anything else is not the daemon's API answering. */
+  async #json(response: Response): Promise<unknown> {
+    if (!(response.headers.get('content-type') ?? '').startsWith('application/json')) throw new DeployhookError('API_ERROR', this.#notTheDaemon(response));
     try {
-      message = (JSON.parse(text) as { error?: string }).error ?? text;
-    } catch {
-      // not JSON: keep the text
+      return await response.json();
+    } catch (cause) {
+      throw new DeployhookError('API_ERROR', this.#notTheDaemon(response), { cause });
     }
-    if (response.status === 401) throw new DeployhookError('API_UNAUTHORIZED', `The daemon at ${this.url} refused the API token: check api.token_env or api.token_file in the config, or --token.`);
-    throw new DeployhookError('API_ERROR', `${message} (HTTP ${response.status})`);
+  }
+
+  #notTheDaemon(response: Response): string {
+    return `Expected JSON from deployhook's API at ${this.url}, but got HTTP ${response.status} ${response.headers.get('content-type') ?? 'without a content type'}: is this the daemon's URL (--url, api.url)?`;
   }
 
   async get<T>(path: string): Promise<T> {
-    return (await (await this.#request('GET', path)).json()) as T;
+    return (await this.#json(await this.#request('GET', path))) as T;
   }
 
   async post<T>(path: string, body: unknown): Promise<T> {
-    return (await (await this.#request('POST', path, body)).json()) as T;
+    return (await this.#json(await this.#request('POST', path, body))) as T;
   }
 
   /** A streamed text response (a followed log), chunk by chunk. */
@@ -65,8 +80,8 @@ export function daemonUrl(config: Pick<Config, 'listen' | 'tls'>): string {
 
 /** The daemon's URL and token: flags first, then the config (api.url, or the listen address, and api.token). */
 export function clientFor(config: ClientConfig | undefined, flags: { url?: string | undefined; token?: string | undefined }, env: Readonly<Record<string, string | undefined>>): ApiClient {
-  const token = flags.token ?? env.DEPLOYHOOK_TOKEN ?? config?.apiToken;
-  if (!token) throw new DeployhookError('NO_API_TOKEN', 'No API token: configure api.token_env or api.token_file in the config (the CLI reads it from there), or pass --token.');
+  const token = flags.token ?? (env.DEPLOYHOOK_TOKEN || undefined) ?? config?.apiToken;
+  if (!token) throw new DeployhookError('NO_API_TOKEN', 'No API token: configure api.token_env or api.token_file in the config (the CLI reads it from there), set $DEPLOYHOOK_TOKEN, or pass --token.');
   const url = flags.url ?? config?.apiUrl ?? (config ? daemonUrl(config) : undefined);
   if (url === undefined) throw new DeployhookError('NO_API_URL', 'No daemon URL: pass --url or --config.');
   return new ApiClient(url, token);

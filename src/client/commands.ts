@@ -1,6 +1,7 @@
 import { hostname, userInfo } from 'node:os';
 import { formatDuration } from '../config/duration.js';
 import type { RunRecord } from '../jobs/run-record.js';
+import { DeployhookError } from '../errors.js';
 import type { ApiClient } from './api-client.js';
 import { age, formatTable, short } from './table.js';
 
@@ -43,24 +44,70 @@ export async function listRuns(client: ApiClient, filter: { job?: string | undef
   print(formatTable(['RUN', 'JOB', 'STATUS', 'TRIGGER', 'REF', 'COMMIT', 'DEPLOYED', 'QUEUED', 'DURATION'], rows));
 }
 
+/** Failures that a daemon's restart or a proxy's timeout makes, which asking again can outlast. */
+const PASSING = new Set(['STREAM_CLOSED', 'DAEMON_UNREACHABLE', 'API_UNAVAILABLE']);
+
+export interface FollowOptions {
+  /** How long to go on asking after the daemon was lost, from the last time it answered. */
+  retryForMs: number;
+  pause: (ms: number) => Promise<void>;
+}
+
+const FOLLOW: FollowOptions = { retryForMs: 60_000, pause: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) };
+
 /**
- * Prints a run's log; with `follow`, until the run ends. A run without a log (it never
- * started: superseded, cancelled while queued) gets one line on `note` instead, saying why.
- * Resolves with the run's status at the end.
+ * Prints a run's log; with `follow`, until the run ends. A followed log whose connection breaks
+ * off (the daemon restarting, a proxy's timeout) is asked for again from the bytes printed (a
+ * run log is only appended to) for up to `retryForMs`. A run without a log (it never started:
+ * superseded, cancelled while queued) gets one line on `note` instead, saying why; so does a run
+ * the daemon's stop interrupted, with the run that repeats it once there is one. Resolves with
+ * the run's status.
  */
-export async function showLog(client: ApiClient, runId: string, follow: boolean, write: (chunk: Uint8Array) => void, note: Print): Promise<string> {
+export async function showLog(client: ApiClient, runId: string, follow: boolean, write: (chunk: Uint8Array) => void, note: Print, options: FollowOptions = FOLLOW): Promise<string> {
+  const path = `/api/runs/${encodeURIComponent(runId)}`;
   let printed = 0;
-  for await (const chunk of client.stream(`/api/runs/${encodeURIComponent(runId)}/log${follow ? '?follow=1' : ''}`)) {
-    printed += chunk.length;
-    write(chunk);
+  let lost: number | undefined;
+  /** Runs `step` until it gets through, while the daemon is lost for less than retryForMs. */
+  async function persist<T>(step: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await step();
+      } catch (error) {
+        if (!follow || !(error instanceof DeployhookError) || !PASSING.has(error.code)) throw error;
+        if (lost === undefined) note(`${error.message.replace(/: is the daemon [^?]*\?/, '')}; trying again for up to ${Math.round(options.retryForMs / 1000)} s`);
+        lost ??= Date.now();
+        if (Date.now() - lost >= options.retryForMs) throw error;
+        await options.pause(1000);
+      }
+    }
   }
-  const { run } = await client.get<{ run: RunRecord }>(`/api/runs/${encodeURIComponent(runId)}`);
+  await persist(async () => {
+    for await (const chunk of client.stream(`${path}/log?${follow ? 'follow=1&' : ''}offset=${printed}`)) {
+      lost = undefined;
+      printed += chunk.length;
+      write(chunk);
+    }
+  });
+  const { run } = await persist(() => client.get<{ run: RunRecord }>(path));
   if (printed === 0) note(`run ${run.id} of job ${run.job} is ${run.status} and has no output${run.reason !== undefined ? `: ${run.reason}` : ''}`);
+  else if (run.status === 'interrupted') {
+    const repeat = run.retriedBy !== undefined ? `; run ${run.retriedBy} repeats it: deployhook logs ${run.retriedBy} -f` : '';
+    note(`run ${run.id} of job ${run.job} is interrupted${run.reason !== undefined ? `: ${run.reason}` : ''}${repeat}`);
+  }
   return run.status;
 }
 
+/** The user's name; a uid without one (a container's, systemd's DynamicUser) is named by its number. */
+function whoAmI(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER || `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
+
 export async function deploy(client: ApiClient, job: string, target: { ref?: string | undefined; sha?: string | undefined }, print: Print): Promise<string> {
-  const requestedBy = `${userInfo().username}@${hostname()}`;
+  const requestedBy = `${whoAmI()}@${hostname()}`;
   const body = { ...(target.ref !== undefined ? { ref: target.ref } : {}), ...(target.sha !== undefined ? { sha: target.sha } : {}), requested_by: requestedBy };
   const { run } = await client.post<{ run: { id: string; job: string; sha: string; ref: string; exact: boolean } }>(`/api/jobs/${encodeURIComponent(job)}/deploy`, body);
   print(`queued run ${run.id} of job ${run.job}: ${run.exact ? `exactly ${run.sha}` : `the tip of ${run.ref} (now ${short(run.sha)})`}`);

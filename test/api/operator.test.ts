@@ -1,12 +1,15 @@
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../src/jobs/run-record.js';
-import { runCli, startServe, type ServeProcess } from '../helpers/cli.js';
+import { execa } from 'execa';
+import { CLI, runCli, startServe, type ServeProcess } from '../helpers/cli.js';
 import { createRemote, git, type TestRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
+import { freePort } from '../helpers/ports.js';
 import { isRunning } from '../helpers/processes.js';
 import { readRun, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -31,12 +34,12 @@ interface Setup {
   url: string;
 }
 
-async function setup(command: string[], api: Record<string, string> | null = { token_env: 'API_TOKEN', ui_token_env: 'UI_TOKEN' }, env: Record<string, string> = {}): Promise<Setup> {
+async function setup(command: string[], api: Record<string, string> | null = { token_env: 'API_TOKEN', ui_token_env: 'UI_TOKEN' }, env: Record<string, string> = {}, listen = '127.0.0.1:0'): Promise<Setup> {
   const dir = await tempDir();
   const remote = await createRemote(dir);
   const config = join(dir, 'deployhook.yml');
   const job = { name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command, kill_grace: '1s', env: { ...env, WORK: dir } };
-  await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', ...(api ? { api } : {}), jobs: [job] }));
+  await writeFile(config, yaml.dump({ listen, state_dir: 'state', log_dir: 'logs', shutdown_timeout: '1s', ...(api ? { api } : {}), jobs: [job] }));
   daemon = await startServe(['--config', config], { env: ENV });
   return { dir, config, remote, url: `http://127.0.0.1:${daemon.port}` };
 }
@@ -87,7 +90,7 @@ describe('the operator API and CLI against a running daemon', () => {
     expect((await fetch(`${on.url}/hook/github`, { method: 'POST', body: '{}' })).status).toBe(401);
     const wrong = await runCli(['jobs', '--url', on.url, '--token', 'wrong-token'], { env: ENV });
     expect(wrong.exitCode).toBe(1);
-    expect(wrong.stderr.trim().split('\n')).toEqual([`deployhook: The daemon at ${on.url} refused the API token: check api.token_env or api.token_file in the config, or --token.`]);
+    expect(wrong.stderr.trim().split('\n')).toEqual([`deployhook: The daemon at ${on.url} refused the API token: check api.token_env or api.token_file in the config, $DEPLOYHOOK_TOKEN, or --token.`]);
     const unknown = await cli(on, 'deploy', 'nope');
     expect(unknown.exitCode).toBe(1);
     expect(unknown.stderr.trim()).toBe('deployhook: no job named "nope" (HTTP 404)');
@@ -308,5 +311,65 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(await (await logOf(`?offset=${whole.length}`)).text()).toBe(seen.slice(whole.length));
     expect(await (await logOf(`?offset=${seen.length + 10}`)).text()).toBe('');
     for (const offset of ['-1', 'x', '1e3', '']) expect((await logOf(`?offset=${offset}`)).status, offset).toBe(400);
+  });
+
+  it('follows a log across a restart of the daemon from the bytes it has, says so, and names an interrupted run', async () => {
+    const script = 'echo "begin $DEPLOYHOOK_SHA"; while [ ! -e "$WORK/gate" ]; do sleep 0.1; done; echo "end $DEPLOYHOOK_SHA"';
+    const context = await setup(['sh', '-c', script], undefined, {}, `127.0.0.1:${await freePort()}`);
+    const first = await push(context.url, await context.remote.commit({ 'v.txt': '1\n' }));
+    const state = async (id: string) => ((await (await api(context.url, `/api/runs/${id}`)).json()) as { run: RunRecord }).run;
+    await until('the first run to start', async () => (await state(first)).status === 'running');
+    const second = await context.remote.commit({ 'v.txt': '2\n' });
+    const queued = await push(context.url, second);
+    const followFirst = cli(context, 'logs', first, '-f');
+    const followQueued = cli(context, 'logs', queued, '-f');
+    await until('the first run\'s log to reach its command', async () => (await (await api(context.url, `/api/runs/${first}/log`)).text()).includes('begin '));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // both followers connected
+
+    // A restart: the running run is interrupted after shutdown_timeout, the queued one waits.
+    await daemon?.stop();
+    await writeFile(join(context.dir, 'gate'), '');
+    daemon = await startServe(['--config', context.config], { env: ENV });
+
+    const interrupted = await followFirst;
+    expect(interrupted.exitCode).toBe(1);
+    expect(interrupted.stdout).toMatch(/^begin [0-9a-f]{40}$/m);
+    // Said once the stream has ended, and, if the CLI asked after the restart, with its repeat.
+    const repeat = (await state(first)).retriedBy ?? '';
+    expect(repeat).toMatch(/^[0-9a-z]{26}$/);
+    expect(interrupted.stderr.trim().split('\n').at(-1)).toMatch(
+      new RegExp(`^run ${first} of job app is interrupted: the daemon shut down while the command was running; the run is repeated after restart(; run ${repeat} repeats it: deployhook logs ${repeat} -f)?$`),
+    );
+
+    const log = await followQueued;
+    expect(log.exitCode).toBe(0);
+    expect(log.stderr).toMatch(/^The connection to deployhook at http:\/\/127\.0\.0\.1:\d+ closed before the run ended; trying again for up to 60 s$/m);
+    expect(log.stdout.match(/^\[deployhook\] run \w+ of job app$/gm)).toEqual([`[deployhook] run ${queued} of job app`]);
+    expect(log.stdout).toContain(`end ${second}`);
+    expect(log.stdout.trimEnd().split('\n').at(-1)).toMatch(/^\[deployhook\] finished: succeeded/);
+    // Its log, printed once, as it is on disk.
+    expect(log.stdout).toBe((await (await api(context.url, `/api/runs/${queued}/log`)).text()).trimEnd());
+  });
+
+  it('tells a URL with a password, and an answer that is not the API, in one line each, and ends quietly when its reader has read enough', async () => {
+    const context = await setup(['sh', '-c', 'seq 1 100000']);
+    const id = await push(context.url, await context.remote.commit({ 'v.txt': '1\n' }));
+    await waitForRun(join(context.dir, 'state'), 'app', id);
+    const withPassword = await runCli(['jobs', '--url', 'http://operator:hunter2@127.0.0.1:1', '--token', TOKEN], { env: ENV });
+    expect(withPassword).toMatchObject({ exitCode: 1, stderr: "deployhook: Expected the daemon's URL without a user name or password (--url, api.url): the API token signs in (--token, $DEPLOYHOOK_TOKEN, api.token_env)" });
+    expect(withPassword.stderr).not.toContain('hunter2');
+    expect(await runCli(['jobs', '--url', '127.0.0.1:9000', '--token', TOKEN], { env: ENV })).toMatchObject({ exitCode: 1, stderr: 'deployhook: Expected the daemon\'s URL as http://host:port or https://host:port (--url, api.url), but got "127.0.0.1:9000"' });
+    // A proxy's own page where the API was expected.
+    const other = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><p>Welcome to nginx!</p>'));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const page = await runCli(['jobs', '--url', `http://127.0.0.1:${(other.address() as AddressInfo).port}`, '--token', TOKEN], { env: ENV });
+    other.close();
+    expect(page.exitCode).toBe(1);
+    expect(page.stderr.trim().split('\n')).toHaveLength(1);
+    expect(page.stderr).toMatch(/^deployhook: Expected JSON from deployhook's API at .* but got HTTP \d+ text\/html; charset=utf-8: is this the daemon's URL \(--url, api\.url\)\?/);
+
+    const piped = await execa('bash', ['-c', `node "$0" logs ${id} --config "$1" --url "$2" | head -c 100 >/dev/null; echo "\${PIPESTATUS[0]}"`, CLI, context.config, context.url], { env: ENV, reject: false });
+    expect(piped.stderr).toBe('');
+    expect(piped.stdout).toBe('141');
   });
 });

@@ -2,12 +2,12 @@ import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach } from 'vitest';
+import { freePort } from './ports.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -83,15 +83,6 @@ function sshdConfig(dir: string, port: number): string {
     'LogLevel VERBOSE',
     '',
   ].join('\n');
-}
-
-/** A port that was free a moment ago; sshd may still lose the race, hence the retries. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 type Started = { ok: true; child: ChildProcess } | { ok: false; log: string };
