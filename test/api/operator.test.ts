@@ -1,6 +1,7 @@
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -371,5 +372,16 @@ describe('the operator API and CLI against a running daemon', () => {
     const piped = await execa('bash', ['-c', `node "$0" logs ${id} --config "$1" --url "$2" | head -c 100 >/dev/null; echo "\${PIPESTATUS[0]}"`, CLI, context.config, context.url], { env: ENV, reject: false });
     expect(piped.stderr).toBe('');
     expect(piped.stdout).toBe('141');
+  });
+
+  it.skipIf(process.getuid?.() !== 0 && !process.env.CI)('deploy names a user without a user name (a container\'s uid) by number', async () => {
+    expect(process.getuid?.(), 'this test needs root, to run the CLI as a uid that has no passwd entry').toBe(0);
+    const context = await setup(['true']);
+    await context.remote.commit({ 'v.txt': '1\n' });
+    const deployed = await execa('setpriv', ['--reuid=54321', '--regid=54321', '--clear-groups', 'node', CLI, 'deploy', 'app', '--url', context.url, '--token', TOKEN], { env: { PATH: ENV.PATH }, reject: false });
+    expect(deployed.stderr).toBe('');
+    const id = /^queued run (\w+) of job app: /.exec(deployed.stdout)?.[1] ?? '';
+    const { run } = (await (await api(context.url, `/api/runs/${id}`)).json()) as { run: RunRecord };
+    expect(run.trigger.requestedBy).toBe(`api: uid 54321@${hostname()}`);
   });
 });
