@@ -136,6 +136,17 @@ async function client(flags: ClientFlags): Promise<ApiClient> {
   }
 }
 
+/** Prints a run's log to stdout; followed, the exit code says how the run ended. */
+async function printLog(api: ApiClient, runId: string, follow: boolean): Promise<void> {
+  // `logs … | head`: a reader that has read enough ends it as SIGPIPE would any other tool.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' ? process.exit(141) : fail(error)));
+  // On a terminal, escape sequences from the log (a pusher's commit subject, say) are shown, not obeyed.
+  const safe = process.stdout.isTTY ? (await import('./client/terminal-safe.js')).createTerminalFilter() : (chunk: Uint8Array) => chunk;
+  const status = await (await commands()).showLog(api, runId, follow, (chunk) => process.stdout.write(safe(chunk)), console.error).catch(fail);
+  // A skipped run (no changed file matched `paths`) did what its config asks: not an error.
+  if (follow && status !== 'succeeded' && status !== 'skipped') process.exitCode = 1;
+}
+
 function clientCommand(name: string, description: string): Command {
   return program
     .command(name)
@@ -190,21 +201,18 @@ clientCommand('logs', 'print a run\'s log')
   .argument('<run>', 'run id')
   .option('-f, --follow', 'keep printing new output until the run ends')
   .action(async (runId: string, flags: ClientFlags & { follow?: boolean }) => {
-    // `logs … | head`: a reader that has read enough ends it as SIGPIPE would any other tool.
-    process.stdout.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' ? process.exit(141) : fail(error)));
-    // On a terminal, escape sequences from the log (a pusher's commit subject, say) are shown, not obeyed.
-    const safe = process.stdout.isTTY ? (await import('./client/terminal-safe.js')).createTerminalFilter() : (chunk: Uint8Array) => chunk;
-    const status = await (await commands()).showLog(await client(flags), runId, flags.follow === true, (chunk) => process.stdout.write(safe(chunk)), console.error).catch(fail);
-    // A skipped run (no changed file matched `paths`) did what its config asks: not an error.
-    if (flags.follow && status !== 'succeeded' && status !== 'skipped') process.exitCode = 1;
+    await printLog(await client(flags), runId, flags.follow === true);
   });
 
 clientCommand('deploy', 'queue a deploy of a job: the tip of a branch, or exactly one commit (a rollback)')
   .argument('<job>', 'job name')
   .option('--ref <ref>', 'branch or full ref whose tip to deploy (default: the job\'s branch if it names one, else the remote\'s HEAD branch if the job deploys it)')
   .option('--sha <sha>', 'deploy exactly this commit')
-  .action(async (job: string, flags: ClientFlags & { ref?: string; sha?: string }) => {
-    await (await commands()).deploy(await client(flags), job, { ref: flags.ref, sha: flags.sha }, console.log).catch(fail);
+  .option('-f, --follow', 'then print the run\'s log until it ends, and exit 0 only if it succeeded (or was skipped)')
+  .action(async (job: string, flags: ClientFlags & { ref?: string; sha?: string; follow?: boolean }) => {
+    const api = await client(flags);
+    const runId = await (await commands()).deploy(api, job, { ref: flags.ref, sha: flags.sha }, flags.follow ? console.error : console.log).catch(fail);
+    if (flags.follow) await printLog(api, runId, true);
   });
 
 clientCommand('cancel', 'cancel a queued run, or stop a running one')

@@ -71,7 +71,7 @@ async function lsRemoteAsJob(job: JobConfig, args: readonly string[], env: Recor
 /** A job without a remote (a generic job that runs in its workdir) has no ref or commit to deploy. */
 function remoteOf(job: JobConfig): string {
   if (job.remote !== undefined) return job.remote;
-  throw new DeployhookError('NO_REMOTE', `Job ${job.name} has no remote, so there is nothing to deploy: it runs its command for each event${job.event ? ` from ${job.event.source}` : ''}. Send it one with: deployhook send ${job.name} --data '{...}'`);
+  throw new DeployhookError('NO_REMOTE', `Job ${job.name} has no remote, so there is nothing to deploy: it runs its command for each event${job.event ? ` from ${job.event.source}` : ''}. Send it one with deployhook send ${job.name} --data '<JSON>', where the job's secret can be read (README: "Generic signed events").`);
 }
 
 /** `main` -> `refs/heads/main`; full refs stay; anything git would refuse is an error. */

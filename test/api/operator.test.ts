@@ -384,4 +384,20 @@ describe('the operator API and CLI against a running daemon', () => {
     const { run } = (await (await api(context.url, `/api/runs/${id}`)).json()) as { run: RunRecord };
     expect(run.trigger.requestedBy).toBe(`api: uid 54321@${hostname()}`);
   });
+
+  it('deploy --follow prints the run\'s log and exits with how the run ended', async () => {
+    const context = await setup(['sh', '-c', 'echo "deploying $DEPLOYHOOK_SHA"; test -e "$WORK/ok"']);
+    const sha = await context.remote.commit({ 'v.txt': '1\n' });
+    const failed = await cli(context, 'deploy', 'app', '--follow');
+    expect(failed.exitCode).toBe(1);
+    const id = /^queued run (\w+) of job app: the tip of refs\/heads\/main/.exec(failed.stderr)?.[1] ?? '';
+    expect(failed.stdout).toContain(`[deployhook] run ${id} of job app`);
+    expect(failed.stdout).toMatch(new RegExp(`^deploying ${sha}$`, 'm'));
+    expect(failed.stdout.split('\n').at(-1)).toMatch(/^\[deployhook\] finished: failed, exit code 1/);
+
+    await writeFile(join(context.dir, 'ok'), '');
+    const succeeded = await cli(context, 'deploy', 'app', '-f');
+    expect(succeeded.exitCode).toBe(0);
+    expect(succeeded.stdout.split('\n').at(-1)).toMatch(/^\[deployhook\] finished: succeeded, exit code 0/);
+  });
 });
