@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import yaml from 'js-yaml';
-import { ConfigError } from '../errors.js';
+import { ConfigError, DeployhookError } from '../errors.js';
 import { toConfigIssues } from './format-issues.js';
 import { parseListenAddress } from './listen-address.js';
 import { readSecret, secretSource } from './read-secret.js';
@@ -19,9 +19,16 @@ export type ClientConfig = Pick<Config, 'listen' | 'tls'> & { apiUrl?: string; a
  */
 export async function loadClientConfig(configFile: string, env: Readonly<Record<string, string | undefined>>, options: { readToken: boolean }): Promise<ClientConfig> {
   const file = resolve(configFile);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new DeployhookError('CONFIG_UNREADABLE', `Could not read the config ${file} (${code}), where the CLI finds the daemon's address and API token: pass --config with the daemon's config, or --url and --token ($DEPLOYHOOK_TOKEN)`);
+  }
   let document: unknown;
   try {
-    document = yaml.load(await readFile(file, 'utf8'));
+    document = yaml.load(text);
   } catch (error) {
     throw new ConfigError(file, [{ path: '', message: `expected a readable YAML file: ${(error as Error).message.split('\n')[0] ?? ''}` }]);
   }

@@ -360,6 +360,11 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(withPassword).toMatchObject({ exitCode: 1, stderr: "deployhook: Expected the daemon's URL without a user name or password (--url, api.url): the API token signs in (--token, $DEPLOYHOOK_TOKEN, api.token_env)" });
     expect(withPassword.stderr).not.toContain('hunter2');
     expect(await runCli(['jobs', '--url', '127.0.0.1:9000', '--token', TOKEN], { env: ENV })).toMatchObject({ exitCode: 1, stderr: 'deployhook: Expected the daemon\'s URL as http://host:port or https://host:port (--url, api.url), but got "127.0.0.1:9000"' });
+    // No token given, and no config where the CLI looks for one.
+    expect(await runCli(['jobs', '--url', context.url, '--config', join(context.dir, 'nowhere.yml')], { env: { PATH: ENV.PATH } })).toMatchObject({
+      exitCode: 1,
+      stderr: `deployhook: Could not read the config ${join(context.dir, 'nowhere.yml')} (ENOENT), where the CLI finds the daemon's address and API token: pass --config with the daemon's config, or --url and --token ($DEPLOYHOOK_TOKEN)`,
+    });
     // A proxy's own page where the API was expected.
     const other = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><p>Welcome to nginx!</p>'));
     await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
