@@ -102,6 +102,13 @@ function forwardText(entry: NonNullable<RunRecord['forwards']>[number]): string 
   return `failed after ${tries}: ${entry.lastError ?? ''}`;
 }
 
+/** The run that took a superseded or interrupted run's place: a row the script shows once there is one. */
+function nextRun(run: RunRecord): Html {
+  const next = run.supersededBy ?? run.retriedBy;
+  const hidden = next === undefined ? html` hidden` : '';
+  return html`<dt class="next-run"${hidden}>Replaced by</dt><dd class="next-run"${hidden}><a id="next-run" class="mono" href="${next === undefined ? '' : runHref(next)}">${next ?? ''}</a></dd>`;
+}
+
 export function runPage(run: RunRecord, now: number): string {
   const live = liveFields(run, now);
   const field = (name: string, label: string, mono = false) => html`<dt>${label}</dt><dd data-field="${name}"${mono ? html` class="mono"` : ''}>${live[name]}</dd>`;
@@ -123,6 +130,7 @@ ${field('startedAt', 'Started')}
 ${field('finishedAt', 'Finished')}
 ${field('duration', 'Duration')}
 ${field('exit', 'Exit')}
+${nextRun(run)}
 ${field('reason', 'Reason')}
 ${(run.forwards ?? []).map((entry) => html`<dt>Forwarded to</dt><dd><span class="mono">${entry.url}</span>: ${forwardText(entry)}</dd>`)}
 </dl>

@@ -199,6 +199,13 @@ export const SCRIPT = String.raw`'use strict';
         for (const node of document.querySelectorAll('[data-field]')) {
           if (Object.hasOwn(fields, node.dataset.field)) node.textContent = fields[node.dataset.field];
         }
+        const next = run.supersededBy || run.retriedBy;
+        if (next) {
+          const link = document.getElementById('next-run');
+          link.setAttribute('href', 'runs/' + encodeURIComponent(next));
+          link.textContent = next;
+          for (const node of document.querySelectorAll('.next-run')) node.hidden = false;
+        }
         notice('');
         return run;
       } catch (error) {
@@ -254,7 +261,7 @@ export const SCRIPT = String.raw`'use strict';
         if (run && FINAL.has(run.status)) {
           finished = true;
           append(decoder.decode());
-          if (!started) log.textContent = '(the log is empty)';
+          if (!started) log.textContent = run.startedAt ? '(the log is empty)' : '(no log: this run never started)';
           return;
         }
       }

@@ -33,7 +33,7 @@ tr.empty td { color: var(--muted); font-style: italic; }
 .badge-queued { background: var(--amber); }
 .badge-skipped { background: transparent; color: var(--muted); box-shadow: inset 0 0 0 1px var(--line); }
 .notice { background: #fff8c5; color: #3b2300; border: 1px solid #d4a72c; border-radius: 6px; padding: 0.5rem 0.75rem; }
-.notice[hidden] { display: none; }
+.notice[hidden], .next-run[hidden] { display: none; }
 .crumbs { margin: 0.25rem 0; }
 .record { display: grid; grid-template-columns: max-content 1fr; gap: 0.3rem 1rem; margin: 0; padding: 0.75rem 1rem; background: var(--card); border: 1px solid var(--line); border-radius: 6px; }
 .record dt { color: var(--muted); }

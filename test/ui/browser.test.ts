@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chromiumMissing, launchChromium } from '../helpers/browser.js';
 import { startServe, type ServeProcess } from '../helpers/cli.js';
-import { createRemote } from '../helpers/git-repo.js';
+import { createRemote, type TestRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
@@ -57,13 +57,19 @@ async function serve(dir: string, remote: string, jobs: Array<Record<string, unk
  * A daemon with one job that prints step 1, waits for the file `gate` in `dir`, then prints
  * step 2, and one push of it.
  */
-async function gatedRun(): Promise<{ dir: string; url: string; id: string }> {
+async function gatedRun(): Promise<{ dir: string; url: string; id: string; remote: TestRemote }> {
   const dir = await tempDir();
   const remote = await createRemote(dir);
   const sha = await remote.commit({ 'README.md': 'hello\n' });
   const steps = `echo "step 1 ${PAD}"; while [ ! -e "$WORK/gate" ]; do sleep 0.1; done; echo "step 2 ${PAD}"`;
   const url = await serve(dir, remote.bare, [{ name: 'app', repo: 'acme/app', branches: ['main'], command: ['sh', '-c', steps], env: { WORK: dir } }]);
-  return { dir, url, id: await push(url, 'acme/app', 'refs/heads/main', sha) };
+  return { dir, url, remote, id: await push(url, 'acme/app', 'refs/heads/main', sha) };
+}
+
+/** A run's status, as the API tells it. */
+async function runStatus(url: string, id: string): Promise<string> {
+  const response = await fetch(`${url}/api/runs/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  return ((await response.json()) as { run: { status: string } }).run.status;
 }
 
 /** A page of a new browser that answers the daemon's request for the token. */
@@ -184,11 +190,7 @@ describe('the status page in a real browser', () => {
     const missing = chromiumMissing();
     if (missing) context.skip(missing);
     const { dir, url, id } = await gatedRun();
-    const status = async () => {
-      const response = await fetch(`${url}/api/runs/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
-      return ((await response.json()) as { run: { status: string } }).run.status;
-    };
-    await expect.poll(status, { timeout: 15_000 }).toBe('running');
+    await expect.poll(() => runStatus(url, id), { timeout: 15_000 }).toBe('running');
 
     const page = await openPage();
     // The browser is asked for the token at /runs/ and sends it only under that folder unless
@@ -248,10 +250,7 @@ describe('the status page in a real browser', () => {
     await expect.poll(() => failed.length, { timeout: 5_000 }).toBe(2);
     const before = (await text(page, '#log')) ?? '';
     await writeFile(join(dir, 'gate'), '');
-    await until('the run to end', async () => {
-      const response = await fetch(`${url}/api/runs/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
-      return ((await response.json()) as { run: { status: string } }).run.status === 'succeeded';
-    });
+    await until('the run to end', async () => (await runStatus(url, id)) === 'succeeded');
     expect(await text(page, '#run-status .badge')).toBe('running');
     expect(streams).toHaveLength(2);
 
@@ -265,6 +264,29 @@ describe('the status page in a real browser', () => {
     expect(shown.match(/^step \d /gm)).toEqual(['step 1 ', 'step 2 ']);
     expect(shown).toMatch(/\[deployhook\] finished: succeeded/);
     expect(await text(page, '#notice')).toBe('');
+  });
+
+  it('shows a run that never started as such, with a link to the run that took its place', { timeout: 60_000 }, async (context) => {
+    const missing = chromiumMissing();
+    if (missing) context.skip(missing);
+    const { dir, url, id, remote } = await gatedRun();
+    await until('the first run to start', async () => (await runStatus(url, id)) === 'running');
+    const waiting = await push(url, 'acme/app', 'refs/heads/main', await remote.commit({ 'README.md': 'two\n' }));
+    const page = await openPage();
+    await page.goto(`${url}/runs/${waiting}`);
+    expect(await page.locator('#next-run').isVisible()).toBe(false);
+    // A newer push while it waits takes its place.
+    const newest = await push(url, 'acme/app', 'refs/heads/main', await remote.commit({ 'README.md': 'three\n' }));
+    await expect.poll(() => text(page, '#run-status .badge'), { timeout: 15_000 }).toBe('superseded');
+    expect(await text(page, '#log')).toBe('(no log: this run never started)');
+    expect(await page.locator('#next-run').isVisible()).toBe(true);
+    await page.locator('#next-run').click();
+    await page.waitForURL(`${url}/runs/${newest}`);
+    await writeFile(join(dir, 'gate'), '');
+    await expect.poll(() => text(page, '#run-status .badge'), { timeout: 15_000 }).toBe('succeeded');
+    // Rendered by the server, too, for a page opened afterwards.
+    await page.goto(`${url}/runs/${waiting}`);
+    expect(await page.locator('#next-run').getAttribute('href')).toBe(`runs/${newest}`);
   });
 
   it('stops asking once the daemon refuses the token, and says to reload', { timeout: 60_000 }, async (context) => {
