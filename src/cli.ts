@@ -113,7 +113,8 @@ async function send(jobName: string, options: { config: string; ref?: string; sh
   for (const run of body.runs ?? []) console.log(`queued run ${run.id} of job ${run.job}; log: ${join(config.logDir, run.job, `${run.id}.log`)}`);
   if (body.reason) console.log(`nothing queued: ${body.reason}`);
   if (body.error) console.log(`error: ${body.error}`);
-  if (result.status >= 300) process.exit(1);
+  // A check of a set-up passes only when the job itself queued a run.
+  if (result.status >= 300 || !(body.runs ?? []).some((run) => run.job === jobName)) process.exit(1);
 }
 
 interface ClientFlags {

@@ -405,4 +405,18 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(succeeded.exitCode).toBe(0);
     expect(succeeded.stdout.split('\n').at(-1)).toMatch(/^\[deployhook\] finished: succeeded, exit code 0/);
   });
+
+  it('send exits 0 only when the job queued a run', async () => {
+    const context = await setup(['true']);
+    const sha = await context.remote.commit({ 'v.txt': '1\n' });
+    await git(context.remote.work, 'push', '--quiet', 'origin', 'HEAD:refs/heads/other');
+    const send = (...args: string[]) => runCli(['send', 'app', ...args, '--config', context.config, '--url', `${context.url}/hooks/github`], { env: ENV });
+    const queued = await send();
+    expect(queued.exitCode).toBe(0);
+    expect(queued.stdout).toMatch(/^queued run \w+ of job app; log: /m);
+    // Verified, but for a branch the job does not deploy.
+    const ignored = await send('--ref', 'other', '--sha', sha);
+    expect(ignored.stdout.split('\n')).toEqual([`sent a signed push of refs/heads/other at ${sha} to ${context.url}/hooks/github: HTTP 200`, expect.stringMatching(/^nothing queued: /)]);
+    expect(ignored.exitCode).toBe(1);
+  });
 });
