@@ -12,8 +12,10 @@ const CHUNK_BYTES = 64 * 1024;
  * it is followed (its run pruned) is still sent whole.
  */
 export async function sendLog(req: Request, res: Response, path: string, options: { follow: boolean; offset: number; ended: () => boolean }): Promise<void> {
-  const follow = options.follow && req.method !== 'HEAD';
   res.status(200).set({ 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+  // HEAD: the headers alone, without reading a log of up to max_log_bytes to throw it away.
+  if (req.method === 'HEAD') return void res.end();
+  const follow = options.follow;
   // A proxy that buffers responses (nginx does by default) would hold the live output back.
   if (follow) res.set('x-accel-buffering', 'no').flushHeaders();
   let closed = false;

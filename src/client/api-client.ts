@@ -47,8 +47,8 @@ export class ApiClient {
     }
   }
 
-  #notTheDaemon(response: Response): string {
-    return `Expected JSON from deployhook's API at ${this.url}, but got HTTP ${response.status} ${response.headers.get('content-type') ?? 'without a content type'}: is this the daemon's URL (--url, api.url)?`;
+  #notTheDaemon(response: Response, expected = 'JSON'): string {
+    return `Expected ${expected} from deployhook's API at ${this.url}, but got HTTP ${response.status} ${response.headers.get('content-type') ?? 'without a content type'}: is this the daemon's URL (--url, api.url)?`;
   }
 
   async get<T>(path: string): Promise<T> {
@@ -59,9 +59,11 @@ export class ApiClient {
     return (await this.#json(await this.#request('POST', path, body))) as T;
   }
 
-  /** A streamed text response (a followed log), chunk by chunk. */
-  async *stream(path: string): AsyncGenerator<Uint8Array> {
+  /** A streamed text response (a followed log), chunk by chunk; `opened` once the daemon has answered. */
+  async *stream(path: string, opened: () => void = () => {}): AsyncGenerator<Uint8Array> {
     const response = await this.#request('GET', path);
+    if (!(response.headers.get('content-type') ?? '').startsWith('text/plain')) throw new DeployhookError('API_ERROR', this.#notTheDaemon(response, 'text'));
+    opened();
     if (!response.body) return;
     try {
       for await (const chunk of response.body) yield chunk as Uint8Array;

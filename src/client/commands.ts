@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import { formatDuration } from '../config/duration.js';
-import type { RunRecord } from '../jobs/run-record.js';
+import { FINAL_STATUSES, type RunRecord } from '../jobs/run-record.js';
 import { DeployhookError } from '../errors.js';
 import type { ApiClient } from './api-client.js';
 import { age, formatTable, short } from './table.js';
@@ -48,7 +48,7 @@ export async function listRuns(client: ApiClient, filter: { job?: string | undef
 const PASSING = new Set(['STREAM_CLOSED', 'DAEMON_UNREACHABLE', 'API_UNAVAILABLE']);
 
 export interface FollowOptions {
-  /** How long to go on asking after the daemon was lost, from the last time it answered. */
+  /** How long to go on asking once the daemon is lost. */
   retryForMs: number;
   pause: (ms: number) => Promise<void>;
 }
@@ -57,44 +57,65 @@ const FOLLOW: FollowOptions = { retryForMs: 60_000, pause: (ms) => new Promise((
 
 /**
  * Prints a run's log; with `follow`, until the run ends. A followed log whose connection breaks
- * off (the daemon restarting, a proxy's timeout) is asked for again from the bytes printed (a
- * run log is only appended to) for up to `retryForMs`. A run without a log (it never started:
- * superseded, cancelled while queued) gets one line on `note` instead, saying why; so does a run
- * the daemon's stop interrupted, with the run that repeats it once there is one. Resolves with
- * the run's status.
+ * off is asked for again at once, from the bytes printed (a run log is only appended to): a
+ * proxy's timeout, or node's own on a quiet stream, passes unseen. A daemon that cannot be
+ * reached then (restarting) is asked every second for up to `retryForMs`, said once on `note`;
+ * one that never answered (a wrong URL) is an error at once. A run without a log (it never
+ * started: superseded, cancelled while queued) gets one line on `note` instead, saying why; so
+ * does an interrupted run, with the run that repeats it once there is one. Resolves with the
+ * run's status.
  */
 export async function showLog(client: ApiClient, runId: string, follow: boolean, write: (chunk: Uint8Array) => void, note: Print, options: FollowOptions = FOLLOW): Promise<string> {
   const path = `/api/runs/${encodeURIComponent(runId)}`;
   let printed = 0;
+  let answered = false;
   let lost: number | undefined;
+  let told = false;
+  const reached = () => {
+    answered = true;
+    lost = undefined;
+    told = false;
+  };
   /** Runs `step` until it gets through, while the daemon is lost for less than retryForMs. */
   async function persist<T>(step: () => Promise<T>): Promise<T> {
     for (;;) {
       try {
-        return await step();
+        const result = await step();
+        reached();
+        return result;
       } catch (error) {
-        if (!follow || !(error instanceof DeployhookError) || !PASSING.has(error.code)) throw error;
-        if (lost === undefined) note(`${error.message.replace(/: is the daemon [^?]*\?/, '')}; trying again for up to ${Math.round(options.retryForMs / 1000)} s`);
-        lost ??= Date.now();
+        if (!follow || !answered || !(error instanceof DeployhookError) || !PASSING.has(error.code)) throw error;
+        if (lost === undefined) {
+          lost = Date.now();
+          continue;
+        }
+        if (!told) note(`${error.message.replace(/: is the daemon [^?]*\?/, '')}; trying again for up to ${Math.round(options.retryForMs / 1000)} s`);
+        told = true;
         if (Date.now() - lost >= options.retryForMs) throw error;
         await options.pause(1000);
       }
     }
   }
-  await persist(async () => {
-    for await (const chunk of client.stream(`${path}/log?${follow ? 'follow=1&' : ''}offset=${printed}`)) {
-      lost = undefined;
-      printed += chunk.length;
-      write(chunk);
+  for (;;) {
+    await persist(async () => {
+      for await (const chunk of client.stream(`${path}/log?${follow ? 'follow=1&' : ''}offset=${printed}`, reached)) {
+        printed += chunk.length;
+        write(chunk);
+      }
+    });
+    const { run } = await persist(() => client.get<{ run: RunRecord }>(path));
+    // A stream that ended while the run goes on (a proxy ended it) is asked for again.
+    if (follow && !FINAL_STATUSES.has(run.status)) {
+      await options.pause(1000);
+      continue;
     }
-  });
-  const { run } = await persist(() => client.get<{ run: RunRecord }>(path));
-  if (printed === 0) note(`run ${run.id} of job ${run.job} is ${run.status} and has no output${run.reason !== undefined ? `: ${run.reason}` : ''}`);
-  else if (run.status === 'interrupted') {
-    const repeat = run.retriedBy !== undefined ? `; run ${run.retriedBy} repeats it: deployhook logs ${run.retriedBy} -f` : '';
-    note(`run ${run.id} of job ${run.job} is interrupted${run.reason !== undefined ? `: ${run.reason}` : ''}${repeat}`);
+    if (printed === 0) note(`run ${run.id} of job ${run.job} is ${run.status} and has no output${run.reason !== undefined ? `: ${run.reason}` : ''}`);
+    else if (run.status === 'interrupted') {
+      const repeat = run.retriedBy !== undefined ? `; run ${run.retriedBy} repeats it: deployhook logs ${run.retriedBy} -f` : '';
+      note(`run ${run.id} of job ${run.job} is interrupted${run.reason !== undefined ? `: ${run.reason}` : ''}${repeat}`);
+    }
+    return run.status;
   }
-  return run.status;
 }
 
 /** The user's name; a uid without one (a container's, systemd's DynamicUser) is named by its number. */

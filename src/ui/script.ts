@@ -206,7 +206,7 @@ export const SCRIPT = String.raw`'use strict';
           link.textContent = next;
           for (const node of document.querySelectorAll('.next-run')) node.hidden = false;
         }
-        notice('');
+        if (!refused) notice('');
         return run;
       } catch (error) {
         if (!refused) notice('Could not refresh the run (' + error.message + '); retrying.');

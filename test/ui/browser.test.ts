@@ -44,10 +44,10 @@ async function push(url: string, repo: string, ref: string, sha: string): Promis
 }
 
 /** Starts the daemon on GitHub jobs of one remote, with the operator token; its URL. */
-async function serve(dir: string, remote: string, jobs: Array<Record<string, unknown>>): Promise<string> {
+async function serve(dir: string, remote: string, jobs: Array<Record<string, unknown>>, api: Record<string, string> = { token_env: 'API_TOKEN' }): Promise<string> {
   const config = join(dir, 'deployhook.yml');
   const job = { provider: 'github', secret_env: 'SECRET', remote, kill_grace: '1s' };
-  const settings = { listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: '1s', api: { token_env: 'API_TOKEN' } };
+  const settings = { listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: '1s', api };
   await writeFile(config, yaml.dump({ ...settings, jobs: jobs.map((each) => ({ ...job, ...each })) }));
   daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SECRET, API_TOKEN: TOKEN } });
   return `http://127.0.0.1:${daemon.port}`;
@@ -294,16 +294,19 @@ describe('the status page in a real browser', () => {
     if (missing) context.skip(missing);
     const dir = await tempDir();
     const remote = await createRemote(dir);
-    const url = await serve(dir, remote.bare, [{ name: 'app', repo: 'acme/app', branches: ['main'], command: ['true'] }]);
+    const tokenFile = join(dir, 'api-token');
+    await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+    const url = await serve(dir, remote.bare, [{ name: 'app', repo: 'acme/app', branches: ['main'], command: ['true'] }], { token_file: tokenFile });
     const page = await openPage();
+    const asked: number[] = [];
+    page.on('response', (response) => response.url().includes('/api/') && asked.push(response.status()));
     await page.goto(`${url}/`);
-    // The token is changed on the daemon: its API now refuses the one the page was opened with.
-    const asked: string[] = [];
-    await page.route(/\/api\//, (route) => {
-      asked.push(route.request().url());
-      return route.fulfill({ status: 401, json: { error: 'expected a valid token' } });
-    });
-    await expect.poll(() => text(page, '#notice'), { timeout: 10_000 }).toContain('reload the page to sign in again');
+    await expect.poll(() => asked.length, { timeout: 10_000 }).toBeGreaterThan(0);
+    // The operator changes the token and reloads the daemon: the page's is refused from now on.
+    await writeFile(tokenFile, `${TOKEN}-new\n`);
+    daemon?.process.kill('SIGHUP');
+    await expect.poll(() => text(page, '#notice'), { timeout: 15_000 }).toContain('reload the page to sign in again');
+    expect(asked).toContain(401);
     const count = asked.length;
     await page.waitForTimeout(7_000); // two more of the page's refreshes, were it still refreshing
     expect(asked).toHaveLength(count);
