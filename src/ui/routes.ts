@@ -34,6 +34,8 @@ export function uiRoutes(options: ApiOptions): Router {
   });
 
   router.get('/runs/:id', (req, res) => {
+    // Every URL on the page is relative to its folder: /runs/<id>/ would put it a folder down.
+    if (req.path.endsWith('/')) return res.redirect(301, `../${encodeURIComponent(req.params.id)}`);
     const run = options.store.get(req.params.id);
     if (!run) return send(res, 404, HTML, missingPage(`There is no run ${JSON.stringify(req.params.id)}: it may have been pruned (keep_runs).`));
     send(res, 200, HTML, runPage(run, Date.now()));

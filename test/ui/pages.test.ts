@@ -139,6 +139,14 @@ describe('the status page', () => {
     }
   });
 
+  it('sends a run page asked for with a trailing slash to its own URL, relative to where it was asked', async () => {
+    const { url } = await start();
+    const response = await fetch(`${url}/runs/01jd6v8m1c9k4q7w2x5y8z0abc/`, { headers: basic(TOKEN), redirect: 'manual' });
+    expect(response.status).toBe(301);
+    expect(response.headers.get('location')).toBe('../01jd6v8m1c9k4q7w2x5y8z0abc');
+    expect(new URL(response.headers.get('location') ?? '', response.url).pathname).toBe('/runs/01jd6v8m1c9k4q7w2x5y8z0abc');
+  });
+
   it('answers an unknown run with a 404 page and leaves every other path to the routes after it', async () => {
     const { url } = await start();
     const missing = await page(`${url}/runs/nope`);
