@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createDaemon } from './app.js';
@@ -121,10 +122,19 @@ interface ClientFlags {
   config: string;
   url?: string;
   token?: string;
+  tokenFile?: string;
+}
+
+/** The token in a file given with --token-file: its first line. */
+async function tokenFromFile(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => fail(new DeployhookError('TOKEN_FILE', `Could not read the API token file ${file} (--token-file): ${error.code ?? String(error)}`)));
+  const token = text.split('\n')[0]?.trim() ?? '';
+  return token || fail(new DeployhookError('TOKEN_FILE', `Expected an API token in ${file} (--token-file), but its first line is empty`));
 }
 
 /** The API client for a command: URL and token from the flags, else from the daemon's config. */
 async function client(flags: ClientFlags): Promise<ApiClient> {
+  if (flags.token === undefined && flags.tokenFile !== undefined) flags.token = await tokenFromFile(flags.tokenFile);
   const readToken = flags.token === undefined && !process.env.DEPLOYHOOK_TOKEN;
   const needConfig = readToken || flags.url === undefined;
   const { loadClientConfig } = await import('./config/load-client.js');
@@ -154,7 +164,8 @@ function clientCommand(name: string, description: string): Command {
     .description(description)
     .option('-c, --config <file>', 'the daemon\'s config file (for its address and API token)', DEFAULT_CONFIG)
     .option('--url <url>', 'the daemon\'s URL (default: api.url, or the config\'s listen address)')
-    .option('--token <token>', 'API token (default: $DEPLOYHOOK_TOKEN, or api.token_env / api.token_file from the config)');
+    .option('--token <token>', 'API token; other users of the machine can read a command line, so prefer --token-file (default: $DEPLOYHOOK_TOKEN, or api.token_env / api.token_file from the config)')
+    .option('--token-file <file>', 'read the API token from the first line of this file');
 }
 
 const program = new Command('deployhook')

@@ -3,7 +3,7 @@ import { formatDuration } from '../config/duration.js';
 import { FINAL_STATUSES, type RunRecord } from '../jobs/run-record.js';
 import { DeployhookError } from '../errors.js';
 import type { ApiClient } from './api-client.js';
-import { age, formatTable, short } from './table.js';
+import { age, formatTable, printable, short } from './table.js';
 
 interface JobView {
   name: string;
@@ -109,10 +109,11 @@ export async function showLog(client: ApiClient, runId: string, follow: boolean,
       await options.pause(1000);
       continue;
     }
-    if (printed === 0) note(`run ${run.id} of job ${run.job} is ${run.status} and has no output${run.reason !== undefined ? `: ${run.reason}` : ''}`);
+    const reason = run.reason !== undefined ? `: ${printable(run.reason)}` : '';
+    if (printed === 0) note(`run ${run.id} of job ${run.job} is ${run.status} and has no output${reason}`);
     else if (run.status === 'interrupted') {
       const repeat = run.retriedBy !== undefined ? `; run ${run.retriedBy} repeats it: deployhook logs ${run.retriedBy} -f` : '';
-      note(`run ${run.id} of job ${run.job} is interrupted${run.reason !== undefined ? `: ${run.reason}` : ''}${repeat}`);
+      note(`run ${run.id} of job ${run.job} is interrupted${reason}${repeat}`);
     }
     return run.status;
   }

@@ -364,6 +364,13 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(withPassword).toMatchObject({ exitCode: 1, stderr: "deployhook: Expected the daemon's URL without a user name or password (--url, api.url): the API token signs in (--token, $DEPLOYHOOK_TOKEN, api.token_env)" });
     expect(withPassword.stderr).not.toContain('hunter2');
     expect(await runCli(['jobs', '--url', '127.0.0.1:9000', '--token', TOKEN], { env: ENV })).toMatchObject({ exitCode: 1, stderr: 'deployhook: Expected the daemon\'s URL as http://host:port or https://host:port (--url, api.url), but got "127.0.0.1:9000"' });
+    // The token from a file (not on the command line, where other users can read it).
+    const tokenFile = join(context.dir, 'token');
+    await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+    const listed = await runCli(['jobs', '--url', context.url, '--token-file', tokenFile], { env: { PATH: ENV.PATH } });
+    expect(listed.exitCode).toBe(0);
+    expect(listed.stdout).toMatch(/^app +idle +acme\/app /m);
+    expect(await runCli(['jobs', '--url', context.url, '--token-file', join(context.dir, 'nope')], { env: { PATH: ENV.PATH } })).toMatchObject({ exitCode: 1, stderr: `deployhook: Could not read the API token file ${join(context.dir, 'nope')} (--token-file): ENOENT` });
     // No token given, and no config where the CLI looks for one.
     expect(await runCli(['jobs', '--url', context.url, '--config', join(context.dir, 'nowhere.yml')], { env: { PATH: ENV.PATH } })).toMatchObject({
       exitCode: 1,
