@@ -211,7 +211,7 @@ clientCommand('runs', 'list runs, newest first')
 
 clientCommand('logs', 'print a run\'s log')
   .argument('<run>', 'run id')
-  .option('-f, --follow', 'keep printing new output until the run ends')
+  .option('-f, --follow', 'keep printing new output until the run ends; exit 0 only if it succeeded or was skipped')
   .action(async (runId: string, flags: ClientFlags & { follow?: boolean }) => {
     await printLog(await client(flags), runId, flags.follow === true);
   });
@@ -220,7 +220,7 @@ clientCommand('deploy', 'queue a deploy of a job: the tip of a branch, or exactl
   .argument('<job>', 'job name')
   .option('--ref <ref>', 'branch or full ref whose tip to deploy (default: the job\'s branch if it names one, else the remote\'s HEAD branch if the job deploys it)')
   .option('--sha <sha>', 'deploy exactly this commit')
-  .option('-f, --follow', 'then print the run\'s log until it ends, and exit 0 only if it succeeded (or was skipped)')
+  .option('-f, --follow', 'then print the run\'s log until it ends, and exit 0 only if it succeeded')
   .action(async (job: string, flags: ClientFlags & { ref?: string; sha?: string; follow?: boolean }) => {
     const api = await client(flags);
     const runId = await (await commands()).deploy(api, job, { ref: flags.ref, sha: flags.sha }, flags.follow ? console.error : console.log).catch(fail);

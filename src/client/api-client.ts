@@ -29,7 +29,7 @@ export class ApiClient {
       throw new DeployhookError('DAEMON_UNREACHABLE', `Could not reach deployhook at ${this.url}: is the daemon running?${reason}`, { cause });
     }
     if (response.ok) return response;
-    if (response.status === 401) throw new DeployhookError('API_UNAUTHORIZED', `The daemon at ${this.url} refused the API token: check api.token_env or api.token_file in the config, $DEPLOYHOOK_TOKEN, or --token.`);
+    if (response.status === 401) throw new DeployhookError('API_UNAUTHORIZED', `The daemon at ${this.url} refused the API token: check api.token_env or api.token_file in the config, $DEPLOYHOOK_TOKEN, --token-file or --token.`);
     // A proxy or gateway in between that could not reach the daemon (it may be restarting).
     const code = [502, 503, 504].includes(response.status) ? 'API_UNAVAILABLE' : 'API_ERROR';
     const { error } = (await this.#json(response).catch(() => ({}))) as { error?: unknown };
@@ -83,7 +83,7 @@ export function daemonUrl(config: Pick<Config, 'listen' | 'tls'>): string {
 /** The daemon's URL and token: flags first, then the config (api.url, or the listen address, and api.token). */
 export function clientFor(config: ClientConfig | undefined, flags: { url?: string | undefined; token?: string | undefined }, env: Readonly<Record<string, string | undefined>>): ApiClient {
   const token = flags.token ?? (env.DEPLOYHOOK_TOKEN || undefined) ?? config?.apiToken;
-  if (!token) throw new DeployhookError('NO_API_TOKEN', 'No API token: configure api.token_env or api.token_file in the config (the CLI reads it from there), set $DEPLOYHOOK_TOKEN, or pass --token.');
+  if (!token) throw new DeployhookError('NO_API_TOKEN', 'No API token: configure api.token_env or api.token_file in the config (the CLI reads it from there), set $DEPLOYHOOK_TOKEN, or pass --token-file or --token.');
   const url = flags.url ?? config?.apiUrl ?? (config ? daemonUrl(config) : undefined);
   if (url === undefined) throw new DeployhookError('NO_API_URL', 'No daemon URL: pass --url or --config.');
   return new ApiClient(url, token);

@@ -110,11 +110,9 @@ export async function showLog(client: ApiClient, runId: string, follow: boolean,
       continue;
     }
     const reason = run.reason !== undefined ? `: ${printable(run.reason)}` : '';
-    if (printed === 0) note(`run ${run.id} of job ${run.job} is ${run.status} and has no output${reason}`);
-    else if (run.status === 'interrupted') {
-      const repeat = run.retriedBy !== undefined ? `; run ${run.retriedBy} repeats it: deployhook logs ${run.retriedBy} -f` : '';
-      note(`run ${run.id} of job ${run.job} is interrupted${reason}${repeat}`);
-    }
+    const repeat = run.retriedBy !== undefined ? `; run ${run.retriedBy} repeats it: deployhook logs ${run.retriedBy} -f` : '';
+    if (printed === 0) note(`run ${run.id} of job ${run.job} is ${run.status} and has no output${reason}${repeat}`);
+    else if (run.status === 'interrupted') note(`run ${run.id} of job ${run.job} is interrupted${reason}${repeat}`);
     return run.status;
   }
 }

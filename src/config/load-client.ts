@@ -24,7 +24,7 @@ export async function loadClientConfig(configFile: string, env: Readonly<Record<
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? String(error);
-    throw new DeployhookError('CONFIG_UNREADABLE', `Could not read the config ${file} (${code}), where the CLI finds the daemon's address and API token: pass --config with the daemon's config, or --url and --token ($DEPLOYHOOK_TOKEN)`);
+    throw new DeployhookError('CONFIG_UNREADABLE', `Could not read the config ${file} (${code}), where the CLI finds the daemon's address and API token: pass --config with the daemon's config, or --url and --token-file (or $DEPLOYHOOK_TOKEN)`);
   }
   let document: unknown;
   try {
