@@ -117,8 +117,18 @@ export const SCRIPT = String.raw`'use strict';
     notice('The daemon refused the token this page was opened with (HTTP 401): reload the page to sign in again.');
   }
 
+  // The daemon's clock, from its answers' Date header (whole seconds): ages and durations are
+  // worked out against it, not against a browser's clock that may be minutes off (a phone's).
+  let skew = 0;
+  const now = () => Date.now() + skew;
+
   async function getJson(url) {
     const response = await fetch(url, { credentials: 'same-origin', cache: 'no-store', headers: { accept: 'application/json' } });
+    const served = Date.parse(response.headers.get('date') || '');
+    if (!Number.isNaN(served)) {
+      const offset = served + 500 - Date.now();
+      skew = Math.abs(offset) > 2000 ? offset : 0;
+    }
     refuse(response.status);
     if (!response.ok) throw new Error(url + ' answered HTTP ' + response.status);
     return response.json();
@@ -146,9 +156,9 @@ export const SCRIPT = String.raw`'use strict';
   async function refreshIndex() {
     try {
       const [jobs, runs] = await Promise.all([getJson('api/jobs'), getJson('api/runs?limit=20')]);
-      const now = Date.now();
-      fill('jobs', jobs.jobs.filter(Boolean).map((job) => jobRow(job, now)), 5, 'No jobs configured.');
-      fill('runs', runs.runs.map((run) => runRow(run, now)), 8, 'No runs yet.');
+      const at = now();
+      fill('jobs', jobs.jobs.filter(Boolean).map((job) => jobRow(job, at)), 5, 'No jobs configured.');
+      fill('runs', runs.runs.map((run) => runRow(run, at)), 8, 'No runs yet.');
       notice('');
     } catch (error) {
       if (!refused) notice('Could not refresh (' + error.message + '); retrying.');
@@ -195,7 +205,7 @@ export const SCRIPT = String.raw`'use strict';
         if (ask < shown || (!final && FINAL.has(run.status))) return run;
         shown = ask;
         document.getElementById('run-status').replaceChildren(badge(run.status));
-        const fields = liveFields(run, Date.now());
+        const fields = liveFields(run, now());
         for (const node of document.querySelectorAll('[data-field]')) {
           if (Object.hasOwn(fields, node.dataset.field)) node.textContent = fields[node.dataset.field];
         }

@@ -289,6 +289,24 @@ describe('the status page in a real browser', () => {
     expect(await page.locator('#next-run').getAttribute('href')).toBe(`runs/${newest}`);
   });
 
+  it("works out ages and durations against the daemon's clock, not a browser's that is off by an hour", { timeout: 60_000 }, async (context) => {
+    const missing = chromiumMissing();
+    if (missing) context.skip(missing);
+    const { dir, url, id } = await gatedRun();
+    await until('the run to start', async () => (await runStatus(url, id)) === 'running');
+    const page = await openPage();
+    await page.clock.install({ time: Date.now() + 3_600_000 });
+    await page.goto(`${url}/`);
+    // After the page's own refresh (the server renders the first), with the browser's clock:
+    await page.waitForResponse((response) => response.url().endsWith('/api/runs?limit=20'), { timeout: 10_000 });
+    await expect.poll(() => text(page, `#runs tr:has(a[href="runs/${id}"]) td:nth-child(8)`), { timeout: 5_000 }).toMatch(/^\d+s ago$/);
+    expect(await text(page, `#runs tr:has(a[href="runs/${id}"]) td:nth-child(7)`)).toMatch(/^\d+(\.\d)? s$|^\d+ ms$/);
+    await page.goto(`${url}/runs/${id}`);
+    await page.waitForResponse((response) => response.url().endsWith(`/api/runs/${id}`), { timeout: 10_000 });
+    await expect.poll(() => text(page, '[data-field="duration"]'), { timeout: 5_000 }).toMatch(/^\d+(\.\d)? s$|^\d+ ms$/);
+    await writeFile(join(dir, 'gate'), '');
+  });
+
   it('stops asking once the daemon refuses the token, and says to reload', { timeout: 60_000 }, async (context) => {
     const missing = chromiumMissing();
     if (missing) context.skip(missing);
