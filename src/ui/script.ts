@@ -99,7 +99,18 @@ export const SCRIPT = String.raw`'use strict';
       cell.colSpan = columns;
       rows = [el('tr', { class: 'empty' }, [cell])];
     }
-    document.getElementById(id).replaceChildren(...rows);
+    const body = document.getElementById(id);
+    // Only what changed is replaced, so text being selected (a run id to copy) stays selected
+    // across refreshes unless it changed itself.
+    if (body.rows.length !== rows.length || rows.some((row, i) => row.cells.length !== body.rows[i].cells.length)) {
+      body.replaceChildren(...rows);
+      return;
+    }
+    rows.forEach((row, i) => {
+      const old = body.rows[i];
+      if (old.className !== row.className) return old.replaceWith(row);
+      Array.from(row.cells).forEach((cell, j) => old.cells[j].isEqualNode(cell) || old.cells[j].replaceWith(cell));
+    });
   }
 
   function notice(text) {
@@ -207,7 +218,8 @@ export const SCRIPT = String.raw`'use strict';
         document.getElementById('run-status').replaceChildren(badge(run.status));
         const fields = liveFields(run, now());
         for (const node of document.querySelectorAll('[data-field]')) {
-          if (Object.hasOwn(fields, node.dataset.field)) node.textContent = fields[node.dataset.field];
+          const value = fields[node.dataset.field];
+          if (Object.hasOwn(fields, node.dataset.field) && node.textContent !== value) node.textContent = value;
         }
         const next = run.supersededBy || run.retriedBy;
         if (next) {

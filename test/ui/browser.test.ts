@@ -307,6 +307,34 @@ describe('the status page in a real browser', () => {
     await writeFile(join(dir, 'gate'), '');
   });
 
+  it('keeps text selected across its refreshes, for copying a run id', { timeout: 60_000 }, async (context) => {
+    const missing = chromiumMissing();
+    if (missing) context.skip(missing);
+    const { dir, url, id } = await gatedRun();
+    const page = await openPage();
+    await page.goto(`${url}/`);
+    const select = (selector: string) =>
+      page.locator(selector).evaluate((node) => {
+        const selection = node.ownerDocument.getSelection();
+        selection?.selectAllChildren(node);
+        return selection?.toString();
+      });
+    const selected = () => page.locator('body').evaluate((body) => body.ownerDocument.getSelection()?.toString());
+    expect(await select(`#runs a[href="runs/${id}"] code`)).toBe(id);
+    // Two of the page's refreshes, while the run's age and duration change beside it.
+    for (let i = 0; i < 2; i += 1) await page.waitForResponse((response) => response.url().endsWith('/api/runs?limit=20'), { timeout: 10_000 });
+    await page.waitForTimeout(200);
+    expect(await selected()).toBe(id);
+
+    await page.goto(`${url}/runs/${id}`);
+    expect(await select('[data-field="deployedSha"]')).toMatch(/^[0-9a-f]{40}$/);
+    const sha = await selected();
+    for (let i = 0; i < 2; i += 1) await page.waitForResponse((response) => response.url().endsWith(`/api/runs/${id}`), { timeout: 10_000 });
+    await page.waitForTimeout(200);
+    expect(await selected()).toBe(sha);
+    await writeFile(join(dir, 'gate'), '');
+  });
+
   it('stops asking once the daemon refuses the token, and says to reload', { timeout: 60_000 }, async (context) => {
     const missing = chromiumMissing();
     if (missing) context.skip(missing);
