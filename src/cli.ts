@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import packageJson from '../package.json' with { type: 'json' };
 import { createDaemon } from './app.js';
 import type { ApiClient } from './client/api-client.js';
 import { loadConfig } from './config/load.js';
@@ -170,7 +171,7 @@ function clientCommand(name: string, description: string): Command {
 
 const program = new Command('deployhook')
   .description('A small, trustworthy GitOps daemon: verified push webhooks in, one deploy at a time per job, every run logged.')
-  .version('0.1.0')
+  .version(packageJson.version)
   .showHelpAfterError();
 
 program
@@ -205,8 +206,9 @@ clientCommand('runs', 'list runs, newest first')
   .option('--job <job>', 'only this job')
   .option('--status <status>', 'only runs with this status')
   .option('--limit <n>', 'at most this many', '20')
-  .action(async (flags: ClientFlags & { job?: string; status?: string; limit?: string }) => {
-    await (await commands()).listRuns(await client(flags), { job: flags.job, status: flags.status, limit: flags.limit }, console.log).catch(fail);
+  .option('--before <run>', 'only runs older than this one (the next page after it)')
+  .action(async (flags: ClientFlags & { job?: string; status?: string; limit?: string; before?: string }) => {
+    await (await commands()).listRuns(await client(flags), { job: flags.job, status: flags.status, limit: flags.limit, before: flags.before }, console.log).catch(fail);
   });
 
 clientCommand('logs', 'print a run\'s log')

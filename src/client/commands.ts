@@ -37,7 +37,7 @@ export async function listJobs(client: ApiClient, print: Print): Promise<void> {
   print(formatTable(['JOB', 'STATE', 'REPO', 'LAST RUN', 'DEPLOYED', 'SINCE'], rows));
 }
 
-export async function listRuns(client: ApiClient, filter: { job?: string | undefined; status?: string | undefined; limit?: string | undefined }, print: Print): Promise<void> {
+export async function listRuns(client: ApiClient, filter: { job?: string | undefined; status?: string | undefined; limit?: string | undefined; before?: string | undefined }, print: Print): Promise<void> {
   const query = new URLSearchParams(Object.entries(filter).filter((entry): entry is [string, string] => entry[1] !== undefined));
   const { runs } = await client.get<{ runs: RunRecord[] }>(`/api/runs?${query.toString()}`);
   const rows = runs.map((run) => [run.id, run.job, run.status, run.trigger.type, target(run), short(run.sha), short(run.deployedSha), age(run.queuedAt), duration(run)]);

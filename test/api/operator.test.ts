@@ -419,6 +419,18 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(succeeded.stdout.split('\n').at(-1)).toMatch(/^\[deployhook\] finished: succeeded, exit code 0/);
   });
 
+  it('runs pages with --before', async () => {
+    const context = await setup(['true']);
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) {
+      ids.push(await push(context.url, await context.remote.commit({ 'v.txt': `${n}\n` })));
+      await waitForRun(join(context.dir, 'state'), 'app', ids.at(-1) ?? '');
+    }
+    const page = async (...args: string[]) => (await cli(context, 'runs', '--limit', '2', ...args)).stdout.split('\n').slice(1).map((line) => line.split(' ')[0]);
+    expect(await page()).toEqual([ids[2], ids[1]]);
+    expect(await page('--before', ids[1] ?? '')).toEqual([ids[0]]);
+  });
+
   it('send exits 0 only when the job queued a run', async () => {
     const context = await setup(['true']);
     const sha = await context.remote.commit({ 'v.txt': '1\n' });

@@ -18,6 +18,11 @@ async function writeConfig(dir: string, settings: Record<string, unknown>): Prom
 }
 
 describe('deployhook check', () => {
+  it("prints the package's version", async () => {
+    const { version } = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(await runCli(['--version'])).toMatchObject({ exitCode: 0, stdout: version });
+  });
+
   it('exits 0 and says so for a valid config', async () => {
     const dir = await tempDir();
     const file = await writeConfig(dir, { jobs: [{ name: 'web', provider: 'github', repo: 'acme/web', branches: ['main'], secret_env: 'S', remote: '/srv/git/web.git', command: ['true'] }] });
