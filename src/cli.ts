@@ -130,7 +130,9 @@ interface ClientFlags {
 async function tokenFromFile(file: string): Promise<string> {
   const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => fail(new DeployhookError('TOKEN_FILE', `Could not read the API token file ${file} (--token-file): ${error.code ?? String(error)}`)));
   const token = text.split('\n')[0]?.trim() ?? '';
-  return token || fail(new DeployhookError('TOKEN_FILE', `Expected an API token in ${file} (--token-file), but its first line is empty`));
+  if (!token) return fail(new DeployhookError('TOKEN_FILE', `Expected an API token in ${file} (--token-file), but its first line is empty`));
+  // An HTTP header carries visible ASCII only (a file saved as UTF-16 would not arrive).
+  return /^[\x21-\x7e]+$/.test(token) ? token : fail(new DeployhookError('TOKEN_FILE', `Expected the API token in ${file} (--token-file) as visible ASCII characters (saved as UTF-8 or ASCII), but its first line has others`));
 }
 
 /** The API client for a command: URL and token from the flags, else from the daemon's config. */
@@ -149,12 +151,13 @@ async function client(flags: ClientFlags): Promise<ApiClient> {
 }
 
 /** Prints a run's log to stdout; followed, the exit code says how the run ended. */
-async function printLog(api: ApiClient, runId: string, follow: boolean): Promise<void> {
+async function printLog(api: ApiClient, runId: string, follow: boolean, answered = false): Promise<void> {
   // `logs … | head`: a reader that has read enough ends it as SIGPIPE would any other tool.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' ? process.exit(141) : fail(error)));
   // On a terminal, escape sequences from the log (a pusher's commit subject, say) are shown, not obeyed.
   const safe = process.stdout.isTTY ? (await import('./client/terminal-safe.js')).createTerminalFilter() : (chunk: Uint8Array) => chunk;
-  const status = await (await commands()).showLog(api, runId, follow, (chunk) => process.stdout.write(safe(chunk)), console.error).catch(fail);
+  const { showLog, FOLLOW } = await commands();
+  const status = await showLog(api, runId, follow, (chunk) => process.stdout.write(safe(chunk)), console.error, { ...FOLLOW, answered }).catch(fail);
   // A skipped run (no changed file matched `paths`) did what its config asks: not an error.
   if (follow && status !== 'succeeded' && status !== 'skipped') process.exitCode = 1;
 }
@@ -226,7 +229,8 @@ clientCommand('deploy', 'queue a deploy of a job: the tip of a branch, or exactl
   .action(async (job: string, flags: ClientFlags & { ref?: string; sha?: string; follow?: boolean }) => {
     const api = await client(flags);
     const runId = await (await commands()).deploy(api, job, { ref: flags.ref, sha: flags.sha }, flags.follow ? console.error : console.log).catch(fail);
-    if (flags.follow) await printLog(api, runId, true);
+    // The daemon has answered (it queued the run): losing it from here on is outlasted.
+    if (flags.follow) await printLog(api, runId, true, true);
   });
 
 clientCommand('cancel', 'cancel a queued run, or stop a running one')

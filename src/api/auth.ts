@@ -31,8 +31,9 @@ const BEARER = 'Bearer realm="deployhook"';
  */
 function challenge(browser: boolean, reading: boolean): string[] {
   if (browser) return [BASIC];
-  // One challenge per header line: browsers read only the first challenge of a line.
-  return reading ? [BEARER, BASIC] : [BEARER];
+  // One challenge per header line, Basic first: browsers read only the first challenge of a
+  // line, and a proxy may join the lines into one (node's http does).
+  return reading ? [BASIC, BEARER] : [BEARER];
 }
 
 /**

@@ -12,7 +12,8 @@ const CHUNK_BYTES = 64 * 1024;
  * it is followed (its run pruned) is still sent whole.
  */
 export async function sendLog(req: Request, res: Response, path: string, options: { follow: boolean; offset: number; ended: () => boolean }): Promise<void> {
-  res.status(200).set({ 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+  // Which byte the answer starts at: a reader whose `offset` a proxy dropped can tell.
+  res.status(200).set({ 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-log-offset': String(options.offset) });
   // HEAD: the headers alone, without reading a log of up to max_log_bytes to throw it away.
   if (req.method === 'HEAD') return void res.end();
   const follow = options.follow;

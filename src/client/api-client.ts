@@ -59,11 +59,15 @@ export class ApiClient {
     return (await this.#json(await this.#request('POST', path, body))) as T;
   }
 
-  /** A streamed text response (a followed log), chunk by chunk; `opened` once the daemon has answered. */
-  async *stream(path: string, opened: () => void = () => {}): AsyncGenerator<Uint8Array> {
+  /**
+   * A streamed text response (a followed log), chunk by chunk; `opened` once the daemon has
+   * answered, with the byte of the log its answer starts at (X-Log-Offset; 0 without it).
+   */
+  async *stream(path: string, opened: (start: number) => void = () => {}): AsyncGenerator<Uint8Array> {
     const response = await this.#request('GET', path);
     if (!(response.headers.get('content-type') ?? '').startsWith('text/plain')) throw new DeployhookError('API_ERROR', this.#notTheDaemon(response, 'text'));
-    opened();
+    const start = Number(response.headers.get('x-log-offset') ?? '0');
+    opened(Number.isSafeInteger(start) && start >= 0 ? start : 0);
     if (!response.body) return;
     try {
       for await (const chunk of response.body) yield chunk as Uint8Array;

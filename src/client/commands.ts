@@ -51,26 +51,34 @@ export interface FollowOptions {
   /** How long to go on asking once the daemon is lost. */
   retryForMs: number;
   pause: (ms: number) => Promise<void>;
+  /** The daemon has answered already (deploy -f: it queued the run), so losing it is worth outlasting. */
+  answered?: boolean;
 }
 
-const FOLLOW: FollowOptions = { retryForMs: 60_000, pause: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) };
+export const FOLLOW: FollowOptions = { retryForMs: 60_000, pause: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) };
+
+/** A stream that lasted this long before it broke was cut (a proxy's timeout): asked again at once. */
+const LIVED_MS = 1000;
 
 /**
  * Prints a run's log; with `follow`, until the run ends. A followed log whose connection breaks
  * off is asked for again at once, from the bytes printed (a run log is only appended to): a
  * proxy's timeout, or node's own on a quiet stream, passes unseen. A daemon that cannot be
- * reached then (restarting) is asked every second for up to `retryForMs`, said once on `note`;
- * one that never answered (a wrong URL) is an error at once. A run without a log (it never
- * started: superseded, cancelled while queued) gets one line on `note` instead, saying why; so
- * does an interrupted run, with the run that repeats it once there is one. Resolves with the
- * run's status.
+ * reached then (restarting), or streams that break as soon as they open, are asked every second
+ * for up to `retryForMs`, said once on `note`; a daemon that never answered (a wrong URL) is an
+ * error at once. The daemon says which byte each answer starts at, and whatever was printed
+ * already is left out (a proxy that drops the query string sends it all again). A run without
+ * a log (it never started: superseded, cancelled while queued) gets one line on `note` instead,
+ * saying why; so does an interrupted run, with the run that repeats it once there is one.
+ * Resolves with the run's status.
  */
 export async function showLog(client: ApiClient, runId: string, follow: boolean, write: (chunk: Uint8Array) => void, note: Print, options: FollowOptions = FOLLOW): Promise<string> {
   const path = `/api/runs/${encodeURIComponent(runId)}`;
   let printed = 0;
-  let answered = false;
+  let answered = options.answered === true;
   let lost: number | undefined;
   let told = false;
+  let openedAt: number | undefined;
   const reached = () => {
     answered = true;
     lost = undefined;
@@ -85,6 +93,8 @@ export async function showLog(client: ApiClient, runId: string, follow: boolean,
         return result;
       } catch (error) {
         if (!follow || !answered || !(error instanceof DeployhookError) || !PASSING.has(error.code)) throw error;
+        if (openedAt !== undefined && Date.now() - openedAt >= LIVED_MS) reached();
+        openedAt = undefined;
         if (lost === undefined) {
           lost = Date.now();
           continue;
@@ -98,9 +108,19 @@ export async function showLog(client: ApiClient, runId: string, follow: boolean,
   }
   for (;;) {
     await persist(async () => {
-      for await (const chunk of client.stream(`${path}/log?${follow ? 'follow=1&' : ''}offset=${printed}`, reached)) {
-        printed += chunk.length;
-        write(chunk);
+      let skip = 0;
+      const opened = (start: number) => {
+        answered = true;
+        openedAt = Date.now();
+        skip = Math.max(0, printed - start);
+      };
+      for await (const chunk of client.stream(`${path}/log?${follow ? 'follow=1&' : ''}offset=${printed}`, opened)) {
+        const fresh = skip > 0 ? chunk.subarray(Math.min(skip, chunk.length)) : chunk;
+        skip -= chunk.length - fresh.length;
+        if (fresh.length === 0) continue;
+        reached();
+        printed += fresh.length;
+        write(fresh);
       }
     });
     const { run } = await persist(() => client.get<{ run: RunRecord }>(path));

@@ -257,10 +257,15 @@ export const SCRIPT = String.raw`'use strict';
         }
         refuse(response.status);
         if (!response.ok || !response.body) throw new Error('the log answered HTTP ' + response.status);
+        // What was shown already is left out: a proxy that drops the query string sends it all again.
+        let skip = Math.max(0, received - (Number(response.headers.get('x-log-offset')) || 0));
         const reader = response.body.getReader();
         for (;;) {
-          const { done, value } = await reader.read();
+          const { done, value: read } = await reader.read();
           if (done) break;
+          const value = read.subarray(Math.min(skip, read.length));
+          skip -= read.length - value.length;
+          if (value.length === 0) continue;
           received += value.length;
           const text = decoder.decode(value, { stream: true });
           if (text && !started) {

@@ -74,8 +74,9 @@ describe('the operator API and CLI against a running daemon', () => {
     expect((await api(on.url, '/api/jobs', 'wrong-token')).status).toBe(401);
     expect((await api(on.url, '/metrics', 'wrong-token')).status).toBe(401);
     // A read offers Basic beside Bearer, for the status page's own requests (a browser answers
-    // only Basic, and reads one challenge a line); a change, which Basic never authorises, Bearer.
-    expect(await challenges(`${on.url}/api/runs/x/log`, 'GET')).toEqual(['Bearer realm="deployhook"', 'Basic realm="deployhook", charset="UTF-8"']);
+    // only Basic, and reads the first challenge of a line); a change, which Basic never
+    // authorises, Bearer alone.
+    expect(await challenges(`${on.url}/api/runs/x/log`, 'GET')).toEqual(['Basic realm="deployhook", charset="UTF-8"', 'Bearer realm="deployhook"']);
     expect(await challenges(`${on.url}/api/jobs/app/deploy`, 'POST')).toEqual(['Bearer realm="deployhook"']);
     expect((await api(on.url, '/api/jobs')).status).toBe(200);
     expect((await api(on.url, '/api/jobs', READER)).status).toBe(200);
@@ -373,6 +374,11 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(listed.exitCode).toBe(0);
     expect(listed.stdout).toMatch(/^app +idle +acme\/app /m);
     expect(await runCli(['jobs', '--url', context.url, '--token-file', join(context.dir, 'nope')], { env: { PATH: ENV.PATH } })).toMatchObject({ exitCode: 1, stderr: `deployhook: Could not read the API token file ${join(context.dir, 'nope')} (--token-file): ENOENT` });
+    await writeFile(tokenFile, Buffer.from(`${TOKEN}\n`, 'utf16le'));
+    expect(await runCli(['jobs', '--url', context.url, '--token-file', tokenFile], { env: { PATH: ENV.PATH } })).toMatchObject({
+      exitCode: 1,
+      stderr: `deployhook: Expected the API token in ${tokenFile} (--token-file) as visible ASCII characters (saved as UTF-8 or ASCII), but its first line has others`,
+    });
     // No token given, and no config where the CLI looks for one.
     expect(await runCli(['jobs', '--url', context.url, '--config', join(context.dir, 'nowhere.yml')], { env: { PATH: ENV.PATH } })).toMatchObject({
       exitCode: 1,
