@@ -66,6 +66,10 @@ function challenges(url: string, method: string): Promise<string[]> {
 
 const cli = (setupResult: Setup, ...args: string[]) => runCli([...args, '--config', setupResult.config, '--url', setupResult.url], { env: ENV });
 const api = (url: string, path: string, token = TOKEN, init: RequestInit = {}) => fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
+/** A run's record, as the API gives it. */
+const runRecord = async (url: string, id: string) => ((await (await api(url, `/api/runs/${id}`)).json()) as { run: RunRecord }).run;
+/** A run's log so far, as the API gives it. */
+const runLog = async (url: string, id: string) => (await api(url, `/api/runs/${id}/log`)).text();
 
 describe('the operator API and CLI against a running daemon', () => {
   it('refuses a missing or wrong token with 401, a read-only token for changes with 403, and is off without a token', async () => {
@@ -265,7 +269,7 @@ describe('the operator API and CLI against a running daemon', () => {
     await until('the first run to start its grandchild', async () => (await readFile(join(context.dir, 'grandchild.pid'), 'utf8').catch(() => '')) !== '');
     const second = await context.remote.commit({ 'v.txt': '2\n' });
     const secondRun = await push(context.url, second);
-    expect(((await (await api(context.url, `/api/runs/${secondRun}`)).json()) as { run: RunRecord }).run.status).toBe('queued');
+    expect((await runRecord(context.url, secondRun)).status).toBe('queued');
 
     const followed = cli(context, 'logs', secondRun, '-f');
     const grandchild = Number(await readFile(join(context.dir, 'grandchild.pid'), 'utf8'));
@@ -286,7 +290,7 @@ describe('the operator API and CLI against a running daemon', () => {
     const context = await setup(['sh', '-c', 'echo "step 1"; while [ ! -e "$WORK/gate" ]; do sleep 0.1; done; echo "step 2"']);
     const id = await push(context.url, await context.remote.commit({ 'v.txt': '1\n' }));
     const logOf = (query = '') => api(context.url, `/api/runs/${id}/log${query}`);
-    await until('the first step in the log', async () => (await (await logOf()).text()).includes('step 1\n'));
+    await until('the first step in the log', async () => (await runLog(context.url, id)).includes('step 1\n'));
 
     const followed = await logOf('?follow=1');
     expect(followed.headers.get('x-accel-buffering')).toBe('no');
@@ -294,7 +298,7 @@ describe('the operator API and CLI against a running daemon', () => {
     let seen = '';
     while (!seen.includes('step 1\n')) seen += Buffer.from((await reader.read()).value ?? []).toString();
     // What pruning the run does to its log while it is followed.
-    const { run } = (await (await api(context.url, `/api/runs/${id}`)).json()) as { run: RunRecord };
+    const run = await runRecord(context.url, id);
     const whole = await readFile(run.logPath);
     const head = await api(context.url, `/api/runs/${id}/log?follow=1`, TOKEN, { method: 'HEAD' });
     expect([head.status, head.headers.get('content-type'), await head.text()]).toEqual([200, 'text/plain; charset=utf-8', '']);
@@ -318,7 +322,7 @@ describe('the operator API and CLI against a running daemon', () => {
     const script = 'echo "begin $DEPLOYHOOK_SHA"; while [ ! -e "$WORK/gate" ]; do sleep 0.1; done; echo "end $DEPLOYHOOK_SHA"';
     const context = await setup(['sh', '-c', script], undefined, {}, `127.0.0.1:${await freePort()}`);
     const first = await push(context.url, await context.remote.commit({ 'v.txt': '1\n' }));
-    const state = async (id: string) => ((await (await api(context.url, `/api/runs/${id}`)).json()) as { run: RunRecord }).run;
+    const state = (id: string) => runRecord(context.url, id);
     await until('the first run to start', async () => (await state(first)).status === 'running');
     const second = await context.remote.commit({ 'v.txt': '2\n' });
     const queued = await push(context.url, second);
@@ -346,7 +350,7 @@ describe('the operator API and CLI against a running daemon', () => {
       `run ${first} of job app is interrupted: the daemon stopped while this run was in progress; the run is repeated; run ${repeat} repeats it: deployhook logs ${repeat} -f`,
     );
     // Its log once, as it is on disk: what came before the crash, then the rest from there on.
-    const firstLog = await (await api(context.url, `/api/runs/${first}/log`)).text();
+    const firstLog = await runLog(context.url, first);
     expect(firstLog).toMatch(/^begin [0-9a-f]{40}\n(.|\n)*the daemon stopped while this run was in progress/m);
     expect(interrupted.stdout).toBe(firstLog.trimEnd());
 
@@ -356,7 +360,7 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(log.stdout.match(/^\[deployhook\] run \w+ of job app$/gm)).toEqual([`[deployhook] run ${queued} of job app`]);
     expect(log.stdout).toContain(`end ${second}`);
     expect(log.stdout.trimEnd().split('\n').at(-1)).toMatch(/^\[deployhook\] finished: succeeded/);
-    expect(log.stdout).toBe((await (await api(context.url, `/api/runs/${queued}/log`)).text()).trimEnd());
+    expect(log.stdout).toBe((await runLog(context.url, queued)).trimEnd());
   });
 
   it('tells a URL with a password, and an answer that is not the API, in one line each, and ends quietly when its reader has read enough', async () => {
@@ -405,8 +409,7 @@ describe('the operator API and CLI against a running daemon', () => {
     const deployed = await execa('setpriv', ['--reuid=54321', '--regid=54321', '--clear-groups', 'node', CLI, 'deploy', 'app', '--url', context.url, '--token', TOKEN], { env: { PATH: ENV.PATH }, reject: false });
     expect(deployed.stderr).toBe('');
     const id = /^queued run (\w+) of job app: /.exec(deployed.stdout)?.[1] ?? '';
-    const { run } = (await (await api(context.url, `/api/runs/${id}`)).json()) as { run: RunRecord };
-    expect(run.trigger.requestedBy).toBe(`api: uid 54321@${hostname()}`);
+    expect((await runRecord(context.url, id)).trigger.requestedBy).toBe(`api: uid 54321@${hostname()}`);
   });
 
   it('deploy --follow prints the run\'s log and exits with how the run ended', async () => {
