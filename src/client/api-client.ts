@@ -37,9 +37,14 @@ export class ApiClient {
     throw new DeployhookError(code, this.#notTheDaemon(response));
   }
 
+  /** Throws unless the answer is of `type`: anything else is not the daemon's API answering. */
+  #expectType(response: Response, type: string, expected: string): void {
+    if (!(response.headers.get('content-type') ?? '').startsWith(type)) throw new DeployhookError('API_ERROR', this.#notTheDaemon(response, expected));
+  }
+
   /** The answer's JSON; anything else is not the daemon's API answering. */
   async #json(response: Response): Promise<unknown> {
-    if (!(response.headers.get('content-type') ?? '').startsWith('application/json')) throw new DeployhookError('API_ERROR', this.#notTheDaemon(response));
+    this.#expectType(response, 'application/json', 'JSON');
     try {
       return await response.json();
     } catch (cause) {
@@ -65,7 +70,7 @@ export class ApiClient {
    */
   async *stream(path: string, opened: (start: number) => void = () => {}): AsyncGenerator<Uint8Array> {
     const response = await this.#request('GET', path);
-    if (!(response.headers.get('content-type') ?? '').startsWith('text/plain')) throw new DeployhookError('API_ERROR', this.#notTheDaemon(response, 'text'));
+    this.#expectType(response, 'text/plain', 'text');
     const start = Number(response.headers.get('x-log-offset') ?? '0');
     opened(Number.isSafeInteger(start) && start >= 0 ? start : 0);
     if (!response.body) return;
