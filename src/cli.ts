@@ -112,11 +112,16 @@ async function send(jobName: string, options: { config: string; ref?: string; sh
   const what = result.ref !== undefined ? `a signed push of ${result.ref} at ${result.sha ?? ''}` : 'a signed event';
   console.log(`sent ${what} to ${result.url}: HTTP ${result.status}`);
   const body = result.body as { runs?: Array<{ id: string; job: string }>; reason?: string; error?: string };
-  for (const run of body.runs ?? []) console.log(`queued run ${run.id} of job ${run.job}; log: ${join(config.logDir, run.job, `${run.id}.log`)}`);
+  const runs = body.runs ?? [];
+  for (const run of runs) console.log(`queued run ${run.id} of job ${run.job}; log: ${join(config.logDir, run.job, `${run.id}.log`)}`);
   if (body.reason) console.log(`nothing queued: ${body.reason}`);
   if (body.error) console.log(`error: ${body.error}`);
   // A check of a set-up passes only when the job itself queued a run.
-  if (result.status >= 300 || !(body.runs ?? []).some((run) => run.job === jobName)) process.exit(1);
+  const queued = runs.some((run) => run.job === jobName);
+  if (result.status < 300 && runs.length > 0 && !queued) {
+    console.log(`nothing queued for job ${jobName}: the daemon at ${result.url} queued only other jobs' runs (is it running with another config than ${config.file}?)`);
+  }
+  if (result.status >= 300 || !queued) process.exit(1);
 }
 
 interface ClientFlags {

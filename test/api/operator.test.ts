@@ -452,5 +452,17 @@ describe('the operator API and CLI against a running daemon', () => {
     const ignored = await send('--ref', 'other', '--sha', sha);
     expect(ignored.stdout.split('\n')).toEqual([`sent a signed push of refs/heads/other at ${sha} to ${context.url}/hooks/github: HTTP 200`, expect.stringMatching(/^nothing queued: /)]);
     expect(ignored.exitCode).toBe(1);
+
+    // A config whose job has another name than the daemon's: the daemon queues its own job.
+    const other = join(context.dir, 'other.yml');
+    const config = yaml.load(await readFile(context.config, 'utf8')) as { jobs: Array<{ name: string }> };
+    await writeFile(other, yaml.dump({ ...config, jobs: config.jobs.map((job) => ({ ...job, name: 'site' })) }));
+    const elsewhere = await runCli(['send', 'site', '--config', other, '--url', `${context.url}/hooks/github`], { env: ENV });
+    expect(elsewhere.stdout.split('\n')).toEqual([
+      expect.stringMatching(/^sent a signed push of refs\/heads\/main at [0-9a-f]{40} to .*: HTTP 202$/),
+      expect.stringMatching(/^queued run \w+ of job app; log: /),
+      `nothing queued for job site: the daemon at ${context.url}/hooks/github queued only other jobs' runs (is it running with another config than ${other}?)`,
+    ]);
+    expect(elsewhere.exitCode).toBe(1);
   });
 });
