@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import packageJson from '../package.json' with { type: 'json' };
@@ -131,13 +130,11 @@ interface ClientFlags {
   tokenFile?: string;
 }
 
-/** The token in a file given with --token-file: its first line. */
+/** The token in a file given with --token-file, read as the daemon reads api.token_file. */
 async function tokenFromFile(file: string): Promise<string> {
-  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => fail(new DeployhookError('TOKEN_FILE', `Could not read the API token file ${file} (--token-file): ${error.code ?? String(error)}`)));
-  const token = text.split('\n')[0]?.trim() ?? '';
-  if (!token) return fail(new DeployhookError('TOKEN_FILE', `Expected an API token in ${file} (--token-file), but its first line is empty`));
-  // An HTTP header carries visible ASCII only (a file saved as UTF-16 would not arrive).
-  return /^[\x21-\x7e]+$/.test(token) ? token : fail(new DeployhookError('TOKEN_FILE', `Expected the API token in ${file} (--token-file) as visible ASCII characters (saved as UTF-8 or ASCII), but its first line has others`));
+  const { readApiToken } = await import('./config/api-token.js');
+  const read = await readApiToken({ file }, process.env);
+  return 'value' in read ? read.value : fail(new DeployhookError('TOKEN_FILE', `--token-file: ${read.problem}`));
 }
 
 /** The API client for a command: URL and token from the flags, else from the daemon's config. */

@@ -1,5 +1,8 @@
 import type { RequestHandler } from 'express';
+import { MAX_API_TOKEN_BYTES } from '../config/api-token.js';
 import { secretsEqual } from '../providers/constant-time.js';
+
+const BEARER_TOKEN = new RegExp(`^Bearer (\\S{1,${MAX_API_TOKEN_BYTES}})$`);
 
 export type Access = 'operator' | 'read-only';
 
@@ -10,7 +13,7 @@ export type Access = 'operator' | 'read-only';
  */
 function presentedToken(header: string | undefined, reading: boolean): string | undefined {
   if (header === undefined) return undefined;
-  const bearer = /^Bearer (\S{1,1024})$/.exec(header);
+  const bearer = BEARER_TOKEN.exec(header);
   if (bearer?.[1]) return bearer[1];
   if (!reading) return undefined;
   const basic = /^Basic ([A-Za-z0-9+/=]{1,2048})$/.exec(header);

@@ -1,4 +1,5 @@
 import type { Config } from '../config/types.js';
+import { apiTokenProblem } from '../config/api-token.js';
 import type { ClientConfig } from '../config/load-client.js';
 import { DeployhookError } from '../errors.js';
 
@@ -93,6 +94,9 @@ export function daemonUrl(config: Pick<Config, 'listen' | 'tls'>): string {
 export function clientFor(config: ClientConfig | undefined, flags: { url?: string | undefined; token?: string | undefined }, env: Readonly<Record<string, string | undefined>>): ApiClient {
   const token = flags.token ?? (env.DEPLOYHOOK_TOKEN || undefined) ?? config?.apiToken;
   if (!token) throw new DeployhookError('NO_API_TOKEN', 'No API token: configure api.token_env or api.token_file in the config (the CLI reads it from there), set $DEPLOYHOOK_TOKEN, or pass --token-file or --token.');
+  // The config's token and --token-file's were checked as they were read.
+  const problem = flags.token !== undefined || token === env.DEPLOYHOOK_TOKEN ? apiTokenProblem(token) : undefined;
+  if (problem !== undefined) throw new DeployhookError('BAD_API_TOKEN', `${flags.token !== undefined ? '--token' : '$DEPLOYHOOK_TOKEN'}: ${problem}`);
   const url = flags.url ?? config?.apiUrl ?? (config ? daemonUrl(config) : undefined);
   if (url === undefined) throw new DeployhookError('NO_API_URL', 'No daemon URL: pass --url or --config.');
   return new ApiClient(url, token);

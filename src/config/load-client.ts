@@ -4,7 +4,8 @@ import yaml from 'js-yaml';
 import { ConfigError, DeployhookError } from '../errors.js';
 import { toConfigIssues } from './format-issues.js';
 import { parseListenAddress } from './listen-address.js';
-import { readSecret, secretSource } from './read-secret.js';
+import { readApiToken } from './api-token.js';
+import { secretSource } from './read-secret.js';
 import { CONFIG_KEYS, configSchema } from './schema.js';
 import type { Config } from './types.js';
 
@@ -40,7 +41,7 @@ export async function loadClientConfig(configFile: string, env: Readonly<Record<
   if (raw.tls !== undefined) config.tls = { cert: raw.tls.cert, key: raw.tls.key };
   const picked = raw.api === undefined ? undefined : secretSource(raw.api.token_env, raw.api.token_file, dirname(file));
   if (options.readToken && raw.api !== undefined && picked !== undefined) {
-    const token = await readSecret(picked.source, env);
+    const token = await readApiToken(picked.source, env);
     if ('problem' in token) throw new ConfigError(file, [{ path: `api.token_${picked.key}`, message: `${token.problem} (or pass --token)` }]);
     config.apiToken = token.value;
   }

@@ -377,12 +377,17 @@ describe('the operator API and CLI against a running daemon', () => {
     const listed = await runCli(['jobs', '--url', context.url, '--token-file', tokenFile], { env: { PATH: ENV.PATH } });
     expect(listed.exitCode).toBe(0);
     expect(listed.stdout).toMatch(/^app +idle +acme\/app /m);
-    expect(await runCli(['jobs', '--url', context.url, '--token-file', join(context.dir, 'nope')], { env: { PATH: ENV.PATH } })).toMatchObject({ exitCode: 1, stderr: `deployhook: Could not read the API token file ${join(context.dir, 'nope')} (--token-file): ENOENT` });
-    await writeFile(tokenFile, Buffer.from(`${TOKEN}\n`, 'utf16le'));
-    expect(await runCli(['jobs', '--url', context.url, '--token-file', tokenFile], { env: { PATH: ENV.PATH } })).toMatchObject({
-      exitCode: 1,
-      stderr: `deployhook: Expected the API token in ${tokenFile} (--token-file) as visible ASCII characters (saved as UTF-8 or ASCII), but its first line has others`,
-    });
+    expect(await runCli(['jobs', '--url', context.url, '--token-file', join(context.dir, 'nope')], { env: { PATH: ENV.PATH } })).toMatchObject({ exitCode: 1, stderr: `deployhook: --token-file: expected a readable secret file at ${join(context.dir, 'nope')}, got ENOENT` });
+    // Read as the daemon reads api.token_file: a token it could hold but no request can carry is refused before asking.
+    const unsendable = 'deployhook: --token-file: expected the token as visible ASCII characters only, as an HTTP header carries them (no space, no second line; saved as UTF-8 or ASCII)';
+    for (const text of [Buffer.from(`${TOKEN}\n`, 'utf16le'), `${TOKEN}\nsecond line\n`, `${TOKEN} \n`]) {
+      await writeFile(tokenFile, text);
+      expect(await runCli(['jobs', '--url', context.url, '--token-file', tokenFile], { env: { PATH: ENV.PATH } })).toMatchObject({ exitCode: 1, stderr: unsendable });
+    }
+    await writeFile(tokenFile, `${TOKEN}\r\n`);
+    expect(await runCli(['jobs', '--url', context.url, '--token-file', tokenFile], { env: { PATH: ENV.PATH } })).toMatchObject({ exitCode: 0 });
+    expect(await runCli(['jobs', '--url', context.url, '--token', `${TOKEN} x`], { env: { PATH: ENV.PATH } })).toMatchObject({ exitCode: 1, stderr: unsendable.replace('--token-file', '--token') });
+    expect(await runCli(['jobs', '--url', context.url], { env: { PATH: ENV.PATH, DEPLOYHOOK_TOKEN: `${TOKEN}\n` } })).toMatchObject({ exitCode: 1, stderr: unsendable.replace('--token-file', '$DEPLOYHOOK_TOKEN') });
     // No token given, and no config where the CLI looks for one.
     expect(await runCli(['jobs', '--url', context.url, '--config', join(context.dir, 'nowhere.yml')], { env: { PATH: ENV.PATH } })).toMatchObject({
       exitCode: 1,

@@ -256,6 +256,18 @@ describe('loading a config', () => {
       expected: ['tls.cert: expected a readable PEM file at /nonexistent/cert.pem, got ENOENT', 'tls.key: expected a readable PEM file at /nonexistent/key.pem, got ENOENT'],
     },
     {
+      name: 'API tokens too short, and with a space',
+      document: { state_dir: 's', log_dir: 'l', api: { token_env: 'API_TOKEN', ui_token_env: 'UI_TOKEN' } },
+      env: { API_TOKEN: 'short', UI_TOKEN: 'a-long-enough-token with-a-space' },
+      expected: ['api.token_env: expected a token of at least 16 bytes (openssl rand -hex 32)', expect.stringMatching(/^api\.ui_token_env: expected the token as visible ASCII characters only/)],
+    },
+    {
+      name: 'an API token on two lines, and one longer than a request may carry',
+      document: { state_dir: 's', log_dir: 'l', api: { token_env: 'API_TOKEN', ui_token_env: 'UI_TOKEN' } },
+      env: { API_TOKEN: 'a-long-enough-token\nsecond-line', UI_TOKEN: 'x'.repeat(1025) },
+      expected: [expect.stringMatching(/^api\.token_env: expected the token as visible ASCII characters only/), 'api.ui_token_env: expected a token of at most 1024 bytes, got 1025'],
+    },
+    {
       name: 'a document that is not YAML',
       document: 'jobs: [unclosed',
       expected: [expect.stringMatching(/^: expected valid YAML: /)],
