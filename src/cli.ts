@@ -226,7 +226,7 @@ clientCommand('logs', 'print a run\'s log')
 clientCommand('deploy', 'queue a deploy of a job: the tip of a branch, or exactly one commit (a rollback)')
   .argument('<job>', 'job name')
   .option('--ref <ref>', 'branch or full ref whose tip to deploy (default: the job\'s branch if it names one, else the remote\'s HEAD branch if the job deploys it)')
-  .option('--sha <sha>', 'deploy exactly this commit')
+  .option('--sha <sha>', 'deploy exactly this commit; one a run of the job had may be named by its first 7 or more characters')
   .option('-f, --follow', 'then print the run\'s log until it ends, and exit 0 only if it succeeded')
   .action(async (job: string, flags: ClientFlags & { ref?: string; sha?: string; follow?: boolean }) => {
     const api = await client(flags);

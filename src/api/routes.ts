@@ -2,7 +2,7 @@ import express, { type Router } from 'express';
 import type { Config } from '../config/types.js';
 import { DeployhookError } from '../errors.js';
 import type { JobIndex } from '../jobs/job-index.js';
-import { queueManualDeploy } from '../jobs/manual-deploy.js';
+import { expandCommit, queueManualDeploy } from '../jobs/manual-deploy.js';
 import { FINAL_STATUSES, RUN_STATUSES, type RunRecord } from '../jobs/run-record.js';
 import type { RunQueue } from '../jobs/run-queue.js';
 import type { RunStore } from '../store/run-store.js';
@@ -85,7 +85,13 @@ export function apiRoutes(options: ApiOptions): Router {
     for (const key of Object.keys(body)) if (!['ref', 'sha', 'requested_by'].includes(key)) return fail(res, 400, `unknown key ${JSON.stringify(key)}; expected ref, sha or requested_by`);
     for (const key of ['ref', 'sha', 'requested_by']) if (body[key] !== undefined && typeof body[key] !== 'string') return fail(res, 400, `expected ${key} to be a string`);
     const requestedBy = `api${typeof body.requested_by === 'string' ? `: ${body.requested_by}` : ''}`;
-    queueManualDeploy(options.queue, job, { ref: body.ref as string | undefined, sha: body.sha as string | undefined, requestedBy }, options.env).then(
+    let sha = body.sha as string | undefined;
+    try {
+      if (sha !== undefined) sha = expandCommit(sha, job.name, options.store.list({ job: job.name, limit: Number.POSITIVE_INFINITY }));
+    } catch (error) {
+      return fail(res, 400, (error as Error).message);
+    }
+    queueManualDeploy(options.queue, job, { ref: body.ref as string | undefined, sha, requestedBy }, options.env).then(
       (run: RunRecord) => res.status(202).json({ run: { id: run.id, job: run.job, sha: run.sha, ref: run.ref, exact: run.exact === true } }),
       (error: unknown) => (error instanceof DeployhookError ? fail(res, 400, error.message) : next(error)),
     );

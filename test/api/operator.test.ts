@@ -153,6 +153,11 @@ describe('the operator API and CLI against a running daemon', () => {
     const runs = await cli(context, 'runs', '--job', 'app');
     expect(runs.stdout).toMatch(new RegExp(`^${rollback.id}\\s+app\\s+succeeded\\s+manual\\s+main\\s+${old.slice(0, 8)}\\s+${old.slice(0, 8)}`, 'm'));
     expect(runs.stdout.trim().split('\n')).toHaveLength(3);
+    // A commit as the tables show it: the start of one that a run of the job was for.
+    expect((await cli(context, 'deploy', 'app', '--sha', tip.slice(0, 8))).stdout).toMatch(new RegExp(`^queued run [0-9a-z]{26} of job app: exactly ${tip}$`, 'm'));
+    const unknown = await cli(context, 'deploy', 'app', '--sha', 'abcdef0');
+    expect(unknown).toMatchObject({ exitCode: 1, stderr: 'deployhook: No run of job app that deployhook keeps has a commit starting with abcdef0: give the whole 40-character commit id (git rev-parse abcdef0 in a clone) (HTTP 400)' });
+    expect(await cli(context, 'deploy', 'app', '--sha', old.slice(0, 6))).toMatchObject({ exitCode: 1, stderr: expect.stringMatching(/^deployhook: Expected a commit id of at least 7 characters/) });
 
     const deployTip = await cli(context, 'deploy', 'app', '--ref', 'main');
     expect(deployTip.stdout).toMatch(/the tip of refs\/heads\/main/);
