@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import type * as SimpleGitModule from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { GitSyncError, RunAbortedError } from '../errors.js';
+import { printable } from '../log/printable.js';
 import { runCommand } from '../runner/run-command.js';
 import type { ProcessUser } from '../runner/process-launcher.js';
 import { gitEnvironment, type GitAuth, type GitEnvironment } from './git-env.js';
@@ -137,7 +138,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
    */
   async function runSteps(steps: ReadonlyArray<{ label: string; args: readonly string[] }>): Promise<void> {
     throwIfAborted(signal);
-    const shown = steps.map(({ args }) => `$ ${scrub(commandLine(args))}`);
+    const shown = steps.map(({ args }) => `$ ${printable(scrub(commandLine(args)))}`);
     const params: string[] = [];
     // One stream: git's stdout and stderr reach the log in the order git wrote them, and are
     // masked as one stream (a secret split across the two would not be; a token reaches git

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { JobConfig, ProviderName } from '../config/types.js';
@@ -111,6 +111,17 @@ function credentialKey(job: JobConfig): string {
 }
 
 /**
+ * A job no delivery verifies for, with a secret and a signing token made at random: checked
+ * instead when no job is configured for the repository or source a delivery names, so that
+ * the 401 takes as long as for one that is (one check over the body) and its timing does not
+ * tell which repositories and sources are configured.
+ */
+const DECOY = (() => {
+  const key = randomBytes(32).toString('base64');
+  return { secrets: [key], signingTokens: [`whsec_${key}`] } as unknown as JobConfig;
+})();
+
+/**
  * The candidate jobs the delivery verifies against (each with its own secrets). A check
  * depends only on a job's secrets and signing tokens, so jobs that share them (one secret
  * for a whole organisation) cost one HMAC over the body, not one each.
@@ -189,7 +200,10 @@ export function createHookHandler(options: HookHandlerOptions) {
     const early = source !== undefined ? index.candidates(adapter.name, source) : index.ofProvider(adapter.name);
     let verifiedEarly: JobConfig[] | undefined;
     if (source !== undefined || early.length <= VERIFY_BEFORE_PARSE_MAX_JOBS) {
-      if (early.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: source !== undefined ? 'no job is configured for this source' : `no job is configured for provider ${adapter.name}` });
+      if (early.length === 0) {
+        verifiedJobs(adapter, signed, credential.credential, [DECOY]);
+        return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: source !== undefined ? 'no job is configured for this source' : `no job is configured for provider ${adapter.name}` });
+      }
       verifiedEarly = verifiedJobs(adapter, signed, credential.credential, early);
       if (verifiedEarly.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: `signature matches no job secret of ${source !== undefined ? 'this source' : `provider ${adapter.name}`}` });
     }
@@ -238,7 +252,11 @@ export function createHookHandler(options: HookHandlerOptions) {
 
     const candidates = index.candidates(adapter.name, repo);
     // Not verified: logged cut short, like any other text nobody signed.
-    if (candidates.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo: repo.slice(0, 200), reason: 'no job is configured for this repository' });
+    if (candidates.length === 0) {
+      // With few jobs, the body was checked against each before parsing; otherwise against nothing yet.
+      if (verifiedEarly === undefined) verifiedJobs(adapter, signed, credential.credential, [DECOY]);
+      return reply(401, UNAUTHORIZED, { decision: 'rejected', repo: repo.slice(0, 200), reason: 'no job is configured for this repository' });
+    }
     const verified = verifiedEarly !== undefined ? candidates.filter((job) => verifiedEarly.includes(job)) : verifiedJobs(adapter, signed, credential.credential, candidates);
     if (verified.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo: repo.slice(0, 200), reason: 'signature matches no job secret of this repository' });
 

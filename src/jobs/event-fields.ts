@@ -7,15 +7,19 @@ import type { RunRecord } from './run-record.js';
 /** The most a field's value may hold, in UTF-8 bytes; longer values are cut. */
 export const MAX_FIELD_BYTES = 32 * 1024;
 
-/** A payload value as environment text: strings as they are, numbers and booleans as text, objects and lists as JSON, missing or null as empty. */
-export function fieldText(value: unknown): string {
+/**
+ * A payload value as environment text: strings as they are, numbers and booleans as text,
+ * objects and lists as JSON, missing or null as empty; without NUL (which an environment
+ * cannot hold) and cut to `maxBytes`.
+ */
+export function fieldText(value: unknown, maxBytes = MAX_FIELD_BYTES): string {
   if (value === undefined || value === null) return '';
   const text = typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'boolean' ? String(value) : (JSON.stringify(value) ?? '');
   // eslint-disable-next-line no-control-regex -- NUL cannot be in an environment variable
   const clean = text.replace(/\u0000/g, '');
-  if (Buffer.byteLength(clean) <= MAX_FIELD_BYTES) return clean;
+  if (Buffer.byteLength(clean) <= maxBytes) return clean;
   // Cut on a character boundary: a partial UTF-8 sequence at the end is dropped.
-  return Buffer.from(clean).subarray(0, MAX_FIELD_BYTES).toString('utf8').replace(/\uFFFD$/, '');
+  return Buffer.from(clean).subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, '');
 }
 
 /** The job's `fields` as environment variables, each from its path in the payload (missing: empty). */

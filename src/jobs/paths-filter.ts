@@ -2,6 +2,7 @@ import picomatch from 'picomatch';
 import type { CommitHistory } from '../git/changed-files.js';
 import { isZeroCommit } from '../providers/validate.js';
 import type { RunRecord } from './run-record.js';
+import { printable } from '../log/printable.js';
 
 /** Changed files listed in the run log when none matches. */
 const LISTED_FILES = 50;
@@ -52,12 +53,6 @@ interface Base {
 
 const short = (sha: string) => sha.slice(0, 7);
 const files = (count: number) => `${count} ${count === 1 ? 'file' : 'files'}`;
-
-/** File names are shown as data: control characters cannot forge log lines. */
-function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is replaced
-  return text.replace(/[\u0000-\u001f\u007f]/g, '?');
-}
 
 /**
  * What the target is compared with: the last deployed commit, else the push's `before`, each

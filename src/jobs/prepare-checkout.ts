@@ -7,7 +7,7 @@ import { syncCheckout, tidyCheckout } from '../git/sync.js';
 import { userEnvironment } from './command-env.js';
 import { jobGitAuth } from './git-auth.js';
 import { checkPaths, pathsFilterApplies } from './paths-filter.js';
-import { printable } from './run-log-lines.js';
+import { printable } from '../log/printable.js';
 import { type DeployContext, type Outcome, stoppedInGit } from './run-outcome.js';
 
 /**

@@ -1,13 +1,8 @@
 import { formatDuration } from '../config/duration.js';
+import { printable } from '../log/printable.js';
 import type { RunLog } from '../log/run-log.js';
 import type { Outcome } from './run-outcome.js';
 import type { RunRecord } from './run-record.js';
-
-/** Payload data shown in the log header cannot forge lines: control characters are replaced. */
-export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed
-  return text.replace(/[\u0000-\u001f\u007f]/g, '?');
-}
 
 /** The first lines of a run log: what runs, for which commit, and who asked. */
 export function writeHeader(log: RunLog, run: RunRecord): void {
@@ -25,9 +20,9 @@ export function writeHeader(log: RunLog, run: RunRecord): void {
   log.note(`started:  ${run.startedAt ?? ''}`);
 }
 
-/** The last line of a run log. */
+/** The last line of a run log: one line, whatever the reason quotes (a branch's name, git's words). */
 export function closingLine(outcome: Outcome, durationMs: number): string {
   const how = outcome.signal ? `signal ${outcome.signal}` : outcome.exitCode !== undefined && outcome.exitCode !== null ? `exit code ${outcome.exitCode}` : 'no exit code';
-  return `finished: ${outcome.status}, ${how}, after ${formatDuration(durationMs)}${outcome.reason ? ` (${outcome.reason})` : ''}`;
+  return `finished: ${outcome.status}, ${how}, after ${formatDuration(durationMs)}${outcome.reason ? ` (${printable(outcome.reason)})` : ''}`;
 }
 

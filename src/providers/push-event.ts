@@ -1,6 +1,10 @@
 import type { ProviderName } from '../config/types.js';
+import { fieldText } from '../jobs/event-fields.js';
 import type { HookEvent, PushEvent } from './types.js';
 import { isCommitId, isValidRef, isZeroCommit } from './validate.js';
+
+/** The most of a pusher's name kept (for DEPLOYHOOK_PUSHER, the run's record and its log), in UTF-8 bytes. */
+const MAX_PUSHER_BYTES = 256;
 
 export interface PushFields {
   provider: ProviderName;
@@ -38,7 +42,8 @@ export function toPushEvent(fields: PushFields): HookEvent {
       ...(isBranch ? { branch: name } : { tag: name }),
       sha: after,
       before,
-      pusher: fields.pusher ?? '',
+      // Free text (Bitbucket's display name): no NUL, which the command's environment cannot hold, and short.
+      pusher: fieldText(fields.pusher, MAX_PUSHER_BYTES),
       ...(fields.message !== undefined ? { message: fields.message } : {}),
     }],
   };

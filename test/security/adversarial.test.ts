@@ -404,6 +404,31 @@ const data: Case[] = [
   hostileAcceptedBranch('a signed push for "hostile/--upload-pack=…", missing on the remote', (ctx) => `hostile/--upload-pack=touch\${IFS}${trap(ctx, 'accepted-option')}`, 'accepted-option'),
   hostileAcceptedBranch('a signed push for a unicode branch, missing on the remote', () => 'hostile/déploiement-🚀-日本語'),
   {
+    name: 'a signed push for a branch with C1 controls (a line break, an escape), which its log header shows as "?"',
+    request: (ctx) => github(webPush(ctx, { ref: 'refs/heads/hostile/a\u0085deployhook-finished-succeeded\u009b2J' })),
+    status: 202,
+    then: async (_ctx, { runs }) => {
+      expect(runs).toHaveLength(1);
+      const log = await readFile(runs[0]?.logPath ?? '', 'utf8');
+      expect(log).toContain('ref:      refs/heads/hostile/a?deployhook-finished-succeeded?2J\n');
+      // deployhook's own lines; git's output, like the command's, is as git wrote it.
+      const own = log.split('\n').filter((line) => line.startsWith('[deployhook]') || line.startsWith('$ '));
+      expect(own.filter((line) => /[\u0085\u009b]/.test(line))).toEqual([]);
+      expect(own).toContain("$ git checkout --force --detach 'refs/remotes/origin/hostile/a?deployhook-finished-succeeded?2J^{commit}' --");
+    },
+  },
+  {
+    name: 'a signed push whose pusher name holds a NUL, an escape, a Unicode line break and 50,000 more characters: the run goes ahead with it cleaned and cut',
+    request: (ctx) => github(webPush(ctx, { pusher: { name: `evil\u0000name\u009b2J\u2028${'x'.repeat(50_000)}`, email: 'evil@example.com' } })),
+    status: 202,
+    then: async (_ctx, { runs }) => {
+      expect(runs).toHaveLength(1);
+      const pusher = `evilname\u009b2J\u2028${'x'.repeat(256 - Buffer.byteLength('evilname\u009b2J\u2028'))}`;
+      expect(runs[0]).toMatchObject({ job: 'web', status: 'succeeded', trigger: { pusher } });
+      expect(await readFile(runs[0]?.logPath ?? '', 'utf8')).toContain(`(github, pushed by evilname?2J?${'x'.repeat(241)})\n`);
+    },
+  },
+  {
     name: 'a signed push for a branch named like a shell command that exists on the remote',
     request: (ctx) => github(webPush(ctx, { ref: `refs/heads/${ctx.hostileBranch}`, after: ctx.hostileSha })),
     status: 202,
