@@ -24,7 +24,7 @@ function httpUrl(text: string): boolean {
  */
 export const forwardSchema = z
   .strictObject({
-    url: z.string({ error: 'expected an http(s) URL' }).refine(httpUrl, { error: (issue) => `expected an http(s) URL such as "https://deploy-2.example.com/hooks/github", got ${JSON.stringify(issue.input)}` }),
+    url: z.string({ error: 'expected an http(s) URL' }).refine(httpUrl, { error: 'expected an http(s) URL without a #fragment, such as "https://deploy-2.example.com/hooks/github" (the value is not shown: it may hold a password)' }),
     secret_env: z.string({ error: 'expected an environment variable name' }).regex(ENV_NAME, { error: 'expected an environment variable name such as `FORWARD_SECRET`' }).optional(),
     secret_file: z.string({ error: 'expected a path' }).min(1, { error: 'expected a path, got an empty string' }).optional(),
     /** Attempts in all, the first included. */

@@ -39,8 +39,16 @@ export async function resolveForwards(raw: readonly RawForward[], baseDir: strin
     if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
       warnings.push(`${formatPath(['url'], at)}: relays deliveries over plain http to ${url.host}; anyone on the way can read them (and a GitLab token); use https`);
     }
+    // A user and password in the URL sign in as curl would take them: HTTP Basic.
+    let authorization: string | undefined;
+    if (url.username !== '' || url.password !== '') {
+      authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+      url.username = '';
+      url.password = '';
+    }
     targets.push({
-      url: entry.url,
+      url: url.href,
+      ...(authorization !== undefined ? { authorization } : {}),
       label: forwardLabel(url),
       secret: secret.value,
       attempts: entry.attempts,

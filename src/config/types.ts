@@ -63,7 +63,10 @@ export interface EventSpec {
 
 /** A fan-out destination after loading. */
 export interface ForwardTarget {
+  /** Where relays go, without the user and password the config's URL may name (fetch refuses those). */
   url: string;
+  /** `Basic …` from the config URL's user and password, sent as Authorization. Never logged. */
+  authorization?: string;
   /** The URL without user, password or query: what logs and run records show. */
   label: string;
   /** The destination's webhook secret. Never logged. */

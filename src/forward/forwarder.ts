@@ -73,8 +73,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     };
     for (let attempt = 1; attempt <= target.attempts; attempt += 1) {
       if (stopping.signal.aborted) break;
-      const headers = { ...delivery.adapter.relayHeaders(delivery.body, target.secret, delivery.headers, now()), 'user-agent': 'deployhook-forward' };
-      const result = await sendOnce(target.url, delivery.body, headers, target.timeoutMs, stopping.signal);
+      const headers = { ...delivery.adapter.relayHeaders(delivery.body, target.secret, delivery.headers, now()), 'user-agent': 'deployhook-forward', ...(target.authorization !== undefined ? { authorization: target.authorization } : {}) };
+      const result = await sendOnce(target.url, delivery.body, headers, target.timeoutMs, stopping.signal, target.label);
       if (result.ok) {
         await record({ status: 'delivered', attempts: attempt, lastStatus: result.status, finishedAt: now().toISOString() });
         logger.info({ attempt, status: result.status }, 'delivery forwarded');
@@ -99,10 +99,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
   return {
     relay(delivery, targets) {
-      // The same destination with the same secret gets the delivery once, whichever jobs name it.
+      // The same destination with the same secret (and sign-in) gets the delivery once, whichever jobs name it.
       const merged = new Map<string, { target: ForwardTarget; runs: RunRecord[] }>();
       for (const { target, runs } of targets) {
-        const key = `${target.url}\u0000${target.secret}`;
+        const key = `${target.url}\u0000${target.secret}\u0000${target.authorization ?? ''}`;
         const entry = merged.get(key) ?? { target, runs: [] };
         entry.runs.push(...runs.filter((run) => !entry.runs.includes(run)));
         merged.set(key, entry);

@@ -17,7 +17,7 @@ function retryAfterMs(header: string | null): number | undefined {
  * POSTs the body once. Redirects are not followed: a relay goes where the config says, and a
  * redirect is reported as a failure. The answer's body is read and dropped.
  */
-export async function sendOnce(url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number, stop: AbortSignal): Promise<AttemptResult> {
+export async function sendOnce(url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number, stop: AbortSignal, shown = url): Promise<AttemptResult> {
   // One controller per attempt, tied to the daemon's stop by a listener removed afterwards:
   // AbortSignal.any on the long-lived stop signal keeps an entry per attempt on node 20.
   const attempt = new AbortController();
@@ -32,7 +32,8 @@ export async function sendOnce(url: string, body: Buffer, headers: Record<string
   } catch (error) {
     const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
     const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (error as Error).message);
-    return { ok: false, retry: true, error: `could not deliver: ${reason}` };
+    // What fetch says may quote the URL, query string and all: it is shown as `shown` instead.
+    return { ok: false, retry: true, error: `could not deliver: ${reason.replace(/\bhttps?:\/\/\S*/gi, shown)}` };
   } finally {
     clearTimeout(timer);
     stop.removeEventListener('abort', abort);

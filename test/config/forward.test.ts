@@ -36,7 +36,8 @@ describe('fan-out settings', () => {
       { BRIDGE: 'bridge-secret-0123456789abcdef', DEPLOY_2: 'deploy-2-secret-0123456789abcdef' },
     );
     expect(config.forwards.github).toEqual([{ url: 'https://bridge.example.com/in?token=abc', label: 'https://bridge.example.com/in', secret: 'bridge-secret-0123456789abcdef', attempts: 6, backoffMs: 2_000, timeoutMs: 10_000 }]);
-    expect(config.jobs[0]?.forward).toEqual([{ url: 'https://user:pw@deploy-2.example.com/hooks/github', label: 'https://deploy-2.example.com/hooks/github', secret: 'deploy-2-secret-0123456789abcdef', attempts: 3, backoffMs: 500, timeoutMs: 5_000 }]);
+    // fetch refuses a URL with a user and password: they sign in as HTTP Basic instead.
+    expect(config.jobs[0]?.forward).toEqual([{ url: 'https://deploy-2.example.com/hooks/github', authorization: `Basic ${Buffer.from('user:pw').toString('base64')}`, label: 'https://deploy-2.example.com/hooks/github', secret: 'deploy-2-secret-0123456789abcdef', attempts: 3, backoffMs: 500, timeoutMs: 5_000 }]);
   });
 
   it('name each mistake with its path', async () => {

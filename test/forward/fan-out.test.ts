@@ -174,6 +174,28 @@ describe('fan-out', () => {
     expect(target.received).toHaveLength(1);
   });
 
+  it('signs in to a destination whose URL names a user and password with HTTP Basic, and shows the URL without them or its query', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'app.txt': 'v1\n' });
+    const target = await startDestination([204]);
+    const url = target.url.replace('http://', 'http://relay%40ops:p%3Ass-w0rd@') + '?token=query-token-0123';
+    hook = await startDaemon(
+      dir,
+      { jobs: [{ name: 'primary', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'UP_SECRET', remote: remote.bare, command: ['true'], forward: [{ url, secret_env: 'FWD_SECRET' }] }] },
+      { UP_SECRET: UPSTREAM_SECRET, FWD_SECRET: DESTINATION_SECRET },
+    );
+    const id = firstRun((await pushTo(hook, 'acme/app', sha)).json);
+    await until('the relay to be delivered', async () => (await readRun(join(dir, 'state'), 'primary', id)).forwards?.[0]?.status === 'delivered');
+    expect(target.received).toHaveLength(1);
+    expect(target.received[0]?.headers.authorization).toBe(`Basic ${Buffer.from('relay@ops:p:ss-w0rd').toString('base64')}`);
+    expect(target.received[0]?.headers['x-hub-signature-256']).toBe(signature(DESTINATION_SECRET, target.received[0]?.body ?? ''));
+    expect((await readRun(join(dir, 'state'), 'primary', id)).forwards).toEqual([expect.objectContaining({ url: target.url, status: 'delivered' })]);
+    for (const secret of ['p%3Ass-w0rd', 'p:ss-w0rd', 'query-token-0123', Buffer.from('relay@ops:p:ss-w0rd').toString('base64')]) {
+      expect(hook.logLines.filter((line) => line.includes(secret))).toEqual([]);
+    }
+  });
+
   it('relays every verified delivery of a provider, pings included, and never an unverified one', async () => {
     const dir = await tempDir();
     const remote = await createRemote(dir);
