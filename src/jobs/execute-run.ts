@@ -162,6 +162,10 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
   return outcome;
 }
 
+function errorText(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error));
+}
+
 /** Brings the checkout to the run's commit, runs the job's command, and records everything. */
 export function createExecutor(options: ExecutorOptions): ExecuteRun {
   const now = options.now ?? (() => new Date());
@@ -170,15 +174,34 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     const logger = options.logger.child({ job: job.name, run: run.id, delivery: run.trigger.delivery });
     // Saves of one record happen in order, so a late save never overwrites a newer state.
     let saving: Promise<void> = Promise.resolve();
+    /** Why the last save failed, until one succeeds. */
+    let unsaved: unknown;
     const persist = () => {
-      saving = saving.then(() => options.store.save(run)).catch((error: unknown) => logger.error({ err: error }, 'could not save run record'));
+      saving = saving.then(() => options.store.save(run)).then(
+        () => void (unsaved = undefined),
+        (error: unknown) => {
+          unsaved = error;
+          logger.error({ err: error }, 'could not save run record');
+        },
+      );
       return saving;
     };
     const started = now();
     run.status = 'running';
     run.startedAt = started.toISOString();
     // Not awaited here: a crash during git leaves the run `queued` on disk, and it runs again.
-    const recorded = Promise.all([persist(), options.store.placeEvent(run).catch((error: unknown) => logger.error({ err: error }, 'could not write the payload file'))]).then(() => undefined);
+    // The command waits for it: a deploy that cannot be recorded as running (a full disk), or
+    // whose payload file is missing, fails before its command starts.
+    const recorded = Promise.all([
+      persist().then(() => {
+        if (unsaved !== undefined) throw new Error(`could not record the run as running: ${errorText(unsaved)}`);
+      }),
+      options.store.placeEvent(run).catch((error: unknown) => {
+        throw new Error(`could not write the payload file: ${errorText(error)}`);
+      }),
+    ]).then(() => undefined);
+    // Awaited only on the way to the command: a run that ends in git must not leave it unhandled.
+    recorded.catch(() => undefined);
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
     const lastDeployed = options.store.latest(job.name, 'succeeded')?.deployedSha;

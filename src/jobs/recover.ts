@@ -52,10 +52,29 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
     result.interrupted += 1;
   }
 
-  // Oldest first, so that when a job has several, the newest is the one left pending.
-  const waiting = records.filter((record) => record.status === 'queued' || (record.status === 'interrupted' && record.retriedBy === undefined)).sort((a, b) => a.queuedAt.localeCompare(b.queuedAt) || a.id.localeCompare(b.id));
+  const isWaiting = (record: RunRecord) => record.status === 'queued' || (record.status === 'interrupted' && record.retriedBy === undefined && record.supersededBy === undefined);
+  // Oldest first (run ids grow with each run queued, whatever the clock did), so that when a
+  // job has several, the newest is the one left pending.
+  const waiting = records.filter(isWaiting).sort((a, b) => a.id.localeCompare(b.id));
   const saveOrLog = (record: RunRecord) => store.save(record).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record'));
+  // A job runs one run at a time, the newest: once a run left the line (it started, or ended
+  // without starting), every older one was done or superseded. One still waiting on disk is a
+  // save that failed then (a full disk), and must not deploy its older commit after the newer.
+  const newestGone = new Map<string, RunRecord>();
+  for (const record of records) {
+    const newest = newestGone.get(record.job);
+    if (!isWaiting(record) && (newest === undefined || record.id > newest.id)) newestGone.set(record.job, record);
+  }
   for (const record of waiting) {
+    const newer = newestGone.get(record.job);
+    if (newer !== undefined && newer.id > record.id) {
+      if (record.status === 'queued') Object.assign(record, { status: 'superseded', supersededBy: newer.id, reason: `superseded by run ${newer.id}, which came after it`, finishedAt: now().toISOString() } satisfies Partial<RunRecord>);
+      else Object.assign(record, { supersededBy: newer.id, reason: `the daemon stopped while this run was in progress; not repeated: run ${newer.id} came after it` } satisfies Partial<RunRecord>);
+      logger.warn({ job: record.job, run: record.id, newer: newer.id }, 'a recovered run is older than a run that came after it; it is not run');
+      await saveOrLog(record);
+      result.skipped += 1;
+      continue;
+    }
     const job = options.job(record.job);
     if (!job) {
       logger.warn({ job: record.job, run: record.id }, 'a recovered run belongs to a job that is no longer configured; it is not run');

@@ -83,6 +83,28 @@ describe('a state folder that is full', () => {
   });
 });
 
+describe('a state folder that fills between the acknowledgement and the run', () => {
+  it('fails the run before its command starts when its record or payload file cannot be written', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    await mountTmpfs(join(dir, 'state'), 256);
+    const marker = join(dir, 'ran');
+    hook = await startDaemon(dir, { jobs: [job('app', remote.bare, ['touch', marker], { checkout: join(dir, 'checkout') })] }, { SECRET });
+    hook.daemon.queue.stopStarting();
+    const id = runId(await push(hook, 'app', sha));
+    const filler = join(dir, 'state', 'filler');
+    await execFileAsync('sh', ['-c', `dd if=/dev/zero of=${filler} bs=4k 2>/dev/null || true`]);
+    hook.daemon.queue.start();
+    await hook.daemon.queue.whenIdle();
+    const finished = hook.logLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'run finished' && line.run === id);
+    expect(finished).toMatchObject({ status: 'failed' });
+    const log = await readFile(join(dir, 'logs', 'app', `${id}.log`), 'utf8');
+    expect(log.trimEnd().split('\n').at(-1)).toMatch(/^\[deployhook\] finished: failed, no exit code, after \d+ms \(deployhook failed: could not (record the run as running|write the payload file): ENOSPC\)$/);
+    await expect(stat(marker)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
 describe('a runs folder that refuses the files the journal already holds', () => {
   it('acknowledges from the journal, and /readyz says the files could not be put in place until they can', async () => {
     const dir = await tempDir();

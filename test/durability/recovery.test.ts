@@ -80,4 +80,52 @@ describe('starting on a state folder left by a crash', () => {
     expect(repeat).toMatchObject({ status: 'succeeded', exact: true, sha: old, deployedSha: old, trigger: { type: 'recovery', retryOf: id } });
     expect(repeat?.deployedSha).not.toBe(tip);
   });
+
+  it('runs nothing older than a run that came after it, whatever a failed save left on disk, and orders by run id, not by the clock', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const old = await remote.commit({ 'v.txt': 'old\n' });
+    const tip = await remote.commit({ 'v.txt': 'tip\n' });
+    const at = (minutes: number) => new Date(Date.now() + minutes * 60_000).toISOString();
+    const record = (job: string, id: string, fields: Record<string, unknown>) => ({
+      id, job, sha: old, exact: true, before: '0'.repeat(40), repo: `acme/${job}`, ref: 'refs/heads/main', branch: 'main',
+      trigger: { type: 'manual', provider: 'github', delivery: `d-${id}`, pusher: 'ops', requestedBy: 'ops' },
+      queuedAt: at(0), logPath: '', eventFile: '', ...fields,
+    });
+    const records = [
+      // A rollback whose save as superseded failed, then the newer deploy of the tip that replaced it.
+      record('app', '01jd0000000000000000000001', { status: 'queued' }),
+      record('app', '01jd0000000000000000000002', { status: 'succeeded', sha: tip, exact: false, deployedSha: tip, startedAt: at(0), finishedAt: at(1), exitCode: 0 }),
+      // A rollback whose final save failed (the disk still says running), then a newer run.
+      record('web', '01jd0000000000000000000001', { status: 'running', startedAt: at(0) }),
+      record('web', '01jd0000000000000000000002', { status: 'failed', sha: tip, exact: false, startedAt: at(1), finishedAt: at(2), exitCode: 1 }),
+      // Two waiting runs, the newer queued while the clock read earlier (stepped back at boot).
+      record('api', '01jd0000000000000000000001', { status: 'queued', sha: tip, queuedAt: at(5) }),
+      record('api', '01jd0000000000000000000002', { status: 'queued', queuedAt: at(-5) }),
+    ];
+    for (const run of records) {
+      await mkdir(join(dir, 'state', 'runs', run.job), { recursive: true });
+      await writeFile(join(dir, 'state', 'runs', run.job, `${run.id}.json`), JSON.stringify(run));
+    }
+    const job = (name: string) => ({ name, provider: 'github', repo: `acme/${name}`, branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['cat', 'v.txt'] });
+    hook = await startDaemon(dir, { jobs: [job('app'), job('web'), job('api')] }, { SECRET });
+    await hook.daemon.queue.whenIdle();
+
+    const state = join(dir, 'state');
+    expect(await runsOf(state, 'app')).toEqual([
+      expect.objectContaining({ id: '01jd0000000000000000000001', status: 'superseded', supersededBy: '01jd0000000000000000000002', reason: 'superseded by run 01jd0000000000000000000002, which came after it' }),
+      expect.objectContaining({ id: '01jd0000000000000000000002', status: 'succeeded' }),
+    ]);
+    const web = await runsOf(state, 'web');
+    expect(web).toEqual([
+      expect.objectContaining({ id: '01jd0000000000000000000001', status: 'interrupted', supersededBy: '01jd0000000000000000000002', reason: 'the daemon stopped while this run was in progress; not repeated: run 01jd0000000000000000000002 came after it' }),
+      expect.objectContaining({ id: '01jd0000000000000000000002', status: 'failed' }),
+    ]);
+    expect(web[0]?.retriedBy).toBeUndefined();
+    // The newer run id is the one deployed: the rollback to the old commit, queued second.
+    expect(await runsOf(state, 'api')).toEqual([
+      expect.objectContaining({ id: '01jd0000000000000000000001', status: 'superseded', supersededBy: '01jd0000000000000000000002' }),
+      expect.objectContaining({ id: '01jd0000000000000000000002', status: 'succeeded', deployedSha: old }),
+    ]);
+  });
 });
