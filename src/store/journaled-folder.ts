@@ -101,6 +101,8 @@ export class JournaledFolder {
   readonly #inBatch = new Map<string, PendingChange>();
   #inBatchBytes = 0;
   #placeTimer: NodeJS.Timeout | undefined;
+  /** Files being put in place ahead of the batches (writeThrough). */
+  readonly #writingThrough = new Map<string, Promise<void>>();
   /** The batch being put in place; the next one starts after it. */
   #placing: Promise<void> = Promise.resolve();
   /** A segment is closed this long after the first write to it. */
@@ -168,8 +170,16 @@ export class JournaledFolder {
   async writeThrough(file: string): Promise<void> {
     const change = this.#waiting.get(file) ?? this.#inBatch.get(file);
     if (change === undefined || change.op === 'delete') return;
-    await change.after;
-    await placeAll([{ file, op: 'put', data: change.data }]);
+    // On disk from now on: a removal must unlink it (not just drop the waiting change), and
+    // only once this write is done.
+    change.absent = false;
+    const writing = change.after.then(() => placeAll([{ file, op: 'put', data: change.data }]));
+    this.#writingThrough.set(file, writing);
+    try {
+      await writing;
+    } finally {
+      if (this.#writingThrough.get(file) === writing) this.#writingThrough.delete(file);
+    }
   }
 
   /** The content a file has or is about to have; undefined when it is or will be gone. */
@@ -279,8 +289,9 @@ export class JournaledFolder {
       const chunk = batch.slice(start, start + PLACE_CHUNK);
       let results: Array<Error | undefined>;
       try {
-        // A file changes only after its change's journal entry is written.
-        await Promise.all(chunk.map(([, change]) => change.after));
+        // A file changes only after its change's journal entry is written, and after a write
+        // of it ahead of the batches.
+        await Promise.all(chunk.flatMap(([file, change]) => [change.after, this.#writingThrough.get(file)?.catch(() => undefined)]));
         results = await filePlacer.place(chunk.map(([file, change]) => ({ file, op: change.op, data: change.data })));
       } catch (error) {
         results = chunk.map(() => error as Error);

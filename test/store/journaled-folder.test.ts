@@ -221,6 +221,23 @@ describe('JournaledFolder', () => {
     expect(await readFile(payload, 'utf8')).toBe('payload');
   });
 
+  it('removes a file put in place ahead of the batches when it is removed before its batch, also during that write', async () => {
+    const { root, journalDir } = await folders();
+    const folder = new JournaledFolder({ root, journalDir, placeDelayMs: 60_000 });
+    const [first, second] = [join(root, 'first.json'), join(root, 'second.json')];
+    await folder.write([{ file: first, data: 'payload', fresh: true }, { file: second, data: 'payload', fresh: true }]);
+    await folder.writeThrough(first);
+    await folder.write([{ file: first, remove: true }]);
+    // Removed while its write ahead is still under way.
+    const writing = folder.writeThrough(second);
+    await folder.write([{ file: second, remove: true }]);
+    await writing;
+    await folder.place();
+    expect(await exists(first)).toBe(false);
+    expect(await exists(second)).toBe(false);
+    expect(await folder.read(first)).toBeUndefined();
+  });
+
   it('refuses a file outside its folder', async () => {
     const { root, journalDir } = await folders();
     const folder = new JournaledFolder({ root, journalDir });
