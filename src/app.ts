@@ -23,7 +23,7 @@ import { RunQueue } from './jobs/run-queue.js';
 import { builtinProviders } from './providers/registry.js';
 import { abandonedForwards, createForwarder, type RelayTarget } from './forward/forwarder.js';
 import { DeliveryLog } from './store/delivery-log.js';
-import { PLACE_WORKER } from './store/file-placer.js';
+import { missingInstallFiles } from './install-files.js';
 import { RunStore } from './store/run-store.js';
 import { lockStateDir } from './store/state-lock.js';
 import { createLineLimiter } from './log/line-limit.js';
@@ -172,10 +172,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
   /** start() once state_dir is ours: recovery, then the listener, then the queue. */
   async function startLocked(): Promise<AddressInfo> {
     await ensureWritableFolder(config.logDir, 'log_dir');
-    // Without it every acknowledged change would stay in the journal only: refuse to start.
-    await access(PLACE_WORKER, constants.R_OK).catch((error: unknown) => {
-      throw new DeployhookError('PLACER_MISSING', `Expected the script of the thread that puts files in place at ${PLACE_WORKER}: is dist/ complete? Run \`npm ci\` in the install folder, which builds it (then \`npm prune --omit=dev\` where the development dependencies are not kept)`, { cause: error });
-    });
+    const [missing] = await missingInstallFiles(config);
+    if (missing !== undefined) throw new DeployhookError('INSTALL_INCOMPLETE', missing);
     const remembered = await deliveries.open();
     logger.info({ deliveries: remembered }, 'loaded remembered deliveries');
     pruneTimer = setInterval(() => {

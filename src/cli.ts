@@ -92,6 +92,9 @@ async function serve(options: { config: string; listen?: string }): Promise<void
 
 async function check(options: { config: string }): Promise<void> {
   const config = await loadConfig(options.config, process.env).catch(fail);
+  const { missingInstallFiles } = await import('./install-files.js');
+  const [missing] = await missingInstallFiles(config);
+  if (missing !== undefined) fail(new DeployhookError('INSTALL_INCOMPLETE', missing));
   for (const warning of config.warnings) console.log(`warning: ${warning}`);
   console.log(`${config.file}: valid, ${config.jobs.length} job${config.jobs.length === 1 ? '' : 's'}`);
 }

@@ -59,6 +59,8 @@ export function apiRoutes(options: ApiOptions): Router {
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) return fail(res, 400, `expected limit to be a whole number from 1 to ${MAX_LIMIT}`);
     if (status !== undefined && !RUN_STATUSES.includes(status as never)) return fail(res, 400, `expected status to be one of ${RUN_STATUSES.join(', ')}`);
     for (const [name, value] of Object.entries({ job, before })) if (value !== undefined && typeof value !== 'string') return fail(res, 400, `expected ${name} once`);
+    // A misspelt job would otherwise look like one without runs; a job removed from the config still lists its runs.
+    if (typeof job === 'string' && options.jobs().get(job) === undefined && options.store.latest(job) === undefined) return fail(res, 404, `no job named ${JSON.stringify(job)}`);
     const runs = options.store.list({ limit, ...(typeof job === 'string' ? { job } : {}), ...(typeof status === 'string' ? { status } : {}), ...(typeof before === 'string' ? { before } : {}) });
     res.json({ runs, next: runs.length === limit ? (runs.at(-1)?.id ?? null) : null });
   });

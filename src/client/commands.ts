@@ -40,7 +40,8 @@ export async function listJobs(client: ApiClient, print: Print): Promise<void> {
 export async function listRuns(client: ApiClient, filter: { job?: string | undefined; status?: string | undefined; limit?: string | undefined; before?: string | undefined }, print: Print): Promise<void> {
   const query = new URLSearchParams(Object.entries(filter).filter((entry): entry is [string, string] => entry[1] !== undefined));
   const { runs } = await client.get<{ runs: RunRecord[] }>(`/api/runs?${query.toString()}`);
-  const rows = runs.map((run) => [run.id, run.job, run.status, run.trigger.type, target(run), short(run.sha), short(run.deployedSha), age(run.queuedAt), duration(run)]);
+  // A commit counts as deployed once its command succeeded: a failed, cancelled or interrupted run's checkout shows nothing here.
+  const rows = runs.map((run) => [run.id, run.job, run.status, run.trigger.type, target(run), short(run.sha), short(run.status === 'succeeded' ? run.deployedSha : undefined), age(run.queuedAt), duration(run)]);
   print(formatTable(['RUN', 'JOB', 'STATUS', 'TRIGGER', 'REF', 'COMMIT', 'DEPLOYED', 'QUEUED', 'DURATION'], rows));
 }
 

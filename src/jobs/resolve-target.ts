@@ -38,7 +38,7 @@ async function lsRemote(job: JobConfig, patterns: readonly string[], env: Env, a
   }
   const token = job.token?.value;
   const shown = withoutUrlPasswords(token === undefined || token === '' ? failure : failure.replaceAll(token, '***'));
-  throw new DeployhookError('LS_REMOTE_FAILED', `Could not read ${patterns.join(' ')} from the remote ${withoutUrlPasswords(remote)} (${shown}); name the ref and the commit explicitly.`);
+  throw new DeployhookError('LS_REMOTE_FAILED', `Could not read ${patterns.join(' ')} from the remote ${withoutUrlPasswords(remote)} (${shown}): can this machine reach it, with the job's key or token? Or name both the branch (--ref) and the commit (--sha), and the remote is not asked.`);
 }
 
 const LS_REMOTE_TIMEOUT_MS = 60_000;
@@ -109,10 +109,10 @@ async function jobRef(job: JobConfig, env: Env, asJob: boolean, labelOnly: boole
   if (sole !== undefined) return normalizeRef(sole);
   const head = await lsRemote(job, ['HEAD'], env, asJob);
   const branch = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(head)?.[1];
-  if (branch === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${withoutUrlPasswords(remoteOf(job))} to have a HEAD branch; name the ref.`);
+  if (branch === undefined) throw new DeployhookError('NO_REMOTE_HEAD', `Expected the remote ${withoutUrlPasswords(remoteOf(job))} to have a HEAD branch, but it names none: name the branch (--ref <branch>).`);
   if (!labelOnly && !refMatcher(job.branches)(branch)) {
-    const how = job.tags.length > 0 ? ' (a tag as refs/tags/<name>)' : '';
-    throw new DeployhookError('NO_REF', `Expected a ref to deploy: job ${job.name} deploys ${wanted(job)}, and the remote's HEAD branch ${branch} is not one of them; name the ref${how}.`);
+    const how = job.tags.length > 0 ? '; a tag as --ref refs/tags/<name>' : '';
+    throw new DeployhookError('NO_REF', `Expected a ref to deploy: job ${job.name} deploys ${wanted(job)}, and the remote's HEAD branch ${branch} is not one of them: name the ref (--ref <branch>${how}).`);
   }
   return normalizeRef(branch);
 }
@@ -133,6 +133,6 @@ export async function resolveTarget(job: JobConfig, target: { ref?: string | und
   const listing = await lsRemote(job, ref.startsWith('refs/tags/') ? [ref, `${ref}^{}`] : [ref], env, asJob);
   const line = (name: string) => listing.split('\n').find((entry) => entry.endsWith(`\t${name}`))?.split('\t')[0];
   const sha = line(`${ref}^{}`) ?? line(ref);
-  if (sha === undefined) throw new DeployhookError('REF_NOT_FOUND', `Expected ${ref} on the remote ${shownRemote}, but it is not there; name the commit.`);
+  if (sha === undefined) throw new DeployhookError('REF_NOT_FOUND', `Expected ${ref} on the remote ${shownRemote}, but it is not there: name the commit (--sha).`);
   return { ref, sha: checkSha(sha) };
 }

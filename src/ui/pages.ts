@@ -123,7 +123,7 @@ export function runPage(run: RunRecord, now: number): string {
 ${run.source !== undefined ? html`<dt>Event</dt><dd>from ${run.source}</dd>` : html`<dt>Repository</dt><dd>${run.repo}</dd>`}
 <dt>Ref</dt><dd class="mono">${run.ref || '—'}</dd>
 <dt>Commit requested</dt><dd class="mono">${run.sha || '—'}</dd>
-${field('deployedSha', 'Commit deployed', true)}
+${field('deployedSha', 'Commit checked out', true)}
 <dt>Trigger</dt><dd>${triggerText(run.trigger)}</dd>
 <dt>Queued</dt><dd>${formatTime(run.queuedAt)}</dd>
 ${field('startedAt', 'Started')}

@@ -206,16 +206,16 @@ describe('the operator API and CLI against a running daemon', () => {
     // Otherwise the operator is asked to name the ref, and nothing is queued.
     expect(await cli(context, 'deploy', 'releases')).toMatchObject({
       exitCode: 1,
-      stderr: "deployhook: Expected a ref to deploy: job releases deploys branches release/*, and the remote's HEAD branch main is not one of them; name the ref. (HTTP 400)",
+      stderr: "deployhook: Expected a ref to deploy: job releases deploys branches release/*, and the remote's HEAD branch main is not one of them: name the ref (--ref <branch>). (HTTP 400)",
     });
     const runs = (await (await api(context.url, '/api/runs?job=releases')).json()) as { runs: RunRecord[] };
     expect(runs.runs).toEqual([]);
     expect((await cli(context, 'deploy', 'tagged')).stderr).toBe(
-      "deployhook: Expected a ref to deploy: job tagged deploys tags v*, and the remote's HEAD branch main is not one of them; name the ref (a tag as refs/tags/<name>). (HTTP 400)",
+      "deployhook: Expected a ref to deploy: job tagged deploys tags v*, and the remote's HEAD branch main is not one of them: name the ref (--ref <branch>; a tag as --ref refs/tags/<name>). (HTTP 400)",
     );
     // `send` names the ref it signs, so a commit alone does not make another branch's push.
     const sent = await runCli(['send', 'releases', '--sha', main, '--config', config], { env: ENV });
-    expect(sent).toMatchObject({ exitCode: 1, stderr: expect.stringContaining("the remote's HEAD branch main is not one of them; name the ref.") });
+    expect(sent).toMatchObject({ exitCode: 1, stderr: expect.stringContaining("the remote's HEAD branch main is not one of them: name the ref (--ref <branch>).") });
     // A rollback names its commit: the remote's HEAD branch then only names the deploy, whatever the job's branches.
     const rollback = await cli(context, 'deploy', 'releases', '--sha', main);
     expect(rollback.stderr).toBe('');
@@ -239,11 +239,11 @@ describe('the operator API and CLI against a running daemon', () => {
 
     // A ref the remote does not have, and a remote that cannot be read: told, nothing queued.
     const missing = await cli(context, 'deploy', 'app', '--ref', 'refs/tags/v2');
-    expect(missing).toMatchObject({ exitCode: 1, stderr: `deployhook: Expected refs/tags/v2 on the remote ${context.remote.bare}, but it is not there; name the commit. (HTTP 400)` });
+    expect(missing).toMatchObject({ exitCode: 1, stderr: `deployhook: Expected refs/tags/v2 on the remote ${context.remote.bare}, but it is not there: name the commit (--sha). (HTTP 400)` });
     await rename(context.remote.bare, `${context.remote.bare}.moved`);
     const unreadable = await cli(context, 'deploy', 'app', '--ref', 'main');
     // git's own reason is passed on.
-    expect(unreadable).toMatchObject({ exitCode: 1, stderr: `deployhook: Could not read refs/heads/main from the remote ${context.remote.bare} (git ls-remote exited with code 128: fatal: '${context.remote.bare}' does not appear to be a git repository); name the ref and the commit explicitly. (HTTP 400)` });
+    expect(unreadable).toMatchObject({ exitCode: 1, stderr: `deployhook: Could not read refs/heads/main from the remote ${context.remote.bare} (git ls-remote exited with code 128: fatal: '${context.remote.bare}' does not appear to be a git repository): can this machine reach it, with the job's key or token? Or name both the branch (--ref) and the commit (--sha), and the remote is not asked. (HTTP 400)` });
     await rename(`${context.remote.bare}.moved`, context.remote.bare);
     const runs = (await (await api(context.url, '/api/runs?job=app')).json()) as { runs: RunRecord[] };
     expect(runs.runs).toHaveLength(1);
@@ -431,6 +431,9 @@ describe('the operator API and CLI against a running daemon', () => {
     expect(failed.stdout).toContain(`[deployhook] run ${id} of job app`);
     expect(failed.stdout).toMatch(new RegExp(`^deploying ${sha}$`, 'm'));
     expect(failed.stdout.split('\n').at(-1)).toMatch(/^\[deployhook\] finished: failed, exit code 1/);
+    // Checked out, but its command failed: not shown as deployed.
+    const row = (await cli(context, 'runs', '--job', 'app')).stdout.split('\n').find((line) => line.startsWith(id));
+    expect(row).toMatch(new RegExp(`^${id}\\s+app\\s+failed\\s+manual\\s+main\\s+${sha.slice(0, 8)}\\s+-\\s+`));
 
     await writeFile(join(context.dir, 'ok'), '');
     const succeeded = await cli(context, 'deploy', 'app', '-f');
@@ -448,6 +451,8 @@ describe('the operator API and CLI against a running daemon', () => {
     const page = async (...args: string[]) => (await cli(context, 'runs', '--limit', '2', ...args)).stdout.split('\n').slice(1).map((line) => line.split(' ')[0]);
     expect(await page()).toEqual([ids[2], ids[1]]);
     expect(await page('--before', ids[1] ?? '')).toEqual([ids[0]]);
+    // A misspelt job is not a job without runs.
+    expect(await cli(context, 'runs', '--job', 'ap')).toMatchObject({ exitCode: 1, stderr: 'deployhook: no job named "ap" (HTTP 404)' });
   });
 
   it('send exits 0 only when the job queued a run', async () => {

@@ -2,6 +2,7 @@ import { createServer } from 'node:net';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, startServe } from '../helpers/cli.js';
 import { createRemote, git } from '../helpers/git-repo.js';
@@ -43,6 +44,30 @@ describe('deployhook check', () => {
     expect(result.stderr).toContain(`deployhook: invalid config ${file}`);
     expect(result.stderr).toContain('jobs[1].branches[0]: expected a non-empty glob');
     expect(result.stderr).toMatch(/jobs\[1\]\.colour: unknown key/);
+  });
+
+  it('refuses an install folder without the files beside the bundle that the config needs, naming the layout', async () => {
+    const dir = await tempDir();
+    const tokened = { name: 'web', provider: 'github', repo: 'acme/web', branches: ['main'], secret_env: 'S', remote: 'https://git.example.com/acme/web.git', token_env: 'T', command: ['true'] };
+    const file = await writeConfig(dir, { jobs: [tokened] });
+    const env = { ...PATH_ONLY, S: SECRET, T: 'https-token' };
+    const check = (install: string, bundle = 'dist') => execa('node', [join(install, bundle, 'cli.js'), 'check', '--config', file], { env, extendEnv: false, reject: false });
+    const layout = (install: string) => `deployhook runs from an install folder (here ${install}) that holds dist/ (by that name) and libexec/ beside it`;
+
+    const bundleOnly = join(dir, 'bundle-only');
+    await cp(join(REPO_ROOT, 'dist'), join(bundleOnly, 'dist'), { recursive: true });
+    const noAskpass = await check(bundleOnly);
+    expect(noAskpass.exitCode).toBe(1);
+    expect(noAskpass.stderr).toBe(`deployhook: Expected git's askpass helper, which hands the HTTPS token of job web to git at ${join(bundleOnly, 'libexec', 'git-askpass.sh')} (ENOENT): ${layout(bundleOnly)}: copy or install the whole folder, or run \`npm ci\` in it, which builds dist/ (then \`npm prune --omit=dev\` where the development dependencies are not kept)`);
+    await cp(join(REPO_ROOT, 'libexec'), join(bundleOnly, 'libexec'), { recursive: true });
+    expect(await check(bundleOnly)).toMatchObject({ exitCode: 0, stdout: `${file}: valid, 1 job` });
+
+    // The bundle's folder renamed: the files are looked for where dist/ would be.
+    const renamed = join(dir, 'renamed');
+    await cp(join(REPO_ROOT, 'dist'), join(renamed, 'deployhook-bin'), { recursive: true });
+    const lost = await check(renamed, 'deployhook-bin');
+    expect(lost.exitCode).toBe(1);
+    expect(lost.stderr).toContain(layout(renamed));
   });
 
   it('warns about a short secret but still passes', async () => {
