@@ -31,7 +31,7 @@ export async function sendOnce(url: string, body: Buffer, headers: Record<string
     await response.arrayBuffer().catch(() => undefined);
   } catch (error) {
     const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
-    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (error as Error).message);
+    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : String(cause?.code ?? cause?.message ?? (error as Error).message ?? error);
     // What fetch says may quote the URL, query string and all: it is shown as `shown` instead.
     return { ok: false, retry: true, error: `could not deliver: ${reason.replace(/\bhttps?:\/\/\S*/gi, shown)}` };
   } finally {
