@@ -1,4 +1,4 @@
-import { access, constants, mkdir } from 'node:fs/promises';
+import { access, constants } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +22,7 @@ import { captureProblems } from './log/capture-thread.js';
 import { RunQueue } from './jobs/run-queue.js';
 import { builtinProviders } from './providers/registry.js';
 import { abandonedForwards, createForwarder, type RelayTarget } from './forward/forwarder.js';
+import { makeFolderDurably } from './store/folder-sync.js';
 import { DeliveryLog } from './store/delivery-log.js';
 import { missingInstallFiles } from './install-files.js';
 import { RunStore } from './store/run-store.js';
@@ -65,7 +66,7 @@ export class ListenError extends DeployhookError {
 
 async function ensureWritableFolder(path: string, what: string): Promise<void> {
   try {
-    await mkdir(path, { recursive: true });
+    await makeFolderDurably(path);
     await access(path, constants.W_OK);
   } catch (cause) {
     throw new DeployhookError('FOLDER_NOT_WRITABLE', `Expected ${what} ${path} to be a writable folder, got ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, { cause });

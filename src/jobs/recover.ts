@@ -57,16 +57,23 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
   // job has several, the newest is the one left pending.
   const waiting = records.filter(isWaiting).sort((a, b) => a.id.localeCompare(b.id));
   const saveOrLog = (record: RunRecord) => store.save(record).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record'));
-  // A job runs one run at a time, the newest: once a run left the line (it started, or ended
-  // without starting), every older one was done or superseded. One still waiting on disk is a
-  // save that failed then (a full disk), and must not deploy its older commit after the newer.
-  const newestGone = new Map<string, RunRecord>();
-  for (const record of records) {
-    const newest = newestGone.get(record.job);
-    if (!isWaiting(record) && (newest === undefined || record.id > newest.id)) newestGone.set(record.job, record);
-  }
+  // A job runs one run at a time, the newest, so a record still waiting on disk can be a save
+  // that failed at the time (a full disk), and must not deploy its older commit after a newer
+  // one. A queued run was superseded once a newer one left the line (it started, or ended
+  // without starting: queued after it, it superseded it); an interrupted one was over once a
+  // newer one started (runs queued while it ran say nothing of it).
+  const newest = (counts: (record: RunRecord) => boolean) => {
+    const byJob = new Map<string, RunRecord>();
+    for (const record of records) {
+      const known = byJob.get(record.job);
+      if (!isWaiting(record) && counts(record) && (known === undefined || record.id > known.id)) byJob.set(record.job, record);
+    }
+    return byJob;
+  };
+  const newestGone = newest(() => true);
+  const newestStarted = newest((record) => record.startedAt !== undefined);
   for (const record of waiting) {
-    const newer = newestGone.get(record.job);
+    const newer = (record.status === 'queued' ? newestGone : newestStarted).get(record.job);
     if (newer !== undefined && newer.id > record.id) {
       if (record.status === 'queued') Object.assign(record, { status: 'superseded', supersededBy: newer.id, reason: `superseded by run ${newer.id}, which came after it`, finishedAt: now().toISOString() } satisfies Partial<RunRecord>);
       else Object.assign(record, { supersededBy: newer.id, reason: `the daemon stopped while this run was in progress; not repeated: run ${newer.id} came after it` } satisfies Partial<RunRecord>);

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { open } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { SyncCoalescer } from './sync-coalescer.js';
 
 /**
@@ -41,4 +42,16 @@ export async function syncFileSystem(path: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     execFile('sync', ['--file-system', path], { timeout: 30_000 }, (error) => (error ? reject(error) : resolve()));
   });
+}
+
+/**
+ * `mkdir -p`, with each folder it makes synced into its parent, so that the folder (and what
+ * is later acknowledged into it) survives a power cut.
+ */
+export async function makeFolderDurably(path: string): Promise<void> {
+  const created = await mkdir(path, { recursive: true });
+  for (let folder = path; created !== undefined; folder = dirname(folder)) {
+    await syncFolder(dirname(folder));
+    if (folder === created || dirname(folder) === folder) break;
+  }
 }

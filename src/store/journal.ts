@@ -1,8 +1,8 @@
-import { constants, type FileHandle, mkdir, open, readdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { constants, type FileHandle, open, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { DeployhookError } from '../errors.js';
 import { isNotFound, removeFile } from './remove-file.js';
-import { syncFolder } from './folder-sync.js';
+import { makeFolderDurably, syncFolder } from './folder-sync.js';
 import { encodeEntry, type JournalEntry } from './journal-frame.js';
 import { SyncCoalescer } from './sync-coalescer.js';
 
@@ -216,12 +216,7 @@ export class Journal {
 
   async #open(): Promise<FileHandle> {
     if (this.#first === undefined) {
-      const created = await mkdir(this.#dir, { recursive: true });
-      // Each folder made here must be on disk in its parent.
-      for (let folder = this.#dir; created !== undefined; folder = dirname(folder)) {
-        await syncFolder(dirname(folder));
-        if (folder === created || dirname(folder) === folder) break;
-      }
+      await makeFolderDurably(this.#dir);
       const earlier = await this.earlierSegments();
       this.#next = (earlier.at(-1) ?? 0) + 1;
       this.#first = this.#next;
