@@ -243,6 +243,17 @@ export class RunQueue {
     return state;
   }
 
+  /**
+   * The job whose run uses `checkout`, or a checkout inside it or around it (a reload can give
+   * a job one nested in another's, which that run's `git clean` would empty under it).
+   */
+  #checkoutHolder(checkout: string): string | undefined {
+    for (const [held, name] of this.#checkouts) {
+      if (held === checkout || checkout.startsWith(`${held}/`) || held.startsWith(`${checkout}/`)) return name;
+    }
+    return undefined;
+  }
+
   #supersede(older: RunRecord, newer: RunRecord): void {
     older.supersededBy = newer.id;
     const what = newer.sha !== '' ? `the newer commit ${newer.sha.slice(0, 12)}` : `a newer event${newer.source !== undefined ? ` from ${newer.source}` : ''}`;
@@ -277,7 +288,7 @@ export class RunQueue {
         continue;
       }
       const checkout = job.remote !== undefined ? job.checkout : undefined;
-      const holder = checkout !== undefined ? this.#checkouts.get(checkout) : undefined;
+      const holder = checkout !== undefined ? this.#checkoutHolder(checkout) : undefined;
       if (holder !== undefined && holder !== name) {
         waiting.push(name);
         continue;

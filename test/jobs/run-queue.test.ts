@@ -69,12 +69,20 @@ describe('the run queue', () => {
     expect(await readRun(join(dir, 'state'), 'app', late.id)).toMatchObject({ status: 'superseded', supersededBy: second.id });
   });
 
-  it("never starts a job's run in a checkout another job's run is using, as after a reload that renamed the job", async () => {
+  it.each([
+    { what: 'the same checkout, as after a reload that renamed the job', other: (app: string) => app, waits: true },
+    { what: 'a checkout inside it, as after a reload that moved one', other: (app: string) => join(app, 'sub'), waits: true },
+    { what: 'a checkout around it', other: (app: string) => join(app, '..'), waits: true },
+    { what: 'a checkout beside it whose name starts the same', other: (app: string) => `${app}-2`, waits: false },
+  ])("a job's run in $what waits for another job's run there: $waits", async ({ other, waits }) => {
     const dir = await tempDir();
     const store = new RunStore(join(dir, 'state'), join(dir, 'logs'));
     await store.loadAll();
-    const shared = { remote: '/srv/git/app.git', checkout: join(dir, 'app') };
-    const jobs: Record<string, JobConfig> = { web: { name: 'web', ...shared } as JobConfig, web2: { name: 'web2', ...shared } as JobConfig };
+    const app = join(dir, 'checkouts', 'app');
+    const jobs: Record<string, JobConfig> = {
+      web: { name: 'web', remote: '/srv/git/app.git', checkout: app } as JobConfig,
+      web2: { name: 'web2', remote: '/srv/git/app.git', checkout: other(app) } as JobConfig,
+    };
     const finish = new Map<string, () => void>();
     const started: string[] = [];
     const queue = new RunQueue({
@@ -92,15 +100,19 @@ describe('the run queue', () => {
     });
 
     await queue.enqueue(jobs.web as JobConfig, request('a'.repeat(40)));
-    const renamed = await queue.enqueue(jobs.web2 as JobConfig, request('b'.repeat(40)));
+    const second = await queue.enqueue(jobs.web2 as JobConfig, request('b'.repeat(40)));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(started).toEqual(['web']);
-    expect(queue.snapshot('web2').running).toBeUndefined();
-    expect(queue.snapshot('web2').pending?.id).toBe(renamed.id);
-
-    finish.get('web')?.();
-    await until('the renamed job to start', () => started.length === 2);
-    expect(started).toEqual(['web', 'web2']);
+    if (waits) {
+      expect(started).toEqual(['web']);
+      expect(queue.snapshot('web2').running).toBeUndefined();
+      expect(queue.snapshot('web2').pending?.id).toBe(second.id);
+      finish.get('web')?.();
+      await until('the other job to start', () => started.length === 2);
+      expect(started).toEqual(['web', 'web2']);
+    } else {
+      expect(started).toEqual(['web', 'web2']);
+      finish.get('web')?.();
+    }
     finish.get('web2')?.();
     await queue.whenIdle();
   });
