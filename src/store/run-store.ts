@@ -7,7 +7,7 @@ import { DeployhookError } from '../errors.js';
 import { FINAL_STATUSES, type RunRecord } from '../jobs/run-record.js';
 import { spillFiles } from '../log/spill-files.js';
 import { removeFile } from './remove-file.js';
-import { type FileChange, JournaledFolder } from './journaled-folder.js';
+import { type FileChange, JournaledFolder, type JournaledFolderOptions } from './journaled-folder.js';
 import { parseRunRecord } from './run-record-schema.js';
 
 const RUN_ID_PATTERN = /^[0-9a-z]{26}$/;
@@ -69,10 +69,12 @@ export class RunStore {
    */
   readonly #jobPaths = new Map<string, { records: string; logs: string }>();
 
-  constructor(stateDir: string, logDir: string) {
+  /** `options.write`: the journal's batch write, for a test that makes it fail (see JournalOptions). */
+  constructor(stateDir: string, logDir: string, options: Pick<JournaledFolderOptions, 'write'> = {}) {
     this.#root = join(stateDir, 'runs');
     this.#logDir = logDir;
     this.#files = new JournaledFolder({
+      ...options,
       root: this.#root,
       journalDir: join(stateDir, 'journal', 'runs'),
       onPlaced: (failure) => {
@@ -134,10 +136,14 @@ export class RunStore {
   }
 
   #writeFailure: Error | undefined;
+  /** Kept records whose last save failed: saved again after the next save that succeeds. */
+  readonly #unsaved = new Map<string, RunRecord>();
+  #retrying = false;
   #placeFailure: Error | undefined;
 
   /**
-   * The last save that failed (disk full, read-only), until one succeeds again, or else the
+   * The last save that failed (disk full, read-only), until every record whose save failed has
+   * been saved since (they are saved again after any save that succeeds), or else the
    * last batch of files that could not be put in place from the journal, until one goes in
    * whole: readiness reports it.
    */
@@ -179,11 +185,29 @@ export class RunStore {
       await this.#files.write([...alongside, { file: this.#recordFile(record.job, record.id), data: `${JSON.stringify(record, null, 2)}\n`, fresh }]);
     } catch (error) {
       this.#writeFailure = error as Error;
+      // A new record that could not be written is not acknowledged, and not kept.
+      if (!fresh) this.#unsaved.set(record.id, record);
       throw error;
     }
-    this.#writeFailure = undefined;
+    this.#unsaved.delete(record.id);
     // A save that was in flight while prune dropped the record must not bring it back.
     if (fresh || this.#records.has(record.id)) this.#records.set(record.id, record);
+    if (this.#unsaved.size === 0) this.#writeFailure = undefined;
+    else this.#saveUnsaved();
+  }
+
+  /**
+   * Saves again the records whose save failed, once the disk takes writes again: otherwise a
+   * run's final status lost to a full disk would stay `running` on disk, and be repeated after
+   * a restart. One pass at a time; what fails again waits for the next save that succeeds.
+   */
+  #saveUnsaved(): void {
+    if (this.#retrying) return;
+    this.#retrying = true;
+    const records = [...this.#unsaved.values()];
+    void Promise.all(records.map((record) => this.saveIfKept(record).catch(() => undefined))).finally(() => {
+      this.#retrying = false;
+    });
   }
 
   get(id: string): RunRecord | undefined {
@@ -279,7 +303,12 @@ export class RunStore {
     if (ids.length === 0) return 0;
     // A run that never started (superseded, cancelled while queued) has no log.
     const logged = ids.filter((id) => this.#records.get(id)?.startedAt !== undefined);
-    for (const id of ids) this.#records.delete(id);
+    let unsavedDropped = false;
+    for (const id of ids) {
+      this.#records.delete(id);
+      unsavedDropped = this.#unsaved.delete(id) || unsavedDropped;
+    }
+    if (unsavedDropped && this.#unsaved.size === 0) this.#writeFailure = undefined;
     for (const id of ids) await this.#saving.get(id)?.catch(() => undefined);
     await this.#files.write(ids.flatMap((id): FileChange[] => [
       { file: this.eventFile(job, id), remove: true },

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../src/jobs/run-record.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 function queuedRun(store: RunStore, job = 'app'): RunRecord {
   const id = store.newRunId();
@@ -83,6 +84,36 @@ describe('RunStore', () => {
     expect(await readFile(run.eventFile, 'utf8')).toBe('{"ref":"refs/heads/main"}');
     await store.place();
     expect(await recordOnDisk(join(dir, 'state'), run)).toMatchObject({ id: run.id, status: 'queued' });
+  });
+
+  it('saves a record whose save failed again after the next save that succeeds, and reports the failure until then', async () => {
+    const dir = await tempDir();
+    const state = join(dir, 'state');
+    let full = false;
+    // The journal's write, failing as a full disk does while `full`.
+    const store = new RunStore(state, join(dir, 'logs'), {
+      write: (handle, frames) => (full ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })) : handle.writev(frames)),
+    });
+    await store.loadAll();
+    const [finished, other] = [queuedRun(store), queuedRun(store)];
+    await store.create(finished, Buffer.from('{}'));
+    await store.create(other, Buffer.from('{}'));
+    full = true;
+    finished.status = 'succeeded';
+    await expect(store.save(finished)).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(store.lastFailure).toMatchObject({ during: 'save', error: { code: 'ENOSPC' } });
+    full = false;
+    // A save of another record succeeds; the failed one is still unsaved until its own save is done.
+    await store.save(other);
+    await store.place();
+    await until("the failed record's save to be made again", async () => (((await recordOnDisk(state, finished)) as RunRecord).status === 'succeeded'));
+    await until('the failure to be over', () => store.lastFailure === undefined);
+    await store.close();
+    // From the journal, as after a restart: the record is final.
+    const again = new RunStore(state, join(dir, 'logs'));
+    const loaded = await again.loadAll();
+    expect(loaded.records.find((record) => record.id === finished.id)?.status).toBe('succeeded');
+    await again.close();
   });
 
   it('empties the journal on close, so that a restart has nothing to replay', async () => {
