@@ -15,6 +15,17 @@ export function forwardLabel(url: URL): string {
   return `${url.protocol}//${url.host}${url.pathname}`;
 }
 
+/** A URL's user or password as meant: `%40` is `@`; a `%` that starts no escape is itself. */
+function percentDecoded(text: string): string {
+  return text.replace(/(?:%[0-9a-fA-F]{2})+/g, (escapes) => {
+    try {
+      return decodeURIComponent(escapes);
+    } catch {
+      return escapes;
+    }
+  });
+}
+
 /**
  * Reads each destination's secret; problems are added to `issues` with their config path.
  * Relays of generic events are signed as Standard Webhooks, so there (`standard`) a secret
@@ -42,7 +53,7 @@ export async function resolveForwards(raw: readonly RawForward[], baseDir: strin
     // A user and password in the URL sign in as curl would take them: HTTP Basic.
     let authorization: string | undefined;
     if (url.username !== '' || url.password !== '') {
-      authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+      authorization = `Basic ${Buffer.from(`${percentDecoded(url.username)}:${percentDecoded(url.password)}`).toString('base64')}`;
       url.username = '';
       url.password = '';
     }

@@ -31,13 +31,17 @@ describe('fan-out settings', () => {
     const config = await load(
       {
         providers: { github: { forward: [{ url: 'https://bridge.example.com/in?token=abc', secret_env: 'BRIDGE' }] } },
-        jobs: [{ ...job, forward: [{ url: 'https://user:pw@deploy-2.example.com/hooks/github', secret_env: 'DEPLOY_2', attempts: 3, backoff: '500ms', timeout: '5s' }] }],
+        jobs: [{ ...job, forward: [{ url: 'https://user:pw@deploy-2.example.com/hooks/github', secret_env: 'DEPLOY_2', attempts: 3, backoff: '500ms', timeout: '5s' }, { url: 'https://r%40ops:50%%zz@deploy-3.example.com/', secret_env: 'DEPLOY_2' }] }],
       },
       { BRIDGE: 'bridge-secret-0123456789abcdef', DEPLOY_2: 'deploy-2-secret-0123456789abcdef' },
     );
     expect(config.forwards.github).toEqual([{ url: 'https://bridge.example.com/in?token=abc', label: 'https://bridge.example.com/in', secret: 'bridge-secret-0123456789abcdef', attempts: 6, backoffMs: 2_000, timeoutMs: 10_000 }]);
     // fetch refuses a URL with a user and password: they sign in as HTTP Basic instead.
-    expect(config.jobs[0]?.forward).toEqual([{ url: 'https://deploy-2.example.com/hooks/github', authorization: `Basic ${Buffer.from('user:pw').toString('base64')}`, label: 'https://deploy-2.example.com/hooks/github', secret: 'deploy-2-secret-0123456789abcdef', attempts: 3, backoffMs: 500, timeoutMs: 5_000 }]);
+    expect(config.jobs[0]?.forward).toEqual([
+      { url: 'https://deploy-2.example.com/hooks/github', authorization: `Basic ${Buffer.from('user:pw').toString('base64')}`, label: 'https://deploy-2.example.com/hooks/github', secret: 'deploy-2-secret-0123456789abcdef', attempts: 3, backoffMs: 500, timeoutMs: 5_000 },
+      // Percent escapes are decoded; a "%" that starts none is kept as it is.
+      expect.objectContaining({ url: 'https://deploy-3.example.com/', authorization: `Basic ${Buffer.from('r@ops:50%%zz').toString('base64')}` }),
+    ]);
   });
 
   it('name each mistake with its path', async () => {
