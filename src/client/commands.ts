@@ -131,7 +131,8 @@ export async function showLog(client: ApiClient, runId: string, follow: boolean,
       continue;
     }
     const reason = run.reason !== undefined ? `: ${printable(run.reason)}` : '';
-    const repeat = run.retriedBy !== undefined ? `; run ${run.retriedBy} repeats it: deployhook logs ${run.retriedBy} -f` : '';
+    const replaced = run.status === 'interrupted' && run.supersededBy !== undefined ? `; follow that one: deployhook logs ${run.supersededBy} -f` : '';
+    const repeat = run.retriedBy !== undefined ? `; run ${run.retriedBy} repeats it: deployhook logs ${run.retriedBy} -f` : replaced;
     if (printed === 0) note(`run ${run.id} of job ${run.job} is ${run.status} and has no output${reason}${repeat}`);
     else if (run.status === 'interrupted') note(`run ${run.id} of job ${run.job} is interrupted${reason}${repeat}`);
     return run.status;

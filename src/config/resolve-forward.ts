@@ -15,15 +15,16 @@ export function forwardLabel(url: URL): string {
   return `${url.protocol}//${url.host}${url.pathname}`;
 }
 
-/** A URL's user or password as meant: `%40` is `@`; a `%` that starts no escape is itself. */
-function percentDecoded(text: string): string {
-  return text.replace(/(?:%[0-9a-fA-F]{2})+/g, (escapes) => {
-    try {
-      return decodeURIComponent(escapes);
-    } catch {
-      return escapes;
-    }
-  });
+/**
+ * A URL's user or password as the bytes meant, as curl takes them: each `%XX` is that byte
+ * (`%40` is `@`, `%C3%A9` is é in UTF-8), and a `%` that starts no escape is itself.
+ */
+function percentDecoded(text: string): Buffer {
+  const bytes: Buffer[] = [];
+  for (const [, escape, other] of text.matchAll(/%([0-9a-fA-F]{2})|([^%]+|%)/g)) {
+    bytes.push(escape !== undefined ? Buffer.from([Number.parseInt(escape, 16)]) : Buffer.from(other ?? '', 'utf8'));
+  }
+  return Buffer.concat(bytes);
 }
 
 /**
@@ -53,7 +54,7 @@ export async function resolveForwards(raw: readonly RawForward[], baseDir: strin
     // A user and password in the URL sign in as curl would take them: HTTP Basic.
     let authorization: string | undefined;
     if (url.username !== '' || url.password !== '') {
-      authorization = `Basic ${Buffer.from(`${percentDecoded(url.username)}:${percentDecoded(url.password)}`).toString('base64')}`;
+      authorization = `Basic ${Buffer.concat([percentDecoded(url.username), Buffer.from(':'), percentDecoded(url.password)]).toString('base64')}`;
       url.username = '';
       url.password = '';
     }

@@ -33,7 +33,7 @@ export async function sendOnce(url: string, body: Buffer, headers: Record<string
     const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
     const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : String(cause?.code ?? cause?.message ?? (error as Error).message ?? error);
     // What fetch says may quote the URL, query string and all: it is shown as `shown` instead.
-    return { ok: false, retry: true, error: `could not deliver: ${reason.replace(/\bhttps?:\/\/\S*/gi, shown)}` };
+    return { ok: false, retry: true, error: `could not deliver: ${reason.replace(/\bhttps?:\/\/\S*/gi, () => shown)}` };
   } finally {
     clearTimeout(timer);
     stop.removeEventListener('abort', abort);

@@ -70,13 +70,25 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
     }
     return byJob;
   };
-  const newestGone = newest(() => true);
+  // A run superseded by an older one (a repeat that an earlier recovery queued after a run
+  // waiting then) never stood in line before that one: it says nothing of it.
+  const newestGone = newest((record) => !(record.status === 'superseded' && record.supersededBy !== undefined && record.supersededBy < record.id));
   const newestStarted = newest((record) => record.startedAt !== undefined);
-  for (const record of waiting) {
+  const overtaken = (record: RunRecord) => {
     const newer = (record.status === 'queued' ? newestGone : newestStarted).get(record.job);
-    if (newer !== undefined && newer.id > record.id) {
+    return newer !== undefined && newer.id > record.id ? newer : undefined;
+  };
+  // The newest queued run of each job that goes back in line: an interrupted run older than it
+  // is not repeated, since that run, queued after it, deploys next (and a repeat, queued now
+  // with a newer id, would wrongly supersede it).
+  const resumed = new Map<string, RunRecord>();
+  for (const record of waiting) if (record.status === 'queued' && overtaken(record) === undefined && options.job(record.job)) resumed.set(record.job, record);
+  for (const record of waiting) {
+    const queuedAfter = resumed.get(record.job);
+    const newer = overtaken(record) ?? (record.status === 'interrupted' && queuedAfter !== undefined && queuedAfter.id > record.id ? queuedAfter : undefined);
+    if (newer !== undefined) {
       if (record.status === 'queued') Object.assign(record, { status: 'superseded', supersededBy: newer.id, reason: `superseded by run ${newer.id}, which came after it`, finishedAt: now().toISOString() } satisfies Partial<RunRecord>);
-      else Object.assign(record, { supersededBy: newer.id, reason: `the daemon stopped while this run was in progress; not repeated: run ${newer.id} came after it` } satisfies Partial<RunRecord>);
+      else Object.assign(record, { supersededBy: newer.id, reason: `the daemon stopped while this run was in progress; not repeated: run ${newer.id} came after it and took its place` } satisfies Partial<RunRecord>);
       logger.warn({ job: record.job, run: record.id, newer: newer.id }, 'a recovered run is older than a run that came after it; it is not run');
       await saveOrLog(record);
       result.skipped += 1;

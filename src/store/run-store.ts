@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
-import { monotonicFactory } from 'ulid';
+import { decodeTime, monotonicFactory, TIME_MAX } from 'ulid';
 import { JOB_NAME_PATTERN } from '../config/schema.js';
 import { DeployhookError } from '../errors.js';
 import { FINAL_STATUSES, type RunRecord } from '../jobs/run-record.js';
@@ -30,6 +30,9 @@ function pooledRandom(): () => number {
     return pool[next++]! / 256;
   };
 }
+
+/** How soon a record whose save failed is saved again when nothing else is saved meanwhile. */
+const UNSAVED_RETRY_MS = 5_000;
 
 export interface LoadedRuns {
   records: RunRecord[];
@@ -139,6 +142,7 @@ export class RunStore {
   /** Kept records whose last save failed: saved again after the next save that succeeds. */
   readonly #unsaved = new Map<string, RunRecord>();
   #retrying = false;
+  #retryTimer: NodeJS.Timeout | undefined;
   #placeFailure: Error | undefined;
 
   /**
@@ -185,8 +189,16 @@ export class RunStore {
       await this.#files.write([...alongside, { file: this.#recordFile(record.job, record.id), data: `${JSON.stringify(record, null, 2)}\n`, fresh }]);
     } catch (error) {
       this.#writeFailure = error as Error;
-      // A new record that could not be written is not acknowledged, and not kept.
-      if (!fresh) this.#unsaved.set(record.id, record);
+      // A new record that could not be written is not acknowledged, and not kept; nor is one
+      // that retention removed while this save waited.
+      if (!fresh && this.#records.get(record.id) === record) {
+        this.#unsaved.set(record.id, record);
+        // An idle daemon saves nothing else that would bring the retry about.
+        this.#retryTimer ??= setTimeout(() => {
+          this.#retryTimer = undefined;
+          this.#saveUnsaved();
+        }, UNSAVED_RETRY_MS).unref();
+      }
       throw error;
     }
     this.#unsaved.delete(record.id);
@@ -197,13 +209,16 @@ export class RunStore {
   }
 
   /**
-   * Saves again the records whose save failed, once the disk takes writes again: otherwise a
-   * run's final status lost to a full disk would stay `running` on disk, and be repeated after
-   * a restart. One pass at a time; what fails again waits for the next save that succeeds.
+   * Saves again the records whose save failed, once the disk takes writes again (after a save
+   * that succeeds, or UNSAVED_RETRY_MS after the failure): otherwise a run's final status lost
+   * to a full disk would stay `running` on disk, and be repeated after a restart. One pass at
+   * a time.
    */
   #saveUnsaved(): void {
     if (this.#retrying) return;
     this.#retrying = true;
+    for (const [id, record] of this.#unsaved) if (this.#records.get(id) !== record) this.#unsaved.delete(id);
+    if (this.#unsaved.size === 0) this.#writeFailure = undefined;
     const records = [...this.#unsaved.values()];
     void Promise.all(records.map((record) => this.saveIfKept(record).catch(() => undefined))).finally(() => {
       this.#retrying = false;
@@ -256,6 +271,8 @@ export class RunStore {
 
   /** Puts everything in place durably and empties the journal, so that the next start replays nothing. */
   close(): Promise<void> {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     return this.#files.close();
   }
 
@@ -266,6 +283,7 @@ export class RunStore {
   async loadAll(): Promise<LoadedRuns> {
     await this.#files.replay();
     const loaded: LoadedRuns = { records: [], problems: [] };
+    let newest = '';
     const jobs = await readdir(this.#root).catch(() => [] as string[]);
     for (const job of jobs.filter((name) => JOB_NAME_PATTERN.test(name))) {
       const folder = join(this.#root, job);
@@ -282,12 +300,17 @@ export class RunStore {
         if (parsed && parsed.id === id && parsed.job === job) {
           loaded.records.push(parsed);
           this.#records.set(parsed.id, parsed);
+          newest = parsed.id > newest ? parsed.id : newest;
         } else {
           loaded.problems.push(`${file}: not a valid run record; moved aside to ${name}.corrupt`);
           await rename(file, `${file}.corrupt`);
         }
       }
     }
+    // Run ids order runs, recovery included: a clock behind the last process's (set back, or
+    // not yet synchronised at boot) must not give new runs ids that sort before the old ones.
+    const newestTime = newest === '' ? undefined : decodeTime(newest.toUpperCase());
+    if (newestTime !== undefined && newestTime >= Date.now() && newestTime < TIME_MAX) this.#nextUlid(newestTime + 1);
     return loaded;
   }
 

@@ -47,6 +47,20 @@ describe('logs -f against what a network does to a stream', () => {
     expect(notes).toEqual([]);
   });
 
+  it.each([
+    { what: 'repeated', fields: { retriedBy: 'repeat' }, note: 'run repeat repeats it: deployhook logs repeat -f' },
+    { what: 'left to a newer run', fields: { supersededBy: 'newer' }, note: 'follow that one: deployhook logs newer -f' },
+  ])('names the run to follow next when the run it follows was interrupted and $what', async ({ fields, note }) => {
+    const url = await serve((req, res) => {
+      if (req.url?.includes('/log')) return res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('begin\n');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ run: { id: RUN, job: 'app', status: 'interrupted', reason: 'the daemon stopped', ...fields } }));
+    });
+    const { status, output, notes } = await follow(url);
+    expect(await status).toBe('interrupted');
+    expect(output()).toBe('begin\n');
+    expect(notes).toEqual([`run ${RUN} of job app is interrupted: the daemon stopped; ${note}`]);
+  });
+
   it('gives up, saying so once, when every stream breaks as soon as it opens', async () => {
     let opened = 0;
     const url = await serve((req, res) => {

@@ -31,7 +31,7 @@ describe('fan-out settings', () => {
     const config = await load(
       {
         providers: { github: { forward: [{ url: 'https://bridge.example.com/in?token=abc', secret_env: 'BRIDGE' }] } },
-        jobs: [{ ...job, forward: [{ url: 'https://user:pw@deploy-2.example.com/hooks/github', secret_env: 'DEPLOY_2', attempts: 3, backoff: '500ms', timeout: '5s' }, { url: 'https://r%40ops:50%%zz@deploy-3.example.com/', secret_env: 'DEPLOY_2' }] }],
+        jobs: [{ ...job, forward: [{ url: 'https://user:pw@deploy-2.example.com/hooks/github', secret_env: 'DEPLOY_2', attempts: 3, backoff: '500ms', timeout: '5s' }, { url: 'https://r%40ops:50%%zz@deploy-3.example.com/', secret_env: 'DEPLOY_2' }, { url: 'https://u:%C3%A9%E0@deploy-4.example.com/', secret_env: 'DEPLOY_2' }] }],
       },
       { BRIDGE: 'bridge-secret-0123456789abcdef', DEPLOY_2: 'deploy-2-secret-0123456789abcdef' },
     );
@@ -41,6 +41,8 @@ describe('fan-out settings', () => {
       { url: 'https://deploy-2.example.com/hooks/github', authorization: `Basic ${Buffer.from('user:pw').toString('base64')}`, label: 'https://deploy-2.example.com/hooks/github', secret: 'deploy-2-secret-0123456789abcdef', attempts: 3, backoffMs: 500, timeoutMs: 5_000 },
       // Percent escapes are decoded; a "%" that starts none is kept as it is.
       expect.objectContaining({ url: 'https://deploy-3.example.com/', authorization: `Basic ${Buffer.from('r@ops:50%%zz').toString('base64')}` }),
+      // Each escape is a byte, as curl sends it, whether or not the bytes are UTF-8.
+      expect.objectContaining({ url: 'https://deploy-4.example.com/', authorization: `Basic ${Buffer.from([0x75, 0x3a, 0xc3, 0xa9, 0xe0]).toString('base64')}` }),
     ]);
   });
 

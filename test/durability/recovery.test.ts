@@ -102,13 +102,20 @@ describe('starting on a state folder left by a crash', () => {
       // Two waiting runs, the newer queued while the clock read earlier (stepped back at boot).
       record('api', '01jd0000000000000000000001', { status: 'queued', sha: tip, queuedAt: at(5) }),
       record('api', '01jd0000000000000000000002', { status: 'queued', queuedAt: at(-5) }),
+      // A run cut short with a push queued behind it: that push deploys next, no repeat.
+      record('db', '01jd0000000000000000000001', { status: 'running', startedAt: at(0) }),
+      record('db', '01jd0000000000000000000002', { status: 'queued', sha: tip, exact: false }),
+      // What an earlier recovery left when it repeated a run behind a queued one, and stopped again.
+      record('ops', '01jd0000000000000000000001', { status: 'interrupted', startedAt: at(0), finishedAt: at(1), retriedBy: '01jd0000000000000000000003' }),
+      record('ops', '01jd0000000000000000000002', { status: 'queued', sha: tip, exact: false }),
+      record('ops', '01jd0000000000000000000003', { status: 'superseded', supersededBy: '01jd0000000000000000000002', trigger: { type: 'recovery', provider: 'github', delivery: 'd', pusher: 'ops', retryOf: '01jd0000000000000000000001' } }),
     ];
     for (const run of records) {
       await mkdir(join(dir, 'state', 'runs', run.job), { recursive: true });
       await writeFile(join(dir, 'state', 'runs', run.job, `${run.id}.json`), JSON.stringify(run));
     }
     const job = (name: string) => ({ name, provider: 'github', repo: `acme/${name}`, branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['cat', 'v.txt'] });
-    hook = await startDaemon(dir, { jobs: [job('app'), job('web'), job('api')] }, { SECRET });
+    hook = await startDaemon(dir, { jobs: [job('app'), job('web'), job('api'), job('db'), job('ops')] }, { SECRET });
     await hook.daemon.queue.whenIdle();
 
     const state = join(dir, 'state');
@@ -118,7 +125,7 @@ describe('starting on a state folder left by a crash', () => {
     ]);
     const web = await runsOf(state, 'web');
     expect(web).toEqual([
-      expect.objectContaining({ id: '01jd0000000000000000000001', status: 'interrupted', supersededBy: '01jd0000000000000000000002', reason: 'the daemon stopped while this run was in progress; not repeated: run 01jd0000000000000000000002 came after it' }),
+      expect.objectContaining({ id: '01jd0000000000000000000001', status: 'interrupted', supersededBy: '01jd0000000000000000000002', reason: 'the daemon stopped while this run was in progress; not repeated: run 01jd0000000000000000000002 came after it and took its place' }),
       expect.objectContaining({ id: '01jd0000000000000000000002', status: 'failed' }),
     ]);
     expect(web[0]?.retriedBy).toBeUndefined();
@@ -126,6 +133,17 @@ describe('starting on a state folder left by a crash', () => {
     expect(await runsOf(state, 'api')).toEqual([
       expect.objectContaining({ id: '01jd0000000000000000000001', status: 'superseded', supersededBy: '01jd0000000000000000000002' }),
       expect.objectContaining({ id: '01jd0000000000000000000002', status: 'succeeded', deployedSha: old }),
+    ]);
+    const db = await runsOf(state, 'db');
+    expect(db).toEqual([
+      expect.objectContaining({ id: '01jd0000000000000000000001', status: 'interrupted', supersededBy: '01jd0000000000000000000002' }),
+      expect.objectContaining({ id: '01jd0000000000000000000002', status: 'succeeded', deployedSha: tip }),
+    ]);
+    expect(db[0]?.retriedBy).toBeUndefined();
+    expect((await runsOf(state, 'ops')).map((run) => [run.id, run.status])).toEqual([
+      ['01jd0000000000000000000001', 'interrupted'],
+      ['01jd0000000000000000000002', 'succeeded'],
+      ['01jd0000000000000000000003', 'superseded'],
     ]);
   });
 });

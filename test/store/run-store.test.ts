@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../src/jobs/run-record.js';
+import { encodeTime } from 'ulid';
 import { RunStore } from '../../src/store/run-store.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
@@ -54,6 +55,18 @@ async function storeWithRun() {
   return { dir, state, store, run };
 }
 
+/** A store in a new state folder whose journal's writes fail as on a full disk while `disk.full`. */
+async function storeOnDisk() {
+  const dir = await tempDir();
+  const state = join(dir, 'state');
+  const disk = { full: false };
+  const store = new RunStore(state, join(dir, 'logs'), {
+    write: (handle, frames) => (disk.full ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })) : handle.writev(frames)),
+  });
+  await store.loadAll();
+  return { dir, state, store, disk };
+}
+
 describe('RunStore', () => {
   it("derives a run's paths under its job's folders, and refuses a job name or run id that could leave them", async () => {
     const dir = await tempDir();
@@ -87,22 +100,15 @@ describe('RunStore', () => {
   });
 
   it('saves a record whose save failed again after the next save that succeeds, and reports the failure until then', async () => {
-    const dir = await tempDir();
-    const state = join(dir, 'state');
-    let full = false;
-    // The journal's write, failing as a full disk does while `full`.
-    const store = new RunStore(state, join(dir, 'logs'), {
-      write: (handle, frames) => (full ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })) : handle.writev(frames)),
-    });
-    await store.loadAll();
+    const { dir, state, store, disk } = await storeOnDisk();
     const [finished, other] = [queuedRun(store), queuedRun(store)];
     await store.create(finished, Buffer.from('{}'));
     await store.create(other, Buffer.from('{}'));
-    full = true;
+    disk.full = true;
     finished.status = 'succeeded';
     await expect(store.save(finished)).rejects.toMatchObject({ code: 'ENOSPC' });
     expect(store.lastFailure).toMatchObject({ during: 'save', error: { code: 'ENOSPC' } });
-    full = false;
+    disk.full = false;
     // A save of another record succeeds; the failed one is still unsaved until its own save is done.
     await store.save(other);
     await store.place();
@@ -114,6 +120,37 @@ describe('RunStore', () => {
     const loaded = await again.loadAll();
     expect(loaded.records.find((record) => record.id === finished.id)?.status).toBe('succeeded');
     await again.close();
+  });
+
+  it('saves a record whose save failed again a few seconds later when nothing else is saved', async () => {
+    const { state, store, disk } = await storeOnDisk();
+    const run = queuedRun(store);
+    await store.create(run, Buffer.from('{}'));
+    disk.full = true;
+    run.status = 'failed';
+    await expect(store.save(run)).rejects.toMatchObject({ code: 'ENOSPC' });
+    disk.full = false;
+    await until('the failure to be over', () => store.lastFailure === undefined, 15_000);
+    await store.place();
+    expect(await recordOnDisk(state, run)).toMatchObject({ status: 'failed' });
+    await store.close();
+  });
+
+  it('gives new runs ids after the runs on disk, even when the clock is behind theirs', async () => {
+    const dir = await tempDir();
+    const state = join(dir, 'state');
+    const ahead = new RunStore(state, join(dir, 'logs'));
+    await ahead.loadAll();
+    // A run queued a day ahead of this clock, by a process whose clock was set forward.
+    const future = { ...queuedRun(ahead), id: `${encodeTime(Date.now() + 86_400_000, 10).toLowerCase()}0000000000000000` };
+    await ahead.create({ ...future, logPath: ahead.logPath('app', future.id), eventFile: ahead.eventFile('app', future.id) }, Buffer.from('{}'));
+    await ahead.close();
+    const store = new RunStore(state, join(dir, 'logs'));
+    await store.loadAll();
+    const [first, second] = [store.newRunId(), store.newRunId()];
+    expect(first > future.id).toBe(true);
+    expect(second > first).toBe(true);
+    await store.close();
   });
 
   it('empties the journal on close, so that a restart has nothing to replay', async () => {
