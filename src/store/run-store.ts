@@ -31,6 +31,15 @@ function pooledRandom(): () => number {
   };
 }
 
+/** When a run id was made; undefined for one that is not a ULID (a record edited by hand). */
+function idTime(id: string): number | undefined {
+  try {
+    return decodeTime(id.toUpperCase());
+  } catch {
+    return undefined;
+  }
+}
+
 /** How soon a record whose save failed is saved again when nothing else is saved meanwhile. */
 const UNSAVED_RETRY_MS = 5_000;
 
@@ -309,7 +318,7 @@ export class RunStore {
     }
     // Run ids order runs, recovery included: a clock behind the last process's (set back, or
     // not yet synchronised at boot) must not give new runs ids that sort before the old ones.
-    const newestTime = newest === '' ? undefined : decodeTime(newest.toUpperCase());
+    const newestTime = newest === '' ? undefined : idTime(newest);
     if (newestTime !== undefined && newestTime >= Date.now() && newestTime < TIME_MAX) this.#nextUlid(newestTime + 1);
     return loaded;
   }

@@ -151,6 +151,14 @@ describe('RunStore', () => {
     expect(first > future.id).toBe(true);
     expect(second > first).toBe(true);
     await store.close();
+
+    // A record whose id is no ULID (edited by hand) is loaded, and orders nothing.
+    const odd = { ...queuedRun(store), id: 'zzzzzzzzzzzzzzzzzzzzzzzzzz' };
+    await writeFile(join(state, 'runs', 'app', `${odd.id}.json`), JSON.stringify(odd));
+    const after = new RunStore(state, join(dir, 'logs'));
+    expect((await after.loadAll()).records.map((record) => record.id)).toContain(odd.id);
+    expect(after.newRunId()).toMatch(/^[0-9a-z]{26}$/);
+    await after.close();
   });
 
   it('empties the journal on close, so that a restart has nothing to replay', async () => {
