@@ -81,6 +81,15 @@ function knownSecrets(config: Config): string[] {
   return [...jobSecrets, ...providerSecrets, ...apiTokens];
 }
 
+const configSecrets = new WeakMap<Config, readonly string[]>();
+
+/** knownSecrets, made once per config (a reload makes a new one): every run asks for them. */
+function secretsOfConfig(config: Config): readonly string[] {
+  let secrets = configSecrets.get(config);
+  if (secrets === undefined) configSecrets.set(config, (secrets = knownSecrets(config)));
+  return secrets;
+}
+
 /** How often remembered deliveries older than `dedup_window` are forgotten. */
 const PRUNE_DELIVERIES_MS = 60 * 60 * 1000;
 /** How soon after a run ends without starting (superseded, cancelled) its job's old runs are removed. */
@@ -109,7 +118,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     store,
     logger: logger.child({ area: 'runs' }),
     baseEnv: baseEnvironment(options.env),
-    knownSecrets: () => knownSecrets(config),
+    knownSecrets: () => secretsOfConfig(config),
     onFinished: (run) => metrics?.runFinished(run),
     maxLogBytes: () => config.maxLogBytes,
     keepRuns: () => config.keepRuns,

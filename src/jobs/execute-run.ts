@@ -142,7 +142,7 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
   const { run, job } = context;
   let log: RunLog;
   try {
-    log = await openRunLog(run.logPath, [...new Set([...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : []), ...secrets])], maxLogBytes);
+    log = await openRunLog(run.logPath, secretsOfRun(job, secrets), maxLogBytes);
   } catch (error) {
     return { status: 'failed', reason: `could not open the run log at ${run.logPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
   }
@@ -160,6 +160,21 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
     return { ...outcome, status: 'failed', reason: `the run log could not be written completely: ${(log.error as NodeJS.ErrnoException).code ?? log.error.message}` };
   }
   return outcome;
+}
+
+/** Per job, the secrets its run logs mask, for the list of the daemon's secrets they were made from. */
+const runSecrets = new WeakMap<JobConfig, { known: readonly string[]; all: readonly string[] }>();
+
+/**
+ * The job's own secrets and every other the daemon knows: one list per job and config, the
+ * same from run to run, so that the masker made from it is made once (see createMasker).
+ */
+function secretsOfRun(job: JobConfig, known: readonly string[]): readonly string[] {
+  const cached = runSecrets.get(job);
+  if (cached?.known === known) return cached.all;
+  const all = [...new Set([...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : []), ...known])];
+  runSecrets.set(job, { known, all });
+  return all;
 }
 
 function errorText(error: unknown): string {

@@ -29,21 +29,43 @@ function maskBuffer(data: Buffer, search: SecretSearch, limit: number, alreadyMa
   return { out, rest: data.subarray(limit), masked: pos - limit };
 }
 
+/** For `pendingPrefix`: the secrets longer than a byte, by their first two bytes, and which bytes start one. */
+interface PrefixIndex {
+  byFirstTwo: Map<number, Buffer[]>;
+  first: Uint8Array;
+}
+
+function prefixIndex(needles: readonly Buffer[]): PrefixIndex {
+  const index: PrefixIndex = { byFirstTwo: new Map(), first: new Uint8Array(256) };
+  for (const needle of needles) {
+    if (needle.length < 2) continue;
+    const key = ((needle[0] as number) << 8) | (needle[1] as number);
+    index.byFirstTwo.set(key, [...(index.byFirstTwo.get(key) ?? []), needle]);
+    index.first[needle[0] as number] = 1;
+  }
+  return index;
+}
+
 /**
  * How many bytes at the end of `data` could be the start of a secret that the next chunk
  * completes: the longest such suffix, at most `longest` bytes. Only those are held back, so
  * output that cannot be part of a secret is passed on at once (live logs stay live).
  */
-function pendingPrefix(data: Buffer, needles: readonly Buffer[], longest: number): number {
+function pendingPrefix(data: Buffer, index: PrefixIndex, longest: number): number {
   // Runs once per chunk of output: compared in place, without a view per length, and only
-  // where the suffix starts with a needle's first byte. Making views here took 125-184 ms of
-  // the main thread per GB captured, ~15 % of its work (docs/benchmarks.md, section 4).
+  // against the secrets that start with the suffix's first two bytes. Making views here took
+  // 125-184 ms of the main thread per GB captured, ~15 % of its work, and trying every secret
+  // at every length made a chunk cost half a millisecond with 5,000 of them
+  // (docs/benchmarks.md, sections 4 and 6).
   const end = data.length;
   for (let length = Math.min(longest, end); length > 0; length -= 1) {
     const start = end - length;
-    const first = data[start];
-    for (const needle of needles) {
-      if (needle.length > length && needle[0] === first && data.compare(needle, 0, length, start, end) === 0) return length;
+    const first = data[start] as number;
+    if (index.first[first] === 0) continue;
+    // A one-byte suffix is the start of any secret longer than a byte with that first byte.
+    if (length === 1) return 1;
+    for (const needle of index.byFirstTwo.get((first << 8) | (data[start + 1] as number)) ?? []) {
+      if (needle.length > length && data.compare(needle, 0, length, start, end) === 0) return length;
     }
   }
   return 0;
@@ -96,18 +118,38 @@ export type HeldBack = Array<[channel: string | undefined, rest: Uint8Array, mas
 
 const EMPTY = Buffer.alloc(0);
 
+interface Compiled {
+  search: SecretSearch;
+  index: PrefixIndex;
+  /** A secret may start in the last bytes of a chunk and end in the next one: those may be held back. */
+  holdBack: number;
+}
+
+/**
+ * What masking with `secrets` needs, made once per list: every run of a config masks the same
+ * list (every secret the daemon knows), and with thousands of secrets making it takes
+ * milliseconds.
+ */
+const compiledFor = new WeakMap<readonly string[], Compiled | undefined>();
+
+function compile(secrets: readonly string[]): Compiled | undefined {
+  if (compiledFor.has(secrets)) return compiledFor.get(secrets);
+  const needles = [...new Set(secrets.filter((secret) => secret !== ''))].map((secret) => Buffer.from(secret, 'utf8'));
+  // Longest first, so that of occurrences starting at the same byte the longest is taken.
+  needles.sort((a, b) => b.length - a.length);
+  const compiled = needles.length === 0 ? undefined : { search: createSecretSearch(needles), index: prefixIndex(needles), holdBack: (needles[0] as Buffer).length - 1 };
+  compiledFor.set(secrets, compiled);
+  return compiled;
+}
+
 /**
  * Replaces every occurrence of each secret with `***`, also when a secret is split across chunk
  * boundaries. `held`: what another masker of the same secrets held back, to go on from there.
  */
 export function createMasker(secrets: readonly string[], held: HeldBack = []): Masker {
-  const needles = [...new Set(secrets.filter((secret) => secret !== ''))].map((secret) => Buffer.from(secret, 'utf8'));
-  if (needles.length === 0) return { mask: (chunk) => chunk, flush: () => EMPTY, held: () => [] };
-  // Longest first, so that of occurrences starting at the same byte the longest is taken.
-  needles.sort((a, b) => b.length - a.length);
-  const search = createSecretSearch(needles);
-  // A secret may start in the last bytes of a chunk and end in the next one: those may be held back.
-  const holdBack = (needles[0] as Buffer).length - 1;
+  const compiled = compile(secrets);
+  if (compiled === undefined) return { mask: (chunk) => chunk, flush: () => EMPTY, held: () => [] };
+  const { search, index, holdBack } = compiled;
   // Per channel: what was held back, and how many of its bytes belong to a mask already written.
   const heldBack = new Map<string | undefined, { rest: Buffer; masked: number }>(held.map(([channel, rest, masked]) => [channel, { rest: Buffer.from(rest), masked }]));
   return {
@@ -116,7 +158,7 @@ export function createMasker(secrets: readonly string[], held: HeldBack = []): M
       const state = heldBack.get(channel);
       // Only when the channel's last chunk ended with the start of a secret (rare) is this one copied.
       const data = state === undefined ? chunk : Buffer.concat([state.rest, chunk]);
-      const limit = data.length - pendingPrefix(data, needles, holdBack);
+      const limit = data.length - pendingPrefix(data, index, holdBack);
       const result = maskBuffer(data, search, limit, state?.masked ?? 0);
       // Copy what is held back, so a large chunk is not kept alive by a small view of it.
       if (result.rest.length === 0 && result.masked === 0) heldBack.delete(channel);
