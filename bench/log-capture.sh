@@ -87,8 +87,10 @@ start_dh() {
   mkdir -p "$DIR"
   local command
   command="$(node -e 'console.log(JSON.stringify(["bash", "-c", process.argv[1]]))' "$SCRIPT")"
-  DH_JOB_EXTRA="    env: { LINE: \"$LINE\", BYTES: \"$BYTES\" }$(extra_jobs)" \
+  DH_JOB_EXTRA="    env: { LINE: \"$LINE\", BYTES: \"$BYTES\" }" \
     dh_config "$WORK/dh.yml" "$PORT" "$DIR" main "$WORK/remote.git" "$command" "max_log_bytes: $2"
+  # Appended (the jobs list ends the file): thousands of jobs are too long for one variable of the environment.
+  extra_jobs >>"$WORK/dh.yml"
   start_deployhook "$WORK/dh.yml" "$PORT" "$WORK/out/deployhook-$1.log"
 }
 
