@@ -86,7 +86,8 @@ const configSecrets = new WeakMap<Config, readonly string[]>();
 /** knownSecrets, made once per config (a reload makes a new one): every run asks for them. */
 function secretsOfConfig(config: Config): readonly string[] {
   let secrets = configSecrets.get(config);
-  if (secrets === undefined) configSecrets.set(config, (secrets = knownSecrets(config)));
+  // Frozen: a masker is made once per list (see createMasker), which must not change under it.
+  if (secrets === undefined) configSecrets.set(config, (secrets = Object.freeze([...new Set(knownSecrets(config))])));
   return secrets;
 }
 

@@ -129,7 +129,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       const headers = { ...delivery.adapter.relayHeaders(delivery.body, target.secret, delivery.headers, now()), 'user-agent': 'deployhook-forward', ...(target.authorization !== undefined ? { authorization: target.authorization } : {}) };
       const result = await sendOnce(target.url, delivery.body, headers, target.timeoutMs, cut, target.label);
       // Cut off during the attempt (a stop, newer relays): recorded as such below, not as a network error.
-      if (!result.ok && cut.aborted) break;
+      if (!result.ok && cut.aborted) {
+        await record({ attempts: attempt });
+        break;
+      }
       if (result.ok) {
         await record({ status: 'delivered', attempts: attempt, lastStatus: result.status, finishedAt: now().toISOString() });
         logger.info({ attempt, status: result.status }, 'delivery forwarded');

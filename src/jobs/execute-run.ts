@@ -162,17 +162,21 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
   return outcome;
 }
 
-/** Per job, the secrets its run logs mask, for the list of the daemon's secrets they were made from. */
+/** Per job from another config than the daemon's (a run started before a reload), its secrets added to the daemon's. */
 const runSecrets = new WeakMap<JobConfig, { known: readonly string[]; all: readonly string[] }>();
 
 /**
- * The job's own secrets and every other the daemon knows: one list per job and config, the
- * same from run to run, so that the masker made from it is made once (see createMasker).
+ * What a run's log masks: every secret the daemon knows, the job's own among them. The daemon's
+ * list itself whenever it holds the job's, so that every run of a config masks with one list,
+ * whose masker is made once (see createMasker); only a job of an earlier config gets a list of
+ * its own.
  */
 function secretsOfRun(job: JobConfig, known: readonly string[]): readonly string[] {
+  const own = [...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : [])];
+  if (own.every((secret) => known.includes(secret))) return known;
   const cached = runSecrets.get(job);
   if (cached?.known === known) return cached.all;
-  const all = [...new Set([...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : []), ...known])];
+  const all = Object.freeze([...new Set([...own, ...known])]);
   runSecrets.set(job, { known, all });
   return all;
 }

@@ -130,15 +130,17 @@ interface Compiled {
  * list (every secret the daemon knows), and with thousands of secrets making it takes
  * milliseconds.
  */
-const compiledFor = new WeakMap<readonly string[], Compiled | undefined>();
+const compiledFor = new WeakMap<readonly string[], { list: readonly string[]; compiled: Compiled | undefined }>();
 
 function compile(secrets: readonly string[]): Compiled | undefined {
-  if (compiledFor.has(secrets)) return compiledFor.get(secrets);
+  const cached = compiledFor.get(secrets);
+  // The same list as when it was made (a caller that changed its array gets a new masker).
+  if (cached !== undefined && cached.list.length === secrets.length && cached.list.every((secret, index) => secret === secrets[index])) return cached.compiled;
   const needles = [...new Set(secrets.filter((secret) => secret !== ''))].map((secret) => Buffer.from(secret, 'utf8'));
   // Longest first, so that of occurrences starting at the same byte the longest is taken.
   needles.sort((a, b) => b.length - a.length);
   const compiled = needles.length === 0 ? undefined : { search: createSecretSearch(needles), index: prefixIndex(needles), holdBack: (needles[0] as Buffer).length - 1 };
-  compiledFor.set(secrets, compiled);
+  compiledFor.set(secrets, { list: [...secrets], compiled });
   return compiled;
 }
 

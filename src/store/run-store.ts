@@ -152,6 +152,8 @@ export class RunStore {
   readonly #unsaved = new Map<string, RunRecord>();
   #retrying = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** Closed: nothing is saved again by a timer (the journal is being emptied for the next start). */
+  #closed = false;
   #placeFailure: Error | undefined;
 
   /**
@@ -202,11 +204,7 @@ export class RunStore {
       // that retention removed while this save waited.
       if (!fresh && this.#records.get(record.id) === record) {
         this.#unsaved.set(record.id, record);
-        // An idle daemon saves nothing else that would bring the retry about.
-        this.#retryTimer ??= setTimeout(() => {
-          this.#retryTimer = undefined;
-          this.#saveUnsaved();
-        }, UNSAVED_RETRY_MS).unref();
+        this.#armRetry();
       }
       throw error;
     }
@@ -224,14 +222,25 @@ export class RunStore {
    * a time.
    */
   #saveUnsaved(): void {
-    if (this.#retrying) return;
+    if (this.#retrying || this.#closed) return;
     this.#retrying = true;
     for (const [id, record] of this.#unsaved) if (this.#records.get(id) !== record) this.#unsaved.delete(id);
     if (this.#unsaved.size === 0) this.#writeFailure = undefined;
     const records = [...this.#unsaved.values()];
     void Promise.all(records.map((record) => this.saveIfKept(record).catch(() => undefined))).finally(() => {
       this.#retrying = false;
+      // What failed again is tried again later, also when nothing else is saved meanwhile.
+      if (this.#unsaved.size > 0) this.#armRetry();
     });
+  }
+
+  /** An idle daemon saves nothing else that would bring the retry about: a timer does. */
+  #armRetry(): void {
+    if (this.#closed || this.#retryTimer !== undefined) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#saveUnsaved();
+    }, UNSAVED_RETRY_MS).unref();
   }
 
   get(id: string): RunRecord | undefined {
@@ -280,6 +289,7 @@ export class RunStore {
 
   /** Puts everything in place durably and empties the journal, so that the next start replays nothing. */
   close(): Promise<void> {
+    this.#closed = true;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     return this.#files.close();
@@ -306,7 +316,8 @@ export class RunStore {
         const file = join(folder, name);
         const value = await readFile(file, 'utf8').then((text) => JSON.parse(text) as unknown).catch(() => undefined);
         const parsed = parseRunRecord(value, { logPath: this.logPath(job, id), eventFile: this.eventFile(job, id) });
-        if (parsed && parsed.id === id && parsed.job === job) {
+        // An id that is no ULID (a record edited by hand) would order nothing, or everything after it.
+        if (parsed && parsed.id === id && parsed.job === job && idTime(id) !== undefined) {
           loaded.records.push(parsed);
           this.#records.set(parsed.id, parsed);
           newest = parsed.id > newest ? parsed.id : newest;

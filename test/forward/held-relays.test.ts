@@ -64,6 +64,6 @@ describe('relays held for a destination that does not answer', () => {
     const [run] = relayMany(url, [Buffer.from('{}')]);
     await until('the relay to be under way', () => run?.forwards?.[0] !== undefined);
     await forwarder?.stop();
-    expect(run?.forwards?.[0]).toMatchObject({ status: 'failed', lastError: 'deployhook stopped before the destination accepted the delivery; it is not retried after a restart' });
+    expect(run?.forwards?.[0]).toMatchObject({ status: 'failed', attempts: 1, lastError: 'deployhook stopped before the destination accepted the delivery; it is not retried after a restart' });
   });
 });

@@ -105,6 +105,13 @@ describe('createMasker', () => {
     }
   });
 
+  it('masks with the list as it is now, also when the same array was given before and changed since', () => {
+    const secrets = ['abcdefghijklmnop'];
+    expect(createMasker(secrets).mask(Buffer.from('x abcdefghijklmnop y')).toString()).toBe('x *** y');
+    secrets.push('SECRET-two');
+    expect(createMasker(secrets).mask(Buffer.from('x SECRET-two y abcdefghijklmnop')).toString()).toBe('x *** y ***');
+  });
+
   it('masks a large stream as it flows, one chunk out for each chunk in', () => {
     const chunk = Buffer.alloc(64 * 1024, 'x');
     // Each chunk ends with the first half of the secret and starts with the second half.

@@ -152,12 +152,15 @@ describe('RunStore', () => {
     expect(second > first).toBe(true);
     await store.close();
 
-    // A record whose id is no ULID (edited by hand) is loaded, and orders nothing.
+    // A record whose id is no ULID (edited by hand) would order nothing, or everything after it: it is set aside.
     const odd = { ...queuedRun(store), id: 'zzzzzzzzzzzzzzzzzzzzzzzzzz' };
     await writeFile(join(state, 'runs', 'app', `${odd.id}.json`), JSON.stringify(odd));
     const after = new RunStore(state, join(dir, 'logs'));
-    expect((await after.loadAll()).records.map((record) => record.id)).toContain(odd.id);
-    expect(after.newRunId()).toMatch(/^[0-9a-z]{26}$/);
+    const loaded = await after.loadAll();
+    expect(loaded.records.map((record) => record.id)).not.toContain(odd.id);
+    expect(loaded.problems).toEqual([expect.stringContaining(`${odd.id}.json: not a valid run record; moved aside`)]);
+    const next = after.newRunId();
+    expect(next > future.id).toBe(true);
     await after.close();
   });
 
