@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadConfig } from './config/load.js';
-import type { Config } from './config/types.js';
+import type { Config, ForwardTarget } from './config/types.js';
 import { ConfigError, DeployhookError } from './errors.js';
 import { createHookHandler } from './http/hook-handler.js';
 import { lazyHandler } from './http/lazy-handler.js';
@@ -73,10 +73,22 @@ async function ensureWritableFolder(path: string, what: string): Promise<void> {
   }
 }
 
+/**
+ * A fan-out destination's secret, and its sign-in (HTTP Basic from its URL) when it has one: the
+ * header's credentials, and the password itself from 8 characters on (a shorter one would
+ * mask words all over the logs).
+ */
+function forwardSecrets(target: ForwardTarget): string[] {
+  if (target.authorization === undefined) return [target.secret];
+  const credentials = Buffer.from(target.authorization.slice('Basic '.length), 'base64').toString('utf8');
+  const password = credentials.slice(credentials.indexOf(':') + 1);
+  return [target.secret, target.authorization.slice('Basic '.length), ...(password.length >= 8 ? [password] : [])];
+}
+
 /** Every secret the daemon knows: masked in every run log. */
 function knownSecrets(config: Config): string[] {
-  const jobSecrets = config.jobs.flatMap((job) => [...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : []), ...job.forward.map((target) => target.secret)]);
-  const providerSecrets = Object.values(config.forwards).flatMap((targets) => targets.map((target) => target.secret));
+  const jobSecrets = config.jobs.flatMap((job) => [...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : []), ...job.forward.flatMap(forwardSecrets)]);
+  const providerSecrets = Object.values(config.forwards).flatMap((targets) => targets.flatMap(forwardSecrets));
   const apiTokens = config.api ? [config.api.token, ...(config.api.uiToken ? [config.api.uiToken] : [])] : [];
   return [...jobSecrets, ...providerSecrets, ...apiTokens];
 }

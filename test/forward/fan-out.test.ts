@@ -182,11 +182,14 @@ describe('fan-out', () => {
     const url = target.url.replace('http://', 'http://relay%40ops:p%3Ass-w0rd@') + '?token=query-token-0123';
     hook = await startDaemon(
       dir,
-      { jobs: [{ name: 'primary', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'UP_SECRET', remote: remote.bare, command: ['true'], forward: [{ url, secret_env: 'FWD_SECRET' }] }] },
+      { jobs: [{ name: 'primary', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'UP_SECRET', remote: remote.bare, command: ['echo', 'the relay signs in with p:ss-w0rd'], forward: [{ url, secret_env: 'FWD_SECRET' }] }] },
       { UP_SECRET: UPSTREAM_SECRET, FWD_SECRET: DESTINATION_SECRET },
     );
     const id = firstRun((await pushTo(hook, 'acme/app', sha)).json);
     await until('the relay to be delivered', async () => (await readRun(join(dir, 'state'), 'primary', id)).forwards?.[0]?.status === 'delivered');
+    // The password is a secret the daemon knows: masked in run logs like the others.
+    const log = await readFile((await waitForRun(join(dir, 'state'), 'primary', id)).logPath, 'utf8');
+    expect(log).toContain('\nthe relay signs in with ***\n');
     expect(target.received).toHaveLength(1);
     expect(target.received[0]?.headers.authorization).toBe(`Basic ${Buffer.from('relay@ops:p:ss-w0rd').toString('base64')}`);
     expect(target.received[0]?.headers['x-hub-signature-256']).toBe(signature(DESTINATION_SECRET, target.received[0]?.body ?? ''));
