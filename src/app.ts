@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { formatDuration, timerDelay } from './config/duration.js';
 import type { Logger } from 'pino';
 import { loadConfig } from './config/load.js';
 import type { Config, ForwardTarget } from './config/types.js';
@@ -271,7 +272,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       const graceMs = config.shutdownTimeoutMs;
       let timer: NodeJS.Timeout | undefined;
       const gaveUp = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), graceMs);
+        timer = setTimeout(() => resolve('timeout'), timerDelay(graceMs));
       });
       if ((await Promise.race([queue.whenIdle(), gaveUp])) === 'timeout') {
         const runs = queue.interruptRunning();
@@ -301,6 +302,18 @@ export function createDaemon(options: DaemonOptions): Daemon {
       } catch (error) {
         if (error instanceof ConfigError) logger.error({ issues: error.issues.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
         throw error;
+      }
+      // A delivery replayed within timestamp_tolerance must still be remembered as a duplicate:
+      // the running dedup window (which changes only on restart) bounds a new tolerance.
+      if (next.timestampToleranceMs * 2 > config.dedupWindowMs) {
+        const issue = { path: 'timestamp_tolerance', message: `expected at most half the running dedup_window (${formatDuration(config.dedupWindowMs)}), which changes only on restart; got ${formatDuration(next.timestampToleranceMs)}` };
+        logger.error({ issues: [`${issue.path}: ${issue.message}`] }, 'reload refused: the new config is invalid; keeping the old one');
+        throw new ConfigError(config.file, [issue]);
+      }
+      // A job's checkout by default is under state_dir, which changes only on restart: under the running one.
+      if (next.stateDir !== config.stateDir) {
+        const moved = join(next.stateDir, 'checkouts');
+        next = { ...next, jobs: next.jobs.map((job) => (job.checkout === join(moved, job.name) ? { ...job, checkout: join(config.stateDir, 'checkouts', job.name) } : job)) };
       }
       // The folders and the address are in use; the dedup log was opened with its window.
       const restartOnly = { listen: 'listen', stateDir: 'state_dir', logDir: 'log_dir', dedupWindowMs: 'dedup_window' } as const;

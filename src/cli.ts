@@ -28,12 +28,20 @@ function fail(error: unknown): never {
   process.exit(1);
 }
 
+const SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
 function listenOption(value: string): string {
   if (!parseListenAddress(value)) throw new InvalidArgumentError('expected "host:port", such as 127.0.0.1:9000');
   return value;
 }
 
 async function serve(options: { config: string; listen?: string }): Promise<void> {
+  // Until the handlers below are in place, a signal is remembered: node's own way with SIGHUP
+  // (a reload right after `systemctl start`) and SIGTERM is to exit, which systemd takes for a
+  // clean stop and does not restart.
+  const early: NodeJS.Signals[] = [];
+  const remember = (signal: NodeJS.Signals) => early.push(signal);
+  for (const signal of SIGNALS) process.on(signal, remember);
   let config: Config = await loadConfig(options.config, process.env).catch(fail);
   if (options.listen !== undefined) config = { ...config, listen: parseListenAddress(options.listen) ?? config.listen };
   const logger = createLogger({ level: process.env.DEPLOYHOOK_LOG_LEVEL ?? 'info' });
@@ -83,6 +91,8 @@ async function serve(options: { config: string; listen?: string }): Promise<void
     if (started) reload();
     else reloadWaiting = true;
   });
+  for (const signal of SIGNALS) process.off(signal, remember);
+  for (const signal of early) process.emit(signal, signal);
 
   await daemon.start().catch(fail);
   started = true;

@@ -1,4 +1,4 @@
-import { sep } from 'node:path';
+import { join, sep } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
 import type { JobConfig } from './types.js';
 
@@ -6,13 +6,17 @@ const inside = (path: string, folder: string) => path === folder || path.startsW
 
 /**
  * Each job needs a checkout of its own: another job's `git clean -ffdx` would wipe a checkout
- * nested in its own, and a checkout holding the state or log folder would wipe those.
+ * nested in its own, and a checkout holding the state or log folder would wipe those; one
+ * inside them (but for the state folder's checkouts/) is a folder git will not clone into.
  */
-export function checkoutClashes(jobs: readonly JobConfig[], daemonFolders: readonly string[]): ConfigIssue[] {
+export function checkoutClashes(jobs: readonly JobConfig[], folders: { state: string; log: string }): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   // Sorted by path, a checkout nested in another comes right after it (or after its other
   // nested ones), so one pass with a stack finds every clash without comparing all pairs.
-  const sorted = [...jobs].sort((a, b) => (a.checkout < b.checkout ? -1 : a.checkout > b.checkout ? 1 : 0));
+  // Compared folder by folder ("/srv/b" and "/srv/b/c" before "/srv/b-c", which a plain text
+  // sort puts between them: "-" sorts before "/").
+  const key = (job: JobConfig) => job.checkout.split(sep).join('\u0000');
+  const sorted = [...jobs].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   const open: JobConfig[] = [];
   for (const job of sorted) {
     while (open.length > 0 && !inside(job.checkout, (open.at(-1) as JobConfig).checkout)) open.pop();
@@ -24,10 +28,15 @@ export function checkoutClashes(jobs: readonly JobConfig[], daemonFolders: reado
     }
     open.push(job);
   }
+  // The state folder's own checkouts folder is where checkouts go by default.
+  const checkouts = join(folders.state, 'checkouts');
   for (const job of jobs) {
     const path = `job "${job.name}".checkout`;
-    for (const folder of daemonFolders) {
+    for (const folder of [folders.state, folders.log]) {
       if (inside(folder, job.checkout)) issues.push({ path, message: `expected a checkout that does not hold deployhook's own folder ${folder}` });
+      else if (inside(job.checkout, folder) && !(folder === folders.state && inside(job.checkout, checkouts) && job.checkout !== checkouts)) {
+        issues.push({ path, message: `expected a checkout outside deployhook's own folder ${folder}${folder === folders.state ? ' (but for its checkouts/)' : ''}, which git would not clone into` });
+      }
     }
   }
   return issues;

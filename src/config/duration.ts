@@ -35,3 +35,11 @@ export function formatDuration(ms: number): string {
   const totalMinutes = Math.floor(totalSeconds / 60);
   return `${Math.floor(totalMinutes / 60)}h${String(totalMinutes % 60).padStart(2, '0')}m`;
 }
+
+/** The longest wait a timer takes: node fires a longer one at once (after 1 ms), with a warning. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A configured duration as a timer's delay: one longer than a timer takes (about 24.8 days) is as good as none. */
+export function timerDelay(ms: number): number {
+  return Math.min(ms, MAX_TIMER_MS);
+}

@@ -31,6 +31,13 @@ const RULES: readonly Rule[] = [
     prefixes: ['GIT_', 'ANSIBLE_', 'SSH_', 'KUBE', 'HELM_', 'DOCKER_', 'COMPOSE_', 'TF_', 'AWS_', 'GOOGLE_', 'AZURE_', 'VAULT_', 'XDG_', 'SYSTEMD_', 'DBUS_'],
     why: 'a deploy tool reads it as configuration, a credential or a program to run',
   },
+  {
+    // rsync runs RSYNC_RSH as its remote shell, tar takes options from TAR_OPTIONS
+    // (--checkpoint-action=exec=...), make reads MAKEFILES, a build runs CC and its like.
+    names: ['TAR_OPTIONS', 'MAKEFILES', 'MFLAGS', 'CC', 'CXX', 'CPP', 'LD', 'AR', 'CFLAGS', 'CXXFLAGS', 'CPPFLAGS', 'LDFLAGS', 'HOSTALIASES', 'RES_OPTIONS', 'LOCALDOMAIN', 'LOCPATH', 'NLSPATH', 'SSLKEYLOGFILE', 'CURL_HOME', 'WGETRC', 'RCLONE_CONFIG', 'SYSTEMROOT'],
+    prefixes: ['RSYNC_', 'YARN_', 'OPENSSL_', 'PNPM_', 'BUN_', 'DENO_', 'CONDA_', 'VIRTUAL_ENV', 'GPG_', 'TERRAFORM_', 'PACKER_', 'PULUMI_', 'NOMAD_', 'CONSUL_'],
+    why: 'a build or transfer tool reads it as options, a program to run, or where to resolve or log to',
+  },
 ];
 
 /** Why `name` must not carry payload data, or undefined when it may. */

@@ -69,7 +69,10 @@ async function resolveJob(raw: RawJob, baseDir: string, stateDir: string, source
   if (raw.run_as !== undefined) {
     const resolved = await resolveRunAs(raw.run_as.user, raw.run_as.group);
     if ('problem' in resolved) issues.push({ path: at('run_as'), message: resolved.problem });
-    else if (process.getuid?.() !== 0 && process.getuid?.() !== resolved.uid) issues.push({ path: at('run_as'), message: `expected deployhook to run as root to switch to user ${resolved.user}, but it runs as uid ${String(process.getuid?.())}` });
+    else if (process.getuid?.() !== 0 && (process.getuid?.() !== resolved.uid || process.getgid?.() !== resolved.gid)) {
+      const as = process.getuid?.() !== resolved.uid ? `user ${resolved.user}` : `group gid ${resolved.gid}`;
+      issues.push({ path: at('run_as'), message: `expected deployhook to run as root to switch to ${as}, but it runs as uid ${String(process.getuid?.())}, gid ${String(process.getgid?.())}` });
+    }
     else runAs = resolved;
   }
   if (credentials === undefined) return undefined;
@@ -127,6 +130,11 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
       const where = `${basename(jobsFile)}: `;
       const fileDocument = await readYaml(jobsFile, issues, basename(jobsFile));
       if (fileDocument === undefined) continue;
+      // Commented out whole, the way to turn a repository's jobs off for a while.
+      if (typeof fileDocument === 'object' && fileDocument !== null && Object.keys(fileDocument).length === 0) {
+        warnings.push(`${basename(jobsFile)}: no job in this file (it is empty, or only comments); skipped`);
+        continue;
+      }
       const inFile = jobsOfFile(fileDocument, where, issues);
       const single = inFile.length === 1 && inFile[0] === fileDocument;
       inFile.forEach((job, index) => entries.push({ job, baseDir: dirname(jobsFile), source: jobsFile, path: single ? where : `${where}jobs[${index}]` }));
@@ -151,7 +159,7 @@ export async function loadConfig(configFile: string, env: Env): Promise<Config> 
     byName.set(job.name, job);
   }
   // A job without a remote runs in its folder and never cleans it: folders may be shared.
-  issues.push(...checkoutClashes(jobs.filter((job) => job.remote !== undefined), [stateDir, resolveConfigPath(baseDir, raw.log_dir)]));
+  issues.push(...checkoutClashes(jobs.filter((job) => job.remote !== undefined), { state: stateDir, log: resolveConfigPath(baseDir, raw.log_dir) }));
   // node refuses to make a server whose headers may take longer than the whole request.
   const headersTimeoutMs = parseDuration(raw.headers_timeout) ?? 10_000;
   const requestTimeoutMs = parseDuration(raw.request_timeout) ?? 30_000;

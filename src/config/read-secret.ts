@@ -13,12 +13,21 @@ export function secretSource(envName: string | undefined, file: string | undefin
   return undefined;
 }
 
+/**
+ * A variable's name as messages show it: a name in capitals, as variables are named; anything
+ * else may be the secret itself, pasted where its variable's name belongs, and is not shown.
+ */
+function shownName(name: string): string {
+  return /^[A-Z_][A-Z0-9_]{0,63}$/.test(name) ? name : 'named here (not shown: not a name in capitals, as variables are named; is it the secret itself?)';
+}
+
 /** Reads a secret from an environment variable or a file (one trailing newline ignored). */
 export async function readSecret(source: SecretSource, env: Readonly<Record<string, string | undefined>>): Promise<{ value: string } | { problem: string }> {
   if ('env' in source) {
     const value = env[source.env];
-    if (value === undefined) return { problem: `expected the environment variable ${source.env} to be set, but it is not` };
-    if (value === '') return { problem: `expected the environment variable ${source.env} to hold a secret, but it is empty` };
+    const name = shownName(source.env);
+    if (value === undefined) return { problem: `expected the environment variable ${name} to be set, but it is not` };
+    if (value === '') return { problem: `expected the environment variable ${name} to hold a secret, but it is empty` };
     return { value };
   }
   let text: string;

@@ -1,3 +1,4 @@
+import { timerDelay } from '../config/duration.js';
 /** The outcome of one relay attempt. */
 export type AttemptResult =
   | { ok: true; status: number }
@@ -23,7 +24,7 @@ export async function sendOnce(url: string, body: Buffer, headers: Record<string
   const attempt = new AbortController();
   const abort = () => attempt.abort(stop.reason);
   stop.addEventListener('abort', abort, { once: true });
-  const timer = setTimeout(() => attempt.abort(new DOMException('timed out', 'TimeoutError')), timeoutMs);
+  const timer = setTimeout(() => attempt.abort(new DOMException('timed out', 'TimeoutError')), timerDelay(timeoutMs));
   let response: Response;
   try {
     if (stop.aborted) abort();

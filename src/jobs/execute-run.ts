@@ -3,7 +3,7 @@ import { chmod, chown, copyFile, mkdtemp, rmdir, unlink } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { formatDuration } from '../config/duration.js';
+import { formatDuration, timerDelay } from '../config/duration.js';
 import type { JobConfig } from '../config/types.js';
 import { openRunLog, type RunLog } from '../log/run-log.js';
 import { currentBootId, processStartTime } from '../runner/orphan-group.js';
@@ -38,8 +38,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   // A monotonic clock: a clock step (NTP at boot, say) must neither time out a run nor stretch it.
   const deadline = performance.now() + job.timeoutMs;
   const timeout = new AbortController();
-  // setTimeout fires at once for more than 2^31-1 ms; such a timeout is effectively none.
-  const timer = setTimeout(() => timeout.abort('timeout'), Math.min(job.timeoutMs, 2_147_483_647));
+  const timer = setTimeout(() => timeout.abort('timeout'), timerDelay(job.timeoutMs));
   const endedEarly = await sync(context, timeout.signal)
     .then((outcome) => outcome ?? filterPaths(context, timeout.signal))
     .finally(() => clearTimeout(timer));

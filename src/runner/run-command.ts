@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { timerDelay } from '../config/duration.js';
 import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
@@ -21,7 +22,6 @@ import { tagOutputChannel } from '../log/mask-secrets.js';
  */
 const LEFTOVER_MOMENT_MS = 500;
 /** setTimeout's largest delay (about 24.8 days); a longer timeout is capped to it. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 export interface CommandOptions {
   /** From config; argv[0] is the program. Run without a shell. */
@@ -300,7 +300,7 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
   const timer = setTimeout(() => {
     state.timedOut ||= mainRunning;
     stop();
-  }, Math.min(timeoutMs, MAX_TIMER_MS));
+  }, timerDelay(timeoutMs));
   const onAbort = () => {
     state.cancelled ||= mainRunning;
     stop();

@@ -86,6 +86,10 @@ describe('a generic job', () => {
     { name: 'GIT_SSH_COMMAND', why: 'a deploy tool reads it as configuration, a credential or a program to run' },
     { name: 'ANSIBLE_CONFIG', why: 'a deploy tool reads it as configuration, a credential or a program to run' },
     { name: 'http_proxy', why: 'a deploy tool reads it as configuration, a credential or a program to run' },
+    { name: 'RSYNC_RSH', why: 'a build or transfer tool reads it as options, a program to run, or where to resolve or log to' },
+    { name: 'TAR_OPTIONS', why: 'a build or transfer tool reads it as options, a program to run, or where to resolve or log to' },
+    { name: 'CC', why: 'a build or transfer tool reads it as options, a program to run, or where to resolve or log to' },
+    { name: 'OPENSSL_MODULES', why: 'a build or transfer tool reads it as options, a program to run, or where to resolve or log to' },
   ])('refuses $name as a field name, and says why', async ({ name, why }) => {
     const [issue] = await issuesOf({ ...generic, fields: { [name]: 'status' } });
     if (why === undefined) expect(issue).toMatch(/^jobs\[0\]\.fields\.BASH_FUNC_ls%%: expected an environment variable name/);

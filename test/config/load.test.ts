@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -77,9 +77,12 @@ describe('loading a config', () => {
     await writeFile(join(dir, 'jobs.d', 'api.yml'), JSON.stringify({ ...goodJob, name: 'api', repo: 'acme/api', checkout: 'checkouts/api' }));
     await writeFile(join(dir, 'jobs.d', 'infra.yaml'), JSON.stringify({ jobs: [{ ...goodJob, name: 'infra-staging', repo: 'acme/infra' }, { ...goodJob, name: 'infra-prod', repo: 'acme/infra' }] }));
     await writeFile(join(dir, 'jobs.d', 'README.txt'), 'not a job');
+    // A repository turned off by commenting its file out whole.
+    await writeFile(join(dir, 'jobs.d', 'old.yml'), '# name: old\n# provider: github\n');
     const file = await writeConfig(dir, { state_dir: 's', log_dir: 'l', jobs_dir: 'jobs.d', jobs: [goodJob] });
     const config = await loadConfig(file, { WEB_SECRET: SECRET });
     expect(config.jobs.map((job) => job.name)).toEqual(['web', 'api', 'infra-staging', 'infra-prod']);
+    expect(config.warnings).toEqual(['old.yml: no job in this file (it is empty, or only comments); skipped']);
     expect(config.jobs[1]?.checkout).toBe(join(dir, 'jobs.d', 'checkouts', 'api'));
   });
 
@@ -256,6 +259,19 @@ describe('loading a config', () => {
       expected: ['tls.cert: expected a readable PEM file at /nonexistent/cert.pem, got ENOENT', 'tls.key: expected a readable PEM file at /nonexistent/key.pem, got ENOENT'],
     },
     {
+      name: 'nested checkouts with a folder between them in plain text order (/srv/b, /srv/b-c, /srv/b/c)',
+      document: { state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, checkout: '/srv/b' }, { ...goodJob, name: 'api', checkout: '/srv/b-c' }, { ...goodJob, name: 'docs', checkout: '/srv/b/c' }] },
+      expected: [expect.stringMatching(/^job "docs".checkout: expected a checkout of its own, but \/srv\/b\/c and the checkout of job "web" \(\/srv\/b\) are nested$/)],
+    },
+    {
+      name: 'checkouts inside the log folder and the state folder (but for its checkouts/)',
+      document: { state_dir: '/srv/dh', log_dir: '/var/log/dh', jobs: [{ ...goodJob, checkout: '/var/log/dh/web' }, { ...goodJob, name: 'api', checkout: '/srv/dh/runs' }, { ...goodJob, name: 'docs', checkout: '/srv/dh/checkouts/docs' }] },
+      expected: [
+        'job "web".checkout: expected a checkout outside deployhook\'s own folder /var/log/dh, which git would not clone into',
+        'job "api".checkout: expected a checkout outside deployhook\'s own folder /srv/dh (but for its checkouts/), which git would not clone into',
+      ],
+    },
+    {
       name: 'API tokens too short, and with a space',
       document: { state_dir: 's', log_dir: 'l', api: { token_env: 'API_TOKEN', ui_token_env: 'UI_TOKEN' } },
       env: { API_TOKEN: 'short', UI_TOKEN: 'a-long-enough-token with-a-space' },
@@ -274,6 +290,20 @@ describe('loading a config', () => {
     },
   ];
 
+  it("refuses run_as with another group than its own for a daemon that is not root: it could not switch to it", async () => {
+    const uid = vi.spyOn(process, 'getuid').mockReturnValue(65534);
+    const gid = vi.spyOn(process, 'getgid').mockReturnValue(65534);
+    try {
+      expect(await issuesOf({ state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, run_as: { user: 'nobody', group: 'daemon' } }] })).toEqual([
+        'jobs[0].run_as: expected deployhook to run as root to switch to group gid 1, but it runs as uid 65534, gid 65534',
+      ]);
+      expect(await issuesOf({ state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, run_as: { user: 'nobody' } }] })).toEqual([]);
+    } finally {
+      uid.mockRestore();
+      gid.mockRestore();
+    }
+  });
+
   it.each(invalid)('rejects $name, naming the path', async ({ document, env, expected }) => {
     expect(await issuesOf(document, env)).toEqual(expected);
   });
@@ -287,5 +317,13 @@ describe('loading a config', () => {
     expect((error as ConfigError).message).toContain('jobs[0].env.API_KEY');
     expect((error as ConfigError).message).not.toContain('super-secret-token-value');
     expect((error as ConfigError).message).not.toContain(SECRET);
+  });
+
+  it('does not show a secret pasted where its variable\'s name belongs, and shows a name in capitals', async () => {
+    const pasted = 'ghp_abcdefSECRETTOKEN123456';
+    expect(await issuesOf({ state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, secret_env: pasted }] }, {})).toEqual([
+      'jobs[0].secret_env: expected the environment variable named here (not shown: not a name in capitals, as variables are named; is it the secret itself?) to be set, but it is not',
+    ]);
+    expect(await issuesOf({ state_dir: 's', log_dir: 'l', jobs: [goodJob] }, {})).toEqual(['jobs[0].secret_env: expected the environment variable WEB_SECRET to be set, but it is not']);
   });
 });

@@ -84,6 +84,18 @@ describe('SIGTERM in the middle of a run', () => {
 });
 
 describe('kill -9 during a run whose output passed max_log_bytes', () => {
+  it('waits for a running command as long as shutdown_timeout says, also beyond the 24.8 days a timer takes', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    const job = { name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['sh', '-c', 'echo started; sleep 1; echo done'] };
+    const hook = await startDaemon(dir, { shutdown_timeout: '25d', jobs: [job] }, { SECRET });
+    const id = (await push(Number(new URL(hook.url).port), 'acme/app', sha)).body.runs?.[0]?.id ?? '';
+    await until('the command to start', async () => (await readRun(join(dir, 'state'), 'app', id).catch(() => undefined))?.pgid !== undefined);
+    await hook.stop();
+    expect(await readRun(join(dir, 'state'), 'app', id)).toMatchObject({ status: 'succeeded' });
+  });
+
   it('puts the end of the output the cap kept aside into the log on restart, with a line on what happened', async () => {
     const dir = await tempDir();
     const remote = await createRemote(dir);
@@ -203,6 +215,14 @@ describe('SIGHUP', () => {
       expect(answer).toBe('HTTP/1.1 408 Request Timeout');
       const warned = hook.logLines.map((line) => JSON.parse(line) as { msg?: string; key?: string }).filter((line) => line.msg === 'this setting changes only on restart; keeping the running value');
       expect(warned.map((line) => line.key)).toEqual(['dedup_window']);
+
+      // A tolerance the running dedup window (7 days) cannot cover: a replay within it would run again.
+      await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', dedup_window: '30d', timestamp_tolerance: '4d', jobs: [job] }));
+      await expect(hook.daemon.reload()).rejects.toMatchObject({ issues: [{ path: 'timestamp_tolerance', message: 'expected at most half the running dedup_window (168h00m), which changes only on restart; got 96h00m' }] });
+      // A new state_dir waits for a restart, and so do the checkouts under it.
+      await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'elsewhere', log_dir: 'logs', jobs: [job] }));
+      const moved = await hook.daemon.reload();
+      expect(moved.jobs[0]?.checkout).toBe(join(dir, 'state', 'checkouts', 'app'));
     } finally {
       await hook.stop();
     }
