@@ -32,7 +32,7 @@ export class ApiClient {
     if (response.ok) return response;
     if (response.status === 401) throw new DeployhookError('API_UNAUTHORIZED', `The daemon at ${this.url} refused the API token: check api.token_env or api.token_file in the config, $DEPLOYHOOK_TOKEN, --token-file or --token.`);
     // A proxy or gateway in between that could not reach the daemon (it may be restarting).
-    const code = [502, 503, 504].includes(response.status) ? 'API_UNAVAILABLE' : 'API_ERROR';
+    const code = [502, 503, 504].includes(response.status) ? 'API_UNAVAILABLE' : response.status === 404 ? 'API_NOT_FOUND' : 'API_ERROR';
     const { error } = (await this.#json(response).catch(() => ({}))) as { error?: unknown };
     if (typeof error === 'string') throw new DeployhookError(code, `${error} (HTTP ${response.status})`);
     throw new DeployhookError(code, this.#notTheDaemon(response));

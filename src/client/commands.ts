@@ -124,7 +124,16 @@ export async function showLog(client: ApiClient, runId: string, follow: boolean,
         write(fresh);
       }
     });
-    const { run } = await persist(() => client.get<{ run: RunRecord }>(path));
+    const record = await persist(() => client.get<{ run: RunRecord }>(path)).catch((error: unknown) => {
+      // Removed by keep_runs between the end of its log and this question (a flood of runs).
+      if (printed > 0 && error instanceof DeployhookError && error.code === 'API_NOT_FOUND') return undefined;
+      throw error;
+    });
+    if (record === undefined) {
+      note(`run ${runId} is no longer kept: keep_runs removed it as its log ended, and how it ended is not known here (deployhook runs lists what is kept)`);
+      return 'removed';
+    }
+    const { run } = record;
     // A stream that ended while the run goes on (a proxy ended it) is asked for again.
     if (follow && !FINAL_STATUSES.has(run.status)) {
       await options.pause(1000);

@@ -86,6 +86,17 @@ describe('logs -f against what a network does to a stream', () => {
     expect(notes).toEqual([]);
   });
 
+  it('says so when the run is removed between the end of its log and the question of how it ended', async () => {
+    const url = await serve((req, res) => {
+      if (req.url?.includes('/log')) return res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('all of it\n');
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no run "${RUN}"` }));
+    });
+    const { status, output, notes } = await follow(url);
+    expect(await status).toBe('removed');
+    expect(output()).toBe('all of it\n');
+    expect(notes).toEqual([`run ${RUN} is no longer kept: keep_runs removed it as its log ended, and how it ended is not known here (deployhook runs lists what is kept)`]);
+  });
+
   it('does not ask again for what the daemon refuses: a run it does not know', async () => {
     let asked = 0;
     const url = await serve((_req, res) => {
@@ -93,7 +104,7 @@ describe('logs -f against what a network does to a stream', () => {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no run "${RUN}"` }));
     });
     const { status } = await follow(url);
-    await expect(status).rejects.toMatchObject({ code: 'API_ERROR', message: `no run "${RUN}" (HTTP 404)` });
+    await expect(status).rejects.toMatchObject({ code: 'API_NOT_FOUND', message: `no run "${RUN}" (HTTP 404)` });
     expect(asked).toBe(1);
   });
 });
