@@ -158,7 +158,8 @@ export class RunStore {
 
   /**
    * The last save that failed (disk full, read-only), until every record whose save failed has
-   * been saved since (they are saved again after any save that succeeds), or else the
+   * been saved since (they are saved again after any save that succeeds, and every
+   * UNSAVED_RETRY_MS), and a write has gone through (asked with one that leaves nothing), or else the
    * last batch of files that could not be put in place from the journal, until one goes in
    * whole: readiness reports it.
    */
@@ -202,10 +203,8 @@ export class RunStore {
       this.#writeFailure = error as Error;
       // A new record that could not be written is not acknowledged, and not kept; nor is one
       // that retention removed while this save waited.
-      if (!fresh && this.#records.get(record.id) === record) {
-        this.#unsaved.set(record.id, record);
-        this.#armRetry();
-      }
+      if (!fresh && this.#records.get(record.id) === record) this.#unsaved.set(record.id, record);
+      this.#armRetry();
       throw error;
     }
     this.#unsaved.delete(record.id);
@@ -225,13 +224,27 @@ export class RunStore {
     if (this.#retrying || this.#closed) return;
     this.#retrying = true;
     for (const [id, record] of this.#unsaved) if (this.#records.get(id) !== record) this.#unsaved.delete(id);
-    if (this.#unsaved.size === 0) this.#writeFailure = undefined;
     const records = [...this.#unsaved.values()];
-    void Promise.all(records.map((record) => this.saveIfKept(record).catch(() => undefined))).finally(() => {
+    // Nothing to save again (the failure was a new run's, answered 503): whether the disk takes
+    // writes again is asked with a write of nothing that lasts, so that an idle daemon does not
+    // stay unready for good (a load balancer that sends it nothing while unready never would).
+    const work = records.length > 0 ? records.map((record) => this.saveIfKept(record).catch(() => undefined)) : [this.#probe()];
+    void Promise.all(work).finally(() => {
       this.#retrying = false;
       // What failed again is tried again later, also when nothing else is saved meanwhile.
-      if (this.#unsaved.size > 0) this.#armRetry();
+      if (this.#unsaved.size > 0 || this.#writeFailure !== undefined) this.#armRetry();
     });
+  }
+
+  /** A durable write through the journal that leaves no file: a file made and removed in one batch. */
+  async #probe(): Promise<void> {
+    const file = join(this.#root, '.probe');
+    try {
+      await this.#files.write([{ file, data: '', fresh: true }, { file, remove: true }]);
+    } catch {
+      return;
+    }
+    if (this.#unsaved.size === 0) this.#writeFailure = undefined;
   }
 
   /** An idle daemon saves nothing else that would bring the retry about: a timer does. */

@@ -136,6 +136,22 @@ describe('RunStore', () => {
     await store.close();
   });
 
+  it('is ready again a few seconds after a new run could not be recorded, once the disk takes writes, with nothing else saved', async () => {
+    const { state, store, disk } = await storeOnDisk();
+    disk.full = true;
+    await expect(store.create(queuedRun(store), Buffer.from('{}'))).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(store.lastFailure).toMatchObject({ during: 'save' });
+    // Still full at the first retry: still not ready.
+    await new Promise((resolve) => setTimeout(resolve, 5_500));
+    expect(store.lastFailure).toMatchObject({ during: 'save' });
+    disk.full = false;
+    await until('the failure to be over', () => store.lastFailure === undefined, 15_000);
+    await store.place();
+    // The write that asked leaves nothing behind.
+    expect(await readdir(join(state, 'runs'))).not.toContain('.probe');
+    await store.close();
+  }, 30_000);
+
   it('gives new runs ids after the runs on disk, even when the clock is behind theirs', async () => {
     const dir = await tempDir();
     const state = join(dir, 'state');
