@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { checkoutClashes } from './config/checkout-clashes.js';
 import { formatDuration, timerDelay } from './config/duration.js';
 import type { Logger } from 'pino';
 import { loadConfig } from './config/load.js';
@@ -314,6 +315,12 @@ export function createDaemon(options: DaemonOptions): Daemon {
       if (next.stateDir !== config.stateDir) {
         const moved = join(next.stateDir, 'checkouts');
         next = { ...next, jobs: next.jobs.map((job) => (job.checkout === join(moved, job.name) ? { ...job, checkout: join(config.stateDir, 'checkouts', job.name) } : job)) };
+      }
+      // Checked against the folders in use, which the new config's own check did not see.
+      const clashes = next.stateDir !== config.stateDir || next.logDir !== config.logDir ? checkoutClashes(next.jobs.filter((job) => job.remote !== undefined), { state: config.stateDir, log: config.logDir }) : [];
+      if (clashes.length > 0) {
+        logger.error({ issues: clashes.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
+        throw new ConfigError(config.file, clashes);
       }
       // The folders and the address are in use; the dedup log was opened with its window.
       const restartOnly = { listen: 'listen', stateDir: 'state_dir', logDir: 'log_dir', dedupWindowMs: 'dedup_window' } as const;

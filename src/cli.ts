@@ -40,7 +40,11 @@ async function serve(options: { config: string; listen?: string }): Promise<void
   // (a reload right after `systemctl start`) and SIGTERM is to exit, which systemd takes for a
   // clean stop and does not restart.
   const early: NodeJS.Signals[] = [];
-  const remember = (signal: NodeJS.Signals) => early.push(signal);
+  const remember = (signal: NodeJS.Signals) => {
+    // A second stop while the config is still being read (a hung secret file): out at once.
+    if (signal !== 'SIGHUP' && early.some((seen) => seen !== 'SIGHUP')) process.exit(1);
+    early.push(signal);
+  };
   for (const signal of SIGNALS) process.on(signal, remember);
   let config: Config = await loadConfig(options.config, process.env).catch(fail);
   if (options.listen !== undefined) config = { ...config, listen: parseListenAddress(options.listen) ?? config.listen };

@@ -107,8 +107,13 @@ export async function showLog(client: ApiClient, runId: string, follow: boolean,
       }
     }
   }
+  // Removed by keep_runs once its log had been printed, before the next question about it (a flood of runs).
+  const gone = (error: unknown) => {
+    if (printed > 0 && error instanceof DeployhookError && error.code === 'API_NOT_FOUND') return undefined;
+    throw error;
+  };
   for (;;) {
-    await persist(async () => {
+    const streamed = await persist(async () => {
       let skip = 0;
       const opened = (start: number) => {
         answered = true;
@@ -123,12 +128,9 @@ export async function showLog(client: ApiClient, runId: string, follow: boolean,
         printed += fresh.length;
         write(fresh);
       }
-    });
-    const record = await persist(() => client.get<{ run: RunRecord }>(path)).catch((error: unknown) => {
-      // Removed by keep_runs between the end of its log and this question (a flood of runs).
-      if (printed > 0 && error instanceof DeployhookError && error.code === 'API_NOT_FOUND') return undefined;
-      throw error;
-    });
+      return true;
+    }).catch(gone);
+    const record = streamed === undefined ? undefined : await persist(() => client.get<{ run: RunRecord }>(path)).catch(gone);
     if (record === undefined) {
       note(`run ${runId} is no longer kept: keep_runs removed it as its log ended, and how it ended is not known here (deployhook runs lists what is kept)`);
       return 'removed';

@@ -7,7 +7,8 @@ const inside = (path: string, folder: string) => path === folder || path.startsW
 /**
  * Each job needs a checkout of its own: another job's `git clean -ffdx` would wipe a checkout
  * nested in its own, and a checkout holding the state or log folder would wipe those; one
- * inside them (but for the state folder's checkouts/) is a folder git will not clone into.
+ * inside a folder deployhook fills (the state folder's runs, journal and deliveries, its
+ * checkouts/ itself, the log folder) would clash with what it writes there.
  */
 export function checkoutClashes(jobs: readonly JobConfig[], folders: { state: string; log: string }): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -28,16 +29,18 @@ export function checkoutClashes(jobs: readonly JobConfig[], folders: { state: st
     }
     open.push(job);
   }
-  // The state folder's own checkouts folder is where checkouts go by default.
+  // The folders deployhook fills (git would not clone into them, and a clean would wipe what
+  // they hold); the state folder's checkouts/ holds the checkouts, each in a folder of its own.
   const checkouts = join(folders.state, 'checkouts');
+  const filled = [join(folders.state, 'runs'), join(folders.state, 'journal'), join(folders.state, 'deliveries'), checkouts, folders.log];
   for (const job of jobs) {
     const path = `job "${job.name}".checkout`;
     for (const folder of [folders.state, folders.log]) {
       if (inside(folder, job.checkout)) issues.push({ path, message: `expected a checkout that does not hold deployhook's own folder ${folder}` });
-      else if (inside(job.checkout, folder) && !(folder === folders.state && inside(job.checkout, checkouts) && job.checkout !== checkouts)) {
-        issues.push({ path, message: `expected a checkout outside deployhook's own folder ${folder}${folder === folders.state ? ' (but for its checkouts/)' : ''}, which git would not clone into` });
-      }
     }
+    if (inside(job.checkout, checkouts) && job.checkout !== checkouts) continue;
+    const within = filled.find((folder) => inside(job.checkout, folder));
+    if (within !== undefined) issues.push({ path, message: `expected a checkout outside ${within}, which deployhook fills itself` });
   }
   return issues;
 }

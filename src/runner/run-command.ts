@@ -21,7 +21,6 @@ import { tagOutputChannel } from '../log/mask-secrets.js';
  * process outside the group and is given up on.
  */
 const LEFTOVER_MOMENT_MS = 500;
-/** setTimeout's largest delay (about 24.8 days); a longer timeout is capped to it. */
 
 export interface CommandOptions {
   /** From config; argv[0] is the program. Run without a shell. */

@@ -97,6 +97,20 @@ describe('logs -f against what a network does to a stream', () => {
     expect(notes).toEqual([`run ${RUN} is no longer kept: keep_runs removed it as its log ended, and how it ended is not known here (deployhook runs lists what is kept)`]);
   });
 
+  it('says so too when the run is removed while its log is asked for again', async () => {
+    let logs = 0;
+    const url = await serve((req, res) => {
+      // The first stream ends early (a proxy), the run goes on; by the next question it is gone.
+      if (req.url?.includes('/log') && (logs += 1) === 1) return res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('part\n');
+      if (req.url?.includes('/log')) return res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no run "${RUN}"` }));
+      record(res, 'running');
+    });
+    const { status, output, notes } = await follow(url);
+    expect(await status).toBe('removed');
+    expect(output()).toBe('part\n');
+    expect(notes).toEqual([expect.stringMatching(/^run \w+ is no longer kept: keep_runs removed it/)]);
+  });
+
   it('does not ask again for what the daemon refuses: a run it does not know', async () => {
     let asked = 0;
     const url = await serve((_req, res) => {

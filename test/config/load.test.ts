@@ -264,12 +264,30 @@ describe('loading a config', () => {
       expected: [expect.stringMatching(/^job "docs".checkout: expected a checkout of its own, but \/srv\/b\/c and the checkout of job "web" \(\/srv\/b\) are nested$/)],
     },
     {
-      name: 'checkouts inside the log folder and the state folder (but for its checkouts/)',
-      document: { state_dir: '/srv/dh', log_dir: '/var/log/dh', jobs: [{ ...goodJob, checkout: '/var/log/dh/web' }, { ...goodJob, name: 'api', checkout: '/srv/dh/runs' }, { ...goodJob, name: 'docs', checkout: '/srv/dh/checkouts/docs' }] },
+      name: 'checkouts inside the folders deployhook fills: the log folder, the runs of the state folder, its checkouts/ itself',
+      document: {
+        state_dir: '/srv/dh',
+        log_dir: '/var/log/dh',
+        jobs: [
+          { ...goodJob, checkout: '/var/log/dh/web' },
+          { ...goodJob, name: 'api', checkout: '/srv/dh/runs' },
+          { ...goodJob, name: 'all', checkout: '/srv/dh/checkouts' },
+          // Elsewhere in the state folder (under the shipped unit, the folder it may write), and by default: fine.
+          { ...goodJob, name: 'site', checkout: '/srv/dh/sites/site' },
+          { ...goodJob, name: 'docs' },
+        ],
+      },
       expected: [
-        'job "web".checkout: expected a checkout outside deployhook\'s own folder /var/log/dh, which git would not clone into',
-        'job "api".checkout: expected a checkout outside deployhook\'s own folder /srv/dh (but for its checkouts/), which git would not clone into',
+        'job "docs".checkout: expected a checkout of its own, but /srv/dh/checkouts/docs and the checkout of job "all" (/srv/dh/checkouts) are nested',
+        'job "web".checkout: expected a checkout outside /var/log/dh, which deployhook fills itself',
+        'job "api".checkout: expected a checkout outside /srv/dh/runs, which deployhook fills itself',
+        'job "all".checkout: expected a checkout outside /srv/dh/checkouts, which deployhook fills itself',
       ],
+    },
+    {
+      name: 'nothing, for default checkouts of a state folder inside the log folder',
+      document: { state_dir: '/srv/dh/state', log_dir: '/srv/dh', jobs: [goodJob] },
+      expected: [],
     },
     {
       name: 'API tokens too short, and with a space',

@@ -223,6 +223,9 @@ describe('SIGHUP', () => {
       await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'elsewhere', log_dir: 'logs', jobs: [job] }));
       const moved = await hook.daemon.reload();
       expect(moved.jobs[0]?.checkout).toBe(join(dir, 'state', 'checkouts', 'app'));
+      // ...where another job may not then take it.
+      await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'elsewhere', log_dir: 'logs', jobs: [job, { ...job, name: 'copy', repo: 'acme/copy', checkout: join(dir, 'state', 'checkouts', 'app') }] }));
+      await expect(hook.daemon.reload()).rejects.toMatchObject({ issues: [{ path: 'job "copy".checkout', message: expect.stringMatching(/is also the checkout of job "app"$/) }] });
     } finally {
       await hook.stop();
     }
