@@ -2,7 +2,8 @@ import { join, sep } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
 import type { JobConfig } from './types.js';
 
-const inside = (path: string, folder: string) => path === folder || path.startsWith(folder.endsWith(sep) ? folder : `${folder}${sep}`);
+/** Whether `path` is `folder` or a path in it (both absolute and normalized). */
+export const inside = (path: string, folder: string) => path === folder || path.startsWith(folder.endsWith(sep) ? folder : `${folder}${sep}`);
 
 /**
  * Each job needs a checkout of its own: another job's `git clean -ffdx` would wipe a checkout

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { inside } from '../config/checkout-clashes.js';
 import type { JobConfig } from '../config/types.js';
 import type { RunStore } from '../store/run-store.js';
 import type { RunRecord } from './run-record.js';
@@ -249,7 +250,7 @@ export class RunQueue {
    */
   #checkoutHolder(checkout: string): string | undefined {
     for (const [held, name] of this.#checkouts) {
-      if (held === checkout || checkout.startsWith(`${held}/`) || held.startsWith(`${checkout}/`)) return name;
+      if (inside(checkout, held) || inside(held, checkout)) return name;
     }
     return undefined;
   }
