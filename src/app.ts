@@ -7,6 +7,7 @@ import { checkoutClashes } from './config/checkout-clashes.js';
 import { formatDuration, timerDelay } from './config/duration.js';
 import type { Logger } from 'pino';
 import { loadConfig } from './config/load.js';
+import { secretsOfJob } from './config/read-job-secrets.js';
 import type { Config, ForwardTarget } from './config/types.js';
 import { ConfigError, DeployhookError } from './errors.js';
 import { createHookHandler } from './http/hook-handler.js';
@@ -89,7 +90,7 @@ function forwardSecrets(target: ForwardTarget): string[] {
 
 /** Every secret the daemon knows: masked in every run log. */
 function knownSecrets(config: Config): string[] {
-  const jobSecrets = config.jobs.flatMap((job) => [...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : []), ...job.forward.flatMap(forwardSecrets)]);
+  const jobSecrets = config.jobs.flatMap((job) => [...secretsOfJob(job), ...job.forward.flatMap(forwardSecrets)]);
   const providerSecrets = Object.values(config.forwards).flatMap((targets) => targets.flatMap(forwardSecrets));
   const apiTokens = config.api ? [config.api.token, ...(config.api.uiToken ? [config.api.uiToken] : [])] : [];
   return [...jobSecrets, ...providerSecrets, ...apiTokens];
@@ -297,19 +298,21 @@ export function createDaemon(options: DaemonOptions): Daemon {
     },
 
     async reload() {
+      const refuse = (error: ConfigError): never => {
+        logger.error({ issues: error.issues.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
+        throw error;
+      };
       let next: Config;
       try {
         next = await loadConfig(config.file, options.env);
       } catch (error) {
-        if (error instanceof ConfigError) logger.error({ issues: error.issues.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
+        if (error instanceof ConfigError) refuse(error);
         throw error;
       }
       // A delivery replayed within timestamp_tolerance must still be remembered as a duplicate:
       // the running dedup window (which changes only on restart) bounds a new tolerance.
       if (next.timestampToleranceMs * 2 > config.dedupWindowMs) {
-        const issue = { path: 'timestamp_tolerance', message: `expected at most half the running dedup_window (${formatDuration(config.dedupWindowMs)}), which changes only on restart; got ${formatDuration(next.timestampToleranceMs)}` };
-        logger.error({ issues: [`${issue.path}: ${issue.message}`] }, 'reload refused: the new config is invalid; keeping the old one');
-        throw new ConfigError(config.file, [issue]);
+        refuse(new ConfigError(config.file, [{ path: 'timestamp_tolerance', message: `expected at most half the running dedup_window (${formatDuration(config.dedupWindowMs)}), which changes only on restart; got ${formatDuration(next.timestampToleranceMs)}` }]));
       }
       // A job's checkout by default is under state_dir, which changes only on restart: under the running one.
       if (next.stateDir !== config.stateDir) {
@@ -318,10 +321,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       }
       // Checked against the folders in use, which the new config's own check did not see.
       const clashes = next.stateDir !== config.stateDir || next.logDir !== config.logDir ? checkoutClashes(next.jobs.filter((job) => job.remote !== undefined), { state: config.stateDir, log: config.logDir }) : [];
-      if (clashes.length > 0) {
-        logger.error({ issues: clashes.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
-        throw new ConfigError(config.file, clashes);
-      }
+      if (clashes.length > 0) refuse(new ConfigError(config.file, clashes));
       // The folders and the address are in use; the dedup log was opened with its window.
       const restartOnly = { listen: 'listen', stateDir: 'state_dir', logDir: 'log_dir', dedupWindowMs: 'dedup_window' } as const;
       for (const [key, name] of Object.entries(restartOnly) as Array<[keyof typeof restartOnly, string]>) {

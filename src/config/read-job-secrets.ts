@@ -3,6 +3,7 @@ import { isSigningSecret } from '../providers/standard-webhooks.js';
 import { formatPath } from './format-issues.js';
 import { readSecret } from './read-secret.js';
 import { resolveConfigPath } from './resolve-paths.js';
+import type { JobConfig } from './types.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -18,6 +19,11 @@ export function signingSecretProblem(value: string, what: string): string | unde
 }
 
 /** The credential keys of a job as written; the schema has checked that exactly one is set. */
+/** A job's own secrets: its webhook secrets or signing tokens, and its remote's HTTPS token. */
+export function secretsOfJob(job: Pick<JobConfig, 'secrets' | 'signingTokens' | 'token'>): string[] {
+  return [...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : [])];
+}
+
 export interface CredentialKeys {
   provider: string;
   secret_env?: string | string[] | undefined;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatDuration, timerDelay } from '../config/duration.js';
+import { secretsOfJob } from '../config/read-job-secrets.js';
 import type { JobConfig } from '../config/types.js';
 import { openRunLog, type RunLog } from '../log/run-log.js';
 import { currentBootId, processStartTime } from '../runner/orphan-group.js';
@@ -171,7 +172,7 @@ const runSecrets = new WeakMap<JobConfig, { known: readonly string[]; all: reado
  * its own.
  */
 function secretsOfRun(job: JobConfig, known: readonly string[]): readonly string[] {
-  const own = [...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : [])];
+  const own = secretsOfJob(job);
   if (own.every((secret) => known.includes(secret))) return known;
   const cached = runSecrets.get(job);
   if (cached?.known === known) return cached.all;
