@@ -1,9 +1,10 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
-import { runCli, startServe, type ServeProcess } from '../helpers/cli.js';
+import { CLI, REPO_ROOT, runCli, startServe, type ServeProcess } from '../helpers/cli.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
@@ -187,6 +188,26 @@ describe('SIGHUP', () => {
     } finally {
       expect(await daemon.stop()).toBe(0);
     }
+  });
+
+  it("the unit's reload, sent as the daemon starts, waits for the daemon's handler and reloads it instead of ending it", async () => {
+    const dir = await tempDir();
+    const config = join(dir, 'deployhook.yml');
+    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [] }));
+    const unit = await readFile(join(REPO_ROOT, 'systemd', 'deployhook.service'), 'utf8');
+    expect(unit).toMatch(/^ExecReload=\/opt\/deployhook\/libexec\/reload\.sh \$MAINPID$/m);
+    // Node's own SIGHUP action ends the process: a plain `kill -HUP` this early would stop it.
+    const daemon = execa('node', [CLI, 'serve', '--config', config], { env: ENV, reject: false });
+    let output = '';
+    daemon.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const reload = await execa(join(REPO_ROOT, 'libexec', 'reload.sh'), [String(daemon.pid)], { reject: false });
+    expect(reload.exitCode).toBe(0);
+    await until('the reload to be logged', () => output.includes('"msg":"config reloaded"'));
+    expect(daemon.exitCode).toBeNull();
+    daemon.kill('SIGTERM');
+    expect((await daemon).exitCode).toBe(0);
+    const missing = await execa(join(REPO_ROOT, 'libexec', 'reload.sh'), [String(daemon.pid)], { reject: false });
+    expect(missing).toMatchObject({ exitCode: 1, stderr: `deployhook: no process ${daemon.pid} to reload` });
   });
 
   it('applies new client timeouts on reload, and says which settings wait for a restart', async () => {
