@@ -146,7 +146,7 @@ describe('a remote that never answers', () => {
     try {
       hook = await startDaemon(dir, { jobs: [job('stuck', `git://127.0.0.1:${port}/app.git`, ['true'], { timeout: '2s' }), job('fine', remote.bare, ['true'])] }, { SECRET });
       const stuck = runId(await push(hook, 'stuck', sha));
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await until('git to reach the silent remote', () => sockets.length > 0);
       expect((await readRun(join(dir, 'state'), 'stuck', stuck)).status).toBe('running');
       const fine = await push(hook, 'fine', sha);
       expect(fine.status).toBe(202);

@@ -37,6 +37,7 @@ export async function startDaemon(dir: string, settings: Record<string, unknown>
   const daemon = createDaemon({ config, logger, env: daemonEnv });
   const address = await daemon.start();
   const url = `http://127.0.0.1:${address.port}`;
+  let stopped: Promise<void> | undefined;
   return {
     url,
     config,
@@ -53,6 +54,7 @@ export async function startDaemon(dir: string, settings: Record<string, unknown>
       }
       return { status: response.status, json, headers: response.headers };
     },
-    stop: () => daemon.stop(),
+    // Once: a test that stops the daemon itself may also stop it in a `finally`.
+    stop: () => (stopped ??= daemon.stop()),
   };
 }

@@ -25,10 +25,15 @@ describe("a command's stdout and stderr", () => {
 
   it('use each pipe once, so a process that escaped an earlier run cannot write into a later run', async () => {
     const pipes = new PipeMaker();
-    // `setsid` leaves the run's process group, so the run ends without it; it still holds the first run's stdout.
-    const first = await run('setsid sh -c "sleep 0.5; echo stray-line" & echo first-run', pipes);
-    expect(first.text).toContain('first-run');
-    const second = await run('sleep 1; echo second-run', pipes);
+    const dir = await tempDir();
+    const go = join(dir, 'go');
+    const tried = join(dir, 'tried');
+    // `setsid` leaves the run's process group, so the run ends without it; it still holds the
+    // first run's stdout, and writes to it only once the second run has begun.
+    const first = await run(`setsid sh -c 'while [ ! -e ${go} ]; do sleep 0.05; done; touch ${tried}; echo stray-line' & echo first-run`, pipes);
+    expect(first.text).toBe('first-run\n');
+    const second = await run(`touch ${go}; sleep 1; echo second-run`, pipes);
+    expect(readdirSync(dir).sort()).toEqual(['go', 'tried']);
     expect(second.text).toBe('second-run\n');
   });
 
