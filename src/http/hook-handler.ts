@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { JobConfig, ProviderName } from '../config/types.js';
 import { planEventRuns, type PlannedRun } from '../jobs/event-runs.js';
-import type { JobIndex } from '../jobs/job-index.js';
+import { credentialKey, type JobIndex } from '../jobs/job-index.js';
 import type { RunQueue, RunRequest } from '../jobs/run-queue.js';
 import type { RunRecord } from '../jobs/run-record.js';
 import type { ProviderRegistry } from '../providers/registry.js';
@@ -53,15 +53,19 @@ export interface HookHandlerOptions {
 const QUIET_DECISIONS: ReadonlySet<DeliveryOutcome> = new Set(['rejected', 'ignored']);
 
 /**
- * Up to this many jobs of a provider, a delivery is verified against all of them before its
- * body is parsed: parsing what nobody signed is the costliest work an unauthenticated client
- * can ask for (a deeply nested or object-packed body of `max_body_bytes` takes seconds).
- * Beyond it, the body is parsed first to find the repository's jobs, so that matching never
- * scans every job.
+ * Up to this many different secrets among a provider's jobs (however many jobs share them), a
+ * delivery is verified against all of them before its body is parsed: parsing what nobody
+ * signed is the costliest work an unauthenticated client can ask for (a deeply nested or
+ * object-packed body of `max_body_bytes` takes seconds). Beyond it, the body is parsed first
+ * to find the repository's jobs, so that matching never checks every secret.
  */
-const VERIFY_BEFORE_PARSE_MAX_JOBS = 16;
+const VERIFY_BEFORE_PARSE_MAX_SECRETS = 16;
 
-/** A test delivery ("Test connection") is a few hundred bytes; it is checked against every job of its provider. */
+/**
+ * A test delivery ("Test connection") and an event that names no repository (an
+ * organisation's ping, GitLab's member events) are a few KiB; with more different secrets
+ * than are tried before parsing, such a body is checked against each only up to this size.
+ */
 const PROBE_MAX_BYTES = 64 * 1024;
 
 /**
@@ -100,14 +104,6 @@ function parseJson(text: string | undefined): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** Each job's secrets and signing tokens as one string, made once per job (a reload makes new jobs). */
-const credentialKeys = new WeakMap<JobConfig, string>();
-function credentialKey(job: JobConfig): string {
-  let key = credentialKeys.get(job);
-  if (key === undefined) credentialKeys.set(job, (key = JSON.stringify([job.secrets, job.signingTokens ?? []])));
-  return key;
 }
 
 /**
@@ -195,17 +191,19 @@ export function createHookHandler(options: HookHandlerOptions) {
     if (text === undefined) return malformed();
     const index = options.jobs();
     const signed = adapter.signedBytes ? adapter.signedBytes(read.body, text, form) : read.body;
-    // Verified before parsing where the jobs to try are known without the payload: a generic
-    // event's source names them, and a provider with few jobs is tried whole.
-    const early = source !== undefined ? index.candidates(adapter.name, source) : index.ofProvider(adapter.name);
+    // Verified before parsing where the secrets to try are known without the payload: a generic
+    // event's source names its jobs, and a provider whose jobs have few secrets is tried whole.
+    const early = source !== undefined ? index.candidates(adapter.name, source) : index.credentialsOf(adapter.name);
     let verifiedEarly: JobConfig[] | undefined;
-    if (source !== undefined || early.length <= VERIFY_BEFORE_PARSE_MAX_JOBS) {
+    let verifiedKeys: ReadonlySet<string> | undefined;
+    if (source !== undefined || early.length <= VERIFY_BEFORE_PARSE_MAX_SECRETS) {
       if (early.length === 0) {
         verifiedJobs(adapter, signed, credential.credential, [DECOY]);
         return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: source !== undefined ? 'no job is configured for this source' : `no job is configured for provider ${adapter.name}` });
       }
       verifiedEarly = verifiedJobs(adapter, signed, credential.credential, early);
       if (verifiedEarly.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: `signature matches no job secret of ${source !== undefined ? 'this source' : `provider ${adapter.name}`}` });
+      verifiedKeys = new Set(verifiedEarly.map(credentialKey));
     }
     const payload = parseJson(text);
     if (payload === undefined) return malformed();
@@ -236,28 +234,40 @@ export function createHookHandler(options: HookHandlerOptions) {
       await claim?.commit([]).catch((error: unknown) => logger().error({ err: error }, 'could not remember the delivery for dedup'));
       return true;
     };
-    if (adapter.isProbe?.(req.headers, payload)) {
-      // A test delivery names no repository, so every job of the provider is tried: with more
-      // jobs than are tried before parsing, only a body of a test delivery's size is.
+    const repo = source ?? adapter.repositoryOf(payload);
+    const probe = adapter.isProbe?.(req.headers, payload) === true;
+    if (probe || repo === undefined) {
+      // A test delivery, or an event that names no repository (an organisation's ping, GitLab's
+      // member events): every secret of the provider is tried. With more secrets than are tried
+      // before parsing, only a body of a test delivery's size is.
       if (verifiedEarly === undefined && read.body.length > PROBE_MAX_BYTES) {
-        const reason = `expected a test delivery of at most ${PROBE_MAX_BYTES} bytes`;
+        const reason = `expected a test delivery, or one that names no repository, of at most ${PROBE_MAX_BYTES} bytes`;
         return reply(413, { error: reason }, { decision: 'rejected', reason }, { connection: 'close' });
       }
-      const verifiedProbe = verifiedEarly ?? verifiedJobs(adapter, signed, credential.credential, index.ofProvider(adapter.name));
-      if (verifiedProbe.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: 'the test delivery matches no job secret of this provider' });
-      return ignore(verifiedProbe, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
+      const verifiedProbe = verifiedEarly ?? verifiedJobs(adapter, signed, credential.credential, index.credentialsOf(adapter.name));
+      if (verifiedProbe.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: `the ${probe ? 'test delivery' : 'delivery, which names no repository,'} matches no job secret of this provider` });
+      if (probe) return ignore(verifiedProbe, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
+      // An event deployhook does not deploy is answered as for any repository; a push must name its own.
+      const event = adapter.interpret(req.headers, payload, deliveryId, source);
+      if (event.kind === 'ignored') return ignore(verifiedProbe, { runs: [], reason: event.reason }, { decision: 'ignored', reason: event.reason });
+      return reply(400, { error: 'expected the payload to name its repository' }, { decision: 'rejected', reason: 'no repository in payload' });
     }
-    const repo = source ?? adapter.repositoryOf(payload);
-    if (repo === undefined) return reply(400, { error: 'expected the payload to name its repository' }, { decision: 'rejected', reason: 'no repository in payload' });
 
     const candidates = index.candidates(adapter.name, repo);
-    // Not verified: logged cut short, like any other text nobody signed.
     if (candidates.length === 0) {
-      // With few jobs, the body was checked against each before parsing; otherwise against nothing yet.
-      if (verifiedEarly === undefined) verifiedJobs(adapter, signed, credential.credential, [DECOY]);
+      // Signed with a secret of the provider's jobs: a hook of an organisation or group, which
+      // also covers repositories without a job. Answered 200, not as a failure: hosts turn a
+      // hook that keeps failing off (GitLab after four), and with it the pushes jobs want.
+      if (verifiedEarly !== undefined) {
+        const reason = `no job is configured for repository ${JSON.stringify(repo.slice(0, 200))}`;
+        return ignore(verifiedEarly, { runs: [], reason }, { decision: 'ignored', repo: repo.slice(0, 200), reason: 'no job is configured for this repository' });
+      }
+      // Not verified: logged cut short, like any other text nobody signed; checked against a
+      // decoy, so that the 401 takes as long as for a repository with jobs.
+      verifiedJobs(adapter, signed, credential.credential, [DECOY]);
       return reply(401, UNAUTHORIZED, { decision: 'rejected', repo: repo.slice(0, 200), reason: 'no job is configured for this repository' });
     }
-    const verified = verifiedEarly !== undefined ? candidates.filter((job) => verifiedEarly.includes(job)) : verifiedJobs(adapter, signed, credential.credential, candidates);
+    const verified = verifiedKeys !== undefined ? candidates.filter((job) => verifiedKeys.has(credentialKey(job))) : verifiedJobs(adapter, signed, credential.credential, candidates);
     if (verified.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', repo: repo.slice(0, 200), reason: 'signature matches no job secret of this repository' });
 
     const event = adapter.interpret(req.headers, payload, deliveryId, source);

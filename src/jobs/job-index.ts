@@ -14,6 +14,14 @@ export function refMatcher(globs: readonly string[]): (name: string) => boolean 
   return (branch) => include(branch) && !exclude(branch);
 }
 
+/** Each job's secrets and signing tokens as one string, made once per job (a reload makes new jobs). */
+const credentialKeys = new WeakMap<JobConfig, string>();
+export function credentialKey(job: Pick<JobConfig, 'secrets' | 'signingTokens'>): string {
+  let key = credentialKeys.get(job as JobConfig);
+  if (key === undefined) credentialKeys.set(job as JobConfig, (key = JSON.stringify([job.secrets, job.signingTokens ?? []])));
+  return key;
+}
+
 interface IndexedJob {
   job: JobConfig;
   wantsBranch: (branch: string) => boolean;
@@ -30,6 +38,8 @@ export class JobIndex {
   readonly #jobsByRepo = new Map<string, JobConfig[]>();
   readonly #byName = new Map<string, JobConfig>();
   readonly #byProvider = new Map<ProviderName, JobConfig[]>();
+  /** One job for each different set of credentials of a provider. */
+  readonly #credentialsByProvider = new Map<ProviderName, JobConfig[]>();
 
   constructor(jobs: readonly JobConfig[]) {
     for (const job of jobs) {
@@ -44,6 +54,11 @@ export class JobIndex {
       const ofProvider = this.#byProvider.get(job.provider) ?? [];
       ofProvider.push(job);
       this.#byProvider.set(job.provider, ofProvider);
+    }
+    for (const [provider, jobsOfProvider] of this.#byProvider) {
+      const byKey = new Map<string, JobConfig>();
+      for (const job of jobsOfProvider) if (!byKey.has(credentialKey(job))) byKey.set(credentialKey(job), job);
+      this.#credentialsByProvider.set(provider, [...byKey.values()]);
     }
   }
 
@@ -65,9 +80,13 @@ export class JobIndex {
       .map((entry) => entry.job);
   }
 
-  /** Every job of a provider: a probe that names no repository is verified against them all. */
-  ofProvider(provider: ProviderName): readonly JobConfig[] {
-    return this.#byProvider.get(provider) ?? [];
+  /**
+   * One job for each different set of secrets (and signing tokens) the provider's jobs have: a
+   * delivery verified against these is verified against every job of the provider, at one
+   * check per secret (an organisation's hook signs every repository's pushes with one).
+   */
+  credentialsOf(provider: ProviderName): readonly JobConfig[] {
+    return this.#credentialsByProvider.get(provider) ?? [];
   }
 
   get(name: string): JobConfig | undefined {

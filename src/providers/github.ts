@@ -17,6 +17,11 @@ export const githubProvider: ProviderAdapter<Buffer> = {
     return hmacMatchesJob(body, digest, job);
   },
 
+  // Sent when a hook is made, for a repository or for a whole organisation (then naming none).
+  isProbe(headers) {
+    return headers['x-github-event'] === 'ping';
+  },
+
   repositoryOf(payload) {
     return stringField(payload, 'repository', 'full_name');
   },
@@ -43,7 +48,6 @@ export const githubProvider: ProviderAdapter<Buffer> = {
 
   interpret(headers, payload, deliveryId) {
     const event = headers['x-github-event'];
-    if (event === 'ping') return { kind: 'ignored', reason: 'ping event: the hook is set up, nothing to deploy' };
     if (event !== 'push') return ignoredEvent(event, 'push events are');
     return toPushEvent({
       provider: 'github',

@@ -48,6 +48,11 @@ export function githubPing(repo: string): Record<string, unknown> {
   return payload;
 }
 
+/** GitHub's own example ping for an organisation's hook: it names no repository. */
+export function githubOrganisationPing(): Record<string, unknown> {
+  return githubExample('ping', (example) => example.repository === undefined && example.organization !== undefined);
+}
+
 /** A push in GitLab's documented shape (test/fixtures/gitlab/push.json). */
 export function gitlabPush({ repo, ref = 'refs/heads/main', after, before = '0'.repeat(40) }: PushFields): Record<string, unknown> {
   const payload = JSON.parse(readFileSync(new URL('../fixtures/gitlab/push.json', import.meta.url), 'utf8')) as Record<string, unknown>;

@@ -1,12 +1,14 @@
 import { request } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRemote, type TestRemote } from '../helpers/git-repo.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { githubHeaders, githubPing, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
+import { githubHeaders, githubOrganisationPing, githubPing, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
 import { allRunFiles, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 const WEB_SECRET = 'web-secret-0123456789abcdef';
 const OPS_SECRET = 'ops-secret-fedcba9876543210';
@@ -89,11 +91,47 @@ describe('POST /hooks/github', () => {
     expectNoSecretLeaked(JSON.stringify(reply.json), hook.logLines.join('\n'));
   });
 
-  it('answers 401 to a correctly signed push for a repository no job is configured for', async () => {
+  it("answers 200 to a push signed with a job's secret for a repository no job has (an organisation's hook), 401 to one signed otherwise", async () => {
     const body = JSON.stringify(githubPush({ repo: 'acme/unknown', after: sha }));
-    const reply = await hook.post('github', body, await githubHeaders(body, WEB_SECRET));
-    expect(reply.status).toBe(401);
-    expect(reply.json.error).toBe('signature verification failed');
+    const reply = await hook.post('github', body, await githubHeaders(body, OPS_SECRET));
+    expect(reply).toMatchObject({ status: 200, json: { runs: [], reason: 'no job is configured for repository "acme/unknown"' } });
+    const unsigned = await hook.post('github', body, await githubHeaders(body, 'not-the-secret-0123456789'));
+    expect(unsigned).toMatchObject({ status: 401, json: { error: 'signature verification failed' } });
+    expect(await runFiles()).toEqual([]);
+  });
+
+  it("answers an organisation hook's ping, which names no repository: 200 when signed with a job's secret", async () => {
+    const body = JSON.stringify(githubOrganisationPing());
+    expect(JSON.parse(body)).not.toHaveProperty('repository');
+    const reply = await hook.post('github', body, await githubHeaders(body, WEB_SECRET, 'ping'));
+    expect(reply).toMatchObject({ status: 200, json: { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' } });
+    expect((await hook.post('github', body, await githubHeaders(body, LAB_TOKEN, 'ping'))).status).toBe(401);
+    // Any other event that names no repository: an event not deployed is answered 200, a push must name one.
+    const member = JSON.stringify({ ...githubOrganisationPing(), action: 'member_added' });
+    expect(await hook.post('github', member, await githubHeaders(member, WEB_SECRET, 'organization'))).toMatchObject({ status: 200, json: { runs: [], reason: expect.stringMatching(/^event "organization" is not deployed/) } });
+    expect(await hook.post('github', member, await githubHeaders(member, WEB_SECRET, 'push'))).toMatchObject({ status: 400, json: { error: 'expected the payload to name its repository' } });
+  });
+
+  it('with more different secrets than are tried before parsing, answers 401 for a repository no job has; jobs sharing one secret still get 200', async () => {
+    const many = await tempDir();
+    const secrets = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`SECRET_${i}`, `${WEB_SECRET}-${i}`]));
+    const job = (i: number, secret: string) => ({ name: `app-${i}`, provider: 'github', repo: `acme/app-${i}`, branches: ['main'], secret_env: secret, remote: remote.bare, command: ['true'] });
+    const body = JSON.stringify(githubPush({ repo: 'acme/unknown', after: sha }));
+    const distinct = await startDaemon(many, { jobs: Array.from({ length: 17 }, (_, i) => job(i, `SECRET_${i}`)) }, secrets);
+    try {
+      expect((await distinct.post('github', body, await githubHeaders(body, `${WEB_SECRET}-3`))).status).toBe(401);
+      const known = JSON.stringify(githubPush({ repo: 'acme/app-3', ref: 'refs/heads/other', after: sha }));
+      expect((await distinct.post('github', known, await githubHeaders(known, `${WEB_SECRET}-3`))).status).toBe(200);
+    } finally {
+      await distinct.stop();
+    }
+    const shared = await startDaemon(await tempDir(), { jobs: Array.from({ length: 40 }, (_, i) => job(i, 'SECRET_0')) }, secrets);
+    try {
+      expect(await shared.post('github', body, await githubHeaders(body, `${WEB_SECRET}-0`))).toMatchObject({ status: 200, json: { runs: [] } });
+      expect((await shared.post('github', body, await githubHeaders(body, `${WEB_SECRET}-1`))).status).toBe(401);
+    } finally {
+      await shared.stop();
+    }
   });
 
   it('answers 401 when the body was changed after signing', async () => {
@@ -105,7 +143,7 @@ describe('POST /hooks/github', () => {
 
   it('answers pings, other events, deletions and unwanted branches with 200 and the reason', async () => {
     const cases: Array<{ event: string; payload: Record<string, unknown>; reason: RegExp }> = [
-      { event: 'ping', payload: githubPing('acme/web'), reason: /^ping event/ },
+      { event: 'ping', payload: githubPing('acme/web'), reason: /^test delivery received/ },
       { event: 'issues', payload: githubPush({ repo: 'acme/web', after: sha }), reason: /^event "issues" is not deployed/ },
       { event: 'push', payload: { ...githubPush({ repo: 'acme/web', after: '0'.repeat(40), before: sha }), deleted: true }, reason: /^branch main was deleted/ },
       { event: 'push', payload: githubPush({ repo: 'acme/web', ref: 'refs/heads/feature/x', after: sha }), reason: /^no job deploys branch "feature\/x" of acme\/web$/ },
@@ -216,10 +254,17 @@ describe('POST /hooks/github', () => {
     expect(counted.every((line) => line.level === 40)).toBe(true);
     expect(leftOut).toBeGreaterThan(0);
     expect(quiet.length + leftOut).toBe(flood);
-    // The first 100 of the flood are logged; the 101st only in a second that began 1 s after the first.
+    // The first 100 of the flood are logged; the 101st only in a second that began 1 s after the
+    // first: a delivery sent a second after the first logged one is.
     expect(quiet.length).toBeGreaterThanOrEqual(100);
-    const times = quiet.map((line) => line.time as number);
-    if (times.length > 100) expect((times[100] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(990);
+    const first = quiet[0]?.time as number;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, first + 1_100 - Date.now())));
+    const laterHeaders = await githubHeaders(ignored, WEB_SECRET);
+    expect((await hook.post('github', ignored, laterHeaders)).status).toBe(200);
+    await until('the later delivery to be logged', () => tally().quiet.some((line) => line.delivery === laterHeaders['x-github-delivery']));
+    const times = tally().quiet.map((line) => line.time as number);
+    expect(times.length).toBeGreaterThan(100);
+    expect((times[100] ?? 0) - first).toBeGreaterThanOrEqual(990);
     expect(delivered).toContainEqual(expect.objectContaining({ delivery: queuedHeaders['x-github-delivery'], decision: 'queued', status: 202 }));
   });
 
@@ -228,14 +273,18 @@ describe('POST /hooks/github', () => {
     const body = JSON.stringify(githubPush({ repo: 'acme/web', after: sha }));
     const headers = await githubHeaders(body, 'not-the-secret-0123456789');
     const flood = 120;
-    const statuses = await inBatches(flood, async () => (await other.post('github', body, headers)).status);
-    expect(statuses.every((status) => status === 401)).toBe(true);
-    await other.stop();
-    const lines = parsedLines(other);
-    const logged = lines.filter((line) => line.msg === 'delivery' && line.decision === 'rejected').length;
-    const counted = leftOutCount(lines, 'rejected');
-    expect(counted).toBeGreaterThan(0);
-    expect(logged + counted).toBe(flood);
+    try {
+      const statuses = await inBatches(flood, async () => (await other.post('github', body, headers)).status);
+      expect(statuses.every((status) => status === 401)).toBe(true);
+      await other.stop();
+      const lines = parsedLines(other);
+      const logged = lines.filter((line) => line.msg === 'delivery' && line.decision === 'rejected').length;
+      const counted = leftOutCount(lines, 'rejected');
+      expect(counted).toBeGreaterThan(0);
+      expect(logged + counted).toBe(flood);
+    } finally {
+      await other.stop();
+    }
   });
 });
 
@@ -258,10 +307,15 @@ describe('POST /hooks/gitlab', () => {
     expect(await runFiles()).toEqual([]);
   });
 
-  it('answers 200 to events that are not pushes', async () => {
-    const reply = await hook.post('gitlab', JSON.stringify(gitlabPush({ repo: 'acme/platform/lab', after: sha })), gitlabHeaders(LAB_TOKEN, 'Merge Request Hook'));
-    expect(reply.status).toBe(200);
-    expect(reply.json.reason).toMatch(/^event "Merge Request Hook" is not deployed/);
+  it("answers 200 to events that are not pushes, also a group's events that name no project, so GitLab never turns the hook off", async () => {
+    // A group hook's member event, as GitLab documents it (test/fixtures/gitlab/member.json): no `project`.
+    const member = readFileSync(new URL('../fixtures/gitlab/member.json', import.meta.url), 'utf8');
+    expect(await hook.post('gitlab', member, gitlabHeaders(LAB_TOKEN, 'Member Hook'))).toMatchObject({ status: 200, json: { runs: [], reason: expect.stringMatching(/^event "Member Hook" is not deployed/) } });
+    expect((await hook.post('gitlab', member, gitlabHeaders(WEB_SECRET, 'Member Hook'))).status).toBe(401);
+    // A group hook's push for a project without a job.
+    const other = JSON.stringify(gitlabPush({ repo: 'acme/platform/other', after: sha }));
+    expect(await hook.post('gitlab', other, gitlabHeaders(LAB_TOKEN))).toMatchObject({ status: 200, json: { runs: [], reason: 'no job is configured for repository "acme/platform/other"' } });
+    expect(await runFiles()).toEqual([]);
   });
 });
 

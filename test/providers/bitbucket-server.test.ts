@@ -85,20 +85,21 @@ describe('POST /hooks/bitbucket-server (Bitbucket Data Center)', () => {
     expect([...(await runsOf(state, 'main')), ...(await runsOf(state, 'release'))]).toEqual([]);
   });
 
-  it('with more jobs than are tried before parsing, takes a test delivery only of a test delivery\'s size', async () => {
+  it('with more secrets than are tried before parsing, takes a test delivery only of a test delivery\'s size', async () => {
     const dir = await tempDir();
     const remote = await createRemote(dir);
     await remote.commit({ 'v.txt': 'one\n' });
-    const jobs = Array.from({ length: 17 }, (_, i) => ({ name: `app-${i}`, provider: 'bitbucket-server', repo: `proj/app-${i}`, branches: ['main'], remote: remote.bare, command: ['true'], secret_env: 'SECRET' }));
-    hook = await startDaemon(dir, { jobs }, { SECRET });
+    const secrets = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`SECRET_${i}`, `${SECRET}-${i}`]));
+    const jobs = Array.from({ length: 17 }, (_, i) => ({ name: `app-${i}`, provider: 'bitbucket-server', repo: `proj/app-${i}`, branches: ['main'], remote: remote.bare, command: ['true'], secret_env: `SECRET_${i}` }));
+    hook = await startDaemon(dir, { jobs }, secrets);
     const daemon = hook;
     const ping = diagnosticsPing();
-    expect((await daemon.post('bitbucket-server', ping, bitbucketServerHeaders(ping, SECRET, { event: 'diagnostics:ping' }))).status).toBe(200);
+    expect((await daemon.post('bitbucket-server', ping, bitbucketServerHeaders(ping, `${SECRET}-16`, { event: 'diagnostics:ping' }))).status).toBe(200);
     // Every job's secret would be tried over a large body nobody signed.
     const padded = JSON.stringify({ padding: ' '.repeat(100 * 1024) });
     const large = await daemon.post('bitbucket-server', padded, bitbucketServerHeaders(padded, 'not-the-secret-0123456789', { event: 'diagnostics:ping' }));
     expect(large.status).toBe(413);
-    expect(large.json.error).toBe('expected a test delivery of at most 65536 bytes');
+    expect(large.json.error).toBe('expected a test delivery, or one that names no repository, of at most 65536 bytes');
   });
 
   it('answers 401 to a diagnostics:ping that is unsigned or signed with another secret', async () => {

@@ -125,6 +125,11 @@ function replyJson(reply: RawResponse): Record<string, unknown> {
   return JSON.parse(reply.body) as Record<string, unknown>;
 }
 
+/** The reply to a verified delivery for a repository no job has: nothing queued, and why. */
+function noJobFor(repo: string): NonNullable<Case['then']> {
+  return (_ctx, { reply }) => expect(replyJson(reply)).toEqual({ delivery: expect.any(String), runs: [], reason: `no job is configured for repository ${JSON.stringify(repo)}` });
+}
+
 /** A push for a branch that a glob of `web` accepts but that is not on the remote: the run fails naming it. */
 function hostileAcceptedBranch(name: string, branch: (ctx: Context) => string, trapLabel?: string): Case {
   return {
@@ -209,7 +214,9 @@ const verification: Case[] = [
     status: 200,
   },
   { name: 'a push to /hooks/github carrying only a GitLab token', request: (ctx) => github(webPush(ctx), { signature: null, headers: [['X-Gitlab-Token', WEB_SECRET]] }), status: 401 },
-  { name: 'a correctly signed push for a repository no job is configured for', request: (ctx) => github(webPush(ctx, { repository: { full_name: 'acme/unknown' } })), status: 401 },
+  // An organisation's hook, signed with the secret of its jobs, covers repositories without a job too.
+  { name: 'a correctly signed push for a repository no job is configured for', request: (ctx) => github(webPush(ctx, { repository: { full_name: 'acme/unknown' } })), status: 200, then: noJobFor('acme/unknown') },
+  { name: 'a push for a repository no job is configured for, signed with another secret', request: (ctx) => github(webPush(ctx, { repository: { full_name: 'acme/unknown' } }), { secret: UNRELATED }), status: 401 },
   { name: 'a GitHub push for the GitLab job\'s repository signed with its token', request: (ctx) => github(webPush(ctx, { repository: { full_name: 'acme/platform/lab' } }), { secret: LAB_TOKEN }), status: 401 },
   { name: 'a GitLab push without X-Gitlab-Token', request: (ctx) => gitlab(labPush(ctx), { token: null }), status: 401 },
   { name: 'a GitLab push with an empty token', request: (ctx) => gitlab(labPush(ctx), { token: '' }), status: 401 },
@@ -219,7 +226,8 @@ const verification: Case[] = [
   { name: 'a GitLab push with the token sent twice', request: (ctx) => gitlab(labPush(ctx), { token: [LAB_TOKEN, LAB_TOKEN] }), status: 401 },
   { name: 'a GitLab push with a token of 2,000 characters', request: (ctx) => gitlab(labPush(ctx), { token: LAB_TOKEN.repeat(80) }), status: 401 },
   { name: 'a GitLab push with the GitHub job\'s secret as token', request: (ctx) => gitlab(labPush(ctx), { token: WEB_SECRET }), status: 401 },
-  { name: 'a GitLab push for a project no job is configured for', request: (ctx) => gitlab(labPush(ctx, { project: { path_with_namespace: 'acme/platform/other' } })), status: 401 },
+  { name: 'a GitLab push for a project no job is configured for', request: (ctx) => gitlab(labPush(ctx, { project: { path_with_namespace: 'acme/platform/other' } })), status: 200, then: noJobFor('acme/platform/other') },
+  { name: 'a GitLab push for a project no job is configured for, with a wrong token', request: (ctx) => gitlab(labPush(ctx, { project: { path_with_namespace: 'acme/platform/other' } }), { token: UNRELATED }), status: 401 },
   { name: 'a GitLab push naming the GitHub job\'s repository', request: (ctx) => gitlab(labPush(ctx, { project: { path_with_namespace: 'acme/web' } }), { token: WEB_SECRET }), status: 401 },
 ];
 
@@ -314,7 +322,8 @@ const parsing: Case[] = [
   {
     name: 'a signed push whose duplicate "repository" key names an unconfigured repository last',
     request: (ctx) => github(webPush(ctx).replace(/^\{/, '{"repository":{"full_name":"acme/web"},').replace(/\}$/, ',"repository":{"full_name":"acme/elsewhere"}}')),
-    status: 401,
+    status: 200,
+    then: noJobFor('acme/elsewhere'),
   },
   { name: 'a signed push whose duplicate "ref" key is invalid last', request: (ctx) => github(webPush(ctx).replace(/\}$/, ',"ref":"main"}')), status: 400 },
   { name: 'a signed push whose duplicate "after" key is "HEAD~1" last', request: (ctx) => github(webPush(ctx).replace(/\}$/, ',"after":"HEAD~1"}')), status: 400 },
@@ -468,8 +477,9 @@ const data: Case[] = [
   },
 ];
 
-const webRepoNamed = (name: string, fullName: string): Case => ({ name, request: (ctx) => github(webPush(ctx, { repository: { full_name: fullName } })), status: 401 });
-const labProjectNamed = (name: string, path: string): Case => ({ name, request: (ctx) => gitlab(labPush(ctx, { project: { path_with_namespace: path } })), status: 401 });
+// Signed with a job's secret, for a repository no job has: nothing deployed, nothing written.
+const webRepoNamed = (name: string, fullName: string): Case => ({ name, request: (ctx) => github(webPush(ctx, { repository: { full_name: fullName } })), status: 200, then: noJobFor(fullName) });
+const labProjectNamed = (name: string, path: string): Case => ({ name, request: (ctx) => gitlab(labPush(ctx, { project: { path_with_namespace: path } })), status: 200, then: noJobFor(path) });
 
 const paths: Case[] = [
   webRepoNamed('a signed push for the repository "../../etc/passwd"', '../../etc/passwd'),
