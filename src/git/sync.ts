@@ -38,6 +38,8 @@ export interface SyncResult {
 }
 
 const FETCH_REFSPECS = ['+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*'];
+/** The step that checks that the fetched branch or tag is there under its exact name. */
+const FIND_REF = 'find ref';
 /**
  * A fetch would end with `git maintenance run --auto` (a process of its own, 2–4 ms even
  * when there is nothing to do) before the deploy's command could start: it runs after the
@@ -72,8 +74,13 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   // A branch or tag is checked out by name, as fetched: git resolves it in the same step.
   const ref = options.branch !== undefined ? `refs/remotes/origin/${options.branch}` : options.tag !== undefined ? `refs/tags/${options.tag}` : undefined;
   const fetch = { label: 'fetch', args: ['fetch', '--prune', ...FETCH_OPTIONS, '--', 'origin', ...FETCH_REFSPECS] };
+  // git looks a name up by rules: a `refs/remotes/origin/<branch>` that is not there would be
+  // found as the tag `refs/tags/refs/remotes/origin/<branch>`, which anyone who can push tags
+  // can make. The ref must exist under exactly its own name; then the checkout finds it first.
+  const exactRef = ref === undefined ? [] : [{ label: FIND_REF, args: ['show-ref', '--verify', '--quiet', '--', ref] }];
   // --force discards local changes to tracked files and the index; clean removes the rest.
   const checkoutAndClean = [
+    ...exactRef,
     { label: 'checkout', args: ['checkout', '--force', '--detach', ref === undefined ? sha : `${ref}^{commit}`, '--'] },
     { label: 'clean', args: ['clean', '-ffdx'] },
   ];
@@ -95,7 +102,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
       await git.steps(checkoutAndClean);
     }
   } catch (error) {
-    if (ref !== undefined && error instanceof GitSyncError && error.step === 'checkout' && (await resolve(git, ref)) === undefined) throw missingRef(options, error);
+    if (error instanceof GitSyncError && error.step === FIND_REF) throw missingRef(options, error);
     throw error;
   }
   if (options.submodules) {
@@ -133,12 +140,6 @@ function missingRef(options: SyncOptions, cause: unknown): GitSyncError {
     return new GitSyncError(`Expected the branch ${JSON.stringify(options.branch)} on the remote ${withoutUrlPasswords(options.remote)}, but it is not there (deleted after the push?); the pushed commit ${options.sha} is only ever deployed through its branch`, { cause });
   }
   return new GitSyncError(`Expected the tag ${JSON.stringify(options.tag ?? '')} on the remote ${withoutUrlPasswords(options.remote)}, but it is not there (deleted after the push?)`, { cause });
-}
-
-/** The commit a fetched ref points to, if it exists. */
-async function resolve(git: GitRunner, ref: string): Promise<string | undefined> {
-  const commit = await git.query(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
-  return commit !== undefined && COMMIT_PATTERN.test(commit) ? commit : undefined;
 }
 
 /**

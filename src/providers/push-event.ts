@@ -31,6 +31,8 @@ export function toPushEvent(fields: PushFields): HookEvent {
   const isBranch = ref.startsWith('refs/heads/');
   const name = ref.slice(isBranch ? 'refs/heads/'.length : 'refs/tags/'.length);
   if (isZeroCommit(after)) return { kind: 'ignored', reason: `${isBranch ? 'branch' : 'tag'} ${name} was deleted: nothing to deploy` };
+  // Fetched, it would land on origin/HEAD, which git keeps for the remote's default branch.
+  if (isBranch && name === 'HEAD') return { kind: 'ignored', reason: 'a branch named HEAD is not deployed: git takes origin/HEAD for the remote\'s default branch' };
   return {
     kind: 'push',
     ignored: [],
@@ -50,20 +52,23 @@ export function toPushEvent(fields: PushFields): HookEvent {
 }
 
 /**
- * One delivery that updated several refs: its pushes together. A malformed entry makes the
- * whole delivery invalid; deleted refs are listed as ignored.
+ * One delivery that updated several refs: its pushes together. Deleted refs are listed as
+ * ignored, and so is a malformed entry beside a good one (a branch name deployhook refuses
+ * must not cost the others their deploy: Bitbucket Cloud does not resend a delivery answered
+ * 400); a delivery with nothing else is invalid.
  */
 export function combineEvents(events: readonly HookEvent[]): HookEvent {
   const pushes: PushEvent[] = [];
   const ignored: string[] = [];
+  const invalid = events.find((event) => event.kind === 'invalid');
   for (const event of events) {
-    if (event.kind === 'invalid') return event;
-    if (event.kind === 'ignored') ignored.push(event.reason);
+    if (event.kind === 'invalid') ignored.push(`not deployed: ${event.reason}`);
+    else if (event.kind === 'ignored') ignored.push(event.reason);
     else if (event.kind === 'push') {
       pushes.push(...event.pushes);
       ignored.push(...event.ignored);
     }
   }
-  if (pushes.length === 0) return { kind: 'ignored', reason: ignored.length > 0 ? ignored.join('; ') : 'the delivery updated no ref' };
+  if (pushes.length === 0) return invalid ?? { kind: 'ignored', reason: ignored.length > 0 ? ignored.join('; ') : 'the delivery updated no ref' };
   return { kind: 'push', pushes, ignored };
 }

@@ -132,7 +132,8 @@ describe('syncCheckout', () => {
     const at = (line: string) => text.indexOf(line);
     expect(at('$ git fetch --prune --no-tags --progress --no-auto-maintenance -- origin')).toBe(0);
     expect(at(`   ${first.slice(0, 7)}..${second.slice(0, 7)}  main       -> origin/main\n`)).toBeGreaterThan(0);
-    expect(at("$ git checkout --force --detach 'refs/remotes/origin/main^{commit}' --\n")).toBeGreaterThan(at('-> origin/main'));
+    expect(at('$ git show-ref --verify --quiet -- refs/remotes/origin/main\n')).toBeGreaterThan(at('-> origin/main'));
+    expect(at("$ git checkout --force --detach 'refs/remotes/origin/main^{commit}' --\n")).toBeGreaterThan(at('$ git show-ref'));
     expect(at(`HEAD is now at ${second.slice(0, 7)}`)).toBeGreaterThan(at('$ git checkout'));
     expect(at('$ git clean -ffdx\n')).toBeGreaterThan(at('HEAD is now at'));
     expect(at('Removing junk.txt')).toBeGreaterThan(at('$ git clean'));
@@ -230,6 +231,23 @@ describe('syncCheckout', () => {
     await expect(sync).rejects.toBeInstanceOf(GitSyncError);
     await expect(sync).rejects.toThrow(/^Expected the branch "gone" on the remote .*, but it is not there/);
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
+  });
+
+  it("never takes a tag named like a missing branch or tag for it (git's lookup rules would)", async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    const planted = await remote.commit({ 'app.txt': 'planted\n' }, 'planted', 'elsewhere');
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env }));
+    // Tags anyone who can push tags can make: fetched as refs/tags/refs/remotes/origin/gone and refs/tags/refs/tags/v9.
+    await git(remote.bare, 'tag', 'refs/remotes/origin/gone', planted);
+    await git(remote.bare, 'tag', 'refs/tags/v9', planted);
+
+    const branch = syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: planted, branch: 'gone', env }));
+    await expect(branch).rejects.toThrow(/^Expected the branch "gone" on the remote .*, but it is not there/);
+    const tag = syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: planted, tag: 'v9', env }));
+    await expect(tag).rejects.toThrow(/^Expected the tag "v9" on the remote .*, but it is not there/);
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
+    expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('one\n');
   });
 
   it('refuses a checkout whose .git is a link, and removes nothing where it points', async () => {

@@ -148,6 +148,7 @@ describe('POST /hooks/github', () => {
       { event: 'push', payload: { ...githubPush({ repo: 'acme/web', after: '0'.repeat(40), before: sha }), deleted: true }, reason: /^branch main was deleted/ },
       { event: 'push', payload: githubPush({ repo: 'acme/web', ref: 'refs/heads/feature/x', after: sha }), reason: /^no job deploys branch "feature\/x" of acme\/web$/ },
       { event: 'push', payload: githubPush({ repo: 'acme/web', ref: 'refs/tags/v1.0.0', after: sha }), reason: /^no job deploys tag "v1.0.0"/ },
+      { event: 'push', payload: githubPush({ repo: 'acme/web', ref: 'refs/heads/HEAD', after: sha }), reason: /^a branch named HEAD is not deployed/ },
     ];
     for (const { event, payload, reason } of cases) {
       const body = JSON.stringify(payload);

@@ -75,12 +75,20 @@ describe('POST /hooks/bitbucket (Bitbucket Cloud)', () => {
     expect(mixed.json.ignored).toEqual(['tag v0.9.0 was deleted: nothing to deploy']);
   });
 
-  it('answers 400 to a change without a valid commit id, naming the field, and queues none of the delivery', async () => {
+  it('deploys the good changes of a delivery and lists a malformed one as ignored, naming the field; 400 when none is good', async () => {
     const { state, daemon, sha } = await start();
-    const reply = await post(daemon, [{ name: 'main', hash: sha }, { name: 'staging', hash: 'not-a-commit' }]);
-    expect(reply.status).toBe(400);
-    expect(reply.json.error).toBe('push.changes[1].new.target.hash: expected a 40 or 64 character hex commit id');
-    expect(await runsOf(state, 'main')).toEqual([]);
+    // A branch name git accepts and deployhook refuses (a part that is only "@"), beside main.
+    const reply = await post(daemon, [{ name: 'main', hash: sha }, { name: 'staging', hash: 'not-a-commit' }, { name: 'feature/@/x', hash: sha }]);
+    expect(reply.status).toBe(202);
+    expect(reply.json.ignored).toEqual([
+      'not deployed: push.changes[1].new.target.hash: expected a 40 or 64 character hex commit id',
+      'not deployed: push.changes[2].new.name: expected a valid branch name',
+    ]);
+    expect(await waitForRun(state, 'main', runIds(reply.json)[0]?.id ?? '')).toMatchObject({ status: 'succeeded', sha });
+
+    const bad = await post(daemon, [{ name: 'staging', hash: 'not-a-commit' }]);
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toBe('push.changes[0].new.target.hash: expected a 40 or 64 character hex commit id');
   });
 
   const refused: Array<{ name: string; headers: (body: string) => Record<string, string> }> = [
