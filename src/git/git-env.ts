@@ -20,7 +20,17 @@ export interface GitEnvironment {
   /** Guarded variables (GIT_* and friends) simple-git must let through. */
   allowEnvironment: string[];
   unsafe: { allowUnsafeSshCommand: true; allowUnsafeAskPass?: true };
+  /**
+   * Settings put before every git step and `ls-remote` (`-c name=value`; git hands them on to
+   * the gits it starts, a submodule's fetch included). With a token: no credential helper. git offers the
+   * credentials the askpass helper gave to every helper of the system's and the user's config
+   * once they worked, and `helper = store` would write the token to ~/.git-credentials in
+   * plain text; a helper would also be asked before the askpass helper, for a credential of its own.
+   */
+  configArgs: readonly string[];
 }
+
+const NO_CREDENTIAL_HELPER = ['-c', 'credential.helper='];
 
 /** The helper in the package's `libexec/`. */
 export const ASKPASS_SCRIPT = join(packageRoot(import.meta.url), 'libexec', 'git-askpass.sh');
@@ -56,12 +66,12 @@ export function gitEnvironment(base: Record<string, string>, auth: GitAuth, remo
   };
   const allowEnvironment = ['GIT_TERMINAL_PROMPT', 'GIT_HTTP_LOW_SPEED_LIMIT', 'GIT_HTTP_LOW_SPEED_TIME', 'GIT_SSH_COMMAND'];
   if (auth.password === undefined) {
-    return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true } };
+    return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true }, configArgs: [] };
   }
   env['GIT_ASKPASS'] = ASKPASS_SCRIPT;
   env['DEPLOYHOOK_GIT_ORIGIN'] = originOf(remote);
   env['DEPLOYHOOK_GIT_USERNAME'] = auth.username ?? '';
   env['DEPLOYHOOK_GIT_PASSWORD'] = auth.password;
   allowEnvironment.push('GIT_ASKPASS');
-  return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true, allowUnsafeAskPass: true } };
+  return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true, allowUnsafeAskPass: true }, configArgs: NO_CREDENTIAL_HELPER };
 }

@@ -125,6 +125,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
   async function ask(args: readonly string[]): Promise<string> {
     throwIfAborted(signal);
     try {
+      // Queries stay in the checkout (no remote is asked): no settings for credentials.
       return await (await git()).raw([...args]);
     } catch (error) {
       throwIfAborted(signal, error);
@@ -136,8 +137,10 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
    * The script names only positional parameters: `$1` is step 1's `$ git ...` line, then its
    * arguments, and so on. No argument is ever read as shell code.
    */
-  async function runSteps(steps: ReadonlyArray<{ label: string; args: readonly string[] }>): Promise<void> {
+  async function runSteps(given: ReadonlyArray<{ label: string; args: readonly string[] }>): Promise<void> {
     throwIfAborted(signal);
+    const { configArgs } = options.environment;
+    const steps = configArgs.length === 0 ? given : given.map(({ label, args }) => ({ label, args: [...configArgs, ...args] }));
     const shown = steps.map(({ args }) => `$ ${printable(scrub(commandLine(args)))}`);
     const params: string[] = [];
     // One stream: git's stdout and stderr reach the log in the order git wrote them, and are

@@ -22,17 +22,19 @@ type Env = Readonly<Record<string, string | undefined>>;
  */
 async function lsRemote(job: JobConfig, patterns: readonly string[], env: Env, asJob: boolean): Promise<string> {
   const remote = remoteOf(job);
-  const args = ['ls-remote', '--symref', '--', remote, ...patterns];
+  const lsArgs = ['ls-remote', '--symref', '--', remote, ...patterns];
   let failure: string;
   if (asJob) {
-    const asked = await lsRemoteAsJob(job, args, gitEnvironment(userEnvironment(job, baseEnvironment(env)), jobGitAuth(job), remote).env);
+    const environment = gitEnvironment(userEnvironment(job, baseEnvironment(env)), jobGitAuth(job), remote);
+    const asked = await lsRemoteAsJob(job, [...environment.configArgs, ...lsArgs], environment.env);
     if (asked.ok) return asked.stdout;
     failure = asked.failure;
   } else {
     // Loaded here, not at start: the remote is asked only when a ref or commit is not named.
     const { execa } = await import('execa');
     const operator = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('GIT_')));
-    const asked = await execa('git', args, { env: gitEnvironment(operator, jobGitAuth(job), remote).env, extendEnv: false, timeout: LS_REMOTE_TIMEOUT_MS, reject: false });
+    const environment = gitEnvironment(operator, jobGitAuth(job), remote);
+    const asked = await execa('git', [...environment.configArgs, ...lsArgs], { env: environment.env, extendEnv: false, timeout: LS_REMOTE_TIMEOUT_MS, reject: false });
     if (asked.exitCode === 0) return asked.stdout;
     failure = asked.timedOut ? timedOut : asked.exitCode === undefined ? (asked.shortMessage ?? 'git ls-remote could not start') : `${exited(asked.exitCode)}: ${whyGitFailed(asked.stderr)}`;
   }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -41,8 +42,20 @@ describe('syncCheckout over HTTP with a token', () => {
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('over http\n');
     const basic = `Basic ${Buffer.from(`${USERNAME}:${TOKEN}`).toString('base64')}`;
     expect(server.authorizations).toContain(basic);
-    expect(options.collected.text()).toContain('$ git clone');
+    expect(options.collected.text()).toContain('$ git -c credential.helper= clone');
     expect(options.collected.text()).not.toContain(TOKEN);
+  });
+
+  it("never hands the token to a credential helper of the user's git config (helper = store would save it in plain text)", async () => {
+    const { sha, url, checkout } = await setup();
+    const root = await tempDir();
+    const env = await gitEnv(root, '[credential]\n\thelper = store\n');
+    const options = syncOptions({ remote: url, checkout, sha, env, auth: { username: USERNAME, password: TOKEN } });
+    // Twice: a helper is told a credential worked once git has used it.
+    expect((await syncCheckout(options)).sha).toBe(sha);
+    expect((await syncCheckout(syncOptions({ remote: url, checkout, sha, env, auth: { username: USERNAME, password: TOKEN } }))).sha).toBe(sha);
+    expect(existsSync(join(root, 'home', '.git-credentials'))).toBe(false);
+    expect(options.collected.text()).toContain("$ git -c credential.helper= clone");
   });
 
   it('keeps the remote URL in the checkout free of credentials', async () => {
@@ -88,7 +101,7 @@ describe('syncCheckout over HTTP with a token', () => {
     await syncCheckout(options);
 
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(next);
-    expect(options.collected.text()).toContain('$ git fetch');
+    expect(options.collected.text()).toContain('$ git -c credential.helper= fetch');
     expect(options.collected.text()).not.toContain(TOKEN);
   });
 
