@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -146,17 +146,34 @@ function missingRef(options: SyncOptions, cause: unknown): GitSyncError {
  * The commit HEAD is at. A detached HEAD is that commit's id alone in `.git/HEAD`; git is
  * asked only when the file says anything else (a `.git` file that points elsewhere, say).
  */
-async function headCommit(git: GitRunner, checkout: string): Promise<string | undefined> {
-  let text = '';
-  try {
-    text = readFileSync(join(checkout, '.git', 'HEAD'), 'utf8');
-  } catch {
-    // not a plain `.git` folder: git answers below
-  }
+export async function headCommit(git: GitRunner, checkout: string): Promise<string | undefined> {
+  const text = smallFile(join(checkout, '.git', 'HEAD'));
+  // A FIFO or a link there would hold git up as well: no commit.
+  if (text === undefined) return undefined;
   const id = text.slice(0, -1);
   if (text.endsWith('\n') && COMMIT_PATTERN.test(id)) return id;
   const head = await git.query(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']);
   return head !== undefined && COMMIT_PATTERN.test(head) ? head : undefined;
+}
+
+/**
+ * The start of a plain file, read by the daemon (root, with `run_as`) in a folder a command
+ * may have changed: a link is not followed, a FIFO does not hold the event loop, and a huge
+ * file is not read whole. Empty when there is no such file (`.git` is not a folder);
+ * undefined when something else is there.
+ */
+function smallFile(path: string): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    if (!fstatSync(fd).isFile()) return undefined;
+    const buffer = Buffer.alloc(128);
+    return buffer.toString('utf8', 0, readSync(fd, buffer, 0, buffer.length, 0));
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ELOOP' ? undefined : '';
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /** Gives the checkout to the user git runs as, if it belongs to someone else (run_as was added later). */

@@ -1,9 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CommitNotFoundError, GitSyncError, RunAbortedError } from '../../src/errors.js';
-import { syncCheckout, tidyCheckout } from '../../src/git/sync.js';
+import { checkoutGitRunner } from '../../src/git/git-runner.js';
+import { headCommit, syncCheckout, tidyCheckout } from '../../src/git/sync.js';
 import { createRemote, git, REPACK_EVERY_FETCH } from '../helpers/git-repo.js';
 import { tempDir } from '../helpers/tmp.js';
 import { gitEnv, syncOptions } from './sync-fixture.js';
@@ -248,6 +250,23 @@ describe('syncCheckout', () => {
     await expect(tag).rejects.toThrow(/^Expected the tag "v9" on the remote .*, but it is not there/);
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('one\n');
+  });
+
+  it('reads HEAD without following a link or waiting on a FIFO a command left there', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    const options = syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env });
+    await syncCheckout(options);
+    const runner = checkoutGitRunner(options);
+    expect(await headCommit(runner, checkout)).toBe(sha);
+    const head = join(checkout, '.git', 'HEAD');
+    await rm(head);
+    execFileSync('mkfifo', [head]);
+    // Neither the daemon nor git (which would wait on it too) reads it: no commit, and nothing hangs.
+    expect(await headCommit(runner, checkout)).toBeUndefined();
+    await rm(head);
+    await symlink('/dev/zero', head);
+    expect(await headCommit(runner, checkout)).toBeUndefined();
   });
 
   it('refuses a checkout whose .git is a link, and removes nothing where it points', async () => {
