@@ -1,8 +1,9 @@
-import { constants, statSync } from 'node:fs';
+import { constants, realpathSync, statSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdtemp, rmdir, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { inside } from '../config/checkout-clashes.js';
 import { formatDuration, timerDelay } from '../config/duration.js';
 import { secretsOfJob } from '../config/read-job-secrets.js';
 import type { JobConfig } from '../config/types.js';
@@ -46,8 +47,10 @@ async function deploy(context: DeployContext): Promise<Outcome> {
   if (endedEarly) return endedEarly;
 
   const cwd = job.workdir !== undefined ? join(job.checkout, job.workdir) : job.checkout;
-  if (!isFolder(cwd)) {
+  const folder = workFolder(cwd, job.remote !== undefined ? job.checkout : undefined);
+  if (folder !== 'ok') {
     if (job.remote === undefined) return { status: 'failed', reason: `expected the workdir ${cwd} to be a folder, but it is not (any more)` };
+    if (folder === 'outside') return { status: 'failed', reason: `expected the workdir ${job.workdir ?? '.'} to be a folder in commit ${run.deployedSha ?? run.sha}, but it is a link out of the checkout` };
     return { status: 'failed', reason: `expected the workdir ${job.workdir ?? '.'} to be a folder in commit ${run.deployedSha ?? run.sha}, but it is not` };
   }
   log.note(`$ ${job.command.map((arg) => JSON.stringify(arg)).join(' ')}${job.runAs ? ` (as ${job.runAs.user})` : ''}`);
@@ -100,12 +103,20 @@ function groupKeeper(run: RunRecord, persist: () => void): (pgid: number) => voi
   };
 }
 
-/** Synchronous, like the other small reads between git and the command (see syncCheckout). */
-function isFolder(path: string): boolean {
+/**
+ * Whether the command's folder is one, and, where the repository fills the checkout, inside
+ * it once links are followed: a link the repository commits (`deploy -> /root`) must not pick
+ * where the command starts (the process helper enters it only as the job's user, but node's
+ * own spawn, used when the helper cannot be, enters it before it drops root). Synchronous,
+ * like the other small reads between git and the command (see syncCheckout).
+ */
+function workFolder(path: string, checkout: string | undefined): 'ok' | 'missing' | 'outside' {
   try {
-    return statSync(path).isDirectory();
+    const real = realpathSync(path);
+    if (!statSync(real).isDirectory()) return 'missing';
+    return checkout === undefined || inside(real, realpathSync(checkout)) ? 'ok' : 'outside';
   } catch {
-    return false;
+    return 'missing';
   }
 }
 

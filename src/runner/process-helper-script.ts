@@ -57,8 +57,6 @@ sub start {
     sysopen(STDERR, "/proc/$daemon/fd/$err", Fcntl::O_WRONLY()) or $fail->();
     my @pipes = ((stat(STDOUT))[0, 1], (stat(STDERR))[0, 1]);
     if (join(':', @pipes) ne $pipe) { $! = 5; $fail->() }
-    $stage = 2;
-    chdir($cwd) or $fail->();
     if ($uid ne '') {
       $stage = 3;
       my ($group, @groups) = split(' ', $gid);
@@ -74,6 +72,9 @@ sub start {
       my %want = map { $_ => 1 } @groups;
       if ($root && (grep({ !$want{$_} } @have) || grep({ my $id = $_; !grep({ $_ == $id } @have) } @groups))) { $! = 1; $fail->() }
     }
+    # Entered as the job's user: a folder root alone could enter is refused, whatever links lead there.
+    $stage = 2;
+    chdir($cwd) or $fail->();
     $stage = 4;
     %ENV = ();
     for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }

@@ -227,7 +227,8 @@ export class ProcessLauncher {
       if (second === '1') settle?.({ ok: false, unavailable: this.#disable(`the process helper ${why}`) });
       // The helper could not fork now (EAGAIN, EMFILE: a passing shortage): node's spawn tries this one, and says why if it fails too.
       else if (second === '0') settle?.({ ok: false, unavailable: `the process helper ${why}` });
-      else settle?.({ ok: false, error: Object.assign(new Error(why), { code }) });
+      // `syscall` as node names a failed call: the working folder's (stage 2) is told apart from the program's.
+      else settle?.({ ok: false, error: Object.assign(new Error(why), { code, ...(second === '2' ? { syscall: 'chdir' } : {}) }) });
     } else if (kind === 'widened') {
       const settle = this.#widening.get(first);
       this.#widening.delete(first);

@@ -17,6 +17,7 @@ export async function describeStartError(error: unknown, program: string, cwd: s
     }
     return `command not found: ${program}`;
   }
+  if ((error as NodeJS.ErrnoException | undefined)?.syscall === 'chdir') return `could not enter the working folder ${cwd}: ${code ?? 'unknown error'}`;
   if (code === 'EACCES') return `permission denied: ${program} (is it executable?)`;
   return error instanceof Error ? error.message : `could not start ${program}: ${String(error)}`;
 }

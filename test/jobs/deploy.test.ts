@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
@@ -52,6 +52,32 @@ describe('a push to a matching branch', () => {
     expect(log).toMatch(/\[deployhook\] started: {2}\d{4}-\d\d-\d\dT/);
     expect(log).toContain('applying v2');
     expect(log.trimEnd().split('\n').at(-1)).toMatch(/^\[deployhook\] finished: succeeded, exit code 0, after \d/);
+  });
+
+  it('refuses a workdir the repository made a link out of the checkout, and takes one to a folder inside it', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const outside = await tempDir();
+    await remote.commit({ 'inner/apply.sh': 'echo inside\n' });
+    await symlink(outside, join(remote.work, 'deploy'));
+    await symlink('inner', join(remote.work, 'linked'));
+    await git(remote.work, 'add', '--', 'deploy', 'linked');
+    const sha = await remote.commit({}, 'links');
+    const job = { provider: 'github', repo: 'acme/site', branches: ['main'], secret_env: 'SECRET', remote: remote.bare };
+    hook = await startDaemon(dir, {
+      jobs: [
+        { ...job, name: 'out', workdir: 'deploy', command: ['sh', '-c', 'pwd > ran.txt'] },
+        { ...job, name: 'in', workdir: 'linked', command: ['sh', 'apply.sh'] },
+      ],
+    }, { SECRET });
+
+    const runs = await push(hook, 'acme/site', sha);
+    const out = await waitForRun(join(dir, 'state'), 'out', runs.find((run) => run.job === 'out')?.id ?? '');
+    expect(out).toMatchObject({ status: 'failed', reason: `expected the workdir deploy to be a folder in commit ${sha}, but it is a link out of the checkout` });
+    expect(await readdir(outside)).toEqual([]);
+    const inner = await waitForRun(join(dir, 'state'), 'in', runs.find((run) => run.job === 'in')?.id ?? '');
+    expect(inner).toMatchObject({ status: 'succeeded' });
+    expect(await readFile(inner.logPath, 'utf8')).toContain('inside\n');
   });
 
   it('gives the command the run as environment variables and nothing else of the daemon', async () => {

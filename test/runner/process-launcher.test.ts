@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { groupAlive } from '../../src/runner/kill-group.js';
@@ -161,5 +161,20 @@ describe('the process launcher', () => {
     const refused = await run(ids, { launcher: oneGroup, cwd: '/', user });
     expect(refused.result).toMatchObject({ exitCode: null, startError: "could not take on all of its user's groups: EPERM" });
     expect(refused.text).not.toContain('65534 65534');
+  });
+
+  it.skipIf(process.getuid?.() !== 0 && !process.env.CI)("enters a run_as command's folder as the user, so a folder only root could enter is refused", async () => {
+    expect(process.getuid?.(), 'this test needs root').toBe(0);
+    const parent = await tempDir();
+    const closed = join(parent, 'closed');
+    mkdirSync(join(closed, 'inner'), { recursive: true });
+    chmodSync(closed, 0o700);
+    chmodSync(parent, 0o755);
+    const user = { uid: 65534, gid: 65534, groups: [65534] };
+    const refused = await run(['sh', '-c', 'pwd'], { launcher: new ProcessLauncher(), cwd: join(closed, 'inner'), user });
+    expect(refused.result).toMatchObject({ exitCode: null, startError: `could not enter the working folder ${join(closed, 'inner')}: EACCES` });
+    expect(refused.text.split('\n')).not.toContain(join(closed, 'inner'));
+    const entered = await run(['sh', '-c', 'pwd'], { launcher: new ProcessLauncher(), cwd: parent, user });
+    expect(entered.text.trim()).toBe(parent);
   });
 });
