@@ -32,11 +32,7 @@ bench_need curl
 bench_need_build
 bench_workdir
 bench_snapshot
-BUILDS=("work tree:$CLI")
-if [[ -n "${BENCH_COMPARE:-}" ]]; then
-  bench_build_ref "$BENCH_COMPARE" "$WORK/compare"
-  BUILDS+=("$BENCH_COMPARE:$WORK/compare/dist/cli.js")
-fi
+bench_builds
 # start_floor knows the floor's script; the entry only names it.
 [[ "${BENCH_FLOOR:-0}" != 0 ]] && BUILDS+=("floor:")
 

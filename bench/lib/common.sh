@@ -58,6 +58,16 @@ bench_snapshot() {
   node "$CLI" --help >/dev/null || die "the copy of dist/ does not load (a build was running?): try again"
 }
 
+# bench_builds: BUILDS, the builds a script alternates as "name:cli.js": the snapshot of the
+# work tree's dist/ and, with BENCH_COMPARE (a commit), that commit built. Needs bench_snapshot.
+bench_builds() {
+  BUILDS=("work tree:$CLI")
+  if [[ -n "${BENCH_COMPARE:-}" ]]; then
+    bench_build_ref "$BENCH_COMPARE" "$WORK/compare"
+    BUILDS+=("$BENCH_COMPARE:$WORK/compare/dist/cli.js")
+  fi
+}
+
 # bench_build_ref COMMIT DIR: that commit's src/ built in DIR (git archive: the work tree is left alone).
 bench_build_ref() {
   local ref="$1" app="$2"

@@ -69,6 +69,11 @@ export class RunStore {
   readonly #logDir: string;
   readonly #nextUlid = monotonicFactory(pooledRandom());
   readonly #records = new Map<string, RunRecord>();
+  /**
+   * The same records by job: what the status page, `latest` and retention look at is one
+   * job's runs (`keep_runs` of them), not every job's (5,000 jobs keep 500,000 by default).
+   */
+  readonly #byJob = new Map<string, Map<string, RunRecord>>();
   /** The last save of each record still in progress. */
   readonly #saving = new Map<string, Promise<void>>();
   readonly #files: JournaledFolder;
@@ -209,7 +214,7 @@ export class RunStore {
     }
     this.#unsaved.delete(record.id);
     // A save that was in flight while prune dropped the record must not bring it back.
-    if (fresh || this.#records.has(record.id)) this.#records.set(record.id, record);
+    if (fresh || this.#records.has(record.id)) this.#keep(record);
     if (this.#unsaved.size === 0) this.#writeFailure = undefined;
     else this.#saveUnsaved();
   }
@@ -260,13 +265,26 @@ export class RunStore {
     return this.#records.get(id);
   }
 
+  #keep(record: RunRecord): void {
+    this.#records.set(record.id, record);
+    let ofJob = this.#byJob.get(record.job);
+    if (ofJob === undefined) this.#byJob.set(record.job, (ofJob = new Map()));
+    ofJob.set(record.id, record);
+  }
+
+  /** A job's runs, or every run. */
+  #runsOf(job: string | undefined): ReadonlyMap<string, RunRecord> {
+    return job === undefined ? this.#records : (this.#byJob.get(job) ?? new Map<string, RunRecord>());
+  }
+
   /** Runs newest first, filtered, at most `limit` of them. */
   list(filter: RunFilter): RunRecord[] {
     const out: RunRecord[] = [];
-    const ids = [...this.#records.keys()].sort().reverse();
+    const runs = this.#runsOf(filter.job);
+    const ids = [...runs.keys()].sort().reverse();
     for (const id of ids) {
       if (filter.before !== undefined && id >= filter.before) continue;
-      const record = this.#records.get(id);
+      const record = runs.get(id);
       if (!record || (filter.job !== undefined && record.job !== filter.job) || (filter.status !== undefined && record.status !== filter.status)) continue;
       out.push(record);
       if (out.length >= filter.limit) break;
@@ -277,8 +295,8 @@ export class RunStore {
   /** The newest run of a job that matches `status` (any status when undefined). */
   latest(job: string, status?: RunRecord['status']): RunRecord | undefined {
     let newest: RunRecord | undefined;
-    for (const record of this.#records.values()) {
-      if (record.job === job && (status === undefined || record.status === status) && (newest === undefined || record.id > newest.id)) newest = record;
+    for (const record of this.#runsOf(job).values()) {
+      if ((status === undefined || record.status === status) && (newest === undefined || record.id > newest.id)) newest = record;
     }
     return newest;
   }
@@ -332,7 +350,7 @@ export class RunStore {
         // An id that is no ULID (a record edited by hand) would order nothing, or everything after it.
         if (parsed && parsed.id === id && parsed.job === job && idTime(id) !== undefined) {
           loaded.records.push(parsed);
-          this.#records.set(parsed.id, parsed);
+          this.#keep(parsed);
           newest = parsed.id > newest ? parsed.id : newest;
         } else {
           loaded.problems.push(`${file}: not a valid run record; moved aside to ${name}.corrupt`);
@@ -354,7 +372,7 @@ export class RunStore {
    */
   async prune(job: string, keep: number): Promise<number> {
     const deployed = this.latest(job, 'succeeded')?.id;
-    const finished = [...this.#records.values()].filter((record) => record.job === job && FINAL_STATUSES.has(record.status));
+    const finished = [...this.#runsOf(job).values()].filter((record) => FINAL_STATUSES.has(record.status));
     const ids = finished.map((record) => record.id).sort().reverse().slice(keep).filter((id) => id !== deployed);
     if (ids.length === 0) return 0;
     // A run that never started (superseded, cancelled while queued) has no log.
@@ -362,6 +380,7 @@ export class RunStore {
     let unsavedDropped = false;
     for (const id of ids) {
       this.#records.delete(id);
+      this.#byJob.get(job)?.delete(id);
       unsavedDropped = this.#unsaved.delete(id) || unsavedDropped;
     }
     if (unsavedDropped && this.#unsaved.size === 0) this.#writeFailure = undefined;
