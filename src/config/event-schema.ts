@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { SOURCE_PATTERN } from '../providers/generic.js';
 import { isValidRef } from '../providers/validate.js';
-import { deniedEnvName } from './env-denylist.js';
 import type { ProviderName } from './types.js';
 
 /**
@@ -44,13 +43,8 @@ export const eventJobShape = {
     .record(z.string(), z.string({ error: 'expected a dotted path into the payload such as `commonLabels.alertname`' }), { error: 'expected a mapping of variable names to payload paths, such as {ALERT_NAME: commonLabels.alertname}' })
     .superRefine((fields, ctx) => {
       for (const [name, path] of Object.entries(fields)) {
-        const problem = !ENV_NAME.test(name)
-          ? `expected an environment variable name such as ALERT_NAME, got ${JSON.stringify(name.slice(0, 100))}`
-          : name.toUpperCase().startsWith('DEPLOYHOOK_')
-            ? 'expected a name outside DEPLOYHOOK_*, which deployhook sets itself'
-            : deniedEnvName(name) !== undefined
-              ? `expected a name programs do not read as code or configuration: ${name} carries payload data, and ${deniedEnvName(name) ?? ''}. Choose a name of your own, such as ALERT_${name.toUpperCase()}`
-              : pathIssue(path);
+        // The command sees it as DEPLOYHOOK_FIELD_<name> (see jobs/event-fields.ts).
+        const problem = !ENV_NAME.test(name) ? `expected an environment variable name such as ALERT_NAME, got ${JSON.stringify(name.slice(0, 100))}` : pathIssue(path);
         if (problem) ctx.addIssue({ code: 'custom', path: [name], message: problem });
       }
     })
@@ -124,9 +118,6 @@ export function genericJobRules(job: JobKeys, ctx: Ctx): void {
   if (job.paths !== undefined) issue(ctx, ['paths'], 'expected no `paths` on a generic job: an event changes no files');
   for (const key of ['signing_token_env', 'signing_token_file'] as const) {
     if (job[key] !== undefined) issue(ctx, [key], 'expected secret_env or secret_file on a generic job (a whsec_ secret); signing tokens are for gitlab jobs');
-  }
-  for (const name of Object.keys(job.fields ?? {})) {
-    if (Object.hasOwn(job.env, name)) issue(ctx, ['fields', name], `expected a name that \`env\` does not set too; ${name} would be both a configured value and payload data`);
   }
   if (job.remote === undefined) {
     if (job.workdir === undefined) issue(ctx, ['workdir'], 'expected `workdir`, the folder the command runs in (or a `remote` to check out), but it is missing');

@@ -20,8 +20,8 @@ export function userEnvironment(job: JobConfig, base: Readonly<Record<string, st
 
 /**
  * The command's whole environment: the daemon's PATH, HOME, LANG, then the job's `env`, a
- * generic job's `fields` (payload values; their names were checked not to be read as code or
- * configuration), then what deployhook knows about the run. Payload values arrive here only as data.
+ * generic job's `fields` (payload values, each as DEPLOYHOOK_FIELD_<name>, a name no program
+ * reads as code or configuration), then what deployhook knows about the run. Payload values arrive here only as data.
  */
 export function commandEnvironment(job: JobConfig, run: RunRecord, base: Readonly<Record<string, string>>, fields: Readonly<Record<string, string>> = {}): Record<string, string> {
   return {

@@ -22,10 +22,18 @@ export function fieldText(value: unknown, maxBytes = MAX_FIELD_BYTES): string {
   return Buffer.from(clean).subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, '');
 }
 
+/**
+ * Where a field's value goes: `DEPLOYHOOK_FIELD_<name>`. Payload data under a name of the
+ * operator's choosing could reach a name some program reads as code or options (LD_PRELOAD,
+ * NODE_OPTIONS, ERL_AFLAGS, RESTIC_PASSWORD_COMMAND, ...), and no list of such names is ever
+ * complete; under deployhook's own prefix it can only ever be data.
+ */
+export const FIELD_PREFIX = 'DEPLOYHOOK_FIELD_';
+
 /** The job's `fields` as environment variables, each from its path in the payload (missing: empty). */
 export function fieldValues(fields: Readonly<Record<string, string>>, payload: unknown): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [name, path] of Object.entries(fields)) env[name] = fieldText(valueAt(payload, path));
+  for (const [name, path] of Object.entries(fields)) env[`${FIELD_PREFIX}${name}`] = fieldText(valueAt(payload, path));
   return env;
 }
 

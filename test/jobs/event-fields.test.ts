@@ -32,19 +32,19 @@ describe('field values for the command', () => {
   it('gives strings as they are, numbers and booleans as text, objects and lists as JSON, and missing or null as empty', () => {
     const values = fieldValues({ STATUS: 'status', COUNT: 'count', SILENCED: 'silenced', LABELS: 'labels', ALERTS: 'alerts', NOTHING: 'runbook.url', NULL: 'gone' }, { ...(payload as object), gone: null });
     expect(values).toEqual({
-      STATUS: 'firing',
-      COUNT: '3',
-      SILENCED: 'false',
-      LABELS: '{"severity":"page"}',
-      ALERTS: '[{"status":"firing"},{"status":"resolved"}]',
-      NOTHING: '',
-      NULL: '',
+      DEPLOYHOOK_FIELD_STATUS: 'firing',
+      DEPLOYHOOK_FIELD_COUNT: '3',
+      DEPLOYHOOK_FIELD_SILENCED: 'false',
+      DEPLOYHOOK_FIELD_LABELS: '{"severity":"page"}',
+      DEPLOYHOOK_FIELD_ALERTS: '[{"status":"firing"},{"status":"resolved"}]',
+      DEPLOYHOOK_FIELD_NOTHING: '',
+      DEPLOYHOOK_FIELD_NULL: '',
     });
   });
 
   it('removes NUL characters and cuts a long value at 32 KiB without splitting a character', () => {
-    expect(fieldValues({ TEXT: 'text' }, { text: 'a\u0000b' })).toEqual({ TEXT: 'ab' });
-    const long = fieldValues({ TEXT: 'text' }, { text: `x${'é'.repeat(MAX_FIELD_BYTES)}` }).TEXT ?? '';
+    expect(fieldValues({ TEXT: 'text' }, { text: 'a\u0000b' })).toEqual({ DEPLOYHOOK_FIELD_TEXT: 'ab' });
+    const long = fieldValues({ TEXT: 'text' }, { text: `x${'é'.repeat(MAX_FIELD_BYTES)}` }).DEPLOYHOOK_FIELD_TEXT ?? '';
     expect(Buffer.byteLength(long)).toBeLessThanOrEqual(MAX_FIELD_BYTES);
     expect(Buffer.byteLength(long)).toBeGreaterThan(MAX_FIELD_BYTES - 2);
     expect(long.endsWith('é')).toBe(true);

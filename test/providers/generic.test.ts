@@ -54,7 +54,8 @@ async function start(): Promise<Setup> {
           source: 'alertmanager',
           secret_env: 'ALERTS_SECRET',
           when: { status: 'firing', 'commonLabels.severity': ['critical', 'page'] },
-          fields: { ALERT_NAME: 'commonLabels.alertname', INSTANCE: 'alerts.0.labels.instance', LABELS: 'commonLabels', RUNBOOK: 'commonAnnotations.runbook' },
+          // PATH and LD_PRELOAD too: payload data under such names would choose what runs.
+          fields: { ALERT_NAME: 'commonLabels.alertname', INSTANCE: 'alerts.0.labels.instance', LABELS: 'commonLabels', RUNBOOK: 'commonAnnotations.runbook', PATH: 'status', LD_PRELOAD: 'commonLabels.alertname' },
           workdir: 'remediation',
           command: RECORD,
         },
@@ -91,15 +92,19 @@ describe('POST /hooks/generic/<source>', () => {
     const seen = JSON.parse(await readFile(join(folder, 'seen.json'), 'utf8')) as { cwd: string; env: Record<string, string> };
     expect(seen.cwd).toBe(folder);
     expect(seen.env).toMatchObject({
-      ALERT_NAME: 'DiskFull',
-      INSTANCE: 'db1:9100',
-      LABELS: JSON.stringify((JSON.parse(body) as { commonLabels: unknown }).commonLabels),
-      RUNBOOK: '',
+      DEPLOYHOOK_FIELD_ALERT_NAME: 'DiskFull',
+      DEPLOYHOOK_FIELD_INSTANCE: 'db1:9100',
+      DEPLOYHOOK_FIELD_LABELS: JSON.stringify((JSON.parse(body) as { commonLabels: unknown }).commonLabels),
+      DEPLOYHOOK_FIELD_RUNBOOK: '',
+      DEPLOYHOOK_FIELD_PATH: 'firing',
+      DEPLOYHOOK_FIELD_LD_PRELOAD: 'DiskFull',
+      PATH: process.env.PATH,
       DEPLOYHOOK_PROVIDER: 'generic',
       DEPLOYHOOK_SOURCE: 'alertmanager',
       DEPLOYHOOK_DELIVERY: headers['webhook-id'],
       DEPLOYHOOK_TRIGGER: 'webhook',
     });
+    for (const name of ['ALERT_NAME', 'INSTANCE', 'LD_PRELOAD']) expect(seen.env).not.toHaveProperty(name);
     expect(await readFile(seen.env.DEPLOYHOOK_EVENT_FILE ?? '', 'utf8')).toBe(body);
     const log = await readFile(run.logPath, 'utf8');
     expect(log).toContain('event:    from alertmanager');
