@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
@@ -92,24 +92,33 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
     await git.step('clone', ['clone', '--no-checkout', '--progress', '--', remote, checkout]);
     await rememberOrigin(checkout, remote);
   }
-  try {
-    if (ref !== undefined) {
-      // The usual push: every step in one process.
-      await git.steps(state === 'git' ? [fetch, ...checkoutAndClean] : checkoutAndClean);
-    } else {
-      if (state === 'git') await git.step(fetch.label, fetch.args);
-      await ensureCommit(git, sha, remote);
-      await git.steps(checkoutAndClean);
+  const bringToCommit = async (): Promise<void> => {
+    try {
+      if (ref !== undefined) {
+        // The usual push: every step in one process.
+        await git.steps(state === 'git' ? [fetch, ...checkoutAndClean] : checkoutAndClean);
+      } else {
+        if (state === 'git') await git.step(fetch.label, fetch.args);
+        await ensureCommit(git, sha, remote);
+        await git.steps(checkoutAndClean);
+      }
+    } catch (error) {
+      if (error instanceof GitSyncError && error.step === FIND_REF) throw missingRef(options, error);
+      throw error;
     }
-  } catch (error) {
-    if (error instanceof GitSyncError && error.step === FIND_REF) throw missingRef(options, error);
-    throw error;
-  }
-  if (options.submodules) {
-    await git.step('submodule sync', ['submodule', 'sync', '--recursive']);
-    await git.step('submodule update', ['submodule', 'update', '--init', '--recursive', '--force']);
-    await git.step('submodule clean', ['submodule', 'foreach', '--recursive', 'git clean -ffdx']);
-  }
+    if (options.submodules) {
+      await git.step('submodule sync', ['submodule', 'sync', '--recursive']);
+      await git.step('submodule update', ['submodule', 'update', '--init', '--recursive', '--force']);
+      await git.step('submodule clean', ['submodule', 'foreach', '--recursive', 'git clean -ffdx']);
+    }
+  };
+  await bringToCommit().catch(async (error: unknown) => {
+    // A git killed in a fetch or a submodule's update also leaves locks below `.git` (a ref's,
+    // a submodule's index): looked for only when git has complained of one, then once more.
+    if (!(state === 'git' && error instanceof GitSyncError && LOCK_COMPLAINT.test(error.message))) throw error;
+    if ((await removeNestedLocks(checkout, options.output)) === 0) throw error;
+    await bringToCommit();
+  });
   const head = await headCommit(git, checkout);
   if (head === undefined || (ref === undefined && head !== sha)) {
     throw new GitSyncError(`Expected HEAD at ${ref === undefined ? sha : `the commit of ${ref}`} after the sync, found ${head ?? 'no commit'}`);
@@ -183,17 +192,48 @@ async function ownCheckout(checkout: string, user: { uid: number; gid: number })
   await promisify(execFile)('chown', ['-R', '--', `${user.uid}:${user.gid}`, checkout]);
 }
 
+/** The lock files git leaves at the top of a git folder. */
+const STALE_LOCK_NAMES = ['index.lock', 'HEAD.lock', 'config.lock', 'packed-refs.lock', 'shallow.lock'];
+
 /**
  * One job never runs twice at once, so a git lock file found before a sync was left by a
  * git the daemon could not stop (it was killed mid-run): it is stale, and removed.
  */
 async function removeStaleLocks(checkout: string, entries: readonly string[], output: SyncOptions['output']): Promise<void> {
   const present = new Set(entries);
-  for (const name of ['index.lock', 'HEAD.lock', 'config.lock', 'packed-refs.lock', 'shallow.lock']) {
+  for (const name of STALE_LOCK_NAMES) {
     if (!present.has(name)) continue;
     await rm(join(checkout, '.git', name), { force: true });
     output.write(`[deployhook] removed the stale lock .git/${name} left by an interrupted run\n`);
   }
+}
+
+/** What git says when a lock file is in its way ("Unable to create '….lock': File exists", "cannot lock ref"). */
+const LOCK_COMPLAINT = /\.lock'?: File exists|cannot lock ref/;
+
+/**
+ * Stale locks anywhere in `.git` (see removeStaleLocks): a ref's under `refs/`, a submodule's
+ * in its git folder under `modules/`. No ref may end in `.lock`, so every `*.lock` there is
+ * git's. The objects are not looked through (there are many, and git locks none of them by
+ * file), and links are never followed: a link named `*.lock` is removed itself.
+ */
+async function removeNestedLocks(checkout: string, output: SyncOptions['output']): Promise<number> {
+  let removed = 0;
+  const walk = async (folder: string, depth: number): Promise<void> => {
+    if (depth > 64) return;
+    for (const entry of await readdir(folder, { withFileTypes: true }).catch(() => [])) {
+      const path = join(folder, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'objects') await walk(path, depth + 1);
+      } else if (entry.name.endsWith('.lock')) {
+        await rm(path, { force: true });
+        output.write(`[deployhook] removed the stale lock ${relative(checkout, path)} left by an interrupted run\n`);
+        removed += 1;
+      }
+    }
+  };
+  await walk(join(checkout, '.git'), 0);
+  return removed;
 }
 
 /**

@@ -50,6 +50,24 @@ describe('syncCheckout with submodules', () => {
     expect(existsSync(join(checkout, 'lib', 'untracked.txt'))).toBe(false);
   });
 
+  it("removes a submodule's index lock that a killed update left, once git complains of it", async () => {
+    const root = await tempDir();
+    const { app, sha, recorded } = await remoteWithSubmodule(root);
+    const checkout = join(root, 'checkout');
+    const env = await gitEnv(root, ALLOW_FILE_PROTOCOL);
+    await syncCheckout(syncOptions({ remote: app.bare, checkout, sha, env, submodules: true }));
+    await writeFile(join(checkout, 'lib', 'lib.txt'), 'edited\n');
+    await writeFile(join(checkout, '.git', 'modules', 'lib', 'index.lock'), '');
+
+    const options = syncOptions({ remote: app.bare, checkout, sha, env, submodules: true });
+    await syncCheckout(options);
+
+    expect(options.collected.text()).toContain('[deployhook] removed the stale lock .git/modules/lib/index.lock left by an interrupted run\n');
+    expect(existsSync(join(checkout, '.git', 'modules', 'lib', 'index.lock'))).toBe(false);
+    expect(await git(join(checkout, 'lib'), 'rev-parse', 'HEAD')).toBe(recorded);
+    expect(await readFile(join(checkout, 'lib', 'lib.txt'), 'utf8')).toBe('recorded\n');
+  });
+
   it('leaves submodules alone when they are not asked for', async () => {
     const root = await tempDir();
     const { app, sha } = await remoteWithSubmodule(root);

@@ -304,6 +304,21 @@ describe('syncCheckout', () => {
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
   });
 
+  it("removes a ref's lock that a killed fetch left, once git complains of it, and syncs", async () => {
+    const { remote, checkout, env } = await setup();
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'app.txt': 'one\n' }), branch: 'main', env }));
+    await writeFile(join(checkout, '.git', 'refs', 'remotes', 'origin', 'main.lock'), '');
+    const sha = await remote.commit({ 'app.txt': 'two\n' });
+
+    const options = syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env });
+    expect(await syncCheckout(options)).toEqual({ sha });
+
+    expect(options.collected.text()).toMatch(/cannot lock ref|main\.lock': File exists/);
+    expect(options.collected.text()).toContain('[deployhook] removed the stale lock .git/refs/remotes/origin/main.lock left by an interrupted run\n');
+    expect(existsSync(join(checkout, '.git', 'refs', 'remotes', 'origin', 'main.lock'))).toBe(false);
+    expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
+  });
+
   it('refuses a checkout folder that holds other files and is not a git checkout', async () => {
     const { remote, checkout, env } = await setup();
     const sha = await remote.commit({ 'app.txt': 'one\n' });
