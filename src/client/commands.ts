@@ -163,7 +163,7 @@ export async function deploy(client: ApiClient, job: string, target: { ref?: str
   const requestedBy = `${whoAmI()}@${hostname()}`;
   const body = { ...(target.ref !== undefined ? { ref: target.ref } : {}), ...(target.sha !== undefined ? { sha: target.sha } : {}), requested_by: requestedBy };
   const { run } = await client.post<{ run: { id: string; job: string; sha: string; ref: string; exact: boolean } }>(`/api/jobs/${encodeURIComponent(job)}/deploy`, body);
-  print(`queued run ${run.id} of job ${run.job}: ${run.exact ? `exactly ${run.sha}` : `the tip of ${run.ref} (now ${short(run.sha)})`}`);
+  print(`queued run ${run.id} of job ${run.job}: ${run.exact ? `exactly ${run.sha}` : `the tip of ${printable(run.ref)} (now ${short(run.sha)})`}`);
   return run.id;
 }
 

@@ -34,4 +34,16 @@ describe('a run log printed on a terminal', () => {
     const kept = createTerminalFilter();
     expect(Buffer.concat([kept(Uint8Array.from([nbsp[0] as number])), kept(Uint8Array.from([nbsp[1] as number]))]).toString('utf8')).toBe('\u00a0');
   });
+
+  it('escapes a lone byte 0x80-0x9F, which a terminal in 8-bit mode takes for a C1 control, and keeps characters whose bytes include one', () => {
+    const filter = createTerminalFilter();
+    // 0x9B is CSI in 8-bit mode: "A", CSI "2J" (clear the screen), then ESC [.
+    expect(Buffer.from(filter(Uint8Array.from([0x41, 0x9b, 0x32, 0x4a, 0x85, 0x1b, 0x5b]))).toString('latin1')).toBe('A\\x9b2J\\x85^[[');
+    // Û is C3 9B and 𝄞 is F0 9D 84 9E in UTF-8: kept, also when cut by a chunk's end.
+    expect(Buffer.from(filter(Buffer.from('Û 𝄞', 'utf8'))).toString('utf8')).toBe('Û 𝄞');
+    const cut = createTerminalFilter();
+    const clef = Buffer.from('𝄞', 'utf8');
+    const parts = [cut(Uint8Array.from([0x41, 0xc3])), cut(Uint8Array.from([0x9b, clef[0] as number, clef[1] as number])), cut(Uint8Array.from([clef[2] as number, clef[3] as number, 0x9b]))];
+    expect(Buffer.concat(parts).toString('utf8')).toBe('AÛ𝄞\\x9b');
+  });
 });
