@@ -185,10 +185,15 @@ function smallFile(path: string): string | undefined {
   }
 }
 
-/** Gives the checkout to the user git runs as, if it belongs to someone else (run_as was added later). */
+/**
+ * Gives the checkout to the user git runs as, if another user owns it (run_as was added or
+ * changed later). Its group alone is not looked at: the user may change it (to another of its
+ * groups), and that must not make root run `chown -R` at the user's will over a tree the user
+ * filled, where a hard link to a file of root's would change hands too.
+ */
 async function ownCheckout(checkout: string, user: { uid: number; gid: number }): Promise<void> {
   const info = await stat(checkout);
-  if (info.uid === user.uid && info.gid === user.gid) return;
+  if (info.uid === user.uid) return;
   await promisify(execFile)('chown', ['-R', '--', `${user.uid}:${user.gid}`, checkout]);
 }
 

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -72,6 +72,29 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     const checkout = join(dir, 'state', 'checkouts', 'app');
     expect((await stat(join(checkout, 'app.txt'))).uid).toBe(65534);
     expect((await stat(join(checkout, 'made-by-command'))).uid).toBe(65534);
+  });
+
+  it("never gives the user a file of root's that a hard link in the checkout points at, when the user changes the checkout's group", async () => {
+    expect(process.getuid?.(), 'these tests need root').toBe(0);
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const remote = await nobodysRemote(dir);
+    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
+    const deploy = async () => {
+      const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
+      const reply = await hook?.post('github', body, await githubHeaders(body, SECRET));
+      return waitForRun(join(dir, 'state'), 'app', (reply?.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+    };
+    expect(await deploy()).toMatchObject({ status: 'succeeded' });
+    const checkout = join(dir, 'state', 'checkouts', 'app');
+    // What a command could leave (where fs.protected_hardlinks is 0): a hard link to a file of
+    // root's, and the checkout's group changed to another of the user's groups.
+    const roots = join(dir, 'roots-file');
+    await writeFile(roots, 'root only\n', { mode: 0o600 });
+    await link(roots, join(checkout, 'linked'));
+    await execa('chgrp', ['root', checkout]);
+    expect(await deploy()).toMatchObject({ status: 'succeeded' });
+    expect(await stat(roots)).toMatchObject({ uid: 0, gid: 0 });
   });
 
   it("asks the remote for a generic event's branch tip as the job's user, without the daemon's secrets in git's environment", async () => {
