@@ -3,7 +3,8 @@
 # status page asks every 3 s and `deployhook jobs` shows) with JOBS jobs of RUNS_PER_JOB kept
 # runs each (seeded by lib/seed-runs.mjs, loaded at start), one request at a time for
 # SECONDS (wrk -t1 -c1), and meanwhile /healthz one at a time (wrk -t1 -c1): how long the
-# daemon's one thread is held by the view. With BENCH_COMPARE=<commit> that commit's build
+# daemon's one thread is held by the view. Then GET /api/runs?limit=20 (the status page's
+# newest runs of all jobs, also every 3 s) the same way. With BENCH_COMPARE=<commit> that commit's build
 # alternates with the work tree's dist/, round by round. Not part of run-all.sh.
 #
 #   bash bench/api-jobs.sh        BENCH_API_JOBS=2000 BENCH_API_RUNS=20 BENCH_ROUNDS=2 BENCH_SECONDS=5 BENCH_COMPARE=<commit>
@@ -25,7 +26,7 @@ TOKEN="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s\n' "$TOKEN" >"$WORK/token"
 note "api-jobs: $JOBS jobs x $PER_JOB runs, $ROUNDS rounds of ${SECONDS_PER_RUN}s per build; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-table_header "| build | /api/jobs p50 | /api/jobs p99 | /api/jobs req/s | /healthz meanwhile, p99 | reply bytes |"
+table_header "| build | /api/jobs p50 | /api/jobs p99 | /api/jobs req/s | /healthz meanwhile, p99 | reply bytes | /api/runs?limit=20 p50 | p99 |"
 for ((round = 1; round <= ROUNDS; round++)); do
   for entry in "${BUILDS[@]}"; do
     name="${entry%%:*}"
@@ -41,11 +42,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
     health=$!
     wrk -t1 -c1 -d "${SECONDS_PER_RUN}s" --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port/api/jobs" >"$WORK/jobs.txt"
     wait "$health"
+    wrk -t1 -c1 -d "${SECONDS_PER_RUN}s" --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port/api/runs?limit=20" >"$WORK/runs.txt"
     stop_started "$DH_PID"
     p50="$(awk '$1 == "50%" { print $2 }' "$WORK/jobs.txt")"
     p99="$(awk '$1 == "99%" { print $2 }' "$WORK/jobs.txt")"
     rate="$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/jobs.txt")"
     hp99="$(awk '$1 == "99%" { print $2 }' "$WORK/healthz.txt")"
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$p50" "$p99" "$rate" "$hp99" "$bytes"
+    rp50="$(awk '$1 == "50%" { print $2 }' "$WORK/runs.txt")"
+    rp99="$(awk '$1 == "99%" { print $2 }' "$WORK/runs.txt")"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$p50" "$p99" "$rate" "$hp99" "$bytes" "$rp50" "$rp99"
   done
 done

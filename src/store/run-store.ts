@@ -57,6 +57,18 @@ export interface RunFilter {
   limit: number;
 }
 
+/** The index of the first id in `sorted` that is `id` or newer (its length when there is none). */
+function firstAtOrAfter(sorted: readonly string[], id: string): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((sorted[middle] as string) < id) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
 /**
  * Run records and the verified payloads that triggered them, one JSON file each under
  * `<state_dir>/runs/<job>/`. Every write is atomic and durable before it resolves: it goes
@@ -74,6 +86,14 @@ export class RunStore {
    * job's runs (`keep_runs` of them), not every job's (5,000 jobs keep 500,000 by default).
    */
   readonly #byJob = new Map<string, Map<string, RunRecord>>();
+  /**
+   * Every id of `#records`, oldest first, for the pages of all runs (the status page asks for
+   * the newest 20 every 3 s): sorted once after loading, then new ids, which are always newer,
+   * are appended. Ids retention removed stay until they are half of it, and are skipped.
+   */
+  #ordered: string[] = [];
+  #orderedSorted = true;
+  #orderedRemoved = 0;
   /** The last save of each record still in progress. */
   readonly #saving = new Map<string, Promise<void>>();
   readonly #files: JournaledFolder;
@@ -266,6 +286,11 @@ export class RunStore {
   }
 
   #keep(record: RunRecord): void {
+    if (!this.#records.has(record.id)) {
+      const last = this.#ordered.at(-1);
+      if (last !== undefined && record.id < last) this.#orderedSorted = false;
+      this.#ordered.push(record.id);
+    }
     this.#records.set(record.id, record);
     let ofJob = this.#byJob.get(record.job);
     if (ofJob === undefined) this.#byJob.set(record.job, (ofJob = new Map()));
@@ -280,16 +305,28 @@ export class RunStore {
   /** Runs newest first, filtered, at most `limit` of them. */
   list(filter: RunFilter): RunRecord[] {
     const out: RunRecord[] = [];
-    const runs = this.#runsOf(filter.job);
-    const ids = [...runs.keys()].sort().reverse();
-    for (const id of ids) {
-      if (filter.before !== undefined && id >= filter.before) continue;
-      const record = runs.get(id);
-      if (!record || (filter.job !== undefined && record.job !== filter.job) || (filter.status !== undefined && record.status !== filter.status)) continue;
-      out.push(record);
-      if (out.length >= filter.limit) break;
+    const take = (record: RunRecord | undefined): boolean => {
+      if (record !== undefined && (filter.job === undefined || record.job === filter.job) && (filter.status === undefined || record.status === filter.status)) out.push(record);
+      return out.length >= filter.limit;
+    };
+    if (filter.job !== undefined) {
+      const runs = this.#runsOf(filter.job);
+      for (const id of [...runs.keys()].sort().reverse()) if ((filter.before === undefined || id < filter.before) && take(runs.get(id))) break;
+      return out;
+    }
+    const ordered = this.#orderedIds();
+    for (let i = filter.before === undefined ? ordered.length - 1 : firstAtOrAfter(ordered, filter.before) - 1; i >= 0; i -= 1) {
+      if (take(this.#records.get(ordered[i] as string))) break;
     }
     return out;
+  }
+
+  #orderedIds(): readonly string[] {
+    if (!this.#orderedSorted) {
+      this.#ordered.sort();
+      this.#orderedSorted = true;
+    }
+    return this.#ordered;
   }
 
   /** The newest run of a job that matches `status` (any status when undefined). */
@@ -381,7 +418,12 @@ export class RunStore {
     for (const id of ids) {
       this.#records.delete(id);
       this.#byJob.get(job)?.delete(id);
+      this.#orderedRemoved += 1;
       unsavedDropped = this.#unsaved.delete(id) || unsavedDropped;
+    }
+    if (this.#orderedRemoved > this.#ordered.length / 2) {
+      this.#ordered = this.#ordered.filter((id) => this.#records.has(id));
+      this.#orderedRemoved = 0;
     }
     if (unsavedDropped && this.#unsaved.size === 0) this.#writeFailure = undefined;
     for (const id of ids) await this.#saving.get(id)?.catch(() => undefined);

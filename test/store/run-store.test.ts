@@ -220,6 +220,40 @@ describe('RunStore', () => {
     expect(await recordOnDisk(state, run)).toMatchObject({ status: 'running', pgid: 4242 });
   });
 
+  it('pages every job\'s runs newest first, after a start that loads them job by job and after retention', async () => {
+    const dir = await tempDir();
+    const state = join(dir, 'state');
+    const first = new RunStore(state, join(dir, 'logs'));
+    await first.loadAll();
+    // Jobs b and a take turns, so that loading folder a, then b, reads the ids out of order.
+    const made: RunRecord[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      const run = queuedRun(first, i % 2 === 0 ? 'b' : 'a');
+      await first.create(run, Buffer.from('{}'));
+      run.status = i === 4 ? 'failed' : 'succeeded';
+      await first.save(run);
+      made.push(run);
+    }
+    await first.close();
+    const store = new RunStore(state, join(dir, 'logs'));
+    await store.loadAll();
+    const newestFirst = made.map((run) => run.id).reverse();
+    const ids = (filter: { limit: number; before?: string; status?: RunRecord['status'] }) => store.list(filter).map((run) => run.id);
+    expect(ids({ limit: 10 })).toEqual(newestFirst);
+    expect(ids({ limit: 2 })).toEqual(newestFirst.slice(0, 2));
+    expect(ids({ limit: 2, before: newestFirst[1] })).toEqual(newestFirst.slice(2, 4));
+    expect(ids({ limit: 10, status: 'failed' })).toEqual([made[4]?.id]);
+    // New runs come after the loaded ones; runs retention removed are gone from the pages.
+    const later = queuedRun(store, 'a');
+    await store.create(later, Buffer.from('{}'));
+    // b keeps its newest run (failed) and its newest that succeeded (what is deployed).
+    expect(await store.prune('b', 1)).toBe(1);
+    expect(ids({ limit: 10 })).toEqual([later.id, made[5]?.id, made[4]?.id, made[3]?.id, made[2]?.id, made[1]?.id]);
+    expect(store.list({ job: 'b', limit: 10 }).map((run) => run.id)).toEqual([made[4]?.id, made[2]?.id]);
+    expect(store.latest('b', 'succeeded')?.id).toBe(made[2]?.id);
+    expect(store.latest('a')?.id).toBe(later.id);
+  });
+
   it('does not bring back at start the runs that retention removed', async () => {
     const dir = await tempDir();
     const state = join(dir, 'state');
