@@ -7,6 +7,7 @@ import { credentialKey, type JobIndex } from '../jobs/job-index.js';
 import type { RunQueue, RunRequest } from '../jobs/run-queue.js';
 import type { RunRecord } from '../jobs/run-record.js';
 import type { ProviderRegistry } from '../providers/registry.js';
+import { TEST_DELIVERY } from '../providers/push-event.js';
 import type { ProviderAdapter, PushEvent } from '../providers/types.js';
 import type { DeliveryLog } from '../store/delivery-log.js';
 import { BodyBudget, readBody } from './read-body.js';
@@ -61,12 +62,6 @@ const QUIET_DECISIONS: ReadonlySet<DeliveryOutcome> = new Set(['rejected', 'igno
  */
 const VERIFY_BEFORE_PARSE_MAX_SECRETS = 16;
 
-/**
- * A test delivery ("Test connection") and an event that names no repository (an
- * organisation's ping, GitLab's member events) are a few KiB; with more different secrets
- * than are tried before parsing, such a body is checked against each only up to this size.
- */
-const PROBE_MAX_BYTES = 64 * 1024;
 
 /**
  * The request bodies held in memory at once, all unverified while they are read: four of the
@@ -238,18 +233,17 @@ export function createHookHandler(options: HookHandlerOptions) {
     const probe = adapter.isProbe?.(req.headers, payload) === true;
     if (probe || repo === undefined) {
       // A test delivery, or an event that names no repository (an organisation's ping, GitLab's
-      // member events): every secret of the provider is tried. With more secrets than are tried
-      // before parsing, only a body of a test delivery's size is.
-      if (verifiedEarly === undefined && read.body.length > PROBE_MAX_BYTES) {
-        const reason = `expected a test delivery, or one that names no repository, of at most ${PROBE_MAX_BYTES} bytes`;
-        return reply(413, { error: reason }, { decision: 'rejected', reason }, { connection: 'close' });
+      // member events): verified where every secret of the provider was tried before parsing.
+      // With more secrets than that, nothing says which to try, and trying them all over a body
+      // nobody signed would let anyone hold the daemon's thread for as long: 401.
+      if (verifiedEarly === undefined) {
+        verifiedJobs(adapter, signed, credential.credential, [DECOY]);
+        return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: `a ${probe ? 'test delivery' : 'delivery that names no repository'}, and the provider's jobs have more than ${VERIFY_BEFORE_PARSE_MAX_SECRETS} different secrets to try` });
       }
-      const verifiedProbe = verifiedEarly ?? verifiedJobs(adapter, signed, credential.credential, index.credentialsOf(adapter.name));
-      if (verifiedProbe.length === 0) return reply(401, UNAUTHORIZED, { decision: 'rejected', reason: `the ${probe ? 'test delivery' : 'delivery, which names no repository,'} matches no job secret of this provider` });
-      if (probe) return ignore(verifiedProbe, { runs: [], reason: 'test delivery received: the hook is set up, nothing to deploy' }, { decision: 'ignored', reason: 'test delivery' });
+      if (probe) return ignore(verifiedEarly, { runs: [], reason: TEST_DELIVERY }, { decision: 'ignored', reason: 'test delivery' });
       // An event deployhook does not deploy is answered as for any repository; a push must name its own.
       const event = adapter.interpret(req.headers, payload, deliveryId, source);
-      if (event.kind === 'ignored') return ignore(verifiedProbe, { runs: [], reason: event.reason }, { decision: 'ignored', reason: event.reason });
+      if (event.kind === 'ignored') return ignore(verifiedEarly, { runs: [], reason: event.reason }, { decision: 'ignored', reason: event.reason });
       return reply(400, { error: 'expected the payload to name its repository' }, { decision: 'rejected', reason: 'no repository in payload' });
     }
 
@@ -257,14 +251,18 @@ export function createHookHandler(options: HookHandlerOptions) {
     if (candidates.length === 0) {
       // Signed with a secret of the provider's jobs: a hook of an organisation or group, which
       // also covers repositories without a job. Answered 200, not as a failure: hosts turn a
-      // hook that keeps failing off (GitLab after four), and with it the pushes jobs want.
-      if (verifiedEarly !== undefined) {
+      // hook that keeps failing off (GitLab, for a while, after four), and with it the pushes
+      // jobs want. Where the secrets were not all tried before parsing, those of the jobs of the
+      // repository's owner are (the organisation's or group's hook is signed with one of them).
+      const kin = verifiedEarly === undefined ? index.credentialsOfOwner(adapter.name, repo) : [];
+      const verifiedKin = verifiedEarly ?? (kin.length > 0 && kin.length <= VERIFY_BEFORE_PARSE_MAX_SECRETS ? verifiedJobs(adapter, signed, credential.credential, kin) : []);
+      if (verifiedKin.length > 0) {
         const reason = `no job is configured for repository ${JSON.stringify(repo.slice(0, 200))}`;
-        return ignore(verifiedEarly, { runs: [], reason }, { decision: 'ignored', repo: repo.slice(0, 200), reason: 'no job is configured for this repository' });
+        return ignore(verifiedKin, { runs: [], reason }, { decision: 'ignored', repo: repo.slice(0, 200), reason: 'no job is configured for this repository' });
       }
-      // Not verified: logged cut short, like any other text nobody signed; checked against a
-      // decoy, so that the 401 takes as long as for a repository with jobs.
-      verifiedJobs(adapter, signed, credential.credential, [DECOY]);
+      // Not verified: logged cut short, like any other text nobody signed; where nothing was
+      // checked yet, checked against a decoy, so that the 401 takes as long as for a repository with jobs.
+      if (verifiedEarly === undefined && (kin.length === 0 || kin.length > VERIFY_BEFORE_PARSE_MAX_SECRETS)) verifiedJobs(adapter, signed, credential.credential, [DECOY]);
       return reply(401, UNAUTHORIZED, { decision: 'rejected', repo: repo.slice(0, 200), reason: 'no job is configured for this repository' });
     }
     const verified = verifiedKeys !== undefined ? candidates.filter((job) => verifiedKeys.has(credentialKey(job))) : verifiedJobs(adapter, signed, credential.credential, candidates);

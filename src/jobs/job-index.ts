@@ -22,6 +22,13 @@ export function credentialKey(job: Pick<JobConfig, 'secrets' | 'signingTokens'>)
   return key;
 }
 
+/** Of `jobs`, the first with each different set of credentials. */
+function oneForEachCredential(jobs: readonly JobConfig[]): JobConfig[] {
+  const byKey = new Map<string, JobConfig>();
+  for (const job of jobs) if (!byKey.has(credentialKey(job))) byKey.set(credentialKey(job), job);
+  return [...byKey.values()];
+}
+
 interface IndexedJob {
   job: JobConfig;
   wantsBranch: (branch: string) => boolean;
@@ -40,6 +47,8 @@ export class JobIndex {
   readonly #byProvider = new Map<ProviderName, JobConfig[]>();
   /** One job for each different set of credentials of a provider. */
   readonly #credentialsByProvider = new Map<ProviderName, JobConfig[]>();
+  /** The same, for the jobs of each owner (a repository's first part: organisation, group, workspace). */
+  readonly #credentialsByOwner = new Map<string, JobConfig[]>();
 
   constructor(jobs: readonly JobConfig[]) {
     for (const job of jobs) {
@@ -55,11 +64,19 @@ export class JobIndex {
       ofProvider.push(job);
       this.#byProvider.set(job.provider, ofProvider);
     }
-    for (const [provider, jobsOfProvider] of this.#byProvider) {
-      const byKey = new Map<string, JobConfig>();
-      for (const job of jobsOfProvider) if (!byKey.has(credentialKey(job))) byKey.set(credentialKey(job), job);
-      this.#credentialsByProvider.set(provider, [...byKey.values()]);
+    for (const [provider, jobsOfProvider] of this.#byProvider) this.#credentialsByProvider.set(provider, oneForEachCredential(jobsOfProvider));
+    const byOwner = new Map<string, JobConfig[]>();
+    for (const job of jobs) {
+      const key = JobIndex.#ownerKey(job.provider, job.repoKey);
+      const ofOwner = byOwner.get(key);
+      if (ofOwner === undefined) byOwner.set(key, [job]);
+      else ofOwner.push(job);
     }
+    for (const [key, jobsOfOwner] of byOwner) this.#credentialsByOwner.set(key, oneForEachCredential(jobsOfOwner));
+  }
+
+  static #ownerKey(provider: ProviderName, repo: string): string {
+    return JobIndex.#key(provider, repo.split('/', 1)[0] ?? '');
   }
 
   static #key(provider: ProviderName, repo: string): string {
@@ -87,6 +104,15 @@ export class JobIndex {
    */
   credentialsOf(provider: ProviderName): readonly JobConfig[] {
     return this.#credentialsByProvider.get(provider) ?? [];
+  }
+
+  /**
+   * One job for each different set of secrets among the jobs of the repository's owner (the
+   * organisation, group or workspace that names it first): the secrets a hook of that owner,
+   * which also sends pushes for its repositories without a job, is signed with.
+   */
+  credentialsOfOwner(provider: ProviderName, repo: string): readonly JobConfig[] {
+    return this.#credentialsByOwner.get(JobIndex.#ownerKey(provider, repo)) ?? [];
   }
 
   get(name: string): JobConfig | undefined {

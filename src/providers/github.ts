@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { hmacMatchesJob, hubSignature, readHubSignature } from './hub-signature.js';
-import { ignoredEvent, toPushEvent } from './push-event.js';
+import { ignoredEvent, TEST_DELIVERY, toPushEvent } from './push-event.js';
 import type { ProviderAdapter } from './types.js';
 import { copyHeaders, safeDeliveryId, stringField } from './validate.js';
 
@@ -17,9 +17,10 @@ export const githubProvider: ProviderAdapter<Buffer> = {
     return hmacMatchesJob(body, digest, job);
   },
 
-  // Sent when a hook is made, for a repository or for a whole organisation (then naming none).
-  isProbe(headers) {
-    return headers['x-github-event'] === 'ping';
+  // Sent when a hook is made; an organisation's names no repository. A repository's ping is
+  // verified against that repository's jobs, as its pushes are (see interpret).
+  isProbe(headers, payload) {
+    return headers['x-github-event'] === 'ping' && this.repositoryOf(payload) === undefined;
   },
 
   repositoryOf(payload) {
@@ -48,6 +49,7 @@ export const githubProvider: ProviderAdapter<Buffer> = {
 
   interpret(headers, payload, deliveryId) {
     const event = headers['x-github-event'];
+    if (event === 'ping') return { kind: 'ignored', reason: TEST_DELIVERY };
     if (event !== 'push') return ignoredEvent(event, 'push events are');
     return toPushEvent({
       provider: 'github',

@@ -17,6 +17,9 @@ export interface PushFields {
   message?: string | undefined;
 }
 
+/** Why a host's test delivery (a ping, "Test connection") queued nothing. */
+export const TEST_DELIVERY = 'test delivery received: the hook is set up, nothing to deploy';
+
 /** A delivery of an event the adapter does not deploy; `deployed` names the events it does. */
 export function ignoredEvent(event: unknown, deployed: string): HookEvent {
   return { kind: 'ignored', reason: `event ${JSON.stringify(String(event ?? ''))} is not deployed; only ${deployed}` };

@@ -74,7 +74,9 @@ export interface ProviderAdapter<C = unknown> {
   repositoryOf(payload: unknown): string | undefined;
   /**
    * A delivery that only tests the hook and names no repository (Bitbucket Data Center's
-   * `diagnostics:ping`): it is verified against every job of the provider and answered 200.
+   * `diagnostics:ping`, an organisation's GitHub ping): where every secret of the provider is
+   * tried before parsing (at most 16 different ones), it is verified against them and answered
+   * 200; with more, 401.
    */
   isProbe?(headers: IncomingHttpHeaders, payload: unknown): boolean;
   deliveryId(headers: IncomingHttpHeaders): string | undefined;

@@ -112,23 +112,27 @@ describe('POST /hooks/github', () => {
     expect(await hook.post('github', member, await githubHeaders(member, WEB_SECRET, 'push'))).toMatchObject({ status: 400, json: { error: 'expected the payload to name its repository' } });
   });
 
-  it('with more different secrets than are tried before parsing, answers 401 for a repository no job has; jobs sharing one secret still get 200', async () => {
+  it("with more different secrets than are tried before parsing, tries a repository without a job against its owner's secrets (an organisation's hook)", async () => {
     const many = await tempDir();
     const secrets = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`SECRET_${i}`, `${WEB_SECRET}-${i}`]));
-    const job = (i: number, secret: string) => ({ name: `app-${i}`, provider: 'github', repo: `acme/app-${i}`, branches: ['main'], secret_env: secret, remote: remote.bare, command: ['true'] });
-    const body = JSON.stringify(githubPush({ repo: 'acme/unknown', after: sha }));
-    const distinct = await startDaemon(many, { jobs: Array.from({ length: 17 }, (_, i) => job(i, `SECRET_${i}`)) }, secrets);
+    const job = (name: string, repo: string, secret: string) => ({ name, provider: 'github', repo, branches: ['main'], secret_env: secret, remote: remote.bare, command: ['true'] });
+    // 16 owners with a secret each, and the organisation acme, whose two jobs share one.
+    const jobs = [...Array.from({ length: 16 }, (_, i) => job(`solo-${i}`, `owner-${i}/app`, `SECRET_${i}`)), job('acme-a', 'acme/a', 'SECRET_16'), job('acme-b', 'acme/b', 'SECRET_16')];
+    const distinct = await startDaemon(many, { jobs }, secrets);
+    const push = (repo: string) => JSON.stringify(githubPush({ repo, after: sha }));
     try {
-      expect((await distinct.post('github', body, await githubHeaders(body, `${WEB_SECRET}-3`))).status).toBe(401);
-      const known = JSON.stringify(githubPush({ repo: 'acme/app-3', ref: 'refs/heads/other', after: sha }));
+      expect(await distinct.post('github', push('acme/unknown'), await githubHeaders(push('acme/unknown'), `${WEB_SECRET}-16`))).toMatchObject({ status: 200, json: { runs: [], reason: 'no job is configured for repository "acme/unknown"' } });
+      expect((await distinct.post('github', push('acme/unknown'), await githubHeaders(push('acme/unknown'), `${WEB_SECRET}-3`))).status).toBe(401);
+      expect((await distinct.post('github', push('nobody/unknown'), await githubHeaders(push('nobody/unknown'), `${WEB_SECRET}-16`))).status).toBe(401);
+      const known = JSON.stringify(githubPush({ repo: 'owner-3/app', ref: 'refs/heads/other', after: sha }));
       expect((await distinct.post('github', known, await githubHeaders(known, `${WEB_SECRET}-3`))).status).toBe(200);
     } finally {
       await distinct.stop();
     }
-    const shared = await startDaemon(await tempDir(), { jobs: Array.from({ length: 40 }, (_, i) => job(i, 'SECRET_0')) }, secrets);
+    const shared = await startDaemon(await tempDir(), { jobs: Array.from({ length: 40 }, (_, i) => job(`app-${i}`, `acme/app-${i}`, 'SECRET_0')) }, secrets);
     try {
-      expect(await shared.post('github', body, await githubHeaders(body, `${WEB_SECRET}-0`))).toMatchObject({ status: 200, json: { runs: [] } });
-      expect((await shared.post('github', body, await githubHeaders(body, `${WEB_SECRET}-1`))).status).toBe(401);
+      expect(await shared.post('github', push('elsewhere/unknown'), await githubHeaders(push('elsewhere/unknown'), `${WEB_SECRET}-0`))).toMatchObject({ status: 200, json: { runs: [] } });
+      expect((await shared.post('github', push('acme/unknown'), await githubHeaders(push('acme/unknown'), `${WEB_SECRET}-1`))).status).toBe(401);
     } finally {
       await shared.stop();
     }

@@ -238,7 +238,7 @@ describe('RunStore', () => {
     const store = new RunStore(state, join(dir, 'logs'));
     await store.loadAll();
     const newestFirst = made.map((run) => run.id).reverse();
-    const ids = (filter: { limit: number; before?: string; status?: RunRecord['status'] }) => store.list(filter).map((run) => run.id);
+    const ids = (filter: { limit: number; before?: string | undefined; status?: RunRecord['status'] }) => store.list({ limit: filter.limit, ...(filter.before !== undefined ? { before: filter.before } : {}), ...(filter.status !== undefined ? { status: filter.status } : {}) }).map((run) => run.id);
     expect(ids({ limit: 10 })).toEqual(newestFirst);
     expect(ids({ limit: 2 })).toEqual(newestFirst.slice(0, 2));
     expect(ids({ limit: 2, before: newestFirst[1] })).toEqual(newestFirst.slice(2, 4));
