@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
@@ -57,6 +57,8 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   if (!COMMIT_PATTERN.test(sha)) {
     throw new GitSyncError(`Expected the commit to be 40 or 64 lowercase hex characters, got ${JSON.stringify(sha)}`);
   }
+  // Fetched, it would land on origin/HEAD, the link to the remote's default branch, and deploy that.
+  if (options.branch === 'HEAD') throw new GitSyncError('Expected a branch, got "HEAD": a branch by that name is not deployed (git keeps origin/HEAD for the remote\'s default branch)');
   throwIfAborted(options.signal);
   // A warm checkout is told by its `.git` folder alone, whose entries also show stale locks.
   // Read synchronously, like the other small reads on the way to git and to the command: each
@@ -116,7 +118,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
     // A git killed in a fetch or a submodule's update also leaves locks below `.git` (a ref's,
     // a submodule's index): looked for only when git has complained of one, then once more.
     if (!(state === 'git' && error instanceof GitSyncError && LOCK_COMPLAINT.test(error.message))) throw error;
-    if ((await removeNestedLocks(checkout, options.output)) === 0) throw error;
+    if ((await removeNestedLocks(checkout, options.user, options.output)) === 0) throw error;
     await bringToCommit();
   });
   const head = await headCommit(git, checkout);
@@ -187,14 +189,17 @@ function smallFile(path: string): string | undefined {
 
 /**
  * Gives the checkout to the user git runs as, if another user owns it (run_as was added or
- * changed later). Its group alone is not looked at: the user may change it (to another of its
- * groups), and that must not make root run `chown -R` at the user's will over a tree the user
- * filled, where a hard link to a file of root's would change hands too.
+ * changed later): what that user owned, never a file of anyone else's a hard link there points
+ * at. Another group alone (`run_as.group` changed, or the user changed it: they may, to any of
+ * their groups) is set back by the user themselves, who can change only what they own, so the
+ * user cannot make root change a file of root's at will.
  */
 async function ownCheckout(checkout: string, user: { uid: number; gid: number }): Promise<void> {
   const info = await stat(checkout);
-  if (info.uid === user.uid) return;
-  await promisify(execFile)('chown', ['-R', '--', `${user.uid}:${user.gid}`, checkout]);
+  const run = promisify(execFile);
+  if (info.uid !== user.uid) await run('chown', ['-R', `--from=${info.uid}`, '--', `${user.uid}:${user.gid}`, checkout]);
+  // What the user may not change (a link to someone else's file) is left as it is.
+  else if (info.gid !== user.gid) await run('chgrp', ['-R', '--', String(user.gid), checkout], { uid: user.uid, gid: user.gid }).catch(() => undefined);
 }
 
 /** The lock files git leaves at the top of a git folder. */
@@ -219,26 +224,21 @@ const LOCK_COMPLAINT = /\.lock'?: File exists|cannot lock ref/;
 /**
  * Stale locks anywhere in `.git` (see removeStaleLocks): a ref's under `refs/`, a submodule's
  * in its git folder under `modules/`. No ref may end in `.lock`, so every `*.lock` there is
- * git's. The objects are not looked through (there are many, and git locks none of them by
- * file), and links are never followed: a link named `*.lock` is removed itself.
+ * git's. `find` does the walk, as the job's user where the job has one: the checkout is that
+ * user's, and a process of theirs left running could swap a folder for a link while the walk
+ * goes on; `find` follows no link, and whatever it removes the user could have removed. Nothing
+ * among the objects is removed (git locks none of them by file).
  */
-async function removeNestedLocks(checkout: string, output: SyncOptions['output']): Promise<number> {
-  let removed = 0;
-  const walk = async (folder: string, depth: number): Promise<void> => {
-    if (depth > 64) return;
-    for (const entry of await readdir(folder, { withFileTypes: true }).catch(() => [])) {
-      const path = join(folder, entry.name);
-      if (entry.isDirectory()) {
-        if (entry.name !== 'objects') await walk(path, depth + 1);
-      } else if (entry.name.endsWith('.lock')) {
-        await rm(path, { force: true });
-        output.write(`[deployhook] removed the stale lock ${relative(checkout, path)} left by an interrupted run\n`);
-        removed += 1;
-      }
-    }
-  };
-  await walk(join(checkout, '.git'), 0);
-  return removed;
+async function removeNestedLocks(checkout: string, user: SyncOptions['user'], output: SyncOptions['output']): Promise<number> {
+  const args = ['-P', '.git', '-name', '*.lock', '!', '-type', 'd', '!', '-path', '.git/objects/*', '!', '-path', '.git/modules/*/objects/*', '-print', '-delete'];
+  const found = await promisify(execFile)('find', args, { cwd: checkout, ...(user ? { uid: user.uid, gid: user.gid } : {}) }).then(
+    ({ stdout }) => stdout,
+    // What it removed before it failed (a file it may not remove) is still listed.
+    (error: { stdout?: string }) => error.stdout ?? '',
+  );
+  const removed = found.split('\n').filter((path) => path !== '');
+  for (const path of removed) output.write(`[deployhook] removed the stale lock ${path} left by an interrupted run\n`);
+  return removed.length;
 }
 
 /**

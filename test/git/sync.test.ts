@@ -235,6 +235,14 @@ describe('syncCheckout', () => {
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
   });
 
+  it('refuses a branch named HEAD, which would deploy the remote\'s default branch through origin/HEAD', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env }));
+    const sync = syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'HEAD', env }));
+    await expect(sync).rejects.toThrow(/^Expected a branch, got "HEAD"/);
+  });
+
   it("never takes a tag named like a missing branch or tag for it (git's lookup rules would)", async () => {
     const { remote, checkout, env } = await setup();
     const sha = await remote.commit({ 'app.txt': 'one\n' });

@@ -95,6 +95,9 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     await execa('chgrp', ['root', checkout]);
     expect(await deploy()).toMatchObject({ status: 'succeeded' });
     expect(await stat(roots)).toMatchObject({ uid: 0, gid: 0 });
+    // The rest is set back to the job's group, by the user.
+    expect(await stat(checkout)).toMatchObject({ uid: 65534, gid: 65534 });
+    expect(await stat(join(checkout, 'app.txt'))).toMatchObject({ uid: 65534, gid: 65534 });
   });
 
   it("asks the remote for a generic event's branch tip as the job's user, without the daemon's secrets in git's environment", async () => {
