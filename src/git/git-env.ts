@@ -22,15 +22,15 @@ export interface GitEnvironment {
   unsafe: { allowUnsafeSshCommand: true; allowUnsafeAskPass?: true };
   /**
    * Settings put before every git step and `ls-remote` (`-c name=value`; git hands them on to
-   * the gits it starts, a submodule's fetch included). With a token: no credential helper. git offers the
-   * credentials the askpass helper gave to every helper of the system's and the user's config
-   * once they worked, and `helper = store` would write the token to ~/.git-credentials in
-   * plain text; a helper would also be asked before the askpass helper, for a credential of its own.
+   * the gits it starts, a submodule's fetch included). With a token: no credential helper for
+   * the remote's origin. git offers the credentials the askpass helper gave to every helper of
+   * the system's and the user's config once they worked, and `helper = store` would write the
+   * token to ~/.git-credentials in plain text; a helper would also be asked before the askpass
+   * helper, for a credential of its own. Other hosts (a submodule's) keep their helpers.
    */
   configArgs: readonly string[];
 }
 
-const NO_CREDENTIAL_HELPER = ['-c', 'credential.helper='];
 
 /** The helper in the package's `libexec/`. */
 export const ASKPASS_SCRIPT = join(packageRoot(import.meta.url), 'libexec', 'git-askpass.sh');
@@ -73,5 +73,6 @@ export function gitEnvironment(base: Record<string, string>, auth: GitAuth, remo
   env['DEPLOYHOOK_GIT_USERNAME'] = auth.username ?? '';
   env['DEPLOYHOOK_GIT_PASSWORD'] = auth.password;
   allowEnvironment.push('GIT_ASKPASS');
-  return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true, allowUnsafeAskPass: true }, configArgs: NO_CREDENTIAL_HELPER };
+  const origin = originOf(remote);
+  return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true, allowUnsafeAskPass: true }, configArgs: ['-c', origin === '' ? 'credential.helper=' : `credential.${origin}.helper=`] };
 }

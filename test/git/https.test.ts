@@ -42,7 +42,7 @@ describe('syncCheckout over HTTP with a token', () => {
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('over http\n');
     const basic = `Basic ${Buffer.from(`${USERNAME}:${TOKEN}`).toString('base64')}`;
     expect(server.authorizations).toContain(basic);
-    expect(options.collected.text()).toContain('$ git -c credential.helper= clone');
+    expect(options.collected.text()).toContain(`$ git -c credential.${new URL(url).origin}.helper= clone`);
     expect(options.collected.text()).not.toContain(TOKEN);
   });
 
@@ -55,7 +55,7 @@ describe('syncCheckout over HTTP with a token', () => {
     expect((await syncCheckout(options)).sha).toBe(sha);
     expect((await syncCheckout(syncOptions({ remote: url, checkout, sha, env, auth: { username: USERNAME, password: TOKEN } }))).sha).toBe(sha);
     expect(existsSync(join(root, 'home', '.git-credentials'))).toBe(false);
-    expect(options.collected.text()).toContain("$ git -c credential.helper= clone");
+    expect(options.collected.text()).toContain(`$ git -c credential.${new URL(url).origin}.helper= clone`);
   });
 
   it('keeps the remote URL in the checkout free of credentials', async () => {
@@ -101,7 +101,7 @@ describe('syncCheckout over HTTP with a token', () => {
     await syncCheckout(options);
 
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(next);
-    expect(options.collected.text()).toContain('$ git -c credential.helper= fetch');
+    expect(options.collected.text()).toContain(`$ git -c credential.${new URL(url).origin}.helper= fetch`);
     expect(options.collected.text()).not.toContain(TOKEN);
   });
 
