@@ -45,5 +45,8 @@ describe('a run log printed on a terminal', () => {
     const clef = Buffer.from('𝄞', 'utf8');
     const parts = [cut(Uint8Array.from([0x41, 0xc3])), cut(Uint8Array.from([0x9b, clef[0] as number, clef[1] as number])), cut(Uint8Array.from([clef[2] as number, clef[3] as number, 0x9b]))];
     expect(Buffer.concat(parts).toString('utf8')).toBe('AÛ𝄞\\x9b');
+    // An overlong form (E0 80 9B) and a surrogate's bytes (ED A0 9B) are no characters: the 0x9B in them is escaped.
+    const strict = createTerminalFilter();
+    expect(Buffer.from(strict(Uint8Array.from([0xe0, 0x80, 0x9b, 0x41, 0xed, 0xa0, 0x9b]))).toString('latin1')).toBe('\xe0\\x80\\x9bA\xed\xa0\\x9b');
   });
 });
