@@ -327,6 +327,31 @@ describe('syncCheckout', () => {
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
   });
 
+  it("looks for those locks with PATH alone of the daemon's environment, which holds every job's secrets", async () => {
+    const { root, remote, checkout, env } = await setup();
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'app.txt': 'one\n' }), branch: 'main', env }));
+    await writeFile(join(checkout, '.git', 'refs', 'remotes', 'origin', 'main.lock'), '');
+    const sha = await remote.commit({ 'app.txt': 'two\n' });
+    // A `find` first on PATH that notes its environment, then does the work.
+    const bin = join(root, 'bin');
+    await mkdir(bin);
+    const seen = join(root, 'find-env.txt');
+    const realFind = execFileSync('sh', ['-c', 'command -v find']).toString().trim();
+    await writeFile(join(bin, 'find'), `#!/bin/sh\nenv > ${seen}\nexec ${realFind} "$@"\n`, { mode: 0o755 });
+    const saved = { PATH: process.env.PATH, SECRET: process.env.DEPLOYHOOK_TEST_JOB_SECRET };
+    process.env.PATH = `${bin}:${saved.PATH ?? ''}`;
+    process.env.DEPLOYHOOK_TEST_JOB_SECRET = 'a-job-secret-0123456789';
+    try {
+      expect(await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env }))).toEqual({ sha });
+    } finally {
+      process.env.PATH = saved.PATH;
+      if (saved.SECRET === undefined) delete process.env.DEPLOYHOOK_TEST_JOB_SECRET;
+      else process.env.DEPLOYHOOK_TEST_JOB_SECRET = saved.SECRET;
+    }
+    const names = (await readFile(seen, 'utf8')).split('\n').map((line) => line.split('=')[0] ?? '').filter((name) => name !== '');
+    expect(names.filter((name) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(name))).toEqual(['PATH']);
+  });
+
   it('refuses a checkout folder that holds other files and is not a git checkout', async () => {
     const { remote, checkout, env } = await setup();
     const sha = await remote.commit({ 'app.txt': 'one\n' });
