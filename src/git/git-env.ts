@@ -73,6 +73,8 @@ export function gitEnvironment(base: Record<string, string>, auth: GitAuth, remo
   env['DEPLOYHOOK_GIT_USERNAME'] = auth.username ?? '';
   env['DEPLOYHOOK_GIT_PASSWORD'] = auth.password;
   allowEnvironment.push('GIT_ASKPASS');
+  // A host git may fail to match a URL setting to (`_`, `~` or a `%` escape in it) gets no helper at all.
   const origin = originOf(remote);
-  return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true, allowUnsafeAskPass: true }, configArgs: ['-c', origin === '' ? 'credential.helper=' : `credential.${origin}.helper=`] };
+  const plain = /^[a-z][a-z0-9+.-]*:\/\/(?:\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::\d+)?$/i.test(origin);
+  return { env, allowEnvironment, unsafe: { allowUnsafeSshCommand: true, allowUnsafeAskPass: true }, configArgs: ['-c', plain ? `credential.${origin}.helper=` : 'credential.helper='] };
 }
