@@ -48,5 +48,9 @@ describe('a run log printed on a terminal', () => {
     // An overlong form (E0 80 9B) and a surrogate's bytes (ED A0 9B) are no characters: the 0x9B in them is escaped.
     const strict = createTerminalFilter();
     expect(Buffer.from(strict(Uint8Array.from([0xe0, 0x80, 0x9b, 0x41, 0xed, 0xa0, 0x9b]))).toString('latin1')).toBe('\xe0\\x80\\x9bA\xed\xa0\\x9b');
+    // A character that breaks off after a byte 0x80–0x9F, also at a chunk's end: that byte is escaped, not sent.
+    expect(Buffer.from(strict(Uint8Array.from([0xe1, 0x9b, 0x41, 0xf1, 0x9b, 0x9b, 0x42]))).toString('latin1')).toBe('\xe1\\x9bA\xf1\\x9b\\x9bB');
+    const held = createTerminalFilter();
+    expect(Buffer.concat([held(Uint8Array.from([0x41, 0xe1, 0x9b])), held(Uint8Array.from([0x41]))]).toString('latin1')).toBe('A\xe1\\x9bA');
   });
 });
