@@ -62,7 +62,6 @@ const QUIET_DECISIONS: ReadonlySet<DeliveryOutcome> = new Set(['rejected', 'igno
  */
 const VERIFY_BEFORE_PARSE_MAX_SECRETS = 16;
 
-
 /**
  * The request bodies held in memory at once, all unverified while they are read: four of the
  * largest allowed, and never less than 64 MiB, so that a small `max_body_bytes` does not turn
