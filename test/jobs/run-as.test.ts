@@ -1,11 +1,12 @@
 import { chmod, link, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { createRemote } from '../helpers/git-repo.js';
+import { createRemote, git } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { newSigningSecret, standardSignature } from '../helpers/standard-webhooks.js';
 import { waitForRun } from '../helpers/runs.js';
@@ -98,6 +99,42 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     // The rest is set back to the job's group, by the user.
     expect(await stat(checkout)).toMatchObject({ uid: 65534, gid: 65534 });
     expect(await stat(join(checkout, 'app.txt'))).toMatchObject({ uid: 65534, gid: 65534 });
+  });
+
+  it("removes a stale lock in the user's checkout as the user, and deploys", async () => {
+    expect(process.getuid?.(), 'these tests need root').toBe(0);
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const remote = await createRemote(dir);
+    await remote.commit({ 'app.txt': 'one\n' });
+    await execa('chmod', ['-R', 'a+rX', remote.bare]);
+    await execa('chown', ['-R', 'nobody', remote.bare]);
+    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['cat', 'app.txt'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
+    const deploy = async (sha: string) => {
+      const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+      const reply = await hook?.post('github', body, await githubHeaders(body, SECRET));
+      return waitForRun(join(dir, 'state'), 'app', (reply?.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+    };
+    expect(await deploy(await git(remote.work, 'rev-parse', 'HEAD'))).toMatchObject({ status: 'succeeded' });
+    // What a fetch killed mid-way leaves: a ref's lock, here the user's own file.
+    const lock = join(dir, 'state', 'checkouts', 'app', '.git', 'refs', 'remotes', 'origin', 'main.lock');
+    await writeFile(lock, '');
+    await execa('chown', ['nobody:nogroup', lock]);
+    // And one only root may remove (in a folder of root's): the clean-up, as the user, leaves it.
+    const tags = join(dir, 'state', 'checkouts', 'app', '.git', 'refs', 'tags');
+    await execa('chown', ['root:root', tags]);
+    await writeFile(join(tags, 'roots.lock'), '');
+    await execa('chown', ['-R', 'root', remote.bare]);
+    const sha = await remote.commit({ 'app.txt': 'two\n' });
+    await execa('chmod', ['-R', 'a+rX', remote.bare]);
+    await execa('chown', ['-R', 'nobody', remote.bare]);
+    const record = await deploy(sha);
+    const log = await readFile(record.logPath, 'utf8');
+    expect(record, log).toMatchObject({ status: 'succeeded', deployedSha: sha });
+    expect(log).toContain('[deployhook] removed the stale lock .git/refs/remotes/origin/main.lock left by an interrupted run\n');
+    expect(log).toContain('two\n');
+    expect(log).not.toContain('roots.lock');
+    expect(existsSync(join(tags, 'roots.lock'))).toBe(true);
   });
 
   it("asks the remote for a generic event's branch tip as the job's user, without the daemon's secrets in git's environment", async () => {
