@@ -12,7 +12,7 @@ import { currentBootId, processStartTime } from '../runner/orphan-group.js';
 import { runCommand } from '../runner/run-command.js';
 import type { RunStore } from '../store/run-store.js';
 import { commandEnvironment, userEnvironment } from './command-env.js';
-import { eventFieldsOf } from './event-fields.js';
+import { eventFieldsOf, FIELD_PREFIX } from './event-fields.js';
 import { createTidier, filterPaths, sync } from './prepare-checkout.js';
 import { closingLine, writeHeader } from './run-log-lines.js';
 import { type DeployContext, type Outcome, stoppedOutcome } from './run-outcome.js';
@@ -53,6 +53,9 @@ async function deploy(context: DeployContext): Promise<Outcome> {
     if (folder === 'outside') return { status: 'failed', reason: `expected the workdir ${job.workdir ?? '.'} to be a folder in commit ${run.deployedSha ?? run.sha}, but it is a link out of the checkout` };
     return { status: 'failed', reason: `expected the workdir ${job.workdir ?? '.'} to be a folder in commit ${run.deployedSha ?? run.sha}, but it is not` };
   }
+  // The variables a generic job's `fields` set, by name (the values are the event's: in its file).
+  const fieldNames = Object.keys(job.event?.fields ?? {});
+  if (fieldNames.length > 0) log.note(`fields:   ${fieldNames.map((name) => `${FIELD_PREFIX}${name}`).join(' ')}`);
   log.note(`$ ${job.command.map((arg) => JSON.stringify(arg)).join(' ')}${job.runAs ? ` (as ${job.runAs.user})` : ''}`);
   await context.recorded;
   const env = commandEnvironment(job, run, userEnvironment(job, context.baseEnv), await eventFieldsOf(job, run));

@@ -108,6 +108,7 @@ describe('POST /hooks/generic/<source>', () => {
     expect(await readFile(seen.env.DEPLOYHOOK_EVENT_FILE ?? '', 'utf8')).toBe(body);
     const log = await readFile(run.logPath, 'utf8');
     expect(log).toContain('event:    from alertmanager');
+    expect(log).toContain('[deployhook] fields:   DEPLOYHOOK_FIELD_ALERT_NAME DEPLOYHOOK_FIELD_INSTANCE DEPLOYHOOK_FIELD_LABELS DEPLOYHOOK_FIELD_RUNBOOK DEPLOYHOOK_FIELD_PATH DEPLOYHOOK_FIELD_LD_PRELOAD\n');
     expect(log).toContain('(generic event from alertmanager)');
     expect(log).not.toContain('syncing');
   });
