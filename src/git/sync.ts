@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
@@ -89,7 +89,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   ];
   if (state === 'git') {
     // No entries when `.git` is a file, not a folder: lock files are looked for only in a `.git` folder.
-    await removeStaleLocks(checkout, gitEntries ?? [], options.output);
+    await removeStaleLocks(checkout, gitEntries ?? [], options.user, options.output);
     await pointOriginAt(git, checkout, remote);
   } else {
     await git.step('clone', ['clone', '--no-checkout', '--progress', '--', remote, checkout]);
@@ -217,15 +217,15 @@ const STALE_LOCK_NAMES = ['index.lock', 'HEAD.lock', 'config.lock', 'packed-refs
 
 /**
  * One job never runs twice at once, so a git lock file found before a sync was left by a
- * git the daemon could not stop (it was killed mid-run): it is stale, and removed.
+ * git the daemon could not stop (it was killed mid-run): it is stale, and removed, by `find`
+ * as the job's user (see removeLocks): `.git` was read a moment ago, and the user could have
+ * put a link to another folder in its place since.
  */
-async function removeStaleLocks(checkout: string, entries: readonly string[], output: SyncOptions['output']): Promise<void> {
-  const present = new Set(entries);
-  for (const name of STALE_LOCK_NAMES) {
-    if (!present.has(name)) continue;
-    await rm(join(checkout, '.git', name), { force: true });
-    output.write(`[deployhook] removed the stale lock .git/${name} left by an interrupted run\n`);
-  }
+async function removeStaleLocks(checkout: string, entries: readonly string[], user: SyncOptions['user'], output: SyncOptions['output']): Promise<void> {
+  const names = STALE_LOCK_NAMES.filter((name) => entries.includes(name));
+  if (names.length === 0) return;
+  const named = names.flatMap((name, index) => [...(index > 0 ? ['-o'] : []), '-name', name]);
+  await removeLocks(checkout, ['-maxdepth', '1', '(', ...named, ')'], user, output);
 }
 
 /** What git says when a lock file is in its way ("Unable to create '….lock': File exists", "cannot lock ref"). */
@@ -240,8 +240,16 @@ const LOCK_COMPLAINT = /\.lock'?: File exists|cannot lock ref/;
  * among the objects is removed (git locks none of them by file).
  */
 async function removeNestedLocks(checkout: string, user: SyncOptions['user'], output: SyncOptions['output']): Promise<number> {
+  return removeLocks(checkout, ['-name', '*.lock', '!', '-path', '.git/objects/*', '!', '-path', '.git/modules/*/objects/*'], user, output);
+}
+
+/**
+ * Runs `find -P .git <tests> ! -type d -delete -print0` in the checkout, as the job's user when
+ * it has one, with PATH alone of the daemon's environment, and says what it removed.
+ */
+async function removeLocks(checkout: string, tests: readonly string[], user: SyncOptions['user'], output: SyncOptions['output']): Promise<number> {
   // Listed once removed; NUL-separated, as a name may hold a newline.
-  const args = ['-P', '.git', '-name', '*.lock', '!', '-type', 'd', '!', '-path', '.git/objects/*', '!', '-path', '.git/modules/*/objects/*', '-delete', '-print0'];
+  const args = ['-P', '.git', ...tests, '!', '-type', 'd', '-delete', '-print0'];
   const found = await promisify(execFile)('find', args, { cwd: checkout, env: toolEnvironment(), ...(user ? { uid: user.uid, gid: user.gid } : {}) }).then(
     ({ stdout }) => stdout,
     // What it removed before it failed (a file it may not remove) is still listed.
