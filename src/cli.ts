@@ -174,9 +174,10 @@ async function printLog(api: ApiClient, runId: string, follow: boolean, answered
   // `logs … | head`: a reader that has read enough ends it as SIGPIPE would any other tool.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' ? process.exit(141) : fail(error)));
   // On a terminal, escape sequences from the log (a pusher's commit subject, say) are shown, not obeyed.
-  const safe = process.stdout.isTTY ? (await import('./client/terminal-safe.js')).createTerminalFilter() : (chunk: Uint8Array) => chunk;
+  const safe = process.stdout.isTTY ? (await import('./client/terminal-safe.js')).createTerminalFilter() : undefined;
   const { showLog, FOLLOW } = await commands();
-  const status = await showLog(api, runId, follow, (chunk) => process.stdout.write(safe(chunk)), console.error, { ...FOLLOW, answered }).catch(fail);
+  const status = await showLog(api, runId, follow, (chunk) => process.stdout.write(safe ? safe(chunk) : chunk), console.error, { ...FOLLOW, answered }).catch(fail);
+  if (safe) process.stdout.write(safe.flush());
   // A skipped run (no changed file matched `paths`) did what its config asks: not an error.
   if (follow && status !== 'succeeded' && status !== 'skipped') process.exitCode = 1;
 }

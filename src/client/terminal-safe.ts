@@ -11,7 +11,13 @@
  * still read as one (and held back until it is whole). A chunk of plain ASCII text is passed on
  * as it is.
  */
-export function createTerminalFilter(): (chunk: Uint8Array) => Uint8Array {
+export interface TerminalFilter {
+  (chunk: Uint8Array): Uint8Array;
+  /** The end of the output: what a character that never came whole held back, escaped as strays are. */
+  flush(): Uint8Array;
+}
+
+export function createTerminalFilter(): TerminalFilter {
   // The bytes of a character not complete yet (it may go on in the next chunk), how many more
   // it needs, and the range the next one must be in (narrower after some first bytes: UTF-8
   // allows no overlong form, surrogate or code point past U+10FFFF). Held back until the
@@ -20,12 +26,13 @@ export function createTerminalFilter(): (chunk: Uint8Array) => Uint8Array {
   let due = 0;
   let low = 0x80;
   let high = 0xbf;
-  return (chunk) => {
+  const strays = (bytes: readonly number[]): number[] => bytes.flatMap((byte) => (byte >= 0x80 && byte <= 0x9f ? [...Buffer.from(`\\x${byte.toString(16)}`, 'latin1')] : [byte]));
+  const filter = (chunk: Uint8Array): Uint8Array => {
     if (chunk.length === 0 || (due === 0 && chunk.findIndex((byte) => isControl(byte) || byte >= 0x80) === -1)) return chunk;
     const out: number[] = [];
     const escape = (text: string) => out.push(...Buffer.from(text, 'latin1'));
     // A byte that is no part of a character: one a terminal could take for a C1 control is escaped.
-    const stray = (byte: number) => (byte >= 0x80 && byte <= 0x9f ? escape(`\\x${byte.toString(16)}`) : out.push(byte));
+    const stray = (byte: number) => out.push(...strays([byte]));
     for (const byte of chunk) {
       if (due > 0) {
         if (byte >= low && byte <= high) {
@@ -63,6 +70,15 @@ export function createTerminalFilter(): (chunk: Uint8Array) => Uint8Array {
     }
     return Uint8Array.from(out);
   };
+  return Object.assign(filter, {
+    flush(): Uint8Array {
+      const held = Uint8Array.from(strays(pending));
+      pending = [];
+      due = 0;
+      [low, high] = [0x80, 0xbf];
+      return held;
+    },
+  });
 }
 
 /** A C0 control other than tab, newline and carriage return, or DEL. */

@@ -52,5 +52,9 @@ describe('a run log printed on a terminal', () => {
     expect(Buffer.from(strict(Uint8Array.from([0xe1, 0x9b, 0x41, 0xf1, 0x9b, 0x9b, 0x42]))).toString('latin1')).toBe('\xe1\\x9bA\xf1\\x9b\\x9bB');
     const held = createTerminalFilter();
     expect(Buffer.concat([held(Uint8Array.from([0x41, 0xe1, 0x9b])), held(Uint8Array.from([0x41]))]).toString('latin1')).toBe('A\xe1\\x9bA');
+    // At the end of the output (a run still writing), what was held back comes out, escaped as strays are.
+    const ending = createTerminalFilter();
+    expect(Buffer.concat([ending(Uint8Array.from([0x41, 0xe2, 0x82])), ending.flush()]).toString('latin1')).toBe('A\xe2\\x82');
+    expect(ending.flush()).toHaveLength(0);
   });
 });
