@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
 import { printable } from '../log/printable.js';
+import { pathOnlyEnvironment } from '../runner/path-only-env.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
 import { checkoutGitRunner, throwIfAborted, withoutUrlPasswords, type CheckoutGitOptions } from './git-runner.js';
 import type { GitRunner } from './git-runner.js';
@@ -200,16 +201,7 @@ async function ownCheckout(checkout: string, user: { uid: number; gid: number })
   const run = promisify(execFile);
   if (info.uid !== user.uid) await run('chown', ['-R', `--from=${info.uid}`, '--', `${user.uid}:${user.gid}`, checkout]);
   // What the user may not change (a link to someone else's file) is left as it is.
-  else if (info.gid !== user.gid) await run('chgrp', ['-R', '--', String(user.gid), checkout], { uid: user.uid, gid: user.gid, env: toolEnvironment() }).catch(() => undefined);
-}
-
-/**
- * The environment of a tool the daemon starts in a checkout, as the job's user with `run_as`:
- * PATH alone. The daemon's own holds every job's secrets, and any process of that user may
- * read the environment of another (`/proc/<pid>/environ`).
- */
-function toolEnvironment(): Record<string, string> {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  else if (info.gid !== user.gid) await run('chgrp', ['-R', '--', String(user.gid), checkout], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment() }).catch(() => undefined);
 }
 
 /** The lock files git leaves at the top of a git folder. */
@@ -250,7 +242,7 @@ async function removeNestedLocks(checkout: string, user: SyncOptions['user'], ou
 async function removeLocks(checkout: string, tests: readonly string[], user: SyncOptions['user'], output: SyncOptions['output']): Promise<number> {
   // Listed once removed; NUL-separated, as a name may hold a newline.
   const args = ['-P', '.git', ...tests, '!', '-type', 'd', '-delete', '-print0'];
-  const found = await promisify(execFile)('find', args, { cwd: checkout, env: toolEnvironment(), ...(user ? { uid: user.uid, gid: user.gid } : {}) }).then(
+  const found = await promisify(execFile)('find', args, { cwd: checkout, env: pathOnlyEnvironment(), ...(user ? { uid: user.uid, gid: user.gid } : {}) }).then(
     ({ stdout }) => stdout,
     // What it removed before it failed (a file it may not remove) is still listed.
     (error: { stdout?: string }) => error.stdout ?? '',

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { F_SETPIPE_SZ } from './process-helper-script.js';
+import { pathOnlyEnvironment } from './path-only-env.js';
 import type { ProcessLauncher } from './process-launcher.js';
 
 /** What a chatty command's pipe grows to: Linux's largest for a process without privileges (/proc/sys/fs/pipe-max-size). */
@@ -99,7 +100,7 @@ export class PipeWidener {
     try {
       child = spawn(perl, ['-e', SET_PIPE_SIZE, String(F_SETPIPE_SZ), String(WIDE_PIPE_BYTES)], {
         stdio: ['ignore', 'ignore', 'ignore', fd],
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        env: pathOnlyEnvironment(),
       });
     } catch {
       return Promise.resolve();

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fstatSync } from 'node:fs';
 import { constants } from 'node:os';
 import { signalGroup, signalProcess } from './kill-group.js';
+import { pathOnlyEnvironment } from './path-only-env.js';
 import { F_SETPIPE_SZ, HELPER_SCRIPT } from './process-helper-script.js';
 
 /**
@@ -151,7 +152,7 @@ export class ProcessLauncher {
       let ready = false;
       let helper: ChildProcess;
       try {
-        helper = spawn(this.#perl, ['-e', HELPER_SCRIPT, String(process.pid), String(F_SETPIPE_SZ)], { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+        helper = spawn(this.#perl, ['-e', HELPER_SCRIPT, String(process.pid), String(F_SETPIPE_SZ)], { stdio: ['pipe', 'pipe', 'inherit'], env: pathOnlyEnvironment() });
       } catch (error) {
         this.#disable(`could not start ${this.#perl}: ${(error as Error).message}`);
         resolve(false);
