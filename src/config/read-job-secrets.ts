@@ -18,12 +18,12 @@ export function signingSecretProblem(value: string, what: string): string | unde
   return `expected ${what}: whsec_ and the base64 of at least ${MIN_SIGNING_KEY_BYTES} random bytes (make one with: echo "whsec_$(openssl rand -base64 32)"), got something else`;
 }
 
-/** The credential keys of a job as written; the schema has checked that exactly one is set. */
 /** A job's own secrets: its webhook secrets or signing tokens, and its remote's HTTPS token. */
 export function secretsOfJob(job: Pick<JobConfig, 'secrets' | 'signingTokens' | 'token'>): string[] {
   return [...job.secrets, ...(job.signingTokens ?? []), ...(job.token ? [job.token.value] : [])];
 }
 
+/** The credential keys of a job as written; the schema has checked that exactly one is set. */
 export interface CredentialKeys {
   provider: string;
   secret_env?: string | string[] | undefined;

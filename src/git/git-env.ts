@@ -31,7 +31,6 @@ export interface GitEnvironment {
   configArgs: readonly string[];
 }
 
-
 /** The helper in the package's `libexec/`. */
 export const ASKPASS_SCRIPT = join(packageRoot(import.meta.url), 'libexec', 'git-askpass.sh');
 

@@ -22,11 +22,16 @@ export function credentialKey(job: Pick<JobConfig, 'secrets' | 'signingTokens'>)
   return key;
 }
 
-/** Of `jobs`, the first with each different set of credentials. */
-function oneForEachCredential(jobs: readonly JobConfig[]): JobConfig[] {
-  const byKey = new Map<string, JobConfig>();
-  for (const job of jobs) if (!byKey.has(credentialKey(job))) byKey.set(credentialKey(job), job);
-  return [...byKey.values()];
+/** Keeps under `group` the first job with each different set of credentials. */
+function keepFirstPerCredential<K>(groups: Map<K, Map<string, JobConfig>>, group: K, job: JobConfig): void {
+  let ofGroup = groups.get(group);
+  if (ofGroup === undefined) groups.set(group, (ofGroup = new Map()));
+  if (!ofGroup.has(credentialKey(job))) ofGroup.set(credentialKey(job), job);
+}
+
+/** The jobs kept per group, as lists. */
+function listed<K>(groups: ReadonlyMap<K, ReadonlyMap<string, JobConfig>>): Map<K, JobConfig[]> {
+  return new Map([...groups].map(([group, jobs]) => [group, [...jobs.values()]]));
 }
 
 interface IndexedJob {
@@ -44,13 +49,14 @@ export class JobIndex {
   /** The same jobs without their matchers: what `candidates` returns, for every delivery. */
   readonly #jobsByRepo = new Map<string, JobConfig[]>();
   readonly #byName = new Map<string, JobConfig>();
-  readonly #byProvider = new Map<ProviderName, JobConfig[]>();
   /** One job for each different set of credentials of a provider. */
-  readonly #credentialsByProvider = new Map<ProviderName, JobConfig[]>();
+  readonly #credentialsByProvider: ReadonlyMap<ProviderName, JobConfig[]>;
   /** The same, for the jobs of each owner (a repository's first part: organisation, group, workspace). */
-  readonly #credentialsByOwner = new Map<string, JobConfig[]>();
+  readonly #credentialsByOwner: ReadonlyMap<string, JobConfig[]>;
 
   constructor(jobs: readonly JobConfig[]) {
+    const byProvider = new Map<ProviderName, Map<string, JobConfig>>();
+    const byOwner = new Map<string, Map<string, JobConfig>>();
     for (const job of jobs) {
       const key = JobIndex.#key(job.provider, job.repoKey);
       const list = this.#byRepo.get(key) ?? [];
@@ -60,19 +66,11 @@ export class JobIndex {
       jobsOfRepo.push(job);
       this.#jobsByRepo.set(key, jobsOfRepo);
       this.#byName.set(job.name, job);
-      const ofProvider = this.#byProvider.get(job.provider) ?? [];
-      ofProvider.push(job);
-      this.#byProvider.set(job.provider, ofProvider);
+      keepFirstPerCredential(byProvider, job.provider, job);
+      keepFirstPerCredential(byOwner, JobIndex.#ownerKey(job.provider, job.repoKey), job);
     }
-    for (const [provider, jobsOfProvider] of this.#byProvider) this.#credentialsByProvider.set(provider, oneForEachCredential(jobsOfProvider));
-    const byOwner = new Map<string, JobConfig[]>();
-    for (const job of jobs) {
-      const key = JobIndex.#ownerKey(job.provider, job.repoKey);
-      const ofOwner = byOwner.get(key);
-      if (ofOwner === undefined) byOwner.set(key, [job]);
-      else ofOwner.push(job);
-    }
-    for (const [key, jobsOfOwner] of byOwner) this.#credentialsByOwner.set(key, oneForEachCredential(jobsOfOwner));
+    this.#credentialsByProvider = listed(byProvider);
+    this.#credentialsByOwner = listed(byOwner);
   }
 
   static #ownerKey(provider: ProviderName, repo: string): string {
@@ -100,7 +98,8 @@ export class JobIndex {
   /**
    * One job for each different set of secrets (and signing tokens) the provider's jobs have: a
    * delivery verified against these is verified against every job of the provider, at one
-   * check per secret (an organisation's hook signs every repository's pushes with one).
+   * check per set, however many jobs share it (an organisation's hook signs every repository's
+   * pushes with one).
    */
   credentialsOf(provider: ProviderName): readonly JobConfig[] {
     return this.#credentialsByProvider.get(provider) ?? [];

@@ -297,16 +297,17 @@ export class RunStore {
     ofJob.set(record.id, record);
   }
 
-  /** A job's runs, or every run. */
-  #runsOf(job: string | undefined): ReadonlyMap<string, RunRecord> {
-    return job === undefined ? this.#records : (this.#byJob.get(job) ?? new Map<string, RunRecord>());
+  /** A job's runs. */
+  #runsOf(job: string): ReadonlyMap<string, RunRecord> {
+    return this.#byJob.get(job) ?? new Map<string, RunRecord>();
   }
 
   /** Runs newest first, filtered, at most `limit` of them. */
   list(filter: RunFilter): RunRecord[] {
     const out: RunRecord[] = [];
+    // The records come from the job's own runs when it is named.
     const take = (record: RunRecord | undefined): boolean => {
-      if (record !== undefined && (filter.job === undefined || record.job === filter.job) && (filter.status === undefined || record.status === filter.status)) out.push(record);
+      if (record !== undefined && (filter.status === undefined || record.status === filter.status)) out.push(record);
       return out.length >= filter.limit;
     };
     if (filter.job !== undefined) {
