@@ -21,12 +21,16 @@ async function remoteWithSubmodule(root: string) {
   return { app, sha, recorded };
 }
 
+/** That remote, a checkout folder beside it, and git's environment with file:// submodules allowed. */
+async function checkoutWithSubmodule() {
+  const root = await tempDir();
+  const remote = await remoteWithSubmodule(root);
+  return { ...remote, checkout: join(root, 'checkout'), env: await gitEnv(root, ALLOW_FILE_PROTOCOL) };
+}
+
 describe('syncCheckout with submodules', () => {
   it('checks out each submodule at the commit the superproject records', async () => {
-    const root = await tempDir();
-    const { app, sha, recorded } = await remoteWithSubmodule(root);
-    const checkout = join(root, 'checkout');
-    const env = await gitEnv(root, ALLOW_FILE_PROTOCOL);
+    const { app, sha, recorded, checkout, env } = await checkoutWithSubmodule();
 
     await syncCheckout(syncOptions({ remote: app.bare, checkout, sha, env, submodules: true }));
 
@@ -36,10 +40,7 @@ describe('syncCheckout with submodules', () => {
   });
 
   it('removes leftovers and local edits inside submodules', async () => {
-    const root = await tempDir();
-    const { app, sha } = await remoteWithSubmodule(root);
-    const checkout = join(root, 'checkout');
-    const env = await gitEnv(root, ALLOW_FILE_PROTOCOL);
+    const { app, sha, checkout, env } = await checkoutWithSubmodule();
     await syncCheckout(syncOptions({ remote: app.bare, checkout, sha, env, submodules: true }));
     await writeFile(join(checkout, 'lib', 'lib.txt'), 'edited\n');
     await writeFile(join(checkout, 'lib', 'untracked.txt'), 'left over\n');
@@ -51,10 +52,7 @@ describe('syncCheckout with submodules', () => {
   });
 
   it("removes a submodule's index lock that a killed update left, once git complains of it", async () => {
-    const root = await tempDir();
-    const { app, sha, recorded } = await remoteWithSubmodule(root);
-    const checkout = join(root, 'checkout');
-    const env = await gitEnv(root, ALLOW_FILE_PROTOCOL);
+    const { app, sha, recorded, checkout, env } = await checkoutWithSubmodule();
     await syncCheckout(syncOptions({ remote: app.bare, checkout, sha, env, submodules: true }));
     await writeFile(join(checkout, 'lib', 'lib.txt'), 'edited\n');
     await writeFile(join(checkout, '.git', 'modules', 'lib', 'index.lock'), '');
