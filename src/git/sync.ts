@@ -116,13 +116,9 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
       await git.step('submodule clean', ['submodule', 'foreach', '--recursive', 'git clean -ffdx']);
     }
   };
-  await bringToCommit().catch(async (error: unknown) => {
-    // A git killed in a fetch or a submodule's update also leaves locks below `.git` (a ref's,
-    // a submodule's index): looked for only when git has complained of one, then once more.
-    if (!(state === 'git' && error instanceof GitSyncError && LOCK_COMPLAINT.test(error.message))) throw error;
-    if ((await removeNestedLocks(checkout, options.user, options.output)) === 0) throw error;
-    await bringToCommit();
-  });
+  // A git killed in a fetch or a submodule's update also leaves locks below `.git` (a ref's,
+  // a submodule's index).
+  await (state === 'git' ? onceMoreWithoutLocks(bringToCommit, options) : bringToCommit());
   const head = await headCommit(git, checkout);
   if (head === undefined || (ref === undefined && head !== sha)) {
     throw new GitSyncError(`Expected HEAD at ${ref === undefined ? sha : `the commit of ${ref}`} after the sync, found ${head ?? 'no commit'}`);
@@ -144,7 +140,10 @@ export async function tidyCheckout(options: CheckoutGitOptions): Promise<void> {
   if (gitFolderEntries(options.checkout) === undefined) return;
   const foreground = ['-c', 'gc.autoDetach=false', '-c', 'maintenance.autoDetach=false'];
   const git = checkoutGitRunner({ ...options, env: { ...options.env, GIT_DIR: join(options.checkout, '.git') } });
-  await git.steps([{ label: 'housekeeping', args: [...foreground, 'maintenance', 'run', '--auto', '--quiet'] }]);
+  const housekeeping = () => git.steps([{ label: 'housekeeping', args: [...foreground, 'maintenance', 'run', '--auto', '--quiet'] }]);
+  // A housekeeping stopped midway (a shutdown, its timeout) can leave the commit-graph's or
+  // multi-pack-index's lock, and every later one would fail on it.
+  await onceMoreWithoutLocks(housekeeping, options);
 }
 
 /** The error for a branch or tag that is no longer on the remote. */
@@ -224,15 +223,28 @@ async function removeStaleLocks(checkout: string, entries: readonly string[], us
 const LOCK_COMPLAINT = /\.lock'?: File exists|cannot lock ref/;
 
 /**
+ * Runs `attempt`; when git complains of a lock in its way, removes the stale locks in `.git`
+ * (see removeNestedLocks) and, if there were any, runs it once more. Locks are looked for only
+ * after a complaint: the walk goes through every file in `.git`.
+ */
+async function onceMoreWithoutLocks(attempt: () => Promise<void>, options: Pick<SyncOptions, 'checkout' | 'user' | 'output'>): Promise<void> {
+  await attempt().catch(async (error: unknown) => {
+    if (!(error instanceof GitSyncError && LOCK_COMPLAINT.test(error.message))) throw error;
+    if ((await removeNestedLocks(options.checkout, options.user, options.output)) === 0) throw error;
+    await attempt();
+  });
+}
+
+/**
  * Stale locks anywhere in `.git` (see removeStaleLocks): a ref's under `refs/`, a submodule's
- * in its git folder under `modules/`. No ref may end in `.lock`, so every `*.lock` there is
+ * in its git folder under `modules/`, the commit-graph's or multi-pack-index's under
+ * `objects/`. No ref may end in `.lock`, and no object file does, so every `*.lock` there is
  * git's. `find` does the walk, as the job's user where the job has one: the checkout is that
  * user's, and a process of theirs left running could swap a folder for a link while the walk
- * goes on; `find` follows no link, and whatever it removes the user could have removed. Nothing
- * among the objects is removed (git locks none of them by file).
+ * goes on; `find` follows no link, and whatever it removes the user could have removed.
  */
 async function removeNestedLocks(checkout: string, user: SyncOptions['user'], output: SyncOptions['output']): Promise<number> {
-  return removeLocks(checkout, ['-name', '*.lock', '!', '-path', '.git/objects/*', '!', '-path', '.git/modules/*/objects/*'], user, output);
+  return removeLocks(checkout, ['-name', '*.lock'], user, output);
 }
 
 /**

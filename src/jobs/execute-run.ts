@@ -254,6 +254,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     // the job's next run can start (no two gits in the checkout at once).
     if (run.deployedSha !== undefined) {
       const tidied = await tidy(job, AbortSignal.any([stop.signal, stop.closing]));
+      if (tidied.done) for (const note of tidied.notes) logger.warn({ checkout: job.checkout }, `git's housekeeping: ${note}`);
       if (tidied.done && tidied.error !== undefined) logger.warn({ checkout: job.checkout, durationMs: tidied.durationMs, reason: tidied.error }, "git's housekeeping in the checkout did not finish; the next run tries again");
       else if (tidied.done) logger.info({ checkout: job.checkout, durationMs: tidied.durationMs }, "git's housekeeping in the checkout done");
     }

@@ -73,7 +73,7 @@ const TIDY_EVERY_MS = 10 * 60_000;
 const TIDY_TIMEOUT_MS = 10 * 60_000;
 
 /** What became of git's housekeeping after a run. */
-export type Tidied = { done: false } | { done: true; durationMs: number; error?: string };
+export type Tidied = { done: false } | { done: true; durationMs: number; error?: string; notes: string[] };
 
 /**
  * git's housekeeping in a job's checkout (see `tidyCheckout`), after a run whose sync
@@ -91,21 +91,28 @@ export function createTidier(baseEnv: Readonly<Record<string, string>>): (job: J
     const limitMs = Math.min(job.timeoutMs, TIDY_TIMEOUT_MS);
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort('timeout'), limitMs);
+    const notes: string[] = [];
     try {
       await tidyCheckout({
         checkout: job.checkout,
         remote: job.remote,
         auth: jobGitAuth(job),
         env: userEnvironment(job, baseEnv),
-        output: new Writable({ write: (_chunk, _encoding, done) => done() }),
+        output: new Writable({
+          write: (chunk: Buffer, _encoding, done) => {
+            // git's own output is in its error; what deployhook did besides (a stale lock removed) is kept.
+            for (const line of chunk.toString('utf8').split('\n')) if (line.startsWith('[deployhook] ') && notes.length < 16) notes.push(line.slice('[deployhook] '.length));
+            done();
+          },
+        }),
         signal: AbortSignal.any([signal, timeout.signal]),
         user: job.runAs,
       });
-      return { done: true, durationMs: Math.round(performance.now() - started) };
+      return { done: true, durationMs: Math.round(performance.now() - started), notes };
     } catch (error) {
       lastTidied.delete(job.checkout);
       const why = error instanceof RunAbortedError ? (timeout.signal.aborted ? `it took longer than ${formatDuration(limitMs)}` : 'it was stopped') : error instanceof Error ? error.message : String(error);
-      return { done: true, durationMs: Math.round(performance.now() - started), error: why };
+      return { done: true, durationMs: Math.round(performance.now() - started), error: why, notes };
     } finally {
       clearTimeout(timer);
     }

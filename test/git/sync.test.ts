@@ -166,6 +166,27 @@ describe('syncCheckout', () => {
     expect(options.collected.text()).toBe('$ git -c gc.autoDetach=false -c maintenance.autoDetach=false maintenance run --auto --quiet\n');
   });
 
+  it("tidyCheckout removes the commit-graph's lock a stopped housekeeping left, once git complains of it, and tidies", async () => {
+    const root = await tempDir();
+    const remote = await createRemote(root);
+    const checkout = join(root, 'checkout');
+    const env = await gitEnv(root, REPACK_EVERY_FETCH);
+    const url = `file://${remote.bare}`;
+    await syncCheckout(syncOptions({ remote: url, checkout, sha: await remote.commit({ 'app.txt': 'one\n' }), branch: 'main', env }));
+    const second = await remote.commit({ 'app.txt': 'two\n' });
+    await syncCheckout(syncOptions({ remote: url, checkout, sha: second, branch: 'main', env }));
+    const lock = join(checkout, '.git', 'objects', 'info', 'commit-graph.lock');
+    await writeFile(lock, '');
+
+    const options = syncOptions({ remote: url, checkout, sha: second, env });
+    await tidyCheckout(options);
+
+    expect(options.collected.text()).toContain("commit-graph.lock': File exists");
+    expect(options.collected.text()).toContain('[deployhook] removed the stale lock .git/objects/info/commit-graph.lock left by an interrupted run\n');
+    expect(existsSync(lock)).toBe(false);
+    expect(Number(/^packs: (\d+)$/m.exec(await git(checkout, 'count-objects', '-v'))?.[1])).toBe(1);
+  });
+
   it('tidyCheckout fails rather than work in the repository above when the command broke .git', async () => {
     const { root, remote, checkout, env } = await setup();
     await git(root, 'init', '--quiet');

@@ -215,6 +215,21 @@ describe("git's housekeeping in the checkout", () => {
     expect(await packs()).toBe(2);
   });
 
+  it("removes the commit-graph's lock a stopped housekeeping left, and says so in the daemon's log", async () => {
+    const { dir, remote, packs, start, deploy } = await setup(REPACK_EVERY_FETCH);
+    await start();
+    await deploy(await remote.commit({ 'site.txt': 'v1\n' }));
+    await hook?.stop();
+    await writeFile(join(dir, 'state', 'checkouts', 'site', '.git', 'objects', 'info', 'commit-graph.lock'), '');
+    await start();
+
+    expect(await deploy(await remote.commit({ 'site.txt': 'v2\n' }))).toMatchObject([
+      { level: 40, msg: "git's housekeeping: removed the stale lock .git/objects/info/commit-graph.lock left by an interrupted run" },
+      { level: 30, msg: "git's housekeeping in the checkout done" },
+    ]);
+    expect(await packs()).toBe(1);
+  });
+
   it('logs a failure as a warning, leaves the run as it ended, and tries again on the next run', async () => {
     const { remote, start, deploy } = await setup('[maintenance "gc"]\n\tenabled = maybe\n');
     await start();
