@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, readdir, realpath, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
 import { printable } from '../log/printable.js';
 import { pathOnlyEnvironment } from '../runner/path-only-env.js';
+import type { ProcessUser } from '../runner/process-launcher.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
 import { checkoutGitRunner, throwIfAborted, withoutUrlPasswords, type CheckoutGitOptions } from './git-runner.js';
 import type { GitRunner } from './git-runner.js';
@@ -195,12 +196,41 @@ function smallFile(path: string): string | undefined {
  * their groups) is set back by the user themselves, who can change only what they own, so the
  * user cannot make root change a file of root's at will.
  */
-async function ownCheckout(checkout: string, user: { uid: number; gid: number }): Promise<void> {
+async function ownCheckout(checkout: string, user: ProcessUser): Promise<void> {
   const info = await stat(checkout);
   const run = promisify(execFile);
-  if (info.uid !== user.uid) await run('chown', ['-R', `--from=${info.uid}`, '--', `${user.uid}:${user.gid}`, checkout]);
+  if (info.uid !== user.uid) {
+    // By its real path: `chown -R` changes a link given to it, not the folder it names.
+    const real = await realpath(checkout);
+    const reachable = await folderTheUserCanChange(dirname(real), user);
+    if (reachable !== undefined) {
+      throw new GitSyncError(
+        `Expected the folders above the checkout ${checkout} to be out of the job's user's reach (run_as, uid ${user.uid}), but they could change ${reachable}: there they could put another folder in the checkout's place between deployhook's check of its owner and the change (a \`chown -R\` run as root), so deployhook gives them no checkout it finds owned by another user. Move the checkout, or give it to them yourself (chown -R ${user.uid}:${user.gid} ${checkout}).`,
+      );
+    }
+    await run('chown', ['-R', `--from=${info.uid}`, '--', `${user.uid}:${user.gid}`, real]);
+  }
   // What the user may not change (a link to someone else's file) is left as it is.
   else if (info.gid !== user.gid) await run('chgrp', ['-R', '--', String(user.gid), checkout], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment() }).catch(() => undefined);
+}
+
+/**
+ * The first folder from `/` down to `folder` (a real path) whose entries the user could
+ * rename or replace: theirs, or writable by everyone or by one of their groups, unless its
+ * sticky bit keeps others' entries (the next folder down, then, must not be theirs). Undefined
+ * when there is none.
+ */
+async function folderTheUserCanChange(folder: string, user: ProcessUser): Promise<string | undefined> {
+  const groups = new Set([user.gid, ...(user.groups ?? [])]);
+  const parts = folder.split('/').filter((part) => part !== '');
+  for (let index = 0; index <= parts.length; index += 1) {
+    const path = `/${parts.slice(0, index).join('/')}`;
+    const info = await lstat(path);
+    const sticky = (info.mode & 0o1000) !== 0;
+    const writable = (info.mode & 0o002) !== 0 || ((info.mode & 0o020) !== 0 && groups.has(info.gid));
+    if (info.uid === user.uid || (writable && !sticky)) return path;
+  }
+  return undefined;
 }
 
 /** The lock files git leaves at the top of a git folder. */

@@ -1,4 +1,4 @@
-import { chmod, link, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
@@ -99,6 +99,49 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     // The rest is set back to the job's group, by the user.
     expect(await stat(checkout)).toMatchObject({ uid: 65534, gid: 65534 });
     expect(await stat(join(checkout, 'app.txt'))).toMatchObject({ uid: 65534, gid: 65534 });
+  });
+
+  it('gives the user the folder a checkout that is a link names, and deploys there', async () => {
+    expect(process.getuid?.(), 'these tests need root').toBe(0);
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const remote = await nobodysRemote(dir);
+    const real = join(dir, 'releases', 'app');
+    await mkdir(real, { recursive: true });
+    const checkout = join(dir, 'app');
+    await symlink(real, checkout);
+    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, checkout, command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
+    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+    const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+
+    expect(record.status, await readFile(record.logPath, 'utf8')).toBe('succeeded');
+    expect(await stat(real)).toMatchObject({ uid: 65534, gid: 65534 });
+    expect(await stat(join(real, 'app.txt'))).toMatchObject({ uid: 65534, gid: 65534 });
+  });
+
+  it("gives the user no checkout of another's in a folder they could change, and says what to do", async () => {
+    expect(process.getuid?.(), 'these tests need root').toBe(0);
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const remote = await nobodysRemote(dir);
+    // The user's own folder: there they could swap the checkout for another folder of root's
+    // files between the check of its owner and the chown.
+    const theirs = join(dir, 'nobodys');
+    await mkdir(theirs);
+    await execa('chown', ['nobody', theirs]);
+    const checkout = join(theirs, 'app');
+    // A checkout root made (run_as added later).
+    await git(theirs, 'init', '--quiet', 'app');
+    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, checkout, command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
+    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+    const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+
+    expect(record).toMatchObject({ status: 'failed' });
+    expect(record.reason).toContain(`Expected the folders above the checkout ${checkout} to be out of the job's user's reach (run_as, uid 65534), but they could change ${theirs}`);
+    expect(record.reason).toContain(`chown -R 65534:65534 ${checkout}`);
+    expect(await stat(join(checkout, '.git', 'HEAD'))).toMatchObject({ uid: 0 });
   });
 
   it("removes a stale lock in the user's checkout as the user, and deploys", async () => {
