@@ -10,9 +10,14 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
-/** The URL as it may be shown in logs and run records: no user, password or query. */
+/**
+ * The URL as it may be shown in logs, run records and the status page: no user, password or
+ * query, and `***` for each part of its path that looks like a key (16 or more characters,
+ * letters and digits both), as a capability URL carries one (`/api/webhooks/<id>/<token>/github`).
+ */
 export function forwardLabel(url: URL): string {
-  return `${url.protocol}//${url.host}${url.pathname}`;
+  const path = url.pathname.split('/').map((part) => (part.length >= 16 && /[0-9]/.test(part) && /[a-z]/i.test(part) ? '***' : part));
+  return `${url.protocol}//${url.host}${path.join('/')}`;
 }
 
 /**

@@ -27,6 +27,18 @@ async function issuesOf(document: Record<string, unknown>, env: Record<string, s
 }
 
 describe('fan-out settings', () => {
+  it("show a key in a destination's path as ***, as a capability URL carries one", async () => {
+    const token = 'AbCdEf0123456789-ghIJkl_mnOPqr9876';
+    const urls = [`https://discord.example.com/api/webhooks/123456789012345678/${token}/github`, 'https://deploy-2.example.com/hooks/github-production-eu'];
+    const config = await load({ jobs: [{ ...job, forward: urls.map((url) => ({ url, secret_env: 'DEPLOY_2' })) }] }, { DEPLOY_2: 'deploy-2-secret-0123456789abcdef' });
+
+    expect(config.jobs[0]?.forward?.map((target) => [target.url, target.label])).toEqual([
+      [urls[0], 'https://discord.example.com/api/webhooks/123456789012345678/***/github'],
+      // Words alone are a name, not a key.
+      [urls[1], urls[1]],
+    ]);
+  });
+
   it('load with their defaults, the secret read, and a URL that shows no credentials', async () => {
     const config = await load(
       {
