@@ -16,7 +16,8 @@ export function apiTokenProblem(token: string): string | undefined {
 
 /** An API token read from its source (see readSecret) and checked: the token, or why it cannot be one. */
 export async function readApiToken(source: SecretSource, env: Readonly<Record<string, string | undefined>>): Promise<{ value: string } | { problem: string }> {
-  const read = await readSecret(source, env);
+  // apiTokenProblem's check is stricter, and says more of a token.
+  const read = await readSecret(source, env, false);
   if ('problem' in read) return read;
   const problem = apiTokenProblem(read.value);
   return problem === undefined ? read : { problem };

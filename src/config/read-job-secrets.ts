@@ -54,7 +54,7 @@ export async function readJobSecrets(raw: CredentialKeys, baseDir: string, env: 
   const values: string[] = [];
   for (const [index, name] of names.entries()) {
     const where = Array.isArray(raw[key]) ? formatPath([index], formatPath([key], at)) : formatPath([key], at);
-    const read = await readSecret(key.endsWith('_env') ? { env: name } : { file: resolveConfigPath(baseDir, name) }, env);
+    const read = await readSecret(key.endsWith('_env') ? { env: name } : { file: resolveConfigPath(baseDir, name), written: name }, env);
     if ('problem' in read) {
       issues.push({ path: where, message: read.problem });
       continue;

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { resolveConfigPath } from './resolve-paths.js';
 
-export type SecretSource = { env: string } | { file: string };
+/** `written`: the file as the config wrote it, which decides whether messages show it (see shownFile). */
+export type SecretSource = { env: string } | { file: string; written?: string };
 
 /**
  * The source a `<name>_env` / `<name>_file` pair of config keys names (the schema allows one),
@@ -9,7 +10,7 @@ export type SecretSource = { env: string } | { file: string };
  */
 export function secretSource(envName: string | undefined, file: string | undefined, baseDir: string): { key: 'env' | 'file'; source: SecretSource } | undefined {
   if (envName !== undefined) return { key: 'env', source: { env: envName } };
-  if (file !== undefined) return { key: 'file', source: { file: resolveConfigPath(baseDir, file) } };
+  if (file !== undefined) return { key: 'file', source: { file: resolveConfigPath(baseDir, file), written: file } };
   return undefined;
 }
 
@@ -21,13 +22,36 @@ function shownName(name: string): string {
   return /^[A-Z_][A-Z0-9_]{0,63}$/.test(name) ? name : 'named here (not shown: not a name in capitals, as variables are named; is it the secret itself?)';
 }
 
-/** Reads a secret from an environment variable or a file (one trailing newline ignored). */
-export async function readSecret(source: SecretSource, env: Readonly<Record<string, string | undefined>>): Promise<{ value: string } | { problem: string }> {
+/**
+ * A secret file that cannot be read, as messages show it: a path with a folder in it, or a
+ * short name (`api-token`); anything else may be the secret itself, pasted where its file's
+ * path belongs, and is not shown. Nor is a path holding `+`, `=` or a space, as base64 does.
+ */
+function shownFile(source: { file: string; written?: string }): string {
+  const written = source.written ?? source.file;
+  const looksLikePath = !/[+=\s]/.test(written) && (written.includes('/') || written.length < 16);
+  return looksLikePath ? `at ${source.file}` : 'named here (not shown: no folder in it, and too long for a plain name; is it the secret itself?)';
+}
+
+/**
+ * What a secret may not hold: a control character. A secret is one line of text: a GitLab
+ * token goes out as a header's value, where a line break would end the request's header (and
+ * fetch's refusal quotes the value); two lines are two secrets, given as a list.
+ */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const ONE_LINE = 'expected one line of text, but it holds a line break or another control character (two secrets while rotating are a list of two, each in its own file or variable)';
+
+/**
+ * Reads a secret from an environment variable or a file (one trailing newline ignored): one
+ * line, no control characters, unless `oneLine` is false (a caller with a stricter check).
+ */
+export async function readSecret(source: SecretSource, env: Readonly<Record<string, string | undefined>>, oneLine = true): Promise<{ value: string } | { problem: string }> {
   if ('env' in source) {
     const value = env[source.env];
     const name = shownName(source.env);
     if (value === undefined) return { problem: `expected the environment variable ${name} to be set, but it is not` };
     if (value === '') return { problem: `expected the environment variable ${name} to hold a secret, but it is empty` };
+    if (oneLine && CONTROL.test(value)) return { problem: `the environment variable ${name}: ${ONE_LINE}` };
     return { value };
   }
   let text: string;
@@ -35,9 +59,10 @@ export async function readSecret(source: SecretSource, env: Readonly<Record<stri
     text = await readFile(source.file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
-    return { problem: `expected a readable secret file at ${source.file}, got ${code}` };
+    return { problem: `expected a readable secret file ${shownFile(source)}, got ${code}` };
   }
   const value = text.replace(/\r?\n$/, '');
   if (value === '') return { problem: `expected the secret file ${source.file} to hold a secret, but it is empty` };
+  if (oneLine && CONTROL.test(value)) return { problem: `the secret file ${source.file}: ${ONE_LINE}` };
   return { value };
 }

@@ -28,6 +28,9 @@ const REPO_SHAPES: Partial<Record<ProviderName, { pattern: RegExp; shape: string
 };
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** An HTTP(S) URL with a user (a token, as `https://<token>@host` has it) or a password before its host. */
+const HTTP_CREDENTIALS = /^\s*https?:\/\/[^/?#]*@/i;
+
 const nonEmpty = (what: string) => z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}, got an empty string` });
 
 const duration = z.string({ error: 'expected a duration such as `90s` or `15m`' }).refine((text) => parseDuration(text) !== undefined, {
@@ -85,7 +88,12 @@ export const jobSchema = z
     // A list during rotation: the old and the new secret are both accepted.
     secret_env: z.union([envName, z.array(envName).min(1, { error: 'expected at least one variable name' })]).optional(),
     secret_file: z.union([nonEmpty('a path'), z.array(nonEmpty('a path')).min(1, { error: 'expected at least one path' })]).optional(),
-    remote: nonEmpty('a git URL or path').refine((remote) => !remote.startsWith('-'), { error: 'expected a git URL or path, got a value starting with "-"' }).optional(),
+    remote: nonEmpty('a git URL or path')
+      .refine((remote) => !remote.startsWith('-'), { error: 'expected a git URL or path, got a value starting with "-"' })
+      .refine((remote) => !HTTP_CREDENTIALS.test(remote), {
+        error: "expected an HTTP(S) remote without a user or password in it (not shown): give the token with token_file or token_env, and the user name, if the host wants one, as token_user. In the URL they would show in `ps`, in the checkout's .git/config and in the run log",
+      })
+      .optional(),
     checkout: nonEmpty('a path').optional(),
     command: z.array(z.string({ error: 'expected a string' }), { error: 'expected an argv list such as ["ansible-playbook", "site.yml"]' }).min(1, {
       error: 'expected an argv list with at least the program',

@@ -32,7 +32,10 @@ export async function sendOnce(url: string, body: Buffer, headers: Record<string
     await response.arrayBuffer().catch(() => undefined);
   } catch (error) {
     const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
-    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : String(cause?.code ?? cause?.message ?? (error as Error).message ?? error);
+    // A TypeError with no cause is fetch refusing the request before sending it; its text can
+    // quote a header's value, which may be the secret: not passed on.
+    const refused = error instanceof TypeError && cause === undefined;
+    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : refused ? 'the request could not be made (a header value or the URL is invalid)' : String(cause?.code ?? cause?.message ?? (error as Error).message ?? error);
     // What fetch says may quote the URL, query string and all: it is shown as `shown` instead.
     return { ok: false, retry: true, error: `could not deliver: ${reason.replace(/\bhttps?:\/\/\S*/gi, () => shown)}` };
   } finally {

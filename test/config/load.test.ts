@@ -71,6 +71,16 @@ describe('loading a config', () => {
     expect(config.jobs.map((job) => job.remote)).toEqual(remotes);
   });
 
+  it('refuses an HTTP(S) remote with a user or a password in it, and shows neither', async () => {
+    const remotes = ['https://ghp_TOKENtoken1234567890@github.com/acme/web.git', 'http://deploy:PASSWORD-1234@git.example.com/web.git', 'HTTPS://x-access-token:TOKEN-5678@github.com/acme/web.git'];
+    const issues = await issuesOf({ state_dir: 's', log_dir: 'l', jobs: remotes.map((remote, index) => ({ ...goodJob, name: `web${index}`, remote })) });
+
+    expect(issues).toEqual(remotes.map((_remote, index) => `jobs[${index}].remote: expected an HTTP(S) remote without a user or password in it (not shown): give the token with token_file or token_env, and the user name, if the host wants one, as token_user. In the URL they would show in \`ps\`, in the checkout's .git/config and in the run log`));
+    for (const secret of ['TOKENtoken', 'PASSWORD', 'TOKEN-5678']) expect(issues.join('\n')).not.toContain(secret);
+    // A path or query with an @ is no credential.
+    expect(await issuesOf({ state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, remote: 'https://git.example.com/@team/web.git' }] })).toEqual([]);
+  });
+
   it('adds every job of every YAML file in jobs_dir, with paths relative to that file', async () => {
     const dir = await tempDir();
     await mkdir(join(dir, 'jobs.d'));
@@ -335,6 +345,36 @@ describe('loading a config', () => {
     expect((error as ConfigError).message).toContain('jobs[0].env.API_KEY');
     expect((error as ConfigError).message).not.toContain('super-secret-token-value');
     expect((error as ConfigError).message).not.toContain(SECRET);
+  });
+
+  it('refuses a secret of two lines or with another control character, from a file or a variable, and shows neither value', async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, 'secrets'));
+    await writeFile(join(dir, 'secrets', 'two'), 'old-secret-value-AAAA\nnew-secret-value-BBBB\n');
+    await writeFile(join(dir, 'secrets', 'cr'), 'secret-with-a-CR\rvalue\n');
+    const oneLine = 'expected one line of text, but it holds a line break or another control character (two secrets while rotating are a list of two, each in its own file or variable)';
+    const jobs = [
+      { ...goodJob, name: 'two', secret_env: undefined, secret_file: 'secrets/two' },
+      { ...goodJob, name: 'cr', secret_env: undefined, secret_file: 'secrets/cr', token_env: 'NUL_TOKEN' },
+    ];
+    const error = await loadConfig(await writeConfig(dir, { state_dir: 's', log_dir: 'l', jobs }), { WEB_SECRET: SECRET, NUL_TOKEN: 'token\u0000value' }).catch((caught: unknown) => caught);
+
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues.map((issue) => `${issue.path}: ${issue.message}`)).toEqual([
+      `jobs[0].secret_file: the secret file ${join(dir, 'secrets', 'two')}: ${oneLine}`,
+      `jobs[1].secret_file: the secret file ${join(dir, 'secrets', 'cr')}: ${oneLine}`,
+      `jobs[1].token_env: the environment variable NUL_TOKEN: ${oneLine}`,
+    ]);
+    for (const value of ['AAAA', 'BBBB', 'CR', 'value']) expect((error as ConfigError).message).not.toContain(value);
+  });
+
+  it("does not show a secret pasted where its file's path belongs, and shows a path or a short name", async () => {
+    const notShown = 'named here (not shown: no folder in it, and too long for a plain name; is it the secret itself?)';
+    const issues = async (secretFile: string) => issuesOf({ state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, secret_env: undefined, secret_file: secretFile }] });
+    expect(await issues('ghsecret-PASTED-3f9a8b7c6d5e4f')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
+    expect(await issues('c2VjcmV0L3ZhbHVl/bmV4dA+=')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
+    expect(await issues('secrets/web')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/secrets\/web, got ENOENT$/)]);
+    expect(await issues('web.secret')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/web\.secret, got ENOENT$/)]);
   });
 
   it('does not show a secret pasted where its variable\'s name belongs, and shows a name in capitals', async () => {

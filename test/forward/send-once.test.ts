@@ -41,4 +41,13 @@ describe('one relay attempt', () => {
     expect(await attempt).toMatchObject({ ok: false, retry: true });
     expect(getEventListeners(stop.signal, 'abort')).toEqual([]);
   });
+
+  it("never passes on fetch's refusal of a header, whose text quotes the header's value", async () => {
+    const url = await silentDestination();
+    const headers = { 'content-type': 'application/json', 'x-gitlab-token': 'old-token-AAAA\nnew-token-BBBB' };
+
+    const result = await sendOnce(url, Buffer.from('{}'), headers, 5_000, new AbortController().signal);
+
+    expect(result).toEqual({ ok: false, retry: true, error: 'could not deliver: the request could not be made (a header value or the URL is invalid)' });
+  });
 });
