@@ -35,7 +35,7 @@ import { createLineLimiter } from './log/line-limit.js';
 export interface DaemonOptions {
   config: Config;
   logger: Logger;
-  /** The daemon's environment; runs inherit only PATH, HOME and LANG from it. */
+  /** The daemon's environment; runs inherit only PATH, HOME, LANG and the proxy variables from it. */
   env: Readonly<Record<string, string | undefined>>;
   /** The clock Standard Webhooks timestamps are checked against. */
   now?: () => Date;

@@ -44,7 +44,7 @@ export function originOf(remote: string): string {
 }
 
 /**
- * `base` (PATH, HOME, LANG chosen by the caller) plus what keeps git from ever
+ * `base` (PATH, HOME, LANG and a proxy, chosen by the caller) plus what keeps git from ever
  * waiting on a person: no terminal prompts, ssh in batch mode with strict host keys,
  * and the token answered by the askpass helper, for the remote's own host only.
  *

@@ -67,7 +67,7 @@ export interface CheckoutGitOptions {
   checkout: string;
   remote: string;
   auth: GitAuth;
-  /** Base environment for git (PATH, HOME, LANG); nothing else is inherited. */
+  /** Base environment for git (PATH, HOME, LANG, a proxy); nothing else is inherited. */
   env: Record<string, string>;
   output: Writable;
   signal: AbortSignal;

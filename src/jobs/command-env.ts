@@ -1,8 +1,15 @@
 import type { JobConfig } from '../config/types.js';
 import type { RunRecord } from './run-record.js';
 
+/**
+ * A proxy the daemon is given (`Environment=https_proxy=…` in the unit), for git and the
+ * command both: curl's names, which git uses. `HTTP_PROXY` in capitals is left out, as curl
+ * does, since a CGI program finds a request's `Proxy:` header under that name.
+ */
+export const PROXY_VARIABLES = ['http_proxy', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY'] as const;
+
 /** The daemon variables a run inherits; nothing else of the daemon's environment leaks in. */
-export const INHERITED_VARIABLES = ['PATH', 'HOME', 'LANG'] as const;
+export const INHERITED_VARIABLES = ['PATH', 'HOME', 'LANG', ...PROXY_VARIABLES] as const;
 
 export function baseEnvironment(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
   const base: Record<string, string> = {};
@@ -19,7 +26,7 @@ export function userEnvironment(job: JobConfig, base: Readonly<Record<string, st
 }
 
 /**
- * The command's whole environment: the daemon's PATH, HOME, LANG, then the job's `env`, a
+ * The command's whole environment: the daemon's PATH, HOME, LANG and proxy, then the job's `env`, a
  * generic job's `fields` (payload values, each as DEPLOYHOOK_FIELD_<name>, a name no program
  * reads as code or configuration), then what deployhook knows about the run. Payload values arrive here only as data.
  */

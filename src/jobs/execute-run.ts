@@ -22,7 +22,7 @@ import type { RunRecord } from './run-record.js';
 export interface ExecutorOptions {
   store: RunStore;
   logger: Logger;
-  /** PATH, HOME and LANG of the daemon: the only part of its environment a run sees. */
+  /** PATH, HOME, LANG and the proxy variables of the daemon: the only part of its environment a run sees. */
   baseEnv: Readonly<Record<string, string>>;
   /** Every secret the daemon knows (webhook secrets, tokens): masked in every run log. */
   knownSecrets: () => readonly string[];
