@@ -189,7 +189,7 @@ function clientCommand(name: string, description: string): Command {
     .option('-c, --config <file>', 'the daemon\'s config file (for its address and API token)', DEFAULT_CONFIG)
     .option('--url <url>', 'the daemon\'s URL (default: api.url, or the config\'s listen address)')
     .option('--token <token>', 'API token; other users of the machine can read a command line, so prefer --token-file (default: $DEPLOYHOOK_TOKEN, or api.token_env / api.token_file from the config)')
-    .option('--token-file <file>', 'read the API token from the first line of this file');
+    .option('--token-file <file>', 'read the API token from this file (one trailing newline ignored)');
 }
 
 const program = new Command('deployhook')
