@@ -128,7 +128,9 @@ export function createDaemon(options: DaemonOptions): Daemon {
   let pruneTimer: NodeJS.Timeout | undefined;
 
   let sources = createSourceFilter(config.allowFrom, config.trustProxy);
-  const store = new RunStore(config.stateDir, config.logDir);
+  const store = new RunStore(config.stateDir, config.logDir, {
+    onKept: (error) => logger.error({ err: error }, 'run files could not be made durable (fsync failed): their journal is kept, and a restart writes them again; check the disk, then restart'),
+  });
   const deliveries = new DeliveryLog({ dir: join(config.stateDir, 'deliveries'), legacyJournalDir: join(config.stateDir, 'journal', 'deliveries'), windowMs: config.dedupWindowMs });
   const execute = createExecutor({
     store,

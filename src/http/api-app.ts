@@ -29,7 +29,12 @@ export function createApiApp(options: ApiAppOptions): Express {
     const failure = options.store.lastFailure;
     if (failure) {
       const cause = (failure.error as NodeJS.ErrnoException).code ?? failure.error.message;
-      const reason = failure.during === 'save' ? `the last run record could not be saved: ${cause}` : `run files could not be put in place from the journal (it keeps them): ${cause}`;
+      const reason =
+        failure.during === 'save'
+          ? `the last run record could not be saved: ${cause}`
+          : failure.during === 'place'
+            ? `run files could not be put in place from the journal (it keeps them): ${cause}`
+            : `run files could not be made durable (fsync: ${cause}); the journal keeps them until a restart writes them again: check the disk, then restart`;
       res.status(503).json({ status: 'not ready', reason });
       return;
     }

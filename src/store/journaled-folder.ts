@@ -39,6 +39,8 @@ export interface JournaledFolderOptions extends Pick<JournalOptions, 'maxSegment
   maxWaitingBytes?: number;
   /** Told after each batch put in place: its first failure, or undefined when all went in. */
   onPlaced?: (failure: Error | undefined) => void;
+  /** Told when a segment's files could not be made durable: it is kept until the next start (see #checkpoint). */
+  onKept?: (failure: Error) => void;
 }
 
 const DEFAULT_DELAY_MS = 30_000;
@@ -108,6 +110,9 @@ export class JournaledFolder {
   /** A segment is closed this long after the first write to it. */
   #closeArmed = false;
   #checkpoints: Promise<void> = Promise.resolve();
+  /** Segments whose files could not be made durable: kept for the next start's replay, as is every later one. */
+  readonly #kept = new Set<number>();
+  readonly #onKept: ((failure: Error) => void) | undefined;
 
   constructor(options: JournaledFolderOptions) {
     this.#root = options.root;
@@ -115,6 +120,7 @@ export class JournaledFolder {
     this.#placeDelayMs = options.placeDelayMs ?? DEFAULT_PLACE_DELAY_MS;
     this.#maxWaitingBytes = options.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES;
     this.#onPlaced = options.onPlaced;
+    this.#onKept = options.onKept;
     this.#journal = new Journal(options.journalDir, {
       ...(options.maxSegmentBytes !== undefined ? { maxSegmentBytes: options.maxSegmentBytes } : {}),
       ...(options.write !== undefined ? { write: options.write } : {}),
@@ -228,9 +234,13 @@ export class JournaledFolder {
    */
   async close(): Promise<void> {
     await this.#journal.closeSegment();
-    // Only closed segments: one opened by a write after this call is left for the next start.
+    // Only closed segments: one opened by a write after this call is left for the next start,
+    // and so are a kept segment and every one after it.
     await this.#serial(async () => {
-      for (const segment of [...this.#closed].sort((a, b) => a - b)) await this.#checkpoint(segment);
+      for (const segment of [...this.#closed].sort((a, b) => a - b)) {
+        if (this.#kept.size > 0) return;
+        await this.#checkpoint(segment);
+      }
     });
   }
 
@@ -344,10 +354,16 @@ export class JournaledFolder {
     return touched.size;
   }
 
-  /** Folds a closed segment in after `delayMs`; one that fails is tried again later. */
+  /**
+   * Folds a closed segment in after `delayMs`; one that fails is tried again later, unless a
+   * segment is kept: none after it may be folded in before the next start.
+   */
   #schedule(segment: number, delayMs: number): void {
     setTimeout(() => {
-      this.#serial(() => this.#checkpoint(segment)).catch(() => this.#schedule(segment, this.#delayMs));
+      if (this.#kept.size > 0) return;
+      this.#serial(() => this.#checkpoint(segment)).catch(() => {
+        if (this.#kept.size === 0) this.#schedule(segment, this.#delayMs);
+      });
     }, delayMs).unref();
   }
 
@@ -373,7 +389,15 @@ export class JournaledFolder {
       await this.place();
       const unplaced = [...tracked.paths].filter((path) => (this.#pendingSeq(join(this.#root, path)) ?? Infinity) <= tracked.lastSeq);
       if (unplaced.length > 0) throw new DeployhookError('NOT_IN_PLACE', `Expected every change of journal segment ${segment} in place, but ${unplaced.length} are not (first: ${unplaced[0]})`);
-      await this.#makeDurable(tracked.paths);
+      // A failed fsync is never tried again: Linux reports a failed write-back once, then marks
+      // the pages clean, so a second fsync succeeds with the data still not on disk. The segment
+      // stays, and so (by the order above) does every later one, for the next start's replay,
+      // which writes every file again before it makes them durable.
+      await this.#makeDurable(tracked.paths).catch((error: unknown) => {
+        this.#kept.add(segment);
+        this.#onKept?.(error as Error);
+        throw error;
+      });
     }
     await this.#journal.remove([segment]);
     this.#segments.delete(segment);

@@ -106,16 +106,23 @@ export class RunStore {
    */
   readonly #jobPaths = new Map<string, { records: string; logs: string }>();
 
-  /** `options.write`: the journal's batch write, for a test that makes it fail (see JournalOptions). */
-  constructor(stateDir: string, logDir: string, options: Pick<JournaledFolderOptions, 'write'> = {}) {
+  /**
+   * `options.write`: the journal's batch write, for a test that makes it fail (see
+   * JournalOptions); `onKept`: told when run files could not be made durable (see lastFailure).
+   */
+  constructor(stateDir: string, logDir: string, options: Pick<JournaledFolderOptions, 'write' | 'onKept'> = {}) {
     this.#root = join(stateDir, 'runs');
     this.#logDir = logDir;
     this.#files = new JournaledFolder({
-      ...options,
+      ...(options.write !== undefined ? { write: options.write } : {}),
       root: this.#root,
       journalDir: join(stateDir, 'journal', 'runs'),
       onPlaced: (failure) => {
         this.#placeFailure = failure;
+      },
+      onKept: (failure) => {
+        this.#keptFailure = failure;
+        options.onKept?.(failure);
       },
     });
   }
@@ -180,16 +187,20 @@ export class RunStore {
   /** Closed: nothing is saved again by a timer (the journal is being emptied for the next start). */
   #closed = false;
   #placeFailure: Error | undefined;
+  /** Run files that could not be made durable: their journal is kept until a restart replays it. */
+  #keptFailure: Error | undefined;
 
   /**
    * The last save that failed (disk full, read-only), until every record whose save failed has
    * been saved since (they are saved again after any save that succeeds, and every
    * UNSAVED_RETRY_MS), and a write has gone through (asked with one that leaves nothing), or else the
    * last batch of files that could not be put in place from the journal, until one goes in
-   * whole: readiness reports it.
+   * whole, or else run files that could not be made durable, until a restart: readiness
+   * reports it.
    */
-  get lastFailure(): { during: 'save' | 'place'; error: Error } | undefined {
+  get lastFailure(): { during: 'save' | 'place' | 'sync'; error: Error } | undefined {
     if (this.#writeFailure) return { during: 'save', error: this.#writeFailure };
+    if (this.#keptFailure && !this.#placeFailure) return { during: 'sync', error: this.#keptFailure };
     return this.#placeFailure ? { during: 'place', error: this.#placeFailure } : undefined;
   }
 
