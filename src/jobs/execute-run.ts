@@ -85,7 +85,8 @@ async function deploy(context: DeployContext): Promise<Outcome> {
 }
 
 /**
- * The record's process group: git's steps, then the command. The group id, its leader's start
+ * The record's process group: git's steps, then the command, then git's housekeeping after the
+ * run. The group id, its leader's start
  * time and the boot are saved together, once the start time is read, so that a record never
  * pairs one group's id with another's start time; a group reported after a newer one is dropped.
  * So is a group whose leader ended before its start time could be read (a quick git step): a
@@ -253,7 +254,9 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     // git's housekeeping, once the record is final (a crash now repeats nothing) and before
     // the job's next run can start (no two gits in the checkout at once).
     if (run.deployedSha !== undefined) {
-      const tidied = await tidy(job, AbortSignal.any([stop.signal, stop.closing]));
+      // Its group goes in the record, as the run's own did: a daemon that dies meanwhile leaves
+      // it running, and the next start stops it before the job's next run removes its locks.
+      const tidied = await tidy(job, AbortSignal.any([stop.signal, stop.closing]), groupKeeper(run, persist));
       if (tidied.done) for (const note of tidied.notes) logger.warn({ checkout: job.checkout }, `git's housekeeping: ${note}`);
       if (tidied.done && tidied.error !== undefined) logger.warn({ checkout: job.checkout, durationMs: tidied.durationMs, reason: tidied.error }, "git's housekeeping in the checkout did not finish; the next run tries again");
       else if (tidied.done) logger.info({ checkout: job.checkout, durationMs: tidied.durationMs }, "git's housekeeping in the checkout done");

@@ -81,9 +81,9 @@ export type Tidied = { done: false } | { done: true; durationMs: number; error?:
  * every ten minutes per checkout (after a failure, at the next run). Stopped by `signal` and
  * after ten minutes (or the job's timeout, if shorter). Never rejects.
  */
-export function createTidier(baseEnv: Readonly<Record<string, string>>): (job: JobConfig, signal: AbortSignal) => Promise<Tidied> {
+export function createTidier(baseEnv: Readonly<Record<string, string>>): (job: JobConfig, signal: AbortSignal, onGroup?: (pgid: number) => void) => Promise<Tidied> {
   const lastTidied = new Map<string, number>();
-  return async (job, signal) => {
+  return async (job, signal, onGroup) => {
     const last = lastTidied.get(job.checkout);
     if (job.remote === undefined || signal.aborted || (last !== undefined && performance.now() - last < TIDY_EVERY_MS)) return { done: false };
     const started = performance.now();
@@ -107,6 +107,7 @@ export function createTidier(baseEnv: Readonly<Record<string, string>>): (job: J
         }),
         signal: AbortSignal.any([signal, timeout.signal]),
         user: job.runAs,
+        onGroup,
       });
       return { done: true, durationMs: Math.round(performance.now() - started), notes };
     } catch (error) {

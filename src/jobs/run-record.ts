@@ -45,7 +45,7 @@ export interface RunRecord {
   supersededBy?: string;
   /** Set on an interrupted run once recovery has queued a new run for it. */
   retriedBy?: string;
-  /** The process group of the run's git steps, then of its command, so that a restart can stop leftovers. */
+  /** The process group of the run's git steps, then of its command, then of git's housekeeping after it, so that a restart can stop leftovers. */
   pgid?: number;
   pgidStartTime?: string;
   /** The boot the group belongs to (/proc/sys/kernel/random/boot_id): recovery leaves another boot's group alone. */

@@ -1,10 +1,10 @@
-import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { startServe } from '../helpers/cli.js';
-import { createRemote, git } from '../helpers/git-repo.js';
-import { isRunning } from '../helpers/processes.js';
+import { createRemote, git, REPACK_EVERY_FETCH } from '../helpers/git-repo.js';
+import { isRunning, statFields } from '../helpers/processes.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { runsOf } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -133,6 +133,65 @@ describe('a daemon killed with SIGKILL while git works in a checkout', () => {
       if (leftover !== undefined && isRunning(leftover)) process.kill(leftover, 'SIGKILL');
       await first.stop('SIGKILL');
       if (second) expect(await second.stop()).toBe(0);
+    }
+  });
+});
+
+describe("a daemon killed with SIGKILL during git's housekeeping after a run", () => {
+  it('stops the housekeeping at the next start, before the job runs again in the checkout', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    // git packs on every fetch, so each start's first housekeeping has two packs to pack.
+    const home = join(dir, 'home');
+    await mkdir(home);
+    await writeFile(join(home, '.gitconfig'), REPACK_EVERY_FETCH);
+    const config = join(dir, 'deployhook.yml');
+    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: `file://${remote.bare}`, command: ['true'], kill_grace: '1s' }] }));
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET, HOME: home };
+    const state = join(dir, 'state');
+    const checkout = join(state, 'checkouts', 'app');
+    const deploy = async (port: number, sha: string) => {
+      const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+      const response = await fetch(`http://127.0.0.1:${port}/hooks/github`, { method: 'POST', body, headers: await githubHeaders(body, SECRET) });
+      expect(response.status).toBe(202);
+      const [run] = ((await response.json()) as { runs: Array<{ id: string }> }).runs;
+      await until('the deploy to succeed', async () => (await runsOf(state, 'app')).some((record) => record.id === run?.id && record.status === 'succeeded'));
+      return run?.id ?? '';
+    };
+    const servers: Array<Awaited<ReturnType<typeof startServe>>> = [];
+    let leftover: number | undefined;
+    try {
+      servers.push(await startServe(['--config', config], { env }));
+      await deploy(servers[0]?.port ?? 0, await remote.commit({ 'n.txt': '1\n' }));
+      expect(await servers[0]?.stop()).toBe(0);
+      // git runs the pre-auto-gc hook before it packs: this one holds the housekeeping up.
+      const hookPid = join(dir, 'hook.pid');
+      const hook = join(checkout, '.git', 'hooks', 'pre-auto-gc');
+      await writeFile(hook, `#!/bin/sh\necho $$ > ${hookPid}\nexec sleep 600\n`);
+      await chmod(hook, 0o755);
+
+      servers.push(await startServe(['--config', config], { env }));
+      const run = await deploy(servers[1]?.port ?? 0, await remote.commit({ 'n.txt': '2\n' }));
+      await until('the housekeeping to reach the hook', async () => (await readFile(hookPid, 'utf8').catch(() => '')).trim() !== '');
+      leftover = Number((await readFile(hookPid, 'utf8')).trim());
+      const pid = leftover;
+      // The hook's process group: the housekeeping's.
+      const group = Number(statFields(pid)?.[2]);
+      await until("the finished run's record to name the housekeeping's group", async () => (await runsOf(state, 'app')).some((record) => record.id === run && record.pgid === group));
+      expect(await servers[1]?.stop('SIGKILL')).toBeUndefined();
+      expect(isRunning(pid), "git's housekeeping outlives the daemon killed with SIGKILL").toBe(true);
+      await rm(hook);
+
+      servers.push(await startServe(['--config', config], { env }));
+      await until('the leftover housekeeping to be stopped', () => !isRunning(pid), 10_000);
+      expect(servers[2]?.lines).toContainEqual(expect.objectContaining({ run, msg: "stopped git's housekeeping left running by a daemon that died after the run" }));
+      const newest = await remote.commit({ 'n.txt': '3\n' });
+      await deploy(servers[2]?.port ?? 0, newest);
+      expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(newest);
+    } finally {
+      if (leftover !== undefined && isRunning(leftover)) process.kill(leftover, 'SIGKILL');
+      for (const server of servers.slice(0, -1)) await server.stop('SIGKILL');
+      if (servers.length === 3) expect(await servers[2]?.stop()).toBe(0);
     }
   });
 });
