@@ -252,6 +252,65 @@ export function createDaemon(options: DaemonOptions): Daemon {
     return address;
   }
 
+  let reloads: Promise<void> = Promise.resolve();
+
+  /** Loads the config file again and puts it in place of the running one (see reload). */
+  async function reloadNow(): Promise<Config> {
+    const refuse = (error: ConfigError): never => {
+      logger.error({ issues: error.issues.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
+      throw error;
+    };
+    let next: Config;
+    try {
+      next = await loadConfig(config.file, options.env);
+    } catch (error) {
+      if (error instanceof ConfigError) refuse(error);
+      throw error;
+    }
+    // A delivery replayed within timestamp_tolerance must still be remembered as a duplicate:
+    // the running dedup window (which changes only on restart) bounds a new tolerance.
+    if (next.timestampToleranceMs * 2 > config.dedupWindowMs) {
+      refuse(new ConfigError(config.file, [{ path: 'timestamp_tolerance', message: `expected at most half the running dedup_window (${formatDuration(config.dedupWindowMs)}), which changes only on restart; got ${formatDuration(next.timestampToleranceMs)}` }]));
+    }
+    // A job's checkout by default is under state_dir, which changes only on restart: under the running one.
+    if (next.stateDir !== config.stateDir) {
+      const moved = join(next.stateDir, 'checkouts');
+      next = { ...next, jobs: next.jobs.map((job) => (job.checkout === join(moved, job.name) ? { ...job, checkout: join(config.stateDir, 'checkouts', job.name) } : job)) };
+    }
+    // Checked against the folders in use, which the new config's own check did not see.
+    const clashes = next.stateDir !== config.stateDir || next.logDir !== config.logDir ? checkoutClashes(next.jobs.filter((job) => job.remote !== undefined), { state: config.stateDir, log: config.logDir }) : [];
+    if (clashes.length > 0) refuse(new ConfigError(config.file, clashes));
+    // The folders and the address are in use; the dedup log was opened with its window.
+    const restartOnly = { listen: 'listen', stateDir: 'state_dir', logDir: 'log_dir', dedupWindowMs: 'dedup_window' } as const;
+    for (const [key, name] of Object.entries(restartOnly) as Array<[keyof typeof restartOnly, string]>) {
+      if (JSON.stringify(next[key]) !== JSON.stringify(config[key])) logger.warn({ key: name }, 'this setting changes only on restart; keeping the running value');
+    }
+    // Certificate and key are read again (renewed ones take effect). Whether TLS is on, and
+    // whether clients must present certificates (client_ca), is fixed when the listener starts.
+    if ((next.tls === undefined) !== (config.tls === undefined) || next.tls?.clientCa !== config.tls?.clientCa) {
+      logger.warn({ key: 'tls' }, 'turning TLS or tls.client_ca on or off changes only on restart; keeping the running value');
+    }
+    const tls = config.tls === undefined ? undefined : { ...config.tls, ...(next.tls ? { cert: next.tls.cert, key: next.tls.key } : {}) };
+    if (tls && server instanceof HttpsServer) server.setSecureContext(await readTlsOptions(tls));
+    const removed = config.jobs.filter((job) => !next.jobs.some((candidate) => candidate.name === job.name));
+    config = { ...next, listen: config.listen, stateDir: config.stateDir, logDir: config.logDir, dedupWindowMs: config.dedupWindowMs };
+    delete config.tls;
+    if (tls) config.tls = tls;
+    sources = createSourceFilter(config.allowFrom, config.trustProxy);
+    if (server) {
+      server.maxConnections = config.maxConnections;
+      // node reads these at each check of the open connections (every second).
+      server.headersTimeout = config.headersTimeoutMs;
+      server.requestTimeout = config.requestTimeoutMs;
+    }
+    index = new JobIndex(config.jobs);
+    queue.maxParallel = config.maxParallel;
+    for (const job of removed) queue.cancelPending(job.name, `job ${job.name} was removed from the config by a reload`);
+    for (const warning of config.warnings) logger.warn({ warning }, 'config warning');
+    logger.info({ jobs: config.jobs.length, removed: removed.map((job) => job.name) }, 'config reloaded');
+    return config;
+  }
+
   return {
     queue,
     async start() {
@@ -299,60 +358,15 @@ export function createDaemon(options: DaemonOptions): Daemon {
       releaseStateDir = undefined;
     },
 
-    async reload() {
-      const refuse = (error: ConfigError): never => {
-        logger.error({ issues: error.issues.map((issue) => `${issue.path}: ${issue.message}`) }, 'reload refused: the new config is invalid; keeping the old one');
-        throw error;
-      };
-      let next: Config;
-      try {
-        next = await loadConfig(config.file, options.env);
-      } catch (error) {
-        if (error instanceof ConfigError) refuse(error);
-        throw error;
-      }
-      // A delivery replayed within timestamp_tolerance must still be remembered as a duplicate:
-      // the running dedup window (which changes only on restart) bounds a new tolerance.
-      if (next.timestampToleranceMs * 2 > config.dedupWindowMs) {
-        refuse(new ConfigError(config.file, [{ path: 'timestamp_tolerance', message: `expected at most half the running dedup_window (${formatDuration(config.dedupWindowMs)}), which changes only on restart; got ${formatDuration(next.timestampToleranceMs)}` }]));
-      }
-      // A job's checkout by default is under state_dir, which changes only on restart: under the running one.
-      if (next.stateDir !== config.stateDir) {
-        const moved = join(next.stateDir, 'checkouts');
-        next = { ...next, jobs: next.jobs.map((job) => (job.checkout === join(moved, job.name) ? { ...job, checkout: join(config.stateDir, 'checkouts', job.name) } : job)) };
-      }
-      // Checked against the folders in use, which the new config's own check did not see.
-      const clashes = next.stateDir !== config.stateDir || next.logDir !== config.logDir ? checkoutClashes(next.jobs.filter((job) => job.remote !== undefined), { state: config.stateDir, log: config.logDir }) : [];
-      if (clashes.length > 0) refuse(new ConfigError(config.file, clashes));
-      // The folders and the address are in use; the dedup log was opened with its window.
-      const restartOnly = { listen: 'listen', stateDir: 'state_dir', logDir: 'log_dir', dedupWindowMs: 'dedup_window' } as const;
-      for (const [key, name] of Object.entries(restartOnly) as Array<[keyof typeof restartOnly, string]>) {
-        if (JSON.stringify(next[key]) !== JSON.stringify(config[key])) logger.warn({ key: name }, 'this setting changes only on restart; keeping the running value');
-      }
-      // Certificate and key are read again (renewed ones take effect). Whether TLS is on, and
-      // whether clients must present certificates (client_ca), is fixed when the listener starts.
-      if ((next.tls === undefined) !== (config.tls === undefined) || next.tls?.clientCa !== config.tls?.clientCa) {
-        logger.warn({ key: 'tls' }, 'turning TLS or tls.client_ca on or off changes only on restart; keeping the running value');
-      }
-      const tls = config.tls === undefined ? undefined : { ...config.tls, ...(next.tls ? { cert: next.tls.cert, key: next.tls.key } : {}) };
-      if (tls && server instanceof HttpsServer) server.setSecureContext(await readTlsOptions(tls));
-      const removed = config.jobs.filter((job) => !next.jobs.some((candidate) => candidate.name === job.name));
-      config = { ...next, listen: config.listen, stateDir: config.stateDir, logDir: config.logDir, dedupWindowMs: config.dedupWindowMs };
-      delete config.tls;
-      if (tls) config.tls = tls;
-      sources = createSourceFilter(config.allowFrom, config.trustProxy);
-      if (server) {
-        server.maxConnections = config.maxConnections;
-        // node reads these at each check of the open connections (every second).
-        server.headersTimeout = config.headersTimeoutMs;
-        server.requestTimeout = config.requestTimeoutMs;
-      }
-      index = new JobIndex(config.jobs);
-      queue.maxParallel = config.maxParallel;
-      for (const job of removed) queue.cancelPending(job.name, `job ${job.name} was removed from the config by a reload`);
-      for (const warning of config.warnings) logger.warn({ warning }, 'config warning');
-      logger.info({ jobs: config.jobs.length, removed: removed.map((job) => job.name) }, 'config reloaded');
-      return config;
+    reload() {
+      // One at a time, in the order asked: each reads the file when its turn comes, so the last
+      // one asked installs the newest file, never an older reload that happened to finish last.
+      const turn = reloads.then(reloadNow);
+      reloads = turn.then(
+        () => undefined,
+        () => undefined,
+      );
+      return turn;
     },
   };
 }

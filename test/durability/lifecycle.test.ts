@@ -1,3 +1,4 @@
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -213,6 +214,45 @@ describe('SIGHUP', () => {
     expect((await daemon).exitCode).toBe(0);
     const missing = await execa(join(REPO_ROOT, 'libexec', 'reload.sh'), [String(daemon.pid)], { reject: false });
     expect(missing).toMatchObject({ exitCode: 1, stderr: `deployhook: no process ${daemon.pid} to reload` });
+  });
+
+  it('reloads one at a time, in the order asked: the newest file wins, whichever read was slower', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    await remote.commit({ 'a.txt': 'a\n' });
+    const job = (name: string, more: Record<string, unknown> = { secret_env: 'SECRET' }) => ({ name, provider: 'github', repo: `acme/${name}`, branches: ['main'], remote: remote.bare, command: ['true'], ...more });
+    const hook = await startDaemon(dir, { jobs: [job('a')] }, { SECRET });
+    try {
+      // The first reload's secret file is a FIFO: its read waits for a writer.
+      const fifo = join(dir, 'slow-secret');
+      await execa('mkfifo', [fifo]);
+      const write = (jobs: unknown[]) => writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs }));
+      await write([job('a'), job('old', { secret_file: fifo })]);
+      const first = hook.daemon.reload();
+      // A FIFO opens for writing without waiting only once a reader is opening it.
+      let writer: number | undefined;
+      await until('the first reload to wait for its secret', () => {
+        try {
+          writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      await write([job('a'), job('new')]);
+      const second = hook.daemon.reload();
+      writeSync(writer ?? -1, 'old-job-secret-0123456789abcdef\n');
+      closeSync(writer ?? -1);
+
+      expect((await first).jobs.map((each) => each.name)).toEqual(['a', 'old']);
+      expect((await second).jobs.map((each) => each.name)).toEqual(['a', 'new']);
+      const reloaded = hook.logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['msg'] === 'config reloaded');
+      expect(reloaded.map((line) => line['removed'])).toEqual([[], ['old']]);
+      const body = JSON.stringify(githubPush({ repo: 'acme/new', after: 'b'.repeat(40) }));
+      expect((await hook.post('github', body, await githubHeaders(body, SECRET))).status).toBe(202);
+    } finally {
+      await hook.stop();
+    }
   });
 
   it('applies new client timeouts on reload, and says which settings wait for a restart', async () => {
