@@ -159,6 +159,8 @@ async function logAndDeploy(context: Omit<DeployContext, 'log'>, secrets: readon
   try {
     log = await openRunLog(run.logPath, secretsOfRun(job, secrets), maxLogBytes);
   } catch (error) {
+    // Decided: a cancel or a shutdown from now on finds nothing left to stop or repeat.
+    context.stop.settle();
     return { status: 'failed', reason: `could not open the run log at ${run.logPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
   }
   let outcome: Outcome;
