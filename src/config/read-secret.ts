@@ -38,7 +38,7 @@ function shownFile(source: { file: string; written?: string }): string {
  * token goes out as a header's value, where a line break would end the request's header (and
  * fetch's refusal quotes the value); two lines are two secrets, given as a list.
  */
-const CONTROL = /[\u0000-\u001f\u007f]/;
+const CONTROL = /\p{Cc}/u;
 const ONE_LINE = 'expected one line of text, but it holds a line break or another control character (two secrets while rotating are a list of two, each in its own file or variable)';
 
 /**
