@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunRecord } from '../../src/jobs/run-record.js';
 import { decodeSegment } from '../../src/store/journal-frame.js';
+import type { RunStore } from '../../src/store/run-store.js';
 
 const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted', 'skipped']);
 const SEGMENT = /^\d{16}\.journal$/;
@@ -75,4 +76,23 @@ export async function waitForRun(stateDir: string, job: string, id: string, time
     if (Date.now() > deadline) throw new Error(`run ${id} of ${job} did not finish within ${timeoutMs} ms (status ${record?.status ?? 'unknown'})`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** A new queued run of `job` in `store`, as a push would queue it (not yet created). */
+export function queuedRun(store: RunStore, job = 'app'): RunRecord {
+  const id = store.newRunId();
+  return {
+    id,
+    job,
+    status: 'queued',
+    trigger: { type: 'webhook', provider: 'github', delivery: `d-${id}`, pusher: 'alice' },
+    repo: 'acme/app',
+    ref: 'refs/heads/main',
+    branch: 'main',
+    sha: 'a'.repeat(40),
+    before: '0'.repeat(40),
+    queuedAt: new Date().toISOString(),
+    logPath: store.logPath(job, id),
+    eventFile: store.eventFile(job, id),
+  };
 }

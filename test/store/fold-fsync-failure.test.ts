@@ -1,9 +1,9 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import { queuedRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
-import type { RunRecord } from '../../src/jobs/run-record.js';
 import type * as FolderSync from '../../src/store/folder-sync.js';
 
 // Fault injection: the fsync of one file fails once with EIO, as after a failed write-back,
@@ -63,21 +63,8 @@ describe('a journal segment whose files could not be made durable', () => {
     const told: Error[] = [];
     const store = new RunStore(join(dir, 'state'), join(dir, 'logs'), { onKept: (error) => told.push(error) });
     await store.loadAll();
-    const id = store.newRunId();
-    const run: RunRecord = {
-      id,
-      job: 'app',
-      status: 'queued',
-      trigger: { type: 'webhook', provider: 'github', delivery: `d-${id}`, pusher: 'alice' },
-      repo: 'acme/app',
-      ref: 'refs/heads/main',
-      branch: 'main',
-      sha: 'a'.repeat(40),
-      before: '0'.repeat(40),
-      queuedAt: new Date().toISOString(),
-      logPath: store.logPath('app', id),
-      eventFile: store.eventFile('app', id),
-    };
+    const run = queuedRun(store);
+    const { id } = run;
     await store.create(run, Buffer.from('{}'));
     expect(store.lastFailure).toBeUndefined();
     failing.file = join(dir, 'state', 'runs', 'app', `${id}.json`);

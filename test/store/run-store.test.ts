@@ -4,26 +4,9 @@ import { describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../src/jobs/run-record.js';
 import { encodeTime } from 'ulid';
 import { RunStore } from '../../src/store/run-store.js';
+import { queuedRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
-
-function queuedRun(store: RunStore, job = 'app'): RunRecord {
-  const id = store.newRunId();
-  return {
-    id,
-    job,
-    status: 'queued',
-    trigger: { type: 'webhook', provider: 'github', delivery: `d-${id}`, pusher: 'alice' },
-    repo: 'acme/app',
-    ref: 'refs/heads/main',
-    branch: 'main',
-    sha: 'a'.repeat(40),
-    before: '0'.repeat(40),
-    queuedAt: new Date().toISOString(),
-    logPath: store.logPath(job, id),
-    eventFile: store.eventFile(job, id),
-  };
-}
 
 async function recordOnDisk(stateDir: string, run: RunRecord): Promise<unknown> {
   return JSON.parse(await readFile(join(stateDir, 'runs', run.job, `${run.id}.json`), 'utf8'));
