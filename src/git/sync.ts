@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
-import { lstat, mkdir, readdir, realpath, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { lstat, mkdir, readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
 import { printable } from '../log/printable.js';
@@ -72,7 +72,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   if (state === 'foreign') {
     throw new GitSyncError(`Expected the checkout folder ${checkout} to be empty or a git checkout, but it holds other files. Move them away or choose another checkout folder.`);
   }
-  if (state === 'missing') await mkdir(checkout, { recursive: true });
+  if (state === 'missing') await makeCheckout(checkout, options.user);
   if (options.user) await ownCheckout(checkout, options.user);
   const git = checkoutGitRunner(options);
 
@@ -192,45 +192,81 @@ function smallFile(path: string): string | undefined {
 /**
  * Gives the checkout to the user git runs as, if another user owns it (run_as was added or
  * changed later): what that user owned, never a file of anyone else's a hard link there points
- * at. Another group alone (`run_as.group` changed, or the user changed it: they may, to any of
- * their groups) is set back by the user themselves, who can change only what they own, so the
- * user cannot make root change a file of root's at will.
+ * at, and only where no folder on the way to it is in the user's reach (see walkTo). Another
+ * group alone (`run_as.group` changed, or the user changed it: they may, to any of their
+ * groups) is set back by the user themselves, who can change only what they own, so the user
+ * cannot make root change a file of root's at will.
  */
 async function ownCheckout(checkout: string, user: ProcessUser): Promise<void> {
   const info = await stat(checkout);
   const run = promisify(execFile);
   if (info.uid !== user.uid) {
     // By its real path: `chown -R` changes a link given to it, not the folder it names.
-    const real = await realpath(checkout);
-    const reachable = await folderTheUserCanChange(dirname(real), user);
+    const { real, reachable } = await walkTo(resolve(checkout), user);
     if (reachable !== undefined) {
+      const shown = await realpath(checkout).catch(() => checkout);
       throw new GitSyncError(
-        `Expected the folders above the checkout ${checkout} to be out of the job's user's reach (run_as, uid ${user.uid}), but they could change ${reachable}: there they could put another folder in the checkout's place between deployhook's check of its owner and the change (a \`chown -R\` run as root), so deployhook gives them no checkout it finds owned by another user. Move the checkout, or give it to them yourself (chown -R ${user.uid}:${user.gid} ${checkout}).`,
+        `Expected every folder on the way to the checkout ${checkout} to be out of the job's user's reach (run_as, uid ${user.uid}), but they could change ${reachable}: there they could put a link to another folder in the checkout's place before root gives it to them (a \`chown -R\`), so deployhook gives them no checkout it finds owned by another user there. Give it to them yourself (chown -R ${user.uid}:${user.gid} ${shown}), or move it.`,
       );
     }
     await run('chown', ['-R', `--from=${info.uid}`, '--', `${user.uid}:${user.gid}`, real]);
   }
   // What the user may not change (a link to someone else's file) is left as it is.
-  else if (info.gid !== user.gid) await run('chgrp', ['-R', '--', String(user.gid), checkout], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment() }).catch(() => undefined);
+  else if (info.gid !== user.gid) await run('chgrp', ['-R', '--', String(user.gid), await realpath(checkout)], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment() }).catch(() => undefined);
 }
 
 /**
- * The first folder from `/` down to `folder` (a real path) whose entries the user could
- * rename or replace: theirs, or writable by everyone or by one of their groups, unless its
- * sticky bit keeps others' entries (the next folder down, then, must not be theirs). Undefined
- * when there is none.
+ * Makes a missing checkout folder: as the user where they may (their home, say), so that it is
+ * theirs from the start; else as root, to be given to them (ownCheckout).
  */
-async function folderTheUserCanChange(folder: string, user: ProcessUser): Promise<string | undefined> {
-  const groups = new Set([user.gid, ...(user.groups ?? [])]);
-  const parts = folder.split('/').filter((part) => part !== '');
-  for (let index = 0; index <= parts.length; index += 1) {
-    const path = `/${parts.slice(0, index).join('/')}`;
-    const info = await lstat(path);
-    const sticky = (info.mode & 0o1000) !== 0;
-    const writable = (info.mode & 0o002) !== 0 || ((info.mode & 0o020) !== 0 && groups.has(info.gid));
-    if (info.uid === user.uid || (writable && !sticky)) return path;
+async function makeCheckout(checkout: string, user: ProcessUser | undefined): Promise<void> {
+  if (user !== undefined) {
+    const made = await promisify(execFile)('mkdir', ['-p', '--', checkout], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment() }).then(
+      () => true,
+      () => false,
+    );
+    if (made) return;
   }
-  return undefined;
+  await mkdir(checkout, { recursive: true });
+}
+
+/**
+ * Follows `path` (absolute) the way the kernel does, one entry at a time, links included: its
+ * real path, or else the first folder on the way whose entries the user could rename or
+ * replace (theirs, or writable by everyone or one of their groups and not sticky), or an entry
+ * of theirs in a sticky folder others may write to. Where there is none, the user cannot make
+ * the path lead anywhere else. Owner and mode bits are read, not ACLs.
+ */
+async function walkTo(path: string, user: ProcessUser): Promise<{ real: string; reachable?: never } | { real?: never; reachable: string }> {
+  const groups = new Set([user.gid, ...(user.groups ?? [])]);
+  const pending = path.split('/').filter((part) => part !== '' && part !== '.');
+  let current = '/';
+  let links = 0;
+  while (pending.length > 0) {
+    const part = pending.shift() ?? '';
+    if (part === '..') {
+      current = dirname(current);
+      continue;
+    }
+    const folder = await lstat(current);
+    const sticky = (folder.mode & 0o1000) !== 0;
+    const writable = (folder.mode & 0o002) !== 0 || ((folder.mode & 0o020) !== 0 && groups.has(folder.gid));
+    if (folder.uid === user.uid || (writable && !sticky)) return { reachable: current };
+    const next = join(current, part);
+    const entry = await lstat(next);
+    // In a sticky folder others may write to, the user may still replace an entry of theirs.
+    if (writable && entry.uid === user.uid) return { reachable: next };
+    if (entry.isSymbolicLink()) {
+      links += 1;
+      if (links > 40) throw new GitSyncError(`Expected the checkout path ${path} to lead to a folder, but it goes through more than 40 links`);
+      const target = await readlink(next);
+      pending.unshift(...target.split('/').filter((item) => item !== '' && item !== '.'));
+      if (target.startsWith('/')) current = '/';
+      continue;
+    }
+    current = next;
+  }
+  return { real: current };
 }
 
 /** The lock files git leaves at the top of a git folder. */

@@ -139,9 +139,53 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
 
     expect(record).toMatchObject({ status: 'failed' });
-    expect(record.reason).toContain(`Expected the folders above the checkout ${checkout} to be out of the job's user's reach (run_as, uid 65534), but they could change ${theirs}`);
+    expect(record.reason).toContain(`Expected every folder on the way to the checkout ${checkout} to be out of the job's user's reach (run_as, uid 65534), but they could change ${theirs}`);
     expect(record.reason).toContain(`chown -R 65534:65534 ${checkout}`);
     expect(await stat(join(checkout, '.git', 'HEAD'))).toMatchObject({ uid: 0 });
+  });
+
+  it("never gives the user root's folder that a link they put in the checkout's place leads to", async () => {
+    expect(process.getuid?.(), 'these tests need root').toBe(0);
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const remote = await nobodysRemote(dir);
+    // Root's repository somewhere (an etckeeper /etc, another job's checkout), with a secret in it.
+    const victim = join(dir, 'roots-repository');
+    await git(dir, 'init', '--quiet', victim);
+    await writeFile(join(victim, 'shadow'), 'root only\n', { mode: 0o600 });
+    const theirs = join(dir, 'home-nobody');
+    await mkdir(theirs);
+    await execa('chown', ['nobody', theirs]);
+    const checkout = join(theirs, 'app');
+    await symlink(victim, checkout);
+    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, checkout, command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
+    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+    const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+
+    expect(record).toMatchObject({ status: 'failed' });
+    expect(record.reason).toContain(`but they could change ${theirs}`);
+    expect(await stat(join(victim, 'shadow'))).toMatchObject({ uid: 0, gid: 0 });
+    expect(await stat(victim)).toMatchObject({ uid: 0, gid: 0 });
+  });
+
+  it("makes a missing checkout in the user's own folder as the user, and deploys", async () => {
+    expect(process.getuid?.(), 'these tests need root').toBe(0);
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const remote = await nobodysRemote(dir);
+    const home = join(dir, 'home-nobody');
+    await mkdir(home);
+    await execa('chown', ['nobody', home]);
+    const checkout = join(home, 'app');
+    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, checkout, command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
+    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+    const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+
+    expect(record.status, record.reason).toBe('succeeded');
+    expect(await stat(checkout)).toMatchObject({ uid: 65534 });
+    expect(await stat(join(checkout, 'app.txt'))).toMatchObject({ uid: 65534 });
   });
 
   it("removes a stale lock in the user's checkout as the user, and deploys", async () => {
