@@ -92,12 +92,13 @@ async function deploy(context: DeployContext): Promise<Outcome> {
  * So is a group whose leader ended before its start time could be read (a quick git step): a
  * group id without a start time would let recovery stop whatever leads a group of that id later.
  */
-function groupKeeper(run: RunRecord, persist: () => void): (pgid: number) => void {
+function groupKeeper(run: RunRecord, persist: () => void, housekeeping?: { ended: () => boolean }): (pgid: number) => void {
   let newest: number | undefined;
   return (pgid) => {
     newest = pgid;
     void Promise.all([processStartTime(pgid), currentBootId()]).then(([startTime, bootId]) => {
-      if (newest !== pgid || startTime === undefined) return;
+      if (newest !== pgid || startTime === undefined || housekeeping?.ended() === true) return;
+      if (housekeeping) run.housekeeping = true;
       run.pgid = pgid;
       run.pgidStartTime = startTime;
       if (bootId !== '') run.pgidBootId = bootId;
@@ -258,7 +259,17 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     if (run.deployedSha !== undefined) {
       // Its group goes in the record, as the run's own did: a daemon that dies meanwhile leaves
       // it running, and the next start stops it before the job's next run removes its locks.
-      const tidied = await tidy(job, AbortSignal.any([stop.signal, stop.closing]), groupKeeper(run, persist));
+      let ended = false;
+      const tidied = await tidy(job, AbortSignal.any([stop.signal, stop.closing]), groupKeeper(run, persist, { ended: () => ended }));
+      ended = true;
+      if (run.housekeeping) {
+        // Ended: no group of this run is left for a later start to stop.
+        delete run.housekeeping;
+        delete run.pgid;
+        delete run.pgidStartTime;
+        delete run.pgidBootId;
+        await persist();
+      }
       if (tidied.done) for (const note of tidied.notes) logger.warn({ checkout: job.checkout }, `git's housekeeping: ${note}`);
       if (tidied.done && tidied.error !== undefined) logger.warn({ checkout: job.checkout, durationMs: tidied.durationMs, reason: tidied.error }, "git's housekeeping in the checkout did not finish; the next run tries again");
       else if (tidied.done) logger.info({ checkout: job.checkout, durationMs: tidied.durationMs }, "git's housekeeping in the checkout done");

@@ -38,15 +38,18 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
   for (const problem of problems) logger.warn({ problem }, 'skipped a run record that could not be read');
   const result: Recovered = { resumed: 0, retried: 0, interrupted: 0, skipped: problems.length };
 
-  // git's housekeeping runs after a run's record is final, in a group that record names: one
-  // left by a daemon that died is stopped before the job's next run works in the checkout.
-  const newestWithGroup = new Map<string, RunRecord>();
-  // Only a group whose boot is known: an old record's id may name another's group since.
-  for (const record of records) if (record.pgid !== undefined && record.pgidBootId !== undefined && record.status !== 'running') newestWithGroup.set(record.job, record);
-  for (const record of newestWithGroup.values()) {
-    if (await stopOrphanGroup(record.pgid ?? 0, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId)) {
+  // git's housekeeping runs after a run's record is final, in a group that record names while
+  // it works: one left by a daemon that died is stopped before the job's next run works in the
+  // checkout.
+  for (const record of records.filter((candidate) => candidate.housekeeping === true && candidate.status !== 'running')) {
+    if (record.pgid !== undefined && (await stopOrphanGroup(record.pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId))) {
       logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, "stopped git's housekeeping left running by a daemon that died after the run");
     }
+    delete record.housekeeping;
+    delete record.pgid;
+    delete record.pgidStartTime;
+    delete record.pgidBootId;
+    await store.save(record).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record'));
   }
 
   for (const record of records.filter((candidate) => candidate.status === 'running')) {

@@ -50,6 +50,8 @@ export interface RunRecord {
   pgidStartTime?: string;
   /** The boot the group belongs to (/proc/sys/kernel/random/boot_id): recovery leaves another boot's group alone. */
   pgidBootId?: string;
+  /** Set while git's housekeeping after the run works in the group `pgid` names; removed, with the group, once it ends. */
+  housekeeping?: true;
   logPath: string;
   eventFile: string;
   /** Fan-out: what became of relaying the delivery that queued this run. */

@@ -43,6 +43,7 @@ const runRecordSchema = z.object({
   pgid: z.number().int().positive().optional(),
   pgidStartTime: optionalText,
   pgidBootId: optionalText,
+  housekeeping: z.literal(true).optional(),
   forwards: z
     .array(
       z.object({

@@ -185,6 +185,8 @@ describe("a daemon killed with SIGKILL during git's housekeeping after a run", (
       servers.push(await startServe(['--config', config], { env }));
       await until('the leftover housekeeping to be stopped', () => !isRunning(pid), 10_000);
       expect(servers[2]?.lines).toContainEqual(expect.objectContaining({ run, msg: "stopped git's housekeeping left running by a daemon that died after the run" }));
+      // The record no longer names the group: no later start signals it again.
+      expect((await runsOf(state, 'app')).find((record) => record.id === run)).not.toHaveProperty('pgid');
       const newest = await remote.commit({ 'n.txt': '3\n' });
       await deploy(servers[2]?.port ?? 0, newest);
       expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(newest);

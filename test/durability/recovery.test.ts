@@ -1,11 +1,14 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { runsOf, waitForRun } from '../helpers/runs.js';
+import { isRunning } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 const SECRET = 'recovery-secret-0123456789abcdef';
 let hook: TestDaemon | undefined;
@@ -36,6 +39,35 @@ describe('starting on a state folder left by a crash', () => {
     const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
     expect(reply.status).toBe(202);
     expect(await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '')).toMatchObject({ status: 'succeeded' });
+  });
+
+  it("leaves alone the process group a finished run's record names, which may be someone else's by now", async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    const settings = { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'], kill_grace: '1s' }] };
+    hook = await startDaemon(dir, settings, { SECRET });
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+    const id = (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '';
+    await waitForRun(join(dir, 'state'), 'app', id);
+    await hook.stop();
+    // Another program's group whose leader has exited (a `cmd &` of a cron job), with the id
+    // the finished record names: pids are reused.
+    const [leader = 0, member = 0] = execFileSync('setsid', ['sh', '-c', 'sleep 300 >/dev/null 2>&1 & echo $$ $!'], { encoding: 'utf8' }).trim().split(' ').map(Number);
+    try {
+      await until('the group leader to exit', () => !isRunning(leader));
+      const file = join(dir, 'state', 'runs', 'app', `${id}.json`);
+      const record = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+      await writeFile(file, JSON.stringify({ ...record, pgid: leader, pgidStartTime: '1', pgidBootId: (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim() }));
+
+      hook = await startDaemon(dir, settings, { SECRET });
+      await hook.daemon.queue.whenIdle();
+      expect(isRunning(member)).toBe(true);
+      expect(hook.logLines.filter((line) => line.includes('stopped'))).toEqual([]);
+    } finally {
+      if (isRunning(member)) process.kill(member, 'SIGKILL');
+    }
   });
 
   it('resumes a run that was queued when the daemon stopped', async () => {

@@ -163,11 +163,14 @@ describe("git's housekeeping in the checkout", () => {
 
   it('runs after the first run since the start, then waits; the fetch leaves it out', async () => {
     // git's default would do the repack in the background.
-    const { remote, packs, start, deploy } = await setup(REPACK_EVERY_FETCH);
+    const { dir, remote, packs, start, deploy } = await setup(REPACK_EVERY_FETCH);
     await start();
 
     expect(await deploy(await remote.commit({ 'site.txt': 'v1\n' }))).toMatchObject([{ level: 30, msg: "git's housekeeping in the checkout done" }]);
     expect(await packs()).toBe(1);
+    // Ended: the record names no group of the housekeeping's for a later start to stop.
+    expect((await runsOf(join(dir, 'state'), 'site')).at(-1)).not.toHaveProperty('housekeeping');
+    expect((await runsOf(join(dir, 'state'), 'site')).at(-1)).not.toHaveProperty('pgid');
     expect(await deploy(await remote.commit({ 'site.txt': 'v2\n' }))).toEqual([]);
     expect(await packs()).toBe(2);
 
