@@ -3,7 +3,7 @@ import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { DeployhookError } from '../errors.js';
 import { isNotFound } from './remove-file.js';
 import { filePlacer } from './file-placer.js';
-import { fsyncPath, syncFileSystem, syncFolder } from './folder-sync.js';
+import { fsyncPath, syncFileSystem, syncFolder, WriteBackError } from './folder-sync.js';
 import { decodeSegment, type JournalEntry } from './journal-frame.js';
 import { Journal, type JournalOptions } from './journal.js';
 import type { Placement } from './place-files.js';
@@ -394,8 +394,10 @@ export class JournaledFolder {
       // stays, and so (by the order above) does every later one, for the next start's replay,
       // which writes every file again before it makes them durable.
       await this.#makeDurable(tracked.paths).catch((error: unknown) => {
+        // Anything else (a file that could not be opened) left what was written as it was.
+        if (!(error instanceof WriteBackError)) throw error;
         this.#kept.add(segment);
-        this.#onKept?.(error as Error);
+        this.#onKept?.(error);
         throw error;
       });
     }
@@ -409,7 +411,17 @@ export class JournaledFolder {
    * are made durable with one sync of the whole file system instead.
    */
   async #makeDurable(paths: ReadonlySet<string>): Promise<void> {
-    if (paths.size > MAX_FILE_SYNCS && (await syncFileSystem(this.#root).then(() => true, () => false))) return;
+    if (paths.size > MAX_FILE_SYNCS) {
+      const synced = await syncFileSystem(this.#root).then(
+        () => true,
+        (error: unknown) => {
+          // It ran, and failed: fsyncs after it could succeed with nothing written.
+          if (error instanceof WriteBackError) throw error;
+          return false;
+        },
+      );
+      if (synced) return;
+    }
     const folders = new Set<string>([this.#root, dirname(this.#root)]);
     for (const path of paths) {
       const file = join(this.#root, path);

@@ -9,7 +9,7 @@ import type * as FolderSync from '../../src/store/folder-sync.js';
 // Fault injection: the fsync of one file fails once with EIO, as after a failed write-back,
 // and what the disk holds is then not the acknowledged content. Later fsyncs succeed, as on
 // Linux, which reports a failed write-back once and marks the pages clean.
-const failing = { file: '' };
+const failing = { file: '', open: false };
 vi.mock('../../src/store/folder-sync.js', async (importOriginal) => {
   const real = await importOriginal<typeof FolderSync>();
   return {
@@ -17,8 +17,10 @@ vi.mock('../../src/store/folder-sync.js', async (importOriginal) => {
     fsyncPath: async (path: string) => {
       if (path === failing.file) {
         failing.file = '';
+        // A file that could not be opened: nothing written is lost.
+        if (failing.open) throw Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE', syscall: 'open' });
         await writeFile(path, 'STALE');
-        throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+        throw new real.WriteBackError(`fsync of ${path} failed`, Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', syscall: 'fsync' }));
       }
       return real.fsyncPath(path);
     },
@@ -56,6 +58,22 @@ describe('a journal segment whose files could not be made durable', () => {
     expect(await readFile(first, 'utf8')).toBe('ACKNOWLEDGED 1');
     expect(await readFile(second, 'utf8')).toBe('ACKNOWLEDGED 2');
     expect(await readdir(journalDir)).toEqual([]);
+  });
+
+  it('is folded in later as usual when a file could not even be opened', async () => {
+    const dir = await tempDir();
+    const root = join(dir, 'files');
+    const journalDir = join(dir, 'journal');
+    const file = join(root, 'first.json');
+    const kept: Error[] = [];
+    const folder = new JournaledFolder({ root, journalDir, checkpointDelayMs: 50, placeDelayMs: 5, onKept: (error) => kept.push(error) });
+    Object.assign(failing, { file, open: true });
+    await folder.write([{ file, data: 'ACKNOWLEDGED' }]);
+
+    await until('the failed fold to be tried again, and the segment deleted', async () => failing.file === '' && (await readdir(journalDir)).length === 0);
+    expect(kept).toEqual([]);
+    expect(await readFile(file, 'utf8')).toBe('ACKNOWLEDGED');
+    failing.open = false;
   });
 
   it('makes the run store unready until a restart, and tells its owner', async () => {
