@@ -28,8 +28,10 @@ const REPO_SHAPES: Partial<Record<ProviderName, { pattern: RegExp; shape: string
 };
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** An HTTP(S) URL with a user (a token, as `https://<token>@host` has it) or a password before its host. */
-const HTTP_CREDENTIALS = /^\s*https?:\/\/[^/?#]*@/i;
+/** An HTTP(S) URL with a password before its host (`https://user:password@host`). */
+const HTTP_PASSWORD = /^\s*https?:\/\/[^/?#@]*:[^/?#]*@/i;
+/** An HTTP(S) URL with a user name before its host: a name (Azure DevOps' clone URLs), or a token (`https://<token>@host`). */
+const HTTP_USER = /^\s*https?:\/\/[^/?#]*@/i;
 
 const nonEmpty = (what: string) => z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}, got an empty string` });
 
@@ -90,8 +92,8 @@ export const jobSchema = z
     secret_file: z.union([nonEmpty('a path'), z.array(nonEmpty('a path')).min(1, { error: 'expected at least one path' })]).optional(),
     remote: nonEmpty('a git URL or path')
       .refine((remote) => !remote.startsWith('-'), { error: 'expected a git URL or path, got a value starting with "-"' })
-      .refine((remote) => !HTTP_CREDENTIALS.test(remote), {
-        error: "expected an HTTP(S) remote without a user or password in it (not shown): give the token with token_file or token_env, and the user name, if the host wants one, as token_user. In the URL they would show in `ps`, in the checkout's .git/config and in the run log",
+      .refine((remote) => !HTTP_PASSWORD.test(remote), {
+        error: "expected an HTTP(S) remote without a password in it (not shown): give it with token_file or token_env, and the user name as token_user or in the URL. In the URL it would show in `ps`, in the checkout's .git/config and in the run log",
       })
       .optional(),
     checkout: nonEmpty('a path').optional(),
@@ -124,6 +126,15 @@ export const jobSchema = z
     else hostJobRules(job, ctx);
     if (job.provider !== 'generic' && job.branches === undefined && job.tags === undefined) {
       ctx.addIssue({ code: 'custom', path: ['branches'], message: 'expected branch globs, tag globs (`tags`), or both' });
+    }
+    // A user name alone is often the token itself (`https://<token>@github.com`), which would
+    // show in the run log; with a token beside it, it is a name.
+    if (job.remote !== undefined && HTTP_USER.test(job.remote) && !HTTP_PASSWORD.test(job.remote) && job.token_env === undefined && job.token_file === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['remote'],
+        message: "expected token_file or token_env beside an HTTP(S) remote with a user name in it (not shown): a user name alone there is often the token itself (https://<token>@github.com), which would show in `ps`, in the checkout's .git/config and in the run log. Give the token with token_file or token_env",
+      });
     }
     if (job.token_env !== undefined && job.token_file !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['token_env'], message: 'expected at most one of token_env or token_file, got both' });

@@ -71,14 +71,22 @@ describe('loading a config', () => {
     expect(config.jobs.map((job) => job.remote)).toEqual(remotes);
   });
 
-  it('refuses an HTTP(S) remote with a user or a password in it, and shows neither', async () => {
-    const remotes = ['https://ghp_TOKENtoken1234567890@github.com/acme/web.git', 'http://deploy:PASSWORD-1234@git.example.com/web.git', 'HTTPS://x-access-token:TOKEN-5678@github.com/acme/web.git'];
-    const issues = await issuesOf({ state_dir: 's', log_dir: 'l', jobs: remotes.map((remote, index) => ({ ...goodJob, name: `web${index}`, remote })) });
+  it('refuses an HTTP(S) remote with a password in it, or a user name without a token beside it, and shows neither', async () => {
+    const withPassword = ['http://deploy:PASSWORD-1234@git.example.com/web.git', 'HTTPS://x-access-token:TOKEN-5678@github.com/acme/web.git'];
+    const userAlone = 'https://ghp_TOKENtoken1234567890@github.com/acme/web.git';
+    const issues = await issuesOf({ state_dir: 's', log_dir: 'l', jobs: [...withPassword, userAlone].map((remote, index) => ({ ...goodJob, name: `web${index}`, remote })) });
 
-    expect(issues).toEqual(remotes.map((_remote, index) => `jobs[${index}].remote: expected an HTTP(S) remote without a user or password in it (not shown): give the token with token_file or token_env, and the user name, if the host wants one, as token_user. In the URL they would show in \`ps\`, in the checkout's .git/config and in the run log`));
+    expect(issues).toEqual([
+      ...withPassword.map((_remote, index) => `jobs[${index}].remote: expected an HTTP(S) remote without a password in it (not shown): give it with token_file or token_env, and the user name as token_user or in the URL. In the URL it would show in \`ps\`, in the checkout's .git/config and in the run log`),
+      "jobs[2].remote: expected token_file or token_env beside an HTTP(S) remote with a user name in it (not shown): a user name alone there is often the token itself (https://<token>@github.com), which would show in `ps`, in the checkout's .git/config and in the run log. Give the token with token_file or token_env",
+    ]);
     for (const secret of ['TOKENtoken', 'PASSWORD', 'TOKEN-5678']) expect(issues.join('\n')).not.toContain(secret);
-    // A path or query with an @ is no credential.
-    expect(await issuesOf({ state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, remote: 'https://git.example.com/@team/web.git' }] })).toEqual([]);
+    // A user name with a token beside it, as Azure DevOps' and Bitbucket's clone URLs have it; an @ in the path.
+    const dir = await tempDir();
+    await writeFile(join(dir, 'token'), 'a-token-0123456789\n');
+    const named = ['https://myorg@dev.azure.com/myorg/proj/_git/repo', 'https://jdoe@bitbucket.org/acme/app.git'];
+    const config = await loadConfig(await writeConfig(dir, { state_dir: 's', log_dir: 'l', jobs: [...named.map((remote, index) => ({ ...goodJob, name: `named${index}`, remote, token_file: 'token' })), { ...goodJob, name: 'at', remote: 'https://git.example.com/@team/web.git' }] }), { WEB_SECRET: SECRET });
+    expect(config.jobs.map((job) => job.remote)).toEqual([...named, 'https://git.example.com/@team/web.git']);
   });
 
   it('adds every job of every YAML file in jobs_dir, with paths relative to that file', async () => {
