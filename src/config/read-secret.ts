@@ -23,14 +23,16 @@ function shownName(name: string): string {
 }
 
 /**
- * A secret file that cannot be read, as messages show it: a path with a folder in it, or a
- * short name (`api-token`); anything else may be the secret itself, pasted where its file's
- * path belongs, and is not shown. Nor is a path holding `+`, `=` or a space, as base64 does.
+ * A secret file that cannot be read, as messages show it, unless it may be the secret itself,
+ * pasted where its file's path belongs: a value holding `+`, `=` or a space (base64 does), or
+ * whose last part is as a key is (16 or more characters, letters and digits both, no `.`).
+ * `secrets/web`, `web.secret`, `github-webhook-secret` are shown.
  */
 function shownFile(source: { file: string; written?: string }): string {
   const written = source.written ?? source.file;
-  const looksLikePath = !/[+=\s]/.test(written) && (written.includes('/') || written.length < 16);
-  return looksLikePath ? `at ${source.file}` : 'named here (not shown: no folder in it, and too long for a plain name; is it the secret itself?)';
+  const last = written.slice(written.lastIndexOf('/') + 1);
+  const keyLike = /[+=\s]/.test(written) || (last.length >= 16 && /[0-9]/.test(last) && /[a-z]/i.test(last) && !last.includes('.'));
+  return keyLike ? 'named here (not shown: it looks like a key; is it the secret itself?)' : `at ${source.file}`;
 }
 
 /**

@@ -377,10 +377,12 @@ describe('loading a config', () => {
   });
 
   it("does not show a secret pasted where its file's path belongs, and shows a path or a short name", async () => {
-    const notShown = 'named here (not shown: no folder in it, and too long for a plain name; is it the secret itself?)';
+    const notShown = 'named here (not shown: it looks like a key; is it the secret itself?)';
     const issues = async (secretFile: string) => issuesOf({ state_dir: 's', log_dir: 'l', jobs: [{ ...goodJob, secret_env: undefined, secret_file: secretFile }] });
     expect(await issues('ghsecret-PASTED-3f9a8b7c6d5e4f')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
     expect(await issues('c2VjcmV0L3ZhbHVl/bmV4dA+=')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
+    expect(await issues('kJ8/aF3QzX9pLm2vT7rYw1NcBd4HsE6uQ0aZ')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
+    expect(await issues('github-webhook-secret')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/github-webhook-secret, got ENOENT$/)]);
     expect(await issues('secrets/web')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/secrets\/web, got ENOENT$/)]);
     expect(await issues('web.secret')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/web\.secret, got ENOENT$/)]);
   });
