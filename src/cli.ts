@@ -81,7 +81,7 @@ async function serve(options: { config: string; listen?: string }): Promise<void
   };
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) {
-      logger.warn({ signal }, 'a second signal: exiting now, without stopping running commands; the next start stops what is left of them and repeats their runs');
+      logger.warn({ signal }, 'a second signal: exiting now; running commands are killed (SIGKILL, no grace) and their runs repeated after restart');
       exit(1);
     }
     stopping = true;

@@ -75,6 +75,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
     onStart: context.keepGroup,
   }).finally(() => (eventFile === run.eventFile ? undefined : removeEventCopy(eventFile)));
   if (result.leftovers) log.note('the command left processes running in its process group; they were terminated');
+  if (result.escaped) log.note("a process that left the command's process group and session (setsid, a daemon) still held its output open; it was left running, and its output is no longer read");
   const ended = { exitCode: result.exitCode, signal: result.signal };
   if (result.startError !== undefined) return { ...ended, status: 'failed', reason: result.startError };
   if (result.lost !== undefined) return { ...ended, status: 'failed', reason: `deployhook lost track of the command (${result.lost}); its processes were stopped` };

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -46,20 +47,62 @@ export async function procStatFields(pid: number | string): Promise<string[] | u
   return stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
+/**
+ * A member of a run's group, or of its session: a run's group leader called `setsid`, so its
+ * session has the group's id, and a process that moved to a group of its own (a job of a shell
+ * with job control, `set -m`) is still in it. Only `setsid` or a daemon leaves both.
+ */
 async function isRunningMember(pid: string, pgid: number): Promise<boolean> {
-  const [state, , group] = (await procStatFields(pid)) ?? [];
-  return group === String(pgid) && state !== undefined && state !== 'Z';
+  const [state, , group, session] = (await procStatFields(pid)) ?? [];
+  return (group === String(pgid) || session === String(pgid)) && state !== undefined && state !== 'Z';
 }
 
 /**
- * A running process of the group, or undefined when none is left. A member that has exited
- * but was not reaped yet (a zombie, typically an orphan waiting for PID 1) still answers
- * `kill(-pgid, 0)`; /proc tells it apart on Linux, and it does not count. `hint`, a member
- * found earlier, is checked first to spare a scan of /proc while polling.
+ * The groups of the running processes in session `sid` other than group `sid` itself (see
+ * isRunningMember). A synchronous scan of /proc (about 1.5 ms for 70 processes), made when
+ * the run's own group is empty or being stopped; none without /proc.
+ */
+export function sessionGroups(sid: number): number[] {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const groups = new Set<number>();
+  for (const pid of pids) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    const [state, , group, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (session === String(sid) && group !== String(sid) && state !== 'Z' && group !== undefined) groups.add(Number(group));
+  }
+  return [...groups];
+}
+
+/** Sends `signal` to the group and to every other group of its session (see isRunningMember); false when none has a process. */
+export function signalGroupAndSession(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  let any = signalGroup(pgid, signal);
+  for (const group of sessionGroups(pgid)) any = signalGroup(group, signal) || any;
+  return any;
+}
+
+/**
+ * A running process of the group or its session, or undefined when none is left. A member
+ * that has exited but was not reaped yet (a zombie, typically an orphan waiting for PID 1)
+ * still answers `kill(-pgid, 0)`; /proc tells it apart on Linux, and it does not count.
+ * `hint`, a member found earlier, is checked first to spare a scan of /proc while polling.
  */
 async function runningMember(pgid: number, hint?: string): Promise<string | undefined> {
-  if (!signalGroup(pgid, 0)) return undefined;
   if (hint !== undefined && (await isRunningMember(hint, pgid))) return hint;
+  if (!signalGroup(pgid, 0)) {
+    const [other] = sessionGroups(pgid);
+    return other === undefined ? undefined : String(other);
+  }
   let pids: string[];
   try {
     pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
@@ -91,12 +134,12 @@ export async function waitForGroupExit(pgid: number, ms: number): Promise<boolea
 }
 
 /**
- * Stops every process of the group, grandchildren included: SIGTERM, then SIGKILL for
- * whatever is still running after `killAfterMs`. Resolves once the group is gone.
+ * Stops every process of the group and its session, grandchildren included: SIGTERM, then
+ * SIGKILL for whatever is still running after `killAfterMs`. Resolves once they are gone.
  */
 export async function terminateGroup(pgid: number, killAfterMs: number): Promise<void> {
-  if (!signalGroup(pgid, 'SIGTERM')) return;
+  if (!signalGroupAndSession(pgid, 'SIGTERM')) return;
   if (await waitForGroupExit(pgid, killAfterMs)) return;
-  signalGroup(pgid, 'SIGKILL');
+  signalGroupAndSession(pgid, 'SIGKILL');
   await waitForGroupExit(pgid, AFTER_SIGKILL_MS);
 }

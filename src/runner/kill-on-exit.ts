@@ -1,4 +1,4 @@
-import { signalGroup } from './kill-group.js';
+import { signalGroupAndSession } from './kill-group.js';
 
 const liveGroups = new Set<number>();
 let listening = false;
@@ -6,7 +6,7 @@ let listening = false;
 function killLiveGroups(): void {
   for (const pgid of liveGroups) {
     try {
-      signalGroup(pgid, 'SIGKILL');
+      signalGroupAndSession(pgid, 'SIGKILL');
     } catch {
       // Nothing more can be done while exiting.
     }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { procStatFields, signalGroup, terminateGroup } from './kill-group.js';
+import { procStatFields, sessionGroups, signalGroup, terminateGroup } from './kill-group.js';
 
 /** When the process started, in clock ticks since boot (field 22 of /proc/<pid>/stat); undefined if it is gone. */
 export async function processStartTime(pid: number): Promise<string | undefined> {
@@ -27,7 +27,8 @@ export function currentBootId(): Promise<string> {
  */
 export async function stopOrphanGroup(pgid: number, startTime: string | undefined, killAfterMs: number, bootId?: string): Promise<boolean> {
   if (bootId !== undefined && bootId !== (await currentBootId())) return false;
-  if (!signalGroup(pgid, 0)) return false;
+  // The group, or a process of its session that moved to a group of its own.
+  if (!signalGroup(pgid, 0) && sessionGroups(pgid).length === 0) return false;
   const leaderStart = await processStartTime(pgid);
   if (leaderStart !== undefined && startTime !== undefined && leaderStart !== startTime) return false;
   await terminateGroup(pgid, killAfterMs);

@@ -50,6 +50,15 @@ export type Launched =
 const STAGES: Record<string, string> = { '0': 'fork', '1': 'set up its output and session', '2': 'enter its working folder', '3': 'switch to its user', '4': 'exec', '5': "take on all of its user's groups" };
 const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, value]) => [value, name]));
 /** The first name of each number, as node names a signal (SIGABRT, not its alias SIGIOT). */
+/**
+ * A signal node has no name for: Linux's real-time signals (glibc's SIGRTMIN is 34, SIGRTMAX
+ * 64), named as `kill -l` names them; any other by its number.
+ */
+function signalName(signal: number): NodeJS.Signals {
+  const name = signal >= 34 && signal <= 64 ? (signal - 34 <= 15 ? `SIGRTMIN+${signal - 34}` : `SIGRTMAX-${64 - signal}`) : `signal ${signal}`;
+  return name.replace('SIGRTMIN+0', 'SIGRTMIN').replace('SIGRTMAX-0', 'SIGRTMAX') as NodeJS.Signals;
+}
+
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>();
 for (const [name, value] of Object.entries(constants.signals)) if (!SIGNAL_NAMES.has(value)) SIGNAL_NAMES.set(value, name as NodeJS.Signals);
 
@@ -242,7 +251,7 @@ export class ProcessLauncher {
       const settle = this.#running.get(pid);
       this.#running.delete(pid);
       const signal = status & 0x7f;
-      settle?.(signal === 0 ? { exitCode: status >> 8, signal: null } : { exitCode: null, signal: SIGNAL_NAMES.get(signal) ?? null });
+      settle?.(signal === 0 ? { exitCode: status >> 8, signal: null } : { exitCode: null, signal: SIGNAL_NAMES.get(signal) ?? signalName(signal) });
     }
   }
 

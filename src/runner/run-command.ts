@@ -22,6 +22,13 @@ import { tagOutputChannel } from '../log/mask-secrets.js';
  */
 const LEFTOVER_MOMENT_MS = 500;
 
+/**
+ * Once the group is gone, how long its output is read at most: what it wrote before it ended
+ * takes milliseconds; a process that left the group and keeps writing would otherwise hold the
+ * run, and its job, until the timeout.
+ */
+const ESCAPED_OUTPUT_MS = 5_000;
+
 export interface CommandOptions {
   /** From config; argv[0] is the program. Run without a shell. */
   argv: readonly string[];
@@ -92,6 +99,8 @@ export interface CommandResult {
   cancelled: boolean;
   /** Processes of the group still alive after the main process exited; they were terminated. */
   leftovers: boolean;
+  /** The output pipes were still held open once the group was gone: by a process that left it (`setsid`, a daemon), left running. */
+  escaped: boolean;
   /** Why the command could not start (e.g. ENOENT: "command not found: foo"), else undefined. */
   startError?: string;
   /** Why the command's end is unknown (the helper that started it ended first); its group was stopped. */
@@ -240,7 +249,7 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
   const { argv, cwd, output, timeoutMs, killAfterMs, signal } = options;
   const [program = '', ...args] = argv;
   const started = performance.now();
-  const state = { timedOut: false, cancelled: false, leftovers: false };
+  const state = { timedOut: false, cancelled: false, leftovers: false, escaped: false };
   const finish = (ended: Pick<CommandResult, 'exitCode' | 'signal' | 'lost'>, startError?: string): CommandResult => ({
     ...ended,
     ...state,
@@ -318,7 +327,8 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
       stop();
     }
     await stopping;
-    if (!(await waitForOutputEnd(sources, output, LEFTOVER_MOMENT_MS, stopRequested.signal))) {
+    if (!(await waitForOutputEnd(sources, output, LEFTOVER_MOMENT_MS, stopRequested.signal, ESCAPED_OUTPUT_MS))) {
+      state.escaped = true;
       for (const source of sources) source.destroy();
     }
     return finish(ended);

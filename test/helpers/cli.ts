@@ -26,8 +26,10 @@ export interface ServeProcess {
 }
 
 /** Starts `deployhook serve` as a real process and waits for its "listening" line. */
-export async function startServe(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<ServeProcess> {
-  const child = execa('node', [CLI, 'serve', ...args], { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? {}, reject: false, buffer: false });
+export async function startServe(args: string[], options: { cwd?: string; env?: Record<string, string>; before?: string } = {}): Promise<ServeProcess> {
+  // `before`: shell text run first, in the shell that then becomes the daemon (`exec 3>>lock`, as a wrapper script would; bash, for descriptors above 9).
+  const [file, argv] = options.before === undefined ? ['node', [CLI, 'serve', ...args]] : ['bash', ['-c', `${options.before}\nexec node "$0" serve "$@"`, CLI, ...args]];
+  const child = execa(file, argv, { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? {}, reject: false, buffer: false });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {

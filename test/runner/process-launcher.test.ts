@@ -39,6 +39,8 @@ describe('the process launcher', () => {
     expect((await run(['sh', '-c', 'kill -TERM $$'], { launcher })).result).toMatchObject({ exitCode: null, signal: 'SIGTERM' });
     // Named as node names it, not by an alias of the same number (SIGIOT).
     expect((await run(['sh', '-c', 'ulimit -c 0; kill -ABRT $$'], { launcher })).result).toMatchObject({ exitCode: null, signal: 'SIGABRT' });
+    // A real-time signal, which node has no name for, is named as `kill -l` names it.
+    expect((await run(['bash', '-c', 'kill -RTMIN+3 $$'], { launcher })).result).toMatchObject({ exitCode: null, signal: 'SIGRTMIN+3' });
     // The signals the helper ignores are at their defaults in what it starts.
     for (const name of ['INT', 'TERM', 'HUP', 'QUIT', 'PIPE']) {
       const { result, text } = await run(['sh', '-c', `kill -${name} $$; echo survived`], { launcher });

@@ -89,9 +89,32 @@ describe('runCommand termination', () => {
     const result = await runCommand({ argv: [fixtureScript('escape-group.sh'), dir], cwd: dir, env: baseEnv, output, timeoutMs: 30_000, killAfterMs: 2_000 });
     strays.push(await readPid(dir, 'escaped.pid'));
 
-    expect(result).toMatchObject({ exitCode: 0, timedOut: false });
+    expect(result).toMatchObject({ exitCode: 0, timedOut: false, escaped: true });
     expect(result.durationMs).toBeLessThan(5_000);
     expect(output.text()).toBe('started\n');
+  });
+
+  it('stops reading from a process outside the group that keeps printing a few seconds after the group ended, long before the timeout', async () => {
+    const dir = await tempDir();
+
+    const result = await runCommand({ argv: [fixtureScript('escape-group.sh'), dir, 'chatty'], cwd: dir, env: baseEnv, output: collect(), timeoutMs: 60_000, killAfterMs: 2_000 });
+    strays.push(await readPid(dir, 'escaped.pid'));
+
+    expect(result).toMatchObject({ exitCode: 0, timedOut: false, leftovers: false, escaped: true });
+    expect(result.durationMs).toBeGreaterThanOrEqual(5_000);
+    expect(result.durationMs).toBeLessThan(10_000);
+  });
+
+  it("finds a job a shell with job control moved to a group of its own, in the command's session, and stops it", async () => {
+    const dir = await tempDir();
+    const output = collect();
+
+    const result = await runCommand({ argv: ['bash', '-c', 'set -m; sleep 300 >/dev/null 2>&1 & echo $! > "$0/job.pid"; echo started', dir], cwd: dir, env: baseEnv, output, timeoutMs: 30_000, killAfterMs: 1_000 });
+    const job = await readPid(dir, 'job.pid');
+    strays.push(job);
+
+    expect(result).toMatchObject({ exitCode: 0, leftovers: true, escaped: false });
+    expect(isRunning(job)).toBe(false);
   });
 
   it('stops reading from a process outside the group that keeps printing once the timeout is reached', async () => {
