@@ -11,6 +11,7 @@ import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { newSigningSecret, standardSignature } from '../helpers/standard-webhooks.js';
 import { waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
+import type { RunRecord } from '../../src/jobs/run-record.js';
 
 const SECRET = 'run-as-secret-0123456789abcdef';
 const API_TOKEN = 'run-as-api-token-0123456789abcdef';
@@ -28,6 +29,26 @@ async function nobodysRemote(dir: string): Promise<{ bare: string; sha: string }
   await execa('chmod', ['-R', 'a+rX', remote.bare]);
   await execa('chown', ['-R', 'nobody', remote.bare]);
   return { bare: remote.bare, sha };
+}
+
+/** A root-only test folder (others may pass through) with nobody's remote, and a folder of nobody's in it (their home, say). */
+async function nobodysFolders(): Promise<{ dir: string; remote: { bare: string; sha: string }; theirs: string }> {
+  expect(process.getuid?.(), 'these tests need root').toBe(0);
+  const dir = await tempDir();
+  await chmod(dir, 0o755);
+  const remote = await nobodysRemote(dir);
+  const theirs = join(dir, 'home-nobody');
+  await mkdir(theirs);
+  await execa('chown', ['nobody', theirs]);
+  return { dir, remote, theirs };
+}
+
+/** Starts the daemon with one job that deploys `remote` into `checkout` as nobody, pushes its commit, and waits for the run. */
+async function deployInto(dir: string, remote: { bare: string; sha: string }, checkout: string): Promise<RunRecord> {
+  hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, checkout, command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
+  const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
+  const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+  return waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
 }
 
 /**
@@ -102,18 +123,12 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
   });
 
   it('gives the user the folder a checkout that is a link names, and deploys there', async () => {
-    expect(process.getuid?.(), 'these tests need root').toBe(0);
-    const dir = await tempDir();
-    await chmod(dir, 0o755);
-    const remote = await nobodysRemote(dir);
+    const { dir, remote } = await nobodysFolders();
     const real = join(dir, 'releases', 'app');
     await mkdir(real, { recursive: true });
     const checkout = join(dir, 'app');
     await symlink(real, checkout);
-    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, checkout, command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
-    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
-    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
-    const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+    const record = await deployInto(dir, remote, checkout);
 
     expect(record.status, await readFile(record.logPath, 'utf8')).toBe('succeeded');
     expect(await stat(real)).toMatchObject({ uid: 65534, gid: 65534 });
@@ -121,22 +136,13 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
   });
 
   it("gives the user no checkout of another's in a folder they could change, and says what to do", async () => {
-    expect(process.getuid?.(), 'these tests need root').toBe(0);
-    const dir = await tempDir();
-    await chmod(dir, 0o755);
-    const remote = await nobodysRemote(dir);
+    const { dir, remote, theirs } = await nobodysFolders();
     // The user's own folder: there they could swap the checkout for another folder of root's
     // files between the check of its owner and the chown.
-    const theirs = join(dir, 'nobodys');
-    await mkdir(theirs);
-    await execa('chown', ['nobody', theirs]);
     const checkout = join(theirs, 'app');
     // A checkout root made (run_as added later).
     await git(theirs, 'init', '--quiet', 'app');
-    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, checkout, command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
-    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
-    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
-    const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+    const record = await deployInto(dir, remote, checkout);
 
     expect(record).toMatchObject({ status: 'failed' });
     expect(record.reason).toContain(`Expected every folder on the way to the checkout ${checkout} to be out of the job's user's reach (run_as, uid 65534), but they could change ${theirs}`);
@@ -145,23 +151,14 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
   });
 
   it("never gives the user root's folder that a link they put in the checkout's place leads to", async () => {
-    expect(process.getuid?.(), 'these tests need root').toBe(0);
-    const dir = await tempDir();
-    await chmod(dir, 0o755);
-    const remote = await nobodysRemote(dir);
+    const { dir, remote, theirs } = await nobodysFolders();
     // Root's repository somewhere (an etckeeper /etc, another job's checkout), with a secret in it.
     const victim = join(dir, 'roots-repository');
     await git(dir, 'init', '--quiet', victim);
     await writeFile(join(victim, 'shadow'), 'root only\n', { mode: 0o600 });
-    const theirs = join(dir, 'home-nobody');
-    await mkdir(theirs);
-    await execa('chown', ['nobody', theirs]);
     const checkout = join(theirs, 'app');
     await symlink(victim, checkout);
-    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, checkout, command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
-    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
-    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
-    const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+    const record = await deployInto(dir, remote, checkout);
 
     expect(record).toMatchObject({ status: 'failed' });
     expect(record.reason).toContain(`but they could change ${theirs}`);
@@ -170,18 +167,9 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
   });
 
   it("makes a missing checkout in the user's own folder as the user, and deploys", async () => {
-    expect(process.getuid?.(), 'these tests need root').toBe(0);
-    const dir = await tempDir();
-    await chmod(dir, 0o755);
-    const remote = await nobodysRemote(dir);
-    const home = join(dir, 'home-nobody');
-    await mkdir(home);
-    await execa('chown', ['nobody', home]);
-    const checkout = join(home, 'app');
-    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, checkout, command: ['true'], run_as: { user: 'nobody', group: 'nogroup' } }] }, { SECRET });
-    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: remote.sha }));
-    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
-    const record = await waitForRun(join(dir, 'state'), 'app', (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '');
+    const { dir, remote, theirs } = await nobodysFolders();
+    const checkout = join(theirs, 'app');
+    const record = await deployInto(dir, remote, checkout);
 
     expect(record.status, record.reason).toBe('succeeded');
     expect(await stat(checkout)).toMatchObject({ uid: 65534 });
