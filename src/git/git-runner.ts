@@ -175,6 +175,7 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
       killAfterMs: KILL_AFTER_MS,
       signal,
       user: options.user,
+      sessionLeftovers: false,
       ...(options.onGroup ? { onStart: options.onGroup } : {}),
     });
     throwIfAborted(signal);

@@ -97,9 +97,10 @@ export function signalGroupAndSession(pgid: number, signal: NodeJS.Signals | 0):
  * still answers `kill(-pgid, 0)`; /proc tells it apart on Linux, and it does not count.
  * `hint`, a member found earlier, is checked first to spare a scan of /proc while polling.
  */
-async function runningMember(pgid: number, hint?: string): Promise<string | undefined> {
+async function runningMember(pgid: number, hint?: string, session = true): Promise<string | undefined> {
   if (hint !== undefined && (await isRunningMember(hint, pgid))) return hint;
   if (!signalGroup(pgid, 0)) {
+    if (!session) return undefined;
     const [other] = sessionGroups(pgid);
     return other === undefined ? undefined : String(other);
   }
@@ -120,12 +121,12 @@ export async function groupAlive(pgid: number): Promise<boolean> {
   return (await runningMember(pgid)) !== undefined;
 }
 
-/** Waits until no process of the group is running; false if some still are after `ms`. */
-export async function waitForGroupExit(pgid: number, ms: number): Promise<boolean> {
+/** Waits until no process of the group (and, unless `session` is false, of its session) is running; false if some still are after `ms`. */
+export async function waitForGroupExit(pgid: number, ms: number, session = true): Promise<boolean> {
   const deadline = performance.now() + ms;
   let member: string | undefined;
   for (;;) {
-    member = await runningMember(pgid, member);
+    member = await runningMember(pgid, member, session);
     if (member === undefined) return true;
     const left = deadline - performance.now();
     if (left <= 0) return false;

@@ -50,6 +50,12 @@ export interface CommandOptions {
   onStart?: (pgid: number) => void;
   /** Run as this user and group (the daemon runs as root). */
   user?: ProcessUser | undefined;
+  /**
+   * Whether leftovers are also looked for in the command's session once its group is empty
+   * (a scan of /proc, 1–3 ms, between the end and the result): true by default; git's steps,
+   * whose end the command waits for and which start no jobs, leave it out.
+   */
+  sessionLeftovers?: boolean;
   /** Where stdout's and stderr's pipes come from; the daemon's shared maker by default. */
   pipes?: PipeMaker;
   /** What widens a chatty command's pipes; the daemon's shared widener by default. */
@@ -322,7 +328,7 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
     mainRunning = false;
     // Whether the command still runs is unknown: its group is stopped, so that nothing of it outlives the run.
     if (ended.lost !== undefined) stop();
-    if (stopping === undefined && !(await waitForGroupExit(pgid, LEFTOVER_MOMENT_MS))) {
+    if (stopping === undefined && !(await waitForGroupExit(pgid, LEFTOVER_MOMENT_MS, options.sessionLeftovers !== false))) {
       state.leftovers = true;
       stop();
     }
