@@ -170,7 +170,6 @@ describe("git's housekeeping in the checkout", () => {
     expect(await packs()).toBe(1);
     // Ended: the record names no group of the housekeeping's for a later start to stop.
     expect((await runsOf(join(dir, 'state'), 'site')).at(-1)).not.toHaveProperty('housekeeping');
-    expect((await runsOf(join(dir, 'state'), 'site')).at(-1)).not.toHaveProperty('pgid');
     expect(await deploy(await remote.commit({ 'site.txt': 'v2\n' }))).toEqual([]);
     expect(await packs()).toBe(2);
 
