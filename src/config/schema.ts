@@ -28,10 +28,19 @@ const REPO_SHAPES: Partial<Record<ProviderName, { pattern: RegExp; shape: string
 };
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/**
+ * What an HTTP(S) URL holds before its host (everything up to the authority's last `@`, as a
+ * URL parser reads it, an `@` in a user name included), or undefined when nothing.
+ */
+function httpUserInfo(remote: string): string | undefined {
+  const authority = /^\s*https?:\/\/([^/?#]*)/i.exec(remote)?.[1];
+  const at = authority?.lastIndexOf('@') ?? -1;
+  return authority !== undefined && at >= 0 ? authority.slice(0, at) : undefined;
+}
 /** An HTTP(S) URL with a password before its host (`https://user:password@host`). */
-const HTTP_PASSWORD = /^\s*https?:\/\/[^/?#@]*:[^/?#]*@/i;
+const HTTP_PASSWORD = { test: (remote: string) => httpUserInfo(remote)?.includes(':') === true };
 /** An HTTP(S) URL with a user name before its host: a name (Azure DevOps' clone URLs), or a token (`https://<token>@host`). */
-const HTTP_USER = /^\s*https?:\/\/[^/?#]*@/i;
+const HTTP_USER = { test: (remote: string) => httpUserInfo(remote) !== undefined };
 
 const nonEmpty = (what: string) => z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}, got an empty string` });
 

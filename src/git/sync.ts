@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, realpath, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
@@ -212,7 +213,7 @@ async function ownCheckout(checkout: string, user: ProcessUser): Promise<void> {
     await run('chown', ['-R', `--from=${info.uid}`, '--', `${user.uid}:${user.gid}`, real]);
   }
   // What the user may not change (a link to someone else's file) is left as it is.
-  else if (info.gid !== user.gid) await run('chgrp', ['-R', '--', String(user.gid), await realpath(checkout)], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment() }).catch(() => undefined);
+  else if (info.gid !== user.gid) await run('chgrp', ['-R', '--', String(user.gid), await realpath(checkout)], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment(), timeout: USER_STEP_TIMEOUT_MS }).catch(() => undefined);
 }
 
 /**
@@ -221,13 +222,33 @@ async function ownCheckout(checkout: string, user: ProcessUser): Promise<void> {
  */
 async function makeCheckout(checkout: string, user: ProcessUser | undefined): Promise<void> {
   if (user !== undefined) {
-    const made = await promisify(execFile)('mkdir', ['-p', '--', checkout], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment() }).then(
+    const made = await promisify(execFile)('mkdir', ['-p', '--', checkout], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment(), timeout: USER_STEP_TIMEOUT_MS }).then(
       () => true,
       () => false,
     );
     if (made) return;
+    // Root follows the same path: not where a link of the user's could lead it.
+    let existing = resolve(checkout);
+    while (!(await lstat(existing).then(() => true, () => false))) existing = dirname(existing);
+    const { reachable } = await walkTo(existing, user);
+    if (reachable !== undefined || userCanChange(await lstat(existing), user)) {
+      throw new GitSyncError(`Expected to make the checkout ${checkout} as the job's user (run_as, uid ${user.uid}), but they may not, and the folders on the way are in their reach (${reachable ?? existing}), where root makes nothing for them: make the checkout yourself and give it to them, or move it.`);
+    }
   }
   await mkdir(checkout, { recursive: true });
+}
+
+/** The longest the short steps run as the job's user (mkdir, chgrp, find) may take: a folder of theirs could hold them up (a FUSE mount). */
+const USER_STEP_TIMEOUT_MS = 60_000;
+
+/** Whether everyone, or a group of the user's, may write in the folder. */
+function writableBy(folder: Stats, user: ProcessUser): boolean {
+  return (folder.mode & 0o002) !== 0 || ((folder.mode & 0o020) !== 0 && (folder.gid === user.gid || (user.groups ?? []).includes(folder.gid)));
+}
+
+/** Whether the user may rename or replace the folder's entries: theirs, or writable by them and not sticky. */
+function userCanChange(folder: Stats, user: ProcessUser): boolean {
+  return folder.uid === user.uid || (writableBy(folder, user) && (folder.mode & 0o1000) === 0);
 }
 
 /**
@@ -238,7 +259,6 @@ async function makeCheckout(checkout: string, user: ProcessUser | undefined): Pr
  * the path lead anywhere else. Owner and mode bits are read, not ACLs.
  */
 async function walkTo(path: string, user: ProcessUser): Promise<{ real: string; reachable?: never } | { real?: never; reachable: string }> {
-  const groups = new Set([user.gid, ...(user.groups ?? [])]);
   const pending = path.split('/').filter((part) => part !== '' && part !== '.');
   let current = '/';
   let links = 0;
@@ -249,13 +269,11 @@ async function walkTo(path: string, user: ProcessUser): Promise<{ real: string; 
       continue;
     }
     const folder = await lstat(current);
-    const sticky = (folder.mode & 0o1000) !== 0;
-    const writable = (folder.mode & 0o002) !== 0 || ((folder.mode & 0o020) !== 0 && groups.has(folder.gid));
-    if (folder.uid === user.uid || (writable && !sticky)) return { reachable: current };
+    if (userCanChange(folder, user)) return { reachable: current };
     const next = join(current, part);
     const entry = await lstat(next);
     // In a sticky folder others may write to, the user may still replace an entry of theirs.
-    if (writable && entry.uid === user.uid) return { reachable: next };
+    if (writableBy(folder, user) && entry.uid === user.uid) return { reachable: next };
     if (entry.isSymbolicLink()) {
       links += 1;
       if (links > 40) throw new GitSyncError(`Expected the checkout path ${path} to lead to a folder, but it goes through more than 40 links`);
@@ -320,7 +338,7 @@ async function removeNestedLocks(checkout: string, user: SyncOptions['user'], ou
 async function removeLocks(checkout: string, tests: readonly string[], user: SyncOptions['user'], output: SyncOptions['output']): Promise<number> {
   // Listed once removed; NUL-separated, as a name may hold a newline.
   const args = ['-P', '.git', ...tests, '!', '-type', 'd', '-delete', '-print0'];
-  const found = await promisify(execFile)('find', args, { cwd: checkout, env: pathOnlyEnvironment(), ...(user ? { uid: user.uid, gid: user.gid } : {}) }).then(
+  const found = await promisify(execFile)('find', args, { cwd: checkout, env: pathOnlyEnvironment(), timeout: USER_STEP_TIMEOUT_MS, ...(user ? { uid: user.uid, gid: user.gid } : {}) }).then(
     ({ stdout }) => stdout,
     // What it removed before it failed (a file it may not remove) is still listed.
     (error: { stdout?: string }) => error.stdout ?? '',

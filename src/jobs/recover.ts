@@ -42,7 +42,8 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
   // it works: one left by a daemon that died is stopped before the job's next run works in the
   // checkout.
   for (const record of records.filter((candidate) => candidate.housekeeping === true && candidate.status !== 'running')) {
-    if (record.pgid !== undefined && (await stopOrphanGroup(record.pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId))) {
+    // Only a group whose boot is known: an old record's id may name another's group since.
+    if (record.pgid !== undefined && record.pgidBootId !== undefined && (await stopOrphanGroup(record.pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId))) {
       logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, "stopped git's housekeeping left running by a daemon that died after the run");
     }
     delete record.housekeeping;

@@ -81,8 +81,8 @@ sub start {
     # Not exec'd once the helper has ended: the daemon may never have been told this pid.
     if (getppid() != $helper) { $! = 5; $fail->() }
     # Nothing open but 0, 1, 2 (and the status pipe, closed by the exec): a descriptor the
-    # daemon was started with (a wrapper's lock file, say) never reaches a command, nor a
-    # run_as user.
+    # daemon was started with (a wrapper's lock file, say) never reaches a command or git,
+    # whoever they run as.
     if (opendir(my $fds, '/proc/self/fd')) {
       my @open = grep { /^\d+$/ && $_ > 2 && $_ != fileno($status_out) } readdir($fds);
       closedir($fds);

@@ -72,15 +72,16 @@ describe('loading a config', () => {
   });
 
   it('refuses an HTTP(S) remote with a password in it, or a user name without a token beside it, and shows neither', async () => {
-    const withPassword = ['http://deploy:PASSWORD-1234@git.example.com/web.git', 'HTTPS://x-access-token:TOKEN-5678@github.com/acme/web.git'];
+    // An @ in the user name (an e-mail address) does not hide the password after it.
+    const withPassword = ['http://deploy:PASSWORD-1234@git.example.com/web.git', 'HTTPS://x-access-token:TOKEN-5678@github.com/acme/web.git', 'https://me@corp.example:Secr3t-9@bitbucket.org/a/b.git'];
     const userAlone = 'https://ghp_TOKENtoken1234567890@github.com/acme/web.git';
-    const issues = await issuesOf({ state_dir: 's', log_dir: 'l', jobs: [...withPassword, userAlone].map((remote, index) => ({ ...goodJob, name: `web${index}`, remote })) });
+    const issues = await issuesOf({ state_dir: 's', log_dir: 'l', jobs: [...withPassword, userAlone].map((remote, index) => ({ ...goodJob, name: `web${index}`, remote, ...(index === 2 ? { token_env: 'WEB_SECRET' } : {}) })) });
 
     expect(issues).toEqual([
       ...withPassword.map((_remote, index) => `jobs[${index}].remote: expected an HTTP(S) remote without a password in it (not shown): give it with token_file or token_env, and the user name as token_user or in the URL. In the URL it would show in \`ps\`, in the checkout's .git/config and in the run log`),
-      "jobs[2].remote: expected token_file or token_env beside an HTTP(S) remote with a user name in it (not shown): a user name alone there is often the token itself (https://<token>@github.com), which would show in `ps`, in the checkout's .git/config and in the run log. Give the token with token_file or token_env",
+      "jobs[3].remote: expected token_file or token_env beside an HTTP(S) remote with a user name in it (not shown): a user name alone there is often the token itself (https://<token>@github.com), which would show in `ps`, in the checkout's .git/config and in the run log. Give the token with token_file or token_env",
     ]);
-    for (const secret of ['TOKENtoken', 'PASSWORD', 'TOKEN-5678']) expect(issues.join('\n')).not.toContain(secret);
+    for (const secret of ['TOKENtoken', 'PASSWORD', 'TOKEN-5678', 'Secr3t']) expect(issues.join('\n')).not.toContain(secret);
     // A user name with a token beside it, as Azure DevOps' and Bitbucket's clone URLs have it; an @ in the path.
     const dir = await tempDir();
     await writeFile(join(dir, 'token'), 'a-token-0123456789\n');
@@ -382,6 +383,7 @@ describe('loading a config', () => {
     expect(await issues('ghsecret-PASTED-3f9a8b7c6d5e4f')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
     expect(await issues('c2VjcmV0L3ZhbHVl/bmV4dA+=')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
     expect(await issues('kJ8/aF3QzX9pLm2vT7rYw1NcBd4HsE6uQ0aZ')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
+    expect(await issues('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La/Sw3kPq')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
     expect(await issues('github-webhook-secret')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/github-webhook-secret, got ENOENT$/)]);
     expect(await issues('secrets/web')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/secrets\/web, got ENOENT$/)]);
     expect(await issues('web.secret')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/web\.secret, got ENOENT$/)]);

@@ -1,4 +1,4 @@
-import { chmod, link, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
@@ -174,6 +174,18 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     expect(record.status, record.reason).toBe('succeeded');
     expect(await stat(checkout)).toMatchObject({ uid: 65534 });
     expect(await stat(join(checkout, 'app.txt'))).toMatchObject({ uid: 65534 });
+  });
+
+  it("makes nothing as root where a link in the user's own folder leads", async () => {
+    const { dir, remote, theirs } = await nobodysFolders();
+    const roots = join(dir, 'roots-only');
+    await mkdir(roots, { mode: 0o755 });
+    await symlink(roots, join(theirs, 'sites'));
+    const record = await deployInto(dir, remote, join(theirs, 'sites', 'app'));
+
+    expect(record).toMatchObject({ status: 'failed' });
+    expect(record.reason).toContain(`but they may not, and the folders on the way are in their reach (${theirs})`);
+    expect(await readdir(roots)).toEqual([]);
   });
 
   it("removes a stale lock in the user's checkout as the user, and deploys", async () => {
