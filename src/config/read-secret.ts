@@ -24,13 +24,14 @@ function shownName(name: string): string {
 
 /**
  * A secret file that cannot be read, as messages show it, unless it may be the secret itself,
- * pasted where its file's path belongs: a value holding `+`, `=` or a space (base64 does), or
- * with a part between its `/` as a key is (16 or more characters, letters and digits both, no
- * `.`). `secrets/web`, `web.secret`, `github-webhook-secret` are shown.
+ * pasted where its file's path belongs: a value holding `+`, `=` or a space (base64 does), or a
+ * relative one with a part between its `/` as a key is (16 or more characters, letters and
+ * digits both, no `.`). An absolute path is a path. `secrets/web`, `web.secret`,
+ * `github-webhook-secret` and `/tmp/deployhook-8f3kq2x9vbn4/token` are shown.
  */
 function shownFile(source: { file: string; written?: string }): string {
   const written = source.written ?? source.file;
-  const keyLike = /[+=\s]/.test(written) || written.split('/').some((part) => part.length >= 16 && /[0-9]/.test(part) && /[a-z]/i.test(part) && !part.includes('.'));
+  const keyLike = /[+=\s]/.test(written) || (!written.startsWith('/') && written.split('/').some((part) => part.length >= 16 && /[0-9]/.test(part) && /[a-z]/i.test(part) && !part.includes('.')));
   return keyLike ? 'named here (not shown: it looks like a key; is it the secret itself?)' : `at ${source.file}`;
 }
 

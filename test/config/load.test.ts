@@ -384,6 +384,7 @@ describe('loading a config', () => {
     expect(await issues('c2VjcmV0L3ZhbHVl/bmV4dA+=')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
     expect(await issues('kJ8/aF3QzX9pLm2vT7rYw1NcBd4HsE6uQ0aZ')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
     expect(await issues('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La/Sw3kPq')).toEqual([`jobs[0].secret_file: expected a readable secret file ${notShown}, got ENOENT`]);
+    expect(await issues('/tmp/deployhook-8f3kq2x9vbn4/token')).toEqual(['jobs[0].secret_file: expected a readable secret file at /tmp/deployhook-8f3kq2x9vbn4/token, got ENOENT']);
     expect(await issues('github-webhook-secret')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/github-webhook-secret, got ENOENT$/)]);
     expect(await issues('secrets/web')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/secrets\/web, got ENOENT$/)]);
     expect(await issues('web.secret')).toEqual([expect.stringMatching(/^jobs\[0\]\.secret_file: expected a readable secret file at \/.*\/web\.secret, got ENOENT$/)]);
