@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CommitNotFoundError, GitSyncError } from '../errors.js';
 import { printable } from '../log/printable.js';
-import { pathOnlyEnvironment } from '../runner/path-only-env.js';
+import { runAsUser } from '../runner/run-as-user.js';
 import type { ProcessUser } from '../runner/process-launcher.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
 import { checkoutGitRunner, throwIfAborted, withoutUrlPasswords, type CheckoutGitOptions } from './git-runner.js';
@@ -213,7 +213,7 @@ async function ownCheckout(checkout: string, user: ProcessUser): Promise<void> {
     await run('chown', ['-R', `--from=${info.uid}`, '--', `${user.uid}:${user.gid}`, real]);
   }
   // What the user may not change (a link to someone else's file) is left as it is.
-  else if (info.gid !== user.gid) await run('chgrp', ['-R', '--', String(user.gid), await realpath(checkout)], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment(), timeout: USER_STEP_TIMEOUT_MS }).catch(() => undefined);
+  else if (info.gid !== user.gid) await runAsUser(user, 'chgrp', ['-R', '--', String(user.gid), await realpath(checkout)], { timeout: USER_STEP_TIMEOUT_MS }).catch(() => undefined);
 }
 
 /**
@@ -222,7 +222,7 @@ async function ownCheckout(checkout: string, user: ProcessUser): Promise<void> {
  */
 async function makeCheckout(checkout: string, user: ProcessUser | undefined): Promise<void> {
   if (user !== undefined) {
-    const made = await promisify(execFile)('mkdir', ['-p', '--', checkout], { uid: user.uid, gid: user.gid, env: pathOnlyEnvironment(), timeout: USER_STEP_TIMEOUT_MS }).then(
+    const made = await runAsUser(user, 'mkdir', ['-p', '--', checkout], { timeout: USER_STEP_TIMEOUT_MS }).then(
       () => true,
       () => false,
     );
@@ -338,8 +338,8 @@ async function removeNestedLocks(checkout: string, user: SyncOptions['user'], ou
 async function removeLocks(checkout: string, tests: readonly string[], user: SyncOptions['user'], output: SyncOptions['output']): Promise<number> {
   // Listed once removed; NUL-separated, as a name may hold a newline.
   const args = ['-P', '.git', ...tests, '!', '-type', 'd', '-delete', '-print0'];
-  const found = await promisify(execFile)('find', args, { cwd: checkout, env: pathOnlyEnvironment(), timeout: USER_STEP_TIMEOUT_MS, ...(user ? { uid: user.uid, gid: user.gid } : {}) }).then(
-    ({ stdout }) => stdout,
+  const found = await runAsUser(user, 'find', args, { cwd: checkout, timeout: USER_STEP_TIMEOUT_MS }).then(
+    (stdout) => stdout,
     // What it removed before it failed (a file it may not remove) is still listed.
     (error: { stdout?: string }) => error.stdout ?? '',
   );

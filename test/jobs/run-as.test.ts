@@ -188,6 +188,25 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     expect(await readdir(roots)).toEqual([]);
   });
 
+  it('makes a missing checkout as the user in a folder they may write through another of their groups', async () => {
+    const { dir, remote } = await nobodysFolders();
+    const group = `dh-test-${randomBytes(4).toString('hex')}`;
+    await execa('groupadd', ['--users', 'nobody', group]);
+    try {
+      // /var/www as root:www-data 2775, say.
+      const shared = join(dir, 'www');
+      await mkdir(shared);
+      await execa('chown', [`root:${group}`, shared]);
+      await chmod(shared, 0o2775);
+      const record = await deployInto(dir, remote, join(shared, 'app'));
+
+      expect(record.status, record.reason).toBe('succeeded');
+      expect(await stat(join(shared, 'app'))).toMatchObject({ uid: 65534 });
+    } finally {
+      await execa('groupdel', [group]);
+    }
+  });
+
   it("removes a stale lock in the user's checkout as the user, and deploys", async () => {
     expect(process.getuid?.(), 'these tests need root').toBe(0);
     const dir = await tempDir();
