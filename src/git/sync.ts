@@ -230,8 +230,12 @@ async function makeCheckout(checkout: string, user: ProcessUser | undefined): Pr
     // Root follows the same path: not where a link of the user's could lead it.
     let existing = resolve(checkout);
     while (!(await lstat(existing).then(() => true, () => false))) existing = dirname(existing);
+    // The folder root would make it in (a link's target, not the link, whose mode is always
+    // 0777): the user must not be able to write there at all, sticky or not, or they could
+    // put a link of theirs in the way before root's mkdir.
     const { reachable } = await walkTo(existing, user);
-    if (reachable !== undefined || userCanChange(await lstat(existing), user)) {
+    const target = await stat(existing);
+    if (reachable !== undefined || target.uid === user.uid || writableBy(target, user)) {
       throw new GitSyncError(`Expected to make the checkout ${checkout} as the job's user (run_as, uid ${user.uid}), but they may not, and the folders on the way are in their reach (${reachable ?? existing}), where root makes nothing for them: make the checkout yourself and give it to them, or move it.`);
     }
   }

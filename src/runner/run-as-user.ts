@@ -10,10 +10,15 @@ import type { ProcessUser } from './process-launcher.js';
 const DROP_AND_EXEC = String.raw`
 use POSIX ();
 my ($uid, $group, @groups) = split(' ', shift(@ARGV));
+my $root = $> == 0;
 $) = "$group @groups";
 POSIX::setgid(0 + $group);
 POSIX::setuid(0 + $uid);
-exit 126 if $< != $uid || $> != $uid || (split(' ', $())[0] != $group;
+my ($real, $effective, @have) = ((split(' ', $())[0], split(' ', $)));
+exit 126 if $< != $uid || $> != $uid || $real != $group || $effective != $group;
+# Root could not set the groups (a user namespace that forbids it): nothing runs with root's.
+my %want = map { $_ => 1 } @groups;
+exit 126 if $root && (grep({ !$want{$_} } @have) || grep({ my $id = $_; !grep({ $_ == $id } @have) } @groups));
 if (opendir(my $fds, '/proc/self/fd')) {
   my @open = grep { /^\d+$/ && $_ > 2 } readdir($fds);
   closedir($fds);

@@ -207,6 +207,17 @@ describe.skipIf(notRoot && !process.env.CI)('run_as', () => {
     }
   });
 
+  it("makes a missing checkout as root, and gives it to the user, behind root's own link (/var/www -> /srv/www)", async () => {
+    const { dir, remote } = await nobodysFolders();
+    const real = join(dir, 'srv-www');
+    await mkdir(real, { mode: 0o755 });
+    await symlink(real, join(dir, 'www'));
+    const record = await deployInto(dir, remote, join(dir, 'www', 'app'));
+
+    expect(record.status, record.reason).toBe('succeeded');
+    expect(await stat(join(real, 'app'))).toMatchObject({ uid: 65534 });
+  });
+
   it("removes a stale lock in the user's checkout as the user, and deploys", async () => {
     expect(process.getuid?.(), 'these tests need root').toBe(0);
     const dir = await tempDir();
