@@ -2,6 +2,38 @@
 export const F_SETPIPE_SZ = 1031;
 
 /**
+ * perl that a process started for a job's user runs before its exec, here and in run-as-user.ts.
+ * `become_user($uid, $gid)`, `$gid` the group followed by every group (space separated): 1 when
+ * the user, group and groups all took; 0 when the user or group did not; -1 when root could not
+ * set the groups (a user namespace that forbids it, too many). Only root may set the groups; a
+ * daemon that runs as the user itself keeps its own. `close_inherited(@keep)`: closes every
+ * descriptor above 2 but those kept, so that one the daemon was started with (a wrapper's lock
+ * file, say) never reaches what runs, whoever it runs as.
+ */
+export const PERL_USER_SUBS = String.raw`
+sub become_user {
+  my ($uid, $gid) = @_;
+  my ($group, @groups) = split(' ', $gid);
+  my $root = $> == 0;
+  $) = "$group @groups";
+  POSIX::setgid(0 + $group);
+  POSIX::setuid(0 + $uid);
+  my ($real, $effective, @have) = ((split(' ', $())[0], split(' ', $)));
+  return 0 if $< != $uid || $> != $uid || $real != $group || $effective != $group;
+  my %want = map { $_ => 1 } @groups;
+  return -1 if $root && (grep({ !$want{$_} } @have) || grep({ my $id = $_; !grep({ $_ == $id } @have) } @groups));
+  return 1;
+}
+sub close_inherited {
+  my %keep = map { $_ => 1 } @_;
+  opendir(my $fds, '/proc/self/fd') or return;
+  my @open = grep { /^\d+$/ && $_ > 2 && !$keep{$_} } readdir($fds);
+  closedir($fds);
+  POSIX::close($_) for @open;
+}
+`;
+
+/**
  * The helper, in perl (perl-base is Essential on Debian and Ubuntu). Its arguments are the
  * daemon's pid and F_SETPIPE_SZ (perl's Fcntl does not name it). Requests come on stdin as `<length>\n<fields>`, the fields separated by NUL:
  * id, cwd, uid (empty for none), the gid followed by every group the process is to have (space
@@ -38,6 +70,7 @@ $SIG{CHLD} = sub { syswrite($wake_out, 'x') };
 $SIG{PIPE} = 'IGNORE';
 $SIG{$_} = 'IGNORE' for qw(INT TERM HUP QUIT);
 sub answer { print STDOUT $_[0] or exit 0 }
+${PERL_USER_SUBS}
 sub reap { while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) { answer("exited $pid $?\n") } }
 sub start {
   my ($id, $cwd, $uid, $gid, $out, $err, $pipe, $argc, @rest) = @_;
@@ -59,18 +92,11 @@ sub start {
     if (join(':', @pipes) ne $pipe) { $! = 5; $fail->() }
     if ($uid ne '') {
       $stage = 3;
-      my ($group, @groups) = split(' ', $gid);
-      # Only root may set the groups; a daemon that runs as the user itself keeps its own.
-      my $root = $> == 0;
-      $) = "$group @groups";
-      POSIX::setgid(0 + $group);
-      POSIX::setuid(0 + $uid);
-      my ($real, $effective, @have) = ((split(' ', $())[0], split(' ', $)));
-      if ($< != $uid || $> != $uid || $real != $group || $effective != $group) { $! = 1; $fail->() }
-      # Root could not set them (a user namespace that forbids it, too many): nothing runs.
+      my $became = become_user($uid, $gid);
+      if ($became == 0) { $! = 1; $fail->() }
+      # Root could not set the groups: nothing runs.
       $stage = 5;
-      my %want = map { $_ => 1 } @groups;
-      if ($root && (grep({ !$want{$_} } @have) || grep({ my $id = $_; !grep({ $_ == $id } @have) } @groups))) { $! = 1; $fail->() }
+      if ($became < 0) { $! = 1; $fail->() }
     }
     # Entered as the job's user: a folder root alone could enter is refused, whatever links lead there.
     $stage = 2;
@@ -80,14 +106,8 @@ sub start {
     for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }
     # Not exec'd once the helper has ended: the daemon may never have been told this pid.
     if (getppid() != $helper) { $! = 5; $fail->() }
-    # Nothing open but 0, 1, 2 (and the status pipe, closed by the exec): a descriptor the
-    # daemon was started with (a wrapper's lock file, say) never reaches a command or git,
-    # whoever they run as.
-    if (opendir(my $fds, '/proc/self/fd')) {
-      my @open = grep { /^\d+$/ && $_ > 2 && $_ != fileno($status_out) } readdir($fds);
-      closedir($fds);
-      POSIX::close($_) for @open;
-    }
+    # Nothing open but 0, 1, 2 and the status pipe (closed by the exec).
+    close_inherited(fileno($status_out));
     { no warnings; exec { $argv[0] } @argv; }
     $fail->();
   }
