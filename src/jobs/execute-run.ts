@@ -17,7 +17,7 @@ import { createTidier, filterPaths, sync } from './prepare-checkout.js';
 import { closingLine, writeHeader } from './run-log-lines.js';
 import { type DeployContext, type Outcome, stoppedOutcome } from './run-outcome.js';
 import type { ExecuteRun } from './run-queue.js';
-import type { RunRecord } from './run-record.js';
+import { forgetHousekeeping, type RunRecord } from './run-record.js';
 
 export interface ExecutorOptions {
   store: RunStore;
@@ -264,11 +264,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
       const tidied = await tidy(job, AbortSignal.any([stop.signal, stop.closing]), groupKeeper(run, persist, { ended: () => ended }));
       ended = true;
       if (run.housekeeping) {
-        // Ended: no group of this run is left for a later start to stop.
-        delete run.housekeeping;
-        delete run.pgid;
-        delete run.pgidStartTime;
-        delete run.pgidBootId;
+        forgetHousekeeping(run);
         await persist();
       }
       if (tidied.done) for (const note of tidied.notes) logger.warn({ checkout: job.checkout }, `git's housekeeping: ${note}`);

@@ -4,7 +4,7 @@ import { closeCrashedLog } from '../log/crashed-log.js';
 import { stopOrphanGroup } from '../runner/orphan-group.js';
 import type { LoadedRuns, RunStore } from '../store/run-store.js';
 import type { RunQueue } from './run-queue.js';
-import type { RunRecord } from './run-record.js';
+import { forgetHousekeeping, type RunRecord } from './run-record.js';
 
 export interface RecoverOptions {
   /** What the store read from disk at start. */
@@ -46,10 +46,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
     if (record.pgid !== undefined && record.pgidBootId !== undefined && (await stopOrphanGroup(record.pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId))) {
       logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, "stopped git's housekeeping left running by a daemon that died after the run");
     }
-    delete record.housekeeping;
-    delete record.pgid;
-    delete record.pgidStartTime;
-    delete record.pgidBootId;
+    forgetHousekeeping(record);
     await store.save(record).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record'));
   }
 

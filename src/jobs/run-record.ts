@@ -73,3 +73,11 @@ export interface ForwardRecord {
 }
 
 export const FINAL_STATUSES: ReadonlySet<RunStatus> = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'superseded', 'interrupted', 'skipped']);
+
+/** Once git's housekeeping after the run has ended: the record names no group of it for a later start to stop. */
+export function forgetHousekeeping(record: RunRecord): void {
+  delete record.housekeeping;
+  delete record.pgid;
+  delete record.pgidStartTime;
+  delete record.pgidBootId;
+}
