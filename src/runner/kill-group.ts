@@ -44,7 +44,12 @@ function send(target: number, signal: NodeJS.Signals | 0): boolean {
  */
 export async function procStatFields(pid: number | string): Promise<string[] | undefined> {
   const stat = await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => undefined);
-  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return stat === undefined ? undefined : fieldsAfterName(stat);
+}
+
+/** The fields of a /proc/<pid>/stat line after the name (see procStatFields). */
+function fieldsAfterName(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /**
@@ -78,7 +83,7 @@ export function sessionGroups(sid: number): number[] {
     } catch {
       continue;
     }
-    const [state, , group, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const [state, , group, session] = fieldsAfterName(stat);
     if (session === String(sid) && group !== String(sid) && state !== 'Z' && group !== undefined) groups.add(Number(group));
   }
   return [...groups];
