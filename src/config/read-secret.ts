@@ -22,6 +22,11 @@ function shownName(name: string): string {
   return /^[A-Z_][A-Z0-9_]{0,63}$/.test(name) ? name : 'named here (not shown: not a name in capitals, as variables are named; is it the secret itself?)';
 }
 
+/** Whether a part of a path or URL is shaped as a key is: 16 or more characters, letters and digits both. */
+export function keyShaped(part: string): boolean {
+  return part.length >= 16 && /[0-9]/.test(part) && /[a-z]/i.test(part);
+}
+
 /**
  * A secret file that cannot be read, as messages show it, unless it may be the secret itself,
  * pasted where its file's path belongs: a value holding `+`, `=` or a space (base64 does), or a
@@ -31,7 +36,7 @@ function shownName(name: string): string {
  */
 function shownFile(source: { file: string; written?: string }): string {
   const written = source.written ?? source.file;
-  const keyLike = /[+=\s]/.test(written) || (!written.startsWith('/') && written.split('/').some((part) => part.length >= 16 && /[0-9]/.test(part) && /[a-z]/i.test(part) && !part.includes('.')));
+  const keyLike = /[+=\s]/.test(written) || (!written.startsWith('/') && written.split('/').some((part) => keyShaped(part) && !part.includes('.')));
   return keyLike ? 'named here (not shown: it looks like a key; is it the secret itself?)' : `at ${source.file}`;
 }
 

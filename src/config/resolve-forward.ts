@@ -3,7 +3,7 @@ import { parseDuration } from './duration.js';
 import { formatPath } from './format-issues.js';
 import type { RawForward } from './forward-schema.js';
 import { signingSecretProblem } from './read-job-secrets.js';
-import { readSecret, secretSource } from './read-secret.js';
+import { keyShaped, readSecret, secretSource } from './read-secret.js';
 import type { ForwardTarget } from './types.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -16,7 +16,7 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
  * letters and digits both), as a capability URL carries one (`/api/webhooks/<id>/<token>/github`).
  */
 export function forwardLabel(url: URL): string {
-  const path = url.pathname.split('/').map((part) => (part.length >= 16 && /[0-9]/.test(part) && /[a-z]/i.test(part) ? '***' : part));
+  const path = url.pathname.split('/').map((part) => (keyShaped(part) ? '***' : part));
   return `${url.protocol}//${url.host}${path.join('/')}`;
 }
 
