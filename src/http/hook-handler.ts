@@ -294,10 +294,19 @@ export function createHookHandler(options: HookHandlerOptions) {
     if (claim?.duplicate && claim.inFlight) return reply(503, { error: 'this delivery is still being recorded; retry shortly' }, { decision: 'rejected', repo, ref: refs, reason: 'the same delivery is being recorded; the sender should retry' }, { 'retry-after': '5' });
     if (claim?.duplicate) return reply(200, { runs: [], duplicate: true, reason: 'this delivery was already received; nothing new was queued' }, { decision: 'duplicate', repo, ref: refs });
     let runs: RunRecord[];
+    // Waiting runs this delivery joined (a push of the commit they are for), rather than queued.
+    const joined = new Set<RunRecord>();
     try {
       // Every request first (an event reads its branch tip from the remote), then the records.
       const requests = await Promise.all(wanted.map(async ({ job, request }) => ({ job, request: await request(json) })));
-      runs = await Promise.all(requests.map(({ job, request }) => options.queue.enqueue(job, request)));
+      runs = await Promise.all(
+        requests.map(({ job, request }) => {
+          const waiting = options.queue.joinable(job, request);
+          if (waiting === undefined) return options.queue.enqueue(job, request);
+          joined.add(waiting);
+          return waiting;
+        }),
+      );
     } catch (error) {
       claim?.release();
       logger().error({ err: error }, 'could not record the delivery');
@@ -305,7 +314,8 @@ export function createHookHandler(options: HookHandlerOptions) {
     }
     // The runs are on disk: the delivery is acknowledged even if remembering it for dedup fails.
     await claim?.commit(runs.map((run) => run.id)).catch((error: unknown) => logger().error({ err: error }, 'could not remember the delivery for dedup'));
-    const listed = runs.map((run) => ({ id: run.id, job: run.job }));
+    for (const run of joined) run.joined = (run.joined ?? 0) + 1;
+    const listed = runs.map((run) => ({ id: run.id, job: run.job, ...(joined.has(run) ? { joined: true } : {}) }));
     const shas = [...new Set(runs.map((run) => run.sha))].join(' ');
     reply(202, { runs: listed, ...(reasons.length > 0 ? { ignored: reasons } : {}) }, { decision: 'queued', repo, ref: refs, sha: shas, runs: listed });
     // Started once the 202 is written: re-signing and sending to each destination never hold it up.

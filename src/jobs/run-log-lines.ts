@@ -17,6 +17,7 @@ export function writeHeader(log: RunLog, run: RunRecord): void {
     : run.source !== undefined ? `${trigger.provider} event from ${printable(run.source)}`
     : `${trigger.provider}, pushed by ${printable(trigger.pusher) || 'unknown'}`;
   log.note(`delivery: ${printable(trigger.delivery)} (${origin})`);
+  if (run.joined !== undefined) log.note(`joined:   ${run.joined} more ${run.joined === 1 ? 'delivery' : 'deliveries'} of this commit while the run waited`);
   log.note(`started:  ${run.startedAt ?? ''}`);
 }
 

@@ -47,6 +47,8 @@ interface JobState {
   pending?: Entry | undefined;
   /** The latest arrival accepted for the job, running or waiting. */
   newest?: Entry | undefined;
+  /** Records of the job's runs being written: while any is, no push joins the waiting run (a later arrival may be about to replace it). */
+  writing?: number;
 }
 
 export interface RunQueueOptions {
@@ -63,10 +65,16 @@ export interface RunQueueOptions {
   now?: () => Date;
 }
 
+/** Whether a webhook push asks for what a waiting webhook run will deploy anyway: its commit of the same ref, from the same host. */
+function sameWebhookCommit(waiting: RunRecord, request: RunRequest): boolean {
+  const plain = (run: Pick<RunRecord, 'trigger' | 'exact' | 'source'>) => run.trigger.type === 'webhook' && run.exact !== true && run.source === undefined;
+  return plain(waiting) && plain(request) && request.sha !== '' && request.sha === waiting.sha && request.ref === waiting.ref && request.repo === waiting.repo && request.trigger.provider === waiting.trigger.provider;
+}
+
 /**
  * The per-job queue. One job never runs twice at once; pushes that arrive while it runs
  * collapse into one pending run for the newest push, and the ones it replaces are
- * recorded as superseded. Different jobs run in parallel up to `maxParallel`.
+ * recorded as superseded (a push of the waiting run's own commit joins it: see joinable). Different jobs run in parallel up to `maxParallel`.
  */
 export class RunQueue {
   readonly #options: RunQueueOptions;
@@ -120,9 +128,30 @@ export class RunQueue {
       logPath: store.logPath(job.name, id),
       eventFile: store.eventFile(job.name, id),
     };
-    await store.create(record, request.event);
+    const state = this.#state(job.name);
+    state.writing = (state.writing ?? 0) + 1;
+    try {
+      await store.create(record, request.event);
+    } finally {
+      state.writing -= 1;
+    }
     this.#add({ seq, record });
     return record;
+  }
+
+  /**
+   * The job's waiting run, when a webhook push asks for the very commit it is for: the push
+   * joins it instead of queuing a run to replace it, since there is nothing new to deploy, and
+   * nothing is written (the waiting run is on disk already). Never while a record of the job is
+   * being written (a later arrival, perhaps of another commit, would then be overtaken), nor
+   * with runs that deploy one exact commit (an operator's) or generic events (the payload is
+   * the command's input). The caller counts the join on the run once the delivery is recorded.
+   */
+  joinable(job: JobConfig, request: RunRequest): RunRecord | undefined {
+    const state = this.#jobs.get(job.name);
+    const waiting = state?.pending?.record;
+    if (waiting === undefined || (state?.writing ?? 0) > 0) return undefined;
+    return sameWebhookCommit(waiting, request) ? waiting : undefined;
   }
 
   /** Puts a run that is already recorded as queued (found on disk at start) back in line. */

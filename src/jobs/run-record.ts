@@ -43,6 +43,8 @@ export interface RunRecord {
   /** Why the run failed, was cancelled, superseded or skipped, in one sentence. */
   reason?: string;
   supersededBy?: string;
+  /** Deliveries of the same commit that joined the run while it waited, besides the one in `trigger`. */
+  joined?: number;
   /** Set on an interrupted run once recovery has queued a new run for it. */
   retriedBy?: string;
   /** The process group of the run's git steps, then of its command, then of git's housekeeping after it, so that a restart can stop leftovers. */

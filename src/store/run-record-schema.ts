@@ -39,6 +39,7 @@ const runRecordSchema = z.object({
   signal: z.string().nullable().optional(),
   reason: optionalText,
   supersededBy: optionalText,
+  joined: z.number().int().positive().optional(),
   retriedBy: optionalText,
   pgid: z.number().int().positive().optional(),
   pgidStartTime: optionalText,

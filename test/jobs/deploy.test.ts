@@ -5,7 +5,7 @@ import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote, git, REPACK_EVERY_FETCH } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { isRunning, readPid } from '../helpers/processes.js';
-import { runsOf, waitForRun } from '../helpers/runs.js';
+import { readRun, runsOf, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -318,6 +318,53 @@ describe('a burst of pushes to one job', () => {
     const lines = (await readFile(trace, 'utf8')).trim().split('\n');
     lines.forEach((line, index) => expect(line.startsWith(index % 2 === 0 ? 'start ' : 'end ')).toBe(true));
     expect(await git(join(dir, 'state', 'checkouts', 'busy'), 'rev-parse', 'HEAD')).toBe(commits.at(-1));
+  });
+
+  it("lets a push of the waiting run's own commit join it, where a push of the running commit queues a run", async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const first = await remote.commit({ 'n.txt': '1\n' });
+    const second = await remote.commit({ 'n.txt': '2\n' });
+    const release = join(dir, 'release');
+    const command = ['sh', '-c', `echo "start $DEPLOYHOOK_SHA"; while [ ! -e ${release} ]; do sleep 0.05; done`];
+    const daemon = await startDaemon(dir, { jobs: [{ name: 'held', provider: 'github', repo: 'acme/held', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }, { SECRET });
+    hook = daemon;
+    const state = join(dir, 'state');
+    const sendPush = async (sha: string) => {
+      const body = JSON.stringify(githubPush({ repo: 'acme/held', ref: 'refs/heads/main', after: sha }));
+      const headers = await githubHeaders(body, SECRET);
+      const reply = await daemon.post('github', body, headers);
+      expect(reply.status).toBe(202);
+      return { runs: reply.json.runs as Array<{ id: string; job: string; joined?: true }>, body, headers };
+    };
+
+    const runIds = { running: '', again: '', waiting: '' };
+    try {
+      runIds.running = (await sendPush(first)).runs[0]?.id ?? '';
+      await until('the first run to start', async () => (await readRun(state, 'held', runIds.running)).status === 'running');
+      // The running run's commit again: the run may be past its fetch, so a run of its own is queued.
+      const again = (await sendPush(first)).runs;
+      expect(again).toEqual([{ id: expect.not.stringMatching(runIds.running), job: 'held' }]);
+      runIds.again = again[0]?.id ?? '';
+      runIds.waiting = (await sendPush(second)).runs[0]?.id ?? '';
+      expect((await readRun(state, 'held', runIds.again)).status).toBe('superseded');
+      const joinedOnce = await sendPush(second);
+      const joinedTwice = await sendPush(second);
+      expect(joinedOnce.runs).toEqual([{ id: runIds.waiting, job: 'held', joined: true }]);
+      expect(joinedTwice.runs).toEqual([{ id: runIds.waiting, job: 'held', joined: true }]);
+      // A joined delivery is remembered like any other: sent again, it is a duplicate.
+      const redelivered = await daemon.post('github', joinedOnce.body, joinedOnce.headers);
+      expect(redelivered).toMatchObject({ status: 200, json: { duplicate: true } });
+    } finally {
+      await writeFile(release, '');
+    }
+    await daemon.daemon.queue.whenIdle();
+    const runs = await runsOf(state, 'held');
+    expect(Object.fromEntries(runs.map((run) => [run.id, run.status]))).toEqual({ [runIds.running]: 'succeeded', [runIds.again]: 'superseded', [runIds.waiting]: 'succeeded' });
+    const done = await readRun(state, 'held', runIds.waiting);
+    expect(done).toMatchObject({ deployedSha: second, joined: 2 });
+    expect(await readFile(done.logPath, 'utf8')).toContain('joined:   2 more deliveries of this commit while the run waited');
+    expect((await readRun(state, 'held', runIds.running)).joined).toBeUndefined();
   });
 
   it('runs different jobs in parallel up to max_parallel', async () => {

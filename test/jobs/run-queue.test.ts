@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { JobConfig } from '../../src/config/types.js';
-import { RunQueue, type RunRequest } from '../../src/jobs/run-queue.js';
+import { type ExecuteRun, RunQueue, type RunRequest } from '../../src/jobs/run-queue.js';
 import type { RunRecord } from '../../src/jobs/run-record.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { readRun } from '../helpers/runs.js';
@@ -33,6 +33,11 @@ class SlowStore extends RunStore {
   }
 }
 
+/** A queue of the one job `app`, running its runs with `execute`. */
+function oneJobQueue(store: RunStore, execute: ExecuteRun): RunQueue {
+  return new RunQueue({ store, job: () => job, maxParallel: 4, logger: pino({ level: 'silent' }), execute });
+}
+
 describe('the run queue', () => {
   it('lets the later arrival win when the earlier one finishes writing last, even once the later one runs', async () => {
     const dir = await tempDir();
@@ -41,20 +46,14 @@ describe('the run queue', () => {
     const store = new SlowStore(join(dir, 'state'), older);
     const executed: string[] = [];
     let finishRun: () => void = () => undefined;
-    const queue = new RunQueue({
-      store,
-      job: () => job,
-      maxParallel: 4,
-      logger: pino({ level: 'silent' }),
-      execute: async (run) => {
-        executed.push(run.sha);
-        await new Promise<void>((resolve) => {
-          finishRun = resolve;
-        });
-        run.status = 'succeeded';
-        await store.save(run);
-        return run;
-      },
+    const queue = oneJobQueue(store, async (run) => {
+      executed.push(run.sha);
+      await new Promise<void>((resolve) => {
+        finishRun = resolve;
+      });
+      run.status = 'succeeded';
+      await store.save(run);
+      return run;
     });
 
     const first = queue.enqueue(job, request(older));
@@ -115,5 +114,62 @@ describe('the run queue', () => {
     }
     finish.get('web2')?.();
     await queue.whenIdle();
+  });
+});
+
+describe('a push of the waiting run’s commit', () => {
+  /** A queue whose runs of its one job last until `finish()`, with a run of `a` running and one of `sha` waiting. */
+  async function waitingFor(sha: string, store: RunStore) {
+    let open = false;
+    const held: Array<() => void> = [];
+    const queue = oneJobQueue(store, async (run) => {
+      if (!open) await new Promise<void>((resolve) => held.push(resolve));
+      run.status = 'succeeded';
+      await store.save(run);
+      return run;
+    });
+    const running = await queue.enqueue(job, request('a'.repeat(40)));
+    const waiting = await queue.enqueue(job, request(sha));
+    expect(queue.snapshot('app')).toEqual({ running, pending: waiting });
+    const finish = async () => {
+      open = true;
+      held.splice(0).forEach((resolve) => resolve());
+      await queue.whenIdle();
+    };
+    return { queue, waiting, finish };
+  }
+
+  it('joins it only when it is a webhook push of the same commit, ref, repository and host', async () => {
+    const dir = await tempDir();
+    const sha = 'b'.repeat(40);
+    const { queue, waiting, finish } = await waitingFor(sha, new RunStore(join(dir, 'state'), join(dir, 'logs')));
+    const same = request(sha);
+    expect(queue.joinable(job, same)).toBe(waiting);
+    expect(queue.joinable(job, request('c'.repeat(40)))).toBeUndefined();
+    expect(queue.joinable(job, { ...same, ref: 'refs/heads/other' })).toBeUndefined();
+    expect(queue.joinable(job, { ...same, repo: 'acme/fork' })).toBeUndefined();
+    expect(queue.joinable(job, { ...same, trigger: { ...same.trigger, provider: 'gitea' } })).toBeUndefined();
+    expect(queue.joinable(job, { ...same, trigger: { ...same.trigger, type: 'manual' } })).toBeUndefined();
+    expect(queue.joinable(job, { ...same, exact: true })).toBeUndefined();
+    expect(queue.joinable(job, { ...same, source: 'alertmanager' })).toBeUndefined();
+    // The running run's commit is not joined: it may be past its fetch.
+    expect(queue.joinable(job, request('a'.repeat(40)))).toBeUndefined();
+    await finish();
+    expect(queue.joinable(job, same)).toBeUndefined();
+  });
+
+  it('queues a run of its own while a record of the job is being written, which may be a later arrival', async () => {
+    const dir = await tempDir();
+    const sha = 'b'.repeat(40);
+    const slow = 'c'.repeat(40);
+    const store = new SlowStore(join(dir, 'state'), slow);
+    const { queue, waiting, finish } = await waitingFor(sha, store);
+    const later = queue.enqueue(job, request(slow));
+    expect(queue.joinable(job, request(sha))).toBeUndefined();
+    store.release();
+    const record = await later;
+    expect(await readRun(join(dir, 'state'), 'app', waiting.id)).toMatchObject({ status: 'superseded', supersededBy: record.id });
+    expect(queue.joinable(job, request(slow))).toBe(record);
+    await finish();
   });
 });
