@@ -142,7 +142,8 @@ export class RunQueue {
   /**
    * The job's waiting run, when a webhook push asks for the very commit it is for: the push
    * joins it instead of queuing a run to replace it, since there is nothing new to deploy, and
-   * nothing is written (the waiting run is on disk already). Never while a record of the job is
+   * nothing is written (the waiting run is on disk already). Its fetch is still to come, after
+   * the push, as a run's own would be; never the running run's. Never while a record of the job is
    * being written (a later arrival, perhaps of another commit, would then be overtaken), nor
    * with runs that deploy one exact commit (an operator's) or generic events (the payload is
    * the command's input). The caller counts the join on the run once the delivery is recorded.

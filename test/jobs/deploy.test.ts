@@ -342,7 +342,7 @@ describe('a burst of pushes to one job', () => {
     try {
       runIds.running = (await sendPush(first)).runs[0]?.id ?? '';
       await until('the first run to start', async () => (await readRun(state, 'held', runIds.running)).status === 'running');
-      // The running run's commit again: the run may be past its fetch, so a run of its own is queued.
+      // The running run's commit again: its fetch may have come before this push, so a run of its own is queued.
       const again = (await sendPush(first)).runs;
       expect(again).toEqual([{ id: expect.not.stringMatching(runIds.running), job: 'held' }]);
       runIds.again = again[0]?.id ?? '';

@@ -152,7 +152,7 @@ describe('a push of the waiting run’s commit', () => {
     expect(queue.joinable(job, { ...same, trigger: { ...same.trigger, type: 'manual' } })).toBeUndefined();
     expect(queue.joinable(job, { ...same, exact: true })).toBeUndefined();
     expect(queue.joinable(job, { ...same, source: 'alertmanager' })).toBeUndefined();
-    // The running run's commit is not joined: it may be past its fetch.
+    // The running run's commit is not joined: its fetch may have come before this push.
     expect(queue.joinable(job, request('a'.repeat(40)))).toBeUndefined();
     await finish();
     expect(queue.joinable(job, same)).toBeUndefined();
