@@ -12,6 +12,8 @@
 # fresh; medians of BENCH_RUNS runs of BENCH_SECONDS each.
 #
 #   bash bench/ack-throughput.sh        BENCH_RUNS=3 BENCH_SECONDS=10 BENCH_CASES="a b" BENCH_RATE=1000 BENCH_FLOOR=1 by default
+# BENCH_COMMAND sets deployhook's job command (JSON, '["true"]' by default): '["sleep","600"]'
+# keeps the first run going through the whole load, so that no other run starts (what the runs cost).
 # BENCH_PARTS="throughput fixed" by default: the throughput runs, then the latency at a fixed
 # rate, for BENCH_FIXED_SERVERS="deployhook webhook" by default (add floor for the Node floor).
 source "$(dirname "$0")/lib/common.sh"
@@ -47,7 +49,7 @@ start_server() {
   rm -rf "$WORK/dh"
   mkdir -p "$WORK/dh"
   if [[ "$server" == deployhook ]]; then
-    dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$([[ $case == a ]] && echo release || echo main)" "$WORK/remote.git" '["true"]'
+    dh_config "$WORK/dh.yml" "$port" "$WORK/dh" "$([[ $case == a ]] && echo release || echo main)" "$WORK/remote.git" "${BENCH_COMMAND:-[\"true\"]}"
     start_deployhook "$WORK/dh.yml" "$port" "$WORK/out/deployhook-$3.log"
     PID="$DH_PID" URL="http://127.0.0.1:$port/hooks/github"
   elif [[ "$server" == floor ]]; then

@@ -21,6 +21,8 @@ import { tagOutputChannel } from '../log/mask-secrets.js';
  * process outside the group and is given up on.
  */
 const LEFTOVER_MOMENT_MS = 500;
+/** A command that ended within this long of its start has its session's leftovers looked for among the pids made since (see sessionGroups). */
+const RECENT_SESSION_MS = 10_000;
 
 /**
  * Once the group is gone, how long its output is read at most: what it wrote before it ended
@@ -52,7 +54,8 @@ export interface CommandOptions {
   user?: ProcessUser | undefined;
   /**
    * Whether leftovers are also looked for in the command's session once its group is empty
-   * (a scan of /proc, 1–3 ms, between the end and the result): true by default; git's steps,
+   * (a scan of /proc between the end and the result: 1–3 ms, or for a command that ended
+   * within 10 s of its start, of the pids made since): true by default; git's steps,
    * whose end the command waits for and which start no jobs, leave it out.
    */
   sessionLeftovers?: boolean;
@@ -328,7 +331,8 @@ export async function runCommand(options: CommandOptions): Promise<CommandResult
     mainRunning = false;
     // Whether the command still runs is unknown: its group is stopped, so that nothing of it outlives the run.
     if (ended.lost !== undefined) stop();
-    if (stopping === undefined && !(await waitForGroupExit(pgid, LEFTOVER_MOMENT_MS, options.sessionLeftovers !== false))) {
+    const session = options.sessionLeftovers === false ? false : performance.now() - started < RECENT_SESSION_MS ? 'recent' : true;
+    if (stopping === undefined && !(await waitForGroupExit(pgid, LEFTOVER_MOMENT_MS, session))) {
       state.leftovers = true;
       stop();
     }
