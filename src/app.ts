@@ -186,9 +186,11 @@ export function createDaemon(options: DaemonOptions): Daemon {
     env: options.env,
     onDelivery: (provider, outcome) => metrics?.delivery(provider, outcome),
     relaysUnqueued: (provider) => (config.forwards[provider]?.length ?? 0) > 0,
-    relay: (delivery, runs) => {
-      const targets: RelayTarget[] = (config.forwards[delivery.adapter.name] ?? []).map((target) => ({ target, runs }));
-      for (const run of runs) targets.push(...(index.get(run.job)?.forward ?? []).map((target) => ({ target, runs: [run] })));
+    relay: (delivery, runs, joined) => {
+      // A run a delivery joined does not list its relays: every copy of a flood would add its own.
+      const listing = runs.filter((run) => joined?.has(run) !== true);
+      const targets: RelayTarget[] = (config.forwards[delivery.adapter.name] ?? []).map((target) => ({ target, runs: listing }));
+      for (const run of runs) targets.push(...(index.get(run.job)?.forward ?? []).map((target) => ({ target, runs: listing.includes(run) ? [run] : [] })));
       if (targets.length > 0) forwarder.relay(delivery, targets);
     },
   });

@@ -35,8 +35,11 @@ export interface HookHandlerOptions {
   env: Readonly<Record<string, string | undefined>>;
   /** Told the outcome of every delivery (metrics). */
   onDelivery?: (provider: string, outcome: DeliveryOutcome) => void;
-  /** Fan-out: given every verified delivery that is not a redelivery, with the runs it queued. */
-  relay?: (delivery: RelayedDelivery, runs: readonly RunRecord[]) => void;
+  /**
+   * Fan-out: given every verified delivery that is not a redelivery, with the runs it queued
+   * or joined; `joined` holds the runs it joined, whose records do not list its relays.
+   */
+  relay?: (delivery: RelayedDelivery, runs: readonly RunRecord[], joined?: ReadonlySet<RunRecord>) => void;
   /**
    * Whether a delivery of this provider that queues nothing is relayed (the provider has
    * `forward` destinations): such a delivery is then remembered, so that a replay of it is
@@ -203,7 +206,7 @@ export function createHookHandler(options: HookHandlerOptions) {
     if (payload === undefined) return malformed();
     // What the command reads and what fan-out relays: the verified JSON, however it was encoded.
     const json = form ? Buffer.from(text, 'utf8') : read.body;
-    const relay = (runs: readonly RunRecord[]) => options.relay?.({ adapter, body: json, headers: req.headers, deliveryId }, runs);
+    const relay = (runs: readonly RunRecord[], joined?: ReadonlySet<RunRecord>) => options.relay?.({ adapter, body: json, headers: req.headers, deliveryId }, runs, joined);
     // The key a delivery is remembered by. A generic source's senders name their own ids
     // (Standard Webhooks: unique per sender), so there it also names the jobs the signature
     // verified for: the sender's credential.
@@ -319,6 +322,6 @@ export function createHookHandler(options: HookHandlerOptions) {
     const shas = [...new Set(runs.map((run) => run.sha))].join(' ');
     reply(202, { runs: listed, ...(reasons.length > 0 ? { ignored: reasons } : {}) }, { decision: 'queued', repo, ref: refs, sha: shas, runs: listed });
     // Started once the 202 is written: re-signing and sending to each destination never hold it up.
-    relay(runs);
+    relay(runs, joined);
   };
 }

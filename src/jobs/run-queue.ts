@@ -65,10 +65,23 @@ export interface RunQueueOptions {
   now?: () => Date;
 }
 
-/** Whether a webhook push asks for what a waiting webhook run will deploy anyway: its commit of the same ref, from the same host. */
+/**
+ * Whether a webhook push asks for what a waiting webhook run will deploy anyway: its commit of
+ * the same ref, from the same host, after the same previous commit (`before`, which the command
+ * sees and `paths` may compare with).
+ */
 function sameWebhookCommit(waiting: RunRecord, request: RunRequest): boolean {
   const plain = (run: Pick<RunRecord, 'trigger' | 'exact' | 'source'>) => run.trigger.type === 'webhook' && run.exact !== true && run.source === undefined;
-  return plain(waiting) && plain(request) && request.sha !== '' && request.sha === waiting.sha && request.ref === waiting.ref && request.repo === waiting.repo && request.trigger.provider === waiting.trigger.provider;
+  return (
+    plain(waiting) &&
+    plain(request) &&
+    request.sha !== '' &&
+    request.sha === waiting.sha &&
+    request.ref === waiting.ref &&
+    request.before === waiting.before &&
+    request.repo === waiting.repo &&
+    request.trigger.provider === waiting.trigger.provider
+  );
 }
 
 /**

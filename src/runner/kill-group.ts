@@ -66,18 +66,24 @@ async function isRunningMember(pid: string, pgid: number): Promise<boolean> {
  * How far a scan for the members of session `sid` must look. Its members are made after its
  * leader, so as long as pids have not wrapped around since (the last pid handed out,
  * /proc/sys/kernel/ns_last_pid, is still at or above `sid`), theirs are above `sid`. That holds
- * only for a session begun moments ago (`recent`): to go all the way around the pids and past
- * `sid` again takes at least 32,768 forks, thousands a second. Otherwise, or where the file
- * cannot be read, every pid is read.
+ * only for a session begun moments ago (`recent`), where there are at least 32,768 pids
+ * (`pid_max`): going all the way around them and past `sid` again then takes thousands of forks
+ * a second. (A checkpoint-restore tool that sets ns_last_pid by hand could hand out lower pids;
+ * deployhook's commands are not restored that way.) Otherwise, or where a file cannot be read,
+ * every pid is read.
  */
 function lowestMember(sid: number, recent: boolean): number {
   if (!recent) return 0;
   try {
+    if (Number(readFileSync('/proc/sys/kernel/pid_max', 'latin1')) < MANY_PIDS) return 0;
     return Number(readFileSync('/proc/sys/kernel/ns_last_pid', 'latin1')) >= sid ? sid + 1 : 0;
   } catch {
     return 0;
   }
 }
+
+/** Linux's default `pid_max`, the least it is on most systems (systemd raises it to 4,194,304). */
+const MANY_PIDS = 32_768;
 
 /**
  * The groups of the running processes in session `sid` other than group `sid` itself (see

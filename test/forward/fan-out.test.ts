@@ -174,6 +174,38 @@ describe('fan-out', () => {
     expect(target.received).toHaveLength(1);
   });
 
+  it("relays a delivery that joined a waiting run, without listing that relay in the run's record", async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const first = await remote.commit({ 'app.txt': 'v1\n' });
+    const second = await remote.commit({ 'app.txt': 'v2\n' });
+    const target = await startDestination([204]);
+    const release = join(dir, 'release');
+    const command = ['sh', '-c', `while [ ! -e ${release} ]; do sleep 0.05; done`];
+    hook = await startDaemon(
+      dir,
+      { jobs: [{ name: 'primary', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'UP_SECRET', remote: remote.bare, command, forward: [{ url: target.url, secret_env: 'FWD_SECRET' }] }] },
+      { UP_SECRET: UPSTREAM_SECRET, FWD_SECRET: DESTINATION_SECRET },
+    );
+    const state = join(dir, 'state');
+    const ids = { waiting: '', joiner: '' };
+    try {
+      const running = firstRun((await pushTo(hook, 'acme/app', first)).json);
+      await until('the first run to start', async () => (await readRun(state, 'primary', running)).status === 'running');
+      ids.waiting = firstRun((await pushTo(hook, 'acme/app', second)).json);
+      const joined = await pushTo(hook, 'acme/app', second);
+      expect(joined.json.runs).toEqual([{ id: ids.waiting, job: 'primary', joined: true }]);
+      ids.joiner = joined.delivery;
+      await until('three relays', () => target.received.length === 3);
+    } finally {
+      await writeFile(release, '');
+    }
+    expect(target.received.map((relayed) => relayed.headers['x-github-delivery'])).toContain(ids.joiner);
+    const done = await waitForRun(state, 'primary', ids.waiting);
+    expect(done.joined).toBe(1);
+    expect(done.forwards).toEqual([expect.objectContaining({ url: target.url, status: 'delivered', attempts: 1 })]);
+  });
+
   it('signs in to a destination whose URL names a user and password with HTTP Basic, and shows the URL without them or its query', async () => {
     const dir = await tempDir();
     const remote = await createRemote(dir);

@@ -347,7 +347,7 @@ describe('a burst of pushes to one job', () => {
       expect(again).toEqual([{ id: expect.not.stringMatching(runIds.running), job: 'held' }]);
       runIds.again = again[0]?.id ?? '';
       runIds.waiting = (await sendPush(second)).runs[0]?.id ?? '';
-      expect((await readRun(state, 'held', runIds.again)).status).toBe('superseded');
+      await until('the run of the running commit to be superseded', async () => (await readRun(state, 'held', runIds.again)).status === 'superseded');
       const joinedOnce = await sendPush(second);
       const joinedTwice = await sendPush(second);
       expect(joinedOnce.runs).toEqual([{ id: runIds.waiting, job: 'held', joined: true }]);

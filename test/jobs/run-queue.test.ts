@@ -147,6 +147,8 @@ describe('a push of the waiting run’s commit', () => {
     expect(queue.joinable(job, same)).toBe(waiting);
     expect(queue.joinable(job, request('c'.repeat(40)))).toBeUndefined();
     expect(queue.joinable(job, { ...same, ref: 'refs/heads/other' })).toBeUndefined();
+    // After another previous commit (the branch made again at the same commit): the command and `paths` would see another `before`.
+    expect(queue.joinable(job, { ...same, before: 'd'.repeat(40) })).toBeUndefined();
     expect(queue.joinable(job, { ...same, repo: 'acme/fork' })).toBeUndefined();
     expect(queue.joinable(job, { ...same, trigger: { ...same.trigger, provider: 'gitea' } })).toBeUndefined();
     expect(queue.joinable(job, { ...same, trigger: { ...same.trigger, type: 'manual' } })).toBeUndefined();
@@ -168,7 +170,8 @@ describe('a push of the waiting run’s commit', () => {
     expect(queue.joinable(job, request(sha))).toBeUndefined();
     store.release();
     const record = await later;
-    expect(await readRun(join(dir, 'state'), 'app', waiting.id)).toMatchObject({ status: 'superseded', supersededBy: record.id });
+    expect(waiting).toMatchObject({ status: 'superseded', supersededBy: record.id });
+    await until('the superseded record on disk', async () => (await readRun(join(dir, 'state'), 'app', waiting.id)).status === 'superseded');
     expect(queue.joinable(job, request(slow))).toBe(record);
     await finish();
   });
