@@ -86,8 +86,9 @@ function sameWebhookCommit(waiting: RunRecord, request: RunRequest): boolean {
 
 /**
  * The per-job queue. One job never runs twice at once; pushes that arrive while it runs
- * collapse into one pending run for the newest push, and the ones it replaces are
- * recorded as superseded (a push of the waiting run's own commit joins it: see joinable). Different jobs run in parallel up to `maxParallel`.
+ * collapse into one pending run for the newest push, and the ones it replaces are recorded
+ * as superseded (a push of the waiting run's own commit joins it: see joinable). Different
+ * jobs run in parallel up to `maxParallel`.
  */
 export class RunQueue {
   readonly #options: RunQueueOptions;
@@ -156,10 +157,11 @@ export class RunQueue {
    * The job's waiting run, when a webhook push asks for the very commit it is for: the push
    * joins it instead of queuing a run to replace it, since there is nothing new to deploy, and
    * nothing is written (the waiting run is on disk already). Its fetch is still to come, after
-   * the push, as a run's own would be; never the running run's. Never while a record of the job is
-   * being written (a later arrival, perhaps of another commit, would then be overtaken), nor
-   * with runs that deploy one exact commit (an operator's) or generic events (the payload is
-   * the command's input). The caller counts the join on the run once the delivery is recorded.
+   * the push, as a run's own would be; the running run's may not be, so it is never joined.
+   * Never while a record of the job is being written (a later arrival, perhaps of another
+   * commit, would then be overtaken), nor with runs that deploy one exact commit (an
+   * operator's) or generic events (the payload is the command's input). The caller counts the
+   * join on the run once the delivery is recorded.
    */
   joinable(job: JobConfig, request: RunRequest): RunRecord | undefined {
     const state = this.#jobs.get(job.name);
