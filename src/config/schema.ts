@@ -37,10 +37,8 @@ function httpUserInfo(remote: string): string | undefined {
   const at = authority?.lastIndexOf('@') ?? -1;
   return authority !== undefined && at >= 0 ? authority.slice(0, at) : undefined;
 }
-/** An HTTP(S) URL with a password before its host (`https://user:password@host`). */
-const HTTP_PASSWORD = { test: (remote: string) => httpUserInfo(remote)?.includes(':') === true };
-/** An HTTP(S) URL with a user name before its host: a name (Azure DevOps' clone URLs), or a token (`https://<token>@host`). */
-const HTTP_USER = { test: (remote: string) => httpUserInfo(remote) !== undefined };
+/** Whether an HTTP(S) URL has a password before its host (`https://user:password@host`). */
+const hasHttpPassword = (remote: string): boolean => httpUserInfo(remote)?.includes(':') === true;
 
 const nonEmpty = (what: string) => z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}, got an empty string` });
 
@@ -101,7 +99,7 @@ export const jobSchema = z
     secret_file: z.union([nonEmpty('a path'), z.array(nonEmpty('a path')).min(1, { error: 'expected at least one path' })]).optional(),
     remote: nonEmpty('a git URL or path')
       .refine((remote) => !remote.startsWith('-'), { error: 'expected a git URL or path, got a value starting with "-"' })
-      .refine((remote) => !HTTP_PASSWORD.test(remote), {
+      .refine((remote) => !hasHttpPassword(remote), {
         error: "expected an HTTP(S) remote without a password in it (not shown): give it with token_file or token_env, and the user name as token_user or in the URL. In the URL it would show in `ps`, in the checkout's .git/config and in the run log",
       })
       .optional(),
@@ -138,7 +136,7 @@ export const jobSchema = z
     }
     // A user name alone is often the token itself (`https://<token>@github.com`), which would
     // show in the run log; with a token beside it, it is a name.
-    if (job.remote !== undefined && HTTP_USER.test(job.remote) && !HTTP_PASSWORD.test(job.remote) && job.token_env === undefined && job.token_file === undefined) {
+    if (job.remote !== undefined && httpUserInfo(job.remote) !== undefined && !hasHttpPassword(job.remote) && job.token_env === undefined && job.token_file === undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['remote'],

@@ -37,13 +37,15 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
   const { records, problems } = options.loaded;
   for (const problem of problems) logger.warn({ problem }, 'skipped a run record that could not be read');
   const result: Recovered = { resumed: 0, retried: 0, interrupted: 0, skipped: problems.length };
+  /** Stops the group a record names if it still runs (see stopOrphanGroup), with its job's kill_grace. */
+  const stopGroupOf = (record: RunRecord, pgid: number) => stopOrphanGroup(pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId);
 
   // git's housekeeping runs after a run's record is final, in a group that record names while
   // it works: one left by a daemon that died is stopped before the job's next run works in the
   // checkout.
   for (const record of records.filter((candidate) => candidate.housekeeping === true && candidate.status !== 'running')) {
     // Only a group whose boot is known: an old record's id may name another's group since.
-    if (record.pgid !== undefined && record.pgidBootId !== undefined && (await stopOrphanGroup(record.pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId))) {
+    if (record.pgid !== undefined && record.pgidBootId !== undefined && (await stopGroupOf(record, record.pgid))) {
       logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, "stopped git's housekeeping left running by a daemon that died after the run");
     }
     forgetHousekeeping(record);
@@ -51,7 +53,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
   }
 
   for (const record of records.filter((candidate) => candidate.status === 'running')) {
-    if (record.pgid !== undefined && (await stopOrphanGroup(record.pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId))) {
+    if (record.pgid !== undefined && (await stopGroupOf(record, record.pgid))) {
       logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, 'stopped processes left by a run the daemon died in');
     }
     // Its log has no end: the output the cap kept aside goes in, and a line on what happened.
