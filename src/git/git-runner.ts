@@ -22,6 +22,19 @@ export interface GitRunnerOptions {
   onGroup?: ((pgid: number) => void) | undefined;
 }
 
+/** One step of `steps`. */
+export interface GitStep {
+  label: string;
+  args: readonly string[];
+  /**
+   * Left out, unannounced, when `.git/<ref>` in the folder is a plain file (not a link) that
+   * holds one commit id of `idLength` lowercase hex characters and a newline, in a repository
+   * whose refs are files: git then finds `<ref>` under exactly that name, which is what the
+   * step would have checked. Read by `sh` itself, so no process is started for it.
+   */
+  unlessLooseRef?: { ref: string; idLength: number };
+}
+
 /** Runs git commands one at a time in one folder. */
 export interface GitRunner {
   /**
@@ -36,7 +49,7 @@ export interface GitRunner {
    * naming its label. One process started by the daemon instead of one per step: starting a
    * process from a large one blocks its event loop for milliseconds.
    */
-  steps(steps: ReadonlyArray<{ label: string; args: readonly string[] }>): Promise<void>;
+  steps(steps: readonly GitStep[]): Promise<void>;
   /**
    * A question for git whose answer is not shown (`cat-file -e`, `config --get`):
    * git's trimmed stdout, or undefined when git exits non-zero. Asked through node's own
@@ -51,6 +64,13 @@ const STDERR_TAIL_CHARS = 2000;
 const OUTPUT_KEPT_BYTES = 64 * 1024;
 /** After SIGTERM, how long git gets before SIGKILL when a run is stopped during `steps`. */
 const KILL_AFTER_MS = 5_000;
+/**
+ * Succeeds when `.git/$1` is a plain file, not a link, whose content is one line of exactly
+ * `$2` lowercase hex characters, and the refs are files (no `.git/reftable`): the ref is
+ * there under its exact name and git reads it from that file. Anything else (a packed ref,
+ * a broken file, a FIFO) fails, and the step runs.
+ */
+const LOOSE_REF_FUNCTION = `loose_ref() { [ ! -e .git/reftable ] && [ -f ".git/$1" ] && [ ! -h ".git/$1" ] && IFS= read -r id < ".git/$1" && [ "\${#id}" -eq "$2" ] && case $id in *[!0-9a-f]*) false ;; esac; }`;
 /** `steps` exits with this plus the index of the step that failed. */
 const FAILED_STEP_BASE = 100;
 const NO_OUTPUT = Buffer.alloc(0);
@@ -137,22 +157,29 @@ export function createGitRunner(options: GitRunnerOptions): GitRunner {
    * The script names only positional parameters: `$1` is step 1's `$ git ...` line, then its
    * arguments, and so on. No argument is ever read as shell code.
    */
-  async function runSteps(given: ReadonlyArray<{ label: string; args: readonly string[] }>): Promise<void> {
+  async function runSteps(given: readonly GitStep[]): Promise<void> {
     throwIfAborted(signal);
     const { configArgs } = options.environment;
-    const steps = configArgs.length === 0 ? given : given.map(({ label, args }) => ({ label, args: [...configArgs, ...args] }));
+    const steps = configArgs.length === 0 ? given : given.map((step) => ({ ...step, args: [...configArgs, ...step.args] }));
     const shown = steps.map(({ args }) => `$ ${printable(scrub(commandLine(args)))}`);
     const params: string[] = [];
     // One stream: git's stdout and stderr reach the log in the order git wrote them, and are
     // masked as one stream (a secret split across the two would not be; a token reaches git
     // through the askpass helper, not through its arguments).
     const lines = ['exec 2>&1'];
-    steps.forEach(({ args }, index) => {
+    if (steps.some((step) => step.unlessLooseRef !== undefined)) lines.push(LOOSE_REF_FUNCTION);
+    steps.forEach(({ args, unlessLooseRef }, index) => {
       params.push(shown[index] ?? '');
       const at = params.length;
       params.push(...args);
       const words = args.map((_, i) => `"\${${at + 1 + i}}"`).join(' ');
-      lines.push(`printf '%s\\n' "\${${at}}"; git ${words} || { printf 'git exited with code %s\\n' "$?"; exit ${FAILED_STEP_BASE + index}; }`);
+      const line = `printf '%s\\n' "\${${at}}"; git ${words} || { printf 'git exited with code %s\\n' "$?"; exit ${FAILED_STEP_BASE + index}; }`;
+      if (unlessLooseRef === undefined) {
+        lines.push(line);
+        return;
+      }
+      params.push(unlessLooseRef.ref, String(unlessLooseRef.idLength));
+      lines.push(`if ! loose_ref "\${${params.length - 1}}" "\${${params.length}}"; then ${line}; fi`);
     });
     // Output goes to the log as it comes; the end of it is kept to explain a failure.
     let kept = Buffer.alloc(0);

@@ -10,7 +10,7 @@ import { runAsUser } from '../runner/run-as-user.js';
 import type { ProcessUser } from '../runner/process-launcher.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
 import { checkoutGitRunner, throwIfAborted, withoutUrlPasswords, type CheckoutGitOptions } from './git-runner.js';
-import type { GitRunner } from './git-runner.js';
+import type { GitRunner, GitStep } from './git-runner.js';
 import { pointOriginAt, rememberOrigin } from './point-origin.js';
 
 export type { GitAuth } from './git-env.js';
@@ -83,7 +83,9 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   // git looks a name up by rules: a `refs/remotes/origin/<branch>` that is not there would be
   // found as the tag `refs/tags/refs/remotes/origin/<branch>`, which anyone who can push tags
   // can make. The ref must exist under exactly its own name; then the checkout finds it first.
-  const exactRef = ref === undefined ? [] : [{ label: FIND_REF, args: ['show-ref', '--verify', '--quiet', '--', ref] }];
+  // A fetch that moved the ref has just written it as a file, which `sh` reads without starting
+  // git (a millisecond on the way to the command); a ref found only packed is asked of git.
+  const exactRef: GitStep[] = ref === undefined ? [] : [{ label: FIND_REF, args: ['show-ref', '--verify', '--quiet', '--', ref], unlessLooseRef: { ref, idLength: sha.length } }];
   // --force discards local changes to tracked files and the index; clean removes the rest.
   const checkoutAndClean = [
     ...exactRef,

@@ -120,7 +120,7 @@ describe('syncCheckout', () => {
     expect(text).toContain('$ git clean -ffdx\n');
   });
 
-  it('brings a warm checkout to a pushed branch in order: fetch, checkout, clean, each announced before its output', async () => {
+  it('brings a warm checkout to a pushed branch in order: fetch, checkout, clean, each announced before its output; the ref the fetch wrote is read without git', async () => {
     const { remote, checkout, env } = await setup();
     const first = await remote.commit({ 'app.txt': 'one\n' });
     await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, branch: 'main', env }));
@@ -134,8 +134,9 @@ describe('syncCheckout', () => {
     const at = (line: string) => text.indexOf(line);
     expect(at('$ git fetch --prune --no-tags --progress --no-auto-maintenance -- origin')).toBe(0);
     expect(at(`   ${first.slice(0, 7)}..${second.slice(0, 7)}  main       -> origin/main\n`)).toBeGreaterThan(0);
-    expect(at('$ git show-ref --verify --quiet -- refs/remotes/origin/main\n')).toBeGreaterThan(at('-> origin/main'));
-    expect(at("$ git checkout --force --detach 'refs/remotes/origin/main^{commit}' --\n")).toBeGreaterThan(at('$ git show-ref'));
+    // The fetch wrote origin/main as a file: sh found it there, and git was not asked.
+    expect(text).not.toContain('$ git show-ref');
+    expect(at("$ git checkout --force --detach 'refs/remotes/origin/main^{commit}' --\n")).toBeGreaterThan(at('-> origin/main'));
     expect(at(`HEAD is now at ${second.slice(0, 7)}`)).toBeGreaterThan(at('$ git checkout'));
     expect(at('$ git clean -ffdx\n')).toBeGreaterThan(at('HEAD is now at'));
     expect(at('Removing junk.txt')).toBeGreaterThan(at('$ git clean'));
@@ -279,6 +280,68 @@ describe('syncCheckout', () => {
     await expect(tag).rejects.toThrow(/^Expected the tag "v9" on the remote .*, but it is not there/);
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(sha);
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('one\n');
+  });
+
+  it('asks git for a branch it finds only packed, and still deploys it', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env }));
+    await git(checkout, 'pack-refs', '--all');
+    expect(existsSync(join(checkout, '.git', 'refs', 'remotes', 'origin', 'main'))).toBe(false);
+    const options = syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env });
+
+    expect(await syncCheckout(options)).toEqual({ sha });
+
+    const text = options.collected.text();
+    expect(text.indexOf('$ git show-ref --verify --quiet -- refs/remotes/origin/main\n')).toBeGreaterThan(text.indexOf('$ git fetch'));
+    expect(text.indexOf('$ git checkout')).toBeGreaterThan(text.indexOf('$ git show-ref'));
+  });
+
+  it('leaves a step out for a loose ref only when the file holds exactly one full commit id', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env }));
+    const gitDir = join(checkout, '.git');
+    const file = join(gitDir, 'refs', 'remotes', 'origin', 'probe');
+    const elsewhere = join(checkout, '..', 'elsewhere');
+    await writeFile(elsewhere, `${sha}\n`);
+    // Whether `sh` ran the step, for each state of `.git/refs/remotes/origin/probe`.
+    const runs = async (idLength = sha.length): Promise<boolean> => {
+      const options = syncOptions({ remote: remote.bare, checkout, sha, env });
+      await checkoutGitRunner(options).steps([{ label: 'probe', args: ['--version'], unlessLooseRef: { ref: 'refs/remotes/origin/probe', idLength } }]);
+      return options.collected.text().includes('$ git --version\n');
+    };
+    const contents = async (text: string): Promise<boolean> => {
+      await rm(file, { force: true, recursive: true });
+      await writeFile(file, text);
+      return runs();
+    };
+
+    expect(await contents(`${sha}\n`)).toBe(false);
+    expect(await runs(64)).toBe(true);
+    expect(await contents(sha)).toBe(true);
+    expect(await contents(`${sha.slice(1)}\n`)).toBe(true);
+    expect(await contents(`${sha.slice(1)}g\n`)).toBe(true);
+    expect(await contents(`${sha.toUpperCase()}\n`)).toBe(true);
+    expect(await contents(`${sha} \n`)).toBe(true);
+    expect(await contents(`ref: refs/heads/main\n`)).toBe(true);
+    expect(await contents('')).toBe(true);
+    await rm(file);
+    expect(await runs()).toBe(true);
+    await mkdir(file);
+    expect(await runs()).toBe(true);
+    await rm(file, { recursive: true });
+    await symlink(elsewhere, file);
+    expect(await runs()).toBe(true);
+    await rm(file);
+    execFileSync('mkfifo', [file]);
+    expect(await runs()).toBe(true);
+    await rm(file);
+    await writeFile(file, `${sha}\n`);
+    await mkdir(join(gitDir, 'reftable'));
+    expect(await runs()).toBe(true);
+    await rm(join(gitDir, 'reftable'), { recursive: true });
+    expect(await runs()).toBe(false);
   });
 
   it('reads HEAD without following a link or waiting on a FIFO a command left there', async () => {
