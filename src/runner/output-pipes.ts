@@ -3,6 +3,7 @@ import { closeSync, constants, fchownSync, fstatSync, lstatSync, mkdtempSync, op
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processExists } from './kill-group.js';
+import type { ProcessLauncher } from './process-launcher.js';
 
 /** One pipe, both ends open in the daemon: `read` is non-blocking, `write` (for the child) is blocking. */
 export interface PipeEnds {
@@ -19,8 +20,14 @@ const RETRY_AFTER_MS = 10_000;
 const PREFIX = 'deployhook-pipes-';
 
 export interface PipeMakerOptions {
-  /** The program that makes FIFOs; `mkfifo` from PATH by default. */
+  /** The program that makes FIFOs where the helper cannot; `mkfifo` from PATH by default. */
   mkfifo?: string;
+  /**
+   * The helper that starts the runs' processes: it makes the FIFOs, so the daemon forks no
+   * `mkfifo` (a fork of the daemon holds its event loop for milliseconds). Where it cannot be
+   * used, `mkfifo` makes them.
+   */
+  launcher?: Pick<ProcessLauncher, 'makeFifos'>;
   /** Where the FIFOs' folder is made; the temporary folder by default. */
   parent?: string;
 }
@@ -82,7 +89,8 @@ export class PipeMaker {
       if (this.#ready.length < count) return undefined;
       const folder = this.#folder;
       const paths = this.#ready.splice(0, count);
-      if (this.#ready.length < LOW_WATER) void this.#refill();
+      // After this turn: the start these pipes are for reaches the helper ahead of the batch.
+      if (this.#ready.length < LOW_WATER) setImmediate(() => void this.#refill());
       const pipes: PipeEnds[] = [];
       try {
         for (const path of paths) pipes.push(openEnds(path));
@@ -120,9 +128,7 @@ export class PipeMaker {
       return;
     }
     const paths = Array.from({ length: BATCH }, () => join(folder.path, `p${String((this.#made += 1))}`));
-    const failed = await new Promise<string | undefined>((resolve) => {
-      execFile(this.#options.mkfifo ?? 'mkfifo', ['-m', '600', '--', ...paths], (error, _stdout, stderr) => resolve(error ? stderr.trim() || error.message : undefined));
-    });
+    const failed = await this.#make(paths);
     if (failed !== undefined) {
       if (isOurs(folder)) for (const path of paths) unlinkQuietly(path);
       this.#fail(`mkfifo failed: ${failed}`);
@@ -131,6 +137,16 @@ export class PipeMaker {
     this.#unavailable = undefined;
     // A folder replaced meanwhile: these paths are not used (the next take makes a new one).
     if (this.#folder === folder) this.#ready.push(...paths);
+  }
+
+  /** Makes the FIFOs; undefined when made, else why not. */
+  async #make(paths: readonly string[]): Promise<string | undefined> {
+    const made = await this.#options.launcher?.makeFifos(paths);
+    if (made?.ok === true) return undefined;
+    if (made !== undefined && 'refused' in made) return made.refused;
+    return new Promise<string | undefined>((resolve) => {
+      execFile(this.#options.mkfifo ?? 'mkfifo', ['-m', '600', '--', ...paths], (error, _stdout, stderr) => resolve(error ? stderr.trim() || error.message : undefined));
+    });
   }
 
   #newFolder(): Folder {

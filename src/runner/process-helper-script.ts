@@ -51,7 +51,10 @@ sub close_inherited {
  * daemon's descriptor of a pipe's read end, its `dev:ino`, and a size) sets that pipe's capacity
  * through /proc the same way and answers `widened <id> open <errno>` when it could not open
  * that pipe (or found another file there: EIO), else `widened <id> fcntl <errno>` (0 when
- * done): widening a chatty command's pipe starts no process either. A SIGCHLD wakes the loop
+ * done): widening a chatty command's pipe starts no process either. A request whose first field
+ * is `fifos` (then id and paths) makes a FIFO at each path, mode 0600 less the umask, stopping at
+ * the first that fails, and answers `fifos <id> <errno>` (0 when all were made): the output
+ * pipes are made without a `mkfifo` forked from the daemon. A SIGCHLD wakes the loop
  * through a pipe of its own, so no exit waits for the next request. It exits when the daemon
  * closes its stdin (the daemon is gone); what it started runs on, as the children of a killed
  * daemon do, and the daemon's recovery stops them. It ignores the signals that stop a daemon (a
@@ -135,6 +138,11 @@ sub widen {
   close $end;
   answer("widened $id fcntl $errno\n");
 }
+sub fifos {
+  my ($id, @paths) = @_;
+  for my $path (@paths) { POSIX::mkfifo($path, 0600) or return answer("fifos $id " . (0 + $!) . "\n") }
+  answer("fifos $id 0\n");
+}
 answer("ready\n");
 my $in = '';
 while (1) {
@@ -156,7 +164,7 @@ while (1) {
     my $request = substr($in, $head, $length);
     substr($in, 0, $head + $length) = '';
     my @fields = split(/\0/, $request, -1);
-    if ($fields[0] eq 'widen') { widen(@fields[1 .. $#fields]) } else { start(@fields) }
+    if ($fields[0] eq 'widen') { widen(@fields[1 .. $#fields]) } elsif ($fields[0] eq 'fifos') { fifos(@fields[1 .. $#fields]) } else { start(@fields) }
   }
 }
 `;

@@ -40,6 +40,13 @@ export interface LaunchedExit {
  */
 export type Widened = { ok: true } | { ok: false; refused: string } | { ok: false; unavailable: string };
 
+/**
+ * What became of a request to make FIFOs: made; refused by Linux (an errno name, for the first
+ * path that failed); or not done by the helper (it cannot be used, or it ended), for the caller
+ * to make them another way.
+ */
+export type MadeFifos = { ok: true } | { ok: false; refused: string } | { ok: false; unavailable: string };
+
 export type Launched =
   | { ok: true; pid: number; exited: Promise<LaunchedExit> }
   /** The program could not be started: an error like node's, with an errno `code`. */
@@ -92,6 +99,8 @@ export class ProcessLauncher {
   readonly #running = new Map<number, (exit: LaunchedExit) => void>();
   /** Pipes asked to be widened and not yet answered. */
   readonly #widening = new Map<string, (widened: Widened) => void>();
+  /** FIFOs asked for and not yet answered. */
+  readonly #makingFifos = new Map<string, (made: MadeFifos) => void>();
 
   /** Told once when the helper cannot be used, and each time it ends while in use. */
   onProblem: ((reason: string) => void) | undefined;
@@ -110,11 +119,9 @@ export class ProcessLauncher {
     const fields = [request.cwd, request.user ? String(request.user.uid) : '', request.user ? [request.user.gid, ...(request.user.groups ?? [request.user.gid])].join(' ') : '', String(request.stdout), String(request.stderr), pipes, String(1 + request.args.length), request.program, ...request.args, ...Object.entries(request.env).map(([name, value]) => `${name}=${value}`)];
     // The helper's fields are separated by NUL. node's spawn refuses a NUL with a message of its own: it is left to say so.
     if (fields.some((field) => field.includes('\0'))) return { ok: false, unavailable: 'a NUL character in the command, its folder or its environment' };
-    if (this.#unavailable !== undefined) return { ok: false, unavailable: this.#unavailable };
-    if (!(await (this.#ready ??= this.#start()))) return { ok: false, unavailable: this.#unavailable ?? 'the process helper ended' };
-    const helper = this.#liveHelper();
-    // Ended meanwhile: this start goes through node's spawn, and the next one starts a new helper.
-    if (!helper) return { ok: false, unavailable: 'the process helper ended' };
+    // No helper to use (or it ended meanwhile): this start goes through node's spawn, and the next one starts a new helper.
+    const helper = await this.#helperStarted();
+    if (typeof helper === 'string') return { ok: false, unavailable: helper };
     const id = String(this.#nextId++);
     return new Promise<Launched>((resolve) => {
       this.#starting.set(id, { settle: resolve });
@@ -144,6 +151,28 @@ export class ProcessLauncher {
         send(helper, ['widen', id, String(fd), pipe, String(bytes)]);
       });
     });
+  }
+
+  /**
+   * Makes a FIFO at each of `paths` (mode 0600), through the helper, which is started for it
+   * if need be: the daemon forks no `mkfifo`.
+   */
+  async makeFifos(paths: readonly string[]): Promise<MadeFifos> {
+    if (paths.some((path) => path.includes('\0'))) return { ok: false, unavailable: 'a NUL character in a path' };
+    const helper = await this.#helperStarted();
+    if (typeof helper === 'string') return { ok: false, unavailable: helper };
+    const id = String(this.#nextId++);
+    return new Promise<MadeFifos>((resolve) => {
+      this.#makingFifos.set(id, resolve);
+      send(helper, ['fifos', id, ...paths]);
+    });
+  }
+
+  /** The helper, started if need be, or why it cannot be used. */
+  async #helperStarted(): Promise<ChildProcess | string> {
+    if (this.#unavailable !== undefined) return this.#unavailable;
+    if (!(await (this.#ready ??= this.#start()))) return this.#unavailable ?? 'the process helper ended';
+    return this.#liveHelper() ?? 'the process helper ended';
   }
 
   /** The helper, while it is there to be written to. */
@@ -207,8 +236,9 @@ export class ProcessLauncher {
         this.#starting.clear();
         for (const settle of this.#running.values()) settle({ exitCode: null, signal: null, lost: why });
         this.#running.clear();
-        for (const settle of this.#widening.values()) settle({ ok: false, unavailable: why });
+        for (const settle of [...this.#widening.values(), ...this.#makingFifos.values()]) settle({ ok: false, unavailable: why });
         this.#widening.clear();
+        this.#makingFifos.clear();
       });
       // The helper must not keep the daemon's event loop alive on its own.
       helper.unref();
@@ -245,6 +275,10 @@ export class ProcessLauncher {
       const code = errnoName(third);
       if (second === 'open') settle?.({ ok: false, unavailable: `the process helper could not open the pipe: ${code}` });
       else settle?.(third === '0' ? { ok: true } : { ok: false, refused: code });
+    } else if (kind === 'fifos') {
+      const settle = this.#makingFifos.get(first);
+      this.#makingFifos.delete(first);
+      settle?.(second === '0' ? { ok: true } : { ok: false, refused: errnoName(second) });
     } else if (kind === 'exited') {
       const pid = Number(first);
       const status = Number(second);

@@ -87,14 +87,15 @@ export interface PipeTaker {
   take(pipes: PipeToTake[]): Readable[];
 }
 
-/**
- * The pipes every command and every git `sh` writes its output into. When FIFOs cannot be
- * made, node's socket pairs serve instead (and `/dev/stdout` cannot be opened).
- */
-export const outputPipes = new PipeMaker();
-
 /** Starts every command and git `sh` from a small process of its own, so the daemon does not fork. */
 export const processLauncher = new ProcessLauncher();
+
+/**
+ * The pipes every command and every git `sh` writes its output into, their FIFOs made by the
+ * helper above. When FIFOs cannot be made, node's socket pairs serve instead (and
+ * `/dev/stdout` cannot be opened).
+ */
+export const outputPipes = new PipeMaker({ launcher: processLauncher });
 
 /** Widens the pipes of every command and git `sh` that floods them (at most 8 at once, daemon-wide), through the helper above while it is up. */
 export const pipeWidener = new PipeWidener({ launcher: processLauncher });

@@ -1,9 +1,10 @@
-import { fstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { closePipes, PipeMaker, type PipeEnds } from '../../src/runner/output-pipes.js';
 import { WIDE_PIPE_BYTES } from '../../src/runner/pipe-widener.js';
+import { ProcessLauncher } from '../../src/runner/process-launcher.js';
 import { outputPipes, runCommand } from '../../src/runner/run-command.js';
 import { baseEnv, collect } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -162,6 +163,41 @@ describe("a command's stdout and stderr", () => {
     expect(started).toEqual([]);
     expect(output.text()).toBe('');
     expect(readdirSync(dir)).toEqual(['slow-mkfifo']);
+  });
+
+  it('come from FIFOs the process helper makes, with no mkfifo started, and from mkfifo where the helper cannot be used', async () => {
+    const launcher = new ProcessLauncher();
+    // No mkfifo to start: only the helper can have made them.
+    const byHelper = new PipeMaker({ launcher, mkfifo: '/nonexistent/mkfifo' });
+    const { result, text } = await run('echo to-stdout > /dev/stdout; echo to-stderr > /dev/stderr', byHelper);
+    expect(byHelper.unavailable).toBeUndefined();
+    expect(text.split('\n').filter(Boolean).sort()).toEqual(['to-stderr', 'to-stdout']);
+    expect(result).toMatchObject({ exitCode: 0 });
+    const taken = (await byHelper.take(2)) ?? [];
+    try {
+      expect(taken).toHaveLength(2);
+      for (const { read } of taken) expect(fstatSync(read)).toMatchObject({ nlink: 0, mode: 0o10600 });
+    } finally {
+      closePipes(taken);
+    }
+
+    const noHelper = new ProcessLauncher({ perl: '/nonexistent/perl' });
+    noHelper.onProblem = () => undefined;
+    const byMkfifo = new PipeMaker({ launcher: noHelper });
+    expect((await run('test -p /dev/stdout && echo a-pipe', byMkfifo)).text).toBe('a-pipe\n');
+    expect(noHelper.unavailable).toMatch(/could not start/);
+    expect(byMkfifo.unavailable).toBeUndefined();
+  });
+
+  it('the helper says which errno stopped it making FIFOs, and makes none after it', async () => {
+    const launcher = new ProcessLauncher();
+    const dir = await tempDir();
+    const made = await launcher.makeFifos([join(dir, 'one'), join(dir, 'missing', 'two'), join(dir, 'three')]);
+    expect(made).toEqual({ ok: false, refused: 'ENOENT' });
+    expect(readdirSync(dir)).toEqual(['one']);
+    expect(fstatSync(openSync(join(dir, 'one'), 'r+')).isFIFO()).toBe(true);
+    expect(await launcher.makeFifos([join(dir, 'four')])).toEqual({ ok: true });
+    expect(readdirSync(dir).sort()).toEqual(['four', 'one']);
   });
 
   it('fall back to socket pairs when FIFOs cannot be made, and the command still runs', async () => {
