@@ -66,11 +66,13 @@ const OUTPUT_KEPT_BYTES = 64 * 1024;
 const KILL_AFTER_MS = 5_000;
 /**
  * Succeeds when `.git/$1` is a plain file, not a link, whose content is one line of exactly
- * `$2` lowercase hex characters, and the refs are files (no `.git/reftable`): the ref is
- * there under its exact name and git reads it from that file. Anything else (a packed ref,
- * a broken file, a FIFO) fails, and the step runs.
+ * `$2` lowercase hex characters, the refs are files (no `.git/reftable`) and `.git` keeps its
+ * own (no `.git/commondir`): as git writes a ref, git then reads it from that file, under its
+ * exact name. Anything else (a packed ref, a broken file, a FIFO) fails, and the step runs.
+ * A file written into `.git` by other hands could fool it (dash's `read` drops NUL bytes), as
+ * whoever can write there can change what git runs anyway (hooks, config).
  */
-const LOOSE_REF_FUNCTION = `loose_ref() { [ ! -e .git/reftable ] && [ -f ".git/$1" ] && [ ! -h ".git/$1" ] && IFS= read -r id < ".git/$1" && [ "\${#id}" -eq "$2" ] && case $id in *[!0-9a-f]*) false ;; esac; }`;
+const LOOSE_REF_FUNCTION = `loose_ref() { [ ! -e .git/reftable ] && [ ! -e .git/commondir ] && [ -f ".git/$1" ] && [ ! -h ".git/$1" ] && IFS= read -r id < ".git/$1" && [ "\${#id}" -eq "$2" ] && case $id in *[!0-9a-f]*) false ;; esac; }`;
 /** `steps` exits with this plus the index of the step that failed. */
 const FAILED_STEP_BASE = 100;
 const NO_OUTPUT = Buffer.alloc(0);

@@ -90,7 +90,11 @@ export class PipeMaker {
       const folder = this.#folder;
       const paths = this.#ready.splice(0, count);
       // After this turn: the start these pipes are for reaches the helper ahead of the batch.
-      if (this.#ready.length < LOW_WATER) setImmediate(() => void this.#refill());
+      if (this.#ready.length < LOW_WATER) {
+        setImmediate(() => {
+          if (this.#ready.length < LOW_WATER) void this.#refill();
+        });
+      }
       const pipes: PipeEnds[] = [];
       try {
         for (const path of paths) pipes.push(openEnds(path));
@@ -128,7 +132,7 @@ export class PipeMaker {
       return;
     }
     const paths = Array.from({ length: BATCH }, () => join(folder.path, `p${String((this.#made += 1))}`));
-    const failed = await this.#make(paths);
+    const failed = await this.#make(paths, folder);
     if (failed !== undefined) {
       if (isOurs(folder)) for (const path of paths) unlinkQuietly(path);
       this.#fail(`mkfifo failed: ${failed}`);
@@ -140,10 +144,12 @@ export class PipeMaker {
   }
 
   /** Makes the FIFOs; undefined when made, else why not. */
-  async #make(paths: readonly string[]): Promise<string | undefined> {
+  async #make(paths: readonly string[], folder: Folder): Promise<string | undefined> {
     const made = await this.#options.launcher?.makeFifos(paths);
     if (made?.ok === true) return undefined;
     if (made !== undefined && 'refused' in made) return made.refused;
+    // A helper that ended partway may have made some of them: mkfifo would fail on those.
+    if (made !== undefined && isOurs(folder)) for (const path of paths) unlinkQuietly(path);
     return new Promise<string | undefined>((resolve) => {
       execFile(this.#options.mkfifo ?? 'mkfifo', ['-m', '600', '--', ...paths], (error, _stdout, stderr) => resolve(error ? stderr.trim() || error.message : undefined));
     });

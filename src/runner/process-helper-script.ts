@@ -52,7 +52,7 @@ sub close_inherited {
  * through /proc the same way and answers `widened <id> open <errno>` when it could not open
  * that pipe (or found another file there: EIO), else `widened <id> fcntl <errno>` (0 when
  * done): widening a chatty command's pipe starts no process either. A request whose first field
- * is `fifos` (then id and paths) makes a FIFO at each path, mode 0600 less the umask, stopping at
+ * is `fifos` (then id and paths) makes a FIFO at each path, mode 0600 whatever the umask, stopping at
  * the first that fails, and answers `fifos <id> <errno>` (0 when all were made): the output
  * pipes are made without a `mkfifo` forked from the daemon. A SIGCHLD wakes the loop
  * through a pipe of its own, so no exit waits for the next request. It exits when the daemon
@@ -140,8 +140,12 @@ sub widen {
 }
 sub fifos {
   my ($id, @paths) = @_;
-  for my $path (@paths) { POSIX::mkfifo($path, 0600) or return answer("fifos $id " . (0 + $!) . "\n") }
-  answer("fifos $id 0\n");
+  # 0600 whatever the umask, as mkfifo -m 600 makes them.
+  my $mask = umask(0);
+  my $errno = 0;
+  for my $path (@paths) { next if POSIX::mkfifo($path, 0600); $errno = 0 + $!; last }
+  umask($mask);
+  answer("fifos $id $errno\n");
 }
 answer("ready\n");
 my $in = '';

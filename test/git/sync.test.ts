@@ -341,6 +341,10 @@ describe('syncCheckout', () => {
     await mkdir(join(gitDir, 'reftable'));
     expect(await runs()).toBe(true);
     await rm(join(gitDir, 'reftable'), { recursive: true });
+    // The refs of a linked worktree's `.git` live in the folder `commondir` names.
+    await writeFile(join(gitDir, 'commondir'), `${elsewhere}\n`);
+    expect(await runs()).toBe(true);
+    await rm(join(gitDir, 'commondir'));
     expect(await runs()).toBe(false);
   });
 

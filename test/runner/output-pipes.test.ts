@@ -1,4 +1,4 @@
-import { fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { fstatSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -195,9 +195,24 @@ describe("a command's stdout and stderr", () => {
     const made = await launcher.makeFifos([join(dir, 'one'), join(dir, 'missing', 'two'), join(dir, 'three')]);
     expect(made).toEqual({ ok: false, refused: 'ENOENT' });
     expect(readdirSync(dir)).toEqual(['one']);
-    expect(fstatSync(openSync(join(dir, 'one'), 'r+')).isFIFO()).toBe(true);
+    expect(lstatSync(join(dir, 'one')).isFIFO()).toBe(true);
     expect(await launcher.makeFifos([join(dir, 'four')])).toEqual({ ok: true });
     expect(readdirSync(dir).sort()).toEqual(['four', 'one']);
+  });
+
+  it('the helper makes FIFOs 0600 whatever the umask, as mkfifo -m 600 does', async () => {
+    const dir = await tempDir();
+    // The helper inherits the umask it is started with.
+    const before = process.umask(0o277);
+    let launcher: ProcessLauncher;
+    try {
+      launcher = new ProcessLauncher();
+      expect(await launcher.makeFifos([join(dir, 'first')])).toEqual({ ok: true });
+    } finally {
+      process.umask(before);
+    }
+    expect(await launcher.makeFifos([join(dir, 'second')])).toEqual({ ok: true });
+    for (const name of ['first', 'second']) expect(lstatSync(join(dir, name)).mode & 0o7777).toBe(0o600);
   });
 
   it('fall back to socket pairs when FIFOs cannot be made, and the command still runs', async () => {
