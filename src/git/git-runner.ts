@@ -28,9 +28,10 @@ export interface GitStep {
   args: readonly string[];
   /**
    * Left out, unannounced, when `.git/<ref>` in the folder is a plain file (not a link) that
-   * holds one commit id of `idLength` lowercase hex characters and a newline, in a repository
-   * whose refs are files: git then finds `<ref>` under exactly that name, which is what the
-   * step would have checked. Read by `sh` itself, so no process is started for it.
+   * holds one commit id of `idLength` lowercase hex characters and a newline, in a `.git` that
+   * keeps its own refs as files (see LOOSE_REF_FUNCTION): git then finds `<ref>` under exactly
+   * that name, which is what the step would have checked. Read by `sh` itself, so no process is
+   * started for it.
    */
   unlessLooseRef?: { ref: string; idLength: number };
 }

@@ -52,9 +52,9 @@ sub close_inherited {
  * through /proc the same way and answers `widened <id> open <errno>` when it could not open
  * that pipe (or found another file there: EIO), else `widened <id> fcntl <errno>` (0 when
  * done): widening a chatty command's pipe starts no process either. A request whose first field
- * is `fifos` (then id and paths) makes a FIFO at each path, mode 0600 whatever the umask, stopping at
- * the first that fails, and answers `fifos <id> <errno>` (0 when all were made): the output
- * pipes are made without a `mkfifo` forked from the daemon. A SIGCHLD wakes the loop
+ * is `fifos` (then id and paths) makes a FIFO at each path, mode 0600 whatever the umask,
+ * stopping at the first that fails, and answers `fifos <id> <errno>` (0 when all were made): the
+ * output pipes are made without a `mkfifo` forked from the daemon. A SIGCHLD wakes the loop
  * through a pipe of its own, so no exit waits for the next request. It exits when the daemon
  * closes its stdin (the daemon is gone); what it started runs on, as the children of a killed
  * daemon do, and the daemon's recovery stops them. It ignores the signals that stop a daemon (a
