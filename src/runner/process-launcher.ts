@@ -15,6 +15,14 @@ export interface ProcessUser {
   groups?: readonly number[] | undefined;
 }
 
+/**
+ * The user's groups as the perl `become_user` takes them (PERL_USER_SUBS): the group, then every
+ * group the process is to have, space separated.
+ */
+export function becomeUserGroups(user: ProcessUser): string {
+  return [user.gid, ...(user.groups ?? [user.gid])].join(' ');
+}
+
 /** What starting a process needs; stdout and stderr are the daemon's descriptors of the pipes' write ends. */
 export interface LaunchRequest {
   program: string;
@@ -116,7 +124,7 @@ export class ProcessLauncher {
 
   async launch(request: LaunchRequest): Promise<Launched> {
     const pipes = `${pipeIdentity(request.stdout)}:${pipeIdentity(request.stderr)}`;
-    const fields = [request.cwd, request.user ? String(request.user.uid) : '', request.user ? [request.user.gid, ...(request.user.groups ?? [request.user.gid])].join(' ') : '', String(request.stdout), String(request.stderr), pipes, String(1 + request.args.length), request.program, ...request.args, ...Object.entries(request.env).map(([name, value]) => `${name}=${value}`)];
+    const fields = [request.cwd, request.user ? String(request.user.uid) : '', request.user ? becomeUserGroups(request.user) : '', String(request.stdout), String(request.stderr), pipes, String(1 + request.args.length), request.program, ...request.args, ...Object.entries(request.env).map(([name, value]) => `${name}=${value}`)];
     // The helper's fields are separated by NUL. node's spawn refuses a NUL with a message of its own: it is left to say so.
     if (fields.some((field) => field.includes('\0'))) return { ok: false, unavailable: 'a NUL character in the command, its folder or its environment' };
     // No helper to use (or it ended meanwhile): this start goes through node's spawn, and the next one starts a new helper.

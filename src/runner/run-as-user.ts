@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { pathOnlyEnvironment } from './path-only-env.js';
 import { PERL_USER_SUBS } from './process-helper-script.js';
-import type { ProcessUser } from './process-launcher.js';
+import { becomeUserGroups, type ProcessUser } from './process-launcher.js';
 
 /**
  * Run by perl as root: takes on the user's groups (all of them), group and user as the process
@@ -36,10 +36,8 @@ export async function runAsUser(user: ProcessUser | undefined, program: string, 
   const run = promisify(execFile);
   const base = { env: pathOnlyEnvironment(), timeout: options.timeout, ...(options.cwd !== undefined ? { cwd: options.cwd } : {}) };
   if (user === undefined) return (await run(program, args, base)).stdout;
-  // As the process launcher passes them: the uid, then the group and every group.
-  const groups = [user.gid, ...(user.groups ?? [user.gid])].join(' ');
   try {
-    return (await run('perl', ['-e', DROP_AND_EXEC, String(user.uid), groups, program, ...args], base)).stdout;
+    return (await run('perl', ['-e', DROP_AND_EXEC, String(user.uid), becomeUserGroups(user), program, ...args], base)).stdout;
   } catch (error) {
     // perl itself is missing: node switches to the user, with its one group.
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || (error as { path?: string }).path !== 'perl') throw error;
