@@ -303,11 +303,11 @@ export function createHookHandler(options: HookHandlerOptions) {
       // Every request first (an event reads its branch tip from the remote), then the records.
       const requests = await Promise.all(wanted.map(async ({ job, request }) => ({ job, request: await request(json) })));
       runs = await Promise.all(
-        requests.map(({ job, request }) => {
-          const waiting = options.queue.joinable(job, request);
-          if (waiting === undefined) return options.queue.enqueue(job, request);
-          joined.add(waiting);
-          return waiting;
+        requests.map(async ({ job, request }) => {
+          const run = await options.queue.joinable(job, request);
+          if (run === undefined) return options.queue.enqueue(job, request);
+          joined.add(run);
+          return run;
         }),
       );
     } catch (error) {

@@ -47,8 +47,13 @@ interface JobState {
   pending?: Entry | undefined;
   /** The latest arrival accepted for the job, running or waiting. */
   newest?: Entry | undefined;
-  /** Records of the job's runs being written: while any is, no push joins the waiting run (a later arrival may be about to replace it). */
-  writing?: number;
+  /**
+   * The job's latest arrival while its record is being written, and what its `enqueue`
+   * promised: a push of its commit joins it, and no push joins the waiting run meanwhile,
+   * which it is about to replace (see joinable). Cleared once that record is written; a later
+   * arrival takes its place.
+   */
+  arriving?: { seq: number; record: RunRecord; queued: Promise<RunRecord> } | undefined;
 }
 
 export interface RunQueueOptions {
@@ -143,14 +148,17 @@ export class RunQueue {
       eventFile: store.eventFile(job.name, id),
     };
     const state = this.#state(job.name);
-    state.writing = (state.writing ?? 0) + 1;
-    try {
-      await store.create(record, request.event);
-    } finally {
-      state.writing -= 1;
-    }
-    this.#add({ seq, record });
-    return record;
+    const queued = (async () => {
+      try {
+        await store.create(record, request.event);
+      } finally {
+        if (state.arriving?.seq === seq) state.arriving = undefined;
+      }
+      this.#add({ seq, record });
+      return record;
+    })();
+    state.arriving = { seq, record, queued };
+    return queued;
   }
 
   /**
@@ -158,16 +166,27 @@ export class RunQueue {
    * joins it instead of queuing a run to replace it, since there is nothing new to deploy, and
    * nothing is written (the waiting run is on disk already). Its fetch is still to come, after
    * the push, as a run's own would be; the running run's may not be, so it is never joined.
-   * Never while a record of the job is being written (a later arrival, perhaps of another
-   * commit, would then be overtaken), nor with runs that deploy one exact commit (an
-   * operator's) or generic events (the payload is the command's input). The caller counts the
-   * join on the run once the delivery is recorded.
+   * While the latest arrival's record is being written, that run is the one joined, if it is
+   * for the same commit, once it is written and in line (a promise; `undefined` if that write
+   * failed, and the push then needs a run of its own): it cannot have started before the push
+   * came, and a later arrival, perhaps of another commit, still replaces it. An earlier
+   * arrival's record still being written changes nothing: it is superseded once written. Never with
+   * runs that deploy one exact commit (an operator's) or generic events (the payload is the
+   * command's input). The caller counts the join on the run once the delivery is recorded.
    */
-  joinable(job: JobConfig, request: RunRequest): RunRecord | undefined {
+  joinable(job: JobConfig, request: RunRequest): RunRecord | Promise<RunRecord | undefined> | undefined {
     const state = this.#jobs.get(job.name);
-    const waiting = state?.pending?.record;
-    if (waiting === undefined || (state?.writing ?? 0) > 0) return undefined;
-    return sameWebhookCommit(waiting, request) ? waiting : undefined;
+    if (state === undefined) return undefined;
+    const arriving = state.arriving;
+    if (arriving !== undefined) {
+      if (!sameWebhookCommit(arriving.record, request)) return undefined;
+      return arriving.queued.then(
+        (record) => record,
+        () => undefined,
+      );
+    }
+    const waiting = state.pending?.record;
+    return waiting !== undefined && sameWebhookCommit(waiting, request) ? waiting : undefined;
   }
 
   /** Puts a run that is already recorded as queued (found on disk at start) back in line. */

@@ -367,6 +367,44 @@ describe('a burst of pushes to one job', () => {
     expect((await readRun(state, 'held', runIds.running)).joined).toBeUndefined();
   });
 
+  it('makes one run of a flood of one commit sent all at once while a run runs, every other push joining it', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const first = await remote.commit({ 'n.txt': '1\n' });
+    const second = await remote.commit({ 'n.txt': '2\n' });
+    const release = join(dir, 'release');
+    const command = ['sh', '-c', `while [ ! -e ${release} ]; do sleep 0.05; done`];
+    const daemon = await startDaemon(dir, { jobs: [{ name: 'flood', provider: 'github', repo: 'acme/flood', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }, { SECRET });
+    hook = daemon;
+    const state = join(dir, 'state');
+    const sendPush = async (sha: string) => {
+      const body = JSON.stringify(githubPush({ repo: 'acme/flood', ref: 'refs/heads/main', after: sha }));
+      const reply = await daemon.post('github', body, await githubHeaders(body, SECRET));
+      expect(reply.status).toBe(202);
+      return reply.json.runs as Array<{ id: string; job: string; joined?: true }>;
+    };
+    let running = '';
+    let flood: Array<Array<{ id: string; job: string; joined?: true }>>;
+    try {
+      running = (await sendPush(first))[0]?.id ?? '';
+      await until('the first run to start', async () => (await readRun(state, 'flood', running)).status === 'running');
+      // Some arrive while the first of them is still being written, the rest while its run waits.
+      flood = await Promise.all(Array.from({ length: 40 }, () => sendPush(second)));
+    } finally {
+      await writeFile(release, '');
+    }
+    const ids = new Set(flood.map((runs) => runs[0]?.id));
+    expect(ids.size).toBe(1);
+    expect(flood.filter((runs) => runs[0]?.joined === true)).toHaveLength(39);
+    await daemon.daemon.queue.whenIdle();
+    const runs = await runsOf(state, 'flood');
+    expect(runs.map((run) => [run.id, run.status])).toEqual([
+      [running, 'succeeded'],
+      [[...ids][0], 'succeeded'],
+    ]);
+    expect(runs[1]).toMatchObject({ deployedSha: second, joined: 39 });
+  });
+
   it('runs different jobs in parallel up to max_parallel', async () => {
     const dir = await tempDir();
     const remote = await createRemote(dir);

@@ -5,7 +5,7 @@ import type { JobConfig } from '../../src/config/types.js';
 import { type ExecuteRun, RunQueue, type RunRequest } from '../../src/jobs/run-queue.js';
 import type { RunRecord } from '../../src/jobs/run-record.js';
 import { RunStore } from '../../src/store/run-store.js';
-import { readRun } from '../helpers/runs.js';
+import { readRun, runsOf } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -173,6 +173,83 @@ describe('a push of the waiting run’s commit', () => {
     expect(waiting).toMatchObject({ status: 'superseded', supersededBy: record.id });
     await until('the superseded record on disk', async () => (await readRun(join(dir, 'state'), 'app', waiting.id)).status === 'superseded');
     expect(queue.joinable(job, request(slow))).toBe(record);
+    await finish();
+  });
+
+  it('joins the latest arrival of its commit while that record is being written, once it is written', async () => {
+    const dir = await tempDir();
+    const slow = 'c'.repeat(40);
+    const store = new SlowStore(join(dir, 'state'), slow);
+    const { queue, waiting, finish } = await waitingFor('b'.repeat(40), store);
+    const later = queue.enqueue(job, request(slow));
+    const joining = queue.joinable(job, request(slow));
+    expect(joining).toBeInstanceOf(Promise);
+    // Nothing is joined before the record is on disk and in line.
+    let settled = false;
+    void Promise.resolve(joining).then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(settled).toBe(false);
+    store.release();
+    const record = await later;
+    expect(await joining).toBe(record);
+    expect(queue.snapshot('app').pending).toBe(record);
+    expect(waiting).toMatchObject({ status: 'superseded', supersededBy: record.id });
+    await finish();
+    // One run written for the commit, not one per push.
+    const runs = await runsOf(join(dir, 'state'), 'app');
+    expect(runs.map((run) => [run.sha[0], run.status])).toEqual([
+      ['a', 'succeeded'],
+      ['b', 'superseded'],
+      ['c', 'succeeded'],
+    ]);
+  });
+
+  it('is replaced with the run it joined when a later arrival of another commit comes', async () => {
+    const dir = await tempDir();
+    const slow = 'c'.repeat(40);
+    const store = new SlowStore(join(dir, 'state'), slow);
+    const { queue, finish } = await waitingFor('b'.repeat(40), store);
+    const joinedRun = queue.enqueue(job, request(slow));
+    const joining = queue.joinable(job, request(slow));
+    const newer = await queue.enqueue(job, request('d'.repeat(40)));
+    // The newest arrival is being written no more, and is of another commit: nothing to join.
+    expect(queue.joinable(job, request(slow))).toBeUndefined();
+    store.release();
+    const record = await joinedRun;
+    expect(await joining).toBe(record);
+    expect(record).toMatchObject({ status: 'superseded', supersededBy: newer.id });
+    expect(queue.snapshot('app').pending).toBe(newer);
+    await finish();
+  });
+
+  it('joins the waiting run when only an earlier arrival is still being written, which it will supersede', async () => {
+    const dir = await tempDir();
+    const slow = 'c'.repeat(40);
+    const store = new SlowStore(join(dir, 'state'), slow);
+    const { queue, finish } = await waitingFor('b'.repeat(40), store);
+    const earlier = queue.enqueue(job, request(slow));
+    const latest = await queue.enqueue(job, request('d'.repeat(40)));
+    expect(queue.joinable(job, request('d'.repeat(40)))).toBe(latest);
+    expect(queue.joinable(job, request(slow))).toBeUndefined();
+    store.release();
+    expect(await earlier).toMatchObject({ status: 'superseded', supersededBy: latest.id });
+    expect(queue.snapshot('app').pending).toBe(latest);
+    await finish();
+  });
+
+  it('needs a run of its own when the record it would join cannot be written', async () => {
+    const dir = await tempDir();
+    const store = new (class extends RunStore {
+      override async create(record: RunRecord, event: Buffer): Promise<void> {
+        if (record.sha === 'c'.repeat(40)) throw new Error('disk full');
+        await super.create(record, event);
+      }
+    })(join(dir, 'state'), join(dir, 'logs'));
+    const { queue, finish } = await waitingFor('b'.repeat(40), store);
+    const failing = queue.enqueue(job, request('c'.repeat(40)));
+    const joining = queue.joinable(job, request('c'.repeat(40)));
+    await expect(failing).rejects.toThrow('disk full');
+    expect(await joining).toBeUndefined();
     await finish();
   });
 });
