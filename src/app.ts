@@ -111,11 +111,11 @@ const PRUNE_DELIVERIES_MS = 60 * 60 * 1000;
 /** How soon after a run ends without starting (superseded, cancelled) its job's old runs are removed. */
 const PRUNE_UNSTARTED_MS = 100;
 /**
- * Log lines per second for deliveries that deploy nothing (rejected, ignored); past that, they
- * are counted and summed up in one line a second. A flood of unsigned requests or of pushes to
- * other branches then cannot drown the log, nor push it past journald's own rate limit
- * (by default at least 10,000 lines in 30 s, more with free disk space), which would drop the
- * lines of runs too.
+ * Log lines per second for deliveries that deploy nothing (rejected, ignored) or only join runs
+ * already queued (a flood of one commit's pushes); past that, they are counted and summed up in
+ * one line a second. A flood of unsigned requests, of pushes to other branches or of one
+ * commit then cannot drown the log, nor push it past journald's own rate limit (by default at
+ * least 10,000 lines in 30 s, more with free disk space), which would drop the lines of runs too.
  */
 const QUIET_DELIVERY_LINES_PER_SECOND = 100;
 
@@ -170,7 +170,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   const hooksLogger = logger.child({ area: 'hooks' });
   const quietLines = createLineLimiter({
     perSecond: QUIET_DELIVERY_LINES_PER_SECOND,
-    report: (leftOut) => hooksLogger.warn({ leftOut }, `more than ${QUIET_DELIVERY_LINES_PER_SECOND} deliveries that deploy nothing in one second: the rest of that second are counted in leftOut instead of logged one by one`),
+    report: (leftOut) => hooksLogger.warn({ leftOut }, `more than ${QUIET_DELIVERY_LINES_PER_SECOND} deliveries in one second that deploy nothing or only join a queued run: the rest of that second are counted in leftOut instead of logged one by one`),
   });
   const hooks = createHookHandler({
     providers: builtinProviders({ now: options.now ?? (() => new Date()), toleranceMs: () => config.timestampToleranceMs }),

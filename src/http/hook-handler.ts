@@ -47,8 +47,9 @@ export interface HookHandlerOptions {
    */
   relaysUnqueued?: (provider: ProviderName) => boolean;
   /**
-   * Caps the log lines of deliveries that deploy nothing (rejected, ignored); without it,
-   * every delivery is logged. Deliveries that queue runs, duplicates and failures always are.
+   * Caps the log lines of deliveries that deploy nothing (rejected, ignored) or only join runs
+   * already queued (counted as `joined`); without it, every delivery is logged. Deliveries that
+   * queue a run, duplicates and failures always are.
    */
   quietLines?: LineLimiter;
 }
@@ -157,8 +158,10 @@ export function createHookHandler(options: HookHandlerOptions) {
     // Made for the first line written: a delivery whose line a flood leaves out needs none.
     let deliveryLogger: Logger | undefined;
     const logger = (): Logger => (deliveryLogger ??= options.logger.child({ delivery: deliveryId, provider: adapter.name }));
-    const reply = (status: number, body: Record<string, unknown>, fields: { decision: DeliveryOutcome } & Record<string, unknown>, headers?: Record<string, string>) => {
-      if (!QUIET_DECISIONS.has(fields.decision) || (options.quietLines?.allow(fields.decision) ?? true)) logger().info({ status, ...fields }, 'delivery');
+    /** `quietAs`: the kind a flood may thin this line out as, besides QUIET_DECISIONS. */
+    const reply = (status: number, body: Record<string, unknown>, fields: { decision: DeliveryOutcome } & Record<string, unknown>, headers?: Record<string, string>, quietAs?: string) => {
+      const quiet = quietAs ?? (QUIET_DECISIONS.has(fields.decision) ? fields.decision : undefined);
+      if (quiet === undefined || (options.quietLines?.allow(quiet) ?? true)) logger().info({ status, ...fields }, 'delivery');
       options.onDelivery?.(adapter.name, fields.decision);
       sendJson(res, status, { delivery: deliveryId, ...body }, headers);
     };
@@ -320,7 +323,9 @@ export function createHookHandler(options: HookHandlerOptions) {
     for (const run of joined) run.joined = (run.joined ?? 0) + 1;
     const listed = runs.map((run) => ({ id: run.id, job: run.job, ...(joined.has(run) ? { joined: true } : {}) }));
     const shas = [...new Set(runs.map((run) => run.sha))].join(' ');
-    reply(202, { runs: listed, ...(reasons.length > 0 ? { ignored: reasons } : {}) }, { decision: 'queued', repo, ref: refs, sha: shas, runs: listed });
+    // A delivery that only joined runs already queued adds no run: a flood of one commit may thin its lines out.
+    const onlyJoined = runs.every((run) => joined.has(run));
+    reply(202, { runs: listed, ...(reasons.length > 0 ? { ignored: reasons } : {}) }, { decision: 'queued', repo, ref: refs, sha: shas, runs: listed }, undefined, onlyJoined ? 'joined' : undefined);
     // Started once the 202 is written: re-signing and sending to each destination never hold it up.
     relay(runs, joined);
   };

@@ -367,7 +367,7 @@ describe('a burst of pushes to one job', () => {
     expect((await readRun(state, 'held', runIds.running)).joined).toBeUndefined();
   });
 
-  it('makes one run of a flood of one commit sent all at once while a run runs, every other push joining it', async () => {
+  it('makes one run of a flood of one commit sent all at once while a run runs, every other push joining it, and logs at most 100 of those a second', async () => {
     const dir = await tempDir();
     const remote = await createRemote(dir);
     const first = await remote.commit({ 'n.txt': '1\n' });
@@ -389,20 +389,33 @@ describe('a burst of pushes to one job', () => {
       running = (await sendPush(first))[0]?.id ?? '';
       await until('the first run to start', async () => (await readRun(state, 'flood', running)).status === 'running');
       // Some arrive while the first of them is still being written, the rest while its run waits.
-      flood = await Promise.all(Array.from({ length: 40 }, () => sendPush(second)));
+      flood = await Promise.all(Array.from({ length: 150 }, () => sendPush(second)));
     } finally {
       await writeFile(release, '');
     }
     const ids = new Set(flood.map((runs) => runs[0]?.id));
     expect(ids.size).toBe(1);
-    expect(flood.filter((runs) => runs[0]?.joined === true)).toHaveLength(39);
+    expect(flood.filter((runs) => runs[0]?.joined === true)).toHaveLength(149);
     await daemon.daemon.queue.whenIdle();
     const runs = await runsOf(state, 'flood');
     expect(runs.map((run) => [run.id, run.status])).toEqual([
       [running, 'succeeded'],
       [[...ids][0], 'succeeded'],
     ]);
-    expect(runs[1]).toMatchObject({ deployedSha: second, joined: 39 });
+    expect(runs[1]).toMatchObject({ deployedSha: second, joined: 149 });
+    // The delivery that queued the run is always logged; those that only joined it, up to 100 a
+    // second, the rest counted (written at the latest at shutdown).
+    await daemon.stop();
+    const lines = daemon.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const delivered = lines.filter((line) => line.msg === 'delivery' && line.sha === second);
+    const joinedLines = delivered.filter((line) => (line.runs as Array<{ joined?: true }>)[0]?.joined === true);
+    expect(delivered.length - joinedLines.length).toBe(1);
+    const counted = lines.flatMap((line) => ((line.leftOut as Record<string, number> | undefined)?.joined !== undefined ? [line] : []));
+    expect(counted.length).toBeGreaterThan(0);
+    expect(counted.every((line) => line.level === 40)).toBe(true);
+    const leftOut = counted.reduce((sum, line) => sum + ((line.leftOut as Record<string, number>).joined ?? 0), 0);
+    expect(joinedLines.length).toBeGreaterThanOrEqual(100);
+    expect(joinedLines.length + leftOut).toBe(149);
   });
 
   it('runs different jobs in parallel up to max_parallel', async () => {
