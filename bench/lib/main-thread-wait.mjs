@@ -23,6 +23,8 @@ else if (isMainThread) record();
 
 function record() {
   const started = performance.now();
+  // The same moment on the wall clock, to line the requests up with the daemon's log lines (their `time`).
+  const startedAt = Date.now();
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const schedstat = () => readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ').map(Number);
@@ -45,7 +47,7 @@ function record() {
       if (at !== undefined) requests.push([Math.round(at - started), performance.now() - at]);
     });
   }
-  process.on('exit', () => writeFileSync(`/tmp/main-thread-wait.${process.pid}.json`, JSON.stringify({ windows, requests })));
+  process.on('exit', () => writeFileSync(`/tmp/main-thread-wait.${process.pid}.json`, JSON.stringify({ startedAt, windows, requests })));
 }
 
 function report(files) {
