@@ -129,7 +129,7 @@ async function send(jobName: string, options: { config: string; ref?: string; sh
   console.log(`sent ${what} to ${result.url}: HTTP ${result.status}`);
   const body = result.body as { runs?: Array<{ id: string; job: string; joined?: boolean }>; reason?: string; error?: string };
   const runs = body.runs ?? [];
-  for (const run of runs) console.log(`${run.joined === true ? 'joined the waiting' : 'queued'} run ${run.id} of job ${run.job}; log: ${join(config.logDir, run.job, `${run.id}.log`)}`);
+  for (const run of runs) console.log(`${run.joined === true ? 'joined' : 'queued'} run ${run.id} of job ${run.job}; log: ${join(config.logDir, run.job, `${run.id}.log`)}`);
   if (body.reason) console.log(`nothing queued: ${body.reason}`);
   if (body.error) console.log(`error: ${body.error}`);
   // A check of a set-up passes only when the job itself queued a run.

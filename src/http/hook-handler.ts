@@ -307,10 +307,9 @@ export function createHookHandler(options: HookHandlerOptions) {
       const requests = await Promise.all(wanted.map(async ({ job, request }) => ({ job, request: await request(json) })));
       runs = await Promise.all(
         requests.map(async ({ job, request }) => {
-          const run = await options.queue.joinable(job, request);
-          if (run === undefined) return options.queue.enqueue(job, request);
-          joined.add(run);
-          return run;
+          const admitted = await options.queue.enqueueOrJoin(job, request);
+          if (admitted.joined) joined.add(admitted.run);
+          return admitted.run;
         }),
       );
     } catch (error) {

@@ -42,18 +42,24 @@ interface Running {
   closing: AbortController;
 }
 
+/** An arrival whose record is being written. */
+interface Arrival {
+  seq: number;
+  record: RunRecord;
+  queued: Promise<RunRecord>;
+}
+
 interface JobState {
   running?: Running | undefined;
   pending?: Entry | undefined;
   /** The latest arrival accepted for the job, running or waiting. */
   newest?: Entry | undefined;
   /**
-   * The job's latest arrival while its record is being written, and what its `enqueue`
-   * promised: a push of its commit joins it, and no push joins the waiting run meanwhile,
-   * which it is about to replace (see joinable). Cleared once that record is written; a later
-   * arrival takes its place.
+   * The job's arrivals whose records are being written, each with what its `enqueue`
+   * promised. A push joins the latest of them, if it is the job's latest arrival (see
+   * joinable); an earlier one is superseded once written.
    */
-  arriving?: { seq: number; record: RunRecord; queued: Promise<RunRecord> } | undefined;
+  writing?: Map<RunRecord, Arrival>;
 }
 
 export interface RunQueueOptions {
@@ -126,8 +132,28 @@ export class RunQueue {
    * Records a run for `job` durably and schedules it. Rejects when the run cannot be
    * recorded (the caller must not acknowledge the delivery then).
    */
-  async enqueue(job: JobConfig, request: RunRequest): Promise<RunRecord> {
-    const seq = ++this.#seq;
+  enqueue(job: JobConfig, request: RunRequest): Promise<RunRecord> {
+    return this.#enqueue(++this.#seq, job, request);
+  }
+
+  /**
+   * What a push is given: the run it joins (see joinable), or else a run of its own, recorded
+   * durably (rejects when it cannot be; the caller must not acknowledge the delivery then).
+   * When the record it would join cannot be written, the push is queued in that arrival's
+   * place in line, so that it still gives way to the arrivals after it.
+   */
+  async enqueueOrJoin(job: JobConfig, request: RunRequest): Promise<{ run: RunRecord; joined: boolean }> {
+    const target = this.#joinTarget(job, request);
+    if (target === undefined) return { run: await this.enqueue(job, request), joined: false };
+    if ('record' in target) return { run: target.record, joined: true };
+    try {
+      return { run: await target.arrival.queued, joined: true };
+    } catch {
+      return { run: await this.#enqueue(target.arrival.seq, job, request), joined: false };
+    }
+  }
+
+  async #enqueue(seq: number, job: JobConfig, request: RunRequest): Promise<RunRecord> {
     const { store } = this.#options;
     const id = store.newRunId();
     const record: RunRecord = {
@@ -148,45 +174,52 @@ export class RunQueue {
       eventFile: store.eventFile(job.name, id),
     };
     const state = this.#state(job.name);
+    const writing = (state.writing ??= new Map());
     const queued = (async () => {
       try {
         await store.create(record, request.event);
       } finally {
-        if (state.arriving?.seq === seq) state.arriving = undefined;
+        writing.delete(record);
       }
       this.#add({ seq, record });
       return record;
     })();
-    state.arriving = { seq, record, queued };
+    writing.set(record, { seq, record, queued });
     return queued;
   }
 
   /**
-   * The job's waiting run, when a webhook push asks for the very commit it is for: the push
-   * joins it instead of queuing a run to replace it, since there is nothing new to deploy, and
-   * nothing is written (the waiting run is on disk already). Its fetch is still to come, after
-   * the push, as a run's own would be; the running run's may not be, so it is never joined.
-   * While the latest arrival's record is being written, that run is the one joined, if it is
-   * for the same commit, once it is written and in line (a promise; `undefined` if that write
-   * failed, and the push then needs a run of its own): it cannot have started before the push
-   * came, and a later arrival, perhaps of another commit, still replaces it. An earlier
-   * arrival's record still being written changes nothing: it is superseded once written. Never with
-   * runs that deploy one exact commit (an operator's) or generic events (the payload is the
-   * command's input). The caller counts the join on the run once the delivery is recorded.
+   * The run a webhook push would join: the job's waiting run, when the push asks for the very
+   * commit it is for, instead of queuing a run to replace it, since there is nothing new to
+   * deploy, and nothing is written (the waiting run is on disk already). Its fetch is still to
+   * come, after the push, as a run's own would be; the running run's may not be, so it is never
+   * joined. When the job's latest arrival is a record still being written, that run is the one
+   * joined, if it is for the same commit, once it is written and in line (a promise;
+   * `undefined` if that write failed): it cannot have started before the push came, and a later
+   * arrival, perhaps of another commit, still replaces it. Records of earlier arrivals still
+   * being written change nothing: they are superseded once written. Never with runs that deploy
+   * one exact commit (an operator's) or generic events (the payload is the command's input).
+   * The caller counts the join on the run once the delivery is recorded.
    */
   joinable(job: JobConfig, request: RunRequest): RunRecord | Promise<RunRecord | undefined> | undefined {
+    const target = this.#joinTarget(job, request);
+    if (target === undefined || 'record' in target) return target?.record;
+    return target.arrival.queued.then(
+      (record) => record,
+      () => undefined,
+    );
+  }
+
+  #joinTarget(job: JobConfig, request: RunRequest): { record: RunRecord } | { arrival: Arrival } | undefined {
     const state = this.#jobs.get(job.name);
     if (state === undefined) return undefined;
-    const arriving = state.arriving;
-    if (arriving !== undefined) {
-      if (!sameWebhookCommit(arriving.record, request)) return undefined;
-      return arriving.queued.then(
-        (record) => record,
-        () => undefined,
-      );
+    let latest: Arrival | undefined;
+    for (const arrival of state.writing?.values() ?? []) if (latest === undefined || arrival.seq > latest.seq) latest = arrival;
+    if (latest !== undefined && (state.newest === undefined || latest.seq > state.newest.seq)) {
+      return sameWebhookCommit(latest.record, request) ? { arrival: latest } : undefined;
     }
     const waiting = state.pending?.record;
-    return waiting !== undefined && sameWebhookCommit(waiting, request) ? waiting : undefined;
+    return waiting !== undefined && sameWebhookCommit(waiting, request) ? { record: waiting } : undefined;
   }
 
   /** Puts a run that is already recorded as queued (found on disk at start) back in line. */

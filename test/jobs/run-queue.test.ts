@@ -33,6 +33,35 @@ class SlowStore extends RunStore {
   }
 }
 
+/** A real store whose writes of a commit wait until let through, and may then fail once: the slow or failing disk of a race. */
+class GatedStore extends RunStore {
+  readonly #gates = new Map<string, { open: Promise<void>; fail: boolean }>();
+
+  constructor(stateDir: string) {
+    super(stateDir, join(stateDir, '..', 'logs'));
+  }
+
+  /** Holds the next write of `sha` until the returned function is called; with `fail`, that write then fails. */
+  gate(sha: string, fail = false): () => void {
+    let release: () => void = () => undefined;
+    const open = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.#gates.set(sha, { open, fail });
+    return release;
+  }
+
+  override async create(record: RunRecord, event: Buffer): Promise<void> {
+    const gate = this.#gates.get(record.sha);
+    this.#gates.delete(record.sha);
+    if (gate !== undefined) {
+      await gate.open;
+      if (gate.fail) throw new Error(`disk full writing ${record.sha.slice(0, 1)}`);
+    }
+    await super.create(record, event);
+  }
+}
+
 /** A queue of the one job `app`, running its runs with `execute`. */
 function oneJobQueue(store: RunStore, execute: ExecuteRun): RunQueue {
   return new RunQueue({ store, job: () => job, maxParallel: 4, logger: pino({ level: 'silent' }), execute });
@@ -160,7 +189,7 @@ describe('a push of the waiting run’s commit', () => {
     expect(queue.joinable(job, same)).toBeUndefined();
   });
 
-  it('queues a run of its own while a record of the job is being written, which may be a later arrival', async () => {
+  it('queues a run of its own while a later arrival of another commit is being written', async () => {
     const dir = await tempDir();
     const sha = 'b'.repeat(40);
     const slow = 'c'.repeat(40);
@@ -234,6 +263,55 @@ describe('a push of the waiting run’s commit', () => {
     store.release();
     expect(await earlier).toMatchObject({ status: 'superseded', supersededBy: latest.id });
     expect(queue.snapshot('app').pending).toBe(latest);
+    await finish();
+  });
+
+  it('does not join the waiting run while an earlier arrival of another commit, now the latest, is still being written', async () => {
+    const dir = await tempDir();
+    const store = new GatedStore(join(dir, 'state'));
+    const waitingSha = 'b'.repeat(40);
+    const { queue, finish } = await waitingFor(waitingSha, store);
+    const releaseOther = store.gate('c'.repeat(40));
+    const releaseFailing = store.gate('d'.repeat(40), true);
+    const other = queue.enqueue(job, request('c'.repeat(40)));
+    const failing = queue.enqueue(job, request('d'.repeat(40)));
+    releaseFailing();
+    await expect(failing).rejects.toThrow('disk full');
+    // The latest arrival failed; the one before it, of another commit, is still being written and must not win over this push.
+    const pushed = queue.enqueueOrJoin(job, request(waitingSha));
+    releaseOther();
+    const admitted = await pushed;
+    expect(admitted.joined).toBe(false);
+    expect(await other).toMatchObject({ status: 'superseded', supersededBy: admitted.run.id });
+    expect(queue.snapshot('app').pending).toBe(admitted.run);
+    await finish();
+  });
+
+  it('queues a push whose joined record could not be written in that arrival\'s place, behind the arrivals after it', async () => {
+    const dir = await tempDir();
+    const store = new GatedStore(join(dir, 'state'));
+    const { queue, finish } = await waitingFor('b'.repeat(40), store);
+    const sha = 'c'.repeat(40);
+    const releaseFailing = store.gate(sha, true);
+    const failing = queue.enqueue(job, request(sha));
+    const joining = queue.enqueueOrJoin(job, request(sha));
+    const later = await queue.enqueue(job, request('d'.repeat(40)));
+    releaseFailing();
+    await expect(failing).rejects.toThrow('disk full');
+    const admitted = await joining;
+    expect(admitted.joined).toBe(false);
+    expect(admitted.run).toMatchObject({ sha, status: 'superseded', supersededBy: later.id });
+    expect(queue.snapshot('app').pending).toBe(later);
+    await finish();
+  });
+
+  it('tells a push whether it joined a run or queued its own', async () => {
+    const dir = await tempDir();
+    const { queue, waiting, finish } = await waitingFor('b'.repeat(40), new RunStore(join(dir, 'state'), join(dir, 'logs')));
+    expect(await queue.enqueueOrJoin(job, request('b'.repeat(40)))).toEqual({ run: waiting, joined: true });
+    const own = await queue.enqueueOrJoin(job, request('c'.repeat(40)));
+    expect(own.joined).toBe(false);
+    expect(waiting).toMatchObject({ status: 'superseded', supersededBy: own.run.id });
     await finish();
   });
 
