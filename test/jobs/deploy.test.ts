@@ -389,20 +389,20 @@ describe('a burst of pushes to one job', () => {
       running = (await sendPush(first))[0]?.id ?? '';
       await until('the first run to start', async () => (await readRun(state, 'flood', running)).status === 'running');
       // Some arrive while the first of them is still being written, the rest while its run waits.
-      flood = await Promise.all(Array.from({ length: 150 }, () => sendPush(second)));
+      flood = await Promise.all(Array.from({ length: 300 }, () => sendPush(second)));
     } finally {
       await writeFile(release, '');
     }
     const ids = new Set(flood.map((runs) => runs[0]?.id));
     expect(ids.size).toBe(1);
-    expect(flood.filter((runs) => runs[0]?.joined === true)).toHaveLength(149);
+    expect(flood.filter((runs) => runs[0]?.joined === true)).toHaveLength(299);
     await daemon.daemon.queue.whenIdle();
     const runs = await runsOf(state, 'flood');
     expect(runs.map((run) => [run.id, run.status])).toEqual([
       [running, 'succeeded'],
       [[...ids][0], 'succeeded'],
     ]);
-    expect(runs[1]).toMatchObject({ deployedSha: second, joined: 149 });
+    expect(runs[1]).toMatchObject({ deployedSha: second, joined: 299 });
     // The delivery that queued the run is always logged; those that only joined it, up to 100 a
     // second, the rest counted (written at the latest at shutdown).
     await daemon.stop();
@@ -415,7 +415,7 @@ describe('a burst of pushes to one job', () => {
     expect(counted.every((line) => line.level === 40)).toBe(true);
     const leftOut = counted.reduce((sum, line) => sum + ((line.leftOut as Record<string, number>).joined ?? 0), 0);
     expect(joinedLines.length).toBeGreaterThanOrEqual(100);
-    expect(joinedLines.length + leftOut).toBe(149);
+    expect(joinedLines.length + leftOut).toBe(299);
   });
 
   it('runs different jobs in parallel up to max_parallel', async () => {
