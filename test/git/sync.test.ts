@@ -245,6 +245,23 @@ describe('syncCheckout', () => {
     expect(existsSync(join(checkout, 'junk.txt'))).toBe(true);
   });
 
+  it('names the last step when it fails, and logs git\'s exit code after its line as for the others', async () => {
+    const { remote, checkout, env } = await setup();
+    const sha = await remote.commit({ 'app.txt': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, branch: 'main', env }));
+    const options = syncOptions({ remote: remote.bare, checkout, sha, env });
+    const error: unknown = await checkoutGitRunner(options)
+      .steps([
+        { label: 'look', args: ['rev-parse', '--verify', 'HEAD'] },
+        { label: 'missing', args: ['rev-parse', '--verify', '--quiet', 'refs/heads/no-such-branch'] },
+      ])
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(GitSyncError);
+    expect((error as GitSyncError).step).toBe('missing');
+    expect((error as GitSyncError).message).toBe('Git step "missing" failed (git rev-parse):\ngit exited with code 1');
+    expect(options.collected.text()).toBe(`$ git rev-parse --verify HEAD\n${sha}\n$ git rev-parse --verify --quiet refs/heads/no-such-branch\ngit exited with code 1\n`);
+  });
+
   it('names the branch when a warm checkout is asked for one the remote no longer has', async () => {
     const { remote, checkout, env } = await setup();
     const sha = await remote.commit({ 'app.txt': 'one\n' });
