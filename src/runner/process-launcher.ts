@@ -42,18 +42,22 @@ export interface LaunchedExit {
 }
 
 /**
- * What became of a request to widen a pipe: done; refused by Linux (an errno name); or not done
- * by the helper (none up, it ended, or it could not reach that pipe), for the caller to widen it
- * another way if the pipe is still open.
+ * What became of a request the helper carries out without starting a process: done; refused by
+ * Linux (an errno name); or not done by the helper, for the caller to do it another way.
  */
-export type Widened = { ok: true } | { ok: false; refused: string } | { ok: false; unavailable: string };
+export type HelperDone = { ok: true } | { ok: false; refused: string } | { ok: false; unavailable: string };
 
 /**
- * What became of a request to make FIFOs: made; refused by Linux (an errno name, for the first
- * path that failed); or not done by the helper (it cannot be used, or it ended), for the caller
- * to make them another way.
+ * What became of a request to widen a pipe; not done when no helper is up, it ended, or it
+ * could not reach that pipe (the caller widens it another way if the pipe is still open).
  */
-export type MadeFifos = { ok: true } | { ok: false; refused: string } | { ok: false; unavailable: string };
+export type Widened = HelperDone;
+
+/**
+ * What became of a request to make FIFOs; refused names the errno for the first path that
+ * failed; not done when the helper cannot be used or it ended (the caller makes them another way).
+ */
+export type MadeFifos = HelperDone;
 
 export type Launched =
   | { ok: true; pid: number; exited: Promise<LaunchedExit> }
@@ -105,10 +109,8 @@ export class ProcessLauncher {
   /** Starts asked for and not yet answered, with the pid once the helper has forked. */
   readonly #starting = new Map<string, { settle: (launched: Launched) => void; pid?: number }>();
   readonly #running = new Map<number, (exit: LaunchedExit) => void>();
-  /** Pipes asked to be widened and not yet answered. */
-  readonly #widening = new Map<string, (widened: Widened) => void>();
-  /** FIFOs asked for and not yet answered. */
-  readonly #makingFifos = new Map<string, (made: MadeFifos) => void>();
+  /** Requests that start no process (pipes to widen, FIFOs to make) not yet answered, by id. */
+  readonly #answering = new Map<string, (done: HelperDone) => void>();
 
   /** Told once when the helper cannot be used, and each time it ends while in use. */
   onProblem: ((reason: string) => void) | undefined;
@@ -155,7 +157,7 @@ export class ProcessLauncher {
     return this.#ready.then((ready) => {
       if (!ready || this.#helper !== helper) return { ok: false, unavailable: 'the process helper ended' };
       return new Promise<Widened>((resolve) => {
-        this.#widening.set(id, resolve);
+        this.#answering.set(id, resolve);
         send(helper, ['widen', id, String(fd), pipe, String(bytes)]);
       });
     });
@@ -171,7 +173,7 @@ export class ProcessLauncher {
     if (typeof helper === 'string') return { ok: false, unavailable: helper };
     const id = String(this.#nextId++);
     return new Promise<MadeFifos>((resolve) => {
-      this.#makingFifos.set(id, resolve);
+      this.#answering.set(id, resolve);
       send(helper, ['fifos', id, ...paths]);
     });
   }
@@ -244,9 +246,8 @@ export class ProcessLauncher {
         this.#starting.clear();
         for (const settle of this.#running.values()) settle({ exitCode: null, signal: null, lost: why });
         this.#running.clear();
-        for (const settle of [...this.#widening.values(), ...this.#makingFifos.values()]) settle({ ok: false, unavailable: why });
-        this.#widening.clear();
-        this.#makingFifos.clear();
+        for (const settle of this.#answering.values()) settle({ ok: false, unavailable: why });
+        this.#answering.clear();
       });
       // The helper must not keep the daemon's event loop alive on its own.
       helper.unref();
@@ -277,16 +278,13 @@ export class ProcessLauncher {
       else if (second === '0') settle?.({ ok: false, unavailable: `the process helper ${why}` });
       // `syscall` as node names a failed call: the working folder's (stage 2) is told apart from the program's.
       else settle?.({ ok: false, error: Object.assign(new Error(why), { code, ...(second === '2' ? { syscall: 'chdir' } : {}) }) });
-    } else if (kind === 'widened') {
-      const settle = this.#widening.get(first);
-      this.#widening.delete(first);
-      const code = errnoName(third);
-      if (second === 'open') settle?.({ ok: false, unavailable: `the process helper could not open the pipe: ${code}` });
-      else settle?.(third === '0' ? { ok: true } : { ok: false, refused: code });
-    } else if (kind === 'fifos') {
-      const settle = this.#makingFifos.get(first);
-      this.#makingFifos.delete(first);
-      settle?.(second === '0' ? { ok: true } : { ok: false, refused: errnoName(second) });
+    } else if (kind === 'widened' || kind === 'fifos') {
+      const settle = this.#answering.get(first);
+      this.#answering.delete(first);
+      // `widened <id> <call> <errno>`; `fifos <id> <errno>`.
+      const errno = kind === 'widened' ? third : second;
+      if (kind === 'widened' && second === 'open') settle?.({ ok: false, unavailable: `the process helper could not open the pipe: ${errnoName(errno)}` });
+      else settle?.(errno === '0' ? { ok: true } : { ok: false, refused: errnoName(errno) });
     } else if (kind === 'exited') {
       const pid = Number(first);
       const status = Number(second);
