@@ -18,11 +18,11 @@ afterEach(async () => {
   hook = undefined;
 });
 
-async function push(daemon: TestDaemon, repo: string, after: string, ref = 'refs/heads/main'): Promise<Array<{ id: string; job: string }>> {
+async function push(daemon: TestDaemon, repo: string, after: string, ref = 'refs/heads/main'): Promise<Array<{ id: string; job: string; joined?: true }>> {
   const body = JSON.stringify(githubPush({ repo, ref, after }));
   const reply = await daemon.post('github', body, await githubHeaders(body, SECRET));
   expect(reply.status).toBe(202);
-  return reply.json.runs as Array<{ id: string; job: string }>;
+  return reply.json.runs as Array<{ id: string; job: string; joined?: true }>;
 }
 
 describe('a push to a matching branch', () => {
@@ -377,12 +377,7 @@ describe('a burst of pushes to one job', () => {
     const daemon = await startDaemon(dir, { jobs: [{ name: 'flood', provider: 'github', repo: 'acme/flood', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }, { SECRET });
     hook = daemon;
     const state = join(dir, 'state');
-    const sendPush = async (sha: string) => {
-      const body = JSON.stringify(githubPush({ repo: 'acme/flood', ref: 'refs/heads/main', after: sha }));
-      const reply = await daemon.post('github', body, await githubHeaders(body, SECRET));
-      expect(reply.status).toBe(202);
-      return reply.json.runs as Array<{ id: string; job: string; joined?: true }>;
-    };
+    const sendPush = (sha: string) => push(daemon, 'acme/flood', sha);
     let running = '';
     let flood: Array<Array<{ id: string; job: string; joined?: true }>>;
     try {
