@@ -17,10 +17,13 @@ const [rounds = 4, starts = 300] = process.argv.slice(2, 4).map(Number);
 const scripts = process.argv.slice(4);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const source = readFileSync(join(root, 'src/runner/process-helper-script.ts'), 'utf8');
-const shipped = /String\.raw`([\s\S]*?)`;/.exec(source)?.[1];
+const raw = (name) => new RegExp(`${name} = String\\.raw\`([\\s\\S]*?)\`;`).exec(source)?.[1];
+// The helper's script, with the subroutines it shares with run-as-user.ts put in their place.
+const userSubs = raw('PERL_USER_SUBS');
+const shipped = userSubs === undefined ? undefined : raw('HELPER_SCRIPT')?.replace('${PERL_USER_SUBS}', userSubs);
 // The helper's second argument, as the daemon passes it.
 const setPipeSize = /F_SETPIPE_SZ = (\d+);/.exec(source)?.[1];
-if (!shipped || !setPipeSize) throw new Error('Expected HELPER_SCRIPT and F_SETPIPE_SZ in src/runner/process-helper-script.ts');
+if (!shipped || !setPipeSize) throw new Error('Expected HELPER_SCRIPT, PERL_USER_SUBS and F_SETPIPE_SZ in src/runner/process-helper-script.ts');
 
 const folder = mkdtempSync(join(tmpdir(), 'helper-start-'));
 process.on('exit', () => rmSync(folder, { recursive: true, force: true }));
