@@ -8,13 +8,18 @@
 # clean -ffdx): the first ratio is the target's, the second what deployhook costs beyond its
 # promises. Rounds rotate which server goes first; each server has its own bare repository.
 #
-# deployhook's git runs with a HOME whose .gitconfig turns on trace2 events, so the table
-# also says how much of its time is git itself (the trace costs git well under a millisecond).
+# With BENCH_P2C_GIT_TRACE=1, deployhook's git runs with a HOME whose .gitconfig turns on
+# trace2 events, and the table is followed by deployhook's road (when its first git started,
+# how long git itself ran, when the last one ended). Off by default: the trace writes a file
+# per git process (upload-pack's too), and on a host where that is slow it added up to 0.15x
+# to deployhook's side of the ratio, whose other sides run untraced.
 #
-#   bash bench/push-to-command.sh        BENCH_P2C_ROUNDS=20 by default
+#   bash bench/push-to-command.sh        BENCH_P2C_ROUNDS=20, BENCH_P2C_GIT_TRACE=0 by default
 source "$(dirname "$0")/lib/common.sh"
 
 ROUNDS="${BENCH_P2C_ROUNDS:-20}"
+GIT_TRACE_ON="${BENCH_P2C_GIT_TRACE:-0}"
+[[ "$GIT_TRACE_ON" == 1 ]] || GIT_TRACE_ON=''
 export DEPLOY_SECONDS=0
 
 bench_need webhook curl
@@ -36,7 +41,9 @@ DH_PORT="$(free_port)"
 DH_JOB_EXTRA="    env: { MARKS: \"$WORK/dh/marks\" }" \
   dh_config "$WORK/dh.yml" "$DH_PORT" "$WORK/dh" main "$WORK/dh-remote.git" '["./deploy.sh"]'
 mkdir -p "$WORK/dh-home" "$WORK/git-trace"
-printf '[trace2]\n\teventTarget = %s\n' "$WORK/git-trace" >"$WORK/dh-home/.gitconfig"
+if [[ "$GIT_TRACE_ON" == 1 ]]; then
+  printf '[trace2]\n\teventTarget = %s\n' "$WORK/git-trace" >"$WORK/dh-home/.gitconfig"
+fi
 HOME="$WORK/dh-home" start_deployhook "$WORK/dh.yml" "$DH_PORT" "$WORK/out/deployhook.log"
 sig="$(push_body "$WORK/warm.json" bench/app refs/heads/main "$C0")"
 post_push "$DH_PORT" "$WORK/warm.json" "$sig" warm
@@ -64,7 +71,7 @@ node "$BENCH_DIR/lib/push-to-command.mjs" --rounds "$ROUNDS" --commits "$WORK/co
   --deployhook "http://127.0.0.1:$DH_PORT/hooks/github,$WORK/dh-remote.git,$WORK/dh/marks,$WORK/dh/state/runs/app" \
   --webhook "http://127.0.0.1:$WH_PORT/hooks/deploy,$WORK/wh-remote.git,$WORK/wh/marks,$WORK/wh/events" \
   --kept "http://127.0.0.1:$KEPT_PORT/hooks/deploy,$WORK/kept-remote.git,$WORK/kept/marks,$WORK/kept/events" \
-  --git-trace "$WORK/git-trace" >"$WORK/results"
+  ${GIT_TRACE_ON:+--git-trace "$WORK/git-trace"} >"$WORK/results"
 
 # col SERVER KEY: KEY of each of SERVER's pushes, one a line
 col() {
@@ -89,7 +96,11 @@ row deployhook deployhook ''
 row webhook 'adnanh/webhook + typical script' "$(ratio "$dh_first" "$wh_first")"
 row kept 'adnanh/webhook + script keeping deployhook'"'"'s promises' "$(ratio "$dh_first" "$kept_first")"
 echo
-echo "deployhook's road, median ms after sending: run started $(fmt "$(median $(col deployhook startedMs))"), first of $(median $(col deployhook gits) | cut -d. -f1) git processes started $(fmt "$(median $(col deployhook firstGitMs))"), git itself ran $(fmt "$(median $(col deployhook inGitMs))") in all, last git ended $(fmt "$(median $(col deployhook lastGitEndMs))"), first line $(fmt "$dh_first")"
+if [[ -n "$GIT_TRACE_ON" ]]; then
+  echo "deployhook's road, median ms after sending: run started $(fmt "$(median $(col deployhook startedMs))"), first of $(median $(col deployhook gits) | cut -d. -f1) git processes started $(fmt "$(median $(col deployhook firstGitMs))"), git itself ran $(fmt "$(median $(col deployhook inGitMs))") in all, last git ended $(fmt "$(median $(col deployhook lastGitEndMs))"), first line $(fmt "$dh_first")"
+else
+  echo "deployhook's road: not traced (BENCH_P2C_GIT_TRACE=0)"
+fi
 echo
 echo "per push:"
 sed 's/^/  /' "$WORK/results"
