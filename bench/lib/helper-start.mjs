@@ -7,6 +7,9 @@
 // Rounds alternate the ways; printed per way: the median of each round, in ms.
 //
 //   node bench/lib/helper-start.mjs [ROUNDS=4] [STARTS=300] [SCRIPT.pl ...]
+//
+// BENCH_GAP_MS=<ms> waits that long before each start, as a run's starts are spaced (the helper
+// forks its next spare child after each start; back to back, that fork is timed too).
 import { execFileSync, spawn } from 'node:child_process';
 import { constants, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 
 const [rounds = 4, starts = 300] = process.argv.slice(2, 4).map(Number);
 const scripts = process.argv.slice(4);
+const gapMs = Number(process.env.BENCH_GAP_MS ?? 0);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const source = readFileSync(join(root, 'src/runner/process-helper-script.ts'), 'utf8');
 const raw = (name) => new RegExp(`${name} = String\\.raw\`([\\s\\S]*?)\`;`).exec(source)?.[1];
@@ -96,6 +100,7 @@ for (let round = 0; round < rounds; round += 1) {
     const started = [];
     const exited = [];
     for (let i = 0; i < starts; i += 1) {
+      if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
       const [s, e] = await start();
       started.push(s);
       exited.push(e);
