@@ -40,16 +40,9 @@ sub close_inherited {
  * separated; empty for none), the daemon's descriptors of the write ends of stdout
  * and stderr, their device and inode numbers (`dev:ino:dev:ino`, checked once they are open),
  * the number of argv words, the argv words, then the environment as NAME=value.
- * A start is made in a spare, a child forked ahead of the request (one at a time: at the
- * helper's start, then again after each start), which has already reset its signals and
- * called setsid, and waits on a pipe of its own for the request; without one (it was killed,
- * or the fork for it failed) a child is forked on the request. On a virtual machine a fork
- * of the helper can take milliseconds (its page tables are copied), and a spare keeps it off the way to the command.
- * It answers on stdout, a line each: `ready`; `forked <id> <pid>` once the pid is known, before
- * a spare gets its request or at once after a fork, while the child gets ready (a child that
- * finds, just before its exec, that its helper has ended exits instead, so nothing runs whose
- * pid the daemon may not have been told; a spare whose helper has ended before giving it a
- * request sees its pipe end, and exits);
+ * It answers on stdout, a line each: `ready`; `forked <id> <pid>` at once after each fork,
+ * while the child gets ready (a child that finds, just before its exec, that its helper has
+ * ended exits instead, so nothing runs whose pid the daemon may not have been told);
  * `started <id> <pid>` once the program has been exec'd; `failed <id> <stage> <errno>` (stage
  * 0: the fork itself, 1: the pipes or the session, 2: the working folder, 3: the user, 4: exec,
  * 5: the user's groups);
@@ -74,8 +67,6 @@ $| = 1;
 $0 = 'deployhook process helper';
 my ($daemon, $set_pipe_size) = map { 0 + $_ } @ARGV[0, 1];
 my $helper = $$;
-# The child forked ahead of the next start (make_spare), if any.
-my $spare;
 pipe(my $wake_in, my $wake_out) or die "pipe: $!";
 for my $end ($wake_in, $wake_out) { fcntl($end, Fcntl::F_SETFL(), Fcntl::O_NONBLOCK()) or die "fcntl: $!" }
 $SIG{CHLD} = sub { syswrite($wake_out, 'x') };
@@ -83,115 +74,48 @@ $SIG{PIPE} = 'IGNORE';
 $SIG{$_} = 'IGNORE' for qw(INT TERM HUP QUIT);
 sub answer { print STDOUT $_[0] or exit 0 }
 ${PERL_USER_SUBS}
-# A spare that ended unasked (killed) is told to no one: the daemon never heard of it.
-sub reap {
-  while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) {
-    if ($spare && $pid == $spare->{pid}) { close $spare->{request}; close $spare->{status}; undef $spare; next }
-    answer("exited $pid $?\n");
-  }
-}
-# The child's part of a start, from the pipes on: in a spare (below) or in a child forked for the request.
-sub run_child {
-  my ($status_out, $unready, $id, $cwd, $uid, $gid, $out, $err, $pipe, $argc, @rest) = @_;
-  my @argv = splice(@rest, 0, $argc);
-  my $stage = 1;
-  my $fail = sub { syswrite($status_out, pack('NN', $stage, 0 + $!)); POSIX::_exit(127) };
-  # The signals, the session or stdin could not be set up beforehand.
-  if ($unready) { $! = $unready; $fail->() }
-  sysopen(STDOUT, "/proc/$daemon/fd/$out", Fcntl::O_WRONLY()) or $fail->();
-  sysopen(STDERR, "/proc/$daemon/fd/$err", Fcntl::O_WRONLY()) or $fail->();
-  my @pipes = ((stat(STDOUT))[0, 1], (stat(STDERR))[0, 1]);
-  if (join(':', @pipes) ne $pipe) { $! = 5; $fail->() }
-  if ($uid ne '') {
-    $stage = 3;
-    my $became = become_user($uid, $gid);
-    if ($became == 0) { $! = 1; $fail->() }
-    # Root could not set the groups: nothing runs.
-    $stage = 5;
-    if ($became < 0) { $! = 1; $fail->() }
-  }
-  # Entered as the job's user: a folder root alone could enter is refused, whatever links lead there.
-  $stage = 2;
-  chdir($cwd) or $fail->();
-  $stage = 4;
-  %ENV = ();
-  for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }
-  # Not exec'd once the helper has ended: the daemon may never have been told this pid.
-  if (getppid() != $helper) { $! = 5; $fail->() }
-  # Nothing open but 0, 1, 2 and the status pipe (closed by the exec).
-  close_inherited(fileno($status_out));
-  { no warnings; exec { $argv[0] } @argv; }
-  $fail->();
-}
-# What every child does first, before its request is known: 0 when done, else the errno.
-sub child_setup {
-  $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE INT TERM HUP QUIT);
-  POSIX::sigprocmask(POSIX::SIG_SETMASK(), POSIX::SigSet->new()) or return 0 + $!;
-  defined POSIX::setsid() or return 0 + $!;
-  open(STDIN, '<', '/dev/null') or return 0 + $!;
-  return 0;
-}
-# A child forked ahead of its request, set up as far as a request allows, waiting for one on a
-# pipe of its own: on this path a fork of the helper takes milliseconds. It ends when that pipe
-# does (the helper has ended) and runs nothing unless asked.
-sub make_spare {
-  pipe(my $request_in, my $request_out) or return;
-  pipe(my $status_in, my $status_out) or return;
-  my $pid = fork();
-  return unless defined $pid;
-  if ($pid == 0) {
-    close $request_out;
-    close $status_in;
-    $0 = 'deployhook process helper (spare)';
-    my $unready = child_setup();
-    # The helper's answers are the daemon's to read; none of them goes to a spare.
-    open(STDOUT, '>', '/dev/null') if !$unready;
-    my $in = '';
-    while ($in !~ /\A(\d+)\n/ || length($in) < length($1) + 1 + $1) {
-      my $got = sysread($request_in, $in, 65536, length $in);
-      next if !defined $got && $!{EINTR};
-      POSIX::_exit(0) if !$got;
-    }
-    $in =~ /\A(\d+)\n/;
-    my $request = substr($in, length($1) + 1, $1);
-    close $request_in;
-    run_child($status_out, $unready, split(/\0/, $request, -1));
-  }
-  close $request_in;
-  close $status_out;
-  $spare = { pid => $pid, request => $request_out, status => $status_in };
-}
+sub reap { while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) { answer("exited $pid $?\n") } }
 sub start {
-  my ($id) = @_;
-  my ($pid, $status_in);
-  # The spare's pid is told before it gets its request.
-  if ($spare) {
-    answer("forked $id $spare->{pid}\n");
-    my $body = join("\0", @_);
-    my $request = length($body) . "\n" . $body;
-    ($pid, $status_in) = ($spare->{pid}, $spare->{status});
-    my $sent = 0;
-    while ($sent < length $request) {
-      my $wrote = syswrite($spare->{request}, $request, length($request) - $sent, $sent);
-      if (!defined $wrote) { next if $!{EINTR}; last }
-      $sent += $wrote;
+  my ($id, $cwd, $uid, $gid, $out, $err, $pipe, $argc, @rest) = @_;
+  my @argv = splice(@rest, 0, $argc);
+  pipe(my $status_in, my $status_out) or return answer("failed $id 0 " . (0 + $!) . "\n");
+  my $pid = fork();
+  defined $pid or return answer("failed $id 0 " . (0 + $!) . "\n");
+  if ($pid == 0) {
+    close $status_in;
+    my $stage = 1;
+    my $fail = sub { syswrite($status_out, pack('NN', $stage, 0 + $!)); POSIX::_exit(127) };
+    $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE INT TERM HUP QUIT);
+    POSIX::sigprocmask(POSIX::SIG_SETMASK(), POSIX::SigSet->new()) or $fail->();
+    defined POSIX::setsid() or $fail->();
+    open(STDIN, '<', '/dev/null') or $fail->();
+    sysopen(STDOUT, "/proc/$daemon/fd/$out", Fcntl::O_WRONLY()) or $fail->();
+    sysopen(STDERR, "/proc/$daemon/fd/$err", Fcntl::O_WRONLY()) or $fail->();
+    my @pipes = ((stat(STDOUT))[0, 1], (stat(STDERR))[0, 1]);
+    if (join(':', @pipes) ne $pipe) { $! = 5; $fail->() }
+    if ($uid ne '') {
+      $stage = 3;
+      my $became = become_user($uid, $gid);
+      if ($became == 0) { $! = 1; $fail->() }
+      # Root could not set the groups: nothing runs.
+      $stage = 5;
+      if ($became < 0) { $! = 1; $fail->() }
     }
-    close $spare->{request};
-    undef $spare;
-    # A spare that has ended since (EPIPE) ends without its whole request: a child is forked instead.
-    if ($sent < length $request) { close $status_in; undef $status_in }
+    # Entered as the job's user: a folder root alone could enter is refused, whatever links lead there.
+    $stage = 2;
+    chdir($cwd) or $fail->();
+    $stage = 4;
+    %ENV = ();
+    for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }
+    # Not exec'd once the helper has ended: the daemon may never have been told this pid.
+    if (getppid() != $helper) { $! = 5; $fail->() }
+    # Nothing open but 0, 1, 2 and the status pipe (closed by the exec).
+    close_inherited(fileno($status_out));
+    { no warnings; exec { $argv[0] } @argv; }
+    $fail->();
   }
-  if (!$status_in) {
-    pipe($status_in, my $status_out) or return answer("failed $id 0 " . (0 + $!) . "\n");
-    $pid = fork();
-    defined $pid or return answer("failed $id 0 " . (0 + $!) . "\n");
-    if ($pid == 0) {
-      close $status_in;
-      run_child($status_out, child_setup(), @_);
-    }
-    close $status_out;
-    answer("forked $id $pid\n");
-  }
+  close $status_out;
+  answer("forked $id $pid\n");
   my $status = '';
   while (length($status) < 8) {
     my $got = sysread($status_in, $status, 8 - length($status), length($status));
@@ -202,11 +126,9 @@ sub start {
   if (length($status) == 8) {
     my ($stage, $errno) = unpack('NN', $status);
     waitpid($pid, 0);
-    answer("failed $id $stage $errno\n");
-  } else {
-    answer("started $id $pid\n");
+    return answer("failed $id $stage $errno\n");
   }
-  make_spare();
+  answer("started $id $pid\n");
 }
 sub widen {
   my ($id, $fd, $pipe, $bytes) = @_;
@@ -225,7 +147,6 @@ sub fifos {
   umask($mask);
   answer("fifos $id $errno\n");
 }
-make_spare();
 answer("ready\n");
 my $in = '';
 while (1) {

@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -70,15 +70,4 @@ export async function alteredPerl(from: string, to: string, ...more: Array<[stri
     .join(' ');
   writeFileSync(wrapper, `#!/usr/bin/env perl\nmy ($e, $script, @rest) = @ARGV; my $at; ${replace} exec('perl', $e, $script, @rest) or die "exec: $!";\n`, { mode: 0o755 });
   return wrapper;
-}
-
-/** The children of `parent` whose /proc/<pid>/cmdline, without its trailing NULs, is `commandLine` (a name set through `$0`). */
-export async function childrenOf(parent: number, commandLine: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    if (statFields(name)?.[1] !== String(parent)) continue;
-    if ((await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '')).replace(/\0+$/, '') === commandLine) found.push(Number(name));
-  }
-  return found;
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { groupAlive } from '../../src/runner/kill-group.js';
 import { ProcessLauncher } from '../../src/runner/process-launcher.js';
 import { runCommand, type CommandOptions } from '../../src/runner/run-command.js';
-import { alteredPerl, baseEnv, childrenOf, collect, isRunning, statFields } from '../helpers/processes.js';
+import { alteredPerl, baseEnv, collect, statFields } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -18,18 +18,6 @@ async function run(argv: readonly string[], overrides: Partial<CommandOptions> =
 function parentOf(pid: number): { ppid: number; command: string } {
   const ppid = Number(statFields(pid)?.[1]);
   return { ppid, command: readFileSync(`/proc/${ppid}/cmdline`, 'latin1').split('\0')[0] ?? '' };
-}
-
-/** An alteration for alteredPerl: the helper forks each child on its request, with no spare forked ahead. */
-const NO_SPARE: [string, string] = ['sub make_spare {', 'sub make_spare { return;'];
-
-const SPARE = 'deployhook process helper (spare)';
-
-/** The helper's spare once there is one (the helper forks it again after each start). */
-async function spareOf(helper: number): Promise<number> {
-  let spares: number[] = [];
-  await until('the helper to have a spare', async () => (spares = await childrenOf(helper, SPARE)).length === 1);
-  return spares[0] as number;
 }
 
 describe('the process launcher', () => {
@@ -118,56 +106,11 @@ describe('the process launcher', () => {
 
   it('when its helper ends after forking a command but before its `forked` line, the command is never run', async () => {
     // The helper dies right after its fork; its child looks only once that has surely happened.
-    const launcher = new ProcessLauncher({ perl: await alteredPerl('answer("forked $id $pid\\n");', 'kill(9, $$);', ['if (getppid()', 'select(undef, undef, undef, 0.3); if (getppid()'], NO_SPARE) });
+    const launcher = new ProcessLauncher({ perl: await alteredPerl('answer("forked $id $pid\\n");', 'kill(9, $$);', ['if (getppid()', 'select(undef, undef, undef, 0.3); if (getppid()']) });
     const cwd = await tempDir();
     const { result } = await run(['sh', '-c', 'touch made-it'], { launcher, cwd });
     expect(result.startError).toMatch(/the process helper \(.*\) ended \(SIGKILL\) while starting it$/);
     // Long enough for a child that went on to run the command, even on a busy host.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    expect(existsSync(join(cwd, 'made-it'))).toBe(false);
-  });
-
-  it('starts a command in a child it forked ahead of the request, and forks the next one after each start', async () => {
-    const launcher = new ProcessLauncher();
-    const helper = Number((await run(['sh', '-c', 'echo $PPID'], { launcher })).text.trim());
-    const spare = await spareOf(helper);
-    // Waiting, it has its own session already, and nothing of the daemon's but what it was forked with.
-    expect(statFields(spare)?.[3]).toBe(String(spare));
-    const { result, text } = await run(['sh', '-c', 'echo "$$ $PPID $(cut -d " " -f 5 /proc/$$/stat)"'], { launcher });
-    expect(result).toMatchObject({ exitCode: 0, signal: null });
-    expect(text.trim().split(' ').map(Number)).toEqual([spare, helper, spare]);
-    expect(await spareOf(helper)).not.toBe(spare);
-  });
-
-  it('forks a child on the request when its spare was killed, and forks a spare again', async () => {
-    const launcher = new ProcessLauncher();
-    const told: string[] = [];
-    launcher.onProblem = (reason) => told.push(reason);
-    const helper = Number((await run(['sh', '-c', 'echo $PPID'], { launcher })).text.trim());
-    const spare = await spareOf(helper);
-    process.kill(spare, 'SIGKILL');
-    await until('the spare to be reaped', () => !isRunning(spare));
-    const { result, text } = await run(['sh', '-c', 'echo "$$ $PPID"; exit 5'], { launcher });
-    expect(result).toMatchObject({ exitCode: 5, signal: null });
-    const [pid, parent] = text.trim().split(' ').map(Number);
-    expect({ parent, spare: pid === spare }).toEqual({ parent: helper, spare: false });
-    expect(await spareOf(helper)).not.toBe(spare);
-    expect({ told, unavailable: launcher.unavailable }).toEqual({ told: [], unavailable: undefined });
-  });
-
-  it('a spare ends with its helper, having run nothing', async () => {
-    const launcher = new ProcessLauncher();
-    const helper = Number((await run(['sh', '-c', 'echo $PPID'], { launcher })).text.trim());
-    const spare = await spareOf(helper);
-    process.kill(helper, 'SIGKILL');
-    await until('the spare to end', () => !isRunning(spare));
-  });
-
-  it('when its helper ends after naming its spare for a command but before giving it the request, the command is never run', async () => {
-    const launcher = new ProcessLauncher({ perl: await alteredPerl('answer("forked $id $spare->{pid}\\n");', 'answer("forked $id $spare->{pid}\\n"); kill(9, $$);') });
-    const cwd = await tempDir();
-    const { result } = await run(['sh', '-c', 'touch made-it'], { launcher, cwd });
-    expect(result.startError).toMatch(/the process helper \(.*\) ended \(SIGKILL\) while starting it; what it had started was stopped$/);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(existsSync(join(cwd, 'made-it'))).toBe(false);
   });
@@ -182,7 +125,7 @@ describe('the process launcher', () => {
   });
 
   it('starts a command with node itself when the helper cannot fork at the moment, and keeps the helper', async () => {
-    const launcher = new ProcessLauncher({ perl: await alteredPerl('    $pid = fork();', '    $pid = undef; $! = POSIX::EAGAIN();', NO_SPARE) });
+    const launcher = new ProcessLauncher({ perl: await alteredPerl('my $pid = fork();', 'my $pid; $! = POSIX::EAGAIN();') });
     const { result, text } = await run(['sh', '-c', 'echo $PPID'], { launcher });
     expect(result).toMatchObject({ exitCode: 0 });
     expect(Number(text.trim())).toBe(process.pid);
