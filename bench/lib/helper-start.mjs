@@ -8,8 +8,9 @@
 //
 //   node bench/lib/helper-start.mjs [ROUNDS=4] [STARTS=300] [SCRIPT.pl ...]
 //
-// BENCH_GAP_MS=<ms> waits that long before each start, as a run's starts are spaced (the helper
-// forks its next spare child after each start; back to back, that fork is timed too).
+// BENCH_GAP_MS=<ms> waits that long before each start, as a run's starts are spaced: a helper
+// that does work of its own between starts (forks a child ahead of the next, say) is then not
+// timed doing it, as it would be with the starts back to back.
 import { execFileSync, spawn } from 'node:child_process';
 import { constants, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
