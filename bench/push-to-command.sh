@@ -11,7 +11,7 @@
 # With BENCH_P2C_GIT_TRACE=1, deployhook's git runs with a HOME whose .gitconfig turns on
 # trace2 events, and the table is followed by deployhook's road (when its first git started,
 # how long git itself ran, when the last one ended). Off by default: the trace writes a file
-# per git process (upload-pack's too), and on a host where that is slow it added up to 0.18x
+# per git process (upload-pack's too), and on a host where that is slow it added up to 0.17x
 # to deployhook's side of the ratio, whose other sides run untraced.
 #
 #   bash bench/push-to-command.sh        BENCH_P2C_ROUNDS=20, BENCH_P2C_GIT_TRACE=0 by default
