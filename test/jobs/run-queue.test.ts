@@ -15,24 +15,6 @@ function request(sha: string): RunRequest {
   return { trigger: { type: 'webhook', provider: 'github', delivery: sha.slice(0, 8), pusher: 'test' }, repo: 'acme/app', ref: 'refs/heads/main', branch: 'main', sha, before: '0'.repeat(40), event: Buffer.from('{}') };
 }
 
-/** A real store whose writes for one commit are held until released: the slow disk of a race. */
-class SlowStore extends RunStore {
-  release: () => void = () => undefined;
-  readonly #held: Promise<void>;
-
-  constructor(stateDir: string, readonly slowSha: string) {
-    super(stateDir, join(stateDir, '..', 'logs'));
-    this.#held = new Promise((resolve) => {
-      this.release = resolve;
-    });
-  }
-
-  override async create(record: RunRecord, event: Buffer): Promise<void> {
-    if (record.sha === this.slowSha) await this.#held;
-    await super.create(record, event);
-  }
-}
-
 /** A real store whose writes of a commit wait until let through, and may then fail once: the slow or failing disk of a race. */
 class GatedStore extends RunStore {
   readonly #gates = new Map<string, { open: Promise<void>; fail: boolean }>();
@@ -72,7 +54,8 @@ describe('the run queue', () => {
     const dir = await tempDir();
     const older = 'a'.repeat(40);
     const newer = 'b'.repeat(40);
-    const store = new SlowStore(join(dir, 'state'), older);
+    const store = new GatedStore(join(dir, 'state'));
+    const release = store.gate(older);
     const executed: string[] = [];
     let finishRun: () => void = () => undefined;
     const queue = oneJobQueue(store, async (run) => {
@@ -88,7 +71,7 @@ describe('the run queue', () => {
     const first = queue.enqueue(job, request(older));
     const second = await queue.enqueue(job, request(newer));
     expect(queue.snapshot('app').running?.id).toBe(second.id);
-    store.release();
+    release();
     const late = await first;
     expect(late).toMatchObject({ status: 'superseded', supersededBy: second.id });
     finishRun();
@@ -193,11 +176,12 @@ describe('a push of the waiting run’s commit', () => {
     const dir = await tempDir();
     const sha = 'b'.repeat(40);
     const slow = 'c'.repeat(40);
-    const store = new SlowStore(join(dir, 'state'), slow);
+    const store = new GatedStore(join(dir, 'state'));
+    const release = store.gate(slow);
     const { queue, waiting, finish } = await waitingFor(sha, store);
     const later = queue.enqueue(job, request(slow));
     expect(queue.joinable(job, request(sha))).toBeUndefined();
-    store.release();
+    release();
     const record = await later;
     expect(waiting).toMatchObject({ status: 'superseded', supersededBy: record.id });
     await until('the superseded record on disk', async () => (await readRun(join(dir, 'state'), 'app', waiting.id)).status === 'superseded');
@@ -208,7 +192,8 @@ describe('a push of the waiting run’s commit', () => {
   it('joins the latest arrival of its commit while that record is being written, once it is written', async () => {
     const dir = await tempDir();
     const slow = 'c'.repeat(40);
-    const store = new SlowStore(join(dir, 'state'), slow);
+    const store = new GatedStore(join(dir, 'state'));
+    const release = store.gate(slow);
     const { queue, waiting, finish } = await waitingFor('b'.repeat(40), store);
     const later = queue.enqueue(job, request(slow));
     const joining = queue.joinable(job, request(slow));
@@ -218,7 +203,7 @@ describe('a push of the waiting run’s commit', () => {
     void Promise.resolve(joining).then(() => (settled = true));
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(settled).toBe(false);
-    store.release();
+    release();
     const record = await later;
     expect(await joining).toBe(record);
     expect(queue.snapshot('app').pending).toBe(record);
@@ -236,14 +221,15 @@ describe('a push of the waiting run’s commit', () => {
   it('is replaced with the run it joined when a later arrival of another commit comes', async () => {
     const dir = await tempDir();
     const slow = 'c'.repeat(40);
-    const store = new SlowStore(join(dir, 'state'), slow);
+    const store = new GatedStore(join(dir, 'state'));
+    const release = store.gate(slow);
     const { queue, finish } = await waitingFor('b'.repeat(40), store);
     const joinedRun = queue.enqueue(job, request(slow));
     const joining = queue.joinable(job, request(slow));
     const newer = await queue.enqueue(job, request('d'.repeat(40)));
     // The newest arrival is being written no more, and is of another commit: nothing to join.
     expect(queue.joinable(job, request(slow))).toBeUndefined();
-    store.release();
+    release();
     const record = await joinedRun;
     expect(await joining).toBe(record);
     expect(record).toMatchObject({ status: 'superseded', supersededBy: newer.id });
@@ -254,13 +240,14 @@ describe('a push of the waiting run’s commit', () => {
   it('joins the waiting run when only an earlier arrival is still being written, which it will supersede', async () => {
     const dir = await tempDir();
     const slow = 'c'.repeat(40);
-    const store = new SlowStore(join(dir, 'state'), slow);
+    const store = new GatedStore(join(dir, 'state'));
+    const release = store.gate(slow);
     const { queue, finish } = await waitingFor('b'.repeat(40), store);
     const earlier = queue.enqueue(job, request(slow));
     const latest = await queue.enqueue(job, request('d'.repeat(40)));
     expect(queue.joinable(job, request('d'.repeat(40)))).toBe(latest);
     expect(queue.joinable(job, request(slow))).toBeUndefined();
-    store.release();
+    release();
     expect(await earlier).toMatchObject({ status: 'superseded', supersededBy: latest.id });
     expect(queue.snapshot('app').pending).toBe(latest);
     await finish();
@@ -317,12 +304,8 @@ describe('a push of the waiting run’s commit', () => {
 
   it('needs a run of its own when the record it would join cannot be written', async () => {
     const dir = await tempDir();
-    const store = new (class extends RunStore {
-      override async create(record: RunRecord, event: Buffer): Promise<void> {
-        if (record.sha === 'c'.repeat(40)) throw new Error('disk full');
-        await super.create(record, event);
-      }
-    })(join(dir, 'state'), join(dir, 'logs'));
+    const store = new GatedStore(join(dir, 'state'));
+    store.gate('c'.repeat(40), true)();
     const { queue, finish } = await waitingFor('b'.repeat(40), store);
     const failing = queue.enqueue(job, request('c'.repeat(40)));
     const joining = queue.joinable(job, request('c'.repeat(40)));
