@@ -44,10 +44,12 @@ sub close_inherited {
  * while the child gets ready (a child that finds, just before its exec, that its helper has
  * ended exits instead, so nothing runs whose pid the daemon may not have been told);
  * `started <id> <pid>` once the program has been exec'd; `failed <id> <stage> <errno>` (stage
- * 0: the fork itself, 1: the pipes or the session, 2: the working folder, 3: the user, 4: exec,
+ * 0: the fork itself, 1: the pipes (found before the fork: no `forked` line) or the session, 2: the working folder, 3: the user, 4: exec,
  * 5: the user's groups);
- * and `exited <pid> <wait status>` for each child it reaps. The child opens the pipes through
- * /proc/<daemon>/fd, so they need no name. A request whose first field is `widen` (then id, the
+ * and `exited <pid> <wait status>` for each child it reaps. The helper opens the pipes through
+ * /proc/<daemon>/fd, so they need no name, and sets the environment, before it forks: the
+ * child does only what must be its own (the session, its descriptors 0 to 2, the user, the
+ * folder) before its exec. A request whose first field is `widen` (then id, the
  * daemon's descriptor of a pipe's read end, its `dev:ino`, and a size) sets that pipe's capacity
  * through /proc the same way and answers `widened <id> open <errno>` when it could not open
  * that pipe (or found another file there: EIO), else `widened <id> fcntl <errno>` (0 when
@@ -57,7 +59,7 @@ sub close_inherited {
  * output pipes are made without a `mkfifo` forked from the daemon. A SIGCHLD wakes the loop
  * through a pipe of its own, so no exit waits for the next request. It exits when the daemon
  * closes its stdin (the daemon is gone); what it started runs on, as the children of a killed
- * daemon do, and the daemon's recovery stops them. It ignores the signals that stop a daemon (a
+ * daemon do, and the daemon's recovery stops them. It blocks the signals that stop a daemon (a
  * Ctrl-C reaches the daemon's whole process group): the daemon may still be waiting for runs to
  * end, and only the helper can tell it how they ended.
  */
@@ -67,32 +69,43 @@ $| = 1;
 $0 = 'deployhook process helper';
 my ($daemon, $set_pipe_size) = map { 0 + $_ } @ARGV[0, 1];
 my $helper = $$;
+# Descriptors the daemon was started with (a wrapper's lock file) are closed here, once: what
+# perl opens from now on is closed on exec (above $^F), so none reaches what the helper starts.
+close_inherited();
+open(my $null, '<', '/dev/null') or die "/dev/null: $!";
 pipe(my $wake_in, my $wake_out) or die "pipe: $!";
 for my $end ($wake_in, $wake_out) { fcntl($end, Fcntl::F_SETFL(), Fcntl::O_NONBLOCK()) or die "fcntl: $!" }
 $SIG{CHLD} = sub { syswrite($wake_out, 'x') };
-$SIG{PIPE} = 'IGNORE';
-$SIG{$_} = 'IGNORE' for qw(INT TERM HUP QUIT);
+# Blocked rather than ignored: an ignored signal stays ignored across exec, so every child would
+# have to set each back, and a blocked one is let through by the one sigprocmask it makes anyway.
+my $unblocked = POSIX::SigSet->new();
+POSIX::sigprocmask(POSIX::SIG_BLOCK(), POSIX::SigSet->new(POSIX::SIGPIPE(), POSIX::SIGINT(), POSIX::SIGTERM(), POSIX::SIGHUP(), POSIX::SIGQUIT())) or die "sigprocmask: $!";
 sub answer { print STDOUT $_[0] or exit 0 }
 ${PERL_USER_SUBS}
 sub reap { while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) { answer("exited $pid $?\n") } }
 sub start {
   my ($id, $cwd, $uid, $gid, $out, $err, $pipe, $argc, @rest) = @_;
   my @argv = splice(@rest, 0, $argc);
+  # What can be made ready before the fork is: every page the child writes, and every page of
+  # perl's code it runs, costs it a fault of its own (a copy, or a mapping), before its exec.
+  my $early = sub { answer("failed $id 1 " . (0 + $!) . "\n") };
+  sysopen(my $stdout, "/proc/$daemon/fd/$out", Fcntl::O_WRONLY()) or return $early->();
+  sysopen(my $stderr, "/proc/$daemon/fd/$err", Fcntl::O_WRONLY()) or return $early->();
+  if (join(':', (stat($stdout))[0, 1], (stat($stderr))[0, 1]) ne $pipe) { $! = 5; return $early->() }
+  # The child's environment, which it takes through the fork; the helper's own is emptied again once the child has exec'd.
+  %ENV = ();
+  for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }
   pipe(my $status_in, my $status_out) or return answer("failed $id 0 " . (0 + $!) . "\n");
   my $pid = fork();
   defined $pid or return answer("failed $id 0 " . (0 + $!) . "\n");
   if ($pid == 0) {
-    close $status_in;
     my $stage = 1;
     my $fail = sub { syswrite($status_out, pack('NN', $stage, 0 + $!)); POSIX::_exit(127) };
-    $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE INT TERM HUP QUIT);
-    POSIX::sigprocmask(POSIX::SIG_SETMASK(), POSIX::SigSet->new()) or $fail->();
+    POSIX::sigprocmask(POSIX::SIG_SETMASK(), $unblocked) or $fail->();
     defined POSIX::setsid() or $fail->();
-    open(STDIN, '<', '/dev/null') or $fail->();
-    sysopen(STDOUT, "/proc/$daemon/fd/$out", Fcntl::O_WRONLY()) or $fail->();
-    sysopen(STDERR, "/proc/$daemon/fd/$err", Fcntl::O_WRONLY()) or $fail->();
-    my @pipes = ((stat(STDOUT))[0, 1], (stat(STDERR))[0, 1]);
-    if (join(':', @pipes) ne $pipe) { $! = 5; $fail->() }
+    defined POSIX::dup2(fileno($null), 0) or $fail->();
+    defined POSIX::dup2(fileno($stdout), 1) or $fail->();
+    defined POSIX::dup2(fileno($stderr), 2) or $fail->();
     if ($uid ne '') {
       $stage = 3;
       my $became = become_user($uid, $gid);
@@ -105,15 +118,14 @@ sub start {
     $stage = 2;
     chdir($cwd) or $fail->();
     $stage = 4;
-    %ENV = ();
-    for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }
     # Not exec'd once the helper has ended: the daemon may never have been told this pid.
     if (getppid() != $helper) { $! = 5; $fail->() }
-    # Nothing open but 0, 1, 2 and the status pipe (closed by the exec).
-    close_inherited(fileno($status_out));
+    # Open: 0, 1 and 2; everything else the helper holds is closed by the exec.
     { no warnings; exec { $argv[0] } @argv; }
     $fail->();
   }
+  close $stdout;
+  close $stderr;
   close $status_out;
   answer("forked $id $pid\n");
   my $status = '';
@@ -123,6 +135,7 @@ sub start {
     last if !$got;
   }
   close $status_in;
+  %ENV = ();
   if (length($status) == 8) {
     my ($stage, $errno) = unpack('NN', $status);
     waitpid($pid, 0);

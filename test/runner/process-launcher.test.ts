@@ -95,6 +95,16 @@ describe('the process launcher', () => {
     expect(Number((await run(['sh', '-c', 'echo $PPID'], { launcher })).text.trim())).toBe(helper);
   });
 
+  it('starts a command with no signal blocked or ignored, though the helper blocks those that stop a daemon', async () => {
+    const launcher = new ProcessLauncher();
+    const { result, text } = await run(['grep', '-E', '^Sig(Blk|Ign):', '/proc/self/status'], { launcher });
+    expect(result).toMatchObject({ exitCode: 0 });
+    expect(text.trim().split('\n')).toEqual(['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000']);
+    // Started by the helper, whose own mask is not empty.
+    const helper = Number((await run(['sh', '-c', 'echo $PPID'], { launcher })).text.trim());
+    expect(readFileSync(`/proc/${String(helper)}/status`, 'latin1')).toMatch(/^SigBlk:\t0*[1-9a-f][0-9a-f]*$/m);
+  });
+
   it('when its helper ends after its `forked` line but before `started`, stops what it forked and fails the start', async () => {
     const launcher = new ProcessLauncher({ perl: await alteredPerl('answer("started $id $pid\\n");', 'kill(9, $$);') });
     const cwd = await tempDir();
