@@ -2,11 +2,12 @@
 // (the program has been exec'd) and to its `exited` line, beside node's own spawn() from this
 // small process. The helper is the daemon's own script (read from
 // src/runner/process-helper-script.ts), or a copy of it given as a file, to try a change to
-// what its child does between fork and exec. Each start is /bin/true, one at a time, with
+// what its child does between fork and exec, or a commit's (`git:<commit>`, read with `git
+// show`, to compare a build before a change). Each start is /bin/true, one at a time, with
 // stdout and stderr on FIFOs as the daemon makes them and a 12-variable environment.
 // Rounds alternate the ways; printed per way: the median of each round, in ms.
 //
-//   node bench/lib/helper-start.mjs [ROUNDS=4] [STARTS=300] [SCRIPT.pl ...]
+//   node bench/lib/helper-start.mjs [ROUNDS=4] [STARTS=300] [SCRIPT.pl | git:COMMIT ...]
 //
 // BENCH_GAP_MS=<ms> waits that long before each start, as a run's starts are spaced: a helper
 // that does work of its own between starts (forks a child ahead of the next, say) is then not
@@ -21,11 +22,15 @@ const [rounds = 4, starts = 300] = process.argv.slice(2, 4).map(Number);
 const scripts = process.argv.slice(4);
 const gapMs = Number(process.env.BENCH_GAP_MS ?? 0);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const source = readFileSync(join(root, 'src/runner/process-helper-script.ts'), 'utf8');
-const raw = (name) => new RegExp(`${name} = String\\.raw\`([\\s\\S]*?)\`;`).exec(source)?.[1];
-// The helper's script, with the subroutines it shares with run-as-user.ts put in their place.
-const userSubs = raw('PERL_USER_SUBS');
-const shipped = userSubs === undefined ? undefined : raw('HELPER_SCRIPT')?.replace('${PERL_USER_SUBS}', userSubs);
+const helperSource = 'src/runner/process-helper-script.ts';
+const source = readFileSync(join(root, helperSource), 'utf8');
+/** The helper's script in a version of process-helper-script.ts, with the subroutines it shares with run-as-user.ts put in their place. */
+function assembled(text) {
+  const raw = (name) => new RegExp(`${name} = String\\.raw\`([\\s\\S]*?)\`;`).exec(text)?.[1];
+  const userSubs = raw('PERL_USER_SUBS');
+  return userSubs === undefined ? undefined : raw('HELPER_SCRIPT')?.replace('${PERL_USER_SUBS}', userSubs);
+}
+const shipped = assembled(source);
 // The helper's second argument, as the daemon passes it.
 const setPipeSize = /F_SETPIPE_SZ = (\d+);/.exec(source)?.[1];
 if (!shipped || !setPipeSize) throw new Error('Expected HELPER_SCRIPT, PERL_USER_SUBS and F_SETPIPE_SZ in src/runner/process-helper-script.ts');
@@ -93,8 +98,16 @@ async function nodeSpawn() {
   return [startedMs, performance.now() - sent];
 }
 
+/** A script given as a file, or a commit's helper (`git:<commit>`). */
+function scriptOf(given) {
+  if (!given.startsWith('git:')) return readFileSync(given, 'utf8');
+  const script = assembled(execFileSync('git', ['-C', root, 'show', `${given.slice(4)}:${helperSource}`], { encoding: 'utf8' }));
+  if (script === undefined) throw new Error(`Expected HELPER_SCRIPT and PERL_USER_SUBS in ${helperSource} at ${given.slice(4)}`);
+  return script;
+}
+
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const ways = [['helper (shipped)', await helper(shipped)], ...(await Promise.all(scripts.map(async (file) => [`helper (${file})`, await helper(readFileSync(file, 'utf8'))]))), ['node spawn()', nodeSpawn]];
+const ways = [['helper (shipped)', await helper(shipped)], ...(await Promise.all(scripts.map(async (file) => [`helper (${file})`, await helper(scriptOf(file))]))), ['node spawn()', nodeSpawn]];
 const results = new Map(ways.map(([name]) => [name, { started: [], exited: [] }]));
 for (let round = 0; round < rounds; round += 1) {
   for (const [name, start] of round % 2 === 0 ? ways : [...ways].reverse()) {
