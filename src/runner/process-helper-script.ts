@@ -44,8 +44,8 @@ sub close_inherited {
  * while the child gets ready (a child that finds, just before its exec, that its helper has
  * ended exits instead, so nothing runs whose pid the daemon may not have been told);
  * `started <id> <pid>` once the program has been exec'd; `failed <id> <stage> <errno>` (stage
- * 0: the fork itself, 1: the pipes (found before the fork: no `forked` line) or the session, 2: the working folder, 3: the user, 4: exec,
- * 5: the user's groups);
+ * 0: the fork itself, 1: the pipes (found before the fork: no `forked` line) or the session,
+ * 2: the working folder, 3: the user, 4: exec, 5: the user's groups);
  * and `exited <pid> <wait status>` for each child it reaps. The helper opens the pipes through
  * /proc/<daemon>/fd, so they need no name, and sets the environment, before it forks: the
  * child does only what must be its own (the session, its descriptors 0 to 2, the user, the
@@ -92,12 +92,17 @@ sub start {
   sysopen(my $stdout, "/proc/$daemon/fd/$out", Fcntl::O_WRONLY()) or return $early->();
   sysopen(my $stderr, "/proc/$daemon/fd/$err", Fcntl::O_WRONLY()) or return $early->();
   if (join(':', (stat($stdout))[0, 1], (stat($stderr))[0, 1]) ne $pipe) { $! = 5; return $early->() }
-  # The child's environment, which it takes through the fork; the helper's own is emptied again once the child has exec'd.
+  pipe(my $status_in, my $status_out) or return answer("failed $id 0 " . (0 + $!) . "\n");
+  # The child's environment, which it takes through the fork; the helper's own is emptied again
+  # once the fork has failed or the child has exec'd.
   %ENV = ();
   for (@rest) { my ($name, $value) = split(/=/, $_, 2); $ENV{$name} = $value }
-  pipe(my $status_in, my $status_out) or return answer("failed $id 0 " . (0 + $!) . "\n");
   my $pid = fork();
-  defined $pid or return answer("failed $id 0 " . (0 + $!) . "\n");
+  if (!defined $pid) {
+    my $errno = 0 + $!;
+    %ENV = ();
+    return answer("failed $id 0 $errno\n");
+  }
   if ($pid == 0) {
     my $stage = 1;
     my $fail = sub { syswrite($status_out, pack('NN', $stage, 0 + $!)); POSIX::_exit(127) };
