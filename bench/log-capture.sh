@@ -48,13 +48,17 @@ mbps() { awk -v b="$BYTES" -v s="$1" 'BEGIN { if (s + 0 > 0) printf "%.0f\n", b 
 # command_end FILE: the time the command's pipeline ended ($EPOCHREALTIME), in ms since the epoch
 command_end() { tail -c 4000000 "$1" | sed -n 's/.*bench-elapsed [0-9.]* \([0-9.]*\).*/\1/p' | tail -1 | awk '{ printf "%.0f\n", $1 * 1000 }'; }
 
-# plain_result NAME RUN FILE: records a run that wrote the command's output to FILE, then removes FILE
+# plain_result NAME RUN FILE [FIELDS]: records a run that wrote the command's output to FILE, then removes FILE
 plain_result() {
   local s
   s="$(elapsed_of "$3")"
-  echo "$1 $2 seconds=$s mbps=$(mbps "$s") file_bytes=$(stat -c %s "$3")" >>"$WORK/results"
+  echo "$1 $2 seconds=$s mbps=$(mbps "$s") file_bytes=$(stat -c %s "$3")${4:+ $4}" >>"$WORK/results"
   rm -f "$3"
 }
+
+# cpu_seconds PID: the CPU time (user and system, all its threads) the process has used so far,
+# from /proc/PID/stat's utime and stime (clock ticks), read after the name, which may hold spaces
+cpu_seconds() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }'; }
 
 run_direct() {
   LINE="$LINE" BYTES="$BYTES" bash -c "$SCRIPT" >"$WORK/direct.log" 2>&1
@@ -65,8 +69,9 @@ run_direct() {
 # does it (the floor for Node), its output through node's socket pairs or through pipes as deployhook makes them
 run_node() {
   local mode="${2:-socketpair}"
-  LINE="$LINE" BYTES="$BYTES" node "$BENCH_DIR/lib/node-capture.mjs" "$WORK/node.log" "$SCRIPT" "$mode"
-  plain_result "node-$mode" "$1" "$WORK/node.log"
+  rm -f "$WORK/node.cpu"
+  LINE="$LINE" BYTES="$BYTES" CAPTURE_CPU_FILE="$WORK/node.cpu" node "$BENCH_DIR/lib/node-capture.mjs" "$WORK/node.log" "$SCRIPT" "$mode"
+  plain_result "node-$mode" "$1" "$WORK/node.log" "cpu_s=$(awk '{ printf "%.2f", $1 + $2 }' "$WORK/node.cpu")"
 }
 
 # extra_jobs: the YAML of $EXTRA_SECRETS more jobs (each a list item of `jobs`), with their secrets' files
@@ -110,9 +115,12 @@ push_and_wait() {
 }
 
 run_deployhook() {
-  local name="$1" cap="$2" run="$3" record log s dur
+  local name="$1" cap="$2" run="$3" record log s dur cpu_before cpu
   start_dh "$name-$run" "$cap"
+  cpu_before="$(cpu_seconds "$DH_PID")"
   record="$(push_and_wait)"
+  # The daemon's CPU for the run (its threads; the command runs under the process helper)
+  cpu="$(awk -v a="$cpu_before" -v b="$(cpu_seconds "$DH_PID")" 'BEGIN { printf "%.2f", b - a }')"
   log="$(sed -n 's/.*"logPath": "\(.*\)".*/\1/p' "$record")"
   s="$(elapsed_of "$log")"
   dur="$(sed -n 's/.*"durationMs": \([0-9]*\).*/\1/p' "$record")"
@@ -120,7 +128,7 @@ run_deployhook() {
   local finished after
   finished="$(node -e 'console.log(Date.parse(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).finishedAt))' "$record")"
   after=$((finished - $(command_end "$log")))
-  echo "deployhook-$name $run seconds=$s mbps=$(mbps "$s") run_ms=$dur after_ms=$after run_mbps=$(mbps "$(awk -v d="$dur" 'BEGIN { print d / 1000 }')") status=$(sed -n 's/.*"status": "\([a-z_]*\)".*/\1/p' "$record") log_bytes=$(stat -c %s "$log") rss_mb=$(rss_mb "$DH_PID") hwm_mb=$(hwm_mb "$DH_PID")" >>"$WORK/results"
+  echo "deployhook-$name $run seconds=$s mbps=$(mbps "$s") run_ms=$dur after_ms=$after run_mbps=$(mbps "$(awk -v d="$dur" 'BEGIN { print d / 1000 }')") status=$(sed -n 's/.*"status": "\([a-z_]*\)".*/\1/p' "$record") log_bytes=$(stat -c %s "$log") cpu_s=$cpu rss_mb=$(rss_mb "$DH_PID") hwm_mb=$(hwm_mb "$DH_PID")" >>"$WORK/results"
   note "  $(tail -1 "$WORK/results")"
   stop_started "$DH_PID"
   rm -rf "$DIR"
@@ -167,16 +175,16 @@ med() { median $(awk -v n="$1" '$1 == n' "$WORK/results" | sed -n "s/.* $2=\([^ 
 direct_mbps="$(med direct mbps)"
 echo
 echo "log-capture: $BYTES bytes of ${#LINE}-character lines from \`yes | head -c\`, self-timed; median of $RUNS runs, interleaved; the daemon knows $((EXTRA_SECRETS + 1)) secret(s)"
-table_header "| how | MB/s (command) | seconds | whole run MB/s (record) | log file bytes | vs direct |"
-printf '| redirected to a file | %s | %s | | %s | 1.00 |\n' "$direct_mbps" "$(med direct seconds)" "$(med direct file_bytes)"
-printf '| bare Node: spawn, socket pairs (node'"'"'s stdio) to a WriteStream (bench/lib/node-capture.mjs) | %s | %s | | %s | %s |\n' "$(med node-socketpair mbps)" "$(med node-socketpair seconds)" "$(med node-socketpair file_bytes)" "$(ratio "$(med node-socketpair mbps)" "$direct_mbps")"
-printf '| bare Node: spawn, pipes (as deployhook reads) to a WriteStream (node-capture.mjs ... fifo) | %s | %s | | %s | %s |\n' "$(med node-fifo mbps)" "$(med node-fifo seconds)" "$(med node-fifo file_bytes)" "$(ratio "$(med node-fifo mbps)" "$direct_mbps")"
-printf '| bare Node: the same pipes, widened to 1 MiB (node-capture.mjs ... fifo-wide) | %s | %s | | %s | %s |\n' "$(med node-fifo-wide mbps)" "$(med node-fifo-wide seconds)" "$(med node-fifo-wide file_bytes)" "$(ratio "$(med node-fifo-wide mbps)" "$direct_mbps")"
-printf '| bare Node: widened pipes read by a thread each, blocking reads, synchronous writes (node-capture.mjs ... thread) | %s | %s | | %s | %s |\n' "$(med node-thread mbps)" "$(med node-thread seconds)" "$(med node-thread file_bytes)" "$(ratio "$(med node-thread mbps)" "$direct_mbps")"
-printf '| deployhook, max_log_bytes 100 MiB (default) | %s | %s | %s | %s | %s |\n' "$(med deployhook-capped mbps)" "$(med deployhook-capped seconds)" "$(med deployhook-capped run_mbps)" "$(med deployhook-capped log_bytes)" "$(ratio "$(med deployhook-capped mbps)" "$direct_mbps")"
-printf '| deployhook, max_log_bytes above %s | %s | %s | %s | %s | %s |\n' "$SIZE" "$(med deployhook-whole mbps)" "$(med deployhook-whole seconds)" "$(med deployhook-whole run_mbps)" "$(med deployhook-whole log_bytes)" "$(ratio "$(med deployhook-whole mbps)" "$direct_mbps")"
+table_header "| how | MB/s (command) | seconds | whole run MB/s (record) | log file bytes | CPU s (the reader) | vs direct |"
+printf '| redirected to a file | %s | %s | | %s | | 1.00 |\n' "$direct_mbps" "$(med direct seconds)" "$(med direct file_bytes)"
+printf '| bare Node: spawn, socket pairs (node'"'"'s stdio) to a WriteStream (bench/lib/node-capture.mjs) | %s | %s | | %s | %s | %s |\n' "$(med node-socketpair mbps)" "$(med node-socketpair seconds)" "$(med node-socketpair file_bytes)" "$(med node-socketpair cpu_s)" "$(ratio "$(med node-socketpair mbps)" "$direct_mbps")"
+printf '| bare Node: spawn, pipes (as deployhook reads) to a WriteStream (node-capture.mjs ... fifo) | %s | %s | | %s | %s | %s |\n' "$(med node-fifo mbps)" "$(med node-fifo seconds)" "$(med node-fifo file_bytes)" "$(med node-fifo cpu_s)" "$(ratio "$(med node-fifo mbps)" "$direct_mbps")"
+printf '| bare Node: the same pipes, widened to 1 MiB (node-capture.mjs ... fifo-wide) | %s | %s | | %s | %s | %s |\n' "$(med node-fifo-wide mbps)" "$(med node-fifo-wide seconds)" "$(med node-fifo-wide file_bytes)" "$(med node-fifo-wide cpu_s)" "$(ratio "$(med node-fifo-wide mbps)" "$direct_mbps")"
+printf '| bare Node: widened pipes read by a thread each, blocking reads, synchronous writes (node-capture.mjs ... thread) | %s | %s | | %s | %s | %s |\n' "$(med node-thread mbps)" "$(med node-thread seconds)" "$(med node-thread file_bytes)" "$(med node-thread cpu_s)" "$(ratio "$(med node-thread mbps)" "$direct_mbps")"
+printf '| deployhook, max_log_bytes 100 MiB (default) | %s | %s | %s | %s | %s | %s |\n' "$(med deployhook-capped mbps)" "$(med deployhook-capped seconds)" "$(med deployhook-capped run_mbps)" "$(med deployhook-capped log_bytes)" "$(med deployhook-capped cpu_s)" "$(ratio "$(med deployhook-capped mbps)" "$direct_mbps")"
+printf '| deployhook, max_log_bytes above %s | %s | %s | %s | %s | %s | %s |\n' "$SIZE" "$(med deployhook-whole mbps)" "$(med deployhook-whole seconds)" "$(med deployhook-whole run_mbps)" "$(med deployhook-whole log_bytes)" "$(med deployhook-whole cpu_s)" "$(ratio "$(med deployhook-whole mbps)" "$direct_mbps")"
 for ref in $ALSO_REFS; do
-  printf '| deployhook at %s, max_log_bytes 100 MiB | %s | %s | %s | %s | %s |\n' "$ref" "$(med "deployhook-capped-at-$ref" mbps)" "$(med "deployhook-capped-at-$ref" seconds)" "$(med "deployhook-capped-at-$ref" run_mbps)" "$(med "deployhook-capped-at-$ref" log_bytes)" "$(ratio "$(med "deployhook-capped-at-$ref" mbps)" "$direct_mbps")"
+  printf '| deployhook at %s, max_log_bytes 100 MiB | %s | %s | %s | %s | %s | %s |\n' "$ref" "$(med "deployhook-capped-at-$ref" mbps)" "$(med "deployhook-capped-at-$ref" seconds)" "$(med "deployhook-capped-at-$ref" run_mbps)" "$(med "deployhook-capped-at-$ref" log_bytes)" "$(med "deployhook-capped-at-$ref" cpu_s)" "$(ratio "$(med "deployhook-capped-at-$ref" mbps)" "$direct_mbps")"
 done
 echo
 echo "/healthz, wrk -t1 -c2 --latency:"

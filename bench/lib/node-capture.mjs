@@ -7,11 +7,12 @@
 // to 1 MiB, as deployhook widens a chatty command's pipe (by perl's fcntl F_SETPIPE_SZ); with
 // `thread` the widened pipes are read by a worker thread each, with blocking reads of up to
 // 1 MiB and synchronous appends to FILE (deployhook's capture thread, without its masking,
-// cap and polling).
+// cap and polling). With CAPTURE_CPU_FILE set, the CPU time this process used (all its threads,
+// not the command's), user and system seconds, is written there at the end.
 //
 //   node bench/lib/node-capture.mjs FILE SCRIPT [socketpair|fifo|fifo-wide|thread]     (the script's environment is this one's)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, constants, createWriteStream, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, createWriteStream, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,13 @@ const [file, script, mode = 'socketpair'] = process.argv.slice(2);
 if (!file || !script || !['socketpair', 'fifo', 'fifo-wide', 'thread'].includes(mode)) {
   console.error('usage: node-capture.mjs FILE SCRIPT [socketpair|fifo|fifo-wide|thread]');
   process.exit(2);
+}
+
+/** Writes this process's CPU time to CAPTURE_CPU_FILE, if set: "USER SYSTEM" in seconds. */
+function noteCpu() {
+  if (!process.env.CAPTURE_CPU_FILE) return;
+  const { user, system } = process.cpuUsage();
+  writeFileSync(process.env.CAPTURE_CPU_FILE, `${(user / 1e6).toFixed(3)} ${(system / 1e6).toFixed(3)}\n`);
 }
 
 /** A pipe: both ends of a FIFO, which is then removed; for a thread, the read end blocks. */
@@ -68,6 +76,7 @@ if (mode !== 'socketpair') {
     for (const { write } of pipes) closeSync(write);
     await Promise.all(threads.map((thread) => new Promise((resolve) => thread.once('exit', resolve))));
     closeSync(fd);
+    noteCpu();
     process.exit(0);
   }
   spawn('bash', ['-c', script], { stdio: ['ignore', pipes[0].write, pipes[1].write] });
@@ -81,3 +90,4 @@ for (const source of sources) source.pipe(out, { end: false });
 await Promise.all(sources.map((source) => finished(source)));
 out.end();
 await finished(out);
+noteCpu();
