@@ -1,0 +1,47 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import yaml from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+import { startServe } from '../helpers/cli.js';
+import { createRemote } from '../helpers/git-repo.js';
+import { githubHeaders, githubPush } from '../helpers/payloads.js';
+import { waitForRun } from '../helpers/runs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const SECRET = 'idle-wakeups-secret-0123456789abcd';
+
+/** How often a thread has been switched off its core so far (it waited, or was preempted). */
+async function switchesOf(pid: number, tid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/task/${tid}/status`, 'utf8');
+  const count = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return count('voluntary_ctxt_switches') + count('nonvoluntary_ctxt_switches');
+}
+
+describe('an idle daemon', () => {
+  it('after a run (which loads the metrics), wakes its main thread only a few times a second', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    const config = join(dir, 'deployhook.yml');
+    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] }] }));
+    const daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET } });
+    try {
+      const pid = daemon.process.pid as number;
+      const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+      const response = await fetch(`http://127.0.0.1:${daemon.port}/hooks/github`, { method: 'POST', body, headers: await githubHeaders(body, SECRET) });
+      const [run] = ((await response.json()) as { runs: Array<{ id: string }> }).runs;
+      expect((await waitForRun(join(dir, 'state'), 'app', run?.id ?? '')).status).toBe('succeeded');
+      // The run's end loaded the metrics: prom-client and its default collectors, the event loop's delay among them.
+      // The run's last steps (git's housekeeping, the record's batch put in place) are over by then.
+      await sleep(1_500);
+      const before = await switchesOf(pid, pid);
+      await sleep(2_000);
+      const woken = (await switchesOf(pid, pid)) - before;
+      // Sampling the event loop's delay every 10 ms, it woke ~200 times in these 2 s; every 100 ms, ~20.
+      expect(woken, `${String(woken)} wake-ups in 2 s`).toBeLessThan(60);
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+});
