@@ -41,8 +41,7 @@ SHA="$(git -C "$WORK/remote.git" rev-parse main)"
 SIG="$(push_body "$WORK/push.json" bench/app refs/heads/main "$SHA")"
 TICK_MS="$(awk -v hz="$(getconf CLK_TCK)" 'BEGIN { print 1000 / hz }')"
 
-# ticks STAT_FILE: utime + stime; children_ticks STAT_FILE: cutime + cstime (processes waited for)
-ticks() { awk '{ print $14 + $15 }' "$1"; }
+# children_ticks STAT_FILE: cutime + cstime (processes waited for)
 children_ticks() { awk '{ print $16 + $17 }' "$1"; }
 
 # threads PID: a line "TID TICKS" per thread, "children TICKS", and "helper TICKS": what the
@@ -50,7 +49,7 @@ children_ticks() { awk '{ print $16 + $17 }' "$1"; }
 # processes, whose children it waits for itself)
 threads() {
   local t
-  for t in /proc/"$1"/task/*; do echo "${t##*/} $(ticks "$t/stat")"; done
+  for t in /proc/"$1"/task/*; do echo "${t##*/} $(cpu_ticks "$t/stat")"; done
   echo "children $(children_ticks "/proc/$1/stat")"
   local child
   for child in $(child_pids "$1"); do { sed 's/^.*) //' "/proc/$child/stat" 2>/dev/null || true; }; done |

@@ -56,9 +56,8 @@ plain_result() {
   rm -f "$3"
 }
 
-# cpu_seconds PID: the CPU time (user and system, all its threads) the process has used so far,
-# from /proc/PID/stat's utime and stime (clock ticks), read after the name, which may hold spaces
-cpu_seconds() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }'; }
+# cpu_seconds PID: the CPU time (user and system, all its threads) the process has used so far
+cpu_seconds() { awk -v t="$(cpu_ticks "/proc/$1/stat")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f\n", t / hz }'; }
 
 run_direct() {
   LINE="$LINE" BYTES="$BYTES" bash -c "$SCRIPT" >"$WORK/direct.log" 2>&1

@@ -174,6 +174,9 @@ stop_started() {
 }
 
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# cpu_ticks STAT_FILE: utime + stime in clock ticks, of a process (/proc/PID/stat, all its
+# threads) or of one thread (/proc/PID/task/TID/stat), read after the name, which may hold spaces
+cpu_ticks() { sed 's/^.*) //' "$1" | awk '{ print $12 + $13 }'; }
 # child_pids PID: the pids of PID's children, one a line, from /proc/N/stat's fields after the
 # name, which may hold spaces (the process helper's is "deployhook proc"). A process may end
 # between the listing and the read: cat goes on past it.
