@@ -20,7 +20,7 @@ export interface Instruments {
 }
 
 /** How often the event loop's delay is sampled for the default metrics' `nodejs_eventloop_lag_*` (ms). */
-export const EVENT_LOOP_SAMPLE_MS = 100;
+const EVENT_LOOP_SAMPLE_MS = 100;
 
 /** Makes every metric, with the process metrics prom-client collects by default. */
 export function createInstruments(client: Pick<typeof PromClient, 'Counter' | 'Gauge' | 'Histogram' | 'Registry' | 'collectDefaultMetrics'>, queueDepth: () => number): Instruments {
