@@ -45,7 +45,7 @@ run_deployhook() {
   post_push "$port" "$WORK/warm.json" "$sig" "warm-$run"
   wait_idle "$dir/state/runs/app"
   node "$BENCH_DIR/lib/burst.mjs" --server deployhook --url "http://127.0.0.1:$port/hooks/github" --bare "$WORK/remote.git" \
-    --commits "$WORK/commits" --checkout "$dir/state/checkouts/app" --daemon-log "$WORK/out/deployhook-$run.log" --count "$COUNT" >>"$WORK/results"
+    --commits "$WORK/commits" --checkout "$dir/state/checkouts/app" --pid "$DH_PID" --daemon-log "$WORK/out/deployhook-$run.log" --count "$COUNT" >>"$WORK/results"
   note "  deployhook run $run: $(tail -1 "$WORK/results")"
   stop_started "$DH_PID"
 }
@@ -59,7 +59,7 @@ run_webhook() {
   wh_hooks "$WORK/hooks.json" refs/heads/main "$BENCH_DIR/lib/typical-deploy.sh" "$dir"
   CHECKOUT="$dir/checkout" EVENTS="$dir/events" start_webhook "$WORK/hooks.json" "$port" "$WORK/out/webhook-$run.log"
   node "$BENCH_DIR/lib/burst.mjs" --server webhook --url "http://127.0.0.1:$port/hooks/deploy" --bare "$WORK/remote.git" \
-    --commits "$WORK/commits" --checkout "$dir/checkout" --events "$dir/events" --count "$COUNT" >>"$WORK/results"
+    --commits "$WORK/commits" --checkout "$dir/checkout" --pid "$WH_PID" --events "$dir/events" --count "$COUNT" >>"$WORK/results"
   note "  webhook run $run: $(tail -1 "$WORK/results")"
   stop_started "$WH_PID"
 }

@@ -16,6 +16,7 @@ function timing(values) {
   return values.length > 1 ? `${median} (${values.map((v) => (v === null || v === undefined ? 'never' : Math.round(v))).join(', ')})` : median;
 }
 const each = (f) => (rs) => rs.map(f).join(', ');
+const seconds = (x) => (x === null || x === undefined ? '-' : `${x.toFixed(2)} s`);
 
 const rows = [
   ['pushes acknowledged (202 / 200)', each((r) => `${r.acknowledged}/${r.pushes}`)],
@@ -25,6 +26,9 @@ const rows = [
   ['  of which from the request written: p50 / p99', each((r) => (r.fromWriteP99Ms === undefined ? '-' : `${Math.round(r.fromWriteP50Ms)} / ${Math.round(r.fromWriteP99Ms)} ms`))],
   ['  waiting for main to move, p99', each((r) => (r.mainWaitP99Ms === undefined ? '-' : `${Math.round(r.mainWaitP99Ms)} ms`))],
   ['all acknowledged after', (rs) => timing(rs.map((r) => r.allAckedMs))],
+  ['CPU until then: the server (all its threads; not its deploys)', each((r) => seconds(r.serverCpuS))],
+  ['  its main thread (deployhook: the event loop)', each((r) => seconds(r.serverMainCpuS))],
+  ['  the sender (the same 2 cores)', each((r) => seconds(r.senderCpuS))],
   ['deploys run', each((r) => r.runsExecuted ?? r.deploysStarted)],
   ['  succeeded / failed', each((r) => (r.server === 'deployhook' ? `${r.runStatuses.succeeded ?? 0} / ${(r.runStatuses.failed ?? 0) + (r.runStatuses.timed_out ?? 0)}` : `${r.deploysSucceeded} / ${r.deploysFailed}`))],
   ['  superseded (recorded, not run; since deleted beyond keep_runs)', each((r) => (r.server === 'deployhook' ? String(r.runStatuses.superseded ?? 0) : '-'))],

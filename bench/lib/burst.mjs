@@ -10,11 +10,13 @@
 //   node bench/lib/burst.mjs --server deployhook|webhook --url URL --bare BARE.git
 //     --commits FILE (oldest first; line 1 is already deployed) --checkout DIR
 //     [--daemon-log FILE] (deployhook) [--events FILE] (webhook) [--count 1000] [--duration-ms 1000]
+//     [--pid PID] (the server's: its CPU time over the burst is reported, see cpuSeconds)
 // With BENCH_BURST_TIMELINE=FILE it also appends one JSON line per push to FILE: the server,
 // when the push was due (ms after the first), its status, its latency and the latency's parts.
 // deployhook's runs are read from its own log (`run started`, `run finished`, `run superseded`
 // lines at level info), not from the run records: with the default keep_runs most records of a
 // burst are deleted before it ends, as they would be on a real server.
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -35,6 +37,7 @@ const { values: args } = parseArgs({
     'duration-ms': { type: 'string', default: '1000' },
     sockets: { type: 'string', default: '64' },
     'timeout-s': { type: 'string', default: '240' },
+    pid: { type: 'string' },
   },
 });
 const secret = process.env.BENCH_SECRET;
@@ -110,6 +113,36 @@ async function moveLoop() {
     for (const waiter of ready) waiter.resolve();
   }
   moving = false;
+}
+
+/** Clock ticks a second, the unit of /proc/PID/stat's times. */
+const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+/**
+ * CPU time (utime + stime, in seconds) from /proc/PID/stat: of a whole process (all its threads)
+ * or, with a task id, of one thread; undefined when there is no such process. The fields are
+ * read after the name, which may hold spaces.
+ */
+function cpuSeconds(pid, task) {
+  try {
+    const stat = readFileSync(task === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${task}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  } catch {
+    return undefined;
+  }
+}
+/**
+ * The server's CPU (all its threads; for deployhook also its main thread, the thread whose id
+ * is the pid: webhook's goroutines move between threads) and the sender's own, in seconds.
+ */
+function cpuNow() {
+  const pid = args.pid === undefined ? undefined : Number(args.pid);
+  const own = process.cpuUsage();
+  return {
+    server: pid === undefined ? undefined : cpuSeconds(pid),
+    serverMain: pid === undefined || args.server !== 'deployhook' ? undefined : cpuSeconds(pid, pid),
+    sender: (own.user + own.system) / 1e6,
+  };
 }
 
 /** The checkout's HEAD commit, read from .git without starting git. */
@@ -269,6 +302,9 @@ const watch = setInterval(() => {
 
 t0 = now() + 20;
 const wallT0 = Date.now() + 20;
+// CPU is counted from here (20 ms before the first push is due) until the last reply: the
+// burst's own second, not the runs after it.
+const cpuAtStart = cpuNow();
 const interval = durationMs / count;
 const inFlight = [];
 for (let i = 0; i < count; ) {
@@ -287,6 +323,8 @@ for (let i = 0; i < count; ) {
 }
 await Promise.all(inFlight);
 const ackedMs = now() - t0;
+const cpuAtEnd = cpuNow();
+const cpuSpent = (key) => (cpuAtStart[key] === undefined || cpuAtEnd[key] === undefined ? null : Math.round((cpuAtEnd[key] - cpuAtStart[key]) * 100) / 100);
 // When the last request was written to its connection (after main moved and a connection was free).
 const sentMs = lastWrittenAt - t0;
 
@@ -414,6 +452,11 @@ console.log(
     mainWaitP99Ms: percentile(mainWait, 99),
     ackMaxMs: latencies.at(-1),
     allAckedMs: Math.round(ackedMs),
+    // Seconds of CPU from the burst's start to the last reply: the server's process (all its
+    // threads; not the deploys it started), deployhook's main thread, and this sender's own.
+    serverCpuS: cpuSpent('server'),
+    serverMainCpuS: cpuSpent('serverMain'),
+    senderCpuS: cpuSpent('sender'),
     settled,
     ...report,
     finalHeadCommit: indexOf.get(finalHead) ?? -1,
