@@ -7,7 +7,7 @@
 # less noisy than req/s on a shared machine; the placing thread's follows what creating a file
 # costs the file system at the moment, so compare builds side by side. The load is autocannon's
 # --overallRate (lib/fixed-rate.mjs: each second's requests in a burst), kept so that the
-# figures compare with the earlier ones in docs/benchmarks.md; its p99 column is autocannon's.
+# figures compare with the earlier ones in docs/benchmarks-record.md; its p99 column is autocannon's.
 # Two builds alternate round by round (the work tree's dist/ and BENCH_COMPARE, a commit), each
 # daemon started fresh.
 # BENCH_CASE=a measures case (a) instead (the job wants another branch: verify, decide, 200),

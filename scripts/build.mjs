@@ -2,7 +2,7 @@
 // esbuild into one ES module, with the parts loaded on first use (the HTTP API and pages,
 // git, metrics, the client commands) split into chunks under dist/chunks/. One file instead
 // of ~230 modules takes about a fifth off the daemon's start-up on Node 20 (see
-// docs/benchmarks.md, section 5). Type checking is `npm run typecheck`.
+// docs/benchmarks-record.md, section 5). Type checking is `npm run typecheck`.
 import { chmod, rm } from 'node:fs/promises';
 import { build } from 'esbuild';
 

@@ -3,7 +3,7 @@
 // read 64 KiB at a time), each read written to FILE with a positional write, up to 7 at once
 // (8 buffers; one is always the next read's). Nothing else: no masking, no cap. It differs from
 // node-capture.mjs in three ways at once: the read size, one socket for both streams instead
-// of two pipes, and several writes in flight instead of one WriteStream (docs/benchmarks.md,
+// of two pipes, and several writes in flight instead of one WriteStream (docs/benchmarks-record.md,
 // section 4, "Tried").
 //
 //   node bench/lib/socket-capture.mjs FILE SCRIPT     (the script's environment is this one's)

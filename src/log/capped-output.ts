@@ -74,7 +74,7 @@ const COPY_CHUNK_BYTES = 1024 * 1024;
 /**
  * Output buffered while the previous write is on disk (the stream default, 16 KiB, stalled the
  * command on every chunk). 16 MiB rather than 1: where writing a file is cheap, 1 GB of output
- * went through 1.3× as fast (docs/benchmarks.md, section 4). It is held only while a command
+ * went through 1.3× as fast (docs/benchmarks-record.md, section 4). It is held only while a command
  * writes faster than the disk takes it, and is masked in one go: ~2.5 ms of the main thread for
  * 16 MiB with one secret.
  */

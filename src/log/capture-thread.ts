@@ -60,7 +60,7 @@ const STOP_ANSWER_MS = 5_000;
  * Captures a chatty command's output on a thread of its own, which reads the pipes, masks,
  * caps and writes with synchronous system calls: on the event loop, every 64 KiB read was a
  * callback and every write a trip through the thread pool, and 1 GB of output went through at
- * ~0.6× the speed of a redirect to a file (docs/benchmarks.md, section 4). The log is lent to
+ * ~0.6× the speed of a redirect to a file (docs/benchmarks-record.md, section 4). The log is lent to
  * the thread (capped-output.ts) once what came before is on disk, and comes back when every
  * pipe has ended or the daemon stops reading them. Returns one stream per pipe, in place of the
  * pipe's own, that emits 'activity' while output comes, ends when the log is back, and stops

@@ -22,7 +22,7 @@ const LONGEST_PAUSE_MS = 50;
  * output in fewer, larger pieces takes fewer system calls and wake-ups, of the thread and of
  * the command, on cores they share. A pipe of 1 MiB fills in that time only at over 1 GB/s.
  * Reading whatever had come at once, 1 GB of output took the thread about twice the CPU time
- * of a bare copy (docs/benchmarks.md, section 4); an unwidened pipe (64 KiB or less, which
+ * of a bare copy (docs/benchmarks-record.md, section 4); an unwidened pipe (64 KiB or less, which
  * such a pause could fill) is read as before.
  */
 const WIDE_READ_BYTES = 512 * 1024;

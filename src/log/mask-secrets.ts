@@ -56,7 +56,7 @@ function pendingPrefix(data: Buffer, index: PrefixIndex, longest: number): numbe
   // against the secrets that start with the suffix's first two bytes. Making views here took
   // 125-184 ms of the main thread per GB captured, ~15 % of its work, and trying every secret
   // at every length made a chunk cost half a millisecond with 5,000 of them
-  // (docs/benchmarks.md, sections 4 and 6).
+  // (docs/benchmarks-record.md, sections 4 and 6).
   const end = data.length;
   for (let length = Math.min(longest, end); length > 0; length -= 1) {
     const start = end - length;

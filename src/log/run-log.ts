@@ -31,7 +31,7 @@ export const PREFIX = '[deployhook] ';
  * Opens (creating) a log file for appending; its folder is made only the first time it is
  * missing. Synchronously: the open takes tens of microseconds, where a trip through node's
  * thread pool, on the way to the run's first git, waited ~1 ms behind the reply's durable
- * writes (docs/benchmarks.md, section 3).
+ * writes (docs/benchmarks-record.md, section 3).
  */
 function openForAppend(path: string): number {
   try {

@@ -1,7 +1,7 @@
 /**
  * Where a run log's secrets occur in a chunk of output. One secret is looked for with
  * `Buffer.indexOf` (native, ~130 ms per GiB); that is one pass per secret, so a daemon with
- * twenty jobs made twenty, and halved a chatty command's throughput (docs/benchmarks.md,
+ * twenty jobs made twenty, and halved a chatty command's throughput (docs/benchmarks-record.md,
  * section 4). From three long secrets on, one pass finds them all (Wu and Manber's
  * multi-pattern search): it reads a block of a few bytes at the end of a window as long as the
  * shortest secret, and skips ahead by as much as the block allows, a window's length at most
@@ -25,7 +25,7 @@ const LONG_BYTES = 12;
  * 2^20, a MiB), so that the table stays mostly empty: the fuller it is, the more blocks of
  * output hash to a secret's and allow no skip. With 5,000 secrets of 32 hex characters, 2^20
  * entries searched text full of commit ids (`git log`) 1.7–2.0× as fast as 2^16, other text
- * ~10 % faster (docs/benchmarks.md, section 6).
+ * ~10 % faster (docs/benchmarks-record.md, section 6).
  */
 const BLOCK = 4;
 const MIN_HASH_BITS = 16;

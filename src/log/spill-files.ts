@@ -7,7 +7,7 @@ export function spillFiles(logPath: string): readonly [string, string] {
  * Each segment starts with a header that says which turn it holds (the segments take turns:
  * 0, 1, 2, ...) and how many of the bytes after the header are current. A segment taken again
  * is written over in place rather than emptied first: emptying freed its pages and writing
- * refilled new ones, which took ~1.7× as long as writing over them (docs/benchmarks.md,
+ * refilled new ones, which took ~1.7× as long as writing over them (docs/benchmarks-record.md,
  * section 4). So the file's size no longer tells how much of it is current, and the turn tells
  * which segment is the newer without guessing from file times.
  */

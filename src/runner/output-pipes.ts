@@ -44,7 +44,7 @@ interface Folder {
  * 'pipe' of its stdio, and a socket is not a pipe: opening `/dev/stdout` or `/dev/stderr`
  * fails on one with ENXIO (`echo ... > /dev/stderr`, `tee /dev/stderr`, a program told to log
  * to /dev/stdout), where under a shell, cron or adnanh/webhook it works. A bare Node program
- * also copies a pipe's output faster than a socket's (docs/benchmarks.md, section 4). node has
+ * also copies a pipe's output faster than a socket's (docs/benchmarks-record.md, section 4). node has
  * no pipe(2), but a FIFO opened at both ends and then unlinked is an ordinary pipe.
  *
  * The FIFOs are made ahead, a batch at a time, in a folder of the daemon's own (mkdtemp, mode

@@ -31,7 +31,7 @@ export interface PipeWidenerOptions {
  * Widens a chatty command's output pipe to 1 MiB. A pipe holds 64 KiB, so a command that
  * writes a flood of output waits for the daemon at every 64 KiB, and each wait is a switch
  * between the two: a 1 GB output went 1.35–1.6× as fast through a pipe of 1 MiB
- * (docs/benchmarks.md, section 4). node has no fcntl, so `perl` (part of every Debian and
+ * (docs/benchmarks-record.md, section 4). node has no fcntl, so `perl` (part of every Debian and
  * Ubuntu system: perl-base is Essential) does it: the process helper that starts the runs'
  * processes (process-launcher.ts) while it is up, else a perl started for each pipe that passes
  * 1 MiB; nothing for the others. Where perl is missing (then no pipe is widened until the

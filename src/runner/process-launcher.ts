@@ -85,7 +85,7 @@ for (const [name, value] of Object.entries(constants.signals)) if (!SIGNAL_NAMES
  * Starts the runs' processes from a small perl process of its own (~7 MB), not from the daemon.
  * node's `spawn` forks the daemon: the fork copies the page tables of its memory outside V8's
  * heap and holds the event loop 2–6 ms per start, which under a flood of pushes is 12–15 % of
- * the main thread, and in push to command is on the way to the first line (docs/benchmarks.md,
+ * the main thread, and in push to command is on the way to the first line (docs/benchmarks-record.md,
  * section 1, "Where a start is made"). The helper forks itself instead, with what `spawn`
  * would do (`detached`: a new session and process group; stdin from /dev/null; the user and
  * group of `run_as`; signals at their defaults), and reports each process's end. A `run_as`

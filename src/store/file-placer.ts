@@ -25,7 +25,7 @@ function toError(failure: PlacementFailure): Error {
  * Done on the main thread through node's promise API, each file took four round trips through
  * the thread pool (open, write, close, rename), and each round trip ~35 µs of the event loop:
  * with three files per acknowledged push that was the largest single cost of acknowledging one
- * (docs/benchmarks.md). The thread starts on first use and does not keep the process alive
+ * (docs/benchmarks-record.md). The thread starts on first use and does not keep the process alive
  * while it has nothing to do; if it fails, every batch it held is rejected and the next batch
  * starts a new one.
  */

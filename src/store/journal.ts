@@ -13,7 +13,7 @@ const DEFAULT_MAX_SEGMENT_BYTES = 16 * 1024 * 1024;
  * lands on blocks already written and leaves the file's size as it is. On a journaling file
  * system (ext4, XFS) a durable write that grows a file also waits for a commit of the file
  * system's own journal: 0.49–0.77 ms per 11 KB write at the median on ext4, against 0.24–0.29
- * ms over written zeros (docs/benchmarks.md, section 1). A segment gets zeros from its second
+ * ms over written zeros (docs/benchmarks-record.md, section 1). A segment gets zeros from its second
  * batch on (a quiet daemon writes one batch per push, and no zeros), twice as many as it holds
  * so far, from 64 KiB to 1 MiB at a time, once less than half of the last stretch is left
  * ahead: on flash storage the zeros are writes too.

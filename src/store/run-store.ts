@@ -102,7 +102,7 @@ export class RunStore {
   /**
    * Each job's two folders (its records, its logs), by job name: checked and joined once. Paths are made
    * several times per push (record, payload, log, retention), and path.join each time was ~4 %
-   * of the main thread under a flood of pushes (docs/benchmarks.md, section 1).
+   * of the main thread under a flood of pushes (docs/benchmarks-record.md, section 1).
    */
   readonly #jobPaths = new Map<string, { records: string; logs: string }>();
 
