@@ -176,14 +176,21 @@ echo
 echo "log-capture: $BYTES bytes of ${#LINE}-character lines from \`yes | head -c\`, self-timed; median of $RUNS runs, interleaved; the daemon knows $((EXTRA_SECRETS + 1)) secret(s)"
 table_header "| how | MB/s (command) | seconds | whole run MB/s (record) | log file bytes | CPU s (the reader) | vs direct |"
 printf '| redirected to a file | %s | %s | | %s | | 1.00 |\n' "$direct_mbps" "$(med direct seconds)" "$(med direct file_bytes)"
-printf '| bare Node: spawn, socket pairs (node'"'"'s stdio) to a WriteStream (bench/lib/node-capture.mjs) | %s | %s | | %s | %s | %s |\n' "$(med node-socketpair mbps)" "$(med node-socketpair seconds)" "$(med node-socketpair file_bytes)" "$(med node-socketpair cpu_s)" "$(ratio "$(med node-socketpair mbps)" "$direct_mbps")"
-printf '| bare Node: spawn, pipes (as deployhook reads) to a WriteStream (node-capture.mjs ... fifo) | %s | %s | | %s | %s | %s |\n' "$(med node-fifo mbps)" "$(med node-fifo seconds)" "$(med node-fifo file_bytes)" "$(med node-fifo cpu_s)" "$(ratio "$(med node-fifo mbps)" "$direct_mbps")"
-printf '| bare Node: the same pipes, widened to 1 MiB (node-capture.mjs ... fifo-wide) | %s | %s | | %s | %s | %s |\n' "$(med node-fifo-wide mbps)" "$(med node-fifo-wide seconds)" "$(med node-fifo-wide file_bytes)" "$(med node-fifo-wide cpu_s)" "$(ratio "$(med node-fifo-wide mbps)" "$direct_mbps")"
-printf '| bare Node: widened pipes read by a thread each, blocking reads, synchronous writes (node-capture.mjs ... thread) | %s | %s | | %s | %s | %s |\n' "$(med node-thread mbps)" "$(med node-thread seconds)" "$(med node-thread file_bytes)" "$(med node-thread cpu_s)" "$(ratio "$(med node-thread mbps)" "$direct_mbps")"
-printf '| deployhook, max_log_bytes 100 MiB (default) | %s | %s | %s | %s | %s | %s |\n' "$(med deployhook-capped mbps)" "$(med deployhook-capped seconds)" "$(med deployhook-capped run_mbps)" "$(med deployhook-capped log_bytes)" "$(med deployhook-capped cpu_s)" "$(ratio "$(med deployhook-capped mbps)" "$direct_mbps")"
-printf '| deployhook, max_log_bytes above %s | %s | %s | %s | %s | %s | %s |\n' "$SIZE" "$(med deployhook-whole mbps)" "$(med deployhook-whole seconds)" "$(med deployhook-whole run_mbps)" "$(med deployhook-whole log_bytes)" "$(med deployhook-whole cpu_s)" "$(ratio "$(med deployhook-whole mbps)" "$direct_mbps")"
+# row LABEL NAME BYTES_FIELD [RUN_FIELD]: a line of the table from NAME's medians (RUN_FIELD, the
+# whole run's MB/s from the run record, only for deployhook's runs)
+row() {
+  local run=' '
+  [[ -z "${4:-}" ]] || run=" $(med "$2" "$4") "
+  printf '| %s | %s | %s |%s| %s | %s | %s |\n' "$1" "$(med "$2" mbps)" "$(med "$2" seconds)" "$run" "$(med "$2" "$3")" "$(med "$2" cpu_s)" "$(ratio "$(med "$2" mbps)" "$direct_mbps")"
+}
+row "bare Node: spawn, socket pairs (node's stdio) to a WriteStream (bench/lib/node-capture.mjs)" node-socketpair file_bytes
+row "bare Node: spawn, pipes (as deployhook reads) to a WriteStream (node-capture.mjs ... fifo)" node-fifo file_bytes
+row "bare Node: the same pipes, widened to 1 MiB (node-capture.mjs ... fifo-wide)" node-fifo-wide file_bytes
+row "bare Node: widened pipes read by a thread each, blocking reads, synchronous writes (node-capture.mjs ... thread)" node-thread file_bytes
+row "deployhook, max_log_bytes 100 MiB (default)" deployhook-capped log_bytes run_mbps
+row "deployhook, max_log_bytes above $SIZE" deployhook-whole log_bytes run_mbps
 for ref in $ALSO_REFS; do
-  printf '| deployhook at %s, max_log_bytes 100 MiB | %s | %s | %s | %s | %s | %s |\n' "$ref" "$(med "deployhook-capped-at-$ref" mbps)" "$(med "deployhook-capped-at-$ref" seconds)" "$(med "deployhook-capped-at-$ref" run_mbps)" "$(med "deployhook-capped-at-$ref" log_bytes)" "$(med "deployhook-capped-at-$ref" cpu_s)" "$(ratio "$(med "deployhook-capped-at-$ref" mbps)" "$direct_mbps")"
+  row "deployhook at $ref, max_log_bytes 100 MiB" "deployhook-capped-at-$ref" log_bytes run_mbps
 done
 echo
 echo "/healthz, wrk -t1 -c2 --latency:"
