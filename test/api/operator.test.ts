@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../src/jobs/run-record.js';
 import { execa } from 'execa';
 import { CLI, runCli, startServe, type ServeProcess } from '../helpers/cli.js';
+import { writeConfigFile } from '../helpers/config-file.js';
 import { createRemote, git, type TestRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { connectedTo, freePort } from '../helpers/ports.js';
@@ -189,7 +190,7 @@ describe('the operator API and CLI against a running daemon', () => {
       { ...job, name: 'tagged', tags: ['v*'] },
     ];
     const config = join(dir, 'deployhook.yml');
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', api: { token_env: 'API_TOKEN' }, jobs }));
+    await writeConfigFile(config, { api: { token_env: 'API_TOKEN' }, jobs });
     daemon = await startServe(['--config', config], { env: ENV });
     const context = { dir, config, remote, url: `http://127.0.0.1:${daemon.port}` };
     const state = join(dir, 'state');

@@ -1,10 +1,10 @@
 import { createServer } from 'node:net';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import yaml from 'js-yaml';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, startServe } from '../helpers/cli.js';
+import { writeConfigFile } from '../helpers/config-file.js';
 import { createRemote, git } from '../helpers/git-repo.js';
 import { waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -14,7 +14,7 @@ const PATH_ONLY = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
 
 async function writeConfig(dir: string, settings: Record<string, unknown>): Promise<string> {
   const file = join(dir, 'deployhook.yml');
-  await writeFile(file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', ...settings }));
+  await writeConfigFile(file, settings);
   return file;
 }
 

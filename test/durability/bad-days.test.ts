@@ -3,9 +3,9 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import yaml from 'js-yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServe } from '../helpers/cli.js';
+import { writeConfigFile } from '../helpers/config-file.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
@@ -166,7 +166,7 @@ describe('a command that prints a flood of output', () => {
     const sha = await remote.commit({ 'a.txt': 'a\n' });
     const config = join(dir, 'deployhook.yml');
     const flood = 'echo FIRST-LINE; yes "a line of output that repeats" | head -c 400000000; echo; echo LAST-LINE';
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', max_log_bytes: 1_048_576, jobs: [job('flood', remote.bare, ['sh', '-c', flood]), job('other', remote.bare, ['true'])] }));
+    await writeConfigFile(config, { max_log_bytes: 1_048_576, jobs: [job('flood', remote.bare, ['sh', '-c', flood]), job('other', remote.bare, ['true'])] });
     const daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET } });
     try {
       const post = async (name: string) => {

@@ -1,8 +1,8 @@
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { startServe } from '../helpers/cli.js';
+import { writeConfigFile } from '../helpers/config-file.js';
 import { createRemote, git, REPACK_EVERY_FETCH } from '../helpers/git-repo.js';
 import { isRunning, statFields } from '../helpers/processes.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
@@ -21,7 +21,7 @@ describe('a daemon killed with SIGKILL in the middle of a run', () => {
     const config = join(dir, 'deployhook.yml');
     // The command records its own start and end; a run that is killed never writes its end.
     const command = ['sh', '-c', `echo "start $DEPLOYHOOK_RUN_ID" >> ${trace}; sleep 2; echo "end $DEPLOYHOOK_RUN_ID" >> ${trace}`];
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ name: 'slow', provider: 'github', repo: 'acme/slow', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command, kill_grace: '1s' }] }));
+    await writeConfigFile(config, { jobs: [{ name: 'slow', provider: 'github', repo: 'acme/slow', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command, kill_grace: '1s' }] });
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET };
 
     const commits: string[] = [];
@@ -91,7 +91,7 @@ describe('a daemon killed with SIGKILL while git works in a checkout', () => {
     const dir = await tempDir();
     const remote = await createRemote(dir);
     const config = join(dir, 'deployhook.yml');
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'], kill_grace: '1s' }] }));
+    await writeConfigFile(config, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'], kill_grace: '1s' }] });
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET };
     const state = join(dir, 'state');
     const checkout = join(state, 'checkouts', 'app');
@@ -146,7 +146,7 @@ describe("a daemon killed with SIGKILL during git's housekeeping after a run", (
     await mkdir(home);
     await writeFile(join(home, '.gitconfig'), REPACK_EVERY_FETCH);
     const config = join(dir, 'deployhook.yml');
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: `file://${remote.bare}`, command: ['true'], kill_grace: '1s' }] }));
+    await writeConfigFile(config, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: `file://${remote.bare}`, command: ['true'], kill_grace: '1s' }] });
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET, HOME: home };
     const state = join(dir, 'state');
     const checkout = join(state, 'checkouts', 'app');
@@ -208,7 +208,7 @@ describe('a daemon killed with SIGKILL while a capture thread writes a flood of 
     // Floods once (numbered lines, so that any stretch of them can be checked), then, repeated after the restart, does nothing.
     const done = join(dir, 'flooded');
     const command = ['sh', '-c', `[ -e ${done} ] && exit 0; touch ${done}; seq 1 1000000000`];
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', max_log_bytes: maxBytes, jobs: [{ name: 'flood', provider: 'github', repo: 'acme/flood', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }));
+    await writeConfigFile(config, { max_log_bytes: maxBytes, jobs: [{ name: 'flood', provider: 'github', repo: 'acme/flood', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] });
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET };
 
     const first = await startServe(['--config', config], { env });

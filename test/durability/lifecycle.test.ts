@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { CLI, REPO_ROOT, runCli, startServe, type ServeProcess } from '../helpers/cli.js';
+import { writeConfigFile } from '../helpers/config-file.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
@@ -40,7 +41,7 @@ async function serveSlowRun(shutdownTimeout: string) {
   const remote = await createRemote(dir);
   const sha = await remote.commit({ 'a.txt': 'a\n' });
   const config = join(dir, 'deployhook.yml');
-  await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: shutdownTimeout, jobs: [slowJob(remote.bare, join(dir, 'marker'))] }));
+  await writeConfigFile(config, { shutdown_timeout: shutdownTimeout, jobs: [slowJob(remote.bare, join(dir, 'marker'))] });
   const state = join(dir, 'state');
   // The daemon's temporary folder (its FIFOs' folder is made there), of this test alone.
   const tmp = join(dir, 'tmp');
@@ -114,7 +115,7 @@ describe('kill -9 during a run whose output passed max_log_bytes', () => {
       command: ['sh', '-c', `if [ -e ${marker} ]; then echo repeated; else touch ${marker}; i=0; while [ $i -lt 300 ]; do echo "line $i of the output"; i=$((i+1)); done; echo "LAST-LINE-$((6*7))"; sleep 60; fi`],
     };
     const config = join(dir, 'deployhook.yml');
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', max_log_bytes: 4096, jobs: [job] }));
+    await writeConfigFile(config, { max_log_bytes: 4096, jobs: [job] });
     const state = join(dir, 'state');
     const first = await startServe(['--config', config], { env: ENV });
     const id = (await push(first.port, 'acme/slow', sha)).body.runs?.[0]?.id ?? '';
@@ -175,17 +176,17 @@ describe('SIGHUP', () => {
     const sha = await remote.commit({ 'a.txt': 'a\n' });
     const config = join(dir, 'deployhook.yml');
     const job = { name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] };
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [job] }));
+    await writeConfigFile(config, { jobs: [job] });
     const daemon = await startServe(['--config', config], { env: ENV });
     try {
-      await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ ...job, branches: [''] }] }));
+      await writeConfigFile(config, { jobs: [{ ...job, branches: [''] }] });
       daemon.process.kill('SIGHUP');
       await reloaded(daemon, 1);
       const refused = daemon.lines.find((line) => String(line.msg).startsWith('reload refused'));
       expect(refused?.issues).toEqual(['jobs[0].branches[0]: expected a non-empty glob']);
       expect((await push(daemon.port, 'acme/app', sha)).status).toBe(202);
 
-      await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ ...job, name: 'renamed', repo: 'acme/other' }] }));
+      await writeConfigFile(config, { jobs: [{ ...job, name: 'renamed', repo: 'acme/other' }] });
       daemon.process.kill('SIGHUP');
       await reloaded(daemon, 2);
       // The secret still verifies (it is the new job's), but no job deploys acme/app now.
@@ -199,7 +200,7 @@ describe('SIGHUP', () => {
   it("the unit's reload, sent as the daemon starts, waits for the daemon's handler and reloads it instead of ending it", async () => {
     const dir = await tempDir();
     const config = join(dir, 'deployhook.yml');
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [] }));
+    await writeConfigFile(config, { jobs: [] });
     const unit = await readFile(join(REPO_ROOT, 'systemd', 'deployhook.service'), 'utf8');
     expect(unit).toMatch(/^ExecReload=\/opt\/deployhook\/libexec\/reload\.sh \$MAINPID$/m);
     // Node's own SIGHUP action ends the process: a plain `kill -HUP` this early would stop it.
@@ -226,7 +227,7 @@ describe('SIGHUP', () => {
       // The first reload's secret file is a FIFO: its read waits for a writer.
       const fifo = join(dir, 'slow-secret');
       await execa('mkfifo', [fifo]);
-      const write = (jobs: unknown[]) => writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs }));
+      const write = (jobs: unknown[]) => writeConfigFile(hook.config.file, { jobs });
       await write([job('a'), job('old', { secret_file: fifo })]);
       const first = hook.daemon.reload();
       // A FIFO opens for writing without waiting only once a reader is opening it.
@@ -262,7 +263,7 @@ describe('SIGHUP', () => {
     const job = { name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] };
     const hook = await startDaemon(dir, { headers_timeout: '30s', request_timeout: '60s', jobs: [job] }, { SECRET });
     try {
-      await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', headers_timeout: '1s', request_timeout: '2s', dedup_window: '1d', jobs: [job] }));
+      await writeConfigFile(hook.config.file, { headers_timeout: '1s', request_timeout: '2s', dedup_window: '1d', jobs: [job] });
       const applied = await hook.daemon.reload();
       expect(applied).toMatchObject({ headersTimeoutMs: 1_000, requestTimeoutMs: 2_000, dedupWindowMs: 7 * 24 * 60 * 60 * 1000 });
       // A client that never finishes its headers: dropped by the new limit, not the old one of 30 s.
@@ -283,7 +284,7 @@ describe('SIGHUP', () => {
       expect(warned.map((line) => line.key)).toEqual(['dedup_window']);
 
       // A tolerance the running dedup window (7 days) cannot cover: a replay within it would run again.
-      await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', dedup_window: '30d', timestamp_tolerance: '4d', jobs: [job] }));
+      await writeConfigFile(hook.config.file, { dedup_window: '30d', timestamp_tolerance: '4d', jobs: [job] });
       await expect(hook.daemon.reload()).rejects.toMatchObject({ issues: [{ path: 'timestamp_tolerance', message: 'expected at most half the running dedup_window (168h00m), which changes only on restart; got 96h00m' }] });
       // A new state_dir waits for a restart, and so do the checkouts under it.
       await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'elsewhere', log_dir: 'logs', jobs: [job] }));
@@ -309,7 +310,7 @@ describe('SIGHUP', () => {
       const second = await hook.post('github', body, await githubHeaders(body, SECRET));
       const waiting = (second.json.runs as Array<{ id: string }>)[0]?.id ?? '';
       expect(hook.daemon.queue.snapshot('slow').pending?.id).toBe(waiting);
-      await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: '1s', jobs: [] }));
+      await writeConfigFile(hook.config.file, { shutdown_timeout: '1s', jobs: [] });
       await hook.daemon.reload();
       const cancelled = await waitForRun(join(dir, 'state'), 'slow', waiting);
       expect(cancelled).toMatchObject({ status: 'cancelled', reason: 'job slow was removed from the config by a reload' });

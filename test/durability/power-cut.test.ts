@@ -1,8 +1,8 @@
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { startServe } from '../helpers/cli.js';
+import { writeConfigFile } from '../helpers/config-file.js';
 import { createRemote, git } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { runsOf } from '../helpers/runs.js';
@@ -19,7 +19,7 @@ describe('a power cut right after pushes were acknowledged', () => {
     await writeFile(trace, '');
     const config = join(dir, 'deployhook.yml');
     const command = ['sh', '-c', `echo "start $DEPLOYHOOK_RUN_ID" >> ${trace}; sleep 2`];
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command, kill_grace: '1s' }] }));
+    await writeConfigFile(config, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command, kill_grace: '1s' }] });
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET };
     const first = await remote.commit({ 'n.txt': '1\n' });
     const second = await remote.commit({ 'n.txt': '2\n' });

@@ -1,11 +1,10 @@
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import yaml from 'js-yaml';
 import pino from 'pino';
 import { createDaemon, type Daemon } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
+import { writeConfigFile } from './config-file.js';
 
 export interface TestDaemon {
   url: string;
@@ -23,7 +22,7 @@ export interface TestDaemon {
  */
 export async function startDaemon(dir: string, settings: Record<string, unknown>, env: Record<string, string> = {}): Promise<TestDaemon> {
   const file = join(dir, 'deployhook.yml');
-  await writeFile(file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', ...settings }));
+  await writeConfigFile(file, settings);
   const daemonEnv = { ...process.env, ...env };
   const config = await loadConfig(file, daemonEnv);
   const logLines: string[] = [];

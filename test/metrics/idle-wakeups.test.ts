@@ -1,9 +1,9 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { startServe } from '../helpers/cli.js';
+import { writeConfigFile } from '../helpers/config-file.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { waitForRun } from '../helpers/runs.js';
@@ -23,7 +23,7 @@ describe('an idle daemon', () => {
     const remote = await createRemote(dir);
     const sha = await remote.commit({ 'a.txt': 'a\n' });
     const config = join(dir, 'deployhook.yml');
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] }] }));
+    await writeConfigFile(config, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] }] });
     const daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET } });
     try {
       const pid = daemon.process.pid as number;

@@ -1,8 +1,8 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { startServe } from '../helpers/cli.js';
+import { writeConfigFile } from '../helpers/config-file.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { waitForRun } from '../helpers/runs.js';
@@ -19,7 +19,7 @@ describe('a descriptor the daemon was started with', () => {
     const config = join(dir, 'deployhook.yml');
     // The command names where each of its descriptors leads (ls's own listing of the folder among them).
     const command = ['ls', '-l', '/proc/self/fd/'];
-    await writeFile(config, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }));
+    await writeConfigFile(config, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] });
     const daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SECRET }, before: `exec 50>>'${lock}'` });
     try {
       // The daemon holds it, as the wrapper meant.
