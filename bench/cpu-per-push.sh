@@ -41,8 +41,9 @@ SHA="$(git -C "$WORK/remote.git" rev-parse main)"
 SIG="$(push_body "$WORK/push.json" bench/app refs/heads/main "$SHA")"
 TICK_MS="$(awk -v hz="$(getconf CLK_TCK)" 'BEGIN { print 1000 / hz }')"
 
-# children_ticks STAT_FILE: cutime + cstime (processes waited for)
-children_ticks() { awk '{ print $16 + $17 }' "$1"; }
+# children_ticks STAT_FILE: cutime + cstime (processes waited for), read after the name as
+# cpu_ticks (common.sh) reads utime and stime
+children_ticks() { sed 's/^.*) //' "$1" | awk '{ print $14 + $15 }'; }
 
 # threads PID: a line "TID TICKS" per thread, "children TICKS", and "helper TICKS": what the
 # daemon's children still running have used with theirs (the helper that starts the runs'
