@@ -3,14 +3,19 @@
 # to one job. deployhook (coalescing, one run at a time) beside adnanh/webhook running the
 # typical `git fetch && git reset --hard "$SHA" && ./deploy.sh` script for every push.
 # The deploy (deploy.sh in the repository) prints a line and sleeps BENCH_DEPLOY_SECONDS.
-# Both checkouts are warm (the commit before the burst is deployed first).
+# Both checkouts are warm (the commit before the burst is deployed first); deployhook's code is
+# not: the burst is the first load the daemon meets, as after a restart or a quiet spell.
 #
 #   bash bench/burst.sh        BENCH_BURST_COUNT=1000 BENCH_DEPLOY_SECONDS=1 BENCH_BURST_RUNS=1
 #   BENCH_SERVERS=deployhook: deployhook alone (to compare builds or profile it quickly)
+#   BENCH_BURST_TWICE=1: each server then gets a second burst of as many newer commits once it
+#     is idle again, and the table a column for it: the same burst against a server that has
+#     met one already (deployhook's hot code compiled by then, its memory already taken)
 source "$(dirname "$0")/lib/common.sh"
 
 COUNT="${BENCH_BURST_COUNT:-1000}"
 RUNS="${BENCH_BURST_RUNS:-1}"
+BURSTS=$((1 + ${BENCH_BURST_TWICE:-0}))
 export DEPLOY_SECONDS="${BENCH_DEPLOY_SECONDS:-1}"
 
 bench_need webhook curl
@@ -18,9 +23,13 @@ bench_need_build
 bench_workdir
 bench_snapshot
 
-make_repo "$WORK/remote.git" "$((COUNT + 1))"
-git -C "$WORK/remote.git" rev-list --reverse main >"$WORK/commits"
-C0="$(head -1 "$WORK/commits")"
+make_repo "$WORK/remote.git" "$((BURSTS * COUNT + 1))"
+git -C "$WORK/remote.git" rev-list --reverse main >"$WORK/all-commits"
+# commits-N: burst N's commits, after the one deployed before it (line 1)
+for ((burst = 1; burst <= BURSTS; burst++)); do
+  sed -n "$(((burst - 1) * COUNT + 1)),$((burst * COUNT + 1))p" "$WORK/all-commits" >"$WORK/commits-$burst"
+done
+C0="$(head -1 "$WORK/all-commits")"
 mkdir -p "$WORK/out"
 
 # wait_idle RUNS_DIR: until no run is queued or running and one has succeeded (60 s at most)
@@ -44,9 +53,12 @@ run_deployhook() {
   sig="$(push_body "$WORK/warm.json" bench/app refs/heads/main "$C0")"
   post_push "$port" "$WORK/warm.json" "$sig" "warm-$run"
   wait_idle "$dir/state/runs/app"
-  node "$BENCH_DIR/lib/burst.mjs" --server deployhook --url "http://127.0.0.1:$port/hooks/github" --bare "$WORK/remote.git" \
-    --commits "$WORK/commits" --checkout "$dir/state/checkouts/app" --pid "$DH_PID" --daemon-log "$WORK/out/deployhook-$run.log" --count "$COUNT" >>"$WORK/results"
-  note "  deployhook run $run: $(tail -1 "$WORK/results")"
+  # burst.mjs returns once the daemon is idle again: each burst counts only its own runs
+  for ((burst = 1; burst <= BURSTS; burst++)); do
+    node "$BENCH_DIR/lib/burst.mjs" --server deployhook --burst "$burst" --url "http://127.0.0.1:$port/hooks/github" --bare "$WORK/remote.git" \
+      --commits "$WORK/commits-$burst" --checkout "$dir/state/checkouts/app" --pid "$DH_PID" --daemon-log "$WORK/out/deployhook-$run.log" --count "$COUNT" >>"$WORK/results"
+    note "  deployhook run $run, burst $burst: $(tail -1 "$WORK/results")"
+  done
   stop_started "$DH_PID"
 }
 
@@ -58,9 +70,13 @@ run_webhook() {
   git clone -q "$WORK/remote.git" "$dir/checkout"
   wh_hooks "$WORK/hooks.json" refs/heads/main "$BENCH_DIR/lib/typical-deploy.sh" "$dir"
   CHECKOUT="$dir/checkout" EVENTS="$dir/events" start_webhook "$WORK/hooks.json" "$port" "$WORK/out/webhook-$run.log"
-  node "$BENCH_DIR/lib/burst.mjs" --server webhook --url "http://127.0.0.1:$port/hooks/deploy" --bare "$WORK/remote.git" \
-    --commits "$WORK/commits" --checkout "$dir/checkout" --pid "$WH_PID" --events "$dir/events" --count "$COUNT" >>"$WORK/results"
-  note "  webhook run $run: $(tail -1 "$WORK/results")"
+  for ((burst = 1; burst <= BURSTS; burst++)); do
+    # the scripts' start and end lines of this burst only (the last burst's have all ended)
+    : >"$dir/events"
+    node "$BENCH_DIR/lib/burst.mjs" --server webhook --burst "$burst" --url "http://127.0.0.1:$port/hooks/deploy" --bare "$WORK/remote.git" \
+      --commits "$WORK/commits-$burst" --checkout "$dir/checkout" --pid "$WH_PID" --events "$dir/events" --count "$COUNT" >>"$WORK/results"
+    note "  webhook run $run, burst $burst: $(tail -1 "$WORK/results")"
+  done
   stop_started "$WH_PID"
 }
 

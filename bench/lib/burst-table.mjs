@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 
 const [file, count, deploySeconds] = process.argv.slice(2);
 const all = readFileSync(file, 'utf8').split('\n').map((line) => line.trim()).filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
-const of = (server) => all.filter((r) => r.server === server);
+/** One server's results of its first burst since it started, or (2) of its next one. */
+const of = (server, burst = 1) => all.filter((r) => r.server === server && (r.burst ?? 1) === burst);
 const ms = (x) => (x === null || x === undefined ? 'never' : `${Math.round(x)} ms`);
 
 /** The median over runs (a run where it never happened counts as never), then each run's value. */
@@ -40,11 +41,19 @@ const rows = [
   ['HEAD moved', each((r) => `${r.headChanges}x`)],
 ];
 const runs = of('deployhook').length;
+// A column per server and burst that ran (BENCH_SERVERS=deployhook: no webhook; BENCH_BURST_TWICE:
+// each server's next burst, once it was idle again).
+const columns = [
+  ['deployhook', of('deployhook')],
+  ['adnanh/webhook + typical script', of('webhook')],
+  ['deployhook, its next burst', of('deployhook', 2)],
+  ['webhook, its next burst', of('webhook', 2)],
+].filter(([, rs]) => rs.length > 0);
 console.log(`\nburst: ${count} signed pushes of ${count} commits to one job, paced over about 1 s (open loop, 64 keep-alive sockets); deploy.sh sleeps ${deploySeconds}s; times from the first push; ${runs} run(s) each: median (each run)`);
-console.log('| | deployhook | adnanh/webhook + typical script |');
-console.log('|---|---|---|');
-for (const [label, f] of rows) console.log(`| ${label} | ${f(of('deployhook'))} | ${f(of('webhook'))} |`);
-const failures = of('deployhook').flatMap((r) => r.failures ?? []);
+console.log(`| |${columns.map(([name]) => ` ${name} |`).join('')}`);
+console.log(`|---|${columns.map(() => '---|').join('')}`);
+for (const [label, f] of rows) console.log(`| ${label} |${columns.map(([, rs]) => ` ${f(rs)} |`).join('')}`);
+const failures = all.filter((r) => r.server === 'deployhook').flatMap((r) => r.failures ?? []);
 if (failures.length > 0) console.log(`\ndeployhook runs that failed: ${failures.join('; ')}`);
 console.log('\nper run:');
 for (const r of all) console.log(`  ${JSON.stringify(r)}`);

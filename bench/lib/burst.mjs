@@ -11,6 +11,7 @@
 //     --commits FILE (oldest first; line 1 is already deployed) --checkout DIR
 //     [--daemon-log FILE] (deployhook) [--events FILE] (webhook) [--count 1000] [--duration-ms 1000]
 //     [--pid PID] (the server's: its CPU time over the burst is reported, see cpuSeconds)
+//     [--burst N] (1 by default: the server's first burst since it started; 2 for the next one)
 // With BENCH_BURST_TIMELINE=FILE it also appends one JSON line per push to FILE: the server,
 // when the push was due (ms after the first), its status, its latency and the latency's parts.
 // deployhook's runs are read from its own log (`run started`, `run finished`, `run superseded`
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     sockets: { type: 'string', default: '64' },
     'timeout-s': { type: 'string', default: '240' },
     pid: { type: 'string' },
+    burst: { type: 'string', default: '1' },
   },
 });
 const secret = process.env.BENCH_SECRET;
@@ -440,6 +442,7 @@ const lastChange = headChanges.at(-1);
 console.log(
   JSON.stringify({
     server: args.server,
+    burst: Number(args.burst),
     pushes: count,
     sentInMs: Math.round(sentMs),
     acknowledged: statuses[accepted] ?? 0,
