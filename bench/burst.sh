@@ -15,7 +15,11 @@ source "$(dirname "$0")/lib/common.sh"
 
 COUNT="${BENCH_BURST_COUNT:-1000}"
 RUNS="${BENCH_BURST_RUNS:-1}"
-BURSTS=$((1 + ${BENCH_BURST_TWICE:-0}))
+case "${BENCH_BURST_TWICE:-0}" in
+  0) BURSTS=1 ;;
+  1) BURSTS=2 ;;
+  *) die "expected BENCH_BURST_TWICE to be 0 or 1, got ${BENCH_BURST_TWICE}" ;;
+esac
 export DEPLOY_SECONDS="${BENCH_DEPLOY_SECONDS:-1}"
 
 bench_need webhook curl
@@ -42,6 +46,14 @@ wait_idle() {
   die "the warm-up run did not finish"
 }
 
+# burst_settled: whether the last burst's deploys all ended; if not, its late lines would count
+# in the next burst, which is then left out
+burst_settled() {
+  tail -1 "$WORK/results" | grep -q '"settled":true' && return 0
+  ((burst == BURSTS)) || note "  the burst did not settle: no next burst in this run"
+  return 1
+}
+
 run_deployhook() {
   local run="$1" port dir="$WORK/dh-$1" sig
   port="$(free_port)"
@@ -58,6 +70,7 @@ run_deployhook() {
     node "$BENCH_DIR/lib/burst.mjs" --server deployhook --burst "$burst" --url "http://127.0.0.1:$port/hooks/github" --bare "$WORK/remote.git" \
       --commits "$WORK/commits-$burst" --checkout "$dir/state/checkouts/app" --pid "$DH_PID" --daemon-log "$WORK/out/deployhook-$run.log" --count "$COUNT" >>"$WORK/results"
     note "  deployhook run $run, burst $burst: $(tail -1 "$WORK/results")"
+    burst_settled || break
   done
   stop_started "$DH_PID"
 }
@@ -71,11 +84,12 @@ run_webhook() {
   wh_hooks "$WORK/hooks.json" refs/heads/main "$BENCH_DIR/lib/typical-deploy.sh" "$dir"
   CHECKOUT="$dir/checkout" EVENTS="$dir/events" start_webhook "$WORK/hooks.json" "$port" "$WORK/out/webhook-$run.log"
   for ((burst = 1; burst <= BURSTS; burst++)); do
-    # the scripts' start and end lines of this burst only (the last burst's have all ended)
+    # the scripts' start and end lines of this burst only (the last burst's have all ended: it settled)
     : >"$dir/events"
     node "$BENCH_DIR/lib/burst.mjs" --server webhook --burst "$burst" --url "http://127.0.0.1:$port/hooks/deploy" --bare "$WORK/remote.git" \
       --commits "$WORK/commits-$burst" --checkout "$dir/checkout" --pid "$WH_PID" --events "$dir/events" --count "$COUNT" >>"$WORK/results"
     note "  webhook run $run, burst $burst: $(tail -1 "$WORK/results")"
+    burst_settled || break
   done
   stop_started "$WH_PID"
 }

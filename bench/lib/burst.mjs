@@ -12,7 +12,7 @@
 //     [--daemon-log FILE] (deployhook) [--events FILE] (webhook) [--count 1000] [--duration-ms 1000]
 //     [--pid PID] (the server's: its CPU time over the burst is reported, see cpuSeconds)
 //     [--burst N] (1 by default: the server's first burst since it started; 2 for the next one)
-// With BENCH_BURST_TIMELINE=FILE it also appends one JSON line per push to FILE: the server,
+// With BENCH_BURST_TIMELINE=FILE it also appends one JSON line per push to FILE: the server, the burst,
 // when the push was due (ms after the first), its status, its latency and the latency's parts.
 // deployhook's runs are read from its own log (`run started`, `run finished`, `run superseded`
 // lines at level info), not from the run records: with the default keep_runs most records of a
@@ -336,7 +336,7 @@ function percentile(sorted, p) {
 }
 const sorted = (key) => results.filter((result) => result[key] !== undefined).map((result) => result[key]).sort((a, b) => a - b);
 const latencies = sorted('latencyMs');
-if (process.env.BENCH_BURST_TIMELINE) appendFileSync(process.env.BENCH_BURST_TIMELINE, results.map(({ body: _body, ...rest }) => JSON.stringify({ server: args.server, ...rest })).join('\n') + '\n');
+if (process.env.BENCH_BURST_TIMELINE) appendFileSync(process.env.BENCH_BURST_TIMELINE, results.map(({ body: _body, ...rest }) => JSON.stringify({ server: args.server, burst: Number(args.burst), ...rest })).join('\n') + '\n');
 // The parts of each latency: waiting for main to move, for a free connection, and from the
 // request's write to the reply's end (the server's part, and the network's).
 const fromWrite = sorted('fromWriteMs');
