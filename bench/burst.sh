@@ -46,12 +46,20 @@ wait_idle() {
   die "the warm-up run did not finish"
 }
 
-# burst_settled: whether the last burst's deploys all ended; if not, its late lines would count
-# in the next burst, which is then left out
-burst_settled() {
-  tail -1 "$WORK/results" | grep -q '"settled":true' && return 0
-  ((burst == BURSTS)) || note "  the burst did not settle: no next burst in this run"
-  return 1
+# bursts SERVER RUN ARGS...: the run's bursts against one started server (burst.mjs with ARGS
+# and each burst's commits), each a line of results. burst.mjs returns once the server is idle
+# again, and counts only its own burst's runs or deploys; after a burst that did not settle,
+# whose late lines the next would count, there is no next.
+bursts() {
+  local server="$1" run="$2" burst
+  shift 2
+  for ((burst = 1; burst <= BURSTS; burst++)); do
+    node "$BENCH_DIR/lib/burst.mjs" --server "$server" --burst "$burst" --commits "$WORK/commits-$burst" --count "$COUNT" "$@" >>"$WORK/results"
+    note "  $server run $run, burst $burst: $(tail -1 "$WORK/results")"
+    tail -1 "$WORK/results" | grep -q '"settled":true' && continue
+    ((burst == BURSTS)) || note "  the burst did not settle: no next burst in this run"
+    break
+  done
 }
 
 run_deployhook() {
@@ -65,13 +73,8 @@ run_deployhook() {
   sig="$(push_body "$WORK/warm.json" bench/app refs/heads/main "$C0")"
   post_push "$port" "$WORK/warm.json" "$sig" "warm-$run"
   wait_idle "$dir/state/runs/app"
-  # burst.mjs returns once the daemon is idle again: each burst counts only its own runs
-  for ((burst = 1; burst <= BURSTS; burst++)); do
-    node "$BENCH_DIR/lib/burst.mjs" --server deployhook --burst "$burst" --url "http://127.0.0.1:$port/hooks/github" --bare "$WORK/remote.git" \
-      --commits "$WORK/commits-$burst" --checkout "$dir/state/checkouts/app" --pid "$DH_PID" --daemon-log "$WORK/out/deployhook-$run.log" --count "$COUNT" >>"$WORK/results"
-    note "  deployhook run $run, burst $burst: $(tail -1 "$WORK/results")"
-    burst_settled || break
-  done
+  bursts deployhook "$run" --url "http://127.0.0.1:$port/hooks/github" --bare "$WORK/remote.git" \
+    --checkout "$dir/state/checkouts/app" --pid "$DH_PID" --daemon-log "$WORK/out/deployhook-$run.log"
   stop_started "$DH_PID"
 }
 
@@ -83,14 +86,8 @@ run_webhook() {
   git clone -q "$WORK/remote.git" "$dir/checkout"
   wh_hooks "$WORK/hooks.json" refs/heads/main "$BENCH_DIR/lib/typical-deploy.sh" "$dir"
   CHECKOUT="$dir/checkout" EVENTS="$dir/events" start_webhook "$WORK/hooks.json" "$port" "$WORK/out/webhook-$run.log"
-  for ((burst = 1; burst <= BURSTS; burst++)); do
-    # the scripts' start and end lines of this burst only (the last burst's have all ended: it settled)
-    : >"$dir/events"
-    node "$BENCH_DIR/lib/burst.mjs" --server webhook --burst "$burst" --url "http://127.0.0.1:$port/hooks/deploy" --bare "$WORK/remote.git" \
-      --commits "$WORK/commits-$burst" --checkout "$dir/checkout" --pid "$WH_PID" --events "$dir/events" --count "$COUNT" >>"$WORK/results"
-    note "  webhook run $run, burst $burst: $(tail -1 "$WORK/results")"
-    burst_settled || break
-  done
+  bursts webhook "$run" --url "http://127.0.0.1:$port/hooks/deploy" --bare "$WORK/remote.git" \
+    --checkout "$dir/checkout" --pid "$WH_PID" --events "$dir/events"
   stop_started "$WH_PID"
 }
 

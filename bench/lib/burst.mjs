@@ -18,7 +18,7 @@
 // lines at level info), not from the run records: with the default keep_runs most records of a
 // burst are deleted before it ends, as they would be on a real server.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -48,6 +48,9 @@ if (!args.server || !args.url || !args.bare || !args.commits || !args.checkout |
   process.exit(2);
 }
 const count = Number(args.count);
+const burst = Number(args.burst);
+/** Where this burst's lines start in webhook's events file, read before any push goes out: the server's earlier bursts wrote what comes before. */
+const eventsFrom = args.events === undefined ? 0 : (statSync(args.events, { throwIfNoEntry: false })?.size ?? 0);
 const durationMs = Number(args['duration-ms']);
 const commits = readFileSync(args.commits, 'utf8').trim().split('\n');
 if (commits.length < count + 1) throw new Error(`expected at least ${count + 1} commits in ${args.commits}, got ${commits.length}`);
@@ -336,7 +339,7 @@ function percentile(sorted, p) {
 }
 const sorted = (key) => results.filter((result) => result[key] !== undefined).map((result) => result[key]).sort((a, b) => a - b);
 const latencies = sorted('latencyMs');
-if (process.env.BENCH_BURST_TIMELINE) appendFileSync(process.env.BENCH_BURST_TIMELINE, results.map(({ body: _body, ...rest }) => JSON.stringify({ server: args.server, burst: Number(args.burst), ...rest })).join('\n') + '\n');
+if (process.env.BENCH_BURST_TIMELINE) appendFileSync(process.env.BENCH_BURST_TIMELINE, results.map(({ body: _body, ...rest }) => JSON.stringify({ server: args.server, burst, ...rest })).join('\n') + '\n');
 // The parts of each latency: waiting for main to move, for a free connection, and from the
 // request's write to the reply's end (the server's part, and the network's).
 const fromWrite = sorted('fromWriteMs');
@@ -365,7 +368,7 @@ function burstRuns() {
 
 function events() {
   try {
-    return readFileSync(args.events, 'utf8').trim().split('\n').filter(Boolean).map((line) => {
+    return readFileSync(args.events).subarray(eventsFrom).toString('utf8').trim().split('\n').filter(Boolean).map((line) => {
       const [kind, sha, pid, time, rc] = line.split(' ');
       return { kind, sha, pid, time: Number(time) * 1000, rc: rc === undefined ? undefined : Number(rc) };
     });
@@ -442,7 +445,7 @@ const lastChange = headChanges.at(-1);
 console.log(
   JSON.stringify({
     server: args.server,
-    burst: Number(args.burst),
+    burst,
     pushes: count,
     sentInMs: Math.round(sentMs),
     acknowledged: statuses[accepted] ?? 0,
