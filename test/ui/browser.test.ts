@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import yaml from 'js-yaml';
 import type { Browser, Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chromiumMissing, launchChromium } from '../helpers/browser.js';
 import { startServe, type ServeProcess } from '../helpers/cli.js';
+import { writeConfigFile } from '../helpers/config-file.js';
 import { createRemote, type TestRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -47,8 +47,7 @@ async function push(url: string, repo: string, ref: string, sha: string): Promis
 async function serve(dir: string, remote: string, jobs: Array<Record<string, unknown>>, api: Record<string, string> = { token_env: 'API_TOKEN' }): Promise<string> {
   const config = join(dir, 'deployhook.yml');
   const job = { provider: 'github', secret_env: 'SECRET', remote, kill_grace: '1s' };
-  const settings = { listen: '127.0.0.1:0', state_dir: 'state', log_dir: 'logs', shutdown_timeout: '1s', api };
-  await writeFile(config, yaml.dump({ ...settings, jobs: jobs.map((each) => ({ ...job, ...each })) }));
+  await writeConfigFile(config, { shutdown_timeout: '1s', api, jobs: jobs.map((each) => ({ ...job, ...each })) });
   daemon = await startServe(['--config', config], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SECRET, API_TOKEN: TOKEN } });
   return `http://127.0.0.1:${daemon.port}`;
 }
