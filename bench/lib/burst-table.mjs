@@ -31,8 +31,9 @@ const rows = [
   ['  its main thread (deployhook: the event loop)', each((r) => seconds(r.serverMainCpuS))],
   ['  the sender (the same 2 cores)', each((r) => seconds(r.senderCpuS))],
   ['deploys run', each((r) => r.runsExecuted ?? r.deploysStarted)],
-  ['  succeeded / failed', each((r) => (r.server === 'deployhook' ? `${r.runStatuses.succeeded ?? 0} / ${(r.runStatuses.failed ?? 0) + (r.runStatuses.timed_out ?? 0)}` : `${r.deploysSucceeded} / ${r.deploysFailed}`))],
-  ['  superseded (recorded, not run; since deleted beyond keep_runs)', each((r) => (r.server === 'deployhook' ? String(r.runStatuses.superseded ?? 0) : '-'))],
+  // A burst that did not settle within burst.mjs's timeout has no counts of how its runs ended.
+  ['  succeeded / failed', each((r) => (!r.settled ? 'not settled' : r.server === 'deployhook' ? `${r.runStatuses.succeeded ?? 0} / ${(r.runStatuses.failed ?? 0) + (r.runStatuses.timed_out ?? 0)}` : `${r.deploysSucceeded} / ${r.deploysFailed}`))],
+  ['  superseded (recorded, not run; since deleted beyond keep_runs)', each((r) => (r.server === 'deployhook' && r.settled ? String(r.runStatuses.superseded ?? 0) : '-'))],
   ['most deploys at once', each((r) => r.maxAtOnce)],
   ['checkout ends at the newest commit', each((r) => (r.finalHeadCommit === r.newestCommit ? 'yes' : `no (commit ${r.finalHeadCommit})`))],
   ['HEAD at the newest commit (for good) after', (rs) => timing(rs.map((r) => r.headAtNewestMs))],
