@@ -118,6 +118,13 @@ const PRUNE_UNSTARTED_MS = 100;
  * least 10,000 lines in 30 s, more with free disk space), which would drop the lines of runs too.
  */
 const QUIET_DELIVERY_LINES_PER_SECOND = 100;
+/**
+ * Log lines per second for runs superseded before they started: a flood of different commits
+ * to one job supersedes a run with each push, a line each on top of the push's own `delivery`
+ * line. Past that, they are counted and summed up in one line a second; each such run's record
+ * keeps its status and the run that replaced it, and `deployhook_runs_total` counts it.
+ */
+const SUPERSEDED_RUN_LINES_PER_SECOND = 100;
 
 /** The composition root: config, logger, stores, queue and server, wired together. */
 export function createDaemon(options: DaemonOptions): Daemon {
@@ -155,12 +162,18 @@ export function createDaemon(options: DaemonOptions): Daemon {
     timer.unref();
     pruneSoon.set(job, timer);
   };
+  const queueLogger = logger.child({ area: 'queue' });
+  const supersededLines = createLineLimiter({
+    perSecond: SUPERSEDED_RUN_LINES_PER_SECOND,
+    report: (leftOut) => queueLogger.warn({ leftOut }, `more than ${SUPERSEDED_RUN_LINES_PER_SECOND} runs superseded in one second: the rest of that second are counted in leftOut instead of logged one by one`),
+  });
   const queue = new RunQueue({
     store,
     execute,
     job: (name) => index.get(name),
     maxParallel: config.maxParallel,
-    logger: logger.child({ area: 'queue' }),
+    logger: queueLogger,
+    supersededLines,
     paused: true,
     onFinished: (run) => {
       metrics?.runFinished(run);
@@ -356,6 +369,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         await closed;
         quietLines.flush();
       }
+      supersededLines.flush();
       await releaseStateDir?.().catch((error: unknown) => logger.warn({ err: error }, 'could not remove the state_dir lock; the next start takes it over'));
       releaseStateDir = undefined;
     },

@@ -15,8 +15,9 @@
 // With BENCH_BURST_TIMELINE=FILE it also appends one JSON line per push to FILE: the server, the burst,
 // when the push was due (ms after the first), its status, its latency and the latency's parts.
 // deployhook's runs are read from its own log (`run started`, `run finished`, `run superseded`
-// lines at level info), not from the run records: with the default keep_runs most records of a
-// burst are deleted before it ends, as they would be on a real server.
+// lines at level info, and past 100 superseded runs a second the `leftOut` counts of the rest),
+// not from the run records: with the default keep_runs most records of a burst are deleted
+// before it ends, as they would be on a real server.
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync, statSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
@@ -348,11 +349,21 @@ const statuses = {};
 for (const result of results) statuses[result.status] = (statuses[result.status] ?? 0) + 1;
 const accepted = args.server === 'deployhook' ? 202 : 200;
 
-/** Runs of this burst, as the daemon's log tells them: by run id, status and times. */
+/**
+ * Runs of this burst, as the daemon's log tells them: by run id, status and times; and how many
+ * superseded runs were counted instead of logged one by one (past 100 a second), in the lines
+ * written since this burst began.
+ */
 function burstRuns() {
   const runs = new Map();
+  let supersededUnlisted = 0;
   const text = readFileSync(args['daemon-log'], 'utf8');
   for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n')) {
+    if (line.includes('"leftOut"')) {
+      const entry = JSON.parse(line);
+      if (entry.area === 'queue' && entry.time >= wallT0) supersededUnlisted += entry.leftOut.superseded ?? 0;
+      continue;
+    }
     if (!line.includes(nonce)) continue;
     const entry = JSON.parse(line);
     if (!String(entry.delivery ?? '').startsWith(nonce) || typeof entry.run !== 'string') continue;
@@ -363,7 +374,7 @@ function burstRuns() {
     else if (entry.msg === 'run finished') Object.assign(run, { status: entry.status, finishedAt: at, deployedSha: entry.deployedSha, reason: `exit code ${entry.exitCode}` });
     else if (/^run (superseded|cancelled)$/.test(entry.msg)) Object.assign(run, { status: entry.status, finishedAt: at });
   }
-  return [...runs.values()];
+  return { runs: [...runs.values()], supersededUnlisted };
 }
 
 function events() {
@@ -382,17 +393,18 @@ let settled = false;
 let report;
 while (now() < deadline) {
   if (args.server === 'deployhook') {
-    const runs = burstRuns();
+    const { runs, supersededUnlisted } = burstRuns();
     const open = runs.filter((run) => run.status === 'queued' || run.status === 'running');
-    if (runs.length >= (statuses[202] ?? 0) && open.length === 0) {
+    if (runs.length + supersededUnlisted >= (statuses[202] ?? 0) && open.length === 0) {
       settled = true;
       const by = {};
       for (const run of runs) by[run.status] = (by[run.status] ?? 0) + 1;
+      if (supersededUnlisted > 0) by.superseded = (by.superseded ?? 0) + supersededUnlisted;
       const executed = runs.filter((run) => run.startedAt !== undefined);
       const newestRun = executed.filter((run) => run.deployedSha === newest && run.status === 'succeeded').sort((a, b) => a.finishedAt.localeCompare(b.finishedAt))[0];
       const lastEnd = Math.max(...executed.map((run) => Date.parse(run.finishedAt)));
       report = {
-        runsRecorded: runs.length,
+        runsRecorded: runs.length + supersededUnlisted,
         runStatuses: by,
         runsExecuted: executed.length,
         maxAtOnce: maxAtOnce(executed.map((run) => [Date.parse(run.startedAt), Date.parse(run.finishedAt)])),

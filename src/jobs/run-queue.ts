@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { inside } from '../config/checkout-clashes.js';
 import type { JobConfig } from '../config/types.js';
+import type { LineLimiter } from '../log/line-limit.js';
 import type { RunStore } from '../store/run-store.js';
 import type { RunRecord } from './run-record.js';
 
@@ -71,6 +72,11 @@ export interface RunQueueOptions {
   logger: Logger;
   /** Told about runs that end without starting (superseded, cancelled), for metrics. */
   onFinished?: (run: RunRecord) => void;
+  /**
+   * Lines for superseded runs pass through this when given (a flood of commits supersedes a
+   * run per push): past its rate, they are counted instead. Cancelled runs are always logged.
+   */
+  supersededLines?: LineLimiter;
   /** Start with runs held until `start()`, so recovery can line everything up first. */
   paused?: boolean;
   now?: () => Date;
@@ -362,8 +368,8 @@ export class RunQueue {
     record.status = status;
     record.reason = reason;
     record.finishedAt = this.#now().toISOString();
-    const { logger, store } = this.#options;
-    logger.info({ job: record.job, run: record.id, status, reason, delivery: record.trigger.delivery }, `run ${status}`);
+    const { logger, store, supersededLines } = this.#options;
+    if (status === 'cancelled' || (supersededLines?.allow(status) ?? true)) logger.info({ job: record.job, run: record.id, status, reason, delivery: record.trigger.delivery }, `run ${status}`);
     this.#options.onFinished?.(record);
     store.save(record).catch((error: unknown) => {
       logger.error({ job: record.job, run: record.id, err: error }, 'could not save run record');

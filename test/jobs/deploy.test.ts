@@ -25,6 +25,21 @@ async function push(daemon: TestDaemon, repo: string, after: string, ref = 'refs
   return reply.json.runs as Array<{ id: string; job: string; joined?: true }>;
 }
 
+/**
+ * A daemon with one job, `name`, for the repository acme/<name>, whose command (after `first`,
+ * shell words) waits until the file `release` exists; its remote has two commits.
+ */
+async function startHeldJob(name: string, first = ''): Promise<{ daemon: TestDaemon; state: string; release: string; commits: [string, string] }> {
+  const dir = await tempDir();
+  const remote = await createRemote(dir);
+  const commits: [string, string] = [await remote.commit({ 'n.txt': '1\n' }), await remote.commit({ 'n.txt': '2\n' })];
+  const release = join(dir, 'release');
+  const command = ['sh', '-c', `${first}while [ ! -e ${release} ]; do sleep 0.05; done`];
+  const daemon = await startDaemon(dir, { jobs: [{ name, provider: 'github', repo: `acme/${name}`, branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }, { SECRET });
+  hook = daemon;
+  return { daemon, state: join(dir, 'state'), release, commits };
+}
+
 describe('a push to a matching branch', () => {
   it('deploys exactly that commit and writes the whole story to the run log', async () => {
     const dir = await tempDir();
@@ -321,15 +336,7 @@ describe('a burst of pushes to one job', () => {
   });
 
   it("lets a push of the waiting run's own commit join it, where a push of the running commit queues a run", async () => {
-    const dir = await tempDir();
-    const remote = await createRemote(dir);
-    const first = await remote.commit({ 'n.txt': '1\n' });
-    const second = await remote.commit({ 'n.txt': '2\n' });
-    const release = join(dir, 'release');
-    const command = ['sh', '-c', `echo "start $DEPLOYHOOK_SHA"; while [ ! -e ${release} ]; do sleep 0.05; done`];
-    const daemon = await startDaemon(dir, { jobs: [{ name: 'held', provider: 'github', repo: 'acme/held', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }, { SECRET });
-    hook = daemon;
-    const state = join(dir, 'state');
+    const { daemon, state, release, commits: [first, second] } = await startHeldJob('held', 'echo "start $DEPLOYHOOK_SHA"; ');
     const sendPush = async (sha: string) => {
       const body = JSON.stringify(githubPush({ repo: 'acme/held', ref: 'refs/heads/main', after: sha }));
       const headers = await githubHeaders(body, SECRET);
@@ -368,15 +375,7 @@ describe('a burst of pushes to one job', () => {
   });
 
   it('makes one run of a flood of one commit sent all at once while a run runs, every other push joining it, and logs at most 100 of those a second', async () => {
-    const dir = await tempDir();
-    const remote = await createRemote(dir);
-    const first = await remote.commit({ 'n.txt': '1\n' });
-    const second = await remote.commit({ 'n.txt': '2\n' });
-    const release = join(dir, 'release');
-    const command = ['sh', '-c', `while [ ! -e ${release} ]; do sleep 0.05; done`];
-    const daemon = await startDaemon(dir, { jobs: [{ name: 'flood', provider: 'github', repo: 'acme/flood', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }, { SECRET });
-    hook = daemon;
-    const state = join(dir, 'state');
+    const { daemon, state, release, commits: [first, second] } = await startHeldJob('flood');
     const sendPush = (sha: string) => push(daemon, 'acme/flood', sha);
     let running = '';
     let flood: Array<Array<{ id: string; job: string; joined?: true }>>;
@@ -411,6 +410,39 @@ describe('a burst of pushes to one job', () => {
     const leftOut = counted.reduce((sum, line) => sum + ((line.leftOut as Record<string, number>).joined ?? 0), 0);
     expect(joinedLines.length).toBeGreaterThanOrEqual(100);
     expect(joinedLines.length + leftOut).toBe(299);
+  });
+
+  it('supersedes the waiting run with each commit of a flood, and logs at most 100 superseded runs a second, the rest counted', async () => {
+    const { daemon, state, release, commits: [first, last] } = await startHeldJob('commits');
+    // Commits the remote never had: each is superseded before its run could fetch it.
+    const flood = Array.from({ length: 300 }, (_, index) => (index + 1).toString(16).padStart(40, 'c'));
+    let running = '';
+    let newest: string;
+    try {
+      running = (await push(daemon, 'acme/commits', first))[0]?.id ?? '';
+      await until('the first run to start', async () => (await readRun(state, 'commits', running)).status === 'running');
+      const queued = await Promise.all(flood.map((sha) => push(daemon, 'acme/commits', sha)));
+      expect(new Set(queued.map((runs) => runs[0]?.id)).size).toBe(300);
+      expect(queued.every((runs) => runs[0]?.joined === undefined)).toBe(true);
+      newest = (await push(daemon, 'acme/commits', last))[0]?.id ?? '';
+    } finally {
+      await writeFile(release, '');
+    }
+    await daemon.daemon.queue.whenIdle();
+    expect(await readRun(state, 'commits', newest)).toMatchObject({ status: 'succeeded', deployedSha: last });
+    await daemon.stop();
+    const lines = daemon.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    // Every push that queued a run is logged; so is every run that started.
+    expect(lines.filter((line) => line.msg === 'delivery' && line.decision === 'queued')).toHaveLength(302);
+    expect(lines.filter((line) => line.msg === 'run started').map((line) => line.run)).toEqual([running, newest]);
+    const supersededLines = lines.filter((line) => line.msg === 'run superseded');
+    expect(supersededLines.every((line) => line.status === 'superseded' && typeof line.reason === 'string' && String(line.reason).startsWith('superseded by run '))).toBe(true);
+    const counted = lines.filter((line) => line.area === 'queue' && line.leftOut !== undefined);
+    expect(counted.length).toBeGreaterThan(0);
+    expect(counted.every((line) => line.level === 40 && Object.keys(line.leftOut as object).join() === 'superseded')).toBe(true);
+    const leftOut = counted.reduce((sum, line) => sum + (line.leftOut as { superseded: number }).superseded, 0);
+    expect(supersededLines.length).toBeGreaterThanOrEqual(100);
+    expect(supersededLines.length + leftOut).toBe(300);
   });
 
   it('runs different jobs in parallel up to max_parallel', async () => {
