@@ -442,6 +442,9 @@ describe('a burst of pushes to one job', () => {
     expect(counted.every((line) => line.level === 40 && Object.keys(line.leftOut as object).join() === 'superseded')).toBe(true);
     const leftOut = counted.reduce((sum, line) => sum + (line.leftOut as { superseded: number }).superseded, 0);
     expect(supersededLines.length).toBeGreaterThanOrEqual(100);
+    // At most 100 in each second counted from the first: so never more than 200 within 1,000 ms.
+    const times = supersededLines.map((line) => line.time as number);
+    expect(Math.max(...times.map((at) => times.filter((other) => other >= at && other < at + 1000).length))).toBeLessThanOrEqual(200);
     expect(supersededLines.length + leftOut).toBe(300);
   });
 
