@@ -230,7 +230,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     }
     const runMetrics = createMetrics({ queueDepth: () => queue.depth, initialRuns: loaded.records });
     metrics = runMetrics;
-    await recoverRuns({ loaded, store, queue, job: (name) => index.get(name), logger: logger.child({ area: 'recovery' }), killGraceMs: 10_000 });
+    await recoverRuns({ loaded, store, queue, job: (name) => index.get(name), logger: logger.child({ area: 'recovery' }), killGraceMs: 10_000, onFinished: (run) => runMetrics.runFinished(run) });
 
     server = createHttpServer({
       hooks,

@@ -15,6 +15,8 @@ export interface RecoverOptions {
   logger: Logger;
   /** Grace between SIGTERM and SIGKILL for leftovers of a run the daemon died in. */
   killGraceMs: number;
+  /** Told about each run recovery ends (interrupted, superseded, cancelled), for metrics. */
+  onFinished?: (run: RunRecord) => void;
   now?: () => Date;
 }
 
@@ -63,6 +65,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
     record.finishedAt = now().toISOString();
     // A full disk must not stop the daemon from starting: the record stays as it is on disk, and is recovered again next time.
     await store.save(record).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record'));
+    options.onFinished?.(record);
     result.interrupted += 1;
   }
 
@@ -101,10 +104,13 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
     const queuedAfter = resumed.get(record.job);
     const newer = overtaken(record) ?? (record.status === 'interrupted' && queuedAfter !== undefined && queuedAfter.id > record.id ? queuedAfter : undefined);
     if (newer !== undefined) {
-      if (record.status === 'queued') Object.assign(record, { status: 'superseded', supersededBy: newer.id, reason: `superseded by run ${newer.id}, which came after it`, finishedAt: now().toISOString() } satisfies Partial<RunRecord>);
+      const ends = record.status === 'queued';
+      if (ends) Object.assign(record, { status: 'superseded', supersededBy: newer.id, reason: `superseded by run ${newer.id}, which came after it`, finishedAt: now().toISOString() } satisfies Partial<RunRecord>);
       else Object.assign(record, { supersededBy: newer.id, reason: `the daemon stopped while this run was in progress; not repeated: run ${newer.id} came after it and took its place` } satisfies Partial<RunRecord>);
       logger.warn({ job: record.job, run: record.id, newer: newer.id }, 'a recovered run is older than a run that came after it; it is not run');
       await saveOrLog(record);
+      // An interrupted one ended (and was counted) when it was found interrupted.
+      if (ends) options.onFinished?.(record);
       result.skipped += 1;
       continue;
     }
@@ -114,6 +120,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
       if (record.status === 'queued') {
         Object.assign(record, { status: 'cancelled', reason: `job ${record.job} is no longer in the config`, finishedAt: now().toISOString() } satisfies Partial<RunRecord>);
         await saveOrLog(record);
+        options.onFinished?.(record);
       }
       result.skipped += 1;
       continue;

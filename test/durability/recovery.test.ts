@@ -11,6 +11,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
 const SECRET = 'recovery-secret-0123456789abcdef';
+const API_TOKEN = 'recovery-api-token-0123456789abcdef';
 let hook: TestDaemon | undefined;
 
 afterEach(async () => {
@@ -111,6 +112,44 @@ describe('starting on a state folder left by a crash', () => {
     const repeat = runs.find((run) => run.id === interrupted?.retriedBy);
     expect(repeat).toMatchObject({ status: 'succeeded', exact: true, sha: old, deployedSha: old, trigger: { type: 'recovery', retryOf: id } });
     expect(repeat?.deployedSha).not.toBe(tip);
+  });
+
+  it('counts in deployhook_runs_total the runs it ends at start, and none that ended before', async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'v.txt': 'v\n' });
+    const at = new Date().toISOString();
+    const record = (job: string, id: string, fields: Record<string, unknown>) => ({
+      id, job, sha, before: '0'.repeat(40), repo: `acme/${job}`, ref: 'refs/heads/main', branch: 'main',
+      trigger: { type: 'webhook', provider: 'github', delivery: `d-${job}-${id}`, pusher: 'ops' },
+      queuedAt: at, logPath: '', eventFile: '', ...fields,
+    });
+    const records = [
+      // The daemon died during this run: interrupted now, and repeated.
+      record('web', '01jd0000000000000000000001', { status: 'running', startedAt: at }),
+      // A save as superseded that failed, behind a run that came after it: superseded now.
+      record('app', '01jd0000000000000000000001', { status: 'queued' }),
+      record('app', '01jd0000000000000000000002', { status: 'succeeded', deployedSha: sha, startedAt: at, finishedAt: at, exitCode: 0 }),
+      // A job no longer in the config: cancelled now.
+      record('gone', '01jd0000000000000000000001', { status: 'queued' }),
+    ];
+    for (const run of records) {
+      await mkdir(join(dir, 'state', 'runs', run.job), { recursive: true });
+      await writeFile(join(dir, 'state', 'runs', run.job, `${run.id}.json`), JSON.stringify(run));
+    }
+    const job = (name: string) => ({ name, provider: 'github', repo: `acme/${name}`, branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] });
+    hook = await startDaemon(dir, { api: { token_env: 'API_TOKEN' }, jobs: [job('web'), job('app')] }, { SECRET, API_TOKEN });
+    await hook.daemon.queue.whenIdle();
+
+    const metrics = await (await fetch(`${hook.url}/metrics`, { headers: { authorization: `Bearer ${API_TOKEN}` } })).text();
+    const counted = metrics.split('\n').filter((line) => line.startsWith('deployhook_runs_total{')).sort();
+    expect(counted).toEqual([
+      'deployhook_runs_total{job="app",status="superseded"} 1',
+      'deployhook_runs_total{job="gone",status="cancelled"} 1',
+      // The interrupted run's repeat, run by this daemon.
+      'deployhook_runs_total{job="web",status="interrupted"} 1',
+      'deployhook_runs_total{job="web",status="succeeded"} 1',
+    ]);
   });
 
   it('runs nothing older than a run that came after it, whatever a failed save left on disk, and orders by run id, not by the clock', async () => {
