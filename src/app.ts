@@ -342,36 +342,40 @@ export function createDaemon(options: DaemonOptions): Daemon {
     },
 
     async stop() {
-      draining = true;
-      clearInterval(pruneTimer);
-      for (const timer of pruneSoon.values()) clearTimeout(timer);
-      pruneSoon.clear();
-      queue.stopStarting();
-      const graceMs = config.shutdownTimeoutMs;
-      let timer: NodeJS.Timeout | undefined;
-      const gaveUp = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), timerDelay(graceMs));
-      });
-      if ((await Promise.race([queue.whenIdle(), gaveUp])) === 'timeout') {
-        const runs = queue.interruptRunning();
-        if (runs.length > 0) logger.warn({ graceMs, runs }, 'runs still in progress after shutdown_timeout: stopping them; they run again after restart');
-        else logger.warn({ graceMs }, 'finished runs still saving after shutdown_timeout: stopping what is left of them');
-        await queue.whenIdle();
-      }
-      clearTimeout(timer);
-      await forwarder.stop();
-      // What the journal holds goes in place now, so the next start has nothing to replay.
-      await Promise.all([store.close(), deliveries.close()]).catch((error: unknown) => logger.warn({ err: error }, 'could not empty the journal at shutdown; the next start replays it'));
-      const listener = server;
-      if (listener) {
-        const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
-        listener.closeAllConnections();
-        await closed;
+      try {
+        draining = true;
+        clearInterval(pruneTimer);
+        for (const timer of pruneSoon.values()) clearTimeout(timer);
+        pruneSoon.clear();
+        queue.stopStarting();
+        const graceMs = config.shutdownTimeoutMs;
+        let timer: NodeJS.Timeout | undefined;
+        const gaveUp = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), timerDelay(graceMs));
+        });
+        if ((await Promise.race([queue.whenIdle(), gaveUp])) === 'timeout') {
+          const runs = queue.interruptRunning();
+          if (runs.length > 0) logger.warn({ graceMs, runs }, 'runs still in progress after shutdown_timeout: stopping them; they run again after restart');
+          else logger.warn({ graceMs }, 'finished runs still saving after shutdown_timeout: stopping what is left of them');
+          await queue.whenIdle();
+        }
+        clearTimeout(timer);
+        await forwarder.stop();
+        // What the journal holds goes in place now, so the next start has nothing to replay.
+        await Promise.all([store.close(), deliveries.close()]).catch((error: unknown) => logger.warn({ err: error }, 'could not empty the journal at shutdown; the next start replays it'));
+        const listener = server;
+        if (listener) {
+          const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+          listener.closeAllConnections();
+          await closed;
+        }
+        await releaseStateDir?.().catch((error: unknown) => logger.warn({ err: error }, 'could not remove the state_dir lock; the next start takes it over'));
+        releaseStateDir = undefined;
+      } finally {
+        // What the line limiters counted and did not log yet, however the shutdown went.
         quietLines.flush();
+        supersededLines.flush();
       }
-      supersededLines.flush();
-      await releaseStateDir?.().catch((error: unknown) => logger.warn({ err: error }, 'could not remove the state_dir lock; the next start takes it over'));
-      releaseStateDir = undefined;
     },
 
     reload() {
