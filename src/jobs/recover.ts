@@ -109,7 +109,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
       else Object.assign(record, { supersededBy: newer.id, reason: `the daemon stopped while this run was in progress; not repeated: run ${newer.id} came after it and took its place` } satisfies Partial<RunRecord>);
       logger.warn({ job: record.job, run: record.id, newer: newer.id }, 'a recovered run is older than a run that came after it; it is not run');
       await saveOrLog(record);
-      // An interrupted one ended (and was counted) when it was found interrupted.
+      // An interrupted one was counted when it became interrupted: above, or by the daemon that stopped it.
       if (ends) options.onFinished?.(record);
       result.skipped += 1;
       continue;
