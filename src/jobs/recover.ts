@@ -15,7 +15,10 @@ export interface RecoverOptions {
   logger: Logger;
   /** Grace between SIGTERM and SIGKILL for leftovers of a run the daemon died in. */
   killGraceMs: number;
-  /** Told about each run recovery ends (interrupted, superseded, cancelled), for metrics. */
+  /**
+   * Told about each run recovery ends (interrupted, superseded, cancelled) once its record is
+   * saved, for metrics; one whose save failed is recovered, and told, at the next start.
+   */
   onFinished?: (run: RunRecord) => void;
   now?: () => Date;
 }
@@ -42,6 +45,20 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
   /** Stops the group a record names if it still runs (see stopOrphanGroup), with its job's kill_grace. */
   const stopGroupOf = (record: RunRecord, pgid: number) => stopOrphanGroup(pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId);
 
+  /** Saves a record recovery changed; false (and logged) when that failed. */
+  const saveOrLog = (record: RunRecord) =>
+    store.save(record).then(
+      () => true,
+      (error: unknown) => {
+        logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record');
+        return false;
+      },
+    );
+  /** Saves a record recovery ended, and tells `onFinished` once it is saved. */
+  const saveEnded = async (record: RunRecord) => {
+    if (await saveOrLog(record)) options.onFinished?.(record);
+  };
+
   // git's housekeeping runs after a run's record is final, in a group that record names while
   // it works: one left by a daemon that died is stopped before the job's next run works in the
   // checkout.
@@ -51,7 +68,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
       logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, "stopped git's housekeeping left running by a daemon that died after the run");
     }
     forgetHousekeeping(record);
-    await store.save(record).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record'));
+    await saveOrLog(record);
   }
 
   for (const record of records.filter((candidate) => candidate.status === 'running')) {
@@ -64,8 +81,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
     record.reason = 'the daemon stopped while this run was in progress; the run is repeated';
     record.finishedAt = now().toISOString();
     // A full disk must not stop the daemon from starting: the record stays as it is on disk, and is recovered again next time.
-    await store.save(record).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record'));
-    options.onFinished?.(record);
+    await saveEnded(record);
     result.interrupted += 1;
   }
 
@@ -73,7 +89,6 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
   // Oldest first (run ids grow with each run queued, whatever the clock did), so that when a
   // job has several, the newest is the one left pending.
   const waiting = records.filter(isWaiting).sort((a, b) => a.id.localeCompare(b.id));
-  const saveOrLog = (record: RunRecord) => store.save(record).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not save a recovered run record'));
   // A job runs one run at a time, the newest, so a record still waiting on disk can be a save
   // that failed at the time (a full disk), and must not deploy its older commit after a newer
   // one. A queued run was superseded once a newer one left the line (it started, or ended
@@ -108,9 +123,9 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
       if (ends) Object.assign(record, { status: 'superseded', supersededBy: newer.id, reason: `superseded by run ${newer.id}, which came after it`, finishedAt: now().toISOString() } satisfies Partial<RunRecord>);
       else Object.assign(record, { supersededBy: newer.id, reason: `the daemon stopped while this run was in progress; not repeated: run ${newer.id} came after it and took its place` } satisfies Partial<RunRecord>);
       logger.warn({ job: record.job, run: record.id, newer: newer.id }, 'a recovered run is older than a run that came after it; it is not run');
-      await saveOrLog(record);
       // An interrupted one was counted when it became interrupted: above, or by the daemon that stopped it.
-      if (ends) options.onFinished?.(record);
+      if (ends) await saveEnded(record);
+      else await saveOrLog(record);
       result.skipped += 1;
       continue;
     }
@@ -119,8 +134,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
       logger.warn({ job: record.job, run: record.id }, 'a recovered run belongs to a job that is no longer configured; it is not run');
       if (record.status === 'queued') {
         Object.assign(record, { status: 'cancelled', reason: `job ${record.job} is no longer in the config`, finishedAt: now().toISOString() } satisfies Partial<RunRecord>);
-        await saveOrLog(record);
-        options.onFinished?.(record);
+        await saveEnded(record);
       }
       result.skipped += 1;
       continue;

@@ -132,22 +132,27 @@ describe('starting on a state folder left by a crash', () => {
       record('app', '01jd0000000000000000000002', { status: 'succeeded', deployedSha: sha, startedAt: at, finishedAt: at, exitCode: 0 }),
       // A job no longer in the config: cancelled now.
       record('gone', '01jd0000000000000000000001', { status: 'queued' }),
+      // Interrupted now, and not repeated: the push queued behind it deploys. Counted once.
+      record('db', '01jd0000000000000000000001', { status: 'running', startedAt: at }),
+      record('db', '01jd0000000000000000000002', { status: 'queued' }),
     ];
     for (const run of records) {
       await mkdir(join(dir, 'state', 'runs', run.job), { recursive: true });
       await writeFile(join(dir, 'state', 'runs', run.job, `${run.id}.json`), JSON.stringify(run));
     }
     const job = (name: string) => ({ name, provider: 'github', repo: `acme/${name}`, branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] });
-    hook = await startDaemon(dir, { api: { token_env: 'API_TOKEN' }, jobs: [job('web'), job('app')] }, { SECRET, API_TOKEN });
+    hook = await startDaemon(dir, { api: { token_env: 'API_TOKEN' }, jobs: [job('web'), job('app'), job('db')] }, { SECRET, API_TOKEN });
     await hook.daemon.queue.whenIdle();
 
     const metrics = await (await fetch(`${hook.url}/metrics`, { headers: { authorization: `Bearer ${API_TOKEN}` } })).text();
     const counted = metrics.split('\n').filter((line) => line.startsWith('deployhook_runs_total{')).sort();
     expect(counted).toEqual([
       'deployhook_runs_total{job="app",status="superseded"} 1',
+      'deployhook_runs_total{job="db",status="interrupted"} 1',
+      'deployhook_runs_total{job="db",status="succeeded"} 1',
       'deployhook_runs_total{job="gone",status="cancelled"} 1',
-      // The interrupted run's repeat, run by this daemon.
       'deployhook_runs_total{job="web",status="interrupted"} 1',
+      // The interrupted run's repeat, run by this daemon.
       'deployhook_runs_total{job="web",status="succeeded"} 1',
     ]);
   });
