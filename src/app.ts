@@ -369,13 +369,13 @@ export function createDaemon(options: DaemonOptions): Daemon {
           listener.closeAllConnections();
           await closed;
         }
-        await releaseStateDir?.().catch((error: unknown) => logger.warn({ err: error }, 'could not remove the state_dir lock; the next start takes it over'));
-        releaseStateDir = undefined;
       } finally {
         // What the line limiters counted and did not log yet, however the shutdown went.
         quietLines.flush();
         supersededLines.flush();
       }
+      await releaseStateDir?.().catch((error: unknown) => logger.warn({ err: error }, 'could not remove the state_dir lock; the next start takes it over'));
+      releaseStateDir = undefined;
     },
 
     reload() {
