@@ -41,7 +41,7 @@ async function setup(command: string[], api: Record<string, string> | null = { t
   const remote = await createRemote(dir);
   const config = join(dir, 'deployhook.yml');
   const job = { name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command, kill_grace: '1s', env: { ...env, WORK: dir } };
-  await writeFile(config, yaml.dump({ listen, state_dir: 'state', log_dir: 'logs', shutdown_timeout: '1s', ...(api ? { api } : {}), jobs: [job] }));
+  await writeConfigFile(config, { listen, shutdown_timeout: '1s', ...(api ? { api } : {}), jobs: [job] });
   daemon = await startServe(['--config', config], { env: ENV });
   return { dir, config, remote, url: `http://127.0.0.1:${daemon.port}` };
 }
@@ -117,7 +117,7 @@ describe('the operator API and CLI against a running daemon', () => {
     const on = await setup(['true']);
     // The listen address names a port nothing listens on: only api.url leads to the daemon.
     const client = join(on.dir, 'client.yml');
-    await writeFile(client, yaml.dump({ listen: '127.0.0.1:1', state_dir: 'state', log_dir: 'logs', api: { token_env: 'API_TOKEN', url: on.url } }));
+    await writeConfigFile(client, { listen: '127.0.0.1:1', api: { token_env: 'API_TOKEN', url: on.url } });
     const { API_TOKEN: _unused, ...withoutToken } = ENV;
     const ways = [
       await runCli(['jobs', '--config', client], { env: ENV }),

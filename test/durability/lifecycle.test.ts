@@ -1,9 +1,8 @@
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { CLI, REPO_ROOT, runCli, startServe, type ServeProcess } from '../helpers/cli.js';
 import { writeConfigFile } from '../helpers/config-file.js';
@@ -287,11 +286,11 @@ describe('SIGHUP', () => {
       await writeConfigFile(hook.config.file, { dedup_window: '30d', timestamp_tolerance: '4d', jobs: [job] });
       await expect(hook.daemon.reload()).rejects.toMatchObject({ issues: [{ path: 'timestamp_tolerance', message: 'expected at most half the running dedup_window (168h00m), which changes only on restart; got 96h00m' }] });
       // A new state_dir waits for a restart, and so do the checkouts under it.
-      await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'elsewhere', log_dir: 'logs', jobs: [job] }));
+      await writeConfigFile(hook.config.file, { state_dir: 'elsewhere', jobs: [job] });
       const moved = await hook.daemon.reload();
       expect(moved.jobs[0]?.checkout).toBe(join(dir, 'state', 'checkouts', 'app'));
       // ...where another job may not then take it.
-      await writeFile(hook.config.file, yaml.dump({ listen: '127.0.0.1:0', state_dir: 'elsewhere', log_dir: 'logs', jobs: [job, { ...job, name: 'copy', repo: 'acme/copy', checkout: join(dir, 'state', 'checkouts', 'app') }] }));
+      await writeConfigFile(hook.config.file, { state_dir: 'elsewhere', jobs: [job, { ...job, name: 'copy', repo: 'acme/copy', checkout: join(dir, 'state', 'checkouts', 'app') }] });
       await expect(hook.daemon.reload()).rejects.toMatchObject({ issues: [{ path: 'job "copy".checkout', message: expect.stringMatching(/is also the checkout of job "app"$/) }] });
     } finally {
       await hook.stop();

@@ -3,9 +3,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import yaml from 'js-yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServe, type ServeProcess } from '../helpers/cli.js';
+import { writeConfigFile } from '../helpers/config-file.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPing, githubPush } from '../helpers/payloads.js';
@@ -78,15 +78,11 @@ describe('fan-out', () => {
     const sha = await remote.commit({ 'app.txt': 'v1\n' });
     const marker = join(dir, 'downstream-deployed.txt');
     const downstreamConfig = join(dir, 'downstream.yml');
-    await writeFile(
-      downstreamConfig,
-      yaml.dump({
-        listen: '127.0.0.1:0',
-        state_dir: 'downstream-state',
-        log_dir: 'downstream-logs',
-        jobs: [{ name: 'replica', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'DOWN_SECRET', remote: remote.bare, command: ['sh', '-c', 'cat app.txt > "$MARKER"'], env: { MARKER: marker } }],
-      }),
-    );
+    await writeConfigFile(downstreamConfig, {
+      state_dir: 'downstream-state',
+      log_dir: 'downstream-logs',
+      jobs: [{ name: 'replica', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'DOWN_SECRET', remote: remote.bare, command: ['sh', '-c', 'cat app.txt > "$MARKER"'], env: { MARKER: marker } }],
+    });
     downstream = await startServe(['--config', downstreamConfig], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DOWN_SECRET: DOWNSTREAM_SECRET } });
     const downstreamUrl = `http://127.0.0.1:${downstream.port}/hooks/github`;
 
