@@ -31,8 +31,9 @@ interface Observation {
 /**
  * The daemon's metrics on a private registry, so that several daemons in one process (tests)
  * stay apart. prom-client is loaded at the first scrape or when the first run finishes (at start
- * when recovery ends one), not otherwise at start: until then deliveries and runs are counted here (per label set; one number per
- * finished run for the durations) and handed over when it loads.
+ * when recovery ends one), not otherwise at start: until then deliveries and runs are counted
+ * here (per label set; one number per finished run for the durations) and handed over when it
+ * loads.
  */
 export function createMetrics(options: MetricsOptions): Metrics {
   const lastSuccess = new Map<string, LastSuccess>();
