@@ -57,3 +57,22 @@ export async function startDaemon(dir: string, settings: Record<string, unknown>
     stop: () => (stopped ??= daemon.stop()),
   };
 }
+
+/** The daemon's log so far, a parsed object per line. */
+export function parsedLines(daemon: TestDaemon): Array<Record<string, unknown>> {
+  return daemon.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/**
+ * What the line limiters' `warn` lines counted instead of logging: of one key of their
+ * `leftOut` (a delivery's decision, `joined`, `superseded`), or of all.
+ */
+export function leftOutCount(lines: ReadonlyArray<Record<string, unknown>>, key?: string): number {
+  let sum = 0;
+  for (const line of lines) {
+    const counts = line.leftOut as Record<string, number> | undefined;
+    if (counts === undefined) continue;
+    sum += key === undefined ? Object.values(counts).reduce((a, b) => a + b, 0) : (counts[key] ?? 0);
+  }
+  return sum;
+}

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRemote, type TestRemote } from '../helpers/git-repo.js';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { leftOutCount, parsedLines, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { githubHeaders, githubOrganisationPing, githubPing, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
 import { allRunFiles, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -344,21 +344,6 @@ async function inBatches(count: number, send: (index: number) => Promise<number>
     results.push(...(await Promise.all(Array.from({ length: Math.min(30, count - start) }, (_, offset) => send(start + offset)))));
   }
   return results;
-}
-
-function parsedLines(daemon: TestDaemon): Array<Record<string, unknown>> {
-  return daemon.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
-}
-
-/** The deliveries a flood's `warn` lines counted instead of logging, of one decision or of all. */
-function leftOutCount(lines: ReadonlyArray<Record<string, unknown>>, decision?: string): number {
-  let sum = 0;
-  for (const line of lines) {
-    const counts = line.leftOut as Record<string, number> | undefined;
-    if (counts === undefined) continue;
-    sum += decision === undefined ? Object.values(counts).reduce((a, b) => a + b, 0) : (counts[decision] ?? 0);
-  }
-  return sum;
 }
 
 function withoutSignature(headers: Record<string, string>): Record<string, string> {

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { leftOutCount, parsedLines, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote, git, REPACK_EVERY_FETCH } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { isRunning, readPid } from '../helpers/processes.js';
@@ -400,14 +400,14 @@ describe('a burst of pushes to one job', () => {
     // The delivery that queued the run is always logged; those that only joined it, up to 100 a
     // second, the rest counted (written at the latest at shutdown).
     await daemon.stop();
-    const lines = daemon.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = parsedLines(daemon);
     const delivered = lines.filter((line) => line.msg === 'delivery' && line.sha === second);
     const joinedLines = delivered.filter((line) => (line.runs as Array<{ joined?: true }>)[0]?.joined === true);
     expect(delivered.length - joinedLines.length).toBe(1);
     const counted = lines.flatMap((line) => ((line.leftOut as Record<string, number> | undefined)?.joined !== undefined ? [line] : []));
     expect(counted.length).toBeGreaterThan(0);
     expect(counted.every((line) => line.level === 40)).toBe(true);
-    const leftOut = counted.reduce((sum, line) => sum + ((line.leftOut as Record<string, number>).joined ?? 0), 0);
+    const leftOut = leftOutCount(counted, 'joined');
     expect(joinedLines.length).toBeGreaterThanOrEqual(100);
     expect(joinedLines.length + leftOut).toBe(299);
   });
@@ -431,7 +431,7 @@ describe('a burst of pushes to one job', () => {
     await daemon.daemon.queue.whenIdle();
     expect(await readRun(state, 'commits', newest)).toMatchObject({ status: 'succeeded', deployedSha: last });
     await daemon.stop();
-    const lines = daemon.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = parsedLines(daemon);
     // Every push that queued a run is logged; so is every run that started.
     expect(lines.filter((line) => line.msg === 'delivery' && line.decision === 'queued')).toHaveLength(302);
     expect(lines.filter((line) => line.msg === 'run started').map((line) => line.run)).toEqual([running, newest]);
@@ -440,7 +440,7 @@ describe('a burst of pushes to one job', () => {
     const counted = lines.filter((line) => line.area === 'queue' && line.leftOut !== undefined);
     expect(counted.length).toBeGreaterThan(0);
     expect(counted.every((line) => line.level === 40 && Object.keys(line.leftOut as object).join() === 'superseded')).toBe(true);
-    const leftOut = counted.reduce((sum, line) => sum + (line.leftOut as { superseded: number }).superseded, 0);
+    const leftOut = leftOutCount(counted, 'superseded');
     expect(supersededLines.length).toBeGreaterThanOrEqual(100);
     // At most 100 in each second counted from the first: so never more than 200 within 1,000 ms.
     const times = supersededLines.map((line) => line.time as number);
