@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServe } from '../helpers/cli.js';
 import { writeConfigFile } from '../helpers/config-file.js';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { parsedLines, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { readRun, waitForRun } from '../helpers/runs.js';
@@ -97,7 +97,7 @@ describe('a state folder that fills between the acknowledgement and the run', ()
     await execFileAsync('sh', ['-c', `dd if=/dev/zero of=${filler} bs=4k 2>/dev/null || true`]);
     hook.daemon.queue.start();
     await hook.daemon.queue.whenIdle();
-    const finished = hook.logLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'run finished' && line.run === id);
+    const finished = parsedLines(hook).find((line) => line.msg === 'run finished' && line.run === id);
     expect(finished).toMatchObject({ status: 'failed' });
     const log = await readFile(join(dir, 'logs', 'app', `${id}.log`), 'utf8');
     expect(log.trimEnd().split('\n').at(-1)).toMatch(/^\[deployhook\] finished: failed, no exit code, after \d+ms \(deployhook failed: could not (record the run as running|write the payload file): ENOSPC\)$/);

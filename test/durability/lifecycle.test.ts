@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { CLI, REPO_ROOT, runCli, startServe, type ServeProcess } from '../helpers/cli.js';
 import { writeConfigFile } from '../helpers/config-file.js';
-import { startDaemon } from '../helpers/daemon.js';
+import { parsedLines, startDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { readRun, runsOf, waitForRun } from '../helpers/runs.js';
@@ -246,7 +246,7 @@ describe('SIGHUP', () => {
 
       expect((await first).jobs.map((each) => each.name)).toEqual(['a', 'old']);
       expect((await second).jobs.map((each) => each.name)).toEqual(['a', 'new']);
-      const reloaded = hook.logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['msg'] === 'config reloaded');
+      const reloaded = parsedLines(hook).filter((line) => line['msg'] === 'config reloaded');
       expect(reloaded.map((line) => line['removed'])).toEqual([[], ['old']]);
       const body = JSON.stringify(githubPush({ repo: 'acme/new', after: 'b'.repeat(40) }));
       expect((await hook.post('github', body, await githubHeaders(body, SECRET))).status).toBe(202);

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { parsedLines, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { runsOf, waitForRun } from '../helpers/runs.js';
@@ -32,7 +32,7 @@ describe('starting on a state folder left by a crash', () => {
     const settings = { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'] }] };
 
     hook = await startDaemon(dir, settings, { SECRET });
-    const warning = hook.logLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'skipped a run record that could not be read');
+    const warning = parsedLines(hook).find((line) => line.msg === 'skipped a run record that could not be read');
     expect(String(warning?.problem)).toContain(`${broken}.json: not a valid run record; moved aside to ${broken}.json.corrupt`);
     expect((await readdir(runs)).sort()).toEqual([`${broken}.json.corrupt`]);
 

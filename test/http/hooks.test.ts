@@ -225,7 +225,7 @@ describe('POST /hooks/github', () => {
     const body = JSON.stringify(githubPush({ repo: 'acme/web', ref: 'refs/heads/feature/y', after: sha }));
     const headers = await githubHeaders(body, WEB_SECRET);
     await hook.post('github', body, headers);
-    const lines = hook.logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'delivery');
+    const lines = parsedLines(hook).filter((line) => line.msg === 'delivery');
     expect(lines).toEqual([expect.objectContaining({ delivery: headers['x-github-delivery'], provider: 'github', repo: 'acme/web', ref: 'refs/heads/feature/y', decision: 'ignored', status: 200 })]);
     expectNoSecretLeaked(hook.logLines.join('\n'));
   });

@@ -224,7 +224,7 @@ describe("git's housekeeping in the checkout", () => {
     expect(jobs).toMatchObject([{ name: 'site', state: 'idle', running: null, lastRun: { id: run?.id, status: 'succeeded' } }]);
 
     await hook?.stop();
-    const lines = (hook as TestDaemon).logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = parsedLines(hook as TestDaemon);
     expect(lines.filter((line) => line['msg'] === "git's housekeeping in the checkout did not finish; the next run tries again")).toMatchObject([{ level: 40, reason: 'it was stopped' }]);
     // The shutdown did not wait for shutdown_timeout: nothing was left to interrupt.
     expect(lines.filter((line) => String(line['msg']).startsWith('runs still in progress'))).toEqual([]);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bitbucketServerHeaders, bitbucketServerPush, diagnosticsPing, type ServerChange } from '../helpers/bitbucket-payloads.js';
 import { runCli } from '../helpers/cli.js';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { parsedLines, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote, git } from '../helpers/git-repo.js';
 import { loadReadmeSnippet } from '../helpers/readme-snippet.js';
 import { runsOf, waitForRun } from '../helpers/runs.js';
@@ -96,7 +96,7 @@ describe('POST /hooks/bitbucket-server (Bitbucket Data Center)', () => {
     const ping = diagnosticsPing();
     // Every secret would be tried over a body nobody signed, for each such request.
     expect((await daemon.post('bitbucket-server', ping, bitbucketServerHeaders(ping, `${SECRET}-16`, { event: 'diagnostics:ping' }))).status).toBe(401);
-    const lines = daemon.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = parsedLines(daemon);
     expect(lines).toContainEqual(expect.objectContaining({ msg: 'delivery', status: 401, reason: "a test delivery, and the provider's jobs have more than 16 different secrets to try" }));
     // A push still verifies against its repository's job.
     const sha = await remote.commit({ 'v.txt': 'two\n' });
