@@ -4,7 +4,8 @@
 # each script builds that commit in its scratch folder instead, and dist/ is left alone.
 # ack-throughput.sh runs here without the floor for a Node receiver (BENCH_FLOOR=0 unless set):
 # the floor is context for the targets, not one of them, and its runs took the suite to about
-# 10 minutes on a slow host. `BENCH_FLOOR=1 bash bench/run-all.sh` puts it back.
+# 10 minutes on a slow host. `BENCH_FLOOR=1 bash bench/run-all.sh` puts it back. It ends with
+# the figures against the targets (lib/verdict.mjs, also kept as verdict.txt).
 #
 #   bash bench/run-all.sh
 set -euo pipefail
@@ -31,5 +32,7 @@ for bench in ack-throughput burst push-to-command log-capture footprint scale; d
   echo "== $bench ($(date -u +%H:%M:%S), load average $(cut -d' ' -f1-3 /proc/loadavg))"
   bash "bench/$bench.sh" 2>"$out/$bench.err" | tee "$out/$bench.txt"
 done
+echo
+node bench/lib/verdict.mjs "$out" | tee "$out/verdict.txt"
 echo
 echo "all benchmarks: $((SECONDS - started)) s; output in $out/"
