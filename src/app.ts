@@ -52,6 +52,11 @@ export interface Daemon {
   stop(): Promise<void>;
   /** Re-reads the config file. An invalid config is refused (and thrown) and the old one kept. */
   reload(): Promise<Config>;
+  /**
+   * Logs what the line limiters counted and have not logged yet. `stop` does it at its end; an
+   * exit that does not wait for `stop` (a second signal) calls it first, so no count is lost.
+   */
+  flushLogLines(): void;
 }
 
 /** The listen address is taken or not allowed: say which, and what to do. */
@@ -326,8 +331,14 @@ export function createDaemon(options: DaemonOptions): Daemon {
     return config;
   }
 
+  function flushLogLines(): void {
+    quietLines.flush();
+    supersededLines.flush();
+  }
+
   return {
     queue,
+    flushLogLines,
     async start() {
       await ensureWritableFolder(config.stateDir, 'state_dir');
       releaseStateDir = await lockStateDir(config.stateDir);
@@ -371,8 +382,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         }
       } finally {
         // What the line limiters counted and did not log yet, however the shutdown went.
-        quietLines.flush();
-        supersededLines.flush();
+        flushLogLines();
       }
       await releaseStateDir?.().catch((error: unknown) => logger.warn({ err: error }, 'could not remove the state_dir lock; the next start takes it over'));
       releaseStateDir = undefined;

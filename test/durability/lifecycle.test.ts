@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { CLI, REPO_ROOT, runCli, startServe, type ServeProcess } from '../helpers/cli.js';
 import { writeConfigFile } from '../helpers/config-file.js';
-import { parsedLines, startDaemon } from '../helpers/daemon.js';
+import { leftOutCount, parsedLines, startDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { readRun, runsOf, waitForRun } from '../helpers/runs.js';
@@ -82,6 +82,44 @@ describe('SIGTERM in the middle of a run', () => {
     } finally {
       expect(await second.stop()).toBe(0);
     }
+  });
+});
+
+describe('a second signal while draining', () => {
+  it('exits 1 at once, killing the command, and still logs the counts of the deliveries it left out of the log that second', async () => {
+    const { first, sha, state, id } = await serveSlowRun('30s');
+    // More deliveries that deploy nothing (a wrong signature) than are logged one by one in a second.
+    const body = JSON.stringify(githubPush({ repo: 'acme/slow', after: sha }));
+    const headers = await githubHeaders(body, 'not-the-secret-0123456789');
+    const flood = 150;
+    const statuses: number[] = [];
+    for (let sent = 0; sent < flood; sent += 25) {
+      statuses.push(...(await Promise.all(Array.from({ length: 25 }, async () => (await fetch(`http://127.0.0.1:${first.port}/hooks/github`, { method: 'POST', body, headers })).status))));
+    }
+    expect(statuses.filter((status) => status === 401)).toHaveLength(flood);
+
+    const exited = first.stop('SIGTERM');
+    await until('the daemon to log that it is shutting down', async () => first.lines.some((line) => line.msg === 'shutting down'));
+    first.process.kill('SIGTERM');
+    expect(await exited).toBe(1);
+    expect(first.lines).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringContaining('a second signal: exiting now') }));
+    // Each delivery is either a line of its own or in a count.
+    const logged = first.lines.filter((line) => line.msg === 'delivery' && line.decision === 'rejected').length;
+    expect(logged).toBeLessThan(flood);
+    expect(logged + leftOutCount(first.lines, 'rejected')).toBe(flood);
+    // The run was not finished by this daemon (the next start repeats it), and its command is gone.
+    const run = await readRun(state, 'slow', id);
+    expect(run).toMatchObject({ status: 'running' });
+    const groupGone = () => {
+      try {
+        process.kill(-(run.pgid ?? 0), 0);
+        return false;
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code === 'ESRCH';
+      }
+    };
+    expect(run.pgid).toBeGreaterThan(1);
+    await until("the command's process group to be gone", async () => groupGone());
   });
 });
 
