@@ -81,10 +81,13 @@ async function serve(options: { config: string; listen?: string }): Promise<void
   };
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) {
-      // What the line limiters counted this second goes out first: `stop` would have logged it at its end.
-      daemon.flushLogLines();
-      logger.warn({ signal }, 'a second signal: exiting now; running commands are killed (SIGKILL, no grace) and their runs repeated after restart');
-      exit(1);
+      try {
+        // What the line limiters counted this second goes out first: `stop` would have logged it at its end.
+        daemon.flushLogLines();
+      } finally {
+        logger.warn({ signal }, 'a second signal: exiting now; running commands are killed (SIGKILL, no grace) and their runs repeated after restart');
+        exit(1);
+      }
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
