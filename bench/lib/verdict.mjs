@@ -82,6 +82,11 @@ function burstRuns(text) {
   const each = /\(([^)]*)\)$/.exec(text)?.[1] ?? text;
   return each.split(', ').map((run) => (run.trim().startsWith('never') ? Infinity : leading(run)));
 }
+/** A burst row's worst run (the largest figure; Infinity for never); NaN when the row is missing or unreadable. */
+const burstWorst = (label) => (folder) => {
+  const runs = burstRuns(burst(label)(folder));
+  return runs.length === 0 || runs.some(Number.isNaN) ? NaN : Math.max(...runs);
+};
 const footprint = (label) => (folder) => leading(cell(folder, 'footprint.txt', { row: ([name]) => name === label, column: 'deployhook' }));
 const scaleCell = (label, column) => (folder) => leading(cell(folder, 'scale.txt', { row: ([name]) => name === label, column }));
 const manyJobs = (name) => / jobs$/.test(name);
@@ -137,10 +142,7 @@ const TARGETS = [
     id: '2',
     what: 'burst: runs executed (the run with most)',
     target: '≤ 3',
-    measure: (folder) => {
-      const runs = burstRuns(burst('deploys run')(folder));
-      return runs.length === 0 || runs.some(Number.isNaN) ? NaN : Math.max(...runs);
-    },
+    measure: burstWorst('deploys run'),
     comparable: settings.burst,
     across: 'worst',
     met: (v) => v <= 3,
@@ -150,10 +152,7 @@ const TARGETS = [
     id: '2',
     what: 'burst: newest commit deployed, after the first push (the slowest run)',
     target: 'deployed',
-    measure: (folder) => {
-      const runs = burstRuns(burst('a deploy of the newest commit done after')(folder));
-      return runs.length === 0 || runs.some(Number.isNaN) ? NaN : Math.max(...runs);
-    },
+    measure: burstWorst('a deploy of the newest commit done after'),
     comparable: settings.burst,
     across: 'worst',
     met: (v) => Number.isFinite(v),

@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { CLI, REPO_ROOT, runCli, startServe, type ServeProcess } from '../helpers/cli.js';
 import { writeConfigFile } from '../helpers/config-file.js';
-import { leftOutCount, parsedLines, startDaemon } from '../helpers/daemon.js';
+import { inBatches, leftOutCount, parsedLines, startDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
 import { readRun, runsOf, waitForRun } from '../helpers/runs.js';
@@ -94,10 +94,7 @@ describe('a second signal while draining', () => {
     // Sent 50 at a time, so that the flood and both signals fit in the limiter's second as a rule
     // (the count is then logged only by the exit); more than two seconds' worth of lines in any case.
     const flood = 250;
-    const statuses: number[] = [];
-    for (let sent = 0; sent < flood; sent += 50) {
-      statuses.push(...(await Promise.all(Array.from({ length: 50 }, async () => (await fetch(`http://127.0.0.1:${first.port}/hooks/github`, { method: 'POST', body, headers })).status))));
-    }
+    const statuses = await inBatches(flood, async () => (await fetch(`http://127.0.0.1:${first.port}/hooks/github`, { method: 'POST', body, headers })).status, 50);
     expect(statuses.filter((status) => status === 401)).toHaveLength(flood);
 
     const exited = first.stop('SIGTERM');

@@ -76,3 +76,12 @@ export function leftOutCount(lines: ReadonlyArray<Record<string, unknown>>, key?
   }
   return sum;
 }
+
+/** Calls `send` `count` times, `batch` at a time (each batch at once): a flood of requests. */
+export async function inBatches(count: number, send: (index: number) => Promise<number>, batch = 30): Promise<number[]> {
+  const results: number[] = [];
+  for (let start = 0; start < count; start += batch) {
+    results.push(...(await Promise.all(Array.from({ length: Math.min(batch, count - start) }, (_, offset) => send(start + offset)))));
+  }
+  return results;
+}

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRemote, type TestRemote } from '../helpers/git-repo.js';
-import { leftOutCount, parsedLines, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { inBatches, leftOutCount, parsedLines, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { githubHeaders, githubOrganisationPing, githubPing, githubPush, gitlabHeaders, gitlabPush } from '../helpers/payloads.js';
 import { allRunFiles, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -338,14 +338,6 @@ describe('other routes', () => {
 });
 
 /** Runs `send` `count` times, 30 at a time; what each returned, in order. */
-async function inBatches(count: number, send: (index: number) => Promise<number>): Promise<number[]> {
-  const results: number[] = [];
-  for (let start = 0; start < count; start += 30) {
-    results.push(...(await Promise.all(Array.from({ length: Math.min(30, count - start) }, (_, offset) => send(start + offset)))));
-  }
-  return results;
-}
-
 function withoutSignature(headers: Record<string, string>): Record<string, string> {
   const { 'x-hub-signature-256': _omitted, ...rest } = headers;
   return rest;
