@@ -341,7 +341,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     flushLogLines,
     async start() {
       await ensureWritableFolder(config.stateDir, 'state_dir');
-      releaseStateDir = await lockStateDir(config.stateDir);
+      releaseStateDir = await lockStateDir(config.stateDir, { onProblem: (message) => logger.warn({ stateDir: config.stateDir }, message) });
       try {
         return await startLocked();
       } catch (error) {

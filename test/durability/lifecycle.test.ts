@@ -9,6 +9,7 @@ import { writeConfigFile } from '../helpers/config-file.js';
 import { inBatches, leftOutCount, parsedLines, startDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
+import { kernelLocked } from '../helpers/processes.js';
 import { readRun, runsOf, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
@@ -188,6 +189,9 @@ describe('a second daemon on the same state_dir', () => {
     expect(await readRun(state, 'slow', id)).toMatchObject({ status: 'running' });
     expect(await readdir(join(state, 'journal', 'runs'))).toEqual(journal);
     expect(first.process.exitCode).toBe(null);
+    // Both locks: the kernel's on the folder too, with nothing to warn about.
+    expect(await kernelLocked(state)).toBe(true);
+    expect(first.lines.filter((line) => String(line.msg).includes("kernel's lock"))).toEqual([]);
 
     // A daemon that died without releasing the lock does not hold it.
     expect(await first.stop('SIGKILL')).toBe(undefined);
@@ -198,6 +202,7 @@ describe('a second daemon on the same state_dir', () => {
       expect(await third.stop()).toBe(0);
     }
     await expect(readFile(join(state, 'deployhook.lock'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await kernelLocked(state)).toBe(false);
   });
 });
 

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { tempDir } from './tmp.js';
 
 /** The path of a script in test/fixtures/scripts. */
@@ -70,4 +71,11 @@ export async function alteredPerl(from: string, to: string, ...more: Array<[stri
     .join(' ');
   writeFileSync(wrapper, `#!/usr/bin/env perl\nmy ($e, $script, @rest) = @ARGV; my $at; ${replace} exec('perl', $e, $script, @rest) or die "exec: $!";\n`, { mode: 0o755 });
   return wrapper;
+}
+
+/** Whether some process holds the kernel's lock (flock) on `path`, asked of util-linux's flock(1). */
+export async function kernelLocked(path: string): Promise<boolean> {
+  const { exitCode } = await execa('flock', ['--nonblock', path, 'true'], { reject: false });
+  if (exitCode !== 0 && exitCode !== 1) throw new Error(`flock(1) exited with ${String(exitCode)}`);
+  return exitCode === 1;
 }
