@@ -93,15 +93,16 @@ deploy_then_rss() {
   done
   sleep 2
   echo "rss deployhook $label $(rss_mb "$pid") $(hwm_mb "$pid") $(malloc_heap_mb "$pid")" >>"$WORK/results"
-  echo "rss helper $label $(helper_rss_mb "$pid") - -" >>"$WORK/results"
+  echo "rss helper $label $(child_rss_mb "$pid" 'deployhook process helper') - -" >>"$WORK/results"
 }
 
-# helper_rss_mb PID: VmRSS of the daemon's process helper (its child named "deployhook process
-# helper", started with the first run), or 0 when it has none
-helper_rss_mb() {
+# child_rss_mb PID NAME: VmRSS of the daemon's child whose command line starts with NAME
+# ("deployhook process helper", started with the first run; "deployhook state_dir lock",
+# started with the daemon), or 0 when it has none
+child_rss_mb() {
   local child
   for child in $(child_pids "$1"); do
-    if tr '\0' ' ' <"/proc/$child/cmdline" 2>/dev/null | grep -q '^deployhook process helper'; then
+    if tr '\0' ' ' <"/proc/$child/cmdline" 2>/dev/null | grep -q "^$2"; then
       rss_mb "$child"
       return
     fi
@@ -124,6 +125,7 @@ for server in deployhook webhook; do
   sleep 2
   echo "rss $server idle $(rss_mb "$pid") - $(malloc_heap_mb "$pid")" >>"$WORK/results"
   if [[ "$server" == deployhook ]]; then
+    echo "rss lock idle $(child_rss_mb "$pid" 'deployhook state_dir lock') - -" >>"$WORK/results"
     deploy_then_rss after-deploy app footprint-first "$WORK/push-main.json" "$SIG_MAIN" 300
   fi
   a="$(wrk_run "http://127.0.0.1:$port$path" "$WORK/push-other.json" "$SIG_OTHER" "$LOAD_SECONDS")"
@@ -154,6 +156,7 @@ fi
 printf '| RSS idle, MB | %s | %s | %s |\n' "$(rss deployhook idle 4)" "$(rss webhook idle 4)" "$(ratio "$(rss deployhook idle 4)" "$(rss webhook idle 4)")"
 printf '| RSS idle after one deploy, MB | %s | | |\n' "$(rss deployhook after-deploy 4)"
 printf "| the daemon's process helper (perl, started with the first run), RSS after that deploy, MB | %s | | |\n" "$(rss helper after-deploy 4)"
+printf "| the daemon's state_dir lock (perl, started with the daemon), RSS idle, MB | %s | | |\n" "$(rss lock idle 4)"
 printf '| RSS after wrk (a) and (b), %ss each (peak), MB | %s (%s) | %s (%s) | |\n' "$LOAD_SECONDS" "$(rss deployhook after-load 4)" "$(rss deployhook after-load 5)" "$(rss webhook after-load 4)" "$(rss webhook after-load 5)"
 printf '| RSS after a %s-byte log capture (peak), MB | %s (%s) | | |\n' "$BYTES" "$(rss deployhook after-log 4)" "$(rss deployhook after-log 5)"
 printf "| of that RSS, glibc's malloc heap: idle, after the deploy, the load, the capture, MB | %s, %s, %s, %s | | |\n" \
