@@ -72,7 +72,7 @@ async function deploy(context: DeployContext): Promise<Outcome> {
     timeoutMs: Math.max(0, Math.round(deadline - performance.now())),
     killAfterMs: job.killGraceMs,
     signal: stop.signal,
-    onStart: context.keepGroup,
+    onStart: (pgid) => context.keepGroup(pgid, true),
   }).finally(() => (eventFile === run.eventFile ? undefined : removeEventCopy(eventFile)));
   if (result.leftovers) log.note('the command left processes running in its process group; they were terminated');
   if (result.escaped) log.note("a process that left the command's process group and session (setsid, a daemon) still held its output open; it was left running, and its output is no longer read");
@@ -93,9 +93,9 @@ async function deploy(context: DeployContext): Promise<Outcome> {
  * So is a group whose leader ended before its start time could be read (a quick git step): a
  * group id without a start time would let recovery stop whatever leads a group of that id later.
  */
-function groupKeeper(run: RunRecord, persist: () => void, housekeeping?: { ended: () => boolean }): (pgid: number) => void {
+function groupKeeper(run: RunRecord, persist: () => void, housekeeping?: { ended: () => boolean }): (pgid: number, command?: boolean) => void {
   let newest: number | undefined;
-  return (pgid) => {
+  return (pgid, command = false) => {
     newest = pgid;
     void Promise.all([processStartTime(pgid), currentBootId()]).then(([startTime, bootId]) => {
       if (newest !== pgid || startTime === undefined || housekeeping?.ended() === true) return;
@@ -104,6 +104,8 @@ function groupKeeper(run: RunRecord, persist: () => void, housekeeping?: { ended
       run.pgidStartTime = startTime;
       if (bootId !== '') run.pgidBootId = bootId;
       else delete run.pgidBootId;
+      if (command) run.commandGroup = true;
+      else delete run.commandGroup;
       persist();
     });
   };

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { JobConfig } from '../config/types.js';
 import { closeCrashedLog } from '../log/crashed-log.js';
-import { stopOrphanGroup } from '../runner/orphan-group.js';
+import { groupsCarrying, stopOrphanGroup } from '../runner/orphan-group.js';
 import type { LoadedRuns, RunStore } from '../store/run-store.js';
 import type { RunQueue } from './run-queue.js';
 import { forgetHousekeeping, type RunRecord } from './run-record.js';
@@ -71,9 +71,19 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
     await saveOrLog(record);
   }
 
-  for (const record of records.filter((candidate) => candidate.status === 'running')) {
+  const running = records.filter((candidate) => candidate.status === 'running');
+  // A command whose group the record does not name yet (the daemon died between its start and
+  // the save of its group, a millisecond or so) is found by the run id in its environment.
+  const unnamed = await groupsCarrying('DEPLOYHOOK_RUN_ID', new Set(running.filter((record) => record.commandGroup !== true).map((record) => record.id)));
+  for (const record of running) {
     if (record.pgid !== undefined && (await stopGroupOf(record, record.pgid))) {
       logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, 'stopped processes left by a run the daemon died in');
+    }
+    for (const { pgid, leaderStart } of unnamed.get(record.id) ?? []) {
+      // Seen running just now, in this boot: only its leader's start time is checked again.
+      if (await stopOrphanGroup(pgid, leaderStart, options.job(record.job)?.killGraceMs ?? options.killGraceMs)) {
+        logger.warn({ job: record.job, run: record.id, pgid }, 'stopped the command of a run the daemon died in before it could record its process group');
+      }
     }
     // Its log has no end: the output the cap kept aside goes in, and a line on what happened.
     await closeCrashedLog(record.logPath).catch((error: unknown) => logger.error({ job: record.job, run: record.id, err: error }, 'could not end the log of a run the daemon died in'));

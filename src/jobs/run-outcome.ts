@@ -27,10 +27,10 @@ export interface DeployContext {
   baseEnv: Readonly<Record<string, string>>;
   persist: () => void;
   /**
-   * Keeps the process group the run has going (git's steps, then the command) in its record,
-   * so that recovery after a crash stops what is left of it before repeating the run.
+   * Keeps the process group the run has going (git's steps, then the command: `command`) in
+   * its record, so that recovery after a crash stops what is left of it before repeating the run.
    */
-  keepGroup: (pgid: number) => void;
+  keepGroup: (pgid: number, command?: boolean) => void;
   /** The save of the `running` record: git works meanwhile, the command starts only after it. */
   recorded: Promise<void>;
   /** What the job's newest succeeded run deployed: the `paths` filter compares with it. */

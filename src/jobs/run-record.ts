@@ -52,6 +52,12 @@ export interface RunRecord {
   pgidStartTime?: string;
   /** The boot the group belongs to (/proc/sys/kernel/random/boot_id): recovery leaves another boot's group alone. */
   pgidBootId?: string;
+  /**
+   * Set with `pgid` once it names the command's group. A `running` record without it may have
+   * a command that started before its group could be saved: recovery looks for its processes
+   * by their DEPLOYHOOK_RUN_ID.
+   */
+  commandGroup?: true;
   /** Set while git's housekeeping after the run works in the group `pgid` names; removed, with the group, once it ends. */
   housekeeping?: true;
   logPath: string;
@@ -82,4 +88,5 @@ export function forgetHousekeeping(record: RunRecord): void {
   delete record.pgid;
   delete record.pgidStartTime;
   delete record.pgidBootId;
+  delete record.commandGroup;
 }

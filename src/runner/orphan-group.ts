@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { procStatFields, sessionGroups, signalGroup, terminateGroup } from './kill-group.js';
 
 /** When the process started, in clock ticks since boot (field 22 of /proc/<pid>/stat); undefined if it is gone. */
@@ -33,4 +33,60 @@ export async function stopOrphanGroup(pgid: number, startTime: string | undefine
   if (leaderStart !== undefined && startTime !== undefined && leaderStart !== startTime) return false;
   await terminateGroup(pgid, killAfterMs);
   return true;
+}
+
+/** A process group found by what its processes carry in their environment (see groupsCarrying). */
+export interface CarryingGroup {
+  pgid: number;
+  /** Its leader's start time, when the leader is one of the processes found; undefined when the leader is gone. */
+  leaderStart: string | undefined;
+}
+
+/**
+ * The process groups whose running processes have `name=<value>` in their environment, for
+ * each value asked: one pass over /proc, reading each process's `environ` (root reads every
+ * process's, another user only its own). A group whose leader runs but does not carry it is
+ * left out: the leader is someone else's. Recovery finds a command this way when the daemon
+ * died before the command's group was saved (see recover.ts); its descendants carry the same
+ * variable unless they dropped their environment.
+ */
+export async function groupsCarrying(name: string, values: ReadonlySet<string>): Promise<Map<string, CarryingGroup[]>> {
+  const found = new Map<string, CarryingGroup[]>();
+  if (values.size === 0) return found;
+  const pids = await readdir('/proc').catch(() => [] as string[]);
+  const prefix = Buffer.from(`${name}=`);
+  /** pgid -> the value its processes carry, and the pids that carry it. */
+  const carriers = new Map<number, { value: string; pids: Set<number> }>();
+  for (const entry of pids) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    const [state, , group] = (await procStatFields(pid)) ?? [];
+    if (state === undefined || state === 'Z' || group === undefined) continue;
+    const value = carriedValue(await readFile(`/proc/${pid}/environ`).catch(() => undefined), prefix);
+    if (value === undefined || !values.has(value)) continue;
+    const pgid = Number(group);
+    const known = carriers.get(pgid) ?? { value, pids: new Set<number>() };
+    known.pids.add(pid);
+    carriers.set(pgid, known);
+  }
+  for (const [pgid, { value, pids: members }] of carriers) {
+    // A leader that runs without carrying the value is another program's.
+    const [leaderState] = (await procStatFields(pgid)) ?? [];
+    if (leaderState !== undefined && leaderState !== 'Z' && !members.has(pgid)) continue;
+    const leaderStart = members.has(pgid) ? await processStartTime(pgid) : undefined;
+    found.set(value, [...(found.get(value) ?? []), { pgid, leaderStart }]);
+  }
+  return found;
+}
+
+/** The value of the variable `prefix` (`NAME=`) names in an environ (NUL-separated), if any. */
+function carriedValue(environ: Buffer | undefined, prefix: Buffer): string | undefined {
+  for (let start = 0; environ !== undefined && start < environ.length; ) {
+    const end = environ.indexOf(0, start);
+    const stop = end === -1 ? environ.length : end;
+    if (environ.subarray(start, start + prefix.length).equals(prefix)) return environ.subarray(start + prefix.length, stop).toString('utf8');
+    start = stop + 1;
+  }
+  return undefined;
 }

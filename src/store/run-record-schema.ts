@@ -44,6 +44,7 @@ const runRecordSchema = z.object({
   pgid: z.number().int().positive().optional(),
   pgidStartTime: optionalText,
   pgidBootId: optionalText,
+  commandGroup: z.literal(true).optional(),
   housekeeping: z.literal(true).optional(),
   forwards: z
     .array(

@@ -1,12 +1,12 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsedLines, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
-import { runsOf, waitForRun } from '../helpers/runs.js';
-import { isRunning } from '../helpers/processes.js';
+import { readRun, runsOf, waitForRun } from '../helpers/runs.js';
+import { isRunning, readPid } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -18,6 +18,24 @@ afterEach(async () => {
   await hook?.stop();
   hook = undefined;
 });
+
+/** A daemon that deployed one push (`true`, with a kill_grace of 1 s) and was stopped: its folder, settings and run id. */
+async function oneFinishedRun(): Promise<{ dir: string; settings: Record<string, unknown>; id: string }> {
+  const dir = await tempDir();
+  const remote = await createRemote(dir);
+  const sha = await remote.commit({ 'a.txt': 'a\n' });
+  const settings = { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'], kill_grace: '1s' }] };
+  const daemon = await startDaemon(dir, settings, { SECRET });
+  try {
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+    const reply = await daemon.post('github', body, await githubHeaders(body, SECRET));
+    const id = (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '';
+    await waitForRun(join(dir, 'state'), 'app', id);
+    return { dir, settings, id };
+  } finally {
+    await daemon.stop();
+  }
+}
 
 describe('starting on a state folder left by a crash', () => {
   it('reports a half-written record, moves it aside, removes temporary files, and starts anyway', async () => {
@@ -43,16 +61,7 @@ describe('starting on a state folder left by a crash', () => {
   });
 
   it("leaves alone the process group a finished run's record names, which may be someone else's by now", async () => {
-    const dir = await tempDir();
-    const remote = await createRemote(dir);
-    const sha = await remote.commit({ 'a.txt': 'a\n' });
-    const settings = { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command: ['true'], kill_grace: '1s' }] };
-    hook = await startDaemon(dir, settings, { SECRET });
-    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
-    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
-    const id = (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '';
-    await waitForRun(join(dir, 'state'), 'app', id);
-    await hook.stop();
+    const { dir, settings, id } = await oneFinishedRun();
     // Another program's group whose leader has exited (a `cmd &` of a cron job), with the id
     // the finished record names: pids are reused.
     const [leader = 0, member = 0] = execFileSync('setsid', ['sh', '-c', 'sleep 300 >/dev/null 2>&1 & echo $$ $!'], { encoding: 'utf8' }).trim().split(' ').map(Number);
@@ -68,6 +77,75 @@ describe('starting on a state folder left by a crash', () => {
       expect(hook.logLines.filter((line) => line.includes('stopped'))).toEqual([]);
     } finally {
       if (isRunning(member)) process.kill(member, 'SIGKILL');
+    }
+  });
+
+  /**
+   * A finished run's record made to look like one a daemon died in, with a command of that run
+   * still running (a shell and its `sleep`, in a session of their own as the process helper
+   * starts commands), carrying the run's id in its environment as a command does.
+   */
+  async function runLeftRunning(record: (run: Record<string, unknown>) => Record<string, unknown>): Promise<{ dir: string; settings: Record<string, unknown>; id: string; leader: number; member: number }> {
+    const { dir, settings, id } = await oneFinishedRun();
+    const file = join(dir, 'state', 'runs', 'app', `${id}.json`);
+    const { finishedAt: _finished, durationMs: _duration, exitCode: _code, signal: _signal, pgid: _pgid, pgidStartTime: _start, pgidBootId: _boot, commandGroup: _command, ...run } = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    await writeFile(file, JSON.stringify(record({ ...run, status: 'running' })));
+    const command = spawn('sh', ['-c', `sleep 300 & echo $! > ${join(dir, 'member.pid')}; wait`], { detached: true, stdio: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DEPLOYHOOK_RUN_ID: id } });
+    command.unref();
+    const leader = command.pid ?? Number.NaN;
+    expect(leader).toBeGreaterThan(0);
+    await until('the command to start its child', async () => (await readFile(join(dir, 'member.pid'), 'utf8').catch(() => '')).trim() !== '');
+    return { dir, settings, id, leader, member: await readPid(dir, 'member.pid') };
+  }
+
+  it("names the command's group in the running record once the command runs", async () => {
+    const dir = await tempDir();
+    const remote = await createRemote(dir);
+    const sha = await remote.commit({ 'a.txt': 'a\n' });
+    const command = ['sh', '-c', `echo $$ > ${join(dir, 'command.pid')}; sleep 1`];
+    hook = await startDaemon(dir, { jobs: [{ name: 'app', provider: 'github', repo: 'acme/app', branches: ['main'], secret_env: 'SECRET', remote: remote.bare, command }] }, { SECRET });
+    const body = JSON.stringify(githubPush({ repo: 'acme/app', after: sha }));
+    const reply = await hook.post('github', body, await githubHeaders(body, SECRET));
+    const id = (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '';
+    const state = join(dir, 'state');
+    await until("the command's group in the record", async () => (await readRun(state, 'app', id).catch(() => undefined))?.commandGroup === true);
+    expect(await readRun(state, 'app', id)).toMatchObject({ status: 'running', pgid: await readPid(dir, 'command.pid'), commandGroup: true });
+    expect(await waitForRun(state, 'app', id)).toMatchObject({ status: 'succeeded' });
+  });
+
+  it('stops a command the daemon died in before it could record its group, found by its run id, before the run is repeated', async () => {
+    // The record names no group, or git's, gone by now: the daemon died within the moment
+    // between the command's start and the save of its group.
+    const { dir, settings, id, leader, member } = await runLeftRunning((run) => run);
+    try {
+      hook = await startDaemon(dir, settings, { SECRET });
+      expect(isRunning(leader)).toBe(false);
+      expect(isRunning(member)).toBe(false);
+      expect(parsedLines(hook).filter((line) => String(line.msg).startsWith('stopped'))).toEqual([
+        expect.objectContaining({ msg: 'stopped the command of a run the daemon died in before it could record its process group', run: id, pgid: leader }),
+      ]);
+      await hook.daemon.queue.whenIdle();
+      const runs = await runsOf(join(dir, 'state'), 'app');
+      const interrupted = runs.find((run) => run.id === id);
+      expect(interrupted).toMatchObject({ status: 'interrupted' });
+      expect(runs.find((run) => run.id === interrupted?.retriedBy)).toMatchObject({ status: 'succeeded' });
+    } finally {
+      for (const pid of [leader, member]) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it("leaves alone a run's process that left the recorded command's group and session, as at the end of a run", async () => {
+    // The record names the command's group, gone; what still carries the run's id left it
+    // with `setsid` (a daemon the command started): a run leaves such a process running.
+    const { dir, settings, leader, member } = await runLeftRunning((run) => ({ ...run, pgid: 4_194_305, pgidStartTime: '1', commandGroup: true }));
+    try {
+      hook = await startDaemon(dir, settings, { SECRET });
+      await hook.daemon.queue.whenIdle();
+      expect(isRunning(leader)).toBe(true);
+      expect(isRunning(member)).toBe(true);
+      expect(parsedLines(hook).filter((line) => String(line.msg).startsWith('stopped'))).toEqual([]);
+    } finally {
+      for (const pid of [leader, member]) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
     }
   });
 
