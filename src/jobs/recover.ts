@@ -30,6 +30,9 @@ export interface Recovered {
   skipped: number;
 }
 
+/** A start time no process has: a group found without its leader must still have none when it is stopped. */
+const LEADER_GONE = 'gone';
+
 /**
  * Picks up where the last daemon left off. Queued runs go back in line. A run that was
  * running when the daemon died is marked interrupted (its leftover processes stopped), and
@@ -73,15 +76,21 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
 
   const running = records.filter((candidate) => candidate.status === 'running');
   // A command whose group the record does not name yet (the daemon died between its start and
-  // the save of its group, a millisecond or so) is found by the run id in its environment.
-  const unnamed = await groupsCarrying('DEPLOYHOOK_RUN_ID', new Set(running.filter((record) => record.commandGroup !== true).map((record) => record.id)));
+  // the save of its group, a millisecond or so) is found by the run id in its environment, among
+  // the processes of the daemon's user and of the job's `run_as` user.
+  const daemonUser = process.getuid?.() ?? -1;
+  const unnamed = await groupsCarrying(
+    'DEPLOYHOOK_RUN_ID',
+    new Map(running.filter((record) => record.commandGroup !== true).map((record) => [record.id, new Set([daemonUser, options.job(record.job)?.runAs?.uid ?? daemonUser])])),
+  );
   for (const record of running) {
     if (record.pgid !== undefined && (await stopGroupOf(record, record.pgid))) {
       logger.warn({ job: record.job, run: record.id, pgid: record.pgid }, 'stopped processes left by a run the daemon died in');
     }
     for (const { pgid, leaderStart } of unnamed.get(record.id) ?? []) {
-      // Seen running just now, in this boot: only its leader's start time is checked again.
-      if (await stopOrphanGroup(pgid, leaderStart, options.job(record.job)?.killGraceMs ?? options.killGraceMs)) {
+      // Found in this boot, before the stops above (each may wait out a kill grace): a leader
+      // that was gone then and is there now is a reused pid, another program's, and is refused.
+      if (await stopOrphanGroup(pgid, leaderStart ?? LEADER_GONE, options.job(record.job)?.killGraceMs ?? options.killGraceMs)) {
         logger.warn({ job: record.job, run: record.id, pgid }, 'stopped the command of a run the daemon died in before it could record its process group');
       }
     }

@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { procStatFields, sessionGroups, signalGroup, terminateGroup } from './kill-group.js';
 
 /** When the process started, in clock ticks since boot (field 22 of /proc/<pid>/stat); undefined if it is gone. */
@@ -23,10 +23,13 @@ export function currentBootId(): Promise<string> {
  * boot, the group is ours when its leader is gone but members remain (Linux never hands out
  * a pid that is still a group id), or when the leader is alive and started at the recorded
  * time; a reused pid with another start time is left alone. Records written before the boot
- * id was kept have none, and are judged as before.
+ * id was kept have none, and are judged as before. Never the daemon's own group or session (a
+ * daemon started by a run's command, in its group, say).
  */
 export async function stopOrphanGroup(pgid: number, startTime: string | undefined, killAfterMs: number, bootId?: string): Promise<boolean> {
   if (bootId !== undefined && bootId !== (await currentBootId())) return false;
+  const [, , ownGroup, ownSession] = (await procStatFields('self')) ?? [];
+  if (String(pgid) === ownGroup || String(pgid) === ownSession) return false;
   // The group, or a process of its session that moved to a group of its own.
   if (!signalGroup(pgid, 0) && sessionGroups(pgid).length === 0) return false;
   const leaderStart = await processStartTime(pgid);
@@ -44,27 +47,31 @@ export interface CarryingGroup {
 
 /**
  * The process groups whose running processes have `name=<value>` in their environment, for
- * each value asked: one pass over /proc, reading each process's `environ` (root reads every
- * process's, another user only its own). A group whose leader runs but does not carry it is
- * left out: the leader is someone else's. Recovery finds a command this way when the daemon
- * died before the command's group was saved (see recover.ts); its descendants carry the same
- * variable unless they dropped their environment.
+ * each value asked, counting only processes of the users given with it (whoever else sets the
+ * variable is not one of ours): one pass over /proc, reading each process's `environ` (root
+ * reads every process's, another user only its own). A group whose leader runs but does not
+ * count is left out: the leader is someone else's. So is this process's own group and session.
+ * Recovery finds a command this way when the daemon died before the command's group was saved
+ * (see recover.ts); its descendants carry the same variable unless they dropped their
+ * environment.
  */
-export async function groupsCarrying(name: string, values: ReadonlySet<string>): Promise<Map<string, CarryingGroup[]>> {
+export async function groupsCarrying(name: string, wanted: ReadonlyMap<string, ReadonlySet<number>>): Promise<Map<string, CarryingGroup[]>> {
   const found = new Map<string, CarryingGroup[]>();
-  if (values.size === 0) return found;
+  if (wanted.size === 0) return found;
   const pids = await readdir('/proc').catch(() => [] as string[]);
   const prefix = Buffer.from(`${name}=`);
+  const [, , ownGroup, ownSession] = (await procStatFields('self')) ?? [];
   /** pgid -> the value its processes carry, and the pids that carry it. */
   const carriers = new Map<number, { value: string; pids: Set<number> }>();
   for (const entry of pids) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     if (pid === process.pid) continue;
-    const [state, , group] = (await procStatFields(pid)) ?? [];
-    if (state === undefined || state === 'Z' || group === undefined) continue;
+    const [state, , group, session] = (await procStatFields(pid)) ?? [];
+    if (state === undefined || state === 'Z' || group === undefined || group === ownGroup || session === ownSession) continue;
     const value = carriedValue(await readFile(`/proc/${pid}/environ`).catch(() => undefined), prefix);
-    if (value === undefined || !values.has(value)) continue;
+    const owners = value === undefined ? undefined : wanted.get(value);
+    if (value === undefined || owners === undefined || !owners.has(await ownerOf(pid))) continue;
     const pgid = Number(group);
     const known = carriers.get(pgid) ?? { value, pids: new Set<number>() };
     known.pids.add(pid);
@@ -78,6 +85,11 @@ export async function groupsCarrying(name: string, values: ReadonlySet<string>):
     found.set(value, [...(found.get(value) ?? []), { pgid, leaderStart }]);
   }
   return found;
+}
+
+/** The process's effective user (the owner of /proc/<pid>; root for one that is not dumpable, a setuid program's); -1 when it is gone. */
+async function ownerOf(pid: number): Promise<number> {
+  return (await stat(`/proc/${pid}`).catch(() => undefined))?.uid ?? -1;
 }
 
 /** The value of the variable `prefix` (`NAME=`) names in an environ (NUL-separated), if any. */

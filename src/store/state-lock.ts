@@ -35,6 +35,8 @@ export interface StateDirLockOptions {
   perl?: string;
   /** Told when the kernel's lock could not be taken or was lost: the lock file alone guards then. */
   onProblem?: (message: string) => void;
+  /** How often a lock whose holder ended is tried again while another process has it (10 s). */
+  retakeEveryMs?: number;
 }
 
 /**
@@ -107,6 +109,8 @@ async function lockFile(stateDir: string, path: string): Promise<() => Promise<v
  */
 const KERNEL_LOCK_WAIT_MS = 1_000;
 const KERNEL_LOCK_RETRY_MS = 20;
+/** How often a lock whose holder ended is tried again while another process has it. */
+const RETAKE_EVERY_MS = 10_000;
 /** How long a release waits for the holder to end before it is killed. */
 const HOLDER_EXIT_MS = 2_000;
 
@@ -152,38 +156,49 @@ async function takeKernelLock(stateDir: string, path: string, options: StateDirL
     if (running !== undefined) throw inUse(stateDir, path, running);
     attempt = await holdKernelLock(stateDir, perl, Math.ceil(KERNEL_LOCK_WAIT_MS / KERNEL_LOCK_RETRY_MS));
   }
-  if (attempt.kind === 'busy') throw inUse(stateDir, path, await runningHolder(path));
+  if (attempt.kind === 'busy') {
+    const running = await runningHolder(path);
+    // Held by a process this one cannot name: a daemon in a container sharing the folder, or any program that flocks it.
+    throw running !== undefined ? inUse(stateDir, path, running) : inUse(stateDir, `the kernel's lock (flock) on ${stateDir} (\`lslocks\` shows which process)`, undefined);
+  }
   if (attempt.kind === 'unavailable') {
     options.onProblem?.(`could not take the kernel's lock on state_dir ${stateDir} (${attempt.why}): only ${path} keeps a second daemon out, which two daemons starting at the same moment over a stale lock could both pass`);
     return undefined;
   }
+  const retakeEveryMs = options.retakeEveryMs ?? RETAKE_EVERY_MS;
   let holder = attempt.holder;
   let released = false;
+  let retry: NodeJS.Timeout | undefined;
+  /** Takes the lock again after its holder ended: at once, then every RETAKE_EVERY_MS while it cannot be had. */
+  const retake = (why: string, tries: number): void => {
+    void holdKernelLock(stateDir, perl, 0).then((again) => {
+      if (released) {
+        if (again.kind === 'held') void endHolder(again.holder);
+        return;
+      }
+      if (again.kind !== 'held') {
+        if (tries === 0) options.onProblem?.(`${why}, and it could not be taken again (${again.kind === 'busy' ? 'another process holds it' : again.why}): only ${path} keeps a second daemon out until it is; tried again every ${String(retakeEveryMs / 1000)} s`);
+        retry = setTimeout(() => retake(why, tries + 1), retakeEveryMs);
+        retry.unref();
+        return;
+      }
+      holder = again.holder;
+      watch(holder);
+      options.onProblem?.(`${why}; it was taken again`);
+    });
+  };
   const watch = (watched: ChildProcess): void => {
     watched.once('close', (code, signal) => {
-      if (released || watched !== holder) return;
-      const why = `the process holding the kernel's lock on state_dir ${stateDir} ended (${signal ?? `exit ${String(code)}`})`;
-      // Taken again at once: nobody else can have it while the lock file names this daemon,
-      // unless a daemon without the kernel's lock took it meanwhile.
-      void holdKernelLock(stateDir, perl, 0).then((again) => {
-        if (again.kind !== 'held') {
-          options.onProblem?.(`${why}, and it could not be taken again (${again.kind === 'busy' ? 'another process holds it' : again.why}): only ${path} keeps a second daemon out until a restart`);
-          return;
-        }
-        if (released) {
-          void endHolder(again.holder);
-          return;
-        }
-        holder = again.holder;
-        watch(holder);
-        options.onProblem?.(`${why}; it was taken again`);
-      });
+      // Nobody else can have it meanwhile while the lock file names this daemon, unless a
+      // daemon without the kernel's lock, or another program, takes it.
+      if (!released && watched === holder) retake(`the process holding the kernel's lock on state_dir ${stateDir} ended (${signal ?? `exit ${String(code)}`})`, 0);
     });
   };
   watch(holder);
   return {
     async release() {
       released = true;
+      clearTimeout(retry);
       await endHolder(holder);
     },
   };
@@ -194,7 +209,7 @@ function holdKernelLock(dir: string, perl: string, retries: number): Promise<Ker
   return new Promise((resolve) => {
     let holder: ChildProcess;
     try {
-      holder = spawn(perl, ['-e', HOLDER_SCRIPT, dir, String(retries), String(KERNEL_LOCK_RETRY_MS / 1000), String(constants.errno.EWOULDBLOCK)], {
+      holder = spawn(perl, ['-e', HOLDER_SCRIPT, '--', dir, String(retries), String(KERNEL_LOCK_RETRY_MS / 1000), String(constants.errno.EWOULDBLOCK)], {
         stdio: ['pipe', 'pipe', 'inherit'],
         env: pathOnlyEnvironment(),
         detached: true,
@@ -267,10 +282,11 @@ async function linkWhole(path: string, content: string): Promise<boolean> {
   }
 }
 
-function inUse(stateDir: string, path: string, pid: number | undefined): DeployhookError {
+/** `held`: the lock file's path, or what else is held. */
+function inUse(stateDir: string, held: string, pid: number | undefined): DeployhookError {
   const who = pid === undefined ? 'another process' : `process ${pid}`;
   return new DeployhookError(
     'STATE_DIR_IN_USE',
-    `Expected to be the only deployhook using state_dir ${stateDir}, but ${who} holds ${path}. Stop that daemon first (is the service running? systemctl stop deployhook), or give this one a state_dir of its own.`,
+    `Expected to be the only deployhook using state_dir ${stateDir}, but ${who} holds ${held}. Stop that daemon first (is the service running? systemctl stop deployhook), or give this one a state_dir of its own.`,
   );
 }

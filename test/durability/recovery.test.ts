@@ -109,6 +109,7 @@ describe('starting on a state folder left by a crash', () => {
     const id = (reply.json.runs as Array<{ id: string }>)[0]?.id ?? '';
     const state = join(dir, 'state');
     await until("the command's group in the record", async () => (await readRun(state, 'app', id).catch(() => undefined))?.commandGroup === true);
+    await until('the command to write its pid', async () => (await readFile(join(dir, 'command.pid'), 'utf8').catch(() => '')).trim() !== '');
     expect(await readRun(state, 'app', id)).toMatchObject({ status: 'running', pgid: await readPid(dir, 'command.pid'), commandGroup: true });
     expect(await waitForRun(state, 'app', id)).toMatchObject({ status: 'succeeded' });
   });

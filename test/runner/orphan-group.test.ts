@@ -46,7 +46,8 @@ describe('groupsCarrying', () => {
     const foreignLeader = await group({}, `DEPLOYHOOK_RUN_ID=${asked}`);
     const other = await group({ DEPLOYHOOK_RUN_ID: `${asked}-other` }, `DEPLOYHOOK_RUN_ID=${asked}-other`);
     try {
-      const found = await groupsCarrying('DEPLOYHOOK_RUN_ID', new Set([asked, 'nobody-carries-this']));
+      const mine = new Set([process.getuid?.() ?? -1]);
+      const found = await groupsCarrying('DEPLOYHOOK_RUN_ID', new Map([[asked, mine], ['nobody-carries-this', mine]]));
       expect([...found.keys()]).toEqual([asked]);
       const groups = [...(found.get(asked) ?? [])].sort((a, b) => a.pgid - b.pgid);
       expect(groups).toEqual(
@@ -55,7 +56,9 @@ describe('groupsCarrying', () => {
           { pgid: leaderless.pgid, leaderStart: undefined },
         ].sort((a, b) => a.pgid - b.pgid),
       );
-      expect(await groupsCarrying('DEPLOYHOOK_RUN_ID', new Set())).toEqual(new Map());
+      expect(await groupsCarrying('DEPLOYHOOK_RUN_ID', new Map())).toEqual(new Map());
+      // Processes of another user (uid 2^31, nobody's) do not count.
+      expect(await groupsCarrying('DEPLOYHOOK_RUN_ID', new Map([[asked, new Set([2 ** 31])]]))).toEqual(new Map());
     } finally {
       for (const { pgid, member } of [carrying, leaderless, foreignLeader, other]) {
         for (const pid of [pgid, member]) if (isRunning(pid)) process.kill(pid, 'SIGKILL');

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lockStateDir } from '../../src/store/state-lock.js';
-import { alteredPerl, isRunning, kernelLocked } from '../helpers/processes.js';
+import { alteredPerl, isRunning, kernelLocked, statFields } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -168,6 +168,7 @@ describe('the state_dir lock', () => {
           expect(answer).toMatch(new RegExp(`^lost Expected to be the only deployhook using state_dir ${dir}, but (process \\d+|another process) holds`));
         }
         const winner = Number(winners[0]?.slice('won '.length));
+        expect(await kernelLocked(dir)).toBe(true);
         expect(JSON.parse(await readFile(join(dir, 'deployhook.lock'), 'utf8'))).toMatchObject({ pid: winner });
         expect(await readdir(dir)).toEqual(['deployhook.lock']);
       } finally {
@@ -241,12 +242,46 @@ describe('the state_dir lock', () => {
         expect(await racer.next()).toBe('ready');
         expect(await racer.next()).toBe('won 1');
         expect(JSON.parse(await readFile(join(dir, 'deployhook.lock'), 'utf8'))).toMatchObject({ pid: 1 });
-        await expect(lockStateDir(dir)).rejects.toThrow(`Expected to be the only deployhook using state_dir ${dir}, but another process holds`);
+        await expect(lockStateDir(dir)).rejects.toThrow(`Expected to be the only deployhook using state_dir ${dir}, but another process holds the kernel's lock (flock) on ${dir} (\`lslocks\` shows which process)`);
       } finally {
         await endRacer(racer);
       }
       await (await lockStateDir(dir))();
     });
+  });
+
+  it('is taken again once the process that took it while its holder was gone lets it go', async () => {
+    const dir = await tempDir();
+    const problems: string[] = [];
+    const release = await lockStateDir(dir, { retakeEveryMs: 100, onProblem: (message) => problems.push(message) });
+    // Another program's flock, taken the moment the holder is gone (flock(1) and its `sleep`,
+    // which inherits the lock, in a group of their own).
+    const other = spawn('flock', [dir, 'sleep', '30'], { stdio: 'ignore', detached: true });
+    const stopOther = () => {
+      try {
+        process.kill(-(other.pid ?? Number.NaN), 'SIGKILL');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      }
+    };
+    try {
+      await until('the other flock waiting for the lock', () => statFields(other.pid ?? Number.NaN)?.[0] === 'S');
+      process.kill(holderOf(process.pid), 'SIGKILL');
+      await until('the lock found taken', () => problems.length > 0);
+      expect(problems).toEqual([
+        `the process holding the kernel's lock on state_dir ${dir} ended (SIGKILL), and it could not be taken again (another process holds it): only ${join(dir, 'deployhook.lock')} keeps a second daemon out until it is; tried again every 0.1 s`,
+      ]);
+      stopOther();
+      await until('the lock taken again', () => problems.length > 1);
+      expect(problems[1]).toBe(`the process holding the kernel's lock on state_dir ${dir} ended (SIGKILL); it was taken again`);
+      expect(await kernelLocked(dir)).toBe(true);
+      expect(holdersOf(process.pid)).toHaveLength(1);
+    } finally {
+      stopOther();
+      await release();
+    }
+    expect(await kernelLocked(dir)).toBe(false);
+    expect(holdersOf(process.pid)).toEqual([]);
   });
 
   it('falls back to the lock file alone, naming why, when the folder cannot be opened or locked', async () => {
