@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { SOURCE_PATTERN } from '../providers/generic.js';
 import { isValidRef } from '../providers/validate.js';
 import type { ProviderName } from './types.js';

@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseDuration } from './duration.js';
 import { credentialRules, eventJobShape, genericJobRules, hostJobRules } from './event-schema.js';
 import { forwardListSchema, providersSchema } from './forward-schema.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { PROVIDER_NAMES } from '../config/types.js';
 import { RUN_STATUSES, type RunRecord } from '../jobs/run-record.js';
 
