@@ -79,19 +79,19 @@ async function lockFile(stateDir: string, path: string): Promise<() => Promise<v
   const mine = JSON.stringify({ pid: process.pid, startTime: await processStartTime(process.pid), bootId: await bootId() });
   const release = async () => {
     // Only our own lock: never one another daemon took over meanwhile.
-    if ((await readFile(path, 'utf8').catch(() => '')).trim() === mine) await rm(path, { force: true });
+    if ((await lockText(path)).trim() === mine) await rm(path, { force: true });
   };
   for (let attempt = 0; attempt < 3; attempt += 1) {
     if (await linkWhole(path, `${mine}\n`)) return release;
     const seen = await readFile(path, 'utf8').catch(() => undefined);
     if (seen === undefined) continue; // removed meanwhile: try again
-    const holder = holderOf(seen);
-    if (holder !== undefined && (await isAlive(holder))) throw inUse(stateDir, path, holder.pid);
+    const running = await runningHolder(seen);
+    if (running !== undefined) throw inUse(stateDir, path, running);
     // Stale: move it aside; if what was moved is not what was judged stale, it was a
     // newcomer's fresh lock, which goes back under its name.
     const aside = `${path}.stale-${process.pid}-${attempt}`;
     if (!(await rename(path, aside).then(() => true, () => false))) continue;
-    const moved = await readFile(aside, 'utf8').catch(() => '');
+    const moved = await lockText(aside);
     if (moved !== seen) {
       await link(aside, path).catch(() => undefined);
       await rm(aside, { force: true });
@@ -152,12 +152,12 @@ async function takeKernelLock(stateDir: string, path: string, options: StateDirL
   const perl = options.perl ?? 'perl';
   let attempt = await holdKernelLock(stateDir, perl, 0);
   if (attempt.kind === 'busy') {
-    const running = await runningHolder(path);
+    const running = await runningHolder(await lockText(path));
     if (running !== undefined) throw inUse(stateDir, path, running);
     attempt = await holdKernelLock(stateDir, perl, Math.ceil(KERNEL_LOCK_WAIT_MS / KERNEL_LOCK_RETRY_MS));
   }
   if (attempt.kind === 'busy') {
-    const running = await runningHolder(path);
+    const running = await runningHolder(await lockText(path));
     // Held by a process this one cannot name: a daemon in a container sharing the folder, or any program that flocks it.
     throw running !== undefined ? inUse(stateDir, path, running) : inUse(stateDir, `the kernel's lock (flock) on ${stateDir} (\`lslocks\` shows which process)`, undefined);
   }
@@ -261,9 +261,14 @@ async function endHolder(holder: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** The pid the lock file names when that process is running. */
-async function runningHolder(path: string): Promise<number | undefined> {
-  const holder = holderOf(await readFile(path, 'utf8').catch(() => ''));
+/** The lock file's text; empty when there is none. */
+function lockText(path: string): Promise<string> {
+  return readFile(path, 'utf8').catch(() => '');
+}
+
+/** The pid a lock file's text names when that process is running. */
+async function runningHolder(text: string): Promise<number | undefined> {
+  const holder = holderOf(text);
   return holder !== undefined && (await isAlive(holder)) ? holder.pid : undefined;
 }
 

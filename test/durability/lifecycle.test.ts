@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
+import { groupAlive } from '../../src/runner/kill-group.js';
 import { CLI, REPO_ROOT, runCli, startServe, type ServeProcess } from '../helpers/cli.js';
 import { writeConfigFile } from '../helpers/config-file.js';
 import { inBatches, leftOutCount, parsedLines, startDaemon } from '../helpers/daemon.js';
@@ -110,16 +111,8 @@ describe('a second signal while draining', () => {
     // The run was not finished by this daemon (the next start repeats it), and its command is gone.
     const run = await readRun(state, 'slow', id);
     expect(run).toMatchObject({ status: 'running' });
-    const groupGone = () => {
-      try {
-        process.kill(-(run.pgid ?? 0), 0);
-        return false;
-      } catch (error) {
-        return (error as NodeJS.ErrnoException).code === 'ESRCH';
-      }
-    };
     expect(run.pgid).toBeGreaterThan(1);
-    await until("the command's process group to be gone", async () => groupGone());
+    await until("the command's process group to be gone", async () => !(await groupAlive(run.pgid ?? 0)));
   });
 });
 

@@ -337,7 +337,6 @@ describe('other routes', () => {
   });
 });
 
-/** Runs `send` `count` times, 30 at a time; what each returned, in order. */
 function withoutSignature(headers: Record<string, string>): Record<string, string> {
   const { 'x-hub-signature-256': _omitted, ...rest } = headers;
   return rest;
