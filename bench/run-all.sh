@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark in turn (about 8–9 minutes on 2 cores) and keeps their output in
+# Runs every benchmark in turn (about 9 minutes on 2 cores) and keeps their output in
 # bench/results/<time>/. Builds dist/ first unless BENCH_SKIP_BUILD=1; with BENCH_REF=<commit>
 # each script builds that commit in its scratch folder instead, and dist/ is left alone.
 # ack-throughput.sh runs here without the floor for a Node receiver (BENCH_FLOOR=0 unless set):

@@ -7,8 +7,8 @@ import { REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const VERDICT = join(REPO_ROOT, 'bench', 'lib', 'verdict.mjs');
-/** The tables of three whole suites (`npm run bench`), their per-run lines left out. */
-const SUITES = ['20261205T220436Z', '20261205T221320Z', '20261205T222215Z'].map((name) => join(REPO_ROOT, 'test', 'fixtures', 'bench-results', name));
+/** The tables of three whole suites (`npm run bench` at 4a7f73a), their per-run lines left out. */
+const SUITES = ['20261205T220436Z', '20261205T221320Z', '20261205T222215Z'].map((name) => join(REPO_ROOT, 'test', 'fixtures', 'bench-results', '4a7f73a', name));
 const LAST = SUITES[2] ?? '';
 
 async function verdict(folders: string[]): Promise<{ stdout: string; rows: Map<string, string>; last: string }> {
