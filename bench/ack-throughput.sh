@@ -12,6 +12,7 @@
 # fresh; medians of BENCH_RUNS runs of BENCH_SECONDS each.
 #
 #   bash bench/ack-throughput.sh        BENCH_RUNS=3 BENCH_SECONDS=10 BENCH_CASES="a b" BENCH_RATE=1000 BENCH_FLOOR=1 by default
+# BENCH_FLOOR_GIT=1 gives the floor's runs the git processes of a deployhook run (lib/bare-hook.mjs).
 # BENCH_COMMAND sets deployhook's job command (JSON, '["true"]' by default): '["sleep","600"]'
 # keeps the first run going through the whole load, so that no other run starts (what the runs cost).
 # BENCH_PARTS="throughput fixed" by default: the throughput runs, then the latency at a fixed
@@ -39,6 +40,13 @@ SHA="$(git -C "$WORK/remote.git" rev-parse main)"
 # One body for both cases: a push to main. (a) is configured for another branch.
 SIG="$(push_body "$WORK/push.json" bench/app refs/heads/main "$SHA")"
 mkdir -p "$WORK/wh-cwd" "$WORK/out"
+if [[ -n "${BENCH_FLOOR_GIT:-}" ]]; then
+  # The floor's runs take the git processes of a deployhook run (fetch, the branch's ref
+  # checked, checkout --force, clean -ffdx), then `true`, then git's housekeeping, in a
+  # checkout of their own.
+  git clone -q "$WORK/remote.git" "$WORK/floor-checkout"
+  export BENCH_FLOOR_RUN="cd '$WORK/floor-checkout' && git fetch -q --prune --no-tags --no-auto-maintenance -- origin '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*' && git show-ref --verify --quiet -- refs/remotes/origin/main && git checkout -q --force --detach 'refs/remotes/origin/main^{commit}' -- && git clean -q -ffdx && true && git -c gc.autoDetach=false -c maintenance.autoDetach=false maintenance run --auto --quiet"
+fi
 wh_hooks "$WORK/hooks-a.json" refs/heads/release /bin/true "$WORK/wh-cwd"
 wh_hooks "$WORK/hooks-b.json" refs/heads/main /bin/true "$WORK/wh-cwd"
 

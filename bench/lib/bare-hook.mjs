@@ -7,9 +7,12 @@
 // runs for it, one at a time, pushes that arrive meanwhile coalesced into the next run. No log
 // line, no metrics, no strict UTF-8 check, no size limit, no run records, no checkout.
 // bench/ack-throughput.sh and bench/cpu-per-push.sh run it beside deployhook and adnanh/webhook,
-// to show what one Node thread can do on the host.
+// to show what one Node thread can do on the host. With BENCH_FLOOR_RUN, each run is that shell
+// command (`sh -c`) instead of `true`: ack-throughput.sh's BENCH_FLOOR_GIT=1 makes it the git
+// steps a deployhook run takes, in a checkout of its own, to see what the same processes cost
+// a receiver that does nothing else.
 //
-//   BENCH_SECRET=... node bench/lib/bare-hook.mjs PORT REF [JOURNAL]
+//   BENCH_SECRET=... [BENCH_FLOOR_RUN='...'] node bench/lib/bare-hook.mjs PORT REF [JOURNAL]
 import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { constants, openSync, writev } from 'node:fs';
@@ -51,14 +54,17 @@ function writeWaiting() {
 let running = false;
 let again = false;
 
-/** Runs `true`, one at a time; a push during a run makes one more run after it. */
+const runCommand = process.env.BENCH_FLOOR_RUN;
+
+/** Runs `true` (or BENCH_FLOOR_RUN), one at a time; a push during a run makes one more run after it. */
 function deploy() {
   if (running) {
     again = true;
     return;
   }
   running = true;
-  spawn('true', { stdio: 'ignore' }).on('exit', () => {
+  const run = runCommand ? spawn('sh', ['-c', runCommand], { stdio: 'ignore' }) : spawn('true', { stdio: 'ignore' });
+  run.on('exit', () => {
     running = false;
     if (again) {
       again = false;
