@@ -61,6 +61,22 @@ describe('bench/lib/verdict.mjs', () => {
 `);
   });
 
+  it('gives the figures docs/benchmarks.md summarizes, from the suites whose tables are kept beside them', async () => {
+    const kept = ['20261206T040019Z', '20261206T041002Z', '20261206T041909Z'].map((name) => join(REPO_ROOT, 'test', 'fixtures', 'bench-results', '0ad57c6', name));
+    const { rows, last } = await verdict(kept);
+    const docs = await readFile(join(REPO_ROOT, 'docs', 'benchmarks.md'), 'utf8');
+    const summary = docs.slice(docs.indexOf('## Where it stands'), docs.indexOf('## The machine'));
+    expect(summary).toContain('`0ad57c6`');
+    expect(summary).toContain(last.replace(' met', ''));
+    // Each figure with a range: its median (with the unit) and its range must be the summary's.
+    const figures = [...rows.values()].map((row) => /^([\d.,]+)(×| ms| MB) \(([\d.,]+)–([\d.,]+)/.exec(row)).filter((match) => match !== null);
+    expect(figures.length).toBeGreaterThanOrEqual(12);
+    for (const [, median, unit, low, high] of figures) {
+      expect(summary).toContain(`${median}${unit}`);
+      expect(summary).toContain(`${low}–${high}`);
+    }
+  });
+
   it('reads the paced p99 from the fixed-rate table, not the throughput table beside it', async () => {
     const { rows } = await verdict([LAST]);
     // That suite's fixed-rate table has (a) 1.952 ms and (b) 24.786 ms; its throughput table 7.519 and 28.528.
