@@ -46,7 +46,8 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
   for (const problem of problems) logger.warn({ problem }, 'skipped a run record that could not be read');
   const result: Recovered = { resumed: 0, retried: 0, interrupted: 0, skipped: problems.length };
   /** Stops the group a record names if it still runs (see stopOrphanGroup), with its job's kill_grace. */
-  const stopGroupOf = (record: RunRecord, pgid: number) => stopOrphanGroup(pgid, record.pgidStartTime, options.job(record.job)?.killGraceMs ?? options.killGraceMs, record.pgidBootId);
+  const killGraceOf = (record: RunRecord) => options.job(record.job)?.killGraceMs ?? options.killGraceMs;
+  const stopGroupOf = (record: RunRecord, pgid: number) => stopOrphanGroup(pgid, record.pgidStartTime, killGraceOf(record), record.pgidBootId);
 
   /** Saves a record recovery changed; false (and logged) when that failed. */
   const saveOrLog = (record: RunRecord) =>
@@ -90,7 +91,7 @@ export async function recoverRuns(options: RecoverOptions): Promise<Recovered> {
     for (const { pgid, leaderStart } of unnamed.get(record.id) ?? []) {
       // Found in this boot, before the stops above (each may wait out a kill grace): a leader
       // that was gone then and is there now is a reused pid, another program's, and is refused.
-      if (await stopOrphanGroup(pgid, leaderStart ?? LEADER_GONE, options.job(record.job)?.killGraceMs ?? options.killGraceMs)) {
+      if (await stopOrphanGroup(pgid, leaderStart ?? LEADER_GONE, killGraceOf(record))) {
         logger.warn({ job: record.job, run: record.id, pgid }, 'stopped the command of a run the daemon died in before it could record its process group');
       }
     }
