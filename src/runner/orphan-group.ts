@@ -3,7 +3,12 @@ import { procStatFields, sessionGroups, signalGroup, terminateGroup } from './ki
 
 /** When the process started, in clock ticks since boot (field 22 of /proc/<pid>/stat); undefined if it is gone. */
 export async function processStartTime(pid: number): Promise<string | undefined> {
-  return (await procStatFields(pid))?.[19];
+  return startTimeIn(await procStatFields(pid));
+}
+
+/** The start time in a process's stat fields (procStatFields': field 22 is the 20th after the name). */
+function startTimeIn(fields: readonly string[] | undefined): string | undefined {
+  return fields?.[19];
 }
 
 let bootId: Promise<string> | undefined;
@@ -78,10 +83,12 @@ export async function groupsCarrying(name: string, wanted: ReadonlyMap<string, R
     carriers.set(pgid, known);
   }
   for (const [pgid, { value, pids: members }] of carriers) {
-    // A leader that runs without carrying the value is another program's.
-    const [leaderState] = (await procStatFields(pgid)) ?? [];
+    // A leader that runs without carrying the value is another program's. Its state and start
+    // time come from one read of its stat.
+    const leader = await procStatFields(pgid);
+    const [leaderState] = leader ?? [];
     if (leaderState !== undefined && leaderState !== 'Z' && !members.has(pgid)) continue;
-    const leaderStart = members.has(pgid) ? await processStartTime(pgid) : undefined;
+    const leaderStart = members.has(pgid) ? startTimeIn(leader) : undefined;
     found.set(value, [...(found.get(value) ?? []), { pgid, leaderStart }]);
   }
   return found;
