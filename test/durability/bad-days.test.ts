@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +13,7 @@ import { readRun, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
-import { statFields } from '../helpers/processes.js';
+import { childrenOf } from '../helpers/processes.js';
 import { groupAlive } from '../../src/runner/kill-group.js';
 
 const execFileAsync = promisify(execFile);
@@ -204,17 +204,6 @@ describe('a command that prints a flood of output', () => {
     }
   }, 90_000);
 });
-
-/** The pids of `parent`'s children whose command line is `commandLine` (its words joined by NUL). */
-async function childrenOf(parent: number, commandLine: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    if (statFields(name)?.[1] !== String(parent)) continue;
-    if ((await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '')).replace(/\0+$/, '') === commandLine) found.push(Number(name));
-  }
-  return found;
-}
 
 describe('a process helper killed during a run', () => {
   it("ends the run failed with the reason, stops the command's processes, and the next run gets a new helper", async () => {

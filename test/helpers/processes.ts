@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,17 @@ export function statFields(pid: number | string): string[] | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The pids of `parent`'s children whose command line is `commandLine` (its words joined by NUL). */
+export async function childrenOf(parent: number, commandLine: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    if (statFields(name)?.[1] !== String(parent)) continue;
+    if ((await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '')).replace(/\0+$/, '') === commandLine) found.push(Number(name));
+  }
+  return found;
 }
 
 /**

@@ -1,13 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lockStateDir } from '../../src/store/state-lock.js';
-import { alteredPerl, isRunning, kernelLocked, statFields } from '../helpers/processes.js';
+import { alteredPerl, childrenOf, isRunning, kernelLocked, statFields } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -15,14 +14,13 @@ import { until } from '../helpers/wait.js';
 const STALE = JSON.stringify({ pid: 4_194_305, startTime: '1', bootId: 'x' });
 
 /** The lock's holders `pid` started (by their name in `ps`). */
-function holdersOf(pid: number): number[] {
-  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(' ').filter(Boolean).map(Number);
-  return children.filter((child) => readFileSync(`/proc/${child}/cmdline`, 'latin1').startsWith('deployhook state_dir lock'));
+function holdersOf(pid: number): Promise<number[]> {
+  return childrenOf(pid, 'deployhook state_dir lock');
 }
 
 /** The one holder `pid` started. */
-function holderOf(pid: number): number {
-  const holders = holdersOf(pid);
+async function holderOf(pid: number): Promise<number> {
+  const holders = await holdersOf(pid);
   expect(holders).toHaveLength(1);
   return holders[0] as number;
 }
@@ -182,7 +180,7 @@ describe('the state_dir lock', () => {
     const dir = await tempDir();
     const racer = await racerTaking(dir);
     expect(racer.answer).toBe(`won ${String(racer.pid)}`);
-    const holder = holderOf(racer.pid);
+    const holder = await holderOf(racer.pid);
     const gone = new Promise((resolve) => racer.child.once('exit', resolve));
     racer.child.kill('SIGKILL');
     await gone;
@@ -200,7 +198,7 @@ describe('the state_dir lock', () => {
     try {
       expect(racer.answer).toMatch(/^won /);
       const { pid } = racer;
-      const holder = holderOf(pid);
+      const holder = await holderOf(pid);
       // Ctrl-C in a terminal reaches the daemon's group; a service manager stopping the whole
       // group reaches the holder too.
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.kill(-pid, signal);
@@ -220,12 +218,12 @@ describe('the state_dir lock', () => {
     const problems: string[] = [];
     const release = await lockStateDir(dir, { onProblem: (message) => problems.push(message) });
     try {
-      const before = holderOf(process.pid);
+      const before = await holderOf(process.pid);
       process.kill(before, 'SIGKILL');
       await until('the lock is taken again', () => problems.length > 0);
       expect(problems).toEqual([`the process holding the kernel's lock on state_dir ${dir} ended (SIGKILL); it was taken again`]);
       expect(await kernelLocked(dir)).toBe(true);
-      expect(holderOf(process.pid)).not.toBe(before);
+      expect(await holderOf(process.pid)).not.toBe(before);
     } finally {
       await release();
     }
@@ -266,7 +264,7 @@ describe('the state_dir lock', () => {
     };
     try {
       await until('the other flock waiting for the lock', () => statFields(other.pid ?? Number.NaN)?.[0] === 'S');
-      process.kill(holderOf(process.pid), 'SIGKILL');
+      process.kill(await holderOf(process.pid), 'SIGKILL');
       await until('the lock found taken', () => problems.length > 0);
       expect(problems).toEqual([
         `the process holding the kernel's lock on state_dir ${dir} ended (SIGKILL), and it could not be taken again (another process holds it): only ${join(dir, 'deployhook.lock')} keeps a second daemon out until it is; tried again every 0.1 s`,
@@ -275,13 +273,13 @@ describe('the state_dir lock', () => {
       await until('the lock taken again', () => problems.length > 1);
       expect(problems[1]).toBe(`the process holding the kernel's lock on state_dir ${dir} ended (SIGKILL); it was taken again`);
       expect(await kernelLocked(dir)).toBe(true);
-      expect(holdersOf(process.pid)).toHaveLength(1);
+      expect(await holdersOf(process.pid)).toHaveLength(1);
     } finally {
       stopOther();
       await release();
     }
     expect(await kernelLocked(dir)).toBe(false);
-    expect(holdersOf(process.pid)).toEqual([]);
+    expect(await holdersOf(process.pid)).toEqual([]);
   });
 
   it('falls back to the lock file alone, naming why, when the folder cannot be opened or locked', async () => {
