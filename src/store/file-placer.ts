@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DeployhookError } from '../errors.js';
 import { packageRoot } from '../package-root.js';
-import type { Placement, PlacementFailure } from './place-files.js';
+import { placeAllSync, type Placement, type PlacementFailure } from './place-files.js';
 
 /**
  * The placing thread's entry, `dist/place-worker.js`: the thread always runs the built entry,
@@ -15,34 +15,73 @@ interface Waiting {
   reject(error: Error): void;
 }
 
+/**
+ * How long the placing thread may have nothing to do before it ends. A thread is a V8 isolate of
+ * its own, about 8 MB of a daemon's memory, and a new one answers its first batch only 50–65 ms
+ * after it is asked for (measured on a 2-core host).
+ */
+export const PLACER_IDLE_MS = 5_000;
+
+/**
+ * The most files a batch may have to be put in place on the calling thread when no placing
+ * thread runs: a file is four system calls (open, write, close, rename), 0.2–0.5 ms on a 2-core
+ * host's ext4, where a thread started for them would answer 50–65 ms later. A daemon between floods (a push now and
+ * then, a run's record and payload) never starts the thread at all; a flood's batches are
+ * larger and start it.
+ */
+export const PLACE_INLINE_MAX = 8;
+
+export interface FilePlacerOptions {
+  /** The thread's script (the built one unless a test says otherwise). */
+  entry?: string;
+  /** How long the thread may have nothing to do before it ends (PLACER_IDLE_MS). */
+  idleMs?: number;
+  /** The most files of a batch placed on the calling thread when no thread runs (PLACE_INLINE_MAX). */
+  inlineMax?: number;
+}
+
 /** A file system error from the placing thread, with the file system's code (ENOENT, ENOSPC, ...). */
 function toError(failure: PlacementFailure): Error {
   return new DeployhookError(failure.code ?? 'PLACE_FAILED', failure.message);
 }
 
 /**
- * Puts files in place on a thread of their own, with synchronous system calls, in batches.
+ * Puts files in place on a thread of their own, with synchronous system calls, in batches; a
+ * small batch when no thread runs is put in place at once on the calling thread (see
+ * PLACE_INLINE_MAX).
  * Done on the main thread through node's promise API, each file took four round trips through
  * the thread pool (open, write, close, rename), and each round trip ~35 µs of the event loop:
  * with three files per acknowledged push that was the largest single cost of acknowledging one
  * (docs/benchmarks-record.md). The thread starts on first use and does not keep the process alive
- * while it has nothing to do; if it fails, every batch it held is rejected and the next batch
- * starts a new one.
+ * while it has nothing to do; it ends once it has had nothing to do for `idleMs`, and the next
+ * batch starts a new one. If it fails, every batch it held is rejected and the next batch starts a
+ * new one.
  */
 export class FilePlacer {
   readonly #entry: string;
+  readonly #inlineMax: number;
   #worker: Worker | undefined;
   #nextId = 0;
   readonly #waiting = new Map<number, Waiting>();
+  readonly #idleMs: number;
+  /** When the last batch was answered (performance.now()), while no other is waiting. */
+  #idleSince = 0;
+  /** The check that ends an idle thread; one at a time, moved on rather than set per batch. */
+  #idleCheck: NodeJS.Timeout | undefined;
 
-  /** `entry`: the thread's script (the built one unless a test says otherwise). */
-  constructor(entry: string = PLACE_WORKER) {
-    this.#entry = entry;
+  constructor(options: FilePlacerOptions = {}) {
+    this.#entry = options.entry ?? PLACE_WORKER;
+    this.#idleMs = options.idleMs ?? PLACER_IDLE_MS;
+    this.#inlineMax = options.inlineMax ?? PLACE_INLINE_MAX;
   }
 
   /** Makes the placements in order; resolves with one failure (or undefined) per placement. */
   place(placements: readonly Placement[]): Promise<Array<Error | undefined>> {
     if (placements.length === 0) return Promise.resolve([]);
+    // No thread, so no batch of its still to come: this one cannot overtake another.
+    if (this.#worker === undefined && placements.length <= this.#inlineMax) {
+      return Promise.resolve(placeAllSync(placements).map((failure) => (failure === undefined ? undefined : toError(failure))));
+    }
     const worker = this.#start();
     const id = ++this.#nextId;
     // Each content is copied once and moved to the thread: a Buffer is often a view into a
@@ -66,10 +105,35 @@ export class FilePlacer {
     });
   }
 
-  /** Forgets a batch that has its answer; an idle thread no longer keeps the process alive. */
+  /**
+   * Forgets a batch that has its answer; an idle thread no longer keeps the process alive, and
+   * ends after `idleMs` more without a batch.
+   */
   #settled(worker: Worker, id: number): void {
     this.#waiting.delete(id);
-    if (this.#waiting.size === 0) worker.unref();
+    if (this.#waiting.size > 0) return;
+    worker.unref();
+    this.#idleSince = performance.now();
+    this.#checkIdleIn(this.#idleMs);
+  }
+
+  #checkIdleIn(ms: number): void {
+    if (this.#idleCheck !== undefined) return;
+    this.#idleCheck = setTimeout(() => {
+      this.#idleCheck = undefined;
+      const worker = this.#worker;
+      // Busy again: the batch's answer checks again.
+      if (worker === undefined || this.#waiting.size > 0) return;
+      const left = this.#idleSince + this.#idleMs - performance.now();
+      if (left > 0) {
+        this.#checkIdleIn(left);
+        return;
+      }
+      // Forgotten first, so that its exit is not taken for a failure (see #start).
+      this.#worker = undefined;
+      void worker.terminate();
+    }, ms);
+    this.#idleCheck.unref();
   }
 
   #start(): Worker {
