@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Footprint: resident memory (VmRSS from /proc/PID/status) idle, idle again after one deploy
-# (deployhook loads git and process code with its first run), after the acknowledgement
+# (deployhook loads git and process code with its first run; measured 8 s after the run ended:
+# its record is put in place within a second, and the thread that puts files in place ends
+# after 5 s with nothing to do), after the acknowledgement
 # load of ack-throughput.sh (wrk (a) then (b)), and after a 1 GB log capture; and the time
 # from starting the server to its first accepted signed push (202 for deployhook, 200 with
 # the hook run for adnanh/webhook), measured by a poller that starts the server and tries
@@ -81,17 +83,17 @@ for ((i = 1; i <= STARTS; i++)); do
   done
 done
 
-# deploy_then_rss LABEL JOB DELIVERY BODY SIGNATURE TRIES: sends one signed push to the
-# deployhook on $port, waits (TRIES x 0.1 s at most) until a run of JOB has ended, then 2 s,
-# and records the daemon's RSS (and peak) as "rss deployhook LABEL".
+# deploy_then_rss LABEL JOB DELIVERY BODY SIGNATURE TRIES SETTLE: sends one signed push to the
+# deployhook on $port, waits (TRIES x 0.1 s at most) until a run of JOB has ended, then SETTLE
+# seconds, and records the daemon's RSS (and peak) as "rss deployhook LABEL".
 deploy_then_rss() {
-  local label="$1" job="$2" delivery="$3" body="$4" sig="$5" tries="$6" i
+  local label="$1" job="$2" delivery="$3" body="$4" sig="$5" tries="$6" settle="$7" i
   post_push "$port" "$body" "$sig" "$delivery"
   for ((i = 0; i < tries; i++)); do
     grep -qsE '"status": "(succeeded|failed)"' "$WORK"/dh/state/runs/"$job"/[0-9a-z]*.json && break
     sleep 0.1
   done
-  sleep 2
+  sleep "$settle"
   echo "rss deployhook $label $(rss_mb "$pid") $(hwm_mb "$pid") $(malloc_heap_mb "$pid")" >>"$WORK/results"
   echo "rss helper $label $(child_rss_mb "$pid" 'deployhook process helper') - -" >>"$WORK/results"
 }
@@ -126,7 +128,7 @@ for server in deployhook webhook; do
   echo "rss $server idle $(rss_mb "$pid") - $(malloc_heap_mb "$pid")" >>"$WORK/results"
   if [[ "$server" == deployhook ]]; then
     echo "rss lock idle $(child_rss_mb "$pid" 'deployhook state_dir lock') - -" >>"$WORK/results"
-    deploy_then_rss after-deploy app footprint-first "$WORK/push-main.json" "$SIG_MAIN" 300
+    deploy_then_rss after-deploy app footprint-first "$WORK/push-main.json" "$SIG_MAIN" 300 8
   fi
   a="$(wrk_run "http://127.0.0.1:$port$path" "$WORK/push-other.json" "$SIG_OTHER" "$LOAD_SECONDS")"
   b="$(wrk_run "http://127.0.0.1:$port$path" "$WORK/push-main.json" "$SIG_MAIN" "$LOAD_SECONDS")"
@@ -134,7 +136,7 @@ for server in deployhook webhook; do
   sleep 2
   echo "rss $server after-load $(rss_mb "$pid") $(hwm_mb "$pid") $(malloc_heap_mb "$pid")" >>"$WORK/results"
   if [[ "$server" == deployhook ]]; then
-    deploy_then_rss after-log log footprint-log "$WORK/push-log.json" "$SIG_LOG" 3000
+    deploy_then_rss after-log log footprint-log "$WORK/push-log.json" "$SIG_LOG" 3000 2
   fi
   stop_started "$pid"
 done
@@ -154,7 +156,7 @@ if [[ -n "$BASELINE_CLI" ]]; then
   printf '| start to first accepted push, deployhook at %s, ms | %s | | %s (this build / baseline: %s) |\n' "$BENCH_BASELINE" "$(fmt "$base_start")" "$(ratio "$base_start" "$wh_start")" "$(ratio "$dh_start" "$base_start")"
 fi
 printf '| RSS idle, MB | %s | %s | %s |\n' "$(rss deployhook idle 4)" "$(rss webhook idle 4)" "$(ratio "$(rss deployhook idle 4)" "$(rss webhook idle 4)")"
-printf '| RSS idle after one deploy, MB | %s | | |\n' "$(rss deployhook after-deploy 4)"
+printf '| RSS idle after one deploy (8 s after it ended), MB | %s | | |\n' "$(rss deployhook after-deploy 4)"
 printf "| the daemon's process helper (perl, started with the first run), RSS after that deploy, MB | %s | | |\n" "$(rss helper after-deploy 4)"
 printf "| the daemon's state_dir lock (perl, started with the daemon), RSS idle, MB | %s | | |\n" "$(rss lock idle 4)"
 printf '| RSS after wrk (a) and (b), %ss each (peak), MB | %s (%s) | %s (%s) | |\n' "$LOAD_SECONDS" "$(rss deployhook after-load 4)" "$(rss deployhook after-load 5)" "$(rss webhook after-load 4)" "$(rss webhook after-load 5)"

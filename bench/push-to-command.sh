@@ -14,7 +14,11 @@
 # per git process (upload-pack's too), and on a host where that is slow it added up to 0.17x
 # to deployhook's side of the ratio, whose other sides run untraced.
 #
-#   bash bench/push-to-command.sh        BENCH_P2C_ROUNDS=20, BENCH_P2C_GIT_TRACE=0 by default
+# BENCH_P2C_PAUSE_MS is the pause after each round (50 ms by default); 7000 measures pushes
+# that come after a quiet spell, when deployhook's placing thread has ended and the run starts
+# a new one.
+#
+#   bash bench/push-to-command.sh        BENCH_P2C_ROUNDS=20, BENCH_P2C_GIT_TRACE=0, BENCH_P2C_PAUSE_MS=50 by default
 source "$(dirname "$0")/lib/common.sh"
 
 ROUNDS="${BENCH_P2C_ROUNDS:-20}"
@@ -67,7 +71,7 @@ CHECKOUT="$WORK/kept/checkout" EVENTS="$WORK/kept/events" MARKS="$WORK/kept/mark
   start_webhook "$WORK/kept-hooks.json" "$KEPT_PORT" "$WORK/out/webhook-kept.log"
 
 note "push-to-command: $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-node "$BENCH_DIR/lib/push-to-command.mjs" --rounds "$ROUNDS" --commits "$WORK/commits" \
+node "$BENCH_DIR/lib/push-to-command.mjs" --rounds "$ROUNDS" --commits "$WORK/commits" --pause-ms "${BENCH_P2C_PAUSE_MS:-50}" \
   --deployhook "http://127.0.0.1:$DH_PORT/hooks/github,$WORK/dh-remote.git,$WORK/dh/marks,$WORK/dh/state/runs/app" \
   --webhook "http://127.0.0.1:$WH_PORT/hooks/deploy,$WORK/wh-remote.git,$WORK/wh/marks,$WORK/wh/events" \
   --kept "http://127.0.0.1:$KEPT_PORT/hooks/deploy,$WORK/kept-remote.git,$WORK/kept/marks,$WORK/kept/events" \
@@ -90,7 +94,7 @@ row() {
     "$(fmt "$(printf '%s\n' $(col "$1" firstLineMs) | sort -g | head -1)")" "$(fmt "$(median $(col "$1" ackMs))")" "$(fmt "$(median $(col "$1" startedMs))")" "$3"
 }
 echo
-echo "push-to-command: signed push -> first output line of the deploy command, warm checkout, remote gained one commit; $ROUNDS rounds each, interleaved"
+echo "push-to-command: signed push -> first output line of the deploy command, warm checkout, remote gained one commit; $ROUNDS rounds each, interleaved$([[ "${BENCH_P2C_PAUSE_MS:-50}" == 50 ]] || echo ", ${BENCH_P2C_PAUSE_MS} ms between rounds")"
 table_header "| server | first line, median ms | p90 ms | min ms | reply, median ms | run/script started, median ms | deployhook/this |"
 row deployhook deployhook ''
 row webhook 'adnanh/webhook + typical script' "$(ratio "$dh_first" "$wh_first")"

@@ -6,12 +6,14 @@
 //
 //   node bench/lib/push-to-command.mjs --rounds 20 --commits FILE
 //     --deployhook URL,BARE,MARKS,RUNS_DIR --webhook URL,BARE,MARKS,EVENTS
-//     [--kept URL,BARE,MARKS,EVENTS] [--git-trace DIR]
+//     [--kept URL,BARE,MARKS,EVENTS] [--git-trace DIR] [--pause-ms 50]
 // --kept is a second adnanh/webhook whose script keeps deployhook's promises (kept-deploy.sh);
 // with it, each round pushes to the three in turn, the first of them changing every round.
 // With --git-trace, DIR is where git writes trace2 events for deployhook's git (its HOME's
 // .gitconfig says so): each deployhook push then also reports when its first git started,
-// how long git itself ran, and when the last git ended.
+// how long git itself ran, and when the last git ended. --pause-ms is the pause after each
+// round: past about 6.5 s, each of deployhook's pushes comes after its placing thread has ended
+// (idle for 5 s after the previous run's last record was put in place), as after a quiet spell.
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
@@ -26,6 +28,7 @@ const { values: args } = parseArgs({
     webhook: { type: 'string' },
     kept: { type: 'string' },
     'git-trace': { type: 'string' },
+    'pause-ms': { type: 'string', default: '50' },
   },
 });
 const secret = process.env.BENCH_SECRET;
@@ -164,5 +167,5 @@ const names = Object.keys(servers);
 for (let round = 1; round <= rounds; round++) {
   const order = names.map((_, i) => names[(round + i) % names.length]);
   for (const name of order) console.log(JSON.stringify(await pushOnce(name, round)));
-  await sleep(50);
+  await sleep(Number(args['pause-ms']));
 }
