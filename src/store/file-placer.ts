@@ -25,9 +25,9 @@ export const PLACER_IDLE_MS = 5_000;
 /**
  * The most files a batch may have to be put in place on the calling thread when no placing
  * thread runs: a file is four system calls (open, write, close, rename), 0.2–0.5 ms on a 2-core
- * host's ext4, where a thread started for them would answer 50–65 ms later. A daemon between floods (a push now and
- * then, a run's record and payload) never starts the thread at all; a flood's batches are
- * larger and start it.
+ * host's ext4, where a thread started for them would answer 50–65 ms later. A daemon between
+ * floods (a push now and then, a run's record and payload) never starts the thread at all; a
+ * flood's batches are larger and start it.
  */
 export const PLACE_INLINE_MAX = 8;
 
@@ -46,16 +46,15 @@ function toError(failure: PlacementFailure): Error {
 }
 
 /**
- * Puts files in place on a thread of their own, with synchronous system calls, in batches; a
- * small batch when no thread runs is put in place at once on the calling thread (see
- * PLACE_INLINE_MAX).
+ * Puts files in place on a thread of their own, with synchronous system calls, in batches.
  * Done on the main thread through node's promise API, each file took four round trips through
  * the thread pool (open, write, close, rename), and each round trip ~35 µs of the event loop:
  * with three files per acknowledged push that was the largest single cost of acknowledging one
- * (docs/benchmarks-record.md). The thread starts on first use and does not keep the process alive
- * while it has nothing to do; it ends once it has had nothing to do for `idleMs`, and the next
- * batch starts a new one. If it fails, every batch it held is rejected and the next batch starts a
- * new one.
+ * (docs/benchmarks-record.md). The thread starts with the first batch larger than `inlineMax`
+ * (a smaller one while no thread runs is put in place at once on the calling thread, see
+ * PLACE_INLINE_MAX), does not keep the process alive while it has nothing to do, and ends once
+ * it has had nothing to do for `idleMs`. If it fails, every batch it held is rejected. Either
+ * way the next such batch starts a new one.
  */
 export class FilePlacer {
   readonly #entry: string;
