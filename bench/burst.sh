@@ -11,6 +11,8 @@
 #   BENCH_BURST_TWICE=1: each server then gets a second burst of as many newer commits once it
 #     is idle again, and the table a column for it: the same burst against a server that has
 #     met one already (deployhook's hot code compiled by then, its memory already taken)
+#   BENCH_BURST_SOCKETS: the sender's keep-alive connections (64)
+#   BENCH_SENDER_FLAGS: node flags for the sender (lib/burst.mjs), e.g. --cpu-prof
 source "$(dirname "$0")/lib/common.sh"
 
 COUNT="${BENCH_BURST_COUNT:-1000}"
@@ -54,7 +56,8 @@ bursts() {
   local server="$1" run="$2" burst
   shift 2
   for ((burst = 1; burst <= BURSTS; burst++)); do
-    node "$BENCH_DIR/lib/burst.mjs" --server "$server" --burst "$burst" --commits "$WORK/commits-$burst" --count "$COUNT" "$@" >>"$WORK/results"
+    node ${BENCH_SENDER_FLAGS:-} "$BENCH_DIR/lib/burst.mjs" --server "$server" --burst "$burst" --commits "$WORK/commits-$burst" --count "$COUNT" \
+      --sockets "${BENCH_BURST_SOCKETS:-64}" "$@" >>"$WORK/results"
     note "  $server run $run, burst $burst: $(tail -1 "$WORK/results")"
     tail -1 "$WORK/results" | grep -q '"settled":true' && continue
     ((burst == BURSTS)) || note "  the burst did not settle: no next burst in this run"
