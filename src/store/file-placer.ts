@@ -17,19 +17,20 @@ interface Waiting {
 
 /**
  * How long the placing thread may have nothing to do before it ends. A thread is a V8 isolate of
- * its own, about 8 MB of a daemon's memory, and a new one answers its first batch only 50–65 ms
- * after it is asked for (measured on a 2-core host).
+ * its own (a process grew by 10.8 MB with one, and gave 7.9 MB back when it ended), and a new
+ * one answers its first batch only 50–65 ms after it is asked for (measured on a 2-core host).
  */
 export const PLACER_IDLE_MS = 5_000;
 
 /**
- * The most files a batch may have to be put in place on the calling thread when no placing
- * thread runs: a file is four system calls (open, write, close, rename), 0.2–0.5 ms on a 2-core
- * host's ext4, where a thread started for them would answer 50–65 ms later. A daemon between
- * floods (a push now and then, a run's record and payload) never starts the thread at all; a
- * flood's batches are larger and start it.
+ * The most files, and bytes, a batch may have to be put in place on the calling thread when no
+ * placing thread runs: a small file is four system calls (open, write, close, rename), 0.2–0.5
+ * ms at the median on a 2-core host's ext4, where a thread started for them would answer 50–65
+ * ms later. A daemon between floods (a push now and then, a run's record and payload) never
+ * starts the thread at all; a flood's batches, and large payloads, go to it.
  */
 export const PLACE_INLINE_MAX = 8;
+export const PLACE_INLINE_MAX_BYTES = 256 * 1024;
 
 export interface FilePlacerOptions {
   /** The thread's script (the built one unless a test says otherwise). */
@@ -38,6 +39,16 @@ export interface FilePlacerOptions {
   idleMs?: number;
   /** The most files of a batch placed on the calling thread when no thread runs (PLACE_INLINE_MAX). */
   inlineMax?: number;
+}
+
+/** The bytes a batch writes, up to `limit` and one more: enough to tell whether it is over. */
+function bytesUpTo(placements: readonly Placement[], limit: number): number {
+  let bytes = 0;
+  for (const { data } of placements) {
+    bytes += typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    if (bytes > limit) return limit + 1;
+  }
+  return bytes;
 }
 
 /** A file system error from the placing thread, with the file system's code (ENOENT, ENOSPC, ...). */
@@ -60,6 +71,11 @@ export class FilePlacer {
   readonly #entry: string;
   readonly #inlineMax: number;
   #worker: Worker | undefined;
+  /**
+   * Threads started and not yet exited, the current one and any that failed or ended: until one
+   * has exited it may still be writing, so no batch is put in place beside it.
+   */
+  #alive = 0;
   #nextId = 0;
   readonly #waiting = new Map<number, Waiting>();
   readonly #idleMs: number;
@@ -78,7 +94,7 @@ export class FilePlacer {
   place(placements: readonly Placement[]): Promise<Array<Error | undefined>> {
     if (placements.length === 0) return Promise.resolve([]);
     // No thread, so no batch of its still to come: this one cannot overtake another.
-    if (this.#worker === undefined && placements.length <= this.#inlineMax) {
+    if (this.#alive === 0 && placements.length <= this.#inlineMax && bytesUpTo(placements, PLACE_INLINE_MAX_BYTES) <= PLACE_INLINE_MAX_BYTES) {
       return Promise.resolve(placeAllSync(placements).map((failure) => (failure === undefined ? undefined : toError(failure))));
     }
     const worker = this.#start();
@@ -155,7 +171,11 @@ export class FilePlacer {
     };
     worker.on('error', (error: Error) => fail(new DeployhookError('PLACER_FAILED', `The thread that puts files in place failed: ${error.message}`, { cause: error })));
     worker.on('messageerror', (error: Error) => fail(new DeployhookError('PLACER_FAILED', `An answer of the thread that puts files in place could not be read: ${error.message}`, { cause: error })));
-    worker.on('exit', (code: number) => fail(new DeployhookError('PLACER_EXITED', `The thread that puts files in place exited with code ${code}`)));
+    worker.on('exit', (code: number) => {
+      this.#alive -= 1;
+      fail(new DeployhookError('PLACER_EXITED', `The thread that puts files in place exited with code ${code}`));
+    });
+    this.#alive += 1;
     this.#worker = worker;
     return worker;
   }

@@ -27,6 +27,7 @@ describe('FilePlacer', () => {
     await writeFile(join(dir, 'old.json'), 'old');
     await writeFile(join(dir, 'gone.json'), 'gone');
     const placer = new FilePlacer({ inlineMax });
+    const watch = watchThreads();
     const failures = await placer.place([
       { file: join(dir, 'old.json'), op: 'put', data: 'new' },
       { file: join(dir, 'a', 'b', 'made.json'), op: 'put', data: Buffer.from('made') },
@@ -36,6 +37,8 @@ describe('FilePlacer', () => {
       { file: join(dir, 'twice.json'), op: 'put', data: 'second' },
     ]);
 
+    watch.restore();
+    expect(watch.threads).toHaveLength(inlineMax === 0 ? 1 : 0);
     expect(failures).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
     expect(await readFile(join(dir, 'old.json'), 'utf8')).toBe('new');
     expect(await readFile(join(dir, 'a', 'b', 'made.json'), 'utf8')).toBe('made');
@@ -98,7 +101,7 @@ describe('FilePlacer', () => {
 
   it('ends its thread once it has had nothing to do for idleMs, counted from the last answer, and starts a new one for the next batch', async () => {
     const dir = await tempDir();
-    const idleMs = 1_500;
+    const idleMs = 2_500;
     const placer = new FilePlacer({ idleMs, inlineMax: 0 });
     const watch = watchThreads();
     try {
@@ -108,7 +111,7 @@ describe('FilePlacer', () => {
       let exitedAt: number | undefined;
       const exited = once(thread, 'exit').then(() => void (exitedAt = performance.now()));
       // A second batch before the first check: the thread's idle time starts again from its answer.
-      await sleep(idleMs / 2);
+      await sleep(idleMs / 5);
       expect(await placer.place([{ file: join(dir, 'two.json'), op: 'put', data: 'two' }])).toEqual([undefined]);
       const lastAnswer = performance.now();
       expect(watch.threads).toEqual([thread]);
@@ -150,6 +153,49 @@ describe('FilePlacer', () => {
       const [failure] = await other.place([{ file: join(dir, 'plain', 'inside.json'), op: 'put', data: 'x' }]);
       expect(failure).toMatchObject({ code: 'ENOTDIR' });
       expect(watch.threads).toHaveLength(1);
+    } finally {
+      watch.restore();
+    }
+  });
+
+  it('puts a batch of large files on a thread though it has few files', async () => {
+    const dir = await tempDir();
+    const placer = new FilePlacer();
+    const watch = watchThreads();
+    try {
+      const large = Buffer.alloc(200 * 1024, 120);
+      expect(await placer.place([{ file: join(dir, 'small.json'), op: 'put', data: '{}' }])).toEqual([undefined]);
+      expect(watch.threads).toEqual([]);
+      expect(await placer.place([{ file: join(dir, 'a.json'), op: 'put', data: large }, { file: join(dir, 'b.json'), op: 'put', data: large.toString() }])).toEqual([undefined, undefined]);
+      expect(watch.threads).toHaveLength(1);
+      expect((await stat(join(dir, 'b.json'))).size).toBe(200 * 1024);
+    } finally {
+      watch.restore();
+    }
+  });
+
+  it('never ends a thread that has a batch to answer, however long the batch takes', async () => {
+    const dir = await tempDir();
+    const entry = join(dir, 'entry.mjs');
+    // Answers its first batch at once and every later one after 1.2 s, well past the idle time.
+    await writeFile(
+      entry,
+      "import { parentPort } from 'node:worker_threads';\nlet seen = 0;\nparentPort.on('message', ({ id, placements }) => {\n  const answer = () => parentPort.postMessage({ id, failures: placements.map(() => null) });\n  if (seen++ === 0) answer(); else setTimeout(answer, 1200);\n});\n",
+    );
+    const idleMs = 300;
+    const placer = new FilePlacer({ entry, idleMs, inlineMax: 0 });
+    const watch = watchThreads();
+    try {
+      expect(await placer.place([{ file: join(dir, 'one.json'), op: 'put', data: '1' }])).toEqual([undefined]);
+      const [thread] = watch.threads;
+      if (thread === undefined) throw new Error('expected the batch to reach a thread');
+      let exited = false;
+      thread.once('exit', () => void (exited = true));
+      // Sent before the idle check, answered long after it.
+      expect(await placer.place([{ file: join(dir, 'two.json'), op: 'put', data: '2' }])).toEqual([undefined]);
+      expect(exited).toBe(false);
+      expect(watch.threads).toEqual([thread]);
+      await once(thread, 'exit');
     } finally {
       watch.restore();
     }
