@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Footprint: resident memory (VmRSS from /proc/PID/status) idle, idle again after one deploy
-# (deployhook loads git and process code with its first run; measured 8 s after the run ended:
-# its record is put in place within a second, and the thread that puts files in place ends
-# after 5 s with nothing to do), after the acknowledgement
+# (deployhook loads git and process code with its first run; measured 8 s after the run's
+# finished record is on disk, about a second after the run ends, by when the thread that puts
+# files in place, had one started, has ended: 5 s after its last batch), after the acknowledgement
 # load of ack-throughput.sh (wrk (a) then (b)), and after a 1 GB log capture; and the time
 # from starting the server to its first accepted signed push (202 for deployhook, 200 with
 # the hook run for adnanh/webhook), measured by a poller that starts the server and tries
@@ -156,7 +156,7 @@ if [[ -n "$BASELINE_CLI" ]]; then
   printf '| start to first accepted push, deployhook at %s, ms | %s | | %s (this build / baseline: %s) |\n' "$BENCH_BASELINE" "$(fmt "$base_start")" "$(ratio "$base_start" "$wh_start")" "$(ratio "$dh_start" "$base_start")"
 fi
 printf '| RSS idle, MB | %s | %s | %s |\n' "$(rss deployhook idle 4)" "$(rss webhook idle 4)" "$(ratio "$(rss deployhook idle 4)" "$(rss webhook idle 4)")"
-printf '| RSS idle after one deploy (8 s after it ended), MB | %s | | |\n' "$(rss deployhook after-deploy 4)"
+printf '| RSS idle after one deploy (8 s after its record says it ended), MB | %s | | |\n' "$(rss deployhook after-deploy 4)"
 printf "| the daemon's process helper (perl, started with the first run), RSS after that deploy, MB | %s | | |\n" "$(rss helper after-deploy 4)"
 printf "| the daemon's state_dir lock (perl, started with the daemon), RSS idle, MB | %s | | |\n" "$(rss lock idle 4)"
 printf '| RSS after wrk (a) and (b), %ss each (peak), MB | %s (%s) | %s (%s) | |\n' "$LOAD_SECONDS" "$(rss deployhook after-load 4)" "$(rss deployhook after-load 5)" "$(rss webhook after-load 4)" "$(rss webhook after-load 5)"
