@@ -55,8 +55,7 @@ function replaceSync(file: string, data: string | Uint8Array): void {
 
 /**
  * Makes one placement, synchronously: meant for the placing thread (see FilePlacer), where a
- * blocking system call holds up nothing else, or for a batch of a few files when no such thread
- * runs. Throws what the file system said.
+ * blocking system call holds up nothing else. Throws what the file system said.
  */
 export function placeSync(placement: Placement): void {
   if (placement.op === 'delete') {
