@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Footprint: resident memory (VmRSS from /proc/PID/status) idle, idle again after one deploy
 # (deployhook loads git and process code with its first run; measured 8 s after the run's
-# finished record is on disk, about a second after the run ends, by when the thread that puts
-# files in place, had one started, has ended: 5 s after its last batch), after the acknowledgement
+# finished record is on disk, about a second after the run ends: the daemon idle again, V8
+# having given back some of what the run took), after the acknowledgement
 # load of ack-throughput.sh (wrk (a) then (b)), and after a 1 GB log capture; and the time
 # from starting the server to its first accepted signed push (202 for deployhook, 200 with
 # the hook run for adnanh/webhook), measured by a poller that starts the server and tries

@@ -14,9 +14,8 @@
 # per git process (upload-pack's too), and on a host where that is slow it added up to 0.17x
 # to deployhook's side of the ratio, whose other sides run untraced.
 #
-# BENCH_P2C_PAUSE_MS is the pause after each round (50 ms by default); 7000 measures pushes
-# that come after a quiet spell, when deployhook's thread that puts files in place, had one
-# started, has ended (5 s after its last batch).
+# BENCH_P2C_PAUSE_MS is the pause after each round (50 ms by default): a longer one (7000)
+# measures pushes that each come after a quiet spell of several seconds.
 #
 #   bash bench/push-to-command.sh        BENCH_P2C_ROUNDS=20, BENCH_P2C_GIT_TRACE=0, BENCH_P2C_PAUSE_MS=50 by default
 source "$(dirname "$0")/lib/common.sh"

@@ -12,8 +12,7 @@
 // With --git-trace, DIR is where git writes trace2 events for deployhook's git (its HOME's
 // .gitconfig says so): each deployhook push then also reports when its first git started,
 // how long git itself ran, and when the last git ended. --pause-ms is the pause after each
-// round: past about 6.5 s, each of deployhook's pushes comes as after a quiet spell, when its
-// thread that puts files in place, had one started, has ended (5 s after its last batch).
+// round: a longer one (7000) puts each push after a quiet spell of several seconds.
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
