@@ -7,8 +7,9 @@ import { REPO_ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const VERDICT = join(REPO_ROOT, 'bench', 'lib', 'verdict.mjs');
-/** The tables of three whole suites (`npm run bench` at 4a7f73a), their per-run lines left out. */
-const SUITES = ['20261205T220436Z', '20261205T221320Z', '20261205T222215Z'].map((name) => join(REPO_ROOT, 'test', 'fixtures', 'bench-results', '4a7f73a', name));
+/** The kept tables of whole suites (`npm run bench`) at `commit`, their per-run lines left out. */
+const suitesAt = (commit: string, names: readonly string[]) => names.map((name) => join(REPO_ROOT, 'test', 'fixtures', 'bench-results', commit, name));
+const SUITES = suitesAt('4a7f73a', ['20261205T220436Z', '20261205T221320Z', '20261205T222215Z']);
 const LAST = SUITES[2] ?? '';
 
 async function verdict(folders: string[]): Promise<{ stdout: string; rows: Map<string, string>; last: string }> {
@@ -62,7 +63,7 @@ describe('bench/lib/verdict.mjs', () => {
   });
 
   it('gives the figures docs/benchmarks.md summarizes, from the suites whose tables are kept beside them', async () => {
-    const kept = ['20261206T040019Z', '20261206T041002Z', '20261206T041909Z'].map((name) => join(REPO_ROOT, 'test', 'fixtures', 'bench-results', '0ad57c6', name));
+    const kept = suitesAt('0ad57c6', ['20261206T040019Z', '20261206T041002Z', '20261206T041909Z']);
     const { rows, last } = await verdict(kept);
     const docs = await readFile(join(REPO_ROOT, 'docs', 'benchmarks.md'), 'utf8');
     const summary = docs.slice(docs.indexOf('## Where it stands'), docs.indexOf('## The machine'));
