@@ -12,6 +12,7 @@ import { COMMIT_PATTERN } from '../providers/validate.js';
 import { checkoutGitRunner, throwIfAborted, withoutUrlPasswords, type CheckoutGitOptions } from './git-runner.js';
 import type { GitRunner, GitStep } from './git-runner.js';
 import { pointOriginAt, rememberOrigin } from './point-origin.js';
+import { listWorkTree, type CleanListings } from './work-tree.js';
 
 export type { GitAuth } from './git-env.js';
 
@@ -34,6 +35,12 @@ export interface SyncOptions extends CheckoutGitOptions {
   /** The tag a push was for: the checkout is the tag's commit (annotated tags peeled) after fetching. */
   tag?: string;
   submodules: boolean;
+  /**
+   * The work trees' listings the last runs left (see listWorkTree): this checkout's is taken,
+   * and `git clean` is left out when the tree still lists the same; a sync that succeeds leaves
+   * a new one. Without it, or with submodules, every sync cleans.
+   */
+  listings?: CleanListings;
 }
 
 export interface SyncResult {
@@ -64,6 +71,9 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   // Fetched, it would land on origin/HEAD, the link to the remote's default branch, and deploy that.
   if (options.branch === 'HEAD') throw new GitSyncError('Expected a branch, got "HEAD": a branch by that name is not deployed (git keeps origin/HEAD for the remote\'s default branch)');
   throwIfAborted(options.signal);
+  // Taken, so that a sync that fails midway leaves none for the next (see unchanged below).
+  const left = options.listings?.get(checkout);
+  options.listings?.delete(checkout);
   // A warm checkout is told by its `.git` folder alone, whose entries also show stale locks.
   // Read synchronously, like the other small reads on the way to git and to the command: each
   // takes microseconds, where a trip through node's thread pool waited ~1 ms behind the
@@ -86,11 +96,17 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   // A fetch that moved the ref has just written it as a file, which `sh` reads without starting
   // git (a millisecond on the way to the command); a ref found only packed is asked of git.
   const exactRef: GitStep[] = ref === undefined ? [] : [{ label: FIND_REF, args: ['show-ref', '--verify', '--quiet', '--', ref], unlessLooseRef: { ref, idLength: sha.length } }];
-  // --force discards local changes to tracked files and the index; clean removes the rest.
+  // --force discards local changes to tracked files and the index; clean removes the rest,
+  // unless the work tree lists exactly what it did when the last sync left it (see
+  // listWorkTree): then nothing was added since, and a checkout of another commit leaves
+  // nothing untracked either, as the tree held no submodule's folder. A file added while the
+  // fetch runs is not seen, as one added after `git clean` would not be either.
+  const unchanged = state === 'git' && left !== undefined && !options.submodules && listWorkTree(checkout)?.digest === left;
+  if (unchanged) options.output.write('[deployhook] no `git clean`: the work tree holds the same files and folders as when the last run left it clean\n');
   const checkoutAndClean = [
     ...exactRef,
     { label: 'checkout', args: ['checkout', '--force', '--detach', ref === undefined ? sha : `${ref}^{commit}`, '--'] },
-    { label: 'clean', args: ['clean', '-ffdx'] },
+    ...(unchanged ? [] : [{ label: 'clean', args: ['clean', '-ffdx'] }]),
   ];
   if (state === 'git') {
     // No entries when `.git` is a file, not a folder: lock files are looked for only in a `.git` folder.
@@ -127,8 +143,13 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   if (head === undefined || (ref === undefined && head !== sha)) {
     throw new GitSyncError(`Expected HEAD at ${ref === undefined ? sha : `the commit of ${ref}`} after the sync, found ${head ?? 'no commit'}`);
   }
+  if (options.listings !== undefined && !options.submodules) {
+    const listed = listWorkTree(checkout);
+    if (listed?.plain === true) options.listings.set(checkout, listed.digest);
+  }
   return { sha: head };
 }
+
 
 /**
  * git's own housekeeping, which the sync's fetch leaves out so that the command starts

@@ -17,6 +17,7 @@ import { createTidier, filterPaths, sync } from './prepare-checkout.js';
 import { closingLine, writeHeader } from './run-log-lines.js';
 import { type DeployContext, type Outcome, stoppedOutcome } from './run-outcome.js';
 import type { ExecuteRun } from './run-queue.js';
+import type { CleanListings } from '../git/work-tree.js';
 import { forgetHousekeeping, type RunRecord } from './run-record.js';
 
 export interface ExecutorOptions {
@@ -210,6 +211,7 @@ function errorText(error: unknown): string {
 export function createExecutor(options: ExecutorOptions): ExecuteRun {
   const now = options.now ?? (() => new Date());
   const tidy = createTidier(options.baseEnv);
+  const listings: CleanListings = new Map();
   return async (run, job, stop) => {
     const logger = options.logger.child({ job: job.name, run: run.id, delivery: run.trigger.delivery });
     // Saves of one record happen in order, so a late save never overwrites a newer state.
@@ -245,7 +247,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
     const lastDeployed = options.store.latest(job.name, 'succeeded')?.deployedSha;
-    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, keepGroup: groupKeeper(run, persist), recorded, lastDeployed }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
+    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, keepGroup: groupKeeper(run, persist), recorded, lastDeployed, listings }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
     const finished = now();
     run.status = final.status;
     run.finishedAt = finished.toISOString();

@@ -507,3 +507,98 @@ describe('syncCheckout', () => {
     expect(await readFile(join(checkout, 'app.txt'), 'utf8')).toBe('two\n');
   });
 });
+
+describe('syncCheckout with the listings earlier syncs left', () => {
+  const NO_CLEAN = '[deployhook] no `git clean`: the work tree holds the same files and folders as when the last run left it clean\n';
+
+  it('leaves git clean out while nothing was added, and cleans once something was', async () => {
+    const { remote, checkout, env } = await setup();
+    const listings = new Map<string, string>();
+    const first = await remote.commit({ '.gitignore': '*.log\n', 'site.yml': 'one\n', 'roles/old/main.yml': 'old\n' });
+    const cold = syncOptions({ remote: remote.bare, checkout, sha: first, branch: 'main', env, listings });
+    await syncCheckout(cold);
+    expect(cold.collected.text()).toContain('$ git clean -ffdx\n');
+    expect([...listings.keys()]).toEqual([checkout]);
+
+    // A commit that drops a folder's only file and adds another folder.
+    await remote.remove('roles/old/main.yml');
+    const second = await remote.commit({ 'site.yml': 'two\n', 'roles/new/main.yml': 'new\n' });
+    const warm = syncOptions({ remote: remote.bare, checkout, sha: second, branch: 'main', env, listings });
+    await syncCheckout(warm);
+
+    expect(warm.collected.text()).toContain(NO_CLEAN);
+    expect(warm.collected.text()).not.toContain('$ git clean');
+    expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(second);
+    expect(existsSync(join(checkout, 'roles', 'old'))).toBe(false);
+    expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
+
+    // What a command leaves: an ignored file at the top, a file below.
+    await writeFile(join(checkout, 'deploy.log'), 'ignored\n');
+    await writeFile(join(checkout, 'roles', 'new', 'site.retry'), 'left over\n');
+    const third = await remote.commit({ 'site.yml': 'three\n' });
+    const after = syncOptions({ remote: remote.bare, checkout, sha: third, branch: 'main', env, listings });
+    await syncCheckout(after);
+
+    expect(after.collected.text()).not.toContain(NO_CLEAN);
+    expect(after.collected.text()).toContain('Removing deploy.log\n');
+    expect(after.collected.text()).toContain('Removing roles/new/site.retry\n');
+    expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
+  });
+
+  it('undoes an edit to a tracked file without git clean', async () => {
+    const { remote, checkout, env } = await setup();
+    const listings = new Map<string, string>();
+    const sha = await remote.commit({ 'site.yml': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env, listings }));
+    await writeFile(join(checkout, 'site.yml'), 'edited by hand\n');
+
+    const again = syncOptions({ remote: remote.bare, checkout, sha, env, listings });
+    await syncCheckout(again);
+
+    expect(again.collected.text()).toContain(NO_CLEAN);
+    expect(await readFile(join(checkout, 'site.yml'), 'utf8')).toBe('one\n');
+    expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
+  });
+
+  it("removes a dropped submodule's folder that a command filled, as git clean does", async () => {
+    const { remote, checkout, env } = await setup();
+    const listings = new Map<string, string>();
+    const first = await remote.commit({ 'site.yml': 'one\n' });
+    await git(remote.work, 'update-index', '--add', '--cacheinfo', `160000,${first},vendor`);
+    const withSubmodule = await remote.commit({ 'site.yml': 'two\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: withSubmodule, branch: 'main', env, listings }));
+    // git makes the submodule's folder empty; a command fills it without git.
+    await writeFile(join(checkout, 'vendor', 'lib.yml'), 'vendored\n');
+    const stillThere = syncOptions({ remote: remote.bare, checkout, sha: withSubmodule, branch: 'main', env, listings });
+    await syncCheckout(stillThere);
+    expect(stillThere.collected.text()).not.toContain(NO_CLEAN);
+    expect(existsSync(join(checkout, 'vendor', 'lib.yml'))).toBe(true);
+
+    await git(remote.work, 'rm', '--cached', '--quiet', 'vendor');
+    const dropped = await remote.commit({ 'site.yml': 'three\n' });
+    const last = syncOptions({ remote: remote.bare, checkout, sha: dropped, branch: 'main', env, listings });
+    await syncCheckout(last);
+
+    expect(last.collected.text()).toContain('$ git clean -ffdx\n');
+    expect(existsSync(join(checkout, 'vendor'))).toBe(false);
+    expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
+  });
+
+  it('keeps no listing after a sync that failed, or with submodules', async () => {
+    const { remote, checkout, env } = await setup();
+    const listings = new Map<string, string>();
+    const sha = await remote.commit({ 'site.yml': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env, listings }));
+    expect(listings.has(checkout)).toBe(true);
+
+    await expect(syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: 'ab'.repeat(20), env, listings }))).rejects.toBeInstanceOf(CommitNotFoundError);
+    expect(listings.has(checkout)).toBe(false);
+
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env, listings }));
+    expect(listings.has(checkout)).toBe(true);
+    const withSubmodules = syncOptions({ remote: remote.bare, checkout, sha, env, listings, submodules: true });
+    await syncCheckout(withSubmodules);
+    expect(withSubmodules.collected.text()).toContain('$ git clean -ffdx\n');
+    expect(listings.has(checkout)).toBe(false);
+  });
+});
