@@ -98,10 +98,11 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   const exactRef: GitStep[] = ref === undefined ? [] : [{ label: FIND_REF, args: ['show-ref', '--verify', '--quiet', '--', ref], unlessLooseRef: { ref, idLength: sha.length } }];
   // --force discards local changes to tracked files and the index; clean removes the rest,
   // unless the work tree lists exactly what it did when the last sync left it (see
-  // listWorkTree): then nothing was added since, and a checkout of another commit leaves
-  // nothing untracked either, as the tree held no submodule's folder. A file added while the
-  // fetch runs is not seen, as one added after `git clean` would not be either.
-  const unchanged = state === 'git' && left !== undefined && !options.submodules && listWorkTree(checkout)?.digest === left;
+  // listWorkTree), and holds no submodule's folder: then nothing was added since, and a
+  // checkout of another commit leaves nothing untracked either. A file added while the fetch
+  // runs is not seen, as one added after `git clean` would not be either.
+  const now = state === 'git' && left !== undefined && !options.submodules ? listWorkTree(checkout) : undefined;
+  const unchanged = now?.plain === true && now.digest === left;
   if (unchanged) options.output.write('[deployhook] no `git clean`: the work tree holds the same files and folders as when the last run left it clean\n');
   const checkoutAndClean = [
     ...exactRef,

@@ -584,6 +584,20 @@ describe('syncCheckout with the listings earlier syncs left', () => {
     expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
   });
 
+  it('cleans when the index has come to name a submodule, though the tree lists the same', async () => {
+    const { remote, checkout, env } = await setup();
+    const listings = new Map<string, string>();
+    const sha = await remote.commit({ 'site.yml': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env, listings }));
+    await git(checkout, 'update-index', '--add', '--cacheinfo', `160000,${sha},vendor`);
+
+    const again = syncOptions({ remote: remote.bare, checkout, sha, env, listings });
+    await syncCheckout(again);
+
+    expect(again.collected.text()).not.toContain(NO_CLEAN);
+    expect(again.collected.text()).toContain('$ git clean -ffdx\n');
+  });
+
   it('keeps no listing after a sync that failed, or with submodules', async () => {
     const { remote, checkout, env } = await setup();
     const listings = new Map<string, string>();
