@@ -97,9 +97,9 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   // git (a millisecond on the way to the command); a ref found only packed is asked of git.
   const exactRef: GitStep[] = ref === undefined ? [] : [{ label: FIND_REF, args: ['show-ref', '--verify', '--quiet', '--', ref], unlessLooseRef: { ref, idLength: sha.length } }];
   // --force discards local changes to tracked files and the index; clean removes the rest,
-  // unless the work tree lists exactly what it did when the last sync left it (see
-  // listWorkTree), and holds no submodule's folder: then nothing was added since, and a
-  // checkout of another commit leaves nothing untracked either. A file added while the fetch
+  // unless the work tree and git's index list exactly what they did when the last sync left
+  // them (see listWorkTree), with no submodule: then nothing was added since, and a checkout of
+  // another commit leaves nothing untracked either. A file added while the fetch
   // runs is not seen, as one added after `git clean` would not be either.
   const now = state === 'git' && left !== undefined && !options.submodules ? listWorkTree(checkout) : undefined;
   const unchanged = now?.plain === true && now.digest === left;
@@ -150,7 +150,6 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   }
   return { sha: head };
 }
-
 
 /**
  * git's own housekeeping, which the sync's fetch leaves out so that the command starts

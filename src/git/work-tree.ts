@@ -19,19 +19,24 @@ export type CleanListings = Map<string, string>;
 
 /**
  * A digest of every entry of the checkout's work tree below its top folder (the top's `.git`
- * left out): each folder's path and the name and type (folder, file, link, other) of every
- * entry in it, names as bytes. An entry added anywhere, removed, renamed or replaced by one of
- * another type changes it; a file's content, mode or times do not (git's `checkout --force`
- * sets those back for the files git tracks). `plain` is false when the tree may hold what `git
- * checkout` alone can leave behind, a submodule's folder: when git's index may name a
- * submodule (see mayNameSubmodules), or the tree has an empty folder or an entry named `.git`
- * below the top. Undefined when the tree cannot be listed here (unreadable, over
- * MAX_LISTED_ENTRIES, or with a file system mounted inside: reading a FUSE mount could hold
- * the event loop), so that the caller cleans as usual. Links are never followed.
+ * left out), and of git's index: each folder's path and the name and type (folder, file, link,
+ * other) of every entry in it, names as bytes, then the index's bytes. An entry added anywhere,
+ * removed, renamed or replaced by one of another type changes it, as does any change to the
+ * index (a file taken out of it, a submodule put in, or only its stat data refreshed by a `git
+ * status`); a file's content, mode or times do not (git's `checkout --force` sets those back
+ * for the files the index names). `plain` is false when the tree may hold what `git checkout`
+ * alone can leave behind, a submodule's folder: when the index may name a submodule (see
+ * readIndex), or the tree has an empty folder or an entry named `.git` below the top.
+ * Undefined when the tree cannot be listed here (unreadable, over MAX_LISTED_ENTRIES, an index
+ * that is not a plain file of at most MAX_INDEX_BYTES in `.git` or is split into a shared one,
+ * or a file system mounted inside: reading a FUSE mount could hold the event loop), so that
+ * the caller cleans as usual. Links are never followed.
  */
 export function listWorkTree(checkout: string, limit = MAX_LISTED_ENTRIES): { digest: string; plain: boolean } | undefined {
   try {
     if (holdsMounts(realpathSync.native(checkout, { encoding: 'latin1' }))) return undefined;
+    const index = readIndex(checkout);
+    if (index === undefined) return undefined;
     // latin1 maps each byte of a name to one character and back: no two names read alike.
     const top = Buffer.from(`${checkout}/`);
     const pending: [Buffer, string][] = [[top, '']];
@@ -55,7 +60,8 @@ export function listWorkTree(checkout: string, limit = MAX_LISTED_ENTRIES): { di
       if (found.length === 0 && path !== '') plain = false;
       listing.push(`${path}\0${found.sort().join('\0')}\0\0`);
     }
-    return { digest: createHash('sha256').update(listing.join(''), 'latin1').digest('base64'), plain: plain && !mayNameSubmodules(checkout) };
+    const digest = `${createHash('sha256').update(listing.join(''), 'latin1').digest('base64')} ${createHash('sha256').update(index).digest('base64')}`;
+    return { digest, plain: plain && !index.includes(GITLINK_MODE) };
   } catch {
     return undefined;
   }
@@ -73,29 +79,30 @@ function holdsMounts(folder: string): boolean {
     });
 }
 
-/** The largest index read to look for submodules in: about 20,000 entries, twenty times MAX_LISTED_ENTRIES. */
+/** The largest index read: about 20,000 entries, twenty times MAX_LISTED_ENTRIES. */
 const MAX_INDEX_BYTES = 2 * 1024 * 1024;
 /** An index entry's mode for a submodule (a gitlink, 0o160000), as the index stores it: 32 bits, big-endian. */
 const GITLINK_MODE = Buffer.from([0x00, 0x00, 0xe0, 0x00]);
 
 /**
- * Whether git's index in the checkout may name a submodule. Read without parsing: any four
- * bytes anywhere in `.git/index` that spell a gitlink's mode count (in a path, a size, a time),
- * as does an index split into a shared file, one that is not a plain file, a large one, or one
- * that cannot be read. A wrong yes costs a `git clean`; a wrong no is not possible.
+ * The bytes of git's index in the checkout, or undefined when it is split (a shared index
+ * file holds the rest), not a plain file, over MAX_INDEX_BYTES or cannot be read. Whether it
+ * may name a submodule is read without parsing it: any four bytes anywhere that spell a
+ * gitlink's mode count (in a path, a size, a time). A wrong yes costs a `git clean`; a wrong no
+ * is not possible.
  */
-function mayNameSubmodules(checkout: string): boolean {
+function readIndex(checkout: string): Buffer | undefined {
   const git = join(checkout, '.git');
   let fd: number | undefined;
   try {
-    if (readdirSync(git).some((name) => name.startsWith('sharedindex.'))) return true;
+    if (readdirSync(git).some((name) => name.startsWith('sharedindex.'))) return undefined;
     fd = openSync(join(git, 'index'), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     const info = fstatSync(fd);
-    if (!info.isFile() || info.size > MAX_INDEX_BYTES) return true;
+    if (!info.isFile() || info.size > MAX_INDEX_BYTES) return undefined;
     const index = Buffer.alloc(info.size);
-    return readSync(fd, index, 0, index.length, 0) !== index.length || index.includes(GITLINK_MODE);
+    return readSync(fd, index, 0, index.length, 0) === index.length ? index : undefined;
   } catch {
-    return true;
+    return undefined;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

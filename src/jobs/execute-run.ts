@@ -7,6 +7,7 @@ import { inside } from '../config/checkout-clashes.js';
 import { formatDuration, timerDelay } from '../config/duration.js';
 import { secretsOfJob } from '../config/read-job-secrets.js';
 import type { JobConfig } from '../config/types.js';
+import type { CleanListings } from '../git/work-tree.js';
 import { openRunLog, type RunLog } from '../log/run-log.js';
 import { currentBootId, processStartTime } from '../runner/orphan-group.js';
 import { runCommand } from '../runner/run-command.js';
@@ -17,7 +18,6 @@ import { createTidier, filterPaths, sync } from './prepare-checkout.js';
 import { closingLine, writeHeader } from './run-log-lines.js';
 import { type DeployContext, type Outcome, stoppedOutcome } from './run-outcome.js';
 import type { ExecuteRun } from './run-queue.js';
-import type { CleanListings } from '../git/work-tree.js';
 import { forgetHousekeeping, type RunRecord } from './run-record.js';
 
 export interface ExecutorOptions {

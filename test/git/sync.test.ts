@@ -598,6 +598,23 @@ describe('syncCheckout with the listings earlier syncs left', () => {
     expect(again.collected.text()).toContain('$ git clean -ffdx\n');
   });
 
+  it('cleans a file the command took out of git\'s index, which checkout would leave behind', async () => {
+    const { remote, checkout, env } = await setup();
+    const listings = new Map<string, string>();
+    await remote.commit({ 'site.yml': 'one\n', 'old.yml': 'old\n' });
+    const first = await remote.commit({ 'site.yml': 'two\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, branch: 'main', env, listings }));
+    await git(checkout, 'rm', '--cached', '--quiet', 'old.yml');
+    const second = await remote.remove('old.yml');
+
+    const after = syncOptions({ remote: remote.bare, checkout, sha: second, branch: 'main', env, listings });
+    await syncCheckout(after);
+
+    expect(after.collected.text()).toContain('$ git clean -ffdx\n');
+    expect(existsSync(join(checkout, 'old.yml'))).toBe(false);
+    expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
+  });
+
   it('keeps no listing after a sync that failed, or with submodules', async () => {
     const { remote, checkout, env } = await setup();
     const listings = new Map<string, string>();
