@@ -12,7 +12,7 @@ import { COMMIT_PATTERN } from '../providers/validate.js';
 import { checkoutGitRunner, throwIfAborted, withoutUrlPasswords, type CheckoutGitOptions } from './git-runner.js';
 import type { GitRunner, GitStep } from './git-runner.js';
 import { pointOriginAt, rememberOrigin } from './point-origin.js';
-import { listWorkTree, type CleanListings } from './work-tree.js';
+import { holdsOnlyIndexed } from './work-tree.js';
 
 export type { GitAuth } from './git-env.js';
 
@@ -35,12 +35,6 @@ export interface SyncOptions extends CheckoutGitOptions {
   /** The tag a push was for: the checkout is the tag's commit (annotated tags peeled) after fetching. */
   tag?: string;
   submodules: boolean;
-  /**
-   * The work trees' listings the last runs left (see listWorkTree): this checkout's is taken,
-   * and `git clean` is left out when the tree still lists the same; a sync that succeeds leaves
-   * a new one. Without it, or with submodules, every sync cleans.
-   */
-  listings?: CleanListings;
 }
 
 export interface SyncResult {
@@ -71,9 +65,6 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   // Fetched, it would land on origin/HEAD, the link to the remote's default branch, and deploy that.
   if (options.branch === 'HEAD') throw new GitSyncError('Expected a branch, got "HEAD": a branch by that name is not deployed (git keeps origin/HEAD for the remote\'s default branch)');
   throwIfAborted(options.signal);
-  // Taken, so that a sync that fails midway leaves none for the next (see unchanged below).
-  const left = options.listings?.get(checkout);
-  options.listings?.delete(checkout);
   // A warm checkout is told by its `.git` folder alone, whose entries also show stale locks.
   // Read synchronously, like the other small reads on the way to git and to the command: each
   // takes microseconds, where a trip through node's thread pool waited ~1 ms behind the
@@ -96,18 +87,14 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   // A fetch that moved the ref has just written it as a file, which `sh` reads without starting
   // git (a millisecond on the way to the command); a ref found only packed is asked of git.
   const exactRef: GitStep[] = ref === undefined ? [] : [{ label: FIND_REF, args: ['show-ref', '--verify', '--quiet', '--', ref], unlessLooseRef: { ref, idLength: sha.length } }];
-  // --force discards local changes to tracked files and the index; clean removes the rest,
-  // unless the work tree and git's index list exactly what they did when the last sync left
-  // them (see listWorkTree), with no submodule: then nothing was added since, and a checkout of
-  // another commit leaves nothing untracked either. A file added while the fetch
-  // runs is not seen, as one added after `git clean` would not be either.
-  const now = state === 'git' && left !== undefined && !options.submodules ? listWorkTree(checkout) : undefined;
-  const unchanged = now?.plain === true && now.digest === left;
-  if (unchanged) options.output.write('[deployhook] no `git clean`: the work tree holds the same files and folders as when the last run left it clean\n');
+  // --force discards local changes to tracked files and the index; clean removes the rest.
+  // Without submodules, clean runs only when the work tree, checked by the daemon after the
+  // checkout, holds anything git's index does not name (see cleanUnlessIndexedOnly).
+  const clean: GitStep = { label: 'clean', args: ['clean', '-ffdx'] };
   const checkoutAndClean = [
     ...exactRef,
     { label: 'checkout', args: ['checkout', '--force', '--detach', ref === undefined ? sha : `${ref}^{commit}`, '--'] },
-    ...(unchanged ? [] : [{ label: 'clean', args: ['clean', '-ffdx'] }]),
+    ...(options.submodules ? [clean] : []),
   ];
   if (state === 'git') {
     // No entries when `.git` is a file, not a folder: lock files are looked for only in a `.git` folder.
@@ -127,6 +114,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
         await ensureCommit(git, sha, remote);
         await git.steps(checkoutAndClean);
       }
+      if (!options.submodules) await cleanUnlessIndexedOnly(git, clean, options);
     } catch (error) {
       if (error instanceof GitSyncError && error.step === FIND_REF) throw missingRef(options, error);
       throw error;
@@ -144,11 +132,20 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   if (head === undefined || (ref === undefined && head !== sha)) {
     throw new GitSyncError(`Expected HEAD at ${ref === undefined ? sha : `the commit of ${ref}`} after the sync, found ${head ?? 'no commit'}`);
   }
-  if (options.listings !== undefined && !options.submodules) {
-    const listed = listWorkTree(checkout);
-    if (listed?.plain === true) options.listings.set(checkout, listed.digest);
-  }
   return { sha: head };
+}
+
+/**
+ * `git clean -ffdx` after the checkout, unless the work tree holds exactly what git's index
+ * names and nothing else (see holdsOnlyIndexed), when it would remove nothing: a git process
+ * of its own less on the way to the command (5–7 ms on a host where a process start is dear).
+ * The check is made after the checkout, so whatever is in the tree by then is seen, wherever it
+ * came from (a command before, a hook of git's, a file `checkout` could not remove); the run
+ * log says which way it went.
+ */
+async function cleanUnlessIndexedOnly(git: GitRunner, clean: GitStep, options: Pick<SyncOptions, 'checkout' | 'output'>): Promise<void> {
+  if (holdsOnlyIndexed(options.checkout)) options.output.write("[deployhook] no `git clean`: the work tree holds exactly the files git's index names\n");
+  else await git.step(clean.label, clean.args);
 }
 
 /**

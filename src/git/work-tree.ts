@@ -1,69 +1,65 @@
-import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, readdirSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, opendirSync, openSync, readFileSync, readSync, readdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
- * The most entries a work tree may hold for its listing to be kept. The listing is read on
- * the daemon's event loop, twice a run: 1.2 ms for 400 entries in 60 folders once its code is
- * warm, about twice that before, where `git clean` took 7.5 ms for the same tree, in a process
- * of its own. A larger tree is cleaned by `git clean` every time.
+ * The most files a checkout's index may name for its work tree to be checked here. The check
+ * runs on the daemon's event loop once a run, after `checkout`: for 341 files in 59 folders
+ * about 3 ms once its code is warm and 16 ms the first time, where `git clean` took 7.5 ms in a
+ * process of its own. A larger tree is cleaned by `git clean` every time.
  */
-export const MAX_LISTED_ENTRIES = 1_000;
+export const MAX_INDEXED_FILES = 500;
+/** The largest index read: well above what MAX_INDEXED_FILES entries take. */
+const MAX_INDEX_BYTES = 2 * 1024 * 1024;
+
+/** A file's type as the index and the work tree are compared: a regular file or a link. */
+type Kind = 'f' | 'l';
 
 /**
- * What a checkout held when a run's git steps left it exactly at a commit, with nothing
- * untracked (see listWorkTree), so that the next run can tell, without starting `git clean`,
- * that nothing was added since. Kept in memory per checkout folder.
+ * Whether the checkout's work tree holds exactly what git's index names and nothing else: every
+ * entry below the top folder (the top's `.git` left out) a file or link the index names, of the
+ * same kind, or a folder on the way to one, and every file the index names there. Then `git
+ * clean -ffdx` would find nothing to remove, and is not needed. Names are compared as bytes,
+ * never as text. False on any doubt, so that the caller cleans as usual: an index git did not
+ * write as expected (a version other than 2 to 4, a split or sparse index, an entry in
+ * conflict, skipped in the work tree or added with intent), a submodule, more than
+ * MAX_INDEXED_FILES files, an unreadable folder, or a file system mounted below the checkout
+ * (reading a FUSE mount could hold the event loop). Links are never followed; a folder holding
+ * an entry the index does not name is not read further.
  */
-export type CleanListings = Map<string, string>;
-
-/**
- * A digest of every entry of the checkout's work tree below its top folder (the top's `.git`
- * left out), and of git's index: each folder's path and the name and type (folder, file, link,
- * other) of every entry in it, names as bytes, then the index's bytes. An entry added anywhere,
- * removed, renamed or replaced by one of another type changes it, as does any change to the
- * index (a file taken out of it, a submodule put in, or only its stat data refreshed by a `git
- * status`); a file's content, mode or times do not (git's `checkout --force` sets those back
- * for the files the index names). `plain` is false when the tree may hold what `git checkout`
- * alone can leave behind, a submodule's folder: when the index may name a submodule (see
- * readIndex), or the tree has an empty folder or an entry named `.git` below the top.
- * Undefined when the tree cannot be listed here (unreadable, over MAX_LISTED_ENTRIES, an index
- * that is not a plain file of at most MAX_INDEX_BYTES in `.git` or is split into a shared one,
- * or a file system mounted inside: reading a FUSE mount could hold the event loop), so that
- * the caller cleans as usual. Links are never followed.
- */
-export function listWorkTree(checkout: string, limit = MAX_LISTED_ENTRIES): { digest: string; plain: boolean } | undefined {
+export function holdsOnlyIndexed(checkout: string): boolean {
   try {
-    if (holdsMounts(realpathSync.native(checkout, { encoding: 'latin1' }))) return undefined;
-    const index = readIndex(checkout);
-    if (index === undefined) return undefined;
-    // latin1 maps each byte of a name to one character and back: no two names read alike.
-    const top = Buffer.from(`${checkout}/`);
-    const pending: [Buffer, string][] = [[top, '']];
-    const listing: string[] = [];
-    let entries = 0;
-    let plain = true;
+    if (holdsMounts(realpathSync.native(checkout, { encoding: 'latin1' }))) return false;
+    const indexed = readIndex(join(checkout, '.git'));
+    if (indexed === undefined) return false;
+    // Every folder on the way to an indexed file, by its path with a trailing slash ('' is the top).
+    const folders = new Set<string>(['']);
+    for (const path of indexed.keys()) for (let slash = path.indexOf('/'); slash !== -1; slash = path.indexOf('/', slash + 1)) folders.add(path.slice(0, slash + 1));
+    let seen = 0;
+    const pending: [Buffer, string][] = [[Buffer.from(`${checkout}/`), '']];
     for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-      const [folder, path] = next;
-      const found: string[] = [];
-      for (const entry of readdirSync(folder, { withFileTypes: true, encoding: 'latin1' })) {
-        if (entry.name === '.git') {
-          if (path === '') continue;
-          plain = false;
+      const [folder, prefix] = next;
+      // Read 128 entries at a time: a folder of millions of untracked files is left after its first.
+      const dir = opendirSync(folder, { encoding: 'latin1', bufferSize: 128 });
+      try {
+        for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
+          if (prefix === '' && entry.name === '.git') continue;
+          const path = `${prefix}${entry.name}`;
+          if (entry.isDirectory()) {
+            if (!folders.has(`${path}/`)) return false;
+            pending.push([Buffer.concat([folder, Buffer.from(`${entry.name}/`, 'latin1')]), `${path}/`]);
+            continue;
+          }
+          const kind = indexed.get(path);
+          if (kind === undefined || kind !== (entry.isFile() ? 'f' : entry.isSymbolicLink() ? 'l' : undefined)) return false;
+          seen += 1;
         }
-        const type = entry.isDirectory() ? 'd' : entry.isFile() ? 'f' : entry.isSymbolicLink() ? 'l' : 'o';
-        found.push(`${entry.name}\0${type}`);
-        if (type === 'd') pending.push([Buffer.concat([folder, Buffer.from(`${entry.name}/`, 'latin1')]), `${path}${entry.name}/`]);
+      } finally {
+        dir.closeSync();
       }
-      entries += found.length;
-      if (entries > limit) return undefined;
-      if (found.length === 0 && path !== '') plain = false;
-      listing.push(`${path}\0${found.sort().join('\0')}\0\0`);
     }
-    const digest = `${createHash('sha256').update(listing.join(''), 'latin1').digest('base64')} ${createHash('sha256').update(index).digest('base64')}`;
-    return { digest, plain: plain && !index.includes(GITLINK_MODE) };
+    return seen === indexed.size;
   } catch {
-    return undefined;
+    return false;
   }
 }
 
@@ -79,28 +75,88 @@ function holdsMounts(folder: string): boolean {
     });
 }
 
-/** The largest index read: about 20,000 entries, twenty times MAX_LISTED_ENTRIES. */
-const MAX_INDEX_BYTES = 2 * 1024 * 1024;
-/** An index entry's mode for a submodule (a gitlink, 0o160000), as the index stores it: 32 bits, big-endian. */
-const GITLINK_MODE = Buffer.from([0x00, 0x00, 0xe0, 0x00]);
-
 /**
- * The bytes of git's index in the checkout, or undefined when it is split (a shared index
- * file holds the rest), not a plain file, over MAX_INDEX_BYTES or cannot be read. Whether it
- * may name a submodule is read without parsing it: any four bytes anywhere that spell a
- * gitlink's mode count (in a path, a size, a time). A wrong yes costs a `git clean`; a wrong no
- * is not possible.
+ * The files and links git's index in `gitDir` names, by path (its bytes as latin1), or
+ * undefined when the index is not one this reads with certainty (see holdsOnlyIndexed): git's
+ * index format, versions 2 to 4 (Documentation/gitformat-index.txt), with SHA-1 or SHA-256
+ * object ids, told apart by which of the two makes the file end exactly in its extensions and
+ * checksum.
  */
-function readIndex(checkout: string): Buffer | undefined {
-  const git = join(checkout, '.git');
+function readIndex(gitDir: string): Map<string, Kind> | undefined {
+  if (readdirSync(gitDir).some((name) => name.startsWith('sharedindex.'))) return undefined;
+  const index = readPlainFile(join(gitDir, 'index'));
+  if (index === undefined || index.length < 12 || index.toString('latin1', 0, 4) !== 'DIRC') return undefined;
+  return parseEntries(index, 20) ?? parseEntries(index, 32);
+}
+
+const MODE_FILE = 0o100644;
+const MODE_EXECUTABLE = 0o100755;
+const MODE_LINK = 0o120000;
+/** The flags' bits for an entry's merge stage, for extended flags following (version 3 and up), and the extended ones for skip-worktree and intent-to-add. */
+const STAGE_MASK = 0x3000;
+const EXTENDED = 0x4000;
+const SKIP_WORKTREE_OR_INTENT = 0x4000 | 0x2000;
+
+function parseEntries(index: Buffer, idLength: number): Map<string, Kind> | undefined {
+  const version = index.readUInt32BE(4);
+  const count = index.readUInt32BE(8);
+  if (version < 2 || version > 4 || count > MAX_INDEXED_FILES) return undefined;
+  const entries = new Map<string, Kind>();
+  let offset = 12;
+  let previous = '';
+  for (let entry = 0; entry < count; entry += 1) {
+    const start = offset;
+    const flagsAt = start + 40 + idLength;
+    if (flagsAt + 2 > index.length) return undefined;
+    const mode = index.readUInt32BE(start + 24);
+    const flags = index.readUInt16BE(flagsAt);
+    offset = flagsAt + 2;
+    if ((flags & EXTENDED) !== 0) {
+      if (version < 3 || offset + 2 > index.length || (index.readUInt16BE(offset) & SKIP_WORKTREE_OR_INTENT) !== 0) return undefined;
+      offset += 2;
+    }
+    let path: string;
+    if (version === 4) {
+      // The path is the previous one less its last `strip` bytes, then this entry's suffix.
+      let byte = index[offset++] ?? 0;
+      let strip = byte & 0x7f;
+      while ((byte & 0x80) !== 0) {
+        byte = index[offset++] ?? 0;
+        strip = ((strip + 1) << 7) + (byte & 0x7f);
+      }
+      const end = index.indexOf(0, offset);
+      if (end === -1 || strip > previous.length) return undefined;
+      path = previous.slice(0, previous.length - strip) + index.toString('latin1', offset, end);
+      offset = end + 1;
+    } else {
+      const end = index.indexOf(0, offset);
+      if (end === -1) return undefined;
+      path = index.toString('latin1', offset, end);
+      // 1 to 8 NUL bytes end the entry at a multiple of 8 bytes from its start.
+      offset = start + ((end - start + 8) & ~7);
+      if (offset > index.length || index.subarray(end, offset).some((padding) => padding !== 0)) return undefined;
+    }
+    previous = path;
+    if ((flags & STAGE_MASK) !== 0 || path === '' || entries.has(path)) return undefined;
+    if (mode === MODE_FILE || mode === MODE_EXECUTABLE) entries.set(path, 'f');
+    else if (mode === MODE_LINK) entries.set(path, 'l');
+    // A submodule (0o160000), a sparse folder (0o040000) or anything else.
+    else return undefined;
+  }
+  // Extensions (a four-byte signature, then its size), then the checksum, and nothing else.
+  while (offset + 8 <= index.length - idLength) offset += 8 + index.readUInt32BE(offset + 4);
+  return offset === index.length - idLength ? entries : undefined;
+}
+
+/** A plain file's bytes, read without following a link or waiting on a FIFO; undefined when it is anything else, larger than MAX_INDEX_BYTES, or unreadable. */
+function readPlainFile(path: string): Buffer | undefined {
   let fd: number | undefined;
   try {
-    if (readdirSync(git).some((name) => name.startsWith('sharedindex.'))) return undefined;
-    fd = openSync(join(git, 'index'), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     const info = fstatSync(fd);
     if (!info.isFile() || info.size > MAX_INDEX_BYTES) return undefined;
-    const index = Buffer.alloc(info.size);
-    return readSync(fd, index, 0, index.length, 0) === index.length ? index : undefined;
+    const bytes = Buffer.alloc(info.size);
+    return readSync(fd, bytes, 0, bytes.length, 0) === bytes.length ? bytes : undefined;
   } catch {
     return undefined;
   } finally {

@@ -7,7 +7,6 @@ import { inside } from '../config/checkout-clashes.js';
 import { formatDuration, timerDelay } from '../config/duration.js';
 import { secretsOfJob } from '../config/read-job-secrets.js';
 import type { JobConfig } from '../config/types.js';
-import type { CleanListings } from '../git/work-tree.js';
 import { openRunLog, type RunLog } from '../log/run-log.js';
 import { currentBootId, processStartTime } from '../runner/orphan-group.js';
 import { runCommand } from '../runner/run-command.js';
@@ -211,7 +210,6 @@ function errorText(error: unknown): string {
 export function createExecutor(options: ExecutorOptions): ExecuteRun {
   const now = options.now ?? (() => new Date());
   const tidy = createTidier(options.baseEnv);
-  const listings: CleanListings = new Map();
   return async (run, job, stop) => {
     const logger = options.logger.child({ job: job.name, run: run.id, delivery: run.trigger.delivery });
     // Saves of one record happen in order, so a late save never overwrites a newer state.
@@ -247,7 +245,7 @@ export function createExecutor(options: ExecutorOptions): ExecuteRun {
     logger.info({ sha: run.sha, ref: run.ref }, 'run started');
 
     const lastDeployed = options.store.latest(job.name, 'succeeded')?.deployedSha;
-    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, keepGroup: groupKeeper(run, persist), recorded, lastDeployed, listings }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
+    const final = await logAndDeploy({ run, job, stop, baseEnv: options.baseEnv, persist, keepGroup: groupKeeper(run, persist), recorded, lastDeployed }, options.knownSecrets(), options.maxLogBytes(), () => now().getTime() - started.getTime());
     const finished = now();
     run.status = final.status;
     run.finishedAt = finished.toISOString();

@@ -32,7 +32,6 @@ export async function sync(context: DeployContext, timeout: AbortSignal): Promis
       ...(run.branch !== undefined && !run.exact ? { branch: run.branch } : {}),
       ...(run.tag !== undefined && !run.exact ? { tag: run.tag } : {}),
       submodules: job.submodules,
-      listings: context.listings,
       auth: jobGitAuth(job),
       env: userEnvironment(job, baseEnv),
       output: log.output,

@@ -1,6 +1,5 @@
 import { formatDuration } from '../config/duration.js';
 import type { JobConfig } from '../config/types.js';
-import type { CleanListings } from '../git/work-tree.js';
 import type { RunLog } from '../log/run-log.js';
 import type { RunStop } from './run-queue.js';
 import type { RunRecord, RunStatus } from './run-record.js';
@@ -36,8 +35,6 @@ export interface DeployContext {
   recorded: Promise<void>;
   /** What the job's newest succeeded run deployed: the `paths` filter compares with it. */
   lastDeployed: string | undefined;
-  /** The checkouts' listings the last runs left, shared by the daemon's runs (see syncCheckout). */
-  listings: CleanListings;
 }
 
 /** How a run stopped while git was running is recorded. */

@@ -117,7 +117,8 @@ describe('syncCheckout', () => {
     expect(text).toContain('Cloning into');
     expect(text).toContain(`$ git checkout --force --detach ${sha} --\n`);
     expect(text).toContain(`HEAD is now at ${sha.slice(0, 7)}`);
-    expect(text).toContain('$ git clean -ffdx\n');
+    // A fresh clone holds only what the checkout wrote.
+    expect(text).toContain("[deployhook] no `git clean`: the work tree holds exactly the files git's index names\n");
   });
 
   it('brings a warm checkout to a pushed branch in order: fetch, checkout, clean, each announced before its output; the ref the fetch wrote is read without git', async () => {
@@ -508,22 +509,20 @@ describe('syncCheckout', () => {
   });
 });
 
-describe('syncCheckout with the listings earlier syncs left', () => {
-  const NO_CLEAN = '[deployhook] no `git clean`: the work tree holds the same files and folders as when the last run left it clean\n';
+describe('syncCheckout: git clean only when the work tree holds more than the index names', () => {
+  const NO_CLEAN = "[deployhook] no `git clean`: the work tree holds exactly the files git's index names\n";
 
-  it('leaves git clean out while nothing was added, and cleans once something was', async () => {
+  it('leaves git clean out of a clone and of later syncs while the tree holds only what git checked out', async () => {
     const { remote, checkout, env } = await setup();
-    const listings = new Map<string, string>();
     const first = await remote.commit({ '.gitignore': '*.log\n', 'site.yml': 'one\n', 'roles/old/main.yml': 'old\n' });
-    const cold = syncOptions({ remote: remote.bare, checkout, sha: first, branch: 'main', env, listings });
+    const cold = syncOptions({ remote: remote.bare, checkout, sha: first, branch: 'main', env });
     await syncCheckout(cold);
-    expect(cold.collected.text()).toContain('$ git clean -ffdx\n');
-    expect([...listings.keys()]).toEqual([checkout]);
+    expect(cold.collected.text()).toContain(NO_CLEAN);
 
     // A commit that drops a folder's only file and adds another folder.
     await remote.remove('roles/old/main.yml');
     const second = await remote.commit({ 'site.yml': 'two\n', 'roles/new/main.yml': 'new\n' });
-    const warm = syncOptions({ remote: remote.bare, checkout, sha: second, branch: 'main', env, listings });
+    const warm = syncOptions({ remote: remote.bare, checkout, sha: second, branch: 'main', env });
     await syncCheckout(warm);
 
     expect(warm.collected.text()).toContain(NO_CLEAN);
@@ -531,28 +530,48 @@ describe('syncCheckout with the listings earlier syncs left', () => {
     expect(await git(checkout, 'rev-parse', 'HEAD')).toBe(second);
     expect(existsSync(join(checkout, 'roles', 'old'))).toBe(false);
     expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
+  });
 
-    // What a command leaves: an ignored file at the top, a file below.
+  it('cleans, after the checkout, what a command left: an ignored file, a file below, an empty folder', async () => {
+    const { remote, checkout, env } = await setup();
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ '.gitignore': '*.log\n', 'roles/web/main.yml': 'one\n' }), env }));
     await writeFile(join(checkout, 'deploy.log'), 'ignored\n');
-    await writeFile(join(checkout, 'roles', 'new', 'site.retry'), 'left over\n');
-    const third = await remote.commit({ 'site.yml': 'three\n' });
-    const after = syncOptions({ remote: remote.bare, checkout, sha: third, branch: 'main', env, listings });
+    await writeFile(join(checkout, 'roles', 'web', 'site.retry'), 'left over\n');
+    await mkdir(join(checkout, 'build'));
+    const second = await remote.commit({ 'roles/web/main.yml': 'two\n' });
+
+    const after = syncOptions({ remote: remote.bare, checkout, sha: second, branch: 'main', env });
     await syncCheckout(after);
 
-    expect(after.collected.text()).not.toContain(NO_CLEAN);
-    expect(after.collected.text()).toContain('Removing deploy.log\n');
-    expect(after.collected.text()).toContain('Removing roles/new/site.retry\n');
+    const text = after.collected.text();
+    expect(text).not.toContain(NO_CLEAN);
+    expect(text.indexOf('$ git clean -ffdx\n')).toBeGreaterThan(text.indexOf('HEAD is now at'));
+    expect(text).toContain('Removing deploy.log\n');
+    expect(text).toContain('Removing roles/web/site.retry\n');
     expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
+    expect(existsSync(join(checkout, 'build'))).toBe(false);
+  });
+
+  it("cleans what one of git's hooks wrote during the checkout", async () => {
+    const { remote, checkout, env } = await setup();
+    const first = await remote.commit({ 'site.yml': 'one\n' });
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, env }));
+    await writeFile(join(checkout, '.git', 'hooks', 'post-checkout'), '#!/bin/sh\necho made > hooked.txt\n', { mode: 0o755 });
+
+    const again = syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'site.yml': 'two\n' }), env });
+    await syncCheckout(again);
+
+    expect(again.collected.text()).toContain('Removing hooked.txt\n');
+    expect(existsSync(join(checkout, 'hooked.txt'))).toBe(false);
   });
 
   it('undoes an edit to a tracked file without git clean', async () => {
     const { remote, checkout, env } = await setup();
-    const listings = new Map<string, string>();
     const sha = await remote.commit({ 'site.yml': 'one\n' });
-    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env, listings }));
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env }));
     await writeFile(join(checkout, 'site.yml'), 'edited by hand\n');
 
-    const again = syncOptions({ remote: remote.bare, checkout, sha, env, listings });
+    const again = syncOptions({ remote: remote.bare, checkout, sha, env });
     await syncCheckout(again);
 
     expect(again.collected.text()).toContain(NO_CLEAN);
@@ -562,21 +581,18 @@ describe('syncCheckout with the listings earlier syncs left', () => {
 
   it("removes a dropped submodule's folder that a command filled, as git clean does", async () => {
     const { remote, checkout, env } = await setup();
-    const listings = new Map<string, string>();
     const first = await remote.commit({ 'site.yml': 'one\n' });
     await git(remote.work, 'update-index', '--add', '--cacheinfo', `160000,${first},vendor`);
     const withSubmodule = await remote.commit({ 'site.yml': 'two\n' });
-    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: withSubmodule, branch: 'main', env, listings }));
+    const checkedOut = syncOptions({ remote: remote.bare, checkout, sha: withSubmodule, branch: 'main', env });
+    await syncCheckout(checkedOut);
+    expect(checkedOut.collected.text()).toContain('$ git clean -ffdx\n');
     // git makes the submodule's folder empty; a command fills it without git.
     await writeFile(join(checkout, 'vendor', 'lib.yml'), 'vendored\n');
-    const stillThere = syncOptions({ remote: remote.bare, checkout, sha: withSubmodule, branch: 'main', env, listings });
-    await syncCheckout(stillThere);
-    expect(stillThere.collected.text()).not.toContain(NO_CLEAN);
-    expect(existsSync(join(checkout, 'vendor', 'lib.yml'))).toBe(true);
 
     await git(remote.work, 'rm', '--cached', '--quiet', 'vendor');
     const dropped = await remote.commit({ 'site.yml': 'three\n' });
-    const last = syncOptions({ remote: remote.bare, checkout, sha: dropped, branch: 'main', env, listings });
+    const last = syncOptions({ remote: remote.bare, checkout, sha: dropped, branch: 'main', env });
     await syncCheckout(last);
 
     expect(last.collected.text()).toContain('$ git clean -ffdx\n');
@@ -584,52 +600,19 @@ describe('syncCheckout with the listings earlier syncs left', () => {
     expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
   });
 
-  it('cleans when the index has come to name a submodule, though the tree lists the same', async () => {
+  it("cleans a file the command took out of git's index, which checkout leaves behind", async () => {
     const { remote, checkout, env } = await setup();
-    const listings = new Map<string, string>();
-    const sha = await remote.commit({ 'site.yml': 'one\n' });
-    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env, listings }));
-    await git(checkout, 'update-index', '--add', '--cacheinfo', `160000,${sha},vendor`);
-
-    const again = syncOptions({ remote: remote.bare, checkout, sha, env, listings });
-    await syncCheckout(again);
-
-    expect(again.collected.text()).not.toContain(NO_CLEAN);
-    expect(again.collected.text()).toContain('$ git clean -ffdx\n');
-  });
-
-  it('cleans a file the command took out of git\'s index, which checkout would leave behind', async () => {
-    const { remote, checkout, env } = await setup();
-    const listings = new Map<string, string>();
     await remote.commit({ 'site.yml': 'one\n', 'old.yml': 'old\n' });
     const first = await remote.commit({ 'site.yml': 'two\n' });
-    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, branch: 'main', env, listings }));
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: first, branch: 'main', env }));
     await git(checkout, 'rm', '--cached', '--quiet', 'old.yml');
     const second = await remote.remove('old.yml');
 
-    const after = syncOptions({ remote: remote.bare, checkout, sha: second, branch: 'main', env, listings });
+    const after = syncOptions({ remote: remote.bare, checkout, sha: second, branch: 'main', env });
     await syncCheckout(after);
 
     expect(after.collected.text()).toContain('$ git clean -ffdx\n');
     expect(existsSync(join(checkout, 'old.yml'))).toBe(false);
     expect(await git(checkout, 'status', '--porcelain', '--ignored')).toBe('');
-  });
-
-  it('keeps no listing after a sync that failed, or with submodules', async () => {
-    const { remote, checkout, env } = await setup();
-    const listings = new Map<string, string>();
-    const sha = await remote.commit({ 'site.yml': 'one\n' });
-    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env, listings }));
-    expect(listings.has(checkout)).toBe(true);
-
-    await expect(syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: 'ab'.repeat(20), env, listings }))).rejects.toBeInstanceOf(CommitNotFoundError);
-    expect(listings.has(checkout)).toBe(false);
-
-    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha, env, listings }));
-    expect(listings.has(checkout)).toBe(true);
-    const withSubmodules = syncOptions({ remote: remote.bare, checkout, sha, env, listings, submodules: true });
-    await syncCheckout(withSubmodules);
-    expect(withSubmodules.collected.text()).toContain('$ git clean -ffdx\n');
-    expect(listings.has(checkout)).toBe(false);
   });
 });
