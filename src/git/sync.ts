@@ -91,7 +91,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   // Without submodules, clean runs only when the work tree, checked by the daemon after the
   // checkout, holds anything git's index does not name (see cleanUnlessIndexedOnly).
   const clean: GitStep = { label: 'clean', args: ['clean', '-ffdx'] };
-  const checkoutAndClean = [
+  const checkoutSteps = [
     ...exactRef,
     { label: 'checkout', args: ['checkout', '--force', '--detach', ref === undefined ? sha : `${ref}^{commit}`, '--'] },
     ...(options.submodules ? [clean] : []),
@@ -108,11 +108,11 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
     try {
       if (ref !== undefined) {
         // The usual push: every step in one process.
-        await git.steps(state === 'git' ? [fetch, ...checkoutAndClean] : checkoutAndClean);
+        await git.steps(state === 'git' ? [fetch, ...checkoutSteps] : checkoutSteps);
       } else {
         if (state === 'git') await git.step(fetch.label, fetch.args);
         await ensureCommit(git, sha, remote);
-        await git.steps(checkoutAndClean);
+        await git.steps(checkoutSteps);
       }
       if (!options.submodules) await cleanUnlessIndexedOnly(git, clean, options);
     } catch (error) {
