@@ -4,7 +4,7 @@ import { join } from 'node:path';
 /**
  * The most files a checkout's index may name for its work tree to be checked here. The check
  * runs on the daemon's event loop once a run, after `checkout`: for 341 files in 59 folders
- * about 3 ms once its code is warm and 16 ms the first time, where `git clean` took 7.5 ms in a
+ * about 4 ms once its code is warm and 16–22 ms the first time, where `git clean` took 7.5 ms in a
  * process of its own. A larger tree is cleaned by `git clean` every time.
  */
 export const MAX_INDEXED_FILES = 500;
