@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Push to command: the time from sending a signed push (the remote has just gained one
 # commit) until the deploy command prints its first line, with a warm checkout. deployhook
-# (record durably, reply 202, fetch, check out exactly the commit, clean or tell that nothing
-# was added since the last run, run) beside
+# (record durably, reply 202, fetch, check out exactly the commit, clean unless the work tree
+# holds only what git's index names, run) beside
 # adnanh/webhook running the typical `git fetch && git reset --hard "$SHA" && ./deploy.sh`, and
 # beside a second adnanh/webhook whose script also keeps what deployhook promises before a
 # deploy (lib/kept-deploy.sh: the push flushed to disk first, then fetch, checkout --force and

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -11,6 +11,7 @@ import type { ProcessUser } from '../runner/process-launcher.js';
 import { COMMIT_PATTERN } from '../providers/validate.js';
 import { checkoutGitRunner, throwIfAborted, withoutUrlPasswords, type CheckoutGitOptions } from './git-runner.js';
 import type { GitRunner, GitStep } from './git-runner.js';
+import { readPlainFileStart } from './plain-file.js';
 import { pointOriginAt, rememberOrigin } from './point-origin.js';
 import { holdsOnlyIndexed } from './work-tree.js';
 
@@ -191,23 +192,14 @@ export async function headCommit(git: GitRunner, checkout: string): Promise<stri
 }
 
 /**
- * The start of a plain file, read by the daemon (root, with `run_as`) in a folder a command
- * may have changed: a link is not followed, a FIFO does not hold the event loop, and a huge
- * file is not read whole. Empty when there is no such file (`.git` is not a folder);
- * undefined when something else is there.
+ * The start of `.git/HEAD` or another small file in the checkout (see readPlainFileStart):
+ * empty when there is no such file (`.git` is not a folder); undefined when something else is
+ * there.
  */
 function smallFile(path: string): string | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    if (!fstatSync(fd).isFile()) return undefined;
-    const buffer = Buffer.alloc(128);
-    return buffer.toString('utf8', 0, readSync(fd, buffer, 0, buffer.length, 0));
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ELOOP' ? undefined : '';
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  const read = readPlainFileStart(path, 128);
+  if (read === 'missing') return '';
+  return read?.bytes.toString('utf8');
 }
 
 /**

@@ -1,5 +1,6 @@
-import { closeSync, constants, fstatSync, opendirSync, openSync, readFileSync, readSync, readdirSync, realpathSync } from 'node:fs';
+import { opendirSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import { readPlainFileStart } from './plain-file.js';
 
 /**
  * The most files a checkout's index may name for its work tree to be checked here. The check
@@ -84,8 +85,11 @@ function holdsMounts(folder: string): boolean {
  */
 function readIndex(gitDir: string): Map<string, Kind> | undefined {
   if (readdirSync(gitDir).some((name) => name.startsWith('sharedindex.'))) return undefined;
-  const index = readPlainFile(join(gitDir, 'index'));
-  if (index === undefined || index.length < 12 || index.toString('latin1', 0, 4) !== 'DIRC') return undefined;
+  const read = readPlainFileStart(join(gitDir, 'index'), MAX_INDEX_BYTES);
+  // Not a plain file, larger than MAX_INDEX_BYTES, or cut short while it was read: not read at all.
+  if (typeof read !== 'object' || read.bytes.length !== read.size) return undefined;
+  const index = read.bytes;
+  if (index.length < 12 || index.toString('latin1', 0, 4) !== 'DIRC') return undefined;
   return parseEntries(index, 20) ?? parseEntries(index, 32);
 }
 
@@ -146,20 +150,4 @@ function parseEntries(index: Buffer, idLength: number): Map<string, Kind> | unde
   // Extensions (a four-byte signature, then its size), then the checksum, and nothing else.
   while (offset + 8 <= index.length - idLength) offset += 8 + index.readUInt32BE(offset + 4);
   return offset === index.length - idLength ? entries : undefined;
-}
-
-/** A plain file's bytes, read without following a link or waiting on a FIFO; undefined when it is anything else, larger than MAX_INDEX_BYTES, or unreadable. */
-function readPlainFile(path: string): Buffer | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const info = fstatSync(fd);
-    if (!info.isFile() || info.size > MAX_INDEX_BYTES) return undefined;
-    const bytes = Buffer.alloc(info.size);
-    return readSync(fd, bytes, 0, bytes.length, 0) === bytes.length ? bytes : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
