@@ -7,7 +7,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
  * be opened there; undefined when something other than a plain file is (a link, a FIFO, a
  * folder).
  */
-export function readPlainFileStart(path: string, maxBytes: number): { bytes: Buffer; size: number } | 'missing' | undefined {
+export function readPlainFileStart(path: string | Buffer, maxBytes: number): { bytes: Buffer; size: number } | 'missing' | undefined {
   let fd: number | undefined;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);

@@ -1,5 +1,4 @@
-import { opendirSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, constants, opendirSync, openSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
 import { readPlainFileStart } from './plain-file.js';
 
 /**
@@ -24,44 +23,79 @@ type Kind = 'f' | 'l';
  * write as expected (a version other than 2 to 4, a split or sparse index, an entry in
  * conflict, skipped in the work tree or added with intent), a submodule, more than
  * MAX_INDEXED_FILES files, an unreadable folder, or a file system mounted below the checkout
- * (reading a FUSE mount could hold the event loop). Links are never followed; a folder holding
- * an entry the index does not name is not read further.
+ * (reading a FUSE mount could hold the event loop). Links are never followed, not even one put
+ * in a folder's place while the check runs: each folder is opened through the one above it (see
+ * inFolder), and without `/proc` the answer is no. A folder holding an entry the index does not
+ * name is not read further.
  */
 export function holdsOnlyIndexed(checkout: string): boolean {
+  let top: number | undefined;
   try {
     if (holdsMounts(realpathSync.native(checkout, { encoding: 'latin1' }))) return false;
-    const indexed = readIndex(join(checkout, '.git'));
+    // The checkout's own path is the config's, and may be a link; nothing below it is followed.
+    top = openSync(checkout, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
+    const indexed = readIndex(top);
     if (indexed === undefined) return false;
     // Every folder on the way to an indexed file, by its path with a trailing slash ('' is the top).
     const folders = new Set<string>(['']);
     for (const path of indexed.keys()) for (let slash = path.indexOf('/'); slash !== -1; slash = path.indexOf('/', slash + 1)) folders.add(path.slice(0, slash + 1));
-    let seen = 0;
-    const pending: [Buffer, string][] = [[Buffer.from(`${checkout}/`), '']];
-    for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-      const [folder, prefix] = next;
-      // Read 128 entries at a time: a folder of millions of untracked files is left after its first.
-      const dir = opendirSync(folder, { encoding: 'latin1', bufferSize: 128 });
-      try {
-        for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
-          if (prefix === '' && entry.name === '.git') continue;
-          const path = `${prefix}${entry.name}`;
-          if (entry.isDirectory()) {
-            if (!folders.has(`${path}/`)) return false;
-            pending.push([Buffer.concat([folder, Buffer.from(`${entry.name}/`, 'latin1')]), `${path}/`]);
-            continue;
-          }
-          const kind = indexed.get(path);
-          if (kind === undefined || kind !== (entry.isFile() ? 'f' : entry.isSymbolicLink() ? 'l' : undefined)) return false;
-          seen += 1;
-        }
-      } finally {
-        dir.closeSync();
-      }
-    }
-    return seen === indexed.size;
+    const seen = { files: 0 };
+    return holdsOnlyIndexedBelow(top, '', indexed, folders, seen) && seen.files === indexed.size;
   } catch {
     return false;
+  } finally {
+    if (top !== undefined) closeSync(top);
   }
+}
+
+/** A folder opened for reading its entries, never through a link (the last part of its path), and without waiting on a device. */
+const FOLDER_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
+ * The path that names an entry of the folder open as `fd` by that folder itself, not by the
+ * path it was reached by: the kernel takes `/proc/self/fd/N` to the very folder, so a folder on
+ * the way that was swapped for a link since it was listed leads nowhere else.
+ */
+function inFolder(fd: number, name: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`/proc/self/fd/${fd}/`), name]);
+}
+
+/**
+ * holdsOnlyIndexed for the folder open as `fd`, whose entries' paths start with `prefix`, and the
+ * folders below it, each opened through its parent (see inFolder) once the parent is listed:
+ * a process that swaps a folder for a link meanwhile (a service the command left running, as
+ * the job's user) makes the open fail, and the check say no, instead of leading the daemon,
+ * root with `run_as`, to read a folder elsewhere.
+ */
+function holdsOnlyIndexedBelow(fd: number, prefix: string, indexed: ReadonlyMap<string, Kind>, folders: ReadonlySet<string>, seen: { files: number }): boolean {
+  const below: string[] = [];
+  // Read 128 entries at a time: a folder of millions of untracked files is left after its first.
+  const dir = opendirSync(`/proc/self/fd/${fd}`, { encoding: 'latin1', bufferSize: 128 });
+  try {
+    for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
+      if (prefix === '' && entry.name === '.git') continue;
+      const path = `${prefix}${entry.name}`;
+      if (entry.isDirectory()) {
+        if (!folders.has(`${path}/`)) return false;
+        below.push(entry.name);
+        continue;
+      }
+      const kind = indexed.get(path);
+      if (kind === undefined || kind !== (entry.isFile() ? 'f' : entry.isSymbolicLink() ? 'l' : undefined)) return false;
+      seen.files += 1;
+    }
+  } finally {
+    dir.closeSync();
+  }
+  for (const name of below) {
+    const child = openSync(inFolder(fd, Buffer.from(name, 'latin1')), FOLDER_FLAGS);
+    try {
+      if (!holdsOnlyIndexedBelow(child, `${prefix}${name}/`, indexed, folders, seen)) return false;
+    } finally {
+      closeSync(child);
+    }
+  }
+  return true;
 }
 
 /** Whether a file system is mounted anywhere below `folder` (a real path, its bytes as latin1). */
@@ -77,15 +111,21 @@ function holdsMounts(folder: string): boolean {
 }
 
 /**
- * The files and links git's index in `gitDir` names, by path (its bytes as latin1), or
+ * The files and links git's index in `.git` of the folder open as `top` names, by path (its bytes as latin1), or
  * undefined when the index is not one this reads with certainty (see holdsOnlyIndexed): git's
  * index format, versions 2 to 4 (Documentation/gitformat-index.txt), with SHA-1 or SHA-256
  * object ids, told apart by which of the two makes the file end exactly in its extensions and
  * checksum.
  */
-function readIndex(gitDir: string): Map<string, Kind> | undefined {
-  if (readdirSync(gitDir).some((name) => name.startsWith('sharedindex.'))) return undefined;
-  const read = readPlainFileStart(join(gitDir, 'index'), MAX_INDEX_BYTES);
+function readIndex(top: number): Map<string, Kind> | undefined {
+  const gitDir = openSync(inFolder(top, Buffer.from('.git')), FOLDER_FLAGS);
+  let read: ReturnType<typeof readPlainFileStart>;
+  try {
+    if (readdirSync(`/proc/self/fd/${gitDir}`).some((name) => name.startsWith('sharedindex.'))) return undefined;
+    read = readPlainFileStart(inFolder(gitDir, Buffer.from('index')), MAX_INDEX_BYTES);
+  } finally {
+    closeSync(gitDir);
+  }
   // Not a plain file, larger than MAX_INDEX_BYTES, or cut short while it was read: not read at all.
   if (typeof read !== 'object' || read.bytes.length !== read.size) return undefined;
   const index = read.bytes;

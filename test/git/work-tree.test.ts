@@ -97,6 +97,17 @@ describe('holdsOnlyIndexed', () => {
     expect(holdsOnlyIndexed(tree)).toBe(true);
   });
 
+  it('reads a checkout whose own path is a link, and says no for a .git that is one', async () => {
+    const tree = await workTree();
+    const linked = join(await tempDir(), 'current');
+    await symlink(tree, linked);
+    expect(holdsOnlyIndexed(linked)).toBe(true);
+    const moved = join(await tempDir(), 'git');
+    await rename(join(tree, '.git'), moved);
+    await symlink(moved, join(tree, '.git'));
+    expect(holdsOnlyIndexed(tree)).toBe(false);
+  });
+
   it('says no for an index of more than 1,000 files', async () => {
     const tree = await workTree();
     await mkdir(join(tree, 'many'));
