@@ -11,7 +11,7 @@ import { CLI, runCli, startServe, type ServeProcess } from '../helpers/cli.js';
 import { writeConfigFile } from '../helpers/config-file.js';
 import { createRemote, git, type TestRemote } from '../helpers/git-repo.js';
 import { githubHeaders, githubPush } from '../helpers/payloads.js';
-import { connectedTo, freePort } from '../helpers/ports.js';
+import { freePort } from '../helpers/ports.js';
 import { isRunning } from '../helpers/processes.js';
 import { readRun, waitForRun } from '../helpers/runs.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -332,14 +332,17 @@ describe('the operator API and CLI against a running daemon', () => {
     await until('the first run to start', async () => (await state(first)).status === 'running');
     const second = await context.remote.commit({ 'v.txt': '2\n' });
     const queued = await push(context.url, second);
-    const follow = (id: string) => execa('node', [CLI, 'logs', id, '-f', '--config', context.config, '--url', context.url], { env: ENV, reject: false });
-    const followQueued = follow(queued);
+    const follow = (id: string, env: Record<string, string> = ENV) => execa('node', [CLI, 'logs', id, '-f', '--config', context.config, '--url', context.url], { env, reject: false });
+    // node's fetch says when the daemon has answered (NODE_DEBUG=fetch, on stderr): a follower
+    // that never had an answer takes a lost connection for a daemon that is not running.
+    const followQueued = follow(queued, { ...ENV, NODE_DEBUG: 'fetch' });
+    let queuedSaid = '';
+    followQueued.stderr?.on('data', (chunk: Buffer) => (queuedSaid += chunk.toString()));
     const followFirst = follow(first);
     let printed = '';
     followFirst.stdout?.on('data', (chunk: Buffer) => (printed += chunk.toString()));
     await until('the first run\'s follower to print its command\'s first line', () => printed.includes('begin '));
-    const port = Number(new URL(context.url).port);
-    await until('the queued run\'s follower to be connected', () => connectedTo(followQueued.pid ?? 0, port));
+    await until('the queued run\'s follower to have its answer', () => /received response to GET \S*\/log\?follow=1/.test(queuedSaid));
 
     // A crash: the daemon is gone mid-run; the next start marks the run interrupted and, with
     // a newer run queued after it, leaves the deploy to that one.
