@@ -18,13 +18,18 @@
 # BENCH_P2C_PAUSE_MS is the pause after each round (50 ms by default): a longer one (7000)
 # measures pushes that each come after a quiet spell of several seconds.
 #
-#   bash bench/push-to-command.sh        BENCH_P2C_ROUNDS=20, BENCH_P2C_GIT_TRACE=0, BENCH_P2C_PAUSE_MS=50 by default
+# With BENCH_P2C_LEAVE=1 each deploy leaves a file of its own in the checkout, as a build's
+# output would, so that every deployhook sync has something for `git clean` to remove (the
+# typical script's checkout keeps them; the other script's `clean` removes them).
+#
+#   bash bench/push-to-command.sh        BENCH_P2C_ROUNDS=20, BENCH_P2C_GIT_TRACE=0, BENCH_P2C_PAUSE_MS=50, BENCH_P2C_LEAVE=0 by default
 source "$(dirname "$0")/lib/common.sh"
 
 ROUNDS="${BENCH_P2C_ROUNDS:-20}"
 GIT_TRACE_ON="${BENCH_P2C_GIT_TRACE:-0}"
 [[ "$GIT_TRACE_ON" == 1 ]] || GIT_TRACE_ON=''
 export DEPLOY_SECONDS=0
+if [[ "${BENCH_P2C_LEAVE:-0}" == 1 ]]; then export DEPLOY_LEAVES=1; else unset DEPLOY_LEAVES; fi
 
 bench_need webhook curl
 bench_need_build
@@ -42,7 +47,7 @@ mkdir -p "$WORK/out" "$WORK/dh" "$WORK/wh" "$WORK/kept"
 
 # deployhook, warmed up with a deploy of the first commit
 DH_PORT="$(free_port)"
-DH_JOB_EXTRA="    env: { MARKS: \"$WORK/dh/marks\" }" \
+DH_JOB_EXTRA="    env: { MARKS: \"$WORK/dh/marks\"${DEPLOY_LEAVES:+, DEPLOY_LEAVES: \"1\"} }" \
   dh_config "$WORK/dh.yml" "$DH_PORT" "$WORK/dh" main "$WORK/dh-remote.git" '["./deploy.sh"]'
 mkdir -p "$WORK/dh-home" "$WORK/git-trace"
 if [[ "$GIT_TRACE_ON" == 1 ]]; then

@@ -199,7 +199,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf 
 
 # A bare repository with N commits on main, made by git fast-import in one pass. Each commit
 # changes counter.txt and has deploy.sh, the "deploy" both servers run: its first line of
-# output is appended, with the time, to $MARKS when set; then it sleeps $DEPLOY_SECONDS.
+# output is appended, with the time, to $MARKS when set; with $DEPLOY_LEAVES set it leaves a
+# file in the checkout (deploy-PID.out), as a build's output would; then it sleeps $DEPLOY_SECONDS.
 # make_repo BARE N; `git -C BARE rev-list --reverse main` lists the commits, oldest first.
 make_repo() {
   local bare="$1" count="$2"
@@ -209,6 +210,7 @@ make_repo() {
       "line=\"deploying $(<counter.txt)\"\n" \
       "echo \"$line\"\n" \
       "[[ -n \"${MARKS:-}\" ]] && echo \"$EPOCHREALTIME $line\" >>\"$MARKS\"\n" \
+      "[[ -n \"${DEPLOY_LEAVES:-}\" ]] && echo \"$line\" >\"deploy-$$.out\"\n" \
       "sleep \"${DEPLOY_SECONDS:-0}\"\n"
     printf "blob\nmark :1\ndata %d\n%s\n", length(script), script
     for (i = 1; i <= n; i++) {

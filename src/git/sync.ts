@@ -90,12 +90,15 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   const exactRef: GitStep[] = ref === undefined ? [] : [{ label: FIND_REF, args: ['show-ref', '--verify', '--quiet', '--', ref], unlessLooseRef: { ref, idLength: sha.length } }];
   // --force discards local changes to tracked files and the index; clean removes the rest.
   // Without submodules, clean runs only when the work tree, checked by the daemon after the
-  // checkout, holds anything git's index does not name (see cleanUnlessIndexedOnly).
+  // checkout, holds anything git's index does not name (see cleanUnlessIndexedOnly), or with
+  // the checkout while a recent look found something for it (see CLEAN_WITH_CHECKOUT_SYNCS).
   const clean: GitStep = { label: 'clean', args: ['clean', '-ffdx'] };
+  const cleanWithCheckout = options.submodules || takeCleanWithCheckout(checkout);
+  if (cleanWithCheckout && !options.submodules) options.output.write(`[deployhook] \`git clean\` runs with the checkout: one of this checkout's last ${CLEAN_WITH_CHECKOUT_SYNCS} syncs found files for it to remove\n`);
   const checkoutSteps = [
     ...exactRef,
     { label: 'checkout', args: ['checkout', '--force', '--detach', ref === undefined ? sha : `${ref}^{commit}`, '--'] },
-    ...(options.submodules ? [clean] : []),
+    ...(cleanWithCheckout ? [clean] : []),
   ];
   if (state === 'git') {
     // No entries when `.git` is a file, not a folder: lock files are looked for only in a `.git` folder.
@@ -115,7 +118,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
         await ensureCommit(git, sha, remote);
         await git.steps(checkoutSteps);
       }
-      if (!options.submodules) await cleanUnlessIndexedOnly(git, clean, options);
+      if (!cleanWithCheckout && (await cleanUnlessIndexedOnly(git, clean, options))) cleanWithCheckoutNext.set(checkout, CLEAN_WITH_CHECKOUT_SYNCS);
     } catch (error) {
       if (error instanceof GitSyncError && error.step === FIND_REF) throw missingRef(options, error);
       throw error;
@@ -144,9 +147,32 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
  * came from (a command before, a hook of git's, a file `checkout` could not remove); the run
  * log says which way it went.
  */
-async function cleanUnlessIndexedOnly(git: GitRunner, clean: GitStep, options: Pick<SyncOptions, 'checkout' | 'output'>): Promise<void> {
-  if (holdsOnlyIndexed(options.checkout)) options.output.write("[deployhook] no `git clean`: the work tree holds exactly the files git's index names\n");
-  else await git.step(clean.label, clean.args);
+async function cleanUnlessIndexedOnly(git: GitRunner, clean: GitStep, options: Pick<SyncOptions, 'checkout' | 'output'>): Promise<boolean> {
+  if (holdsOnlyIndexed(options.checkout)) {
+    options.output.write("[deployhook] no `git clean`: the work tree holds exactly the files git's index names\n");
+    return false;
+  }
+  await git.step(clean.label, clean.args);
+  return true;
+}
+
+/**
+ * After a look found something for `git clean` to remove, this many of the checkout's next
+ * syncs run it in the same `sh` as the checkout, without the look, as every sync did before
+ * there was one: a command that leaves files behind each time (a build's output, Python's
+ * `__pycache__`) costs no process start more than it did then. Then the tree is looked at
+ * again, so a job that stopped leaving files goes back to no `clean`.
+ */
+const CLEAN_WITH_CHECKOUT_SYNCS = 10;
+/** Per checkout (one job's), how many more syncs run `clean` with the checkout. */
+const cleanWithCheckoutNext = new Map<string, number>();
+
+/** Whether this sync of `checkout` runs `clean` with the checkout, counting it down. */
+function takeCleanWithCheckout(checkout: string): boolean {
+  const left = cleanWithCheckoutNext.get(checkout) ?? 0;
+  if (left <= 1) cleanWithCheckoutNext.delete(checkout);
+  else cleanWithCheckoutNext.set(checkout, left - 1);
+  return left > 0;
 }
 
 /**

@@ -552,6 +552,40 @@ describe('syncCheckout: git clean only when the work tree holds more than the in
     expect(existsSync(join(checkout, 'build'))).toBe(false);
   });
 
+  it('runs git clean with the checkout, in the same process, for the 10 syncs after a look found something, then looks again', async () => {
+    const { remote, checkout, env } = await setup();
+    await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'site.yml': 'one\n' }), env }));
+    const WITH_CHECKOUT = "[deployhook] `git clean` runs with the checkout: one of this checkout's last 10 syncs found files for it to remove\n";
+    /** One sync after the command left a file (or nothing): its output, and how many processes git's steps took. */
+    const syncAfter = async (leftOver: boolean) => {
+      if (leftOver) await writeFile(join(checkout, 'build.out'), 'left by the command\n');
+      const groups: number[] = [];
+      const options = syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'site.yml': `${String(Math.random())}\n` }), branch: 'main', env, onGroup: (pgid) => groups.push(pgid) });
+      await syncCheckout(options);
+      expect(existsSync(join(checkout, 'build.out'))).toBe(false);
+      return { text: options.collected.text(), processes: new Set(groups).size };
+    };
+
+    // The look finds the file: clean runs after it, in a process of its own.
+    const looked = await syncAfter(true);
+    expect(looked.text).toContain('Removing build.out\n');
+    expect(looked.text).not.toContain(WITH_CHECKOUT);
+    expect(looked.processes).toBe(2);
+    // The next 10: clean right after the checkout, in the same `sh`, whether anything was left or not.
+    for (let sync = 1; sync <= 10; sync += 1) {
+      const next = await syncAfter(sync % 2 === 1);
+      expect(next.text, `sync ${sync}`).toContain(WITH_CHECKOUT);
+      expect(next.text.indexOf('$ git clean -ffdx\n'), `sync ${sync}`).toBeGreaterThan(next.text.indexOf('HEAD is now at'));
+      expect(next.text).not.toContain(NO_CLEAN);
+      expect(next.processes).toBe(1);
+    }
+    // Then the tree is looked at again.
+    const again = await syncAfter(false);
+    expect(again.text).toContain(NO_CLEAN);
+    expect(again.text).not.toContain('$ git clean');
+    expect(again.processes).toBe(1);
+  });
+
   it("cleans what one of git's hooks wrote during the checkout", async () => {
     const { remote, checkout, env } = await setup();
     const first = await remote.commit({ 'site.yml': 'one\n' });
