@@ -91,10 +91,10 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
   // --force discards local changes to tracked files and the index; clean removes the rest.
   // Without submodules, clean runs only when the work tree, checked by the daemon after the
   // checkout, holds anything git's index does not name (see cleanUnlessIndexedOnly), or with
-  // the checkout while a recent look found something for it (see CLEAN_WITH_CHECKOUT_SYNCS).
+  // the checkout while a recent look called for it (see CLEAN_WITH_CHECKOUT_SYNCS).
   const clean: GitStep = { label: 'clean', args: ['clean', '-ffdx'] };
   const cleanWithCheckout = options.submodules || takeCleanWithCheckout(checkout);
-  if (cleanWithCheckout && !options.submodules) options.output.write(`[deployhook] \`git clean\` runs with the checkout: one of this checkout's last ${CLEAN_WITH_CHECKOUT_SYNCS} syncs found files for it to remove\n`);
+  if (cleanWithCheckout && !options.submodules) options.output.write(`[deployhook] \`git clean\` runs with the checkout: the look after one of this checkout's last ${CLEAN_WITH_CHECKOUT_SYNCS} syncs called for it\n`);
   const checkoutSteps = [
     ...exactRef,
     { label: 'checkout', args: ['checkout', '--force', '--detach', ref === undefined ? sha : `${ref}^{commit}`, '--'] },
@@ -145,7 +145,7 @@ export async function syncCheckout(options: SyncOptions): Promise<SyncResult> {
  * of its own less on the way to the command (5–7 ms on a host where a process start is dear).
  * The check is made after the checkout, so whatever is in the tree by then is seen, wherever it
  * came from (a command before, a hook of git's, a file `checkout` could not remove); the run
- * log says which way it went.
+ * log says which way it went. Resolves true when `clean` ran.
  */
 async function cleanUnlessIndexedOnly(git: GitRunner, clean: GitStep, options: Pick<SyncOptions, 'checkout' | 'output'>): Promise<boolean> {
   if (holdsOnlyIndexed(options.checkout)) {
@@ -157,11 +157,12 @@ async function cleanUnlessIndexedOnly(git: GitRunner, clean: GitStep, options: P
 }
 
 /**
- * After a look found something for `git clean` to remove, this many of the checkout's next
- * syncs run it in the same `sh` as the checkout, without the look, as every sync did before
- * there was one: a command that leaves files behind each time (a build's output, Python's
- * `__pycache__`) costs no process start more than it did then. Then the tree is looked at
- * again, so a job that stopped leaving files goes back to no `clean`.
+ * After a look called for `git clean` (it found something to remove, or could not tell), this
+ * many of the checkout's next syncs run it in the same `sh` as the checkout, without the look,
+ * as every sync did before there was one: a command that leaves files behind each time (a
+ * build's output, Python's `__pycache__`) costs no process start more than it did then. Then the
+ * tree is looked at again, so a job that stopped leaving files goes back to no `clean`. Every
+ * sync counts, one that fails too: the look only comes sooner.
  */
 const CLEAN_WITH_CHECKOUT_SYNCS = 10;
 /** Per checkout (one job's), how many more syncs run `clean` with the checkout. */

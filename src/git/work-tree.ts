@@ -1,4 +1,4 @@
-import { closeSync, constants, opendirSync, openSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, opendirSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { readPlainFileStart } from './plain-file.js';
 
 /**
@@ -31,16 +31,18 @@ type Kind = 'f' | 'l';
 export function holdsOnlyIndexed(checkout: string): boolean {
   let top: number | undefined;
   try {
-    if (holdsMounts(realpathSync.native(checkout, { encoding: 'latin1' }))) return false;
     // The checkout's own path is the config's, and may be a link; nothing below it is followed.
+    // Opened first, and every later look is at that very folder (its mounts included), never
+    // at the path again.
     top = openSync(checkout, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
+    if (holdsMounts(readlinkSync(`/proc/self/fd/${top}`, { encoding: 'latin1' }))) return false;
     const indexed = readIndex(top);
     if (indexed === undefined) return false;
     // Every folder on the way to an indexed file, by its path with a trailing slash ('' is the top).
     const folders = new Set<string>(['']);
     for (const path of indexed.keys()) for (let slash = path.indexOf('/'); slash !== -1; slash = path.indexOf('/', slash + 1)) folders.add(path.slice(0, slash + 1));
-    const seen = { files: 0 };
-    return holdsOnlyIndexedBelow(top, '', indexed, folders, seen) && seen.files === indexed.size;
+    const walk: Walk = { indexed, folders, device: fstatSync(top).dev, files: 0 };
+    return holdsOnlyIndexedBelow(top, '', walk) && walk.files === indexed.size;
   } catch {
     return false;
   } finally {
@@ -60,14 +62,26 @@ function inFolder(fd: number, name: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`/proc/self/fd/${fd}/`), name]);
 }
 
+/** What one look compares the tree with, and how far it got. */
+interface Walk {
+  indexed: ReadonlyMap<string, Kind>;
+  folders: ReadonlySet<string>;
+  /** The checkout's file system: a folder on another is a mount made since the mounts were read. */
+  device: number;
+  /** Files and links seen so far that the index names. */
+  files: number;
+}
+
 /**
  * holdsOnlyIndexed for the folder open as `fd`, whose entries' paths start with `prefix`, and the
  * folders below it, each opened through its parent (see inFolder) once the parent is listed:
- * a process that swaps a folder for a link meanwhile (a service the command left running, as
- * the job's user) makes the open fail, and the check say no, instead of leading the daemon,
- * root with `run_as`, to read a folder elsewhere.
+ * a process that puts a link in a folder's place before the folder is opened (a service the
+ * command left running, as the job's user) makes the open fail, and the check say no, instead
+ * of leading the daemon, root with `run_as`, to read a folder elsewhere. A folder on another
+ * file system (mounted since the mounts were read) also makes it say no, before it is read.
  */
-function holdsOnlyIndexedBelow(fd: number, prefix: string, indexed: ReadonlyMap<string, Kind>, folders: ReadonlySet<string>, seen: { files: number }): boolean {
+function holdsOnlyIndexedBelow(fd: number, prefix: string, walk: Walk): boolean {
+  const { indexed, folders } = walk;
   const below: string[] = [];
   // Read 128 entries at a time: a folder of millions of untracked files is left after its first.
   const dir = opendirSync(`/proc/self/fd/${fd}`, { encoding: 'latin1', bufferSize: 128 });
@@ -82,7 +96,7 @@ function holdsOnlyIndexedBelow(fd: number, prefix: string, indexed: ReadonlyMap<
       }
       const kind = indexed.get(path);
       if (kind === undefined || kind !== (entry.isFile() ? 'f' : entry.isSymbolicLink() ? 'l' : undefined)) return false;
-      seen.files += 1;
+      walk.files += 1;
     }
   } finally {
     dir.closeSync();
@@ -90,7 +104,7 @@ function holdsOnlyIndexedBelow(fd: number, prefix: string, indexed: ReadonlyMap<
   for (const name of below) {
     const child = openSync(inFolder(fd, Buffer.from(name, 'latin1')), FOLDER_FLAGS);
     try {
-      if (!holdsOnlyIndexedBelow(child, `${prefix}${name}/`, indexed, folders, seen)) return false;
+      if (fstatSync(child).dev !== walk.device || !holdsOnlyIndexedBelow(child, `${prefix}${name}/`, walk)) return false;
     } finally {
       closeSync(child);
     }

@@ -555,7 +555,7 @@ describe('syncCheckout: git clean only when the work tree holds more than the in
   it('runs git clean with the checkout, in the same process, for the 10 syncs after a look found something, then looks again', async () => {
     const { remote, checkout, env } = await setup();
     await syncCheckout(syncOptions({ remote: remote.bare, checkout, sha: await remote.commit({ 'site.yml': 'one\n' }), env }));
-    const WITH_CHECKOUT = "[deployhook] `git clean` runs with the checkout: one of this checkout's last 10 syncs found files for it to remove\n";
+    const WITH_CHECKOUT = "[deployhook] `git clean` runs with the checkout: the look after one of this checkout's last 10 syncs called for it\n";
     /** One sync after the command left a file (or nothing): its output, and how many processes git's steps took. */
     const syncAfter = async (leftOver: boolean) => {
       if (leftOver) await writeFile(join(checkout, 'build.out'), 'left by the command\n');
@@ -579,11 +579,13 @@ describe('syncCheckout: git clean only when the work tree holds more than the in
       expect(next.text).not.toContain(NO_CLEAN);
       expect(next.processes).toBe(1);
     }
-    // Then the tree is looked at again.
+    // Then the tree is looked at again, and a look that finds something counts 10 more.
     const again = await syncAfter(false);
     expect(again.text).toContain(NO_CLEAN);
     expect(again.text).not.toContain('$ git clean');
     expect(again.processes).toBe(1);
+    expect((await syncAfter(true)).processes).toBe(2);
+    expect((await syncAfter(false)).text).toContain(WITH_CHECKOUT);
   });
 
   it("cleans what one of git's hooks wrote during the checkout", async () => {

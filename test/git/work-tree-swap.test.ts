@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import type * as fs from 'node:fs';
 import { mkdir, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,11 +8,12 @@ import { git } from '../helpers/git-repo.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
- * What the next open of a folder named `roles` does first: a stand-in for a process of the job's
- * user that swaps a folder for a link between its parent's listing and its own read. The files
- * are real; only the moment is chosen, which a race outside the test cannot be made to hit.
+ * What the next open of a folder whose path ends in `name` does first: a stand-in for a process
+ * of the job's user (or root) that changes the tree between a folder's listing and the read of a
+ * folder below it. The files are real; only the moment is chosen, which a race outside the test
+ * cannot be made to hit.
  */
-const swap = vi.hoisted(() => ({ before: undefined as (() => void) | undefined, opened: [] as string[] }));
+const swap = vi.hoisted(() => ({ name: '', before: undefined as (() => void) | undefined, opened: [] as string[] }));
 
 vi.mock('node:fs', async (importOriginal) => {
   const actual = await importOriginal<typeof fs>();
@@ -19,7 +21,7 @@ vi.mock('node:fs', async (importOriginal) => {
     <A extends [unknown, ...unknown[]], R>(open: (...args: A) => R) =>
     (...args: A): R => {
       const path = String(args[0]);
-      if (/\/roles\/?$/.test(path) && swap.before !== undefined) {
+      if (swap.before !== undefined && path.replace(/\/$/, '').endsWith(`/${swap.name}`)) {
         const before = swap.before;
         swap.before = undefined;
         before();
@@ -30,19 +32,27 @@ vi.mock('node:fs', async (importOriginal) => {
   return { ...actual, opendirSync: first(actual.opendirSync), openSync: first(actual.openSync) };
 });
 
+/** A work tree whose index names site.yml and roles/web/main.yml (and `more` files, by path). */
+async function workTree(more: Record<string, string> = {}): Promise<string> {
+  const tree = join(await tempDir(), 'tree');
+  for (const [path, text] of Object.entries({ 'site.yml': 'hosts: all\n', 'roles/web/main.yml': 'tasks: []\n', ...more })) {
+    await mkdir(join(tree, path, '..'), { recursive: true });
+    await writeFile(join(tree, path), text);
+  }
+  await git(tree, 'init', '--quiet');
+  await git(tree, 'add', '.');
+  expect(holdsOnlyIndexed(tree)).toBe(true);
+  return tree;
+}
+
 describe('holdsOnlyIndexed, with a folder swapped for a link while it runs', () => {
   it('does not read the folder the link leads to', async () => {
     const { renameSync, symlinkSync } = await vi.importActual<typeof fs>('node:fs');
-    const tree = join(await tempDir(), 'tree');
-    await mkdir(join(tree, 'roles', 'web'), { recursive: true });
-    await writeFile(join(tree, 'site.yml'), 'hosts: all\n');
-    await writeFile(join(tree, 'roles', 'web', 'main.yml'), 'tasks: []\n');
-    await git(tree, 'init', '--quiet');
-    await git(tree, 'add', '.');
-    expect(holdsOnlyIndexed(tree)).toBe(true);
-
+    const tree = await workTree();
     // Elsewhere, the same names: read through the link, the tree would look as the index says.
     const elsewhere = join(await tempDir(), 'roles');
+    swap.opened = [];
+    swap.name = 'roles';
     swap.before = () => {
       renameSync(join(tree, 'roles'), elsewhere);
       symlinkSync(elsewhere, join(tree, 'roles'));
@@ -51,5 +61,46 @@ describe('holdsOnlyIndexed, with a folder swapped for a link while it runs', () 
     expect(swap.before).toBeUndefined();
     expect(swap.opened).toHaveLength(1);
     expect(await readlink(join(tree, 'roles'))).toBe(elsewhere);
+  });
+
+  it('reads a folder below one already open through that folder, not through a link put in its place', async () => {
+    const { mkdirSync, renameSync, symlinkSync, writeFileSync } = await vi.importActual<typeof fs>('node:fs');
+    const tree = await workTree();
+    // `roles` is open when `web` below it is: `roles` moves away, and a link to a folder with a
+    // file the index does not name takes its place. Through the path, the look would read that
+    // folder; through `roles`' own descriptor it reads `roles` where it went, as it was listed.
+    // (What is in the tree after the look is left for the command, as after `git clean`.)
+    const planted = join(await tempDir(), 'planted');
+    mkdirSync(join(planted, 'web'), { recursive: true });
+    writeFileSync(join(planted, 'web', 'main.yml'), 'tasks: []\n');
+    writeFileSync(join(planted, 'web', 'planted.txt'), 'x');
+    swap.opened = [];
+    swap.name = 'web';
+    swap.before = () => {
+      renameSync(join(tree, 'roles'), join(tree, '..', 'roles-moved'));
+      symlinkSync(planted, join(tree, 'roles'));
+    };
+    expect(holdsOnlyIndexed(tree)).toBe(true);
+    expect(swap.opened).toHaveLength(1);
+    expect(swap.opened[0]).toMatch(/^\/proc\/self\/fd\/\d+\/web$/);
+  });
+
+  it('says no for a file system mounted below the tree once the mounts were read, before reading it', async () => {
+    const tree = await workTree({ 'roles/mnt/file': 'x' });
+    const point = join(tree, 'roles', 'mnt');
+    swap.opened = [];
+    swap.name = 'roles';
+    swap.before = () => {
+      // Needs root, as the other mount tests: fails loudly where mounting is not allowed.
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', point]);
+      execFileSync('sh', ['-c', 'echo x > "$1"', 'sh', join(point, 'file')]);
+    };
+    try {
+      expect(holdsOnlyIndexed(tree)).toBe(false);
+      expect(swap.opened).toHaveLength(1);
+    } finally {
+      execFileSync('umount', ['-l', point]);
+    }
+    expect(holdsOnlyIndexed(tree)).toBe(true);
   });
 });
