@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -13,7 +12,7 @@ import { checkoutGitRunner, throwIfAborted, withoutUrlPasswords, type CheckoutGi
 import type { GitRunner, GitStep } from './git-runner.js';
 import { readPlainFileStart } from './plain-file.js';
 import { pointOriginAt, rememberOrigin } from './point-origin.js';
-import { holdsOnlyIndexed } from './work-tree.js';
+import { folderEntries, holdsOnlyIndexed } from './work-tree.js';
 
 export type { GitAuth } from './git-env.js';
 
@@ -395,17 +394,15 @@ async function removeLocks(checkout: string, tests: readonly string[], user: Syn
  * The entries of the checkout's `.git` folder, or undefined when it is not a folder there. A
  * `.git` that is a link is refused: the stale-lock clean-up, run by the daemon (as root with
  * `run_as`), would otherwise remove files wherever a command that changed the checkout points it.
+ * Read through the folder once it is open (see folderEntries), so a link put in its place
+ * meanwhile is not followed either.
  */
 function gitFolderEntries(checkout: string): string[] | undefined {
-  const path = join(checkout, '.git');
-  if (lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) {
+  const entries = folderEntries(join(checkout, '.git'));
+  if (entries === 'link') {
     throw new GitSyncError(`Expected .git in the checkout ${checkout} to be a folder, but it is a link. deployhook never makes one: move the checkout away, and the next run clones afresh.`);
   }
-  try {
-    return readdirSync(path);
-  } catch {
-    return undefined;
-  }
+  return entries;
 }
 
 /** `missing`: nothing there or empty; `git`: has `.git`; `foreign`: other files. */

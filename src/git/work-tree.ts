@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, opendirSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, opendirSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { readPlainFileStart } from './plain-file.js';
 
 /**
@@ -110,6 +110,32 @@ function holdsOnlyIndexedBelow(fd: number, prefix: string, walk: Walk): boolean 
     }
   }
   return true;
+}
+
+/**
+ * The entries of the folder at `path`, read through the folder itself once it is open, not by
+ * its path again: `link` when a link is there (the last part of `path`), undefined when
+ * anything else that is not a readable folder is (nothing, a file, a FIFO), or without `/proc`.
+ */
+export function folderEntries(path: string): string[] | 'link' | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, FOLDER_FLAGS);
+  } catch {
+    // With O_DIRECTORY a link fails as ENOTDIR, as a file does: which of the two it was is only told.
+    try {
+      return lstatSync(path).isSymbolicLink() ? 'link' : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  try {
+    return readdirSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Whether a file system is mounted anywhere below `folder` (a real path, its bytes as latin1). */

@@ -3,7 +3,7 @@ import type * as fs from 'node:fs';
 import { mkdir, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { holdsOnlyIndexed } from '../../src/git/work-tree.js';
+import { folderEntries, holdsOnlyIndexed } from '../../src/git/work-tree.js';
 import { git } from '../helpers/git-repo.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -13,7 +13,7 @@ import { tempDir } from '../helpers/tmp.js';
  * folder below it. The files are real; only the moment is chosen, which a race outside the test
  * cannot be made to hit.
  */
-const swap = vi.hoisted(() => ({ name: '', before: undefined as (() => void) | undefined, opened: [] as string[] }));
+const swap = vi.hoisted(() => ({ name: '', before: undefined as (() => void) | undefined, after: undefined as (() => void) | undefined, opened: [] as string[] }));
 
 vi.mock('node:fs', async (importOriginal) => {
   const actual = await importOriginal<typeof fs>();
@@ -21,13 +21,21 @@ vi.mock('node:fs', async (importOriginal) => {
     <A extends [unknown, ...unknown[]], R>(open: (...args: A) => R) =>
     (...args: A): R => {
       const path = String(args[0]);
-      if (swap.before !== undefined && path.replace(/\/$/, '').endsWith(`/${swap.name}`)) {
+      const named = path.replace(/\/$/, '').endsWith(`/${swap.name}`);
+      if (swap.before !== undefined && named) {
         const before = swap.before;
         swap.before = undefined;
         before();
         swap.opened.push(path);
       }
-      return open(...args);
+      const opened = open(...args);
+      if (swap.after !== undefined && named) {
+        const after = swap.after;
+        swap.after = undefined;
+        after();
+        swap.opened.push(path);
+      }
+      return opened;
     };
   return { ...actual, opendirSync: first(actual.opendirSync), openSync: first(actual.openSync) };
 });
@@ -83,6 +91,27 @@ describe('holdsOnlyIndexed, with a folder swapped for a link while it runs', () 
     expect(holdsOnlyIndexed(tree)).toBe(true);
     expect(swap.opened).toHaveLength(1);
     expect(swap.opened[0]).toMatch(/^\/proc\/self\/fd\/\d+\/web$/);
+  });
+
+  it("lists a folder (the checkout's .git) through the folder once it is open, not through a link put in its place", async () => {
+    const { renameSync, symlinkSync } = await vi.importActual<typeof fs>('node:fs');
+    const root = await tempDir();
+    await mkdir(join(root, '.git'));
+    await writeFile(join(root, '.git', 'HEAD'), 'ref: refs/heads/main\n');
+    const elsewhere = await tempDir();
+    await writeFile(join(elsewhere, 'index.lock'), 'not git\'s');
+    swap.opened = [];
+    swap.name = '.git';
+    swap.after = () => {
+      renameSync(join(root, '.git'), join(root, 'moved'));
+      symlinkSync(elsewhere, join(root, '.git'));
+    };
+    expect(folderEntries(join(root, '.git'))).toEqual(['HEAD']);
+    expect(swap.opened).toHaveLength(1);
+    expect(folderEntries(join(root, '.git'))).toBe('link');
+    expect(folderEntries(join(root, 'missing'))).toBeUndefined();
+    expect(folderEntries(join(root, 'moved', 'HEAD'))).toBeUndefined();
+    expect(folderEntries(join(root, 'moved', 'HEAD', '.git'))).toBeUndefined();
   });
 
   it('says no for a file system mounted below the tree once the mounts were read, before reading it', async () => {
