@@ -35,7 +35,7 @@ export function holdsOnlyIndexed(checkout: string): boolean {
     // Opened first, and every later look is at that very folder (its mounts included), never
     // at the path again.
     top = openSync(checkout, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
-    if (holdsMounts(readlinkSync(`/proc/self/fd/${top}`, { encoding: 'latin1' }))) return false;
+    if (holdsMounts(readlinkSync(byDescriptor(top), { encoding: 'latin1' }))) return false;
     const indexed = readIndex(top);
     if (indexed === undefined) return false;
     // Every folder on the way to an indexed file, by its path with a trailing slash ('' is the top).
@@ -54,12 +54,17 @@ export function holdsOnlyIndexed(checkout: string): boolean {
 const FOLDER_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /**
- * The path that names an entry of the folder open as `fd` by that folder itself, not by the
- * path it was reached by: the kernel takes `/proc/self/fd/N` to the very folder, so a folder on
- * the way that was swapped for a link since it was listed leads nowhere else.
+ * The path that names the folder (or file) open as `fd` by its descriptor, not by the path it
+ * was reached by: the kernel takes `/proc/self/fd/N` to the very folder, so a folder on the way
+ * that was swapped for a link since it was listed leads nowhere else.
  */
+function byDescriptor(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+/** The path of the entry `name` of the folder open as `fd`, by the folder's descriptor (see byDescriptor). */
 function inFolder(fd: number, name: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`/proc/self/fd/${fd}/`), name]);
+  return Buffer.concat([Buffer.from(`${byDescriptor(fd)}/`), name]);
 }
 
 /** What one look compares the tree with, and how far it got. */
@@ -84,7 +89,7 @@ function holdsOnlyIndexedBelow(fd: number, prefix: string, walk: Walk): boolean 
   const { indexed, folders } = walk;
   const below: string[] = [];
   // Read 128 entries at a time: a folder of millions of untracked files is left after its first.
-  const dir = opendirSync(`/proc/self/fd/${fd}`, { encoding: 'latin1', bufferSize: 128 });
+  const dir = opendirSync(byDescriptor(fd), { encoding: 'latin1', bufferSize: 128 });
   try {
     for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
       if (prefix === '' && entry.name === '.git') continue;
@@ -130,7 +135,7 @@ export function folderEntries(path: string): string[] | 'link' | undefined {
     }
   }
   try {
-    return readdirSync(`/proc/self/fd/${fd}`);
+    return readdirSync(byDescriptor(fd));
   } catch {
     return undefined;
   } finally {
@@ -161,7 +166,7 @@ function readIndex(top: number): Map<string, Kind> | undefined {
   const gitDir = openSync(inFolder(top, Buffer.from('.git')), FOLDER_FLAGS);
   let read: ReturnType<typeof readPlainFileStart>;
   try {
-    if (readdirSync(`/proc/self/fd/${gitDir}`).some((name) => name.startsWith('sharedindex.'))) return undefined;
+    if (readdirSync(byDescriptor(gitDir)).some((name) => name.startsWith('sharedindex.'))) return undefined;
     read = readPlainFileStart(inFolder(gitDir, Buffer.from('index')), MAX_INDEX_BYTES);
   } finally {
     closeSync(gitDir);
