@@ -1,6 +1,7 @@
 /**
- * Where a run log's secrets occur in a chunk of output. One secret is looked for with
- * `Buffer.indexOf` (native, ~130 ms per GiB); that is one pass per secret, so a daemon with
+ * Where a run log's secrets occur in a chunk of output. A few secrets are looked for one by one
+ * (`NeedleFinder`, below): first by their rarest byte, with `memchr`, then with
+ * `Buffer.indexOf` where that byte is common. That is one pass per secret, so a daemon with
  * twenty jobs made twenty, and halved a chatty command's throughput (docs/benchmarks-record.md,
  * section 4). From three long secrets on, one pass finds them all (Wu and Manber's
  * multi-pattern search): it reads a block of a few bytes at the end of a window as long as the
@@ -39,22 +40,108 @@ function hashAt(data: Uint8Array, end: number, shift: number): number {
   return Math.imul(word, 0x9e3779b1) >>> shift;
 }
 
-function eachIndexOf(data: Buffer, needle: Buffer, limit: number, found: Array<[number, number]>): void {
-  for (let at = data.indexOf(needle); at !== -1 && at < limit; at = data.indexOf(needle, at + 1)) found.push([at, at + needle.length]);
+/** How common a byte is expected to be in a command's output, 1 (rare) to 4: where a secret's search starts. */
+function expectedCommonness(byte: number): number {
+  if (byte === 0x20 || byte === 0x0a || (byte >= 0x61 && byte <= 0x7a)) return 4;
+  if ((byte >= 0x30 && byte <= 0x39) || COMMON_PUNCTUATION.has(byte)) return 3;
+  return byte > 0x20 && byte < 0x7f ? 2 : 1;
+}
+const COMMON_PUNCTUATION = new Set([...'-.:/,_=()[]"\''].map((char) => char.charCodeAt(0)));
+
+/**
+ * A chunk's `memchr` hits for a secret's byte beyond which that byte is too common to look for
+ * it by: one in 16 KiB (64 a MiB), at least 4. Each hit is a comparison and a call back into
+ * `memchr`, a fraction of a microsecond; `Buffer.indexOf` takes 100-300 µs a MiB of text.
+ */
+const HIT_EVERY_BYTES = 16 * 1024;
+const FEWEST_HITS = 4;
+/** Once no byte of a secret served, the next this many chunks (twice as many each time, up to the most) go straight to `Buffer.indexOf`. */
+const FIRST_REST_CHUNKS = 4;
+const LONGEST_REST_CHUNKS = 256;
+
+/**
+ * Finds one secret. `Buffer.indexOf` (Boyer-Moore-Horspool, after a `memchr` for the first
+ * byte while that finds few candidates) reads text made of the same letters and digits as the
+ * secret at 100-300 ms a GiB here. Most secrets have a byte the output around them hardly has
+ * (a digit, a capital, a `+`): `memchr` for that byte, with each hit checked for the whole
+ * secret, reads a GiB in 10-20 ms. So the search starts with the secret's byte expected to be
+ * rarest, goes on with `Buffer.indexOf` from the first hit past the chunk's allowance
+ * (`HIT_EVERY_BYTES`), and tries the next byte with the next chunk; when none of its bytes
+ * served, chunks go straight to `Buffer.indexOf` for a while (`FIRST_REST_CHUNKS`) before they
+ * are tried again. The bytes are only where to start reading: every occurrence is found either
+ * way (the same idea as the "rare byte" prefilter of Rust's `memchr::memmem`).
+ */
+class NeedleFinder {
+  /** The secret's distinct bytes, each with its first offset in it, the rarest expected first. */
+  private readonly anchors: Array<{ byte: number; offset: number }>;
+  private current = 0;
+  private failedInARow = 0;
+  private restFor = 0;
+  private nextRest = FIRST_REST_CHUNKS;
+
+  constructor(private readonly needle: Buffer) {
+    const firstAt = new Map<number, number>();
+    needle.forEach((byte, offset) => {
+      if (!firstAt.has(byte)) firstAt.set(byte, offset);
+    });
+    this.anchors = [...firstAt].map(([byte, offset]) => ({ byte, offset })).sort((a, b) => expectedCommonness(a.byte) - expectedCommonness(b.byte) || a.offset - b.offset);
+  }
+
+  /** Adds to `found` every occurrence that starts before `limit`, in order. */
+  find(data: Buffer, limit: number, found: Array<[number, number]>): void {
+    if (this.restFor > 0) {
+      this.restFor -= 1;
+      this.indexOf(data, 0, limit, found);
+      return;
+    }
+    const { needle } = this;
+    const { byte, offset } = this.anchors[this.current] as { byte: number; offset: number };
+    const allowed = Math.max(FEWEST_HITS, Math.floor(data.length / HIT_EVERY_BYTES));
+    let hits = 0;
+    // An occurrence starting at `start` has this byte at `start + offset`, and each hit names one start.
+    for (let at = data.indexOf(byte, offset); at !== -1; at = data.indexOf(byte, at + 1)) {
+      const start = at - offset;
+      if (start >= limit) break;
+      hits += 1;
+      if (hits > allowed) {
+        this.giveUpOnAnchor();
+        this.indexOf(data, start, limit, found);
+        return;
+      }
+      if (start + needle.length <= data.length && data.compare(needle, 0, needle.length, start, start + needle.length) === 0) found.push([start, start + needle.length]);
+    }
+    this.failedInARow = 0;
+    this.nextRest = FIRST_REST_CHUNKS;
+  }
+
+  private giveUpOnAnchor(): void {
+    this.current = (this.current + 1) % this.anchors.length;
+    this.failedInARow += 1;
+    if (this.failedInARow < this.anchors.length) return;
+    this.failedInARow = 0;
+    this.restFor = this.nextRest;
+    this.nextRest = Math.min(LONGEST_REST_CHUNKS, this.nextRest * 2);
+  }
+
+  private indexOf(data: Buffer, from: number, limit: number, found: Array<[number, number]>): void {
+    const { needle } = this;
+    for (let at = data.indexOf(needle, from); at !== -1 && at < limit; at = data.indexOf(needle, at + 1)) found.push([at, at + needle.length]);
+  }
 }
 
 export function createSecretSearch(needles: readonly Buffer[]): SecretSearch {
   const long = needles.filter((needle) => needle.length >= LONG_BYTES);
   if (long.length < ONE_PASS_FROM) {
+    const finders = needles.map((needle) => new NeedleFinder(needle));
     return {
       occurrences(data, limit) {
         const found: Array<[number, number]> = [];
-        for (const needle of needles) eachIndexOf(data, needle, limit, found);
-        return found.length > 1 ? found.sort((a, b) => a[0] - b[0]) : found;
+        for (const finder of finders) finder.find(data, limit, found);
+        return finders.length > 1 && found.length > 1 ? found.sort((a, b) => a[0] - b[0]) : found;
       },
     };
   }
-  const short = needles.filter((needle) => needle.length < LONG_BYTES);
+  const short = needles.filter((needle) => needle.length < LONG_BYTES).map((needle) => new NeedleFinder(needle));
   const window = Math.min(WINDOW_MAX, ...long.map((needle) => needle.length));
   // A table eight times the blocks the secrets put in it, within its bounds.
   const bits = Math.min(MAX_HASH_BITS, Math.max(MIN_HASH_BITS, Math.ceil(Math.log2(8 * long.length * (window - BLOCK + 1)))));
@@ -89,7 +176,7 @@ export function createSecretSearch(needles: readonly Buffer[]): SecretSearch {
         }
         end += 1;
       }
-      for (const needle of short) eachIndexOf(data, needle, limit, found);
+      for (const finder of short) finder.find(data, limit, found);
       return short.length > 0 ? found.sort((a, b) => a[0] - b[0]) : found;
     },
   };
