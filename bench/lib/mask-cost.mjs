@@ -3,7 +3,10 @@
 // bundled by bench/mask-cost.sh), side by side, twice: making a masker for a new list of
 // secrets, masking a 1.3 KB chunk of git-like output (what a run's git and a quiet command
 // write), and masking 64 MiB of text and 11 MB of `git log`-like lines (commit ids) in 1 MiB
-// chunks.
+// chunks. Then one secret of each of four forms (the benchmarks' own, 40 hex characters as
+// `openssl rand -hex 20` makes, 44 of base64 as `openssl rand -base64 32` makes, a GitHub token)
+// over three texts in 1 MiB chunks: bench/log-capture.sh's line, the text above, the `git log`
+// lines: which of a secret's bytes the text lacks decides how fast one secret is looked for.
 //
 //   node bench/lib/mask-cost.mjs A.mjs B.mjs [COUNTS]     COUNTS "1,3,20,5000" by default
 import { randomBytes } from 'node:crypto';
@@ -42,6 +45,26 @@ for (const count of counts.split(',').map(Number)) {
       for (let i = 0; i < 2000; i += 1) masker.mask(chunk);
       const perChunk = ((ms(from) / 2000) * 1000).toFixed(1);
       console.log(`| ${count} | ${name} | ${made} | ${perChunk} | ${inChunks(masker, text)} | ${inChunks(masker, gitLog)} |`);
+    }
+  }
+}
+
+// One secret by its form (fixed examples, so that runs compare), over three texts.
+const forms = [
+  ['benchmarks\' (`bench-secret-…`)', process.env.BENCH_SECRET ?? 'bench-secret-0123456789abcdef'],
+  ['40 hex', 'c8576fc1ffe72895251138ac7aca7ba264c62db7'],
+  ['base64', 'w5lNcKm3fg2elDsBWW3Bp3utc+x7iKF/rG1Sd1jbvHs='],
+  ['GitHub token', 'ghp_HaAvGxtqmnCpSIHxwdAd8HbRv7nwuKjaUNLS'],
+];
+const captureLine = Buffer.alloc(64 << 20, '2026-11-23T12:00:00.000Z INFO  deploy: TASK [nginx : ensure packages] ok: [web-042] => (item=nginx) changed=false\n');
+console.log();
+console.log('| one secret | build | log-capture.sh\'s line, MB/s | text, MB/s | git log, MB/s |');
+console.log('|---|---|---|---|---|');
+for (const [form, secret] of forms) {
+  for (let round = 0; round < 2; round += 1) {
+    for (const [name, { createMasker }] of builds) {
+      const masker = createMasker([secret]);
+      console.log(`| ${form} | ${name} | ${inChunks(masker, captureLine)} | ${inChunks(masker, text)} | ${inChunks(masker, gitLog)} |`);
     }
   }
 }
