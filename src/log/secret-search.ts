@@ -1,13 +1,15 @@
 /**
- * Where a run log's secrets occur in a chunk of output. A few secrets are looked for one by one
- * (`NeedleFinder`, below): first by their rarest byte, with `memchr`, then with
- * `Buffer.indexOf` where that byte is common. That is one pass per secret, so a daemon with
- * twenty jobs made twenty, and halved a chatty command's throughput (docs/benchmarks-record.md,
- * section 4). From three long secrets on, one pass finds them all (Wu and Manber's
- * multi-pattern search): it reads a block of a few bytes at the end of a window as long as the
- * shortest secret, and skips ahead by as much as the block allows, a window's length at most
- * when the block is in no secret, which is nearly always. Secrets shorter than `LONG_BYTES` are
- * still looked for one by one.
+ * Where a run log's secrets occur in a chunk of output. Each secret can be looked for by itself
+ * (`NeedleFinder`, below): first by its rarest byte, with `memchr`, then with `Buffer.indexOf`
+ * where that byte is common. One or two secrets always are. With more, one pass per secret
+ * would cost a pass per job (twenty jobs halved a chatty command's throughput,
+ * docs/benchmarks-record.md, section 4), so from three long secrets on, one pass finds them all
+ * (Wu and Manber's multi-pattern search): it reads a block of a few bytes at the end of a window
+ * as long as the shortest secret, and skips ahead by as much as the block allows, a window's
+ * length at most when the block is in no secret, which is nearly always. Up to
+ * `BY_BYTE_UP_TO` long secrets are still looked for each by a byte while every one of them has a
+ * byte the output lacks, which is cheaper than the one pass. Secrets shorter than `LONG_BYTES`
+ * are always looked for one by one.
  */
 export interface SecretSearch {
   /**
@@ -19,6 +21,13 @@ export interface SecretSearch {
 
 /** Fewer long secrets than this are looked for one by one: `indexOf` beats the one pass there. */
 const ONE_PASS_FROM = 3;
+/**
+ * Up to this many long secrets are also looked for one by one, each by its byte, while every
+ * one of them has a byte the output lacks; the one pass takes over for the chunk in which one
+ * of them finds its byte too common, and while any has none. Each is a `memchr` over the chunk
+ * (10-15 ms a GiB), where the one pass reads 150-250 ms a GiB of text.
+ */
+const BY_BYTE_UP_TO = 8;
 /** The shortest secret the one pass takes: shorter ones would allow it only short skips. */
 const LONG_BYTES = 12;
 /**
@@ -67,15 +76,18 @@ const LONGEST_REST_CHUNKS = 256;
  * secret, reads a GiB in 10-20 ms. So the search starts with the secret's byte expected to be
  * rarest, goes on with `Buffer.indexOf` from the first hit past the chunk's allowance
  * (`HIT_EVERY_BYTES`), and tries the next byte with the next chunk; when none of its bytes
- * served, chunks go straight to `Buffer.indexOf` for a while (`FIRST_REST_CHUNKS`) before they
- * are tried again. The bytes are only where to start reading: every occurrence is found either
- * way (the same idea as the "rare byte" prefilter of Rust's `memchr::memmem`).
+ * served, chunks go straight to `Buffer.indexOf` for a while (`FIRST_REST_CHUNKS`, twice as
+ * long each time) before the next byte is tried, one byte after each rest. The bytes are only
+ * where to start reading: every occurrence is found either way (the same idea as the "rare
+ * byte" prefilter of Rust's `memchr::memmem`).
  */
 class NeedleFinder {
   /** The secret's distinct bytes, each with its first offset in it, the rarest expected first. */
   private readonly anchors: Array<{ byte: number; offset: number }>;
   private current = 0;
   private failedInARow = 0;
+  /** Bytes given up on before a rest: all of them at first, then one after each rest. */
+  private triesBeforeRest: number;
   private restFor = 0;
   private nextRest = FIRST_REST_CHUNKS;
 
@@ -85,6 +97,17 @@ class NeedleFinder {
       if (!firstAt.has(byte)) firstAt.set(byte, offset);
     });
     this.anchors = [...firstAt].map(([byte, offset]) => ({ byte, offset })).sort((a, b) => expectedCommonness(a.byte) - expectedCommonness(b.byte) || a.offset - b.offset);
+    this.triesBeforeRest = this.anchors.length;
+  }
+
+  /** Whether the next chunk is to be looked at by a byte (else by `Buffer.indexOf`, or by the one pass beside other secrets). */
+  get resting(): boolean {
+    return this.restFor > 0;
+  }
+
+  /** Counts a chunk looked at some other way (the one pass) toward the end of the rest. */
+  rested(): void {
+    if (this.restFor > 0) this.restFor -= 1;
   }
 
   /** Adds to `found` every occurrence that starts before `limit`, in order. */
@@ -94,6 +117,16 @@ class NeedleFinder {
       this.indexOf(data, 0, limit, found);
       return;
     }
+    const stoppedAt = this.findByByte(data, limit, found);
+    if (stoppedAt !== undefined) this.indexOf(data, stoppedAt, limit, found);
+  }
+
+  /**
+   * Adds to `found` the occurrences that start before `limit`, in order, found by the current
+   * byte. Where that byte is too common, gives it up for the next and returns the start from
+   * which the chunk is yet to be looked at; all of it was, when it returns nothing.
+   */
+  findByByte(data: Buffer, limit: number, found: Array<[number, number]>): number | undefined {
     const { needle } = this;
     const { byte, offset } = this.anchors[this.current] as { byte: number; offset: number };
     const allowed = Math.max(FEWEST_HITS, Math.floor(data.length / HIT_EVERY_BYTES));
@@ -105,20 +138,22 @@ class NeedleFinder {
       hits += 1;
       if (hits > allowed) {
         this.giveUpOnAnchor();
-        this.indexOf(data, start, limit, found);
-        return;
+        return start;
       }
       if (start + needle.length <= data.length && data.compare(needle, 0, needle.length, start, start + needle.length) === 0) found.push([start, start + needle.length]);
     }
     this.failedInARow = 0;
+    this.triesBeforeRest = this.anchors.length;
     this.nextRest = FIRST_REST_CHUNKS;
+    return undefined;
   }
 
   private giveUpOnAnchor(): void {
     this.current = (this.current + 1) % this.anchors.length;
     this.failedInARow += 1;
-    if (this.failedInARow < this.anchors.length) return;
+    if (this.failedInARow < this.triesBeforeRest) return;
     this.failedInARow = 0;
+    this.triesBeforeRest = 1;
     this.restFor = this.nextRest;
     this.nextRest = Math.min(LONGEST_REST_CHUNKS, this.nextRest * 2);
   }
@@ -158,9 +193,19 @@ export function createSecretSearch(needles: readonly Buffer[]): SecretSearch {
     const h = hashAt(needle, window - 1, shift);
     endingWith.set(h, [...(endingWith.get(h) ?? []), needle]);
   }
+  const longFinders = long.length <= BY_BYTE_UP_TO ? long.map((needle) => new NeedleFinder(needle)) : [];
   return {
     occurrences(data, limit) {
       const found: Array<[number, number]> = [];
+      if (longFinders.length > 0) {
+        // Each long secret by its byte; the first that finds its byte too common sends the whole chunk to the one pass.
+        if (longFinders.every((finder) => !finder.resting) && longFinders.every((finder) => finder.findByByte(data, limit, found) === undefined)) {
+          for (const finder of short) finder.find(data, limit, found);
+          return found.length > 1 ? found.sort((a, b) => a[0] - b[0]) : found;
+        }
+        for (const finder of longFinders) finder.rested();
+        found.length = 0;
+      }
       // Windows that start before `limit`: their last byte is before limit + window - 1.
       const last = Math.min(data.length, limit + window - 1);
       for (let end = window - 1; end < last; ) {
