@@ -1,15 +1,16 @@
 /**
  * Where a run log's secrets occur in a chunk of output. Each secret can be looked for by itself
- * (`NeedleFinder`, below): first by its rarest byte, with `memchr`, then with `Buffer.indexOf`
- * where that byte is common. One or two secrets always are. With more, one pass per secret
- * would cost a pass per job (twenty jobs halved a chatty command's throughput,
- * docs/benchmarks-record.md, section 4), so from three long secrets on, one pass finds them all
- * (Wu and Manber's multi-pattern search): it reads a block of a few bytes at the end of a window
- * as long as the shortest secret, and skips ahead by as much as the block allows, a window's
- * length at most when the block is in no secret, which is nearly always. Up to
- * `BY_BYTE_UP_TO` long secrets are still looked for each by a byte while every one of them has a
- * byte the output lacks, which is cheaper than the one pass. Secrets shorter than `LONG_BYTES`
- * are always looked for one by one.
+ * (`NeedleFinder`, below): in a chunk of `BY_BYTE_FROM_BYTES` or more, first by its rarest byte,
+ * with `memchr`, then with `Buffer.indexOf` where that byte is common; in a smaller one, with
+ * `Buffer.indexOf`. With fewer than three long secrets (`LONG_BYTES`), each is looked for by
+ * itself. With more, one pass per secret would cost a pass per job (twenty jobs halved a chatty
+ * command's throughput, docs/benchmarks-record.md, section 4), so from three long secrets on,
+ * one pass finds them all (Wu and Manber's multi-pattern search): it reads a block of a few
+ * bytes at the end of a window as long as the shortest secret, and skips ahead by as much as
+ * the block allows, a window's length at most when the block is in no secret, which is nearly
+ * always. Up to `BY_BYTE_UP_TO` long secrets are still looked for each by a byte, in chunks of
+ * `BY_BYTE_FROM_BYTES` or more, while every one of them has a byte the output lacks. Secrets
+ * shorter than `LONG_BYTES` are always looked for each by itself.
  */
 export interface SecretSearch {
   /**
@@ -25,9 +26,17 @@ const ONE_PASS_FROM = 3;
  * Up to this many long secrets are also looked for one by one, each by its byte, while every
  * one of them has a byte the output lacks; the one pass takes over for the chunk in which one
  * of them finds its byte too common, and while any has none. Each is a `memchr` over the chunk
- * (10-15 ms a GiB), where the one pass reads 150-250 ms a GiB of text.
+ * (10-20 ms a GiB), where the one pass reads 150-250 ms a GiB of text.
  */
 const BY_BYTE_UP_TO = 8;
+/**
+ * Chunks smaller than this are looked at as before (`Buffer.indexOf`, or the one pass), and
+ * teach the search nothing: for a line or two, the calls into `memchr` and the checks cost
+ * more than the search they save (the break-even was about 512 bytes; a command that writes a
+ * line at a time hands over chunks of a line), and a floor of `FEWEST_HITS` a chunk would judge
+ * a byte by too few bytes of output.
+ */
+const BY_BYTE_FROM_BYTES = 4096;
 /** The shortest secret the one pass takes: shorter ones would allow it only short skips. */
 const LONG_BYTES = 12;
 /**
@@ -100,7 +109,7 @@ class NeedleFinder {
     this.triesBeforeRest = this.anchors.length;
   }
 
-  /** Whether the next chunk is to be looked at by a byte (else by `Buffer.indexOf`, or by the one pass beside other secrets). */
+  /** Whether the next chunks are looked at without a byte for a while (by `Buffer.indexOf`, or by the one pass beside other secrets). */
   get resting(): boolean {
     return this.restFor > 0;
   }
@@ -112,6 +121,10 @@ class NeedleFinder {
 
   /** Adds to `found` every occurrence that starts before `limit`, in order. */
   find(data: Buffer, limit: number, found: Array<[number, number]>): void {
+    if (data.length < BY_BYTE_FROM_BYTES || this.anchors.length === 0) {
+      this.indexOf(data, 0, limit, found);
+      return;
+    }
     if (this.restFor > 0) {
       this.restFor -= 1;
       this.indexOf(data, 0, limit, found);
@@ -193,36 +206,49 @@ export function createSecretSearch(needles: readonly Buffer[]): SecretSearch {
     const h = hashAt(needle, window - 1, shift);
     endingWith.set(h, [...(endingWith.get(h) ?? []), needle]);
   }
+  /** The one pass: every long secret's occurrences that start before `limit`, added to `found` in order. */
+  function onePass(data: Buffer, limit: number, found: Array<[number, number]>): void {
+    // Windows that start before `limit`: their last byte is before limit + window - 1.
+    const last = Math.min(data.length, limit + window - 1);
+    for (let end = window - 1; end < last; ) {
+      const h = hashAt(data, end, shift);
+      const by = skip[h] as number;
+      if (by > 0) {
+        end += by;
+        continue;
+      }
+      const start = end - window + 1;
+      for (const needle of endingWith.get(h) ?? []) {
+        if (start + needle.length <= data.length && data.compare(needle, 0, needle.length, start, start + needle.length) === 0) found.push([start, start + needle.length]);
+      }
+      end += 1;
+    }
+  }
   const longFinders = long.length <= BY_BYTE_UP_TO ? long.map((needle) => new NeedleFinder(needle)) : [];
+  /** Each long secret by its byte, when all of them may be: false when one found its byte too common (what `found` got then is partial). */
+  function byByte(data: Buffer, limit: number, found: Array<[number, number]>): boolean {
+    if (longFinders.length === 0) return false;
+    if (longFinders.some((finder) => finder.resting)) {
+      for (const finder of longFinders) finder.rested();
+      return false;
+    }
+    return longFinders.every((finder) => finder.findByByte(data, limit, found) === undefined);
+  }
   return {
     occurrences(data, limit) {
       const found: Array<[number, number]> = [];
-      if (longFinders.length > 0) {
-        // Each long secret by its byte; the first that finds its byte too common sends the whole chunk to the one pass.
-        if (longFinders.every((finder) => !finder.resting) && longFinders.every((finder) => finder.findByByte(data, limit, found) === undefined)) {
-          for (const finder of short) finder.find(data, limit, found);
-          return found.length > 1 ? found.sort((a, b) => a[0] - b[0]) : found;
-        }
-        for (const finder of longFinders) finder.rested();
-        found.length = 0;
+      // The first long secret that finds its byte too common sends the whole chunk to the one pass, which finds in order.
+      let inOrder = true;
+      if (data.length >= BY_BYTE_FROM_BYTES && byByte(data, limit, found)) inOrder = false;
+      else {
+        if (found.length > 0) found.length = 0;
+        onePass(data, limit, found);
       }
-      // Windows that start before `limit`: their last byte is before limit + window - 1.
-      const last = Math.min(data.length, limit + window - 1);
-      for (let end = window - 1; end < last; ) {
-        const h = hashAt(data, end, shift);
-        const by = skip[h] as number;
-        if (by > 0) {
-          end += by;
-          continue;
-        }
-        const start = end - window + 1;
-        for (const needle of endingWith.get(h) ?? []) {
-          if (start + needle.length <= data.length && data.compare(needle, 0, needle.length, start, start + needle.length) === 0) found.push([start, start + needle.length]);
-        }
-        end += 1;
+      if (short.length > 0) {
+        for (const finder of short) finder.find(data, limit, found);
+        inOrder = false;
       }
-      for (const finder of short) finder.find(data, limit, found);
-      return short.length > 0 ? found.sort((a, b) => a[0] - b[0]) : found;
+      return inOrder || found.length < 2 ? found : found.sort((a, b) => a[0] - b[0]);
     },
   };
 }
