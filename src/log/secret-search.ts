@@ -114,24 +114,24 @@ class NeedleFinder {
     return this.restFor > 0;
   }
 
-  /** Counts a chunk looked at some other way (the one pass) toward the end of the rest. */
+  /** Counts a chunk looked at without a byte (by `Buffer.indexOf`, or the one pass) toward the end of the rest. */
   rested(): void {
     if (this.restFor > 0) this.restFor -= 1;
   }
 
   /** Adds to `found` every occurrence that starts before `limit`, in order. */
   find(data: Buffer, limit: number, found: Array<[number, number]>): void {
-    if (data.length < BY_BYTE_FROM_BYTES || this.anchors.length === 0) {
-      this.indexOf(data, 0, limit, found);
-      return;
+    // A small chunk (or an empty secret) is looked at with `Buffer.indexOf` and counts toward no rest.
+    let from = 0;
+    if (data.length >= BY_BYTE_FROM_BYTES && this.anchors.length > 0) {
+      if (this.resting) this.rested();
+      else {
+        const stoppedAt = this.findByByte(data, limit, found);
+        if (stoppedAt === undefined) return;
+        from = stoppedAt;
+      }
     }
-    if (this.restFor > 0) {
-      this.restFor -= 1;
-      this.indexOf(data, 0, limit, found);
-      return;
-    }
-    const stoppedAt = this.findByByte(data, limit, found);
-    if (stoppedAt !== undefined) this.indexOf(data, stoppedAt, limit, found);
+    this.indexOf(data, from, limit, found);
   }
 
   /**
