@@ -22,19 +22,17 @@ vi.mock('node:fs', async (importOriginal) => {
     (...args: A): R => {
       const path = String(args[0]);
       const named = path.replace(/\/$/, '').endsWith(`/${swap.name}`);
-      if (swap.before !== undefined && named) {
-        const before = swap.before;
-        swap.before = undefined;
-        before();
+      /** Runs the hook once, at the first open of the named folder, and notes that open. */
+      const fire = (hook: 'before' | 'after') => {
+        const run = swap[hook];
+        if (run === undefined || !named) return;
+        swap[hook] = undefined;
+        run();
         swap.opened.push(path);
-      }
+      };
+      fire('before');
       const opened = open(...args);
-      if (swap.after !== undefined && named) {
-        const after = swap.after;
-        swap.after = undefined;
-        after();
-        swap.opened.push(path);
-      }
+      fire('after');
       return opened;
     };
   return { ...actual, opendirSync: first(actual.opendirSync), openSync: first(actual.openSync) };
