@@ -34,7 +34,7 @@ for ref in ${BENCH_ALSO_REFS:-}; do
   ALSO_REFS+=" $short"
 done
 
-LINE='2026-11-23T12:00:00.000Z INFO  deploy: TASK [nginx : ensure packages] ok: [web-042] => (item=nginx) changed=false'
+LINE="$BENCH_LOG_LINE"
 # shellcheck disable=SC2016 # expanded by the command's own bash
 SCRIPT='s=$EPOCHREALTIME; yes "$LINE" | head -c "$BYTES"; echo "bench-elapsed $s $EPOCHREALTIME" >&2'
 make_repo "$WORK/remote.git" 1

@@ -10,6 +10,8 @@ EXAMPLES="$ROOT/node_modules/@octokit/webhooks-examples/api.github.com/index.jso
 
 # Every secret comes from one environment variable, as a real deployment would have it.
 export BENCH_SECRET="${BENCH_SECRET:-bench-secret-0123456789abcdef}"
+# The log line log-capture.sh's command repeats (`yes`); mask-cost.sh masks it too.
+export BENCH_LOG_LINE="${BENCH_LOG_LINE:-2026-11-23T12:00:00.000Z INFO  deploy: TASK [nginx : ensure packages] ok: [web-042] => (item=nginx) changed=false}"
 # The daemon's own log level; `info` is the shipped default (one line per delivery).
 export DEPLOYHOOK_LOG_LEVEL="${DEPLOYHOOK_LOG_LEVEL:-info}"
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.test GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.test

@@ -8,12 +8,14 @@
 // over three texts in 1 MiB chunks: bench/log-capture.sh's line, the text above, the `git log`
 // lines: which of a secret's bytes the text lacks decides how fast one secret is looked for.
 //
-//   node bench/lib/mask-cost.mjs A.mjs B.mjs [COUNTS]     COUNTS "1,3,20,5000" by default
+//   BENCH_SECRET=... BENCH_LOG_LINE=... node bench/lib/mask-cost.mjs A.mjs B.mjs [COUNTS]     COUNTS "1,3,20,5000" by default
+//   (bench/mask-cost.sh sets both, as bench/lib/common.sh has them)
 import { randomBytes } from 'node:crypto';
 
 const [first, second, counts = '1,3,20,5000'] = process.argv.slice(2);
-if (!first || !second) {
-  console.error('usage: mask-cost.mjs A.mjs B.mjs [COUNTS]');
+const { BENCH_SECRET: benchSecret, BENCH_LOG_LINE: captureLineText } = process.env;
+if (!first || !second || !benchSecret || !captureLineText) {
+  console.error('usage: BENCH_SECRET=... BENCH_LOG_LINE=... mask-cost.mjs A.mjs B.mjs [COUNTS]');
   process.exit(2);
 }
 const builds = [
@@ -51,12 +53,12 @@ for (const count of counts.split(',').map(Number)) {
 
 // One secret by its form (fixed examples, so that runs compare), over three texts.
 const forms = [
-  ['benchmarks\' (`bench-secret-…`)', process.env.BENCH_SECRET ?? 'bench-secret-0123456789abcdef'],
+  ['benchmarks\' (`bench-secret-…`)', benchSecret],
   ['40 hex', 'c8576fc1ffe72895251138ac7aca7ba264c62db7'],
   ['base64', 'w5lNcKm3fg2elDsBWW3Bp3utc+x7iKF/rG1Sd1jbvHs='],
   ['GitHub token', 'ghp_HaAvGxtqmnCpSIHxwdAd8HbRv7nwuKjaUNLS'],
 ];
-const captureLine = Buffer.alloc(64 << 20, '2026-11-23T12:00:00.000Z INFO  deploy: TASK [nginx : ensure packages] ok: [web-042] => (item=nginx) changed=false\n');
+const captureLine = Buffer.alloc(64 << 20, `${captureLineText}\n`);
 console.log();
 console.log('| one secret | build | log-capture.sh\'s line, MB/s | text, MB/s | git log, MB/s |');
 console.log('|---|---|---|---|---|');
