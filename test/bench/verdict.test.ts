@@ -63,11 +63,11 @@ describe('bench/lib/verdict.mjs', () => {
   });
 
   it('gives the figures docs/benchmarks.md summarizes, from the suites whose tables are kept beside them', async () => {
-    const kept = suitesAt('4c40870', ['20261206T141542Z', '20261206T142441Z', '20261206T143348Z']);
+    const kept = suitesAt('ab86276', ['20261206T162121Z', '20261206T163026Z', '20261206T163929Z', '20261206T164851Z', '20261206T165731Z', '20261206T170625Z']);
     const { rows, last } = await verdict(kept);
     const docs = await readFile(join(REPO_ROOT, 'docs', 'benchmarks.md'), 'utf8');
     const summary = docs.slice(docs.indexOf('## Where it stands'), docs.indexOf('## The machine'));
-    expect(summary).toContain('`4c40870`');
+    expect(summary).toContain('`ab86276`');
     expect(summary).toContain(last.replace(' met', ''));
     // Each figure with a range: its median (with the unit) and its range must be the summary's.
     const figures = [...rows.values()].map((row) => /^([\d.,]+)(×| ms| MB) \(([\d.,]+)–([\d.,]+)/.exec(row)).filter((match) => match !== null);
