@@ -58,6 +58,11 @@ function hashAt(data: Uint8Array, end: number, shift: number): number {
   return Math.imul(word, 0x9e3779b1) >>> shift;
 }
 
+/** Whether the whole of `needle` is in `data` from `start` on: the check behind every candidate, by a byte or by the one pass. */
+function occursAt(data: Buffer, needle: Buffer, start: number): boolean {
+  return start + needle.length <= data.length && data.compare(needle, 0, needle.length, start, start + needle.length) === 0;
+}
+
 /** How common a byte is expected to be in a command's output, 1 (rare) to 4: where a secret's search starts. */
 function expectedCommonness(byte: number): number {
   if (byte === 0x20 || byte === 0x0a || (byte >= 0x61 && byte <= 0x7a)) return 4;
@@ -153,7 +158,7 @@ class NeedleFinder {
         this.giveUpOnAnchor();
         return start;
       }
-      if (start + needle.length <= data.length && data.compare(needle, 0, needle.length, start, start + needle.length) === 0) found.push([start, start + needle.length]);
+      if (occursAt(data, needle, start)) found.push([start, start + needle.length]);
     }
     this.failedInARow = 0;
     this.triesBeforeRest = this.anchors.length;
@@ -219,7 +224,7 @@ export function createSecretSearch(needles: readonly Buffer[]): SecretSearch {
       }
       const start = end - window + 1;
       for (const needle of endingWith.get(h) ?? []) {
-        if (start + needle.length <= data.length && data.compare(needle, 0, needle.length, start, start + needle.length) === 0) found.push([start, start + needle.length]);
+        if (occursAt(data, needle, start)) found.push([start, start + needle.length]);
       }
       end += 1;
     }
@@ -241,7 +246,7 @@ export function createSecretSearch(needles: readonly Buffer[]): SecretSearch {
       let inOrder = true;
       if (data.length >= BY_BYTE_FROM_BYTES && byByte(data, limit, found)) inOrder = false;
       else {
-        if (found.length > 0) found.length = 0;
+        found.length = 0;
         onePass(data, limit, found);
       }
       if (short.length > 0) {
